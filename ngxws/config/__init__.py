@@ -1,0 +1,1 @@
+"""Config layer: crossplane parse -> directive checks -> immutable model."""

@@ -1,0 +1,281 @@
+"""The typed, immutable picture of an nginx.conf that the rest of ngxws reads.
+
+crossplane's raw parse is turned into these frozen dataclasses once, at
+start-up (see ``loader.py``); nothing after that looks at the raw parse.  The
+model keeps, for every item, the file:line it came from, so that ``ngxws
+check`` and runtime messages can point at the config like ``nginx -t`` does.
+
+Inheritance (http -> server -> location) is already resolved here: a
+``Location`` carries the effective ``ProxySettings`` for requests it handles,
+so the request path never walks parent blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a directive stands: printed as ``file:line`` in every message."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Listen:
+    """One ``listen`` directive.
+
+    ``host`` is ``"0.0.0.0"`` for a bare port (as nginx binds ``*:port``),
+    ``"::"`` for ``[::]:port``; ``unix`` holds the socket path for ``unix:``
+    listens (then host is ``""`` and port ``0``).
+    """
+
+    host: str
+    port: int
+    unix: str | None = None
+    default_server: bool = False
+    ssl: bool = False
+    http2: bool = False
+    source: Source | None = None
+
+    @property
+    def key(self) -> tuple[str, int, str | None]:
+        """Identity of the socket this listen binds (several servers share one)."""
+        return (self.host, self.port, self.unix)
+
+
+@dataclass(frozen=True)
+class ProxyPass:
+    """A ``proxy_pass`` target, split the way nginx splits it.
+
+    ``uri`` is ``None`` when the URL has no URI part (``http://b:9000``): the
+    request URI is then passed unchanged.  With a URI part (even ``/``) the
+    part of the request URI that matched the location is replaced by it.
+    ``upstream`` names an ``upstream {}`` block when ``host`` matches one.
+    ``has_variables`` marks a URL that holds ``$vars`` (resolved per request).
+    """
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    uri: str | None
+    upstream: str | None = None
+    has_variables: bool = False
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamPeer:
+    """One ``server`` line inside an ``upstream {}`` block."""
+
+    host: str
+    port: int
+    weight: int = 1
+    max_fails: int = 1
+    fail_timeout: float = 10.0
+    backup: bool = False
+    down: bool = False
+    unix: str | None = None
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """An ``upstream NAME {}`` block; ``balance`` is ``round_robin``,
+    ``least_conn``, ``ip_hash`` or ``hash`` (with ``hash_key``)."""
+
+    name: str
+    peers: tuple[UpstreamPeer, ...]
+    balance: str = "round_robin"
+    hash_key: str | None = None
+    keepalive: int = 0
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Effective ``proxy_*`` settings of a location, after inheritance.
+
+    ``set_headers`` is the complete list nginx would use at this level: when a
+    level sets any ``proxy_set_header`` it replaces everything inherited, and
+    when no level sets any, nginx's defaults apply (``Host $proxy_host``,
+    ``Connection close``).  Values keep their ``$variables``; they are
+    rendered per request.  Times are seconds.
+    """
+
+    set_headers: tuple[tuple[str, str], ...] = (
+        ("Host", "$proxy_host"),
+        ("Connection", "close"),
+    )
+    http_version: str = "1.0"
+    pass_request_headers: bool = True
+    connect_timeout: float = 60.0
+    read_timeout: float = 60.0
+    send_timeout: float = 60.0
+    next_upstream: tuple[str, ...] = ("error", "timeout")
+    ssl_server_name: bool = False
+    ssl_verify: bool = False
+    ssl_trusted_certificate: str | None = None
+    buffering: bool = True
+
+
+class Fork(str, Enum):
+    """Which line of the module a server's ws_* settings follow (spec: module.md)."""
+
+    V1 = "v1"
+    CHAINSTACK = "chainstack"
+
+
+@dataclass(frozen=True)
+class WsLogTemplates:
+    """Raw ``ws_log_format`` templates; ``None`` = not set in the config.
+
+    Defaults are applied by ``WsSettings.effective_templates`` because they
+    depend on which fork the server follows.
+    """
+
+    frame: str | None = None
+    open: str | None = None
+    close: str | None = None
+    client: str | None = None
+    server: str | None = None
+
+
+DEFAULT_FRAME_TEMPLATE = "$time_local: packet received from $ws_packet_source"
+DEFAULT_OPEN_TEMPLATE = "websocket connection opened"
+DEFAULT_CLOSE_TEMPLATE = "websocket connection closed"
+
+
+@dataclass(frozen=True)
+class WsSettings:
+    """The module's per-server settings (``ws_log``, ``ws_log_format``, ...).
+
+    ``log_path`` is already resolved against the prefix (``-p``).  ``fork``
+    is CHAINSTACK when the server uses ``ws_log_enabled`` (that fork's rules:
+    no default templates, nothing logged unless ``on``; with ``on`` and no
+    ``ws_log`` the lines go to the error log).
+    """
+
+    log_path: str | None = None
+    log_enabled: bool | None = None
+    templates: WsLogTemplates = field(default_factory=WsLogTemplates)
+    max_connections: int = 0
+    conn_age: float | None = None
+    fork: Fork = Fork.V1
+
+    def effective_templates(self) -> WsLogTemplates:
+        """Templates that will actually log, or all-None when nothing logs."""
+        t = self.templates
+        if self.fork is Fork.CHAINSTACK:
+            if not self.log_enabled:
+                return WsLogTemplates()
+            return t
+        if self.log_path is None:
+            return WsLogTemplates()
+        return WsLogTemplates(
+            frame=t.frame if t.frame is not None else DEFAULT_FRAME_TEMPLATE,
+            open=t.open if t.open is not None else DEFAULT_OPEN_TEMPLATE,
+            close=t.close if t.close is not None else DEFAULT_CLOSE_TEMPLATE,
+            client=t.client,
+            server=t.server,
+        )
+
+
+@dataclass(frozen=True)
+class Return:
+    """``return CODE [text|URL];`` or ``return URL;``."""
+
+    code: int
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Access:
+    """``allow``/``deny`` rules in config order: (``"allow"|"deny"``, CIDR or ``"all"``),
+    plus ``auth_basic`` (realm, or None when off) and its user file."""
+
+    rules: tuple[tuple[str, str], ...] = ()
+    auth_basic: str | None = None
+    auth_basic_user_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Location:
+    """A ``location`` block.  ``modifier`` is ``""``, ``"="``, ``"^~"``,
+    ``"~"``, ``"~*"`` or ``"@"`` (named)."""
+
+    modifier: str
+    pattern: str
+    proxy_pass: ProxyPass | None = None
+    ws_stat: bool = False
+    return_: Return | None = None
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    access: Access = field(default_factory=Access)
+    client_max_body_size: int = 1024 * 1024
+    locations: tuple[Location, ...] = ()
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class Server:
+    """A ``server`` block: where it listens, which names it answers, and what
+    it serves.  ``locations`` are in config order (matching is done by
+    ``routing.locations``)."""
+
+    listens: tuple[Listen, ...]
+    server_names: tuple[str, ...]
+    locations: tuple[Location, ...]
+    ws: WsSettings = field(default_factory=WsSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    access: Access = field(default_factory=Access)
+    ssl_certificate: str | None = None
+    ssl_certificate_key: str | None = None
+    ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    client_header_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
+    client_max_body_size: int = 1024 * 1024
+    large_client_header_buffers: tuple[int, int] = (4, 8192)
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A directive ngxws does not implement, for the migration report.
+
+    ``harmless`` is True when ignoring it changes nothing a client or backend
+    can observe (``worker_rlimit_nofile``, ``sendfile``...), False when it
+    would change behaviour (``gzip``, ``rewrite``...).
+    """
+
+    name: str
+    source: Source
+    harmless: bool
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole file.  ``path`` is the main conf file, ``prefix`` the
+    directory relative runtime paths (logs, pid, ws_log) resolve against."""
+
+    path: str
+    prefix: str
+    servers: tuple[Server, ...]
+    upstreams: tuple[Upstream, ...] = ()
+    worker_processes: int = 1
+    worker_connections: int = 512
+    pid_path: str | None = None
+    error_log: str | None = None
+    error_log_level: str = "error"
+    ignored: tuple[Ignored, ...] = ()
+
+    def upstream(self, name: str) -> Upstream | None:
+        for u in self.upstreams:
+            if u.name == name:
+                return u
+        return None

@@ -1,0 +1,1 @@
+"""Websocket wire format: header-only frame tracking and the few frames ngxws writes itself."""

@@ -1,0 +1,18 @@
+"""Type stub for the optional C extension built from ``_speedups.c``.
+
+Same interface as :class:`ngxws.ws.frames.PyFrameTracker`, the reference.
+"""
+
+from __future__ import annotations
+
+class FrameTracker:
+    """Follows one direction of a websocket byte stream, reading frame headers only."""
+
+    @property
+    def error(self) -> bool: ...
+    @property
+    def at_boundary(self) -> bool: ...
+    def feed(self, data: bytes | bytearray | memoryview, /) -> tuple[int, int]: ...
+    def feed_frames(
+        self, data: bytes | bytearray | memoryview, /
+    ) -> list[tuple[int, int, bool]]: ...

@@ -1,0 +1,298 @@
+"""Header-only websocket frame tracking, and the few frames ngxws writes itself.
+
+Theory of operation
+-------------------
+The proxy copies bytes between client and upstream untouched.  To count
+frames and payload bytes the way ngx_http_websocket_stat_module does, each
+direction of a tunnel gets one :class:`FrameTracker` that is fed every chunk
+read from the socket.  The tracker decodes only frame *headers* (RFC 6455
+section 5.2: FIN/RSV/opcode byte, mask bit and 7-bit length, optional 16- or
+64-bit extended length, optional 4-byte masking key) and then jumps over the
+payload without looking at it, so its cost is per frame, not per byte.
+
+Its whole state between chunks is:
+
+* ``skip``: payload bytes of the last counted frame still to come;
+* ``head``: the first bytes of a header that a chunk cut short (at most 13).
+
+When both are empty the stream is between two frames (``at_boundary``): the
+one place the proxy may insert a close frame of its own.
+
+A frame is counted when its header is complete, even though its payload may
+arrive over many later reads; that is also when the module counts it.  Unlike
+the module, a header may be split at any byte: the module assumes the extended
+length arrives in one read and misparses (or crashes) otherwise.
+
+The tracker observes and never judges: RSV bits, reserved opcodes, unmasked
+client frames and oversized control frames are all counted, because failing
+the connection is the endpoints' job, not the proxy's.  The single error is a
+64-bit length with its top bit set (forbidden by RFC 6455 and not
+representable as a signed 64-bit offset): the stream can no longer be
+followed, so ``error`` becomes true and the tracker counts nothing more on
+that stream.  It never raises into the I/O layer.
+
+Two implementations share this interface: :class:`PyFrameTracker` below is
+the reference, and ``ngxws/ws/_speedups.c`` is the same state machine in C
+(:data:`CFrameTracker`).  :data:`FrameTracker` is the C one when it was built,
+unless the environment sets ``NGXWS_NO_SPEEDUPS=1``.  The tests check both
+against each other on randomly split streams.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from typing import TYPE_CHECKING
+
+__all__ = [
+    "CFrameTracker",
+    "CloseCode",
+    "FrameTracker",
+    "Opcode",
+    "PyFrameTracker",
+    "encode_close_frame",
+]
+
+
+class Opcode(enum.IntEnum):
+    """RFC 6455 opcodes, for code that writes or names frames.
+
+    :meth:`FrameTracker.feed_frames` returns plain ints, not members: reserved
+    opcodes (3-7, 0xB-0xF) pass through the proxy and have no member here.
+    """
+
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+class CloseCode(enum.IntEnum):
+    """Close codes ngxws sends itself (the ones the module sends, same values)."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    TRY_AGAIN_LATER = 1013  # ws_max_connections reached: "Try Again Later"
+    CONNECTION_AGED = 4001  # ws_conn_age reached: "Connection is Aged"
+
+
+# Nothing completed in this chunk: the common answer while a large payload
+# streams through, so it is one shared tuple rather than a new one per read.
+_NOTHING: tuple[int, int] = (0, 0)
+
+
+class PyFrameTracker:
+    """Follows one direction of a websocket byte stream, reading frame headers only.
+
+    Pure-Python reference implementation; ``_speedups.FrameTracker`` must
+    behave identically.  ``feed`` is written for speed (locals, index
+    arithmetic, no per-frame objects) because it is also the fallback when the
+    C extension is not built.
+    """
+
+    __slots__ = ("_error", "_head", "_skip")
+
+    def __init__(self) -> None:
+        self._skip = 0  # payload bytes of the current frame not yet seen
+        self._head = b""  # start of a header cut by the end of the last chunk
+        self._error = False
+
+    @property
+    def error(self) -> bool:
+        """True once the stream cannot be followed; then ``feed*()`` return nothing."""
+        return self._error
+
+    @property
+    def at_boundary(self) -> bool:
+        """True when the bytes fed so far end exactly between two frames.
+
+        That is where the proxy may insert a frame of its own (a close) without
+        cutting one of the peer's frames.  False after ``error``: frame
+        boundaries are no longer known.
+        """
+        return not (self._skip or self._head or self._error)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> tuple[int, int]:
+        """Scan one chunk; return ``(frames, payload)`` for frame headers completed in it.
+
+        ``frames`` is how many headers were completed by this chunk and
+        ``payload`` the sum of their payload lengths (declared, not yet
+        necessarily received).
+        """
+        if self._error:
+            return _NOTHING
+        n = len(data)
+        pos = self._skip
+        if pos:
+            if pos >= n:
+                self._skip = pos - n
+                return _NOTHING
+            self._skip = 0
+        frames = 0
+        total = 0
+        if self._head:
+            hdr, length = self._finish_head(data)
+            if hdr <= 0:
+                return _NOTHING
+            frames = 1
+            total = length
+            pos = hdr + length
+        # Hot loop, kept in one piece: _finish_head and feed_frames hold the
+        # same header arithmetic, each tested against this one.
+        while pos < n:
+            if pos + 2 > n:
+                break
+            b1 = data[pos + 1]
+            length = b1 & 0x7F
+            hdr = pos + 6 if b1 & 0x80 else pos + 2
+            if length < 126:
+                if hdr > n:
+                    break
+            elif length == 126:
+                hdr += 2
+                if hdr > n:
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+            else:
+                hdr += 8
+                if hdr > n:
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                if length >> 63:
+                    self._error = True
+                    return (frames, total)
+            frames += 1
+            total += length
+            pos = hdr + length
+        if pos > n:
+            self._skip = pos - n
+        elif pos < n:
+            self._head = bytes(data[pos:])
+        return (frames, total) if frames else _NOTHING
+
+    def feed_frames(self, data: bytes | bytearray | memoryview) -> list[tuple[int, int, bool]]:
+        """Scan one chunk like :meth:`feed`; return ``(opcode, payload_length, fin)`` per frame.
+
+        One tuple per header completed in this chunk, in stream order.  Used
+        only for per-frame logging, so it may allocate per frame.
+        """
+        out: list[tuple[int, int, bool]] = []
+        if self._error:
+            return out
+        n = len(data)
+        pos = self._skip
+        if pos:
+            if pos >= n:
+                self._skip = pos - n
+                return out
+            self._skip = 0
+        if self._head:
+            b0 = self._head[0]
+            hdr, length = self._finish_head(data)
+            if hdr <= 0:
+                return out
+            out.append((b0 & 0x0F, length, bool(b0 & 0x80)))
+            pos = hdr + length
+        while pos < n:
+            hdr, length = _parse_header(data, pos, n)
+            if hdr == 0:
+                self._head = bytes(data[pos:])
+                return out
+            if hdr < 0:
+                self._error = True
+                return out
+            b0 = data[pos]
+            out.append((b0 & 0x0F, length, bool(b0 & 0x80)))
+            pos = hdr + length
+        if pos > n:
+            self._skip = pos - n
+        return out
+
+    def _finish_head(self, data: bytes | bytearray | memoryview) -> tuple[int, int]:
+        """Complete the header kept from the last chunk with the start of ``data``.
+
+        Returns ``(end, length)`` where ``end`` is the offset in ``data`` just
+        past the header; ``(0, 0)`` if ``data`` still does not complete it (the
+        bytes are kept), ``(-1, 0)`` on the unfollowable length (``error`` set).
+        """
+        kept = self._head
+        buf = kept + bytes(data[: 14 - len(kept)])
+        hdr, length = _parse_header(buf, 0, len(buf))
+        if hdr == 0:
+            self._head = buf
+            return 0, 0
+        self._head = b""
+        if hdr < 0:
+            self._error = True
+            return -1, 0
+        return hdr - len(kept), length
+
+
+def _parse_header(data: bytes | bytearray | memoryview, pos: int, n: int) -> tuple[int, int]:
+    """Decode the header starting at ``data[pos]``, looking no further than ``data[n]``.
+
+    Returns ``(end, length)``: ``end`` is the offset just past the header
+    (masking key included).  ``(0, 0)`` means the header is incomplete,
+    ``(-1, 0)`` a 64-bit length with the top bit set.
+    """
+    if pos + 2 > n:
+        return 0, 0
+    b1 = data[pos + 1]
+    length = b1 & 0x7F
+    hdr = pos + 6 if b1 & 0x80 else pos + 2
+    if length == 126:
+        hdr += 2
+        if hdr > n:
+            return 0, 0
+        length = (data[pos + 2] << 8) | data[pos + 3]
+    elif length == 127:
+        hdr += 8
+        if hdr > n:
+            return 0, 0
+        length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+        if length >> 63:
+            return -1, 0
+    elif hdr > n:
+        return 0, 0
+    return hdr, length
+
+
+def encode_close_frame(code: int, reason: str) -> bytes:
+    """Build a server-to-client close frame: FIN, opcode 8, unmasked, code + UTF-8 reason.
+
+    Used where ngxws speaks for itself (``ws_max_connections``,
+    ``ws_conn_age``), as the module does.  Servers must not mask (RFC 6455
+    5.1); a control frame carries at most 125 payload bytes (5.5), so the
+    reason is limited to 123 UTF-8 bytes.
+    """
+    if not 1000 <= code <= 4999:
+        raise ValueError(f"close code out of range: {code}")
+    payload = code.to_bytes(2, "big") + reason.encode("utf-8")
+    if len(payload) > 125:
+        raise ValueError(f"close reason too long: {len(payload) - 2} bytes > 123")
+    return bytes((0x80 | Opcode.CLOSE, len(payload))) + payload
+
+
+def _speedups_disabled() -> bool:
+    """``NGXWS_NO_SPEEDUPS`` set to anything but empty or ``0`` forces pure Python."""
+    return os.environ.get("NGXWS_NO_SPEEDUPS", "") not in ("", "0")
+
+
+CFrameTracker: type[_speedups.FrameTracker] | None
+"""The C tracker from ``_speedups.c``, or None when the extension is not built."""
+try:
+    from ngxws.ws import _speedups
+except ImportError:  # optional: setup.py builds it when a compiler is there
+    CFrameTracker = None
+else:
+    CFrameTracker = _speedups.FrameTracker
+
+if TYPE_CHECKING:
+    # For annotations (``tracker: FrameTracker``); the C type has the same interface.
+    FrameTracker = PyFrameTracker
+else:
+    FrameTracker = (
+        CFrameTracker if CFrameTracker is not None and not _speedups_disabled() else PyFrameTracker
+    )
