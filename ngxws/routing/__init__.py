@@ -1,0 +1,1 @@
+"""Request routing: which server, which location, which upstream peer (nginx's algorithms)."""

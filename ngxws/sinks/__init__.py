@@ -1,0 +1,1 @@
+"""Where accounting ends up: the ws_stat page and the ws_log files."""

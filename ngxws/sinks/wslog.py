@@ -1,0 +1,475 @@
+"""ws_log templates: compile once, bind per connection, render per frame.
+
+Theory of operation
+-------------------
+A ``ws_log_format`` template is literal text with ``$name`` variables
+(``${name}`` also works, to glue a variable to following letters).  Work is
+done at the latest moment its inputs are known, and never again:
+
+1. **Config time** -- ``compile_template(text)`` splits the text into
+   literals and ``Variable``\\ s.  Cached: every connection of every server
+   shares one ``Template`` per distinct text.
+2. **Tunnel open** -- ``Template.bind(conn)`` renders everything that is
+   constant for the connection (``$request``, ``$remote_addr``,
+   ``$http_upgrade``, ...) into the literal text, leaving a ``%``-format
+   string whose only slots are the per-frame values.  The result is a
+   ``BoundTemplate``.
+3. **Every frame** -- ``BoundTemplate.frame_line(opcode, payload, message,
+   source, now)`` is ``fmt % (slot, slot)``: a generated function with the
+   slot expressions inlined, so a line costs one tuple, at most one cached
+   time lookup and one ``%`` (well under a microsecond).  The generated
+   code depends only on which slots appear, not on the text, so there is
+   one function per slot layout per process (like ``namedtuple`` and
+   ``dataclasses``, the code is built from a fixed table of expressions;
+   no template text ever reaches ``exec``).
+
+``FrameLogger`` sits on top: given a server's effective templates it decides
+which lines a batch of frames produces -- one per frame (the frame
+template), or one per complete data message (the chainstack fork's
+``client``/``server`` templates) -- and keeps the per-direction message
+size.  Everything here is sans-I/O: lines are returned as ``str`` **without
+the trailing newline**; ``logfile.LogFile.append`` adds it.
+
+Variables
+---------
+What each variable prints is mirrored from the module (spec: module.md,
+"Log templates").  Deliberate differences, each one line:
+
+- names follow nginx's syntax (``[A-Za-z0-9_]+``, case-insensitive,
+  ``${name}``); the module used ``strstr`` and so also matched prefixes
+  (``$urix`` printed ``$uri`` then ``x``); here that is the unknown ``$urix``.
+- an unknown variable prints ``???``; a ``$`` not followed by a name (or an
+  unterminated ``${``) stays literal text, as in the module.
+- no truncation to fixed widths, no deletion of capital ``X``.
+- in open/close lines the frame-only variables (``$ws_opcode``,
+  ``$ws_payload_size``, ``$ws_message_size``, ``$ws_packet_source``) print
+  ``???``; ``$ws_conn_age`` is real (0 at open).
+- a control frame in the middle of a fragmented message does not reset
+  ``$ws_message_size`` (the chainstack fork zeroes it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, cast
+
+from ngxws.config.model import WsLogTemplates
+from ngxws.sinks import timefmt
+from ngxws.sinks.timefmt import TimeCache
+
+__all__ = [
+    "CLIENT",
+    "KNOWN_VARIABLES",
+    "UNKNOWN",
+    "UPSTREAM",
+    "BoundTemplate",
+    "ConnInfo",
+    "EventLineFn",
+    "FrameLineFn",
+    "FrameLogger",
+    "Template",
+    "Variable",
+    "compile_template",
+]
+
+UNKNOWN = "???"  # the module's UNKNOWN_VAR: printed for a value that cannot be known
+CLIENT = "client"  # $ws_packet_source values
+UPSTREAM = "upstream"
+
+# nginx variable syntax: ``$name`` or ``${name}``.
+_VARIABLE_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
+
+# Variables whose value only exists for a frame: ``???`` in open/close lines.
+_FRAME_ONLY = frozenset({"ws_opcode", "ws_payload_size", "ws_message_size", "ws_packet_source"})
+
+# Per-line slots and the expression that renders each in a generated line
+# function.  Names available to the expressions: the frame_line parameters,
+# ``opened`` (int(opened_at)), ``http_date``/``iso8601``/``msec`` (the
+# worker's ``TimeCache`` methods) and ``int``.
+_SLOT_EXPR: dict[str, str] = {
+    "ws_opcode": "opcode",
+    "ws_payload_size": "payload",
+    "ws_message_size": "message",
+    "ws_packet_source": "source",
+    # The module prints ngx_time() - start, both whole seconds: mirror that
+    # (not int(now - opened_at)); clamp at 0 should the clock step back.
+    "ws_conn_age": "(int(now) - opened if now >= opened else 0)",
+    "time_local": "http_date(now)",
+    "time_iso8601": "iso8601(now)",
+    "msec": "msec(now)",
+}
+_SLOT_FORMAT: dict[str, str] = {
+    "ws_opcode": "%d",
+    "ws_payload_size": "%d",
+    "ws_message_size": "%d",
+    "ws_packet_source": "%s",
+    "ws_conn_age": "%d",
+    "time_local": "%s",
+    "time_iso8601": "%s",
+    "msec": "%s",
+}
+
+# Per-connection constants (besides ``$http_NAME``), rendered once at bind.
+_CONN_VARIABLES = frozenset(
+    {
+        "request",
+        "uri",
+        "request_id",
+        "remote_user",
+        "remote_addr",
+        "remote_port",
+        "server_addr",
+        "server_port",
+        "upstream_addr",
+        "remote_ip",
+    }
+)
+
+KNOWN_VARIABLES = frozenset(_SLOT_EXPR) | _CONN_VARIABLES
+"""Every variable name a template may use, ``http_*`` aside."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A ``$name`` occurrence; ``name`` is lower-cased (nginx variable names
+    are case-insensitive)."""
+
+    name: str
+
+    @property
+    def known(self) -> bool:
+        return self.name in KNOWN_VARIABLES or self.name.startswith("http_")
+
+
+@dataclass(frozen=True)
+class ConnInfo:
+    """What a tunnel knows about itself when it opens; constant afterwards.
+
+    Strings are as nginx's variables print them.  ``remote_user`` is ``""``
+    without basic auth (prints empty); ``upstream_addr`` is ``""`` when no
+    peer is connected and ``request_id`` ``""`` when none was made (both
+    then print ``???``).  ``headers`` maps lower-cased request header names
+    to values (when a header repeats, the module printed the last
+    occurrence: it searched from the end).  For byte-exact logs, decode
+    header bytes the way ``LogFile`` encodes (UTF-8, ``surrogateescape``).  ``opened_at`` is
+    ``time.time()`` when the tunnel opened.
+    """
+
+    request: str
+    uri: str
+    request_id: str
+    remote_addr: str
+    remote_port: str
+    server_addr: str
+    server_port: str
+    opened_at: float
+    remote_user: str = ""
+    upstream_addr: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class _ConnValues:
+    """Renders per-connection variables for one connection.
+
+    Shared by the up-to-five templates a ``FrameLogger`` binds, so the
+    header table is normalised once per connection, and only if a template
+    asks for a header.
+    """
+
+    __slots__ = ("_conn", "_headers")
+
+    def __init__(self, conn: ConnInfo) -> None:
+        self._conn = conn
+        self._headers: dict[str, str] | None = None
+
+    def get(self, name: str) -> str:
+        conn = self._conn
+        if name.startswith("http_"):
+            if self._headers is None:
+                # The module's compare_hdr: case-insensitive, and a ``_`` in
+                # the variable matches a ``-`` (or ``_``) in the header name.
+                self._headers = {k.lower().replace("-", "_"): v for k, v in conn.headers.items()}
+            return self._headers.get(name[5:], UNKNOWN)
+        if name == "remote_ip":
+            return conn.remote_addr
+        if name == "upstream_addr" or name == "request_id":
+            return cast(str, getattr(conn, name)) or UNKNOWN
+        if name in _CONN_VARIABLES:
+            return cast(str, getattr(conn, name))
+        return UNKNOWN
+
+
+FrameLineFn = Callable[[int, int, int, str, float], str]
+"""``frame_line(opcode, payload_size, message_size, source, now) -> line``."""
+
+EventLineFn = Callable[[float], str]
+"""``event_line(now) -> line``."""
+
+_FRAME_PARAMS = "opcode, payload, message, source, now"
+_EVENT_PARAMS = "now"
+
+# (params, slot layout) -> factory(fmt, opened, http_date, iso8601, msec) -> line fn
+_FACTORIES: dict[tuple[str, tuple[str, ...]], Callable[..., Callable[..., str]]] = {}
+
+
+def _line_function(
+    params: str, slots: tuple[str, ...], fmt: str, opened: int, clock: TimeCache
+) -> Callable[..., str]:
+    """A function ``(params) -> str`` that is ``fmt % (slot values)``.
+
+    ``fmt`` must be a ``%``-format string with one ``%d``/``%s`` per slot
+    (or, when ``slots`` is empty, the finished line itself, unescaped).
+    """
+    key = (params, slots)
+    factory = _FACTORIES.get(key)
+    if factory is None:
+        body = f"fmt % ({', '.join(_SLOT_EXPR[s] for s in slots)},)" if slots else "fmt"
+        source = (
+            "def factory(fmt, opened, http_date, iso8601, msec):\n"
+            f"    def line({params}):\n"
+            f"        return {body}\n"
+            "    return line\n"
+        )
+        namespace: dict[str, Any] = {}
+        exec(source, {"__builtins__": {}, "int": int}, namespace)
+        factory = cast(Callable[..., Callable[..., str]], namespace["factory"])
+        _FACTORIES[key] = factory
+    return factory(fmt, opened, clock.http_date, clock.iso8601_local, clock.msec)
+
+
+class BoundTemplate:
+    """A template bound to one connection: per-frame slots only.
+
+    ``frame_line(opcode, payload, message, source, now)`` and
+    ``event_line(now)`` are plain function attributes (no method binding
+    on the hot path).  Both return the line without a trailing newline.
+    """
+
+    __slots__ = ("event_line", "frame_line", "template")
+
+    frame_line: FrameLineFn
+    event_line: EventLineFn
+
+    def __init__(self, template: Template, values: _ConnValues, opened_at: float, clock: TimeCache):
+        self.template = template
+        opened = int(opened_at)
+        frame_fmt: list[str] = []
+        frame_slots: list[str] = []
+        event_fmt: list[str] = []
+        event_slots: list[str] = []
+        for part in template.parts:
+            if isinstance(part, str):
+                text = part.replace("%", "%%")
+                frame_fmt.append(text)
+                event_fmt.append(text)
+            elif part.name in _SLOT_EXPR:
+                frame_fmt.append(_SLOT_FORMAT[part.name])
+                frame_slots.append(part.name)
+                if part.name in _FRAME_ONLY:
+                    event_fmt.append(UNKNOWN)
+                else:
+                    event_fmt.append(_SLOT_FORMAT[part.name])
+                    event_slots.append(part.name)
+            else:
+                text = values.get(part.name).replace("%", "%%")
+                frame_fmt.append(text)
+                event_fmt.append(text)
+        self.frame_line = _line_function(
+            _FRAME_PARAMS, tuple(frame_slots), _finish(frame_fmt, frame_slots), opened, clock
+        )
+        self.event_line = _line_function(
+            _EVENT_PARAMS, tuple(event_slots), _finish(event_fmt, event_slots), opened, clock
+        )
+
+
+def _finish(fmt: list[str], slots: list[str]) -> str:
+    """Join a format; without slots it is used as-is, so undo the escaping."""
+    text = "".join(fmt)
+    return text if slots else text.replace("%%", "%")
+
+
+@dataclass(frozen=True)
+class Template:
+    """A compiled ``ws_log_format`` template: literals and variables in order."""
+
+    text: str
+    parts: tuple[str | Variable, ...]
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """Variable names in order of appearance (lower-cased)."""
+        return tuple(p.name for p in self.parts if isinstance(p, Variable))
+
+    @property
+    def unknown_variables(self) -> tuple[str, ...]:
+        """Names that will print ``???`` on every line (for ``ngxws check``)."""
+        return tuple(p.name for p in self.parts if isinstance(p, Variable) and not p.known)
+
+    def bind(self, conn: ConnInfo, clock: TimeCache | None = None) -> BoundTemplate:
+        """Pre-render ``conn``'s constants; see ``BoundTemplate``.
+
+        ``clock`` is the worker's shared ``TimeCache`` (a process-wide one
+        by default).
+        """
+        return BoundTemplate(self, _ConnValues(conn), conn.opened_at, clock or _SHARED_CLOCK)
+
+    def render(
+        self,
+        conn: ConnInfo,
+        now: float,
+        opcode: int | None = None,
+        payload: int | None = None,
+        message: int | None = None,
+        source: str | None = None,
+    ) -> str:
+        """The obvious, slow rendering: the reference ``bind`` must agree with.
+
+        A frame value left ``None`` prints ``???`` (as in open/close lines).
+        """
+        frame: dict[str, int | str | None] = {
+            "ws_opcode": opcode,
+            "ws_payload_size": payload,
+            "ws_message_size": message,
+            "ws_packet_source": source,
+        }
+        values = _ConnValues(conn)
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            name = part.name
+            if name in frame:
+                value = frame[name]
+                out.append(UNKNOWN if value is None else str(value))
+            elif name == "ws_conn_age":
+                out.append(str(max(int(now) - int(conn.opened_at), 0)))
+            elif name == "time_local":
+                out.append(timefmt.http_date(now))
+            elif name == "time_iso8601":
+                out.append(timefmt.iso8601_local(now))
+            elif name == "msec":
+                out.append(timefmt.msec(now))
+            else:
+                out.append(values.get(name))
+        return "".join(out)
+
+
+_SHARED_CLOCK = TimeCache()
+
+
+@lru_cache(maxsize=1024)
+def compile_template(text: str) -> Template:
+    """Split ``text`` into literals and variables.
+
+    Never fails: whatever the module accepted must keep working, so text
+    that is not a variable (a lone ``$``, an unterminated ``${``) stays
+    literal.  Cached, since every connection of a server compiles the same
+    texts and ``Template`` is immutable.
+    """
+    parts: list[str | Variable] = []
+    pos = 0
+    for m in _VARIABLE_RE.finditer(text):
+        if m.start() > pos:
+            parts.append(text[pos : m.start()])
+        parts.append(Variable((m.group(1) or m.group(2)).lower()))
+        pos = m.end()
+    if pos < len(text):
+        parts.append(text[pos:])
+    return Template(text, tuple(parts))
+
+
+class FrameLogger:
+    """Which lines a tunnel writes, given a server's effective templates.
+
+    ``templates`` is ``WsSettings.effective_templates()`` (defaults already
+    applied, all-``None`` when the server logs nothing).  The frame template
+    writes one line per frame, both directions.  Without it, the chainstack
+    fork's ``client`` (client -> upstream) and ``server`` (upstream ->
+    client) templates write one line per complete data message, on its FIN
+    fragment; control frames never produce a message line and do not break
+    the fragmented message around them.  When the frame template is set it
+    wins for every frame and the message templates are unused (as in the
+    fork).
+
+    ``$ws_message_size`` is the running total of the current data message's
+    payloads, this frame included (so the whole message at FIN); for a
+    control frame it is that frame's own payload.  ``$ws_opcode`` and
+    ``$ws_payload_size`` in a message line are those of the final fragment,
+    as in the fork.
+    """
+
+    __slots__ = ("_client", "_close", "_frame", "_msg_client", "_msg_upstream", "_open", "_server")
+
+    def __init__(
+        self, templates: WsLogTemplates, conn: ConnInfo, clock: TimeCache | None = None
+    ) -> None:
+        values = _ConnValues(conn)
+        clk = clock or _SHARED_CLOCK
+
+        def bind(text: str | None) -> BoundTemplate | None:
+            if text is None:
+                return None
+            return BoundTemplate(compile_template(text), values, conn.opened_at, clk)
+
+        self._frame = bind(templates.frame)
+        # The frame template wins: don't even bind the message ones.
+        self._client = bind(templates.client) if self._frame is None else None
+        self._server = bind(templates.server) if self._frame is None else None
+        self._open = bind(templates.open)
+        self._close = bind(templates.close)
+        self._msg_client = 0
+        self._msg_upstream = 0
+
+    @property
+    def wants_frames(self) -> bool:
+        """Whether any frame can produce a line (else skip ``lines_for_frames``)."""
+        return self._frame is not None or self._client is not None or self._server is not None
+
+    def open_line(self, now: float) -> str | None:
+        """The line for the tunnel opening, or None when no open template."""
+        return None if self._open is None else self._open.event_line(now)
+
+    def close_line(self, now: float) -> str | None:
+        """The line for the tunnel closing, or None when no close template."""
+        return None if self._close is None else self._close.event_line(now)
+
+    def lines_for_frames(
+        self, frames: list[tuple[int, int, bool]], source: str, now: float
+    ) -> list[str]:
+        """Lines for complete frames seen in one direction, in order.
+
+        ``frames`` are ``(opcode, payload_length, fin)`` as the frame
+        tracker reports them; ``source`` is ``CLIENT`` or ``UPSTREAM``.
+        """
+        if source == CLIENT:
+            size = self._msg_client
+            message_t = self._client
+        elif source == UPSTREAM:
+            size = self._msg_upstream
+            message_t = self._server
+        else:
+            raise ValueError(f"source must be {CLIENT!r} or {UPSTREAM!r}, not {source!r}")
+        frame_line = None if self._frame is None else self._frame.frame_line
+        message_line = None if message_t is None else message_t.frame_line
+        out: list[str] = []
+        for opcode, payload, fin in frames:
+            if opcode >= 8:  # control frame: its own message, data message untouched
+                if frame_line is not None:
+                    out.append(frame_line(opcode, payload, payload, source, now))
+                continue
+            size = size + payload if opcode == 0 else payload
+            if frame_line is not None:
+                out.append(frame_line(opcode, payload, size, source, now))
+            elif fin and message_line is not None:
+                out.append(message_line(opcode, payload, size, source, now))
+            if fin:
+                size = 0
+        if source == CLIENT:
+            self._msg_client = size
+        else:
+            self._msg_upstream = size
+        return out
