@@ -1,0 +1,1 @@
+"""Traffic counters and the connection cap, shared by every worker process."""

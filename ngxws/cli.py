@@ -1,0 +1,77 @@
+"""The ``ngxws`` command: nginx's command line, where it makes sense.
+
+Exit codes: 0 success; 1 configuration or start-up error (message names
+file:line and the directive, like ``nginx -t``); 2 usage error (click).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ngxws import __version__
+
+DEFAULT_CONF = "/etc/nginx/nginx.conf"
+
+_conf_option = click.option(
+    "-c", "conf", default=DEFAULT_CONF, show_default=True, type=click.Path(dir_okay=False), help="nginx.conf to use"
+)
+_prefix_option = click.option(
+    "-p", "prefix", default=None, type=click.Path(file_okay=False), help="prefix for relative runtime paths (logs, pid, ws_log)"
+)
+
+
+def _load(conf: str, prefix: str | None):  # type: ignore[no-untyped-def]
+    from ngxws.config.loader import ConfigError, load_config
+
+    try:
+        return load_config(conf, prefix)
+    except ConfigError as exc:
+        click.echo(f"ngxws: [emerg] {exc}", err=True)
+        click.echo(f"ngxws: configuration file {conf} test failed", err=True)
+        sys.exit(1)
+
+
+@click.group(invoke_without_command=True)
+@click.version_option(__version__, "-v", "--version", prog_name="ngxws")
+@click.option("-s", "signal_name", type=click.Choice(["stop", "quit", "reopen", "reload"]), help="send a signal to the master process (uses the pid file)")
+@click.option("-t", "test", is_flag=True, help="test the configuration and exit (same as `check`)")
+@_conf_option
+@_prefix_option
+@click.pass_context
+def main(ctx: click.Context, signal_name: str | None, test: bool, conf: str, prefix: str | None) -> None:
+    """Run an nginx.conf that uses ngx_http_websocket_stat_module, without nginx."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if signal_name is not None:
+        from ngxws.signals import send_signal
+
+        sys.exit(send_signal(_load(conf, prefix), signal_name))
+    if test:
+        ctx.invoke(check, conf=conf, prefix=prefix)
+        return
+    click.echo(ctx.get_help())
+
+
+@main.command()
+@_conf_option
+@_prefix_option
+def check(conf: str, prefix: str | None) -> None:
+    """Validate the config and print what would run (our `nginx -t`)."""
+    from ngxws.config.report import render_check_report
+
+    config = _load(conf, prefix)
+    click.echo(render_check_report(config), nl=False)
+    click.echo(f"ngxws: configuration file {conf} test is successful", err=True)
+
+
+@main.command()
+@_conf_option
+@_prefix_option
+def run(conf: str, prefix: str | None) -> None:
+    """Serve the config until SIGTERM/SIGINT (fast stop) or SIGQUIT (graceful)."""
+    from ngxws.supervisor import run as serve
+
+    config = _load(conf, prefix)
+    sys.exit(serve(config))

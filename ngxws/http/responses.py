@@ -1,0 +1,100 @@
+"""Responses ngxws writes itself, shaped like nginx's.
+
+nginx's built-in error pages are small HTML documents with a fixed layout;
+clients and monitoring sometimes match on them, so ngxws keeps the layout
+(with its own name where nginx prints its version).
+"""
+
+from __future__ import annotations
+
+import time
+from http import HTTPStatus
+
+from ngxws import __version__
+from ngxws.sinks.timefmt import http_date
+
+SERVER = f"ngxws/{__version__}"
+
+# nginx's own reason phrases where they differ from Python's table.
+_REASONS = {
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Large",
+    494: "Request Header Or Cookie Too Large",
+    495: "SSL Certificate Error",
+    496: "SSL Certificate Required",
+    497: "HTTP Request Sent to HTTPS Port",
+    499: "Client Closed Request",
+    418: "I'm a teapot",
+}
+
+
+def reason(status: int) -> str:
+    if status in _REASONS:
+        return _REASONS[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def status_line(status: int) -> str:
+    r = reason(status)
+    return f"HTTP/1.1 {status} {r}" if r else f"HTTP/1.1 {status}"
+
+
+def error_body(status: int) -> bytes:
+    """The HTML nginx sends for an error status (ngx_http_special_response)."""
+    title = f"{status} {reason(status)}".rstrip()
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n"
+        f"<hr><center>ngxws</center>\r\n</body>\r\n</html>\r\n"
+    ).encode()
+
+
+def build_response(
+    status: int,
+    body: bytes = b"",
+    *,
+    content_type: str | None = "text/html",
+    keep_alive: bool = True,
+    extra_headers: list[tuple[str, str]] | None = None,
+    head_only: bool = False,
+    now: float | None = None,
+) -> bytes:
+    """A complete response with Content-Length framing."""
+    lines = [
+        status_line(status),
+        f"Server: {SERVER}",
+        f"Date: {http_date(time.time() if now is None else now)}",
+    ]
+    if content_type is not None and (body or status >= 300):
+        lines.append(f"Content-Type: {content_type}")
+    lines.append(f"Content-Length: {len(body)}")
+    for name, value in extra_headers or ():
+        lines.append(f"{name}: {value}")
+    lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if head_only else head + body
+
+
+def error_response(
+    status: int,
+    *,
+    keep_alive: bool = False,
+    extra_headers: list[tuple[str, str]] | None = None,
+    head_only: bool = False,
+) -> bytes:
+    """nginx's answer for an error status, body included."""
+    return build_response(
+        status,
+        error_body(status),
+        keep_alive=keep_alive,
+        extra_headers=extra_headers,
+        head_only=head_only,
+    )
+
+
+def redirect_response(status: int, location: str, *, keep_alive: bool = True) -> bytes:
+    """301/302 with ``Location``, as nginx's auto-redirect and ``return 301 URL``."""
+    return error_response(status, keep_alive=keep_alive, extra_headers=[("Location", location)])

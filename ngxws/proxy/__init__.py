@@ -1,0 +1,1 @@
+"""The asyncio side: client connections, upstream connections, websocket tunnels."""

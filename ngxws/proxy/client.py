@@ -1,0 +1,573 @@
+"""One client connection, from its first byte to a response or a tunnel.
+
+The request head is parsed by httptools; the request is matched to a server
+and a location (``routing``), and then, as nginx with the module would:
+
+- a ``ws_stat`` location answers with the statistics page;
+- a websocket upgrade on a ``proxy_pass`` location goes upstream with the
+  headers nginx would send; on 101 the client gets the upstream's 101 and
+  both sockets are handed to a ``Tunnel`` -- unless ``ws_max_connections``
+  is reached, in which case ngxws completes the handshake itself and closes
+  with 1013 without contacting the upstream;
+- any other request on a ``proxy_pass`` location is proxied as HTTP/1.1,
+  the response streamed back, and the client connection kept alive;
+- no location: 404; an unreachable upstream: 502 (504 on timeout).
+
+Pipelined requests are answered in order, one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import secrets
+import time
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+import httptools
+from websockets.utils import accept_key
+
+from ngxws.config.model import Listen, Location, Server
+from ngxws.http.request import BadRequest, RequestHead
+from ngxws.http.responses import (
+    SERVER,
+    build_response,
+    error_response,
+    redirect_response,
+    status_line,
+)
+from ngxws.http.upstream_request import (
+    RequestVariables,
+    build_upstream_head,
+    proxy_host_of,
+    proxy_uri,
+)
+from ngxws.proxy.tunnel import Tunnel
+from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
+from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
+from ngxws.routing.locations import match_location
+from ngxws.routing.servers import VirtualHosts
+from ngxws.sinks.statspage import (
+    PROMETHEUS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    render_prometheus,
+    render_text,
+)
+from ngxws.sinks.timefmt import http_date
+from ngxws.sinks.wslog import ConnInfo
+from ngxws.ws.frames import encode_close_frame
+
+if TYPE_CHECKING:
+    from ngxws.worker import Worker
+
+
+class _Pending:
+    """A request whose head (and body) the parser has delivered."""
+
+    __slots__ = ("head", "body", "upgrade", "leftover", "error")
+
+    def __init__(self, head: RequestHead | None, error: int = 0) -> None:
+        self.head = head
+        self.body: list[bytes] = []
+        self.upgrade = False
+        self.leftover = b""
+        self.error = error
+
+
+class ClientConnection(asyncio.Protocol):
+    """HTTP phase of a client connection (the tunnel phase is ``Tunnel``'s)."""
+
+    def __init__(self, worker: Worker, listen: Listen, vhosts: VirtualHosts) -> None:
+        self.worker = worker
+        self.listen = listen
+        self.vhosts = vhosts
+        self.scheme = "https" if listen.ssl else "http"
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[_Pending] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.remote_addr = ""
+        self.remote_port = 0
+        self.server_addr = ""
+        self.server_port = 0
+        self.closed = False
+        self.eof = False
+        self.handed_over = False
+        self.upstream_transport: asyncio.Transport | None = None
+        # request being parsed
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._head_bytes = 0
+        self._body_size = 0
+        self._current: _Pending | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._max_body = 1024 * 1024
+
+    # -- asyncio.Protocol -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        if isinstance(peer, tuple):
+            self.remote_addr, self.remote_port = str(peer[0]), int(peer[1])
+        else:
+            self.remote_addr, self.remote_port = "unix:", 0
+        if isinstance(sock, tuple):
+            self.server_addr, self.server_port = str(sock[0]), int(sock[1])
+        else:
+            self.server_addr, self.server_port = "unix:", 0
+        self.worker.connections.add(self)
+        self._arm_timer(self.vhosts.default.client_header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            # llhttp completes the message before it reports the upgrade
+            pending = self.queue[-1] if self.queue else None
+            if pending is not None and pending.head is not None:
+                pending.upgrade = True
+                pending.leftover = data[exc.args[0] :]
+            self._pause()
+        except httptools.HttpParserError:
+            self._current = None
+            self.queue.append(_Pending(None, error=400))
+            self._pause()
+        except BadRequest as exc:
+            self._current = None
+            self.queue.append(_Pending(None, error=exc.status))
+            self._pause()
+        self._kick()
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        if self.task is None and not self.queue:
+            return None  # close
+        return True  # finish answering what was asked
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._cancel_timer()
+        self.worker.connections.discard(self)
+        if self.task is not None and not self.handed_over:
+            self.task.cancel()
+        if self.upstream_transport is not None and not self.handed_over:
+            self.upstream_transport.close()
+
+    def pause_writing(self) -> None:
+        if self.upstream_transport is not None:
+            self.upstream_transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.upstream_transport is not None and not self.upstream_transport.is_closing():
+            self.upstream_transport.resume_reading()
+
+    # -- httptools callbacks ---------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
+        self._body_size = 0
+        self._current = None
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.vhosts.default.large_client_header_buffers[1]:
+            raise BadRequest(414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        limit = self.vhosts.default.large_client_header_buffers
+        line = len(name) + len(value) + 4
+        self._head_bytes += line
+        if line > limit[1] or self._head_bytes > limit[0] * limit[1]:
+            raise BadRequest(400, "Request Header Or Cookie Too Large")
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self._cancel_timer()
+        p = self.parser
+        version = p.get_http_version()
+        head = RequestHead(
+            method=p.get_method().decode("latin-1"),
+            target=self._url.decode("latin-1"),
+            version=version,
+            headers=self._headers,
+            keep_alive=p.should_keep_alive(),
+        )
+        if version == "1.1" and head.host is None:
+            raise BadRequest(400, "client sent HTTP/1.1 request without Host header")
+        self._current = _Pending(head)
+        self.queue.append(self._current)
+        if len(self.queue) > 1:
+            self._pause()
+
+    def on_body(self, body: bytes) -> None:
+        cur = self._current
+        if cur is None:
+            return
+        self._body_size += len(body)
+        if self._body_size > self._max_body:
+            if not cur.error:
+                cur.error = 413
+            return
+        cur.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._current = None
+
+    # -- request processing ---------------------------------------------
+
+    def _pause(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _kick(self) -> None:
+        """Start answering the first complete request, if not already busy."""
+        if self.task is not None or not self.queue:
+            return
+        first = self.queue[0]
+        if first.head is not None and self._current is first and not first.upgrade:
+            return  # body still arriving
+        self.queue.popleft()
+        self.task = asyncio.ensure_future(self._answer(first))
+
+    async def _answer(self, pending: _Pending) -> None:
+        keep = False
+        try:
+            keep = await self._dispatch(pending)
+        except BadRequest as exc:
+            self._write(error_response(exc.status))
+        except Exception as exc:  # never let one request kill the worker
+            self.worker.log_error(f"internal error: {exc!r}")
+            self._write(error_response(500))
+        finally:
+            self.task = None
+        if self.handed_over or self.closed:
+            return
+        if not keep or (self.eof and not self.queue):
+            self._close()
+            return
+        self._arm_timer(self.vhosts.default.keepalive_timeout)
+        self._resume()
+        self._kick()
+
+    async def _dispatch(self, pending: _Pending) -> bool:
+        """Answer one request; return whether the connection stays open."""
+        if pending.head is None:
+            self._write(error_response(pending.error or 400))
+            return False
+        head = pending.head
+        server = self.vhosts.select(head.host)
+        keep = head.keep_alive
+        if pending.error == 413:
+            self._write(error_response(413))
+            return False
+        match = match_location(server.locations, head.path)
+        head_only = head.method == "HEAD"
+        if match is None:
+            self._write(error_response(404, keep_alive=keep, head_only=head_only))
+            return keep
+        loc = match.location
+        if match.redirect:
+            target = head.path + "/" + (f"?{head.args}" if head.args is not None else "")
+            self._write(redirect_response(301, self._absolute(head, server, target), keep_alive=keep))
+            return keep
+        if loc.return_ is not None:
+            return self._answer_return(loc, head, server, keep)
+        if loc.ws_stat:
+            return self._answer_stats(head, keep)
+        if loc.proxy_pass is None:
+            self._write(error_response(404, keep_alive=keep, head_only=head_only))
+            return keep
+        if head.is_websocket_upgrade and pending.upgrade:
+            await self._proxy_websocket(pending, server, loc, match.captures)
+            return False
+        return await self._proxy_http(pending, server, loc, match.captures)
+
+    def _absolute(self, head: RequestHead, server: Server, path: str) -> str:
+        # nginx's auto-redirect and relative `return` URLs are absolute.
+        host = head.host or (server.server_names[0] if server.server_names else self.server_addr)
+        default = 443 if self.scheme == "https" else 80
+        if ":" in host and not host.endswith("]"):
+            host = host.rsplit(":", 1)[0]
+        port = "" if self.server_port == default else f":{self.server_port}"
+        return f"{self.scheme}://{host}{port}{path}"
+
+    def _answer_return(self, loc: Location, head: RequestHead, server: Server, keep: bool) -> bool:
+        ret = loc.return_
+        assert ret is not None
+        v = self._variables(head, server, ())
+        if ret.code in (301, 302, 303, 307, 308):
+            url = v.render(ret.text or "")
+            if url.startswith("/"):
+                url = self._absolute(head, server, url)
+            self._write(redirect_response(ret.code, url, keep_alive=keep))
+        elif ret.text is not None:
+            body = v.render(ret.text).encode("utf-8")
+            self._write(build_response(ret.code, body, content_type="application/octet-stream", keep_alive=keep))
+        else:
+            self._write(error_response(ret.code, keep_alive=keep))
+        return keep
+
+    def _answer_stats(self, head: RequestHead, keep: bool) -> bool:
+        if head.method not in ("GET", "HEAD"):
+            self._write(error_response(405, keep_alive=keep))
+            return keep
+        totals = self.worker.counters.totals()
+        if head.args is not None and "format=prometheus" in head.args.split("&"):
+            body, ctype = render_prometheus(totals), PROMETHEUS_CONTENT_TYPE
+        else:
+            body, ctype = render_text(totals), TEXT_CONTENT_TYPE
+        self._write(build_response(200, body, content_type=ctype, keep_alive=keep, head_only=head.method == "HEAD"))
+        return keep
+
+    def _variables(self, head: RequestHead, server: Server, captures: tuple[str, ...]) -> RequestVariables:
+        return RequestVariables(
+            head=head,
+            remote_addr=self.remote_addr,
+            remote_port=self.remote_port,
+            server_addr=self.server_addr,
+            server_port=self.server_port,
+            server_name=server.server_names[0] if server.server_names else "",
+            scheme=self.scheme,
+            captures=captures,
+        )
+
+    async def _open_upstream(
+        self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
+    ) -> tuple[UpstreamResponse, str]:
+        """Connect, send the request head (and body); return the response reader."""
+        head = pending.head
+        assert head is not None and loc.proxy_pass is not None
+        pp = loc.proxy_pass
+        v = self._variables(head, server, captures)
+        v.proxy_host = proxy_host_of(pp)
+        body = b"".join(pending.body)
+        if body or head.header("content-length") is not None or head.header("transfer-encoding"):
+            v.body_length = len(body)
+        uri = proxy_uri(pp, loc.pattern, loc.modifier, v)
+        selector = self.worker.pools.selector(pp)
+        response = UpstreamResponse(head_only=head.method == "HEAD")
+        link = await connect_upstream(selector, loc.proxy, lambda: response, self.remote_addr)
+        self.upstream_transport = link.transport
+        if self.closed:
+            link.transport.close()
+            raise asyncio.CancelledError
+        link.transport.write(build_upstream_head(uri, loc.proxy, v) + body)
+        try:
+            await asyncio.wait_for(asyncio.shield(response.head_done), loc.proxy.read_timeout)
+        except asyncio.TimeoutError:
+            link.transport.close()
+            raise UpstreamUnavailable(504, "upstream timed out while reading response header") from None
+        except ConnectionError as exc:
+            link.transport.close()
+            raise UpstreamUnavailable(502, str(exc)) from None
+        return response, link.addr
+
+    async def _proxy_http(
+        self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
+    ) -> bool:
+        head = pending.head
+        assert head is not None
+        keep = head.keep_alive
+        try:
+            response, _addr = await self._open_upstream(pending, server, loc, captures)
+        except UpstreamUnavailable as exc:
+            self.worker.log_error(f"{exc} while proxying {head.request_line}")
+            self._write(error_response(exc.status, keep_alive=keep))
+            return keep
+        known_length = response.content_length is not None and not response.chunked
+        chunked = not known_length and head.version == "1.1"
+        if not known_length and not chunked:
+            keep = False  # HTTP/1.0 client, unknown length: close-delimited
+        lines = [
+            f"HTTP/1.1 {response.status} {response.reason}".rstrip(),
+            f"Server: {SERVER}",
+            f"Date: {http_date(time.time())}",
+        ]
+        for name, value in response.headers:
+            if name.lower() not in HIDDEN_RESPONSE_HEADERS:
+                lines.append(f"{name}: {value}")
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
+        lines.append("Connection: keep-alive" if keep else "Connection: close")
+        self._write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        transport = self.transport
+        assert transport is not None
+        if chunked and head.method != "HEAD":
+            response.start_body(lambda b: transport.write(b"%x\r\n%b\r\n" % (len(b), b)))
+        else:
+            response.start_body(transport.write)
+        await response.body_done
+        if chunked and head.method != "HEAD":
+            self._write(b"0\r\n\r\n")
+        if self.upstream_transport is not None:
+            self.upstream_transport.close()
+            self.upstream_transport = None
+        if response.error is not None:
+            self.worker.log_error(response.error)
+            return False
+        return keep
+
+    async def _proxy_websocket(
+        self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
+    ) -> None:
+        head = pending.head
+        assert head is not None
+        worker = self.worker
+        ws = server.ws
+        if not worker.counters.try_open(worker.slot, ws.max_connections):
+            self._refuse_upgrade(head)
+            return
+        opened = False
+        try:
+            try:
+                response, upstream_addr = await self._open_upstream(pending, server, loc, captures)
+            except UpstreamUnavailable as exc:
+                worker.log_error(f"{exc} while proxying {head.request_line}")
+                self._write(error_response(exc.status))
+                return
+            if response.status != 101:
+                # not upgraded: pass the answer on as a plain response
+                await self._relay_plain_answer(response, head)
+                return
+            self._write(self._switching_head(response))
+            assert self.transport is not None and self.upstream_transport is not None
+            logger, logfile = worker.ws_logger(server, self._conn_info(head, upstream_addr))
+            tunnel = Tunnel(
+                worker,
+                worker.slot,
+                self.transport,
+                self.upstream_transport,
+                logger,
+                logfile,
+                loc.proxy.read_timeout,
+                ws.conn_age,
+            )
+            self.handed_over = True
+            opened = True
+            self._cancel_timer()
+            worker.connections.discard(self)
+            tunnel.start(pending.leftover, response.leftover)
+        finally:
+            if not opened:
+                worker.counters.close(worker.slot)
+
+    async def _relay_plain_answer(self, response: UpstreamResponse, head: RequestHead) -> None:
+        lines = [f"HTTP/1.1 {response.status} {response.reason}".rstrip(), f"Server: {SERVER}", f"Date: {http_date(time.time())}"]
+        for name, value in response.headers:
+            if name.lower() not in HIDDEN_RESPONSE_HEADERS:
+                lines.append(f"{name}: {value}")
+        lines.append("Connection: close")
+        self._write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        assert self.transport is not None
+        response.start_body(self.transport.write)
+        await response.body_done
+
+    def _switching_head(self, response: UpstreamResponse) -> bytes:
+        """The upstream's 101 as nginx passes it: its own Server/Date, Connection: upgrade."""
+        lines = [
+            f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}",
+            f"Server: {SERVER}",
+            f"Date: {http_date(time.time())}",
+            "Connection: upgrade",
+        ]
+        for name, value in response.headers:
+            low = name.lower()
+            if low == "upgrade":
+                lines.append(f"{name}: {value}")
+            elif low not in HIDDEN_RESPONSE_HEADERS:
+                lines.append(f"{name}: {value}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _refuse_upgrade(self, head: RequestHead) -> None:
+        """ws_max_connections reached: complete the handshake ourselves, close 1013."""
+        key = head.header("sec-websocket-key") or ""
+        if not _valid_key(key):
+            self._write(error_response(400))
+            return
+        self._write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\n"
+                f"Server: {SERVER}\r\n"
+                f"Date: {http_date(time.time())}\r\n"
+                "Upgrade: websocket\r\n"
+                "Connection: upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+            ).encode("latin-1")
+            + encode_close_frame(1013, "Try Again Later")
+        )
+
+    def _conn_info(self, head: RequestHead, upstream_addr: str) -> ConnInfo:
+        return ConnInfo(
+            request=_log_text(head.request_line),
+            uri=_log_text(head.path),
+            request_id=secrets.token_hex(16),
+            remote_user="",
+            remote_addr=self.remote_addr,
+            remote_port=str(self.remote_port),
+            server_addr=self.server_addr,
+            server_port=str(self.server_port),
+            upstream_addr=upstream_addr,
+            headers={k: _log_text(v) for k, v in head.header_map.items()},
+            opened_at=time.time(),
+        )
+
+    # -- output and lifetime -----------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _arm_timer(self, seconds: float) -> None:
+        self._cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._timeout)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timeout(self) -> None:
+        # client_header_timeout / keepalive_timeout: nginx just closes.
+        if self.task is None and not self.handed_over:
+            self._close()
+
+    def shutdown(self) -> None:
+        """Worker is stopping: idle keep-alive connections go at once."""
+        if self.task is None and not self.handed_over:
+            self._close()
+
+
+def _log_text(value: str) -> str:
+    """Heads are decoded as latin-1 (bytes kept 1:1 for forwarding); log files
+    are written as UTF-8 with surrogateescape, so re-decode to get the very
+    bytes the client sent into the log."""
+    if value.isascii():
+        return value
+    return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")
+
+
+def _valid_key(key: str) -> bool:
+    """A Sec-WebSocket-Key is base64 of 16 bytes (24 characters)."""
+    if len(key) != 24:
+        return False
+    try:
+        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
+    except (binascii.Error, UnicodeEncodeError):
+        return False
+
+
+__all__ = ["ClientConnection", "status_line"]

@@ -1,0 +1,229 @@
+"""The websocket tunnel: two sockets joined by a byte-for-byte relay.
+
+After the upstream's 101, both transports are handed to a ``Tunnel`` whose
+two small protocols relay each read as it came (the very same ``bytes``
+object is written to the other side: no unmasking, no re-framing, no copy).
+On the way, a header-only ``FrameTracker`` per direction counts frames and
+payload into this worker's shared counter slot, and, only when the server
+logs frames, yields per-frame tuples for the log templates.
+
+Backpressure: when one side's write buffer passes its high-water mark,
+reading from the other side stops until it drains, so a tunnel holds at
+most about two write buffers of data however fast its peers are.
+
+Timers, all per tunnel, none per frame:
+- ``proxy_read_timeout``: idle (no byte either way) for that long closes
+  the tunnel, as nginx's upgraded-connection handler does;
+- ``ws_conn_age``: the client gets close 4001 "Connection is Aged" on time,
+  idle or not (the module only checks when a frame passes).
+Frames ngxws writes itself (4001, 1001 at shutdown) are put between frames of
+the upstream->client stream, never inside one, and are not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from ngxws.accounting import counters as C
+from ngxws.ws.frames import FrameTracker, encode_close_frame
+
+if TYPE_CHECKING:
+    from ngxws.sinks.logfile import LogFile
+    from ngxws.sinks.wslog import FrameLogger
+    from ngxws.worker import Worker
+
+# How long a pending close waits for the upstream to finish the frame it is
+# in the middle of, before the tunnel is closed without a close frame.
+_CLOSE_GRACE = 1.0
+
+
+class _Side(asyncio.Protocol):
+    """Reads one socket, counts, writes to the other.  Subclasses name the direction."""
+
+    FRAMES = 0
+    PAYLOAD = 0
+    BYTES = 0
+    SOURCE = ""
+
+    def __init__(self, tunnel: Tunnel) -> None:
+        self.tunnel = tunnel
+        self.tracker = FrameTracker()
+        self.feed = self.tracker.feed
+        self.array = tunnel.worker.counters.array
+        self.base = tunnel.slot
+        self.out: asyncio.Transport = None  # type: ignore[assignment]  # set by Tunnel
+        self.source: asyncio.Transport = None  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        t = self.tunnel
+        t.last_activity = time.monotonic()
+        if not t.log_each_frame:
+            frames, payload = self.feed(data)
+        else:
+            frames, payload = t.log_frames(self.tracker.feed_frames(data), self.SOURCE)
+        a = self.array
+        b = self.base
+        a[b + self.FRAMES] += frames
+        a[b + self.PAYLOAD] += payload
+        a[b + self.BYTES] += len(data)
+        self.out.write(data)
+        if self.tracker.error:
+            t.close(reason="frame length cannot be followed")
+
+    def eof_received(self) -> bool | None:
+        # nginx finalizes the upgraded request when either side closes.
+        self.tunnel.close()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.tunnel.close()
+
+    def pause_writing(self) -> None:
+        # our *write* side (self.source is what we read; writes to us come
+        # from the other side) is full: stop reading from the other side.
+        self.tunnel.peer_of(self).source.pause_reading()
+
+    def resume_writing(self) -> None:
+        other = self.tunnel.peer_of(self).source
+        if not other.is_closing():
+            other.resume_reading()
+
+
+class ClientSide(_Side):
+    FRAMES = C.CLIENT_FRAMES
+    PAYLOAD = C.CLIENT_PAYLOAD
+    BYTES = C.CLIENT_BYTES
+    SOURCE = "client"
+
+
+class UpstreamSide(_Side):
+    FRAMES = C.UPSTREAM_FRAMES
+    PAYLOAD = C.UPSTREAM_PAYLOAD
+    BYTES = C.UPSTREAM_BYTES
+    SOURCE = "upstream"
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        t = self.tunnel
+        if t.pending_close is not None and self.tracker.at_boundary:
+            t.send_close_now()
+
+
+class Tunnel:
+    """One open websocket tunnel and its accounting."""
+
+    def __init__(
+        self,
+        worker: Worker,
+        slot: int,
+        client: asyncio.Transport,
+        upstream: asyncio.Transport,
+        logger: FrameLogger | None,
+        logfile: LogFile | None,
+        read_timeout: float,
+        conn_age: float | None,
+    ) -> None:
+        self.worker = worker
+        self.slot = slot
+        self.logger = logger if logger is not None and logfile is not None else None
+        self.logfile = logfile
+        # Per-frame tuples are only built when a template consumes them.
+        self.log_each_frame = self.logger is not None and self.logger.wants_frames
+        self.closed = False
+        self.pending_close: tuple[int, str] | None = None
+        self.last_activity = time.monotonic()
+        self.read_timeout = read_timeout
+        self.client_side = ClientSide(self)
+        self.upstream_side = UpstreamSide(self)
+        self.client_side.source = client
+        self.client_side.out = upstream
+        self.upstream_side.source = upstream
+        self.upstream_side.out = client
+        self.client = client
+        self.upstream = upstream
+        loop = asyncio.get_running_loop()
+        self._timers: list[asyncio.TimerHandle] = [
+            loop.call_later(read_timeout, self._check_idle),
+        ]
+        if conn_age is not None:
+            self._timers.append(loop.call_later(conn_age, self.close_with, 4001, "Connection is Aged"))
+        worker.tunnels.add(self)
+
+    def start(self, client_leftover: bytes, upstream_leftover: bytes) -> None:
+        """Swap the relay protocols in and relay what arrived with the heads."""
+        self.client.set_protocol(self.client_side)
+        self.upstream.set_protocol(self.upstream_side)
+        if self.logger is not None and self.logfile is not None:
+            line = self.logger.open_line(time.time())
+            if line is not None:
+                self.logfile.append(line)
+        if upstream_leftover:
+            self.upstream_side.data_received(upstream_leftover)
+        if client_leftover:
+            self.client_side.data_received(client_leftover)
+        self.client.resume_reading()
+        self.upstream.resume_reading()
+
+    def peer_of(self, side: _Side) -> _Side:
+        return self.upstream_side if side is self.client_side else self.client_side
+
+    def log_frames(self, frames: list[tuple[int, int, bool]], source: str) -> tuple[int, int]:
+        """Render log lines for frames of one read; return (frames, payload)."""
+        assert self.logger is not None and self.logfile is not None
+        payload = 0
+        for f in frames:
+            payload += f[1]
+        for line in self.logger.lines_for_frames(frames, source, time.time()):
+            self.logfile.append(line)
+        return len(frames), payload
+
+    def _check_idle(self) -> None:
+        if self.closed:
+            return
+        idle = time.monotonic() - self.last_activity
+        if idle >= self.read_timeout:
+            self.close(reason="upstream timed out")
+            return
+        self._timers[0] = asyncio.get_running_loop().call_later(
+            self.read_timeout - idle, self._check_idle
+        )
+
+    def close_with(self, code: int, reason: str) -> None:
+        """Send the client a close frame of our own between two upstream frames, then close."""
+        if self.closed or self.pending_close is not None:
+            return
+        self.pending_close = (code, reason)
+        self.client.pause_reading()
+        if self.upstream_side.tracker.at_boundary:
+            self.send_close_now()
+        else:
+            self._timers.append(asyncio.get_running_loop().call_later(_CLOSE_GRACE, self.close))
+
+    def send_close_now(self) -> None:
+        assert self.pending_close is not None
+        code, reason = self.pending_close
+        if not self.client.is_closing():
+            self.client.write(encode_close_frame(code, reason))
+        self.close()
+
+    def close(self, reason: str = "") -> None:
+        """End the tunnel once: close both sockets (pending writes flushed),
+        give the connection slot back, write the close line."""
+        if self.closed:
+            return
+        self.closed = True
+        for timer in self._timers:
+            timer.cancel()
+        self.client.close()
+        self.upstream.close()
+        self.worker.counters.close(self.slot)
+        self.worker.tunnels.discard(self)
+        if self.logger is not None and self.logfile is not None:
+            line = self.logger.close_line(time.time())
+            if line is not None:
+                self.logfile.append(line)
+            self.logfile.flush()
+        if reason:
+            self.worker.log_info(f"websocket tunnel closed: {reason}")

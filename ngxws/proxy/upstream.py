@@ -1,0 +1,105 @@
+"""Connecting to the upstream a ``proxy_pass`` names.
+
+Peer choice lives in ``routing.peers`` (sans-I/O); this module only opens the
+TCP connection with ``proxy_connect_timeout`` and walks to the next peer on
+``error``/``timeout`` as ``proxy_next_upstream`` says, reporting failures
+back so ``max_fails``/``fail_timeout`` take effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from ngxws.config.model import Config, ProxyPass, ProxySettings
+from ngxws.routing.peers import PeerSelector, PeerTarget
+
+
+class UpstreamUnavailable(Exception):
+    """No peer could be reached: nginx answers 502 (or 504 on timeout)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+@dataclass
+class UpstreamLink:
+    """An open upstream connection and which peer it reached."""
+
+    transport: asyncio.Transport
+    protocol: asyncio.Protocol
+    peer: PeerTarget
+
+    @property
+    def addr(self) -> str:
+        """``$upstream_addr``: ``ip:port`` (or ``unix:/path``)."""
+        return self.peer.label
+
+
+class UpstreamPools:
+    """One selector per proxy_pass target, kept for the worker's lifetime so
+    round-robin and failure state carry across requests."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._selectors: dict[tuple[str, str, int], PeerSelector] = {}
+
+    def selector(self, pp: ProxyPass, host: str | None = None, port: int | None = None) -> PeerSelector:
+        h = host if host is not None else pp.host
+        p = port if port is not None else pp.port
+        key = (pp.upstream or "", h, p)
+        sel = self._selectors.get(key)
+        if sel is None:
+            up = self._config.upstream(pp.upstream) if pp.upstream else None
+            sel = PeerSelector.for_target(up, h, p)
+            self._selectors[key] = sel
+        return sel
+
+
+async def connect_upstream(
+    selector: PeerSelector,
+    settings: ProxySettings,
+    protocol_factory: Callable[[], asyncio.Protocol],
+    client_addr: str,
+) -> UpstreamLink:
+    """Try peers in the selector's order until one accepts the connection."""
+    loop = asyncio.get_running_loop()
+    last_status = 502
+    last_error = "no live upstreams"
+    tried = 0
+    for peer in selector.candidates(client_addr):
+        if tried and not _may_retry(settings, last_status):
+            break
+        tried += 1
+        try:
+            if peer.unix is not None:
+                coro = loop.create_unix_connection(protocol_factory, peer.unix)
+            else:
+                coro = loop.create_connection(protocol_factory, peer.host, peer.port)
+            transport, protocol = await asyncio.wait_for(coro, settings.connect_timeout)
+        except asyncio.TimeoutError:
+            selector.failed(peer)
+            last_status, last_error = 504, f"upstream timed out (connect) to {peer.label}"
+            continue
+        except (OSError, socket.gaierror) as exc:
+            selector.failed(peer)
+            last_status, last_error = 502, f"connect() to {peer.label} failed ({exc})"
+            continue
+        selector.succeeded(peer)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and peer.unix is None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return UpstreamLink(cast(asyncio.Transport, transport), protocol, peer)
+    raise UpstreamUnavailable(last_status, last_error)
+
+
+def _may_retry(settings: ProxySettings, status: int) -> bool:
+    if "off" in settings.next_upstream:
+        return False
+    if status == 504:
+        return "timeout" in settings.next_upstream
+    return "error" in settings.next_upstream

@@ -1,0 +1,165 @@
+"""Reading the upstream's response head (and, for plain HTTP, its body).
+
+The same protocol object serves both cases: for a websocket handshake the
+upstream's 101 ends the HTTP phase and the transport is handed to a
+``Tunnel`` with whatever bytes came after the head; for a plain response the
+body is streamed to the client as it arrives (backpressure both ways).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import cast
+
+import httptools
+
+# Response headers nginx never passes on from the upstream (it writes its own
+# Server, Date and framing) -- ngx_http_proxy_hide_headers and hop-by-hop ones.
+HIDDEN_RESPONSE_HEADERS = frozenset(
+    {
+        "server",
+        "date",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+        "x-accel-expires",
+        "x-accel-redirect",
+        "x-accel-limit-rate",
+        "x-accel-buffering",
+        "x-accel-charset",
+    }
+)
+
+
+class UpstreamResponse(asyncio.Protocol):
+    """httptools callbacks for one upstream response."""
+
+    def __init__(self, head_only: bool) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_only = head_only
+        self.transport: asyncio.Transport | None = None
+        self.status = 0
+        self.reason = ""
+        self.version = "1.1"
+        self.headers: list[tuple[str, str]] = []
+        self.content_length: int | None = None
+        self.chunked = False
+        self.leftover = b""
+        self.upgraded = False
+        loop = asyncio.get_running_loop()
+        self.head_done: asyncio.Future[None] = loop.create_future()
+        self.body_done: asyncio.Future[None] = loop.create_future()
+        # Set by the client side once the head is sent: where body bytes go.
+        self.on_body_chunk: Callable[[bytes], None] | None = None
+        self._pending_body: list[bytes] = []
+        self.on_pause: Callable[[], None] | None = None
+        self.on_resume: Callable[[], None] | None = None
+        self.error: str | None = None
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.leftover = data[exc.args[0] :]
+            self.upgraded = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+            self._finish_head()
+        except httptools.HttpParserError as exc:
+            self._fail(f"upstream sent invalid response: {exc}")
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.head_done.done():
+            self._fail("upstream prematurely closed connection while reading response header")
+            return
+        if not self.body_done.done():
+            if self.content_length is None and not self.chunked:
+                # close-delimited body: EOF is its end
+                self.body_done.set_result(None)
+            else:
+                self.error = "upstream prematurely closed connection while reading upstream"
+                self.body_done.set_result(None)
+
+    def pause_writing(self) -> None:  # pragma: no cover - request bodies are small
+        pass
+
+    def resume_writing(self) -> None:  # pragma: no cover
+        pass
+
+    # httptools callbacks
+    def on_status(self, status: bytes) -> None:
+        self.reason += status.decode("latin-1")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        n = name.decode("latin-1")
+        v = value.decode("latin-1")
+        low = n.lower()
+        if low == "content-length":
+            try:
+                self.content_length = int(v)
+            except ValueError:
+                self.content_length = None
+        elif low == "transfer-encoding" and "chunked" in v.lower():
+            self.chunked = True
+        self.headers.append((n, v))
+
+    def on_headers_complete(self) -> None:
+        self.status = self._parser.get_status_code()
+        self.version = self._parser.get_http_version()
+        if self.transport is not None and self.status != 101:
+            self.transport.pause_reading()  # resumed once the client has the head
+        if self._head_only or self.status in (204, 304) or 100 <= self.status < 200:
+            self.content_length = 0
+            self.chunked = False
+            if self.status != 101:
+                self._finish_head()
+                self.body_done.set_result(None) if not self.body_done.done() else None
+                return
+        if self.status != 101:
+            self._finish_head()
+
+    def on_body(self, body: bytes) -> None:
+        if not body:
+            return
+        if self.on_body_chunk is not None:
+            self.on_body_chunk(body)
+        else:
+            self._pending_body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.status == 101:
+            return  # the upgrade exception follows
+        if not self.body_done.done():
+            self.body_done.set_result(None)
+
+    def start_body(self, sink: Callable[[bytes], None]) -> None:
+        """Client has the head: stream the body to ``sink`` from now on."""
+        self.on_body_chunk = sink
+        for chunk in self._pending_body:
+            sink(chunk)
+        self._pending_body.clear()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _finish_head(self) -> None:
+        if not self.head_done.done():
+            self.head_done.set_result(None)
+
+    def _fail(self, why: str) -> None:
+        self.error = why
+        if not self.head_done.done():
+            self.head_done.set_exception(ConnectionError(why))
+        if not self.body_done.done():
+            self.body_done.set_result(None)
+        if self.transport is not None:
+            self.transport.close()

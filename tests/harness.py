@@ -1,0 +1,275 @@
+"""Real servers for the integration tests: ngxws itself, websocket backends, raw peers.
+
+Everything listens on 127.0.0.1 on ports the kernel picked; every wait is
+bounded.  ``Ngxws`` runs the real command (``python -m ngxws run``) on a real
+conf file, exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+class Ngxws:
+    """``python -m ngxws run -c CONF -p PREFIX`` as a child process."""
+
+    def __init__(self, conf: Path, prefix: Path, port: int, extra_env: dict[str, str] | None = None) -> None:
+        self.conf = conf
+        self.prefix = prefix
+        self.port = port
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(extra_env or {}))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ngxws", "run", "-c", str(conf), "-p", str(prefix)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_port(port)
+        except TimeoutError:
+            self.proc.kill()
+            out, err = self.proc.communicate(timeout=5)
+            raise RuntimeError(f"ngxws did not start: {err.decode()} {out.decode()}") from None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> tuple[int, str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate(timeout=5)
+        return self.proc.returncode, out.decode(), err.decode()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def ws_url(self, path: str = "/") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+        req = urllib.request.Request(self.url(path))
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, dict(resp.headers.items()), resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers.items()), exc.read()
+
+    def stats(self) -> str:
+        status, _, body = self.get("/websocket_status")
+        assert status == 200, status
+        return body.decode()
+
+
+@contextmanager
+def ngxws(conf_text: str, tmp_path: Path, port: int, name: str = "nginx.conf") -> Iterator[Ngxws]:
+    """Write ``conf_text`` and run ngxws on it for the duration of the block."""
+    conf = tmp_path / name
+    conf.write_text(conf_text)
+    server = Ngxws(conf, tmp_path, port)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class LoopThread:
+    """An asyncio loop in a thread, for backends the (sync) tests talk to."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable[Any], timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@contextmanager
+def ws_backend(
+    handler: Callable[[ServerConnection], Awaitable[None]] | None = None, **kwargs: Any
+) -> Iterator[int]:
+    """A real ``websockets`` server on a free port (echo unless told otherwise)."""
+
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    lt = LoopThread()
+    port = free_port()
+
+    async def start() -> Any:
+        return await serve(handler or echo, "127.0.0.1", port, **kwargs)
+
+    server = lt.run(start())
+    try:
+        yield port
+    finally:
+        async def stop() -> None:
+            server.close()
+            await server.wait_closed()
+
+        try:
+            lt.run(stop(), timeout=10)
+        finally:
+            lt.close()
+
+
+@contextmanager
+def raw_backend(reply_101: bool = True) -> Iterator[tuple[int, list[bytes], threading.Event]]:
+    """A raw TCP peer: answers the handshake with a fixed 101, then records every
+    byte it receives after the head (to check byte transparency)."""
+    import base64
+    import hashlib
+
+    received: list[bytes] = []
+    done = threading.Event()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    port = int(srv.getsockname()[1])
+
+    def serve_one(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            key = b""
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"sec-websocket-key:"):
+                    key = line.split(b":", 1)[1].strip()
+            accept = base64.b64encode(
+                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            )
+            if reply_101:
+                conn.sendall(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                )
+            if rest:
+                received.append(rest)
+            try:
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    received.append(chunk)
+            except OSError:
+                pass
+            done.set()
+
+    def accept_loop() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    t = threading.Thread(target=accept_loop, daemon=True)
+    t.start()
+    try:
+        yield port, received, done
+    finally:
+        srv.close()
+
+
+def upgrade_request(path: str = "/", key: str = "dGhlIHNhbXBsZSBub25jZQ==", host: str = "localhost") -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def read_head(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, bytes]:
+    """Read an HTTP response head from a raw socket; return (head, bytes after it)."""
+    sock.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    sock.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+    except (TimeoutError, ConnectionResetError):
+        return out
+
+
+def parse_stats(page: str) -> dict[str, int]:
+    """The v1 page by position, as users' scripts read it."""
+    lines = page.split("\n")
+    cf, cp, ct = (int(x) for x in lines[2].split())
+    uf, up, ut = (int(x) for x in lines[4].split())
+    return {
+        "active": int(lines[0].split()[2]),
+        "client_frames": cf,
+        "client_payload": cp,
+        "client_bytes": ct,
+        "upstream_frames": uf,
+        "upstream_payload": up,
+        "upstream_bytes": ut,
+    }
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
