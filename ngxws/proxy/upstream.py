@@ -12,7 +12,6 @@ import asyncio
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
 from ngxws.config.model import Config, ProxyPass, ProxySettings
 from ngxws.routing.peers import PeerSelector, PeerTarget
@@ -93,7 +92,7 @@ async def connect_upstream(
         sock = transport.get_extra_info("socket")
         if sock is not None and peer.unix is None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return UpstreamLink(cast(asyncio.Transport, transport), protocol, peer)
+        return UpstreamLink(transport, protocol, peer)
     raise UpstreamUnavailable(last_status, last_error)
 
 
