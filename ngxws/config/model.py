@@ -69,6 +69,7 @@ class ProxyPass:
     upstream: str | None = None
     has_variables: bool = False
     source: Source | None = None
+    unix: str | None = None  # socket path for ``http://unix:/path:/uri`` (host ``""``, port 0)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Upstream:
     hash_key: str | None = None
     keepalive: int = 0
     source: Source | None = None
+    hash_consistent: bool = False  # ``hash KEY consistent`` (ketama)
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,15 @@ class ProxySettings:
     ssl_verify: bool = False
     ssl_trusted_certificate: str | None = None
     buffering: bool = True
+    # proxy_ssl_name (None: the proxy_pass host), proxy_ssl_verify_depth,
+    # proxy_ssl_protocols, proxy_ssl_ciphers, proxy_ssl_certificate(_key);
+    # paths are resolved against the conf file's directory.
+    ssl_name: str | None = None
+    ssl_verify_depth: int = 1
+    ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    ssl_ciphers: str = "DEFAULT"
+    ssl_certificate: str | None = None
+    ssl_certificate_key: str | None = None
 
 
 class Fork(str, Enum):
@@ -220,6 +231,7 @@ class Location:
     client_max_body_size: int = 1024 * 1024
     locations: tuple[Location, ...] = ()
     source: Source | None = None
+    default_type: str = "text/plain"  # Content-Type of ``return CODE text`` answers
 
 
 @dataclass(frozen=True)
@@ -242,6 +254,9 @@ class Server:
     client_max_body_size: int = 1024 * 1024
     large_client_header_buffers: tuple[int, int] = (4, 8192)
     source: Source | None = None
+    return_: Return | None = None  # server-level ``return`` (runs before location matching)
+    ssl_ciphers: str | None = None
+    default_type: str = "text/plain"
 
 
 @dataclass(frozen=True)
@@ -250,12 +265,34 @@ class Ignored:
 
     ``harmless`` is True when ignoring it changes nothing a client or backend
     can observe (``worker_rlimit_nofile``, ``sendfile``...), False when it
-    would change behaviour (``gzip``, ``rewrite``...).
+    would change behaviour (``gzip``, ``rewrite``...).  ``reason`` is one line
+    for the report (what ngxws does instead).
     """
 
     name: str
     source: Source
     harmless: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Map:
+    """A ``map SOURCE $variable {}`` block (the classic websocket recipe's
+    ``map $http_upgrade $connection_upgrade``).
+
+    ``expression`` is the complex value to test (``$http_upgrade``),
+    ``variable`` the name it defines, without ``$``.  ``entries`` keep config
+    order; a key starting with ``~`` (``~*`` caseless) is a regex, as in
+    nginx.  ``default`` is the value when nothing matches.
+    """
+
+    expression: str
+    variable: str
+    entries: tuple[tuple[str, str], ...] = ()
+    default: str = ""
+    hostnames: bool = False
+    volatile: bool = False
+    source: Source | None = None
 
 
 @dataclass(frozen=True)
@@ -273,6 +310,9 @@ class Config:
     error_log: str | None = None
     error_log_level: str = "error"
     ignored: tuple[Ignored, ...] = ()
+    maps: tuple[Map, ...] = ()
+    # nginx's [warn] lines at ``nginx -t`` time (``conflicting server name ...``).
+    warnings: tuple[str, ...] = ()
 
     def upstream(self, name: str) -> Upstream | None:
         for u in self.upstreams:

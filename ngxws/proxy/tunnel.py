@@ -208,16 +208,21 @@ class Tunnel:
             self.client.write(encode_close_frame(code, reason))
         self.close()
 
-    def close(self, reason: str = "") -> None:
-        """End the tunnel once: close both sockets (pending writes flushed),
-        give the connection slot back, write the close line."""
+    def close(self, reason: str = "", abort: bool = False) -> None:
+        """End the tunnel once: close both sockets (pending writes flushed,
+        unless ``abort``: a fast stop drops them), give the connection slot
+        back, write the close line."""
         if self.closed:
             return
         self.closed = True
         for timer in self._timers:
             timer.cancel()
-        self.client.close()
-        self.upstream.close()
+        if abort:
+            self.client.abort()
+            self.upstream.abort()
+        else:
+            self.client.close()
+            self.upstream.close()
         self.worker.counters.close(self.slot)
         self.worker.tunnels.discard(self)
         if self.logger is not None and self.logfile is not None:

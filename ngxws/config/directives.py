@@ -1,0 +1,478 @@
+"""Directive rules, as data: what the module's directives accept, and what
+ngxws does with every stock nginx directive it meets.
+
+Two tables, both read by ``loader.py`` and nothing else:
+
+``WS_DIRECTIVES``
+    The module's own directives, in the form of nginx's ``ngx_command_t``
+    table (context bits + argument count).  crossplane does not know them
+    (and its ``register_external_directives()`` is broken on Python 3), so
+    ngxws checks them itself, with nginx's wording.  Any other ``ws_*`` name
+    is an ``unknown directive``, as nginx with the module loaded would say.
+
+``STOCK_DIRECTIVES``
+    Every stock directive ngxws has an opinion on: ``HONOURED`` (implemented,
+    ends up in the model), ``IGNORED_HARMLESS`` (tuning that nothing on the
+    wire depends on) or ``IGNORED_CHANGES_BEHAVIOUR`` (nginx would do
+    something ngxws will not).  crossplane still checks their contexts and
+    argument counts.  A directive missing here is treated as
+    ``IGNORED_CHANGES_BEHAVIOUR``: when in doubt, tell the user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = [
+    "Handling",
+    "WsRule",
+    "StockRule",
+    "WS_DIRECTIVES",
+    "WS_LOG_FORMAT_KEYWORDS",
+    "STOCK_DIRECTIVES",
+    "DATA_BLOCKS",
+    "OPAQUE_BLOCKS",
+    "CONTEXT_NAMES",
+    "context_name",
+    "stock_rule",
+    "UNKNOWN_RULE",
+    "UNLISTED_RULE",
+    "NEWER_STOCK_DIRECTIVES",
+]
+
+
+class Handling(str, Enum):
+    """What ngxws does with a directive."""
+
+    HONOURED = "honoured"
+    IGNORED_HARMLESS = "ignored_harmless"
+    IGNORED_CHANGES_BEHAVIOUR = "ignored_changes_behaviour"
+
+
+# crossplane's context tuples (analyzer.CONTEXTS) -> the names used below.
+# A nested location is ("http", "location") like a top-level one: crossplane
+# flattens them, and so does nginx's NGX_HTTP_LOC_CONF bit.
+CONTEXT_NAMES: Mapping[tuple[str, ...], str] = {
+    (): "main",
+    ("events",): "events",
+    ("http",): "http",
+    ("http", "server"): "server",
+    ("http", "location"): "location",
+    ("http", "upstream"): "upstream",
+    ("http", "server", "if"): "server_if",
+    ("http", "location", "if"): "location_if",
+    ("http", "location", "limit_except"): "limit_except",
+}
+
+
+def context_name(ctx: tuple[str, ...]) -> str:
+    """Name of a crossplane context tuple; ``"other"`` for stream, mail, map..."""
+    return CONTEXT_NAMES.get(ctx, "other")
+
+
+@dataclass(frozen=True)
+class WsRule:
+    """One entry of the module's ``ngx_command_t`` table (also used for the
+    few stock directives crossplane does not know).
+
+    ``contexts``: where it may stand (NGX_HTTP_SRV_CONF -> ``server``,
+    NGX_HTTP_LOC_CONF -> ``location``).  ``nargs``: accepted argument counts
+    (NGX_CONF_NOARGS -> 0, TAKE1 -> 1, TAKE12 -> 1 and 2).  ``flag``: the
+    single argument must be ``on``/``off`` (NGX_CONF_FLAG).
+    """
+
+    contexts: frozenset[str]
+    nargs: frozenset[int]
+    flag: bool = False
+
+
+# ws_log_format's first argument when it has two (spec: module.md).  "message"
+# is the chainstack README's name for client+server.
+WS_LOG_FORMAT_KEYWORDS: tuple[str, ...] = ("open", "close", "client", "server", "message")
+
+_SRV = frozenset({"server"})
+
+WS_DIRECTIVES: Mapping[str, WsRule] = {
+    # v1: NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS
+    "ws_stat": WsRule(contexts=frozenset({"location"}), nargs=frozenset({0})),
+    # NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1
+    "ws_log": WsRule(contexts=_SRV, nargs=frozenset({1})),
+    # NGX_HTTP_SRV_CONF | NGX_CONF_TAKE12 (frame template, or KEYWORD template)
+    "ws_log_format": WsRule(contexts=_SRV, nargs=frozenset({1, 2})),
+    # NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1, non-negative integer
+    "ws_max_connections": WsRule(contexts=_SRV, nargs=frozenset({1})),
+    # NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1, nginx time
+    "ws_conn_age": WsRule(contexts=_SRV, nargs=frozenset({1})),
+    # chainstack fork: NGX_HTTP_SRV_CONF | NGX_CONF_FLAG
+    "ws_log_enabled": WsRule(contexts=_SRV, nargs=frozenset({1}), flag=True),
+}
+
+
+# Stock directives newer than crossplane's table (it stops at nginx ~1.21), so
+# that ngxws checks them itself, like the module's.
+NEWER_STOCK_DIRECTIVES: Mapping[str, WsRule] = {
+    # nginx 1.25.1: "http2 on;" replaces "listen ... http2"
+    "http2": WsRule(contexts=frozenset({"http", "server"}), nargs=frozenset({1}), flag=True),
+}
+
+
+@dataclass(frozen=True)
+class StockRule:
+    """What ngxws does with one stock directive.
+
+    ``reason``: one line for the migration report (why it is ignored, or
+    what ngxws does instead).  ``harmless_args``: argument lists for which an
+    otherwise behaviour-changing directive is harmless (``gzip off``).
+    ``unique``: nginx refuses a second one in the same block with
+    ``"X" directive is duplicate`` (its ``*_slot`` setters do), so ngxws does.
+    """
+
+    handling: Handling
+    reason: str = ""
+    harmless_args: tuple[tuple[str, ...], ...] = ()
+    unique: bool = False
+
+
+_H = Handling.HONOURED
+_OK = Handling.IGNORED_HARMLESS
+_CH = Handling.IGNORED_CHANGES_BEHAVIOUR
+
+
+def _honoured(unique: bool = False) -> StockRule:
+    return StockRule(_H, unique=unique)
+
+
+def _harmless(reason: str) -> StockRule:
+    return StockRule(_OK, reason)
+
+
+def _changes(reason: str, *harmless_args: tuple[str, ...]) -> StockRule:
+    return StockRule(_CH, reason, harmless_args=tuple(harmless_args))
+
+
+_TUNING = "performance tuning; ngxws manages its own I/O"
+_STATIC = "static file serving is not implemented; such requests get 404"
+_REWRITE = "rewrite module is not implemented"
+_CACHE = "proxy caching is not implemented; every request goes to the upstream"
+_GZIP_SUB = "only matters when gzip is on (gzip itself is reported)"
+_HEADERS = "response header manipulation is not implemented"
+_LIMIT = "request/connection limiting is not implemented"
+_VARS = "defines variables ngxws does not evaluate"
+_NO_ACCESS_LOG = "ngxws writes no access log (ws_log and the error log are written)"
+
+STOCK_DIRECTIVES: Mapping[str, StockRule] = {
+    # --- core / main context ------------------------------------------------
+    "include": _honoured(),
+    "events": _honoured(unique=True),
+    "http": _honoured(unique=True),
+    "worker_processes": _honoured(unique=True),
+    "worker_connections": _honoured(unique=True),
+    "pid": _honoured(unique=True),
+    "error_log": _honoured(),
+    "user": _harmless("ngxws runs as the user that starts it"),
+    "daemon": _harmless("ngxws runs in the foreground; use a service manager"),
+    "master_process": _harmless("ngxws always runs a supervisor"),
+    "worker_rlimit_nofile": _harmless("raise the limit with ulimit / LimitNOFILE"),
+    "worker_rlimit_core": _harmless(_TUNING),
+    "worker_cpu_affinity": _harmless(_TUNING),
+    "worker_priority": _harmless(_TUNING),
+    "worker_shutdown_timeout": _harmless("ngxws has its own graceful-shutdown timeout"),
+    "working_directory": _harmless(_TUNING),
+    "timer_resolution": _harmless(_TUNING),
+    "pcre_jit": _harmless(_TUNING),
+    "thread_pool": _harmless(_TUNING),
+    "lock_file": _harmless(_TUNING),
+    "env": _harmless("environment is inherited as is"),
+    "load_module": _harmless("ngxws has the websocket module built in"),
+    "ssl_engine": _harmless(_TUNING),
+    "debug_points": _harmless(_TUNING),
+    # --- events -------------------------------------------------------------
+    "use": _harmless(_TUNING),
+    "multi_accept": _harmless(_TUNING),
+    "accept_mutex": _harmless(_TUNING),
+    "accept_mutex_delay": _harmless(_TUNING),
+    "worker_aio_requests": _harmless(_TUNING),
+    "debug_connection": _harmless(_TUNING),
+    # --- http / server / location: what ngxws does --------------------------
+    "server": _honoured(),  # http server {} and upstream's server lines
+    "listen": _honoured(),
+    "server_name": _honoured(),
+    "location": _honoured(),
+    "upstream": _honoured(),
+    "least_conn": _honoured(),
+    "ip_hash": _honoured(),
+    "hash": _honoured(),
+    "keepalive": _honoured(unique=True),
+    "map": _honoured(),
+    "return": _honoured(),
+    "allow": _honoured(),
+    "deny": _honoured(),
+    "auth_basic": _honoured(unique=True),
+    "auth_basic_user_file": _honoured(unique=True),
+    "default_type": _honoured(unique=True),
+    "client_max_body_size": _honoured(unique=True),
+    "client_header_timeout": _honoured(unique=True),
+    "keepalive_timeout": _honoured(unique=True),
+    "large_client_header_buffers": _honoured(unique=True),
+    "ssl_certificate": _honoured(),
+    "ssl_certificate_key": _honoured(),
+    "ssl_protocols": _honoured(),  # bitmask slot: repeated ones are ORed
+    "ssl_ciphers": _honoured(unique=True),
+    "http2": _honoured(unique=True),
+    "proxy_pass": _honoured(unique=True),
+    "proxy_set_header": _honoured(),
+    "proxy_http_version": _honoured(unique=True),
+    "proxy_pass_request_headers": _honoured(unique=True),
+    "proxy_connect_timeout": _honoured(unique=True),
+    "proxy_read_timeout": _honoured(unique=True),
+    "proxy_send_timeout": _honoured(unique=True),
+    "proxy_next_upstream": _honoured(),
+    "proxy_buffering": _honoured(unique=True),
+    "proxy_ssl_server_name": _honoured(unique=True),
+    "proxy_ssl_name": _honoured(unique=True),
+    "proxy_ssl_verify": _honoured(unique=True),
+    "proxy_ssl_verify_depth": _honoured(unique=True),
+    "proxy_ssl_trusted_certificate": _honoured(unique=True),
+    "proxy_ssl_certificate": _honoured(),
+    "proxy_ssl_certificate_key": _honoured(),
+    "proxy_ssl_protocols": _honoured(),
+    "proxy_ssl_ciphers": _honoured(unique=True),
+    # --- ignored, harmless: tuning and bookkeeping ---------------------------
+    "types": _harmless("MIME types only matter for static files"),
+    "types_hash_max_size": _harmless(_TUNING),
+    "types_hash_bucket_size": _harmless(_TUNING),
+    "server_names_hash_max_size": _harmless(_TUNING),
+    "server_names_hash_bucket_size": _harmless(_TUNING),
+    "variables_hash_max_size": _harmless(_TUNING),
+    "variables_hash_bucket_size": _harmless(_TUNING),
+    "map_hash_max_size": _harmless(_TUNING),
+    "map_hash_bucket_size": _harmless(_TUNING),
+    "proxy_headers_hash_max_size": _harmless(_TUNING),
+    "proxy_headers_hash_bucket_size": _harmless(_TUNING),
+    "sendfile": _harmless(_TUNING),
+    "sendfile_max_chunk": _harmless(_TUNING),
+    "tcp_nopush": _harmless(_TUNING),
+    "tcp_nodelay": _harmless("ngxws always sets TCP_NODELAY"),
+    "aio": _harmless(_TUNING),
+    "aio_write": _harmless(_TUNING),
+    "directio": _harmless(_TUNING),
+    "output_buffers": _harmless(_TUNING),
+    "postpone_output": _harmless(_TUNING),
+    "open_file_cache": _harmless(_TUNING),
+    "open_file_cache_valid": _harmless(_TUNING),
+    "open_file_cache_min_uses": _harmless(_TUNING),
+    "open_file_cache_errors": _harmless(_TUNING),
+    "open_log_file_cache": _harmless(_TUNING),
+    "access_log": _harmless(_NO_ACCESS_LOG),
+    "log_format": _harmless(_NO_ACCESS_LOG),
+    "log_not_found": _harmless(_TUNING),
+    "log_subrequest": _harmless(_TUNING),
+    "rewrite_log": _harmless(_TUNING),
+    "uninitialized_variable_warn": _harmless(_TUNING),
+    "server_tokens": _harmless("ngxws sends no version in its own responses"),
+    "resolver": _harmless("ngxws uses the system resolver"),
+    "resolver_timeout": _harmless("ngxws uses the system resolver"),
+    "client_body_buffer_size": _harmless(_TUNING),
+    "client_header_buffer_size": _harmless(_TUNING),
+    "client_body_temp_path": _harmless(_TUNING),
+    "client_body_in_file_only": _harmless(_TUNING),
+    "client_body_in_single_buffer": _harmless(_TUNING),
+    "client_body_timeout": _harmless("request bodies are streamed to the upstream"),
+    "send_timeout": _harmless("tunnels use proxy_read_timeout / proxy_send_timeout"),
+    "reset_timedout_connection": _harmless(_TUNING),
+    "lingering_close": _harmless(_TUNING),
+    "lingering_time": _harmless(_TUNING),
+    "lingering_timeout": _harmless(_TUNING),
+    "keepalive_requests": _harmless(_TUNING),
+    "keepalive_time": _harmless(_TUNING),
+    "keepalive_disable": _harmless(_TUNING),
+    "msie_padding": _harmless(_TUNING),
+    "msie_refresh": _harmless(_TUNING),
+    "etag": _harmless(_STATIC),
+    "if_modified_since": _harmless(_STATIC),
+    "max_ranges": _harmless(_STATIC),
+    "disable_symlinks": _harmless(_STATIC),
+    "limit_req_zone": _harmless("zones only act where limit_req uses them"),
+    "limit_conn_zone": _harmless("zones only act where limit_conn uses them"),
+    "limit_req_status": _harmless(_LIMIT),
+    "limit_conn_status": _harmless(_LIMIT),
+    "limit_req_log_level": _harmless(_LIMIT),
+    "limit_conn_log_level": _harmless(_LIMIT),
+    "proxy_buffer_size": _harmless(_TUNING),
+    "proxy_buffers": _harmless(_TUNING),
+    "proxy_busy_buffers_size": _harmless(_TUNING),
+    "proxy_temp_path": _harmless(_TUNING),
+    "proxy_max_temp_file_size": _harmless(_TUNING),
+    "proxy_temp_file_write_size": _harmless(_TUNING),
+    "proxy_request_buffering": _harmless("ngxws streams request bodies"),
+    "proxy_socket_keepalive": _harmless(_TUNING),
+    "proxy_ssl_session_reuse": _harmless(_TUNING),
+    "proxy_ignore_client_abort": _harmless(_TUNING),
+    "ssl_session_cache": _harmless(_TUNING),
+    "ssl_session_timeout": _harmless(_TUNING),
+    "ssl_session_tickets": _harmless(_TUNING),
+    "ssl_session_ticket_key": _harmless(_TUNING),
+    "ssl_prefer_server_ciphers": _harmless(_TUNING),
+    "ssl_buffer_size": _harmless(_TUNING),
+    "ssl_dhparam": _harmless("ECDHE key exchange is used"),
+    "ssl_ecdh_curve": _harmless(_TUNING),
+    "ssl_stapling": _harmless("OCSP stapling is not sent"),
+    "ssl_stapling_verify": _harmless("OCSP stapling is not sent"),
+    "ssl_stapling_file": _harmless("OCSP stapling is not sent"),
+    "ssl_stapling_responder": _harmless("OCSP stapling is not sent"),
+    "ssl_early_data": _harmless(_TUNING),
+    "ssl_conf_command": _harmless(_TUNING),
+    "http2_max_concurrent_streams": _harmless(_TUNING),
+    "http2_recv_buffer_size": _harmless(_TUNING),
+    "http2_chunk_size": _harmless(_TUNING),
+    "http2_body_preread_size": _harmless(_TUNING),
+    "http2_idle_timeout": _harmless(_TUNING),
+    "http2_max_field_size": _harmless(_TUNING),
+    "http2_max_header_size": _harmless(_TUNING),
+    "http2_max_requests": _harmless(_TUNING),
+    "http2_recv_timeout": _harmless(_TUNING),
+    "charset_map": _harmless(_STATIC),
+    "source_charset": _harmless(_STATIC),
+    "gzip_buffers": _harmless(_GZIP_SUB),
+    "gzip_comp_level": _harmless(_GZIP_SUB),
+    "gzip_disable": _harmless(_GZIP_SUB),
+    "gzip_http_version": _harmless(_GZIP_SUB),
+    "gzip_min_length": _harmless(_GZIP_SUB),
+    "gzip_proxied": _harmless(_GZIP_SUB),
+    "gzip_types": _harmless(_GZIP_SUB),
+    "gzip_vary": _harmless(_GZIP_SUB),
+    "zone": _harmless("upstream state is per ngxws worker"),
+    "keepalive_timeout_upstream": _harmless(_TUNING),
+    "random_index": _harmless(_STATIC),
+    "autoindex_exact_size": _harmless(_STATIC),
+    "autoindex_format": _harmless(_STATIC),
+    "autoindex_localtime": _harmless(_STATIC),
+    "index": _changes(_STATIC),
+    "recursive_error_pages": _harmless("error_page is reported separately"),
+    "absolute_redirect": _changes("redirects ngxws generates are always absolute"),
+    "port_in_redirect": _changes("redirects ngxws generates always carry the port"),
+    "server_name_in_redirect": _changes("redirects ngxws generates use the Host header"),
+    # --- ignored, changes behaviour -----------------------------------------
+    "gzip": _changes("responses are not compressed", ("off",)),
+    "gzip_static": _changes(_STATIC, ("off",)),
+    "gunzip": _changes("responses are not decompressed", ("off",)),
+    "rewrite": _changes(_REWRITE),
+    "if": _changes(_REWRITE + "; its block is skipped"),
+    "set": _changes(_REWRITE),
+    "break": _changes(_REWRITE),
+    "add_header": _changes(_HEADERS),
+    "add_trailer": _changes(_HEADERS),
+    "expires": _changes(_HEADERS),
+    "charset": _changes(_HEADERS, ("off",)),
+    "override_charset": _changes(_HEADERS, ("off",)),
+    "more_set_headers": _changes(_HEADERS),
+    "more_clear_headers": _changes(_HEADERS),
+    "proxy_hide_header": _changes("upstream response headers are passed unfiltered"),
+    "proxy_pass_header": _changes("upstream response headers are passed unfiltered"),
+    "proxy_ignore_headers": _changes("upstream response headers are passed unfiltered"),
+    "proxy_redirect": _changes("Location headers are not rewritten", ("off",)),
+    "proxy_cookie_domain": _changes("cookies are not rewritten", ("off",)),
+    "proxy_cookie_path": _changes("cookies are not rewritten", ("off",)),
+    "proxy_cookie_flags": _changes("cookies are not rewritten", ("off",)),
+    "proxy_set_body": _changes("request bodies are passed unchanged"),
+    "proxy_method": _changes("the request method is passed unchanged"),
+    "proxy_pass_request_body": _changes("request bodies are always passed", ("on",)),
+    "proxy_intercept_errors": _changes("upstream errors are passed through", ("off",)),
+    "proxy_bind": _changes("upstream connections use the default source address", ("off",)),
+    "proxy_next_upstream_tries": _changes("retries are bounded by the peer count only"),
+    "proxy_next_upstream_timeout": _changes("retries are bounded by the peer count only"),
+    "proxy_limit_rate": _changes(_LIMIT, ("0",)),
+    "proxy_store": _changes(_CACHE, ("off",)),
+    "proxy_cache": _changes(_CACHE, ("off",)),
+    "proxy_cache_path": _changes(_CACHE),
+    "proxy_cache_key": _changes(_CACHE),
+    "proxy_cache_valid": _changes(_CACHE),
+    "proxy_cache_bypass": _changes(_CACHE),
+    "proxy_no_cache": _changes(_CACHE),
+    "proxy_cache_methods": _changes(_CACHE),
+    "proxy_cache_min_uses": _changes(_CACHE),
+    "proxy_cache_use_stale": _changes(_CACHE),
+    "proxy_cache_lock": _changes(_CACHE),
+    "proxy_cache_revalidate": _changes(_CACHE),
+    "proxy_cache_background_update": _changes(_CACHE),
+    "proxy_cache_convert_head": _changes(_CACHE),
+    "proxy_ssl_crl": _changes("upstream certificate revocation is not checked"),
+    "proxy_ssl_password_file": _changes("encrypted client keys are not supported"),
+    "proxy_ssl_conf_command": _changes("OpenSSL commands are not applied"),
+    "limit_req": _changes(_LIMIT),
+    "limit_conn": _changes(_LIMIT),
+    "limit_rate": _changes(_LIMIT, ("0",)),
+    "limit_rate_after": _changes(_LIMIT),
+    "limit_except": _changes("method restrictions are not implemented; its block is skipped"),
+    "satisfy": _changes("allow/deny and auth_basic must both pass", ("all",)),
+    "auth_request": _changes("subrequest authentication is not implemented", ("off",)),
+    "auth_request_set": _changes("subrequest authentication is not implemented"),
+    "sub_filter": _changes("response bodies are passed unchanged"),
+    "sub_filter_once": _changes("response bodies are passed unchanged"),
+    "sub_filter_types": _changes("response bodies are passed unchanged"),
+    "sub_filter_last_modified": _changes("response bodies are passed unchanged"),
+    "addition_types": _changes("response bodies are passed unchanged"),
+    "add_before_body": _changes("response bodies are passed unchanged"),
+    "add_after_body": _changes("response bodies are passed unchanged"),
+    "ssi": _changes("SSI is not implemented", ("off",)),
+    "mirror": _changes("requests are not mirrored", ("off",)),
+    "error_page": _changes("nginx's custom error pages are not served"),
+    "internal": _changes("internal locations are reachable from outside"),
+    "root": _changes(_STATIC),
+    "alias": _changes(_STATIC),
+    "try_files": _changes(_STATIC),
+    "autoindex": _changes(_STATIC, ("off",)),
+    "stub_status": _changes("the nginx status page is not served (ws_stat is)"),
+    "real_ip_header": _changes("$remote_addr is the peer address"),
+    "set_real_ip_from": _changes("$remote_addr is the peer address"),
+    "real_ip_recursive": _changes("$remote_addr is the peer address"),
+    "underscores_in_headers": _changes("header names with underscores are passed", ("off",)),
+    "ignore_invalid_headers": _changes("invalid header names are passed", ("off",)),
+    "chunked_transfer_encoding": _changes(
+        "chunked encoding is used as the upstream sends it", ("on",)
+    ),
+    "geo": _changes(_VARS),
+    "split_clients": _changes(_VARS),
+    "ssl_client_certificate": _changes("client certificates are not verified"),
+    "ssl_verify_client": _changes("client certificates are not verified", ("off",)),
+    "ssl_verify_depth": _changes("client certificates are not verified"),
+    "ssl_trusted_certificate": _changes("client certificates are not verified"),
+    "ssl_crl": _changes("client certificates are not verified"),
+    "ssl_password_file": _changes("encrypted certificate keys are not supported"),
+    "ssl_reject_handshake": _changes("unknown SNI names get the default certificate", ("off",)),
+    "stream": _changes("the stream (TCP/UDP) module is not implemented; its block is skipped"),
+    "mail": _changes("the mail proxy is not implemented; its block is skipped"),
+    "fastcgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
+    "uwsgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
+    "scgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
+    "grpc_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
+    "memcached_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
+    "random": _changes("balancing falls back to round robin"),
+    "sticky": _changes("balancing falls back to round robin"),
+    "ssl": _changes('obsolete; use "listen ... ssl"', ("off",)),
+}
+
+# Blocks whose entries are data, not directives (map's "KEY VALUE;" lines).
+# ngxws neither validates nor reports their contents.
+DATA_BLOCKS: frozenset[str] = frozenset(
+    {"map", "geo", "types", "split_clients", "charset_map", "match"}
+)
+
+# Blocks ngxws does not implement at all: reported once, contents skipped.
+OPAQUE_BLOCKS: frozenset[str] = frozenset({"if", "limit_except", "stream", "mail"})
+
+# A directive crossplane does not know either: nginx would refuse it unless a
+# third-party module provides it, and ngxws cannot tell what that would do.
+UNKNOWN_RULE = StockRule(_CH, "unknown to stock nginx (third-party module?); not implemented")
+# A stock nginx directive this table does not list.
+UNLISTED_RULE = StockRule(_CH, "not implemented by ngxws")
+
+
+def stock_rule(name: str, known_to_nginx: bool) -> StockRule:
+    """The rule for ``name``; unlisted names default to changes-behaviour."""
+    rule = STOCK_DIRECTIVES.get(name)
+    if rule is not None:
+        return rule
+    return UNLISTED_RULE if known_to_nginx else UNKNOWN_RULE

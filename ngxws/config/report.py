@@ -1,0 +1,317 @@
+"""``ngxws check``: what a loaded config will do, and what of it ngxws ignores.
+
+``nginx -t`` only says "ok"; someone moving from nginx + the module needs
+more before switching: which sockets open, which locations tunnel websockets
+to which peers, where the ws_* lines go and with which templates, and -- the
+migration report -- every directive ngxws will not act on, with file:line,
+split into those nobody can observe (tuning) and those that change what
+clients or backends see.  Plain text, deterministic, paths shown relative to
+the conf file's folder so the output is the same on every machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable
+
+from ngxws.config.model import (
+    Config,
+    Fork,
+    Ignored,
+    Listen,
+    Location,
+    ProxyPass,
+    Server,
+    Source,
+    Upstream,
+    WsSettings,
+)
+
+__all__ = ["render_check_report"]
+
+_INDENT = "  "
+
+
+def render_check_report(config: Config) -> str:
+    """The full report; ends with a newline."""
+    base = os.path.dirname(config.path)
+    lines: list[str] = [f"configuration: {config.path}", f"prefix: {config.prefix}"]
+    lines.append(
+        f"workers: {config.worker_processes} process(es), "
+        f"{config.worker_connections} connections each"
+    )
+    lines.append(f"pid file: {config.pid_path or '(none)'}")
+    error_log = config.error_log or "(not set: stderr)"
+    lines.append(f"error log: {error_log} ({config.error_log_level})")
+    lines.append("")
+    lines.extend(_listeners(config))
+    for server in config.servers:
+        lines.append("")
+        lines.extend(_server(server, config, base))
+    if config.maps:
+        lines.append("")
+        lines.append("maps:")
+        for m in config.maps:
+            lines.append(
+                f"{_INDENT}${m.variable} from {m.expression}: {_count(len(m.entries), 'entry')}, "
+                f"default {_quote(m.default)}{_at(m.source, base)}"
+            )
+    lines.append("")
+    lines.extend(_migration(config.ignored, base))
+    if config.warnings:
+        lines.append("")
+        lines.append("warnings (nginx -t would print these too):")
+        lines.extend(f"{_INDENT}{w}" for w in config.warnings)
+    return "\n".join(lines) + "\n"
+
+
+def _listeners(config: Config) -> list[str]:
+    """One line per socket, with the servers sharing it (default first)."""
+    sockets: dict[tuple[str, int, str | None], list[tuple[Listen, Server]]] = {}
+    for server in config.servers:
+        for listen in server.listens:
+            sockets.setdefault(listen.key, []).append((listen, server))
+    lines = [f"listeners ({len(sockets)}):"]
+    if not sockets:
+        lines.append(f"{_INDENT}(none: the config has no http server)")
+    for entries in sockets.values():
+        first = entries[0][0]
+        flags = [f for f, on in (("ssl", first.ssl), ("http2", first.http2)) if on]
+        default = next((s for lst, s in entries if lst.default_server), entries[0][1])
+        names = []
+        for _, server in entries:
+            label = _server_label(server)
+            names.append(f"{label} (default)" if server is default else label)
+        head = " ".join([_address(first), *flags])
+        lines.append(f"{_INDENT}{head} -> {', '.join(names)}")
+    return lines
+
+
+def _server(server: Server, config: Config, base: str) -> list[str]:
+    lines = [f"server {_server_label(server)}{_at(server.source, base)}"]
+    listens = ", ".join(_listen_text(lst) for lst in server.listens)
+    lines.append(f"{_INDENT}listen: {listens}")
+    if len(server.server_names) > 1:
+        lines.append(f"{_INDENT}server names: {' '.join(_quote(n) for n in server.server_names)}")
+    if server.ssl_certificate:
+        lines.append(
+            f"{_INDENT}tls: {server.ssl_certificate} / {server.ssl_certificate_key}, "
+            f"{' '.join(server.ssl_protocols)}"
+        )
+    if server.return_ is not None:
+        text = f" {server.return_.text}" if server.return_.text is not None else ""
+        lines.append(f"{_INDENT}return {server.return_.code}{text} (before any location)")
+    proxied = list(_walk(server.locations, lambda loc: loc.proxy_pass is not None))
+    stats = list(_walk(server.locations, lambda loc: loc.ws_stat))
+    lines.append(f"{_INDENT}websocket (proxy_pass) locations:")
+    if not proxied:
+        lines.append(f"{_INDENT * 2}(none)")
+    for loc in proxied:
+        assert loc.proxy_pass is not None
+        lines.extend(_proxied(loc, loc.proxy_pass, config, base))
+    lines.append(f"{_INDENT}ws_stat locations:")
+    if not stats:
+        lines.append(f"{_INDENT * 2}(none)")
+    for loc in stats:
+        lines.append(f"{_INDENT * 2}location {_location_name(loc)}{_at(loc.source, base)}")
+    lines.extend(_ws(server.ws, config))
+    return lines
+
+
+def _proxied(loc: Location, pp: ProxyPass, config: Config, base: str) -> list[str]:
+    lines = [f"{_INDENT * 2}location {_location_name(loc)} -> {pp.url}{_at(loc.source, base)}"]
+    deep = _INDENT * 3
+    if pp.has_variables:
+        lines.append(f"{deep}target has variables: resolved per request")
+    elif pp.unix is not None:
+        lines.append(f"{deep}unix socket {pp.unix}")
+    else:
+        upstream = config.upstream(pp.upstream) if pp.upstream else None
+        if upstream is not None:
+            lines.extend(f"{deep}{line}" for line in _upstream(upstream, base))
+        else:
+            note = "" if _is_ip(pp.host) else " (name resolved when connecting)"
+            lines.append(f"{deep}peer {_hostport(pp.host, pp.port)}{note}")
+    # As in nginx, an upgrade only reaches the upstream with HTTP/1.1 and the
+    # hop-by-hop Upgrade header passed on explicitly.
+    sent = {name.lower() for name, value in loc.proxy.set_headers if value}
+    if loc.proxy.http_version != "1.1" or "upgrade" not in sent:
+        lines.append(f"{deep}plain HTTP only: no proxy_http_version 1.1 + proxy_set_header Upgrade")
+    lines.append(
+        f"{deep}timeouts: connect {_seconds(loc.proxy.connect_timeout)}, "
+        f"read {_seconds(loc.proxy.read_timeout)}, send {_seconds(loc.proxy.send_timeout)}"
+    )
+    return lines
+
+
+def _upstream(upstream: Upstream, base: str) -> list[str]:
+    balance = upstream.balance
+    if upstream.hash_key is not None:
+        balance += f" {upstream.hash_key}" + (" consistent" if upstream.hash_consistent else "")
+    lines = [f"upstream {upstream.name} ({balance}){_at(upstream.source, base)}"]
+    for peer in upstream.peers:
+        where = f"unix:{peer.unix}" if peer.unix is not None else _hostport(peer.host, peer.port)
+        extras = [f"weight={peer.weight}"] if peer.weight != 1 else []
+        if peer.max_fails != 1 or peer.fail_timeout != 10.0:
+            extras.append(f"max_fails={peer.max_fails} fail_timeout={_seconds(peer.fail_timeout)}")
+        extras += [flag for flag, on in (("backup", peer.backup), ("down", peer.down)) if on]
+        lines.append(f"{_INDENT}peer {where}{''.join(' ' + e for e in extras)}")
+    return lines
+
+
+def _ws(ws: WsSettings, config: Config) -> list[str]:
+    fork = "chainstack fork (ws_log_enabled)" if ws.fork is Fork.CHAINSTACK else "v1"
+    lines = [f"{_INDENT}ws settings ({fork}):"]
+    deep = _INDENT * 2
+    templates = ws.effective_templates()
+    logs = any(
+        t is not None
+        for t in (
+            templates.frame,
+            templates.open,
+            templates.close,
+            templates.client,
+            templates.server,
+        )
+    )
+    if ws.fork is Fork.CHAINSTACK and not ws.log_enabled:
+        lines.append(f"{deep}log: off (ws_log_enabled off)")
+    elif ws.log_path is not None:
+        lines.append(f"{deep}log: {ws.log_path}")
+    elif ws.fork is Fork.CHAINSTACK:
+        lines.append(f"{deep}log: the error log ({config.error_log or 'stderr'}), no ws_log given")
+    else:
+        lines.append(f"{deep}log: off (no ws_log)")
+    if logs:
+        for label, value in (
+            ("frame", templates.frame),
+            ("open", templates.open),
+            ("close", templates.close),
+            ("client message", templates.client),
+            ("server message", templates.server),
+        ):
+            lines.append(f"{deep}{label}: {_quote(value) if value is not None else '(not logged)'}")
+    if ws.max_connections:
+        lines.append(f"{deep}max connections: {ws.max_connections} (then close 1013)")
+    else:
+        lines.append(f"{deep}max connections: no limit")
+    if ws.conn_age is not None:
+        lines.append(f"{deep}connection age: {_duration(ws.conn_age)} (then close 4001)")
+    else:
+        lines.append(f"{deep}connection age: no limit")
+    return lines
+
+
+def _migration(ignored: tuple[Ignored, ...], base: str) -> list[str]:
+    harmless = [i for i in ignored if i.harmless]
+    changing = [i for i in ignored if not i.harmless]
+    lines = ["migration report:"]
+    if not ignored:
+        lines.append(f"{_INDENT}every directive in the config is implemented by ngxws")
+        return lines
+    for title, items in (
+        ("ignored, changes behaviour", changing),
+        ("ignored, harmless", harmless),
+    ):
+        lines.append(f"{_INDENT}{title} ({len(items)}):")
+        if not items:
+            lines.append(f"{_INDENT * 2}(none)")
+        width = max((len(_where(i.source, base)) for i in items), default=0)
+        for item in items:
+            reason = f" -- {item.reason}" if item.reason else ""
+            lines.append(f"{_INDENT * 2}{_where(item.source, base):<{width}}  {item.name}{reason}")
+    return lines
+
+
+# -- small formatting helpers -------------------------------------------------
+
+
+def _walk(locations: tuple[Location, ...], keep: Callable[[Location], bool]) -> list[Location]:
+    """Locations (nested ones too) that ``keep`` selects, in config order."""
+    out: list[Location] = []
+    for loc in locations:
+        if keep(loc):
+            out.append(loc)
+        out.extend(_walk(loc.locations, keep))
+    return out
+
+
+def _where(source: Source, base: str) -> str:
+    path = source.file
+    if base and path.startswith(base + os.sep):
+        path = path[len(base) + 1 :]
+    return f"{path}:{source.line}"
+
+
+def _at(source: Source | None, base: str) -> str:
+    return f"  ({_where(source, base)})" if source is not None else ""
+
+
+def _address(listen: Listen) -> str:
+    if listen.unix is not None:
+        return f"unix:{listen.unix}"
+    return _hostport(listen.host, listen.port)
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _listen_text(listen: Listen) -> str:
+    flags = [
+        flag
+        for flag, on in (
+            ("default_server", listen.default_server),
+            ("ssl", listen.ssl),
+            ("http2", listen.http2),
+        )
+        if on
+    ]
+    return " ".join([_address(listen), *flags])
+
+
+def _server_label(server: Server) -> str:
+    first = server.server_names[0] if server.server_names else ""
+    return first if first else '""'
+
+
+def _location_name(loc: Location) -> str:
+    if loc.modifier in ("", "@"):
+        return loc.pattern
+    return f"{loc.modifier} {loc.pattern}"
+
+
+def _count(n: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n} {noun if n == 1 else plural}"
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _duration(seconds: float) -> str:
+    """43200.0 -> "12h", 5400.0 -> "1h 30m", 0.5 -> "500ms": nginx's time syntax."""
+    ms = round(seconds * 1000)
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts) or "0s"
+
+
+def _seconds(value: float) -> str:
+    """3600.0 -> "3600s", 0.5 -> "0.5s" (stable, no float noise)."""
+    if value == int(value):
+        return f"{int(value)}s"
+    return f"{value:g}s"
