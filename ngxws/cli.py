@@ -61,7 +61,15 @@ def check(conf: str, prefix: str | None) -> None:
     """Validate the config and print what would run (our `nginx -t`)."""
     from ngxws.config.report import render_check_report
 
+    from ngxws.master import preflight
+
     config = _load(conf, prefix)
+    problems = preflight(config)  # files and TLS material, as `nginx -t` opens them
+    if problems:
+        for problem in problems:
+            click.echo(f"ngxws: [emerg] {problem}", err=True)
+        click.echo(f"ngxws: configuration file {conf} test failed", err=True)
+        sys.exit(1)
     click.echo(render_check_report(config), nl=False)
     click.echo(f"ngxws: configuration file {conf} test is successful", err=True)
 

@@ -1,61 +1,36 @@
-"""Starting and stopping the server process(es).
+"""Starting the server: the ``ngxws run`` entry point.
 
-Today a single process binds the sockets and runs one ``Worker``.  The
-split is already the one a master/worker design needs: sockets and shared
-counters are created here, *before* the worker runs, so a master can fork
-workers that inherit both.
+ngxws runs nginx's process model -- one master, ``worker_processes``
+workers -- even for one worker, so that signals, reloads and worker deaths
+go through one code path.  The master is ``master.Master``; a worker is
+``worker.Worker`` in a forked process.  ``run_in_loop`` is the exception:
+one in-process worker for embedding, without master, signals or reloads.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-
-import uvloop
 
 from ngxws.accounting.counters import SharedCounters
 from ngxws.config.model import Config
-from ngxws.errorlog import setup_error_log
-from ngxws.listeners import BindError, bind_all
+from ngxws.listeners import bind_all
+from ngxws.master import Master
 from ngxws.worker import Worker
 
-log = logging.getLogger("ngxws")
+
+def run(config: Config) -> int:
+    """Serve ``config`` until stopped; return the process exit code.
+
+    0 after a stop by signal, 1 when the server could not start (the
+    reason is in the error log, like nginx's ``[emerg]`` lines) or lost
+    every worker.
+    """
+    return Master(config).run()
 
 
-def run(config: Config, ready: bool = True) -> int:
-    """Serve ``config`` until SIGTERM/SIGINT/SIGQUIT; return the exit code."""
-    setup_error_log(config.error_log, config.error_log_level)
-    try:
-        sockets = bind_all(config)
-    except BindError as exc:
-        log.critical(str(exc))
-        return 1
-    counters = SharedCounters()
-    slot = counters.allocate_slot()
-    if config.pid_path:
-        with open(config.pid_path, "w") as f:
-            f.write(f"{os.getpid()}\n")
-    worker = Worker(config, counters, slot)
-
-    async def main() -> None:
-        worker.install_signal_handlers()
-        await worker.serve(sockets)
-
-    try:
-        uvloop.run(main())
-    finally:
-        for sock in sockets.values():
-            sock.close()
-        if config.pid_path:
-            try:
-                os.unlink(config.pid_path)
-            except OSError:
-                pass
-    return 0
-
-
-def run_in_loop(config: Config) -> tuple[Worker, asyncio.Task[None]]:  # pragma: no cover - helper for embedding
+def run_in_loop(
+    config: Config,
+) -> tuple[Worker, asyncio.Task[None]]:  # pragma: no cover - helper for embedding
     """Start a worker inside an already running loop (tests, embedding)."""
     sockets = bind_all(config)
     counters = SharedCounters()

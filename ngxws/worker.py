@@ -1,10 +1,22 @@
 """A worker: one event loop serving every listener of one config.
 
-With ``worker_processes 1`` the worker is the whole server; with more, the
-supervisor forks several, each running this same code on the inherited
-sockets and its own counter slot.  Everything a request handler needs from
-"the server" (config, counters, upstream pools, log files, the set of open
-tunnels for shutdown) hangs off the ``Worker``.
+The master (``master.py``) forks ``worker_processes`` of these; each runs
+this same code on its own listening sockets and its own counter slot.
+Everything a request handler needs from "the server" (config, counters,
+upstream pools, log files, the set of open tunnels for shutdown) hangs off
+the ``Worker``.
+
+A worker ends in one of three ways, each mirroring nginx:
+
+- fast stop (SIGTERM/SIGINT, ``Command.STOP``): close everything now;
+- graceful stop (SIGQUIT, ``Command.QUIT``): stop accepting, websocket
+  clients get close 1001 "Going Away" between frames, bounded by
+  ``SHUTDOWN_GRACE``;
+- drain (``Command.DRAIN``, after a reload or when the master is gone):
+  stop accepting and let open tunnels run until they end on their own, as
+  nginx's old workers do after ``nginx -s reload``.
+
+Every way flushes every ws_log line before the process exits.
 """
 
 from __future__ import annotations
@@ -16,8 +28,11 @@ import socket
 from typing import TYPE_CHECKING
 
 from ngxws.accounting.counters import SharedCounters
+from ngxws.channel import READY, Command
+from ngxws.channel import send as channel_send
 from ngxws.config.model import Config, Server
-from ngxws.listeners import ListenKey, listener_table, tls_context
+from ngxws.errorlog import ALERT, NOTICE, reopen_error_log, setup_error_log
+from ngxws.listeners import ListenKey, accepting_factory, listener_table, tls_context
 from ngxws.proxy.upstream import UpstreamPools
 from ngxws.sinks.logfile import LogFile, LogFiles
 from ngxws.sinks.wslog import ConnInfo, FrameLogger
@@ -29,40 +44,80 @@ if TYPE_CHECKING:
 log = logging.getLogger("ngxws")
 
 FLUSH_INTERVAL = 0.1  # ws_log lines reach the disk at least this often
-SHUTDOWN_GRACE = 5.0
+SHUTDOWN_GRACE = 5.0  # graceful stop: how long tunnels get to finish after 1001
+DRAIN_IDLE_GRACE = 1.0  # drain: a connection still idle this long after it began is closed
+# nginx's worker_shutdown_timeout (not in the config model yet): how long a
+# draining worker waits for its tunnels before closing them with 1001.
+# None = until they end, nginx's default.
+WORKER_SHUTDOWN_TIMEOUT: float | None = None
+_POLL = 0.02
+
+EXIT_OK = 0
+EXIT_FATAL = 2  # nginx's "exited with fatal code 2 and cannot be respawned"
+
+# Signals a worker handles itself; blocked from fork until its loop has
+# handlers for them (see run_worker_process).
+WORKER_SIGNALS = frozenset(
+    {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGHUP, signal.SIGCHLD}
+)
+
+
+def ws_log_path(config: Config, server: Server) -> str | None:
+    """Where ``server``'s ws_log lines go, or None when it logs nothing."""
+    templates = server.ws.effective_templates()
+    if not any(
+        (templates.frame, templates.open, templates.close, templates.client, templates.server)
+    ):
+        return None
+    path = server.ws.log_path
+    if path is None:
+        # chainstack fork: `ws_log_enabled on` without ws_log -> error log
+        path = config.error_log or "/dev/stderr"
+    return path
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over ``worker_connections``: closed at once, as nginx does."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
 
 
 class Worker:
     """Serves one config on already-bound sockets until told to stop."""
 
-    def __init__(self, config: Config, counters: SharedCounters, slot: int) -> None:
+    def __init__(
+        self,
+        config: Config,
+        counters: SharedCounters,
+        slot: int,
+        channel: socket.socket | None = None,
+    ) -> None:
         self.config = config
         self.counters = counters
         self.slot = slot
+        self.channel = channel
         self.pools = UpstreamPools(config)
         self.logs = LogFiles()
         self.tunnels: set[Tunnel] = set()
         self.connections: set[ClientConnection] = set()
+        self.draining = False
         self._servers: list[asyncio.AbstractServer] = []
         self._stopped: asyncio.Event | None = None
+        self._stopping = False
+        self._fast = False
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._refused_logged_at = -1.0
         self._log_dest: dict[int, LogFile | None] = {}
         for server in config.servers:
-            self._log_dest[id(server)] = self._open_ws_log(server)
+            path = ws_log_path(config, server)
+            self._log_dest[id(server)] = self.logs.get(path) if path is not None else None
 
     # -- ws_log ------------------------------------------------------------
 
-    def _open_ws_log(self, server: Server) -> LogFile | None:
-        templates = server.ws.effective_templates()
-        if not any((templates.frame, templates.open, templates.close, templates.client, templates.server)):
-            return None
-        path = server.ws.log_path
-        if path is None:
-            # chainstack fork: `ws_log_enabled on` without ws_log -> error log
-            path = self.config.error_log or "/dev/stderr"
-        return self.logs.get(path)
-
-    def ws_logger(self, server: Server, conn: ConnInfo) -> tuple[FrameLogger | None, LogFile | None]:
+    def ws_logger(
+        self, server: Server, conn: ConnInfo
+    ) -> tuple[FrameLogger | None, LogFile | None]:
         """The per-tunnel logger for ``server``, or (None, None) when it logs nothing."""
         dest = self._log_dest.get(id(server))
         if dest is None:
@@ -78,28 +133,56 @@ class Worker:
 
     # -- serving -----------------------------------------------------------
 
+    def open_connections(self) -> int:
+        """Connections held now, counted as nginx counts against
+        ``worker_connections``: every client connection, plus the upstream
+        connection of each websocket tunnel.  (An HTTP request's upstream
+        connection is not counted: it is short and always paired with one.)"""
+        return len(self.connections) + 2 * len(self.tunnels)
+
     async def serve(self, sockets: dict[ListenKey, socket.socket]) -> None:
-        """Accept on ``sockets`` until ``stop()``; then shut down cleanly."""
+        """Accept on ``sockets`` until stopped; then shut down cleanly."""
         from ngxws.proxy.client import ClientConnection
 
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
+        cap = self.config.worker_connections
         for key, (listen, vhosts, servers) in listener_table(self.config).items():
-            ctx = tls_context(servers) if listen.ssl else None
+            ctx = tls_context(servers, vhosts) if listen.ssl else None
 
-            def factory(listen: object = listen, vhosts: object = vhosts) -> ClientConnection:
+            def factory(listen: object = listen, vhosts: object = vhosts) -> asyncio.Protocol:
+                if cap > 0 and self.open_connections() >= cap:
+                    self._log_refused(cap)
+                    return _Refused()
                 return ClientConnection(self, listen, vhosts)  # type: ignore[arg-type]
 
+            # TLS sockets get a TLSAcceptor in front: a ClientHello goes to the
+            # loop's SSL protocol, plain HTTP gets nginx's 400 (not a reset).
             server = await loop.create_server(
-                factory, sock=sockets[key], ssl=ctx, backlog=511, start_serving=True
+                accepting_factory(factory, ctx, vhosts.default.client_header_timeout),
+                sock=sockets[key],
+                backlog=511,
+                start_serving=True,
             )
             self._servers.append(server)
         self._schedule_flush()
+        if self.channel is not None:
+            loop.add_reader(self.channel.fileno(), self._read_channel)
+            channel_send(self.channel, READY)
         await self._stopped.wait()
+
+    def _log_refused(self, cap: int) -> None:
+        # nginx logs this per refused connection; once a second is enough to see it.
+        now = asyncio.get_running_loop().time()
+        if now - self._refused_logged_at >= 1.0:
+            self._refused_logged_at = now
+            log.log(ALERT, f"{cap} worker_connections are not enough")
 
     def _schedule_flush(self) -> None:
         self.logs.flush_all()
-        self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self._schedule_flush)
+        self._flush_timer = asyncio.get_running_loop().call_later(
+            FLUSH_INTERVAL, self._schedule_flush
+        )
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -108,37 +191,180 @@ class Worker:
         loop.add_signal_handler(signal.SIGQUIT, self.request_stop, True)
         loop.add_signal_handler(signal.SIGUSR1, self.reopen_logs)
 
+    def _read_channel(self) -> None:
+        assert self.channel is not None
+        try:
+            data = self.channel.recv(64)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            # The master is gone.  Keep no listening socket a new ngxws would
+            # need, but do not cut the tunnels that are still open.
+            asyncio.get_running_loop().remove_reader(self.channel.fileno())
+            log.log(ALERT, "master process is gone, worker stops accepting")
+            self.request_drain()
+            return
+        for byte in data:
+            command = bytes((byte,))
+            if command == Command.QUIT:
+                self.request_stop(True)
+            elif command == Command.STOP:
+                self.request_stop(False)
+            elif command == Command.DRAIN:
+                self.request_drain()
+            elif command == Command.REOPEN:
+                self.reopen_logs()
+
     def reopen_logs(self) -> None:
-        for path, exc in self.logs.reopen_all():
-            log.error(f'reopen "{path}" failed ({exc})')
+        """SIGUSR1 / ``nginx -s reopen``: ws_log files and the error log,
+        by name; lines buffered before go to the old (renamed) files."""
+        reopen_error_log()
+        self.logs.reopen_all()  # logs its own failures; a file that fails keeps its old fd
+
+    # -- ending --------------------------------------------------------------
 
     def request_stop(self, graceful: bool) -> None:
         asyncio.ensure_future(self.stop(graceful))
+
+    def request_drain(self) -> None:
+        asyncio.ensure_future(self.drain())
+
+    def _close_listeners(self) -> None:
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
 
     async def stop(self, graceful: bool) -> None:
         """Stop accepting, end every connection, flush every log line.
 
         Graceful (SIGQUIT, nginx's "quit"): websocket clients get close 1001
         "Going Away" between frames.  Fast (SIGTERM/SIGINT): tunnels are
-        closed at once.  Either way every line written reaches the file.
+        closed at once.  A fast stop during a graceful one cuts it short.
         """
-        for server in self._servers:
-            server.close()
-        for conn in list(self.connections):
-            conn.shutdown()
+        if self._stopping:
+            if not graceful and not self._fast:
+                self._fast = True
+                for tunnel in list(self.tunnels):
+                    tunnel.close("worker stopping")
+            return
+        self._stopping = True
+        self._fast = not graceful
+        log.log(NOTICE, "gracefully shutting down" if graceful else "exiting")
+        self._close_listeners()
         for tunnel in list(self.tunnels):
             if graceful:
                 tunnel.close_with(1001, "Going Away")
             else:
                 tunnel.close("worker stopping")
-        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
-        while (self.tunnels or self.connections) and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.02)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_GRACE
+        while (
+            (self.tunnels or self.connections)
+            and loop.time() < deadline
+            and not (self._fast and not self.tunnels)
+        ):
+            for conn in list(self.connections):
+                conn.shutdown()  # idle keep-alive connections, also once a request is answered
+            await asyncio.sleep(_POLL)
         for tunnel in list(self.tunnels):
             tunnel.close("shutdown grace expired")
         await asyncio.sleep(0)  # let transports flush their close
+        self._finish()
+
+    async def drain(self) -> None:
+        """Reload: stop accepting; let tunnels and requests in progress end on their own.
+
+        No 1001 is sent (nginx's old workers keep upgraded connections
+        until they close).  Idle keep-alive connections are closed after
+        ``DRAIN_IDLE_GRACE`` -- not at once, so a connection accepted just
+        before the drain still gets its first request answered.  The worker
+        exits when nothing is left; a stop command during a drain wins.
+        """
+        if self._stopping or self.draining:
+            return
+        self.draining = True
+        log.log(NOTICE, "gracefully shutting down")
+        self._close_listeners()
+        loop = asyncio.get_running_loop()
+        close_idle_at = loop.time() + DRAIN_IDLE_GRACE
+        deadline = (
+            loop.time() + WORKER_SHUTDOWN_TIMEOUT if WORKER_SHUTDOWN_TIMEOUT is not None else None
+        )
+        while self.tunnels or self.connections:
+            if self._stopping:
+                return  # stop() finishes
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                await self.stop(True)
+                return
+            if now >= close_idle_at:
+                for conn in list(self.connections):
+                    conn.shutdown()
+            await asyncio.sleep(0.05)
+        if not self._stopping:
+            self._finish()
+
+    def _finish(self) -> None:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
+            self._flush_timer = None
         self.logs.close_all()
+        if self.channel is not None:
+            try:
+                asyncio.get_running_loop().remove_reader(self.channel.fileno())
+            except (OSError, ValueError):
+                pass
         if self._stopped is not None:
             self._stopped.set()
+
+
+def run_worker_process(
+    config: Config,
+    counters: SharedCounters,
+    slot: int,
+    sockets: dict[ListenKey, socket.socket],
+    channel: socket.socket,
+) -> int:
+    """The life of a forked worker process; returns its exit code.
+
+    Called in the child right after ``fork()`` with ``WORKER_SIGNALS``
+    blocked (the master blocks them around the fork).  They stay blocked
+    until the worker's own loop has handlers for them, so a signal sent to a
+    worker that is still starting is acted on rather than lost or deadly.
+    The loop is a fresh uvloop one: the master never runs a loop, so nothing
+    of one crosses the fork.
+    """
+    for sig in WORKER_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reload is the master's business
+    signal.set_wakeup_fd(-1)
+    try:
+        setup_error_log(config.error_log, config.error_log_level)
+    except OSError:
+        pass  # keep the master's handler (inherited fd): the master checked the file
+    try:
+        worker = Worker(config, counters, slot, channel)
+    except OSError as exc:
+        log.log(ALERT, f'open() "{exc.filename}" failed ({exc.errno}: {exc.strerror})')
+        return EXIT_FATAL
+
+    import uvloop
+
+    async def main() -> None:
+        worker.install_signal_handlers()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
+        await worker.serve(sockets)
+
+    try:
+        uvloop.run(main())
+    except Exception as exc:
+        log.critical(f"worker process failed: {exc!r}")
+        return 1
+    finally:
+        # The loop's handlers are gone: a late signal must not kill us midway out.
+        signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+        worker.logs.close_all()  # a no-op after a clean stop; after a crash, keeps the buffered lines
+    log.log(NOTICE, "exit")
+    return EXIT_OK

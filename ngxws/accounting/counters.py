@@ -2,27 +2,33 @@
 
 The module keeps one set of counters in nginx's shared memory and updates
 them without care for concurrency (its counters tear under traffic in both
-directions).  ngxws gives every worker process its own *slot* in one
-anonymous shared mapping, created by the master before it forks: a worker
-only ever writes its own slot, so the per-read path takes no lock, and the
-stats page sums all slots when it is read.
+directions).  ngxws gives every worker process its own *slot* in one shared
+mapping, created by the master before it forks: a worker only ever writes
+its own slot, so the per-read path takes no lock, and the stats page sums
+all slots when it is read.
 
-Slots outlive the worker that used them (a reload starts new workers on new
-slots; a dead worker's slot keeps its totals), so totals never reset.  Only
+Slots outlive the worker that used them.  A slot whose worker has exited is
+handed to the next worker the master starts (after a reload or a crash);
+that worker keeps adding to the totals already there, so totals never reset
+and never wrap (signed 64-bit), however many reloads happen.  Only
 ``active`` is per-worker state that must be dropped when a worker dies
 (``retire_slot``).
 
 The connection cap (``ws_max_connections``) needs check-and-increment to be
 atomic across workers, or a burst of upgrades overshoots (the module's
 ``==`` check is racy).  That happens once per websocket upgrade, not per
-frame, so it takes a lock shared by all processes.
+frame, so it takes a lock shared by all processes: a POSIX record lock on
+the mapping's file, because the kernel drops such a lock when its holder
+dies -- a worker killed inside ``try_open`` cannot wedge the others (a
+semaphore would stay taken forever).
 """
 
 from __future__ import annotations
 
+import fcntl
 import mmap
-import multiprocessing
-import multiprocessing.synchronize
+import os
+import tempfile
 
 from ngxws.sinks.statspage import Totals
 
@@ -36,47 +42,82 @@ UPSTREAM_FRAMES = 4
 UPSTREAM_PAYLOAD = 5
 UPSTREAM_BYTES = 6
 SLOT_FIELDS = 8  # one spare, keeps a slot at 64 bytes (one cache line)
+_COUNTED_FIELDS = 7
 
 MAX_SLOTS = 256
+"""Default number of slots: live workers at once, draining ones included."""
+
+
+def _shared_file(size: int) -> int:
+    """An fd for an anonymous file of ``size`` bytes: memfd on Linux (never
+    written back to a disk), an unlinked temporary file elsewhere."""
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None:
+        fd: int = memfd_create("ngxws-counters", 0)  # no CLOEXEC needed: workers fork, never exec
+    else:  # pragma: no cover - non-Linux
+        fd = os.dup(tempfile.TemporaryFile().fileno())
+    os.ftruncate(fd, size)
+    return fd
 
 
 class SharedCounters:
-    """All slots, in memory shared with every process forked after creation."""
+    """All slots, in memory shared with every process forked after creation.
+
+    The master creates this, then hands each worker a slot with
+    ``allocate_slot()`` before forking it and gives the slot back with
+    ``retire_slot()`` once the worker is reaped.  Workers only call
+    ``try_open``/``close`` on their own slot and ``totals``/``active``.
+    """
 
     def __init__(self, slots: int = MAX_SLOTS) -> None:
         self.slots = slots
-        self._map = mmap.mmap(-1, slots * SLOT_FIELDS * 8)
+        self._fd = _shared_file(slots * SLOT_FIELDS * 8)
+        self._map = mmap.mmap(self._fd, slots * SLOT_FIELDS * 8)
         # signed 64-bit: counters never wrap in practice (2**63 bytes).
         self.array = memoryview(self._map).cast("q")
-        # A fork-inherited process-shared semaphore; only taken on upgrade.
-        self._cap_lock: multiprocessing.synchronize.Lock = multiprocessing.get_context(
-            "fork"
-        ).Lock()
+        # Master-side bookkeeping (workers get a stale copy and never use it).
         self._next_slot = 0
+        self._free: list[int] = []
+
+    # -- master side -------------------------------------------------------
 
     def allocate_slot(self) -> int:
-        """Hand out a fresh slot base index (master side, before forking a worker)."""
+        """A slot base index for a worker about to be forked.
+
+        A retired slot is reused first (its totals carry on); ``RuntimeError``
+        when every slot belongs to a live worker.
+        """
+        if self._free:
+            self._free.sort()
+            return self._free.pop(0)
         if self._next_slot >= self.slots:
-            raise RuntimeError("out of counter slots")
+            raise RuntimeError(f"all {self.slots} counter slots are in use by live workers")
         base = self._next_slot * SLOT_FIELDS
         self._next_slot += 1
         return base
 
+    def free_slots(self) -> int:
+        """How many more workers could be started now."""
+        return self.slots - self._next_slot + len(self._free)
+
     def retire_slot(self, base: int) -> None:
-        """A worker died: its tunnels are gone, its traffic totals stay."""
+        """The worker on ``base`` is gone (reaped): its tunnels are gone with
+        it, its traffic totals stay, and the slot can be reused."""
         self.array[base + ACTIVE] = 0
+        if base not in self._free:
+            self._free.append(base)
+
+    # -- any process ---------------------------------------------------------
 
     def active(self) -> int:
-        a = self.array
-        return sum(a[i] for i in range(ACTIVE, self.slots * SLOT_FIELDS, SLOT_FIELDS))
+        """Open tunnels across every worker."""
+        return sum(self.array[ACTIVE::SLOT_FIELDS])
 
     def totals(self) -> Totals:
-        """Sum every slot: what the ws_stat page shows."""
+        """Sum every slot (used or not: a worker forked earlier cannot know
+        which slots the master handed out since): what the ws_stat page shows."""
         a = self.array
-        sums = [0] * SLOT_FIELDS
-        for base in range(0, self._used_fields(), SLOT_FIELDS):
-            for f in range(7):
-                sums[f] += a[base + f]
+        sums = [sum(a[f::SLOT_FIELDS]) for f in range(_COUNTED_FIELDS)]
         return Totals(
             active=sums[ACTIVE],
             client_frames=sums[CLIENT_FRAMES],
@@ -87,27 +128,31 @@ class SharedCounters:
             upstream_bytes=sums[UPSTREAM_BYTES],
         )
 
-    def _used_fields(self) -> int:
-        # Workers fork with a stale _next_slot; read every slot so a worker's
-        # page sees slots the master handed out after it forked.
-        return self.slots * SLOT_FIELDS
+    def slot_values(self, base: int) -> tuple[int, ...]:
+        """One slot's counted fields (diagnostics and tests)."""
+        return tuple(self.array[base : base + _COUNTED_FIELDS])
 
     def try_open(self, base: int, limit: int) -> bool:
         """Count a new websocket tunnel on slot ``base`` unless ``limit`` is reached.
 
         ``limit`` 0 means no limit (module semantics).  ngxws compares with
         ``>=`` where the module uses ``==``, so the cap also holds after a
-        reload lowered it.
+        reload lowered it.  The lock makes "sum every slot, then increment
+        mine" atomic across workers; ``close`` needs no lock since it only
+        lowers the sum.
         """
         a = self.array
         if limit <= 0:
             a[base + ACTIVE] += 1
             return True
-        with self._cap_lock:
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
             if self.active() >= limit:
                 return False
             a[base + ACTIVE] += 1
             return True
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
 
     def close(self, base: int) -> None:
         """A tunnel on slot ``base`` ended."""
