@@ -60,7 +60,6 @@ def main(ctx: click.Context, signal_name: str | None, test: bool, conf: str, pre
 def check(conf: str, prefix: str | None) -> None:
     """Validate the config and print what would run (our `nginx -t`)."""
     from ngxws.config.report import render_check_report
-
     from ngxws.master import preflight
 
     config = _load(conf, prefix)
