@@ -26,6 +26,61 @@ from websockets.asyncio.server import ServerConnection, serve
 ROOT = Path(__file__).resolve().parent.parent
 
 
+WS_LOCATION = """
+        location / {{
+            proxy_pass http://127.0.0.1:{backend};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+        }}
+"""
+
+
+def ws_conf(
+    port: int,
+    backend: int,
+    server_extra: str = "",
+    locations: str | None = None,
+    main_extra: str = "",
+    worker_connections: int = 1024,
+) -> str:
+    """A one-server conf: ws_stat on /websocket_status, a websocket proxy on /."""
+    locs = locations if locations is not None else WS_LOCATION.format(backend=backend)
+    return f"""
+{main_extra}
+events {{ worker_connections {worker_connections}; }}
+http {{
+    server {{
+        listen 127.0.0.1:{port};
+        {server_extra}
+        location /websocket_status {{ ws_stat; }}
+        {locs}
+    }}
+}}
+"""
+
+
+def run(coro: Awaitable[Any], timeout: float = 60) -> Any:
+    """Run one test scenario, bounded in time."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
+
+
+def mask_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
+    """A client frame built by hand (tests must not trust the code under test)."""
+    import struct
+
+    b0 = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", b0, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, 0x80 | 127, n)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + masked
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -19,59 +19,24 @@ import pytest
 from harness import (
     Ngxws,
     free_port,
+    mask_frame,
     ngxws,
     parse_stats,
     raw_backend,
     read_head,
     read_until_closed,
+    run,
     upgrade_request,
     wait_for,
     ws_backend,
+    ws_conf,
 )
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-WS_LOCATION = """
-        location / {{
-            proxy_pass http://127.0.0.1:{backend};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-        }}
-"""
-
 
 def conf(port: int, backend: int, server_extra: str = "", locations: str | None = None) -> str:
-    locs = locations if locations is not None else WS_LOCATION.format(backend=backend)
-    return f"""
-events {{ worker_connections 1024; }}
-http {{
-    server {{
-        listen 127.0.0.1:{port};
-        {server_extra}
-        location /websocket_status {{ ws_stat; }}
-        {locs}
-    }}
-}}
-"""
-
-
-def mask_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
-    """A client frame built by hand (tests must not trust the code under test)."""
-    b0 = (0x80 if fin else 0) | opcode
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", b0, 0x80 | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", b0, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", b0, 0x80 | 127, n)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + mask + masked
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
+    return ws_conf(port, backend, server_extra, locations)
 
 
 # --- basic round trip, stats page ---------------------------------------------
@@ -479,6 +444,7 @@ def test_config_error_names_file_line_and_nothing_starts(tmp_path: Path) -> None
         env=dict(os.environ),
     )
     assert proc.returncode == 1
-    assert f'unknown directive "ws_lgo" in {path}:6' in proc.stderr
+    line = path.read_text().splitlines().index("        ws_lgo x;") + 1
+    assert f'unknown directive "ws_lgo" in {path}:{line}' in proc.stderr
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()

@@ -18,19 +18,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from harness import ROOT, Ngxws, free_port, parse_stats, upgrade_request, wait_for, ws_backend
+from harness import (
+    ROOT,
+    Ngxws,
+    free_port,
+    parse_stats,
+    run,
+    upgrade_request,
+    wait_for,
+    ws_backend,
+    ws_conf,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-
-WS_LOCATION = """
-        location / {{
-            proxy_pass http://127.0.0.1:{backend};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-        }}
-"""
 
 
 def conf(
@@ -41,21 +42,8 @@ def conf(
     worker_connections: int = 1024,
     main_extra: str = "",
 ) -> str:
-    return f"""
-worker_processes {workers};
-pid ngxws.pid;
-error_log error.log notice;
-{main_extra}
-events {{ worker_connections {worker_connections}; }}
-http {{
-    server {{
-        listen 127.0.0.1:{port};
-        {server_extra}
-        location /websocket_status {{ ws_stat; }}
-        {WS_LOCATION.format(backend=backend)}
-    }}
-}}
-"""
+    main = f"worker_processes {workers};\npid ngxws.pid;\nerror_log error.log notice;\n{main_extra}"
+    return ws_conf(port, backend, server_extra, main_extra=main, worker_connections=worker_connections)
 
 
 def start(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> tuple[Ngxws, int]:
@@ -64,10 +52,6 @@ def start(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> tuple
     server = Ngxws(tmp_path / "nginx.conf", tmp_path, port, extra_env=env)
     assert wait_for(lambda: len(workers_of(server.proc.pid)) == 2 or "worker_processes 1" in text)
     return server, port
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 # --- /proc: which process holds what -----------------------------------------
