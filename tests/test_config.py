@@ -457,7 +457,6 @@ MIGRATION_IGNORED = [
     ("tcp_nopush", "nginx.conf", 17, True),
     ("types_hash_max_size", "nginx.conf", 18, True),
     ("server_tokens", "nginx.conf", 19, True),
-    ("types", "mime.types", 1, True),
     ("ssl_prefer_server_ciphers", "nginx.conf", 25, True),
     ("log_format", "nginx.conf", 27, True),
     ("access_log", "nginx.conf", 28, True),
@@ -469,7 +468,6 @@ MIGRATION_IGNORED = [
     ("index", "sites-enabled/default", 5, False),
     ("try_files", "sites-enabled/default", 8, False),
     ("add_header", "sites-enabled/websocket", 6, False),
-    ("if", "sites-enabled/websocket", 8, False),  # its "return 403" is not reported apart
     ("limit_req", "sites-enabled/websocket", 13, False),
     ("proxy_buffers", "sites-enabled/websocket", 19, True),
     ("access_log", "sites-enabled/websocket", 20, True),
@@ -654,3 +652,137 @@ def test_check_report_lists_every_ignored_directive() -> None:
     for item in config.ignored:
         where = f"{os.path.relpath(item.source.file, case_dir('migration'))}:{item.source.line}"
         assert f"{where}" in (harmless if item.harmless else changing)
+
+
+# -- issue 4: paths, escapes, the rewrite subset, maps, types ------------------------
+
+
+def test_conf_relative_and_prefix_relative_paths(tmp_path: Path) -> None:
+    """include / auth_basic_user_file / ssl files: the conf's folder;
+    pid / logs / ws_log: the prefix (-p), as nginx."""
+    conf_dir = tmp_path / "etc"
+    (conf_dir / "conf.d").mkdir(parents=True)
+    (conf_dir / "conf.d" / "site.conf").write_text(
+        "server { listen 127.0.0.1:8080; ws_log logs/ws.log;"
+        " location / { auth_basic x; auth_basic_user_file conf.d/users; proxy_pass http://127.0.0.1:9; } }\n"
+    )
+    (conf_dir / "nginx.conf").write_text(
+        "pid run/ngxws.pid;\nerror_log logs/error.log;\nevents {}\nhttp { include conf.d/*.conf; }\n"
+    )
+    prefix = tmp_path / "prefix"
+    config = load_config(str(conf_dir / "nginx.conf"), str(prefix))
+    server = config.servers[0]
+    assert config.pid_path == str(prefix / "run/ngxws.pid")
+    assert config.error_log == str(prefix / "logs/error.log")
+    assert server.ws.log_path == str(prefix / "logs/ws.log")
+    assert location(server, "/").access.auth_basic_user_file == str(conf_dir / "conf.d/users")
+
+
+def test_ws_log_to_dev_stdout(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("events {}\nhttp { server { listen 8080; ws_log /dev/stdout; location / { proxy_pass http://127.0.0.1:9; } } }\n")
+    assert load_config(str(conf)).servers[0].ws.log_path == "/dev/stdout"
+
+
+def test_lines_container_and_module_configs_carry(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        """
+load_module modules/ngx_http_websocket_stat_module.so;
+user nginx;
+daemon off;
+events {}
+http {
+    resolver 127.0.0.11 valid=30s;
+    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+    map $host $backend { default 127.0.0.1:9000; }
+    server {
+        listen 8080;
+        error_page 418 = @websocket;
+        location / {
+            if ($http_upgrade = "websocket") { return 418; }
+            proxy_pass http://$backend;
+        }
+        location @websocket {
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_pass http://$backend;
+        }
+    }
+}
+"""
+    )
+    config = load_config(str(conf))
+    root = location(config.servers[0], "/")
+    assert root.ifs[0].condition == ("$http_upgrade", "=", "websocket")
+    assert root.ifs[0].return_.code == 418
+    assert root.error_pages[0].codes == (418,) and root.error_pages[0].target == "@websocket"
+    assert root.error_pages[0].response == 0
+    assert root.proxy_pass is not None and root.proxy_pass.has_variables
+    report = render_check_report(config)
+    assert "if (1):" in report and "error_page (1):" in report
+    assert "load_module -- ngxws has the websocket module built in" in report
+
+
+def test_if_with_other_directives_stays_ignored(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "events {}\nhttp { server { listen 8080; location / {"
+        " if (-f $request_filename) { rewrite ^ /x break; } return 204; } } }\n"
+    )
+    config = load_config(str(conf))
+    assert location(config.servers[0], "/").ifs == ()
+    assert [i.name for i in config.ignored] == ["if"]
+
+
+def test_quoted_escapes_like_nginx(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        'events {}\nhttp { server { listen 8080;'
+        ' location ~ \\.php$ { return 200 "a\\tb\\n\\"q\\" \\\\d \\x"; } } }\n'
+    )
+    loc = load_config(str(conf)).servers[0].locations[0]
+    assert loc.pattern == "\\.php$"
+    assert loc.return_ is not None and loc.return_.text == 'a\tb\n"q" \\d \\x'
+
+
+def test_types_and_error_page_inheritance(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        """
+events {}
+http {
+    types { text/html html; application/json json; }
+    error_page 500 502 /50x.html;
+    server {
+        listen 8080;
+        location /a/ { return 200 "x"; }
+        location /b/ { error_page 404 =200 @x; return 404; }
+        location @x { return 200 "fallback"; }
+    }
+}
+"""
+    )
+    server = load_config(str(conf)).servers[0]
+    a, b = location(server, "/a/"), location(server, "/b/")
+    assert ("json", "application/json") in a.types
+    assert a.error_pages[0].codes == (500, 502) and a.error_pages[0].response is None
+    assert [p.codes for p in b.error_pages] == [(404,)]  # a level with its own replaces
+    assert b.error_pages[0].response == 200
+
+
+def test_hash_consistent_is_reported(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "events {}\nhttp { upstream u { hash $request_uri consistent; server 127.0.0.1:1; server 127.0.0.1:2; }"
+        " server { listen 8080; location / { proxy_pass http://u; } } }\n"
+    )
+    config = load_config(str(conf))
+    assert [(i.name, i.harmless) for i in config.ignored] == [("hash consistent", False)]
+
+
+def test_check_lists_honoured_directives() -> None:
+    report = render_check_report(load("upstreams"))
+    assert "honoured (" in report
+    assert "  proxy_pass (6): " in report

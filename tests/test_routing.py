@@ -138,3 +138,111 @@ def test_ip_hash_is_stable_and_down_is_skipped() -> None:
     sel = PeerSelector.for_target(up, "pool", 80)
     first = [next(iter(sel.candidates("10.1.2.3"))).host for _ in range(5)]
     assert len(set(first)) == 1 and first[0] != "127.0.0.3"
+
+
+# -- issue 4: hashing like nginx, maps, variables, request-head details -----------------
+
+
+def test_ip_hash_follows_nginx_arithmetic() -> None:
+    # 127.0.0.x: hash = 89; for 127, 0, 0: (h * 113 + b) % 6271 -> 4040; 4040 % 3 == 2
+    peers = [PeerTarget("a", 1), PeerTarget("b", 1), PeerTarget("c", 1)]
+    sel = PeerSelector(peers, balance="ip_hash")
+    assert [next(iter(sel.candidates("127.0.0.1"))).host for _ in range(3)] == ["c"] * 3
+    assert next(iter(sel.candidates("127.0.0.200"))).host == "c"  # the 4th octet is not hashed
+
+
+def test_hash_is_crc32_like_nginx() -> None:
+    import zlib
+
+    peers = [PeerTarget("a", 1), PeerTarget("b", 1), PeerTarget("c", 1)]
+    sel = PeerSelector(peers, balance="hash", hash_key="$request_uri")
+    for key in ("/hashuri/0", "/x", "10.0.0.1"):
+        want = ((zlib.crc32(key.encode()) >> 16) & 0x7FFF) % 3
+        assert next(iter(sel.candidates(key))).host == "abc"[want]
+
+
+def test_single_peer_ignores_max_fails_like_nginx() -> None:
+    a = PeerTarget("a", 1)
+    sel = PeerSelector([a])
+    sel.failed(a)
+    assert [p.host for p in sel.candidates("x")] == ["a"]
+
+
+def test_maps_render() -> None:
+    from ngxws.config.model import Map
+    from ngxws.http.maps import compile_maps
+    from ngxws.http.request import RequestHead
+    from ngxws.http.upstream_request import RequestVariables
+
+    maps = compile_maps(
+        (
+            Map("$http_upgrade", "connection_upgrade", (("", "close"),), default="upgrade"),
+            Map("$uri", "section", (("~^/(?<area>api|ws)/", "area-$area-$1"), ("/exact", "exact")), default="none"),
+        )
+    )
+
+    def render(template: str, headers: list[tuple[str, str]], target: str = "/") -> str:
+        head = RequestHead("GET", target, "1.1", headers, True)
+        return RequestVariables(head, "1.2.3.4", 1, "5.6.7.8", 80, "", maps=maps).render(template)
+
+    assert render("$connection_upgrade", []) == "close"
+    assert render("$connection_upgrade", [("Upgrade", "websocket")]) == "upgrade"
+    assert render("$section", [], "/exact") == "exact"
+    assert render("$section", [], "/api/x") == "area-api-api"  # named and numbered captures
+    assert render("$section", [], "/other") == "none"
+
+
+def test_absolute_form_request_target() -> None:
+    from ngxws.http.request import RequestHead
+
+    head = RequestHead("GET", "http://Example.com:8080/a/../b?x=1", "1.1", [("Host", "other")], True)
+    assert (head.uri_host, head.request_uri, head.path, head.args) == ("Example.com:8080", "/a/../b?x=1", "/b", "x=1")
+
+
+def test_proxy_uri_with_variables() -> None:
+    from ngxws.http.request import RequestHead
+    from ngxws.http.upstream_request import RequestVariables, proxy_uri, split_proxy_url
+
+    head = RequestHead("GET", "/v/a%20b?q=1", "1.1", [], True)
+    v = RequestVariables(head, "1.2.3.4", 1, "5.6.7.8", 80, "")
+    with_uri = ProxyPass("http://b:1/fixed$is_args$args", "http", "b", 1, "/fixed$is_args$args", has_variables=True)
+    without = ProxyPass("http://b:1$request_uri", "http", "b", 1, None, has_variables=True)
+    assert proxy_uri(with_uri, "/v/", "", v) == "/fixed?q=1"
+    assert proxy_uri(without, "/v/", "", v) == "/v/a%20b?q=1"
+    assert split_proxy_url("http://[::1]:81/x") == ("http", "::1", 81, "/x")
+    assert split_proxy_url("https://name") == ("https", "name", 443, None)
+    assert split_proxy_url("ftp://x") is None
+
+
+def test_if_conditions_and_content_types() -> None:
+    from ngxws.config.model import DEFAULT_TYPES
+    from ngxws.http.request import RequestHead
+    from ngxws.http.upstream_request import RequestVariables
+    from ngxws.proxy.client import content_type_for, if_condition
+
+    head = RequestHead("GET", "/Cap/7", "1.1", [("Upgrade", "websocket"), ("X-Zero", "0")], True)
+    v = RequestVariables(head, "1.2.3.4", 1, "5.6.7.8", 80, "")
+    assert if_condition(("$http_upgrade",), v)
+    assert not if_condition(("$http_x_zero",), v)
+    assert if_condition(("!$http_missing",), v)
+    assert if_condition(("$http_upgrade", "=", "websocket"), v)
+    assert if_condition(("$http_upgrade", "!=", "WebSocket"), v)
+    assert if_condition(("$uri", "~*", "^/cap/(\\d+)"), v) and v.captures == ("7",)
+    assert not if_condition(("$uri", "~", "^/cap/"), v)
+    assert content_type_for("/a/b.JPG", DEFAULT_TYPES, "text/plain") == "image/jpeg"
+    assert content_type_for("/a.b/c", DEFAULT_TYPES, "text/plain") == "text/plain"
+
+
+def test_head_buffers_like_nginx() -> None:
+    from ngxws.http.request import HeadBuffers
+
+    def verdict(head: bytes, num: int = 2, size: int = 1024) -> int:
+        return HeadBuffers(num, size).feed(head)
+
+    lines = b"".join(b"X-H%d: " % i + b"h" * 900 + b"\r\n" for i in range(3))
+    assert verdict(b"GET / HTTP/1.1\r\nHost: example.com\r\n" + lines + b"\r\n") == 0
+    assert verdict(b"GET / HTTP/1.1\r\nHost: example.com\r\n" + lines + lines[:908] + b"\r\n") == 400
+    assert verdict(b"GET /" + b"u" * 1100 + b" HTTP/1.1\r\n\r\n") == 414
+    assert verdict(b"GET / HTTP/1.1\r\nX: " + b"h" * 1100 + b"\r\n\r\n") == 400
+    fed = HeadBuffers(4, 8192)
+    assert fed.feed(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" + b"x" * 100000) == 0 and fed.done

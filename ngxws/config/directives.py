@@ -32,6 +32,7 @@ __all__ = [
     "WS_DIRECTIVES",
     "WS_LOG_FORMAT_KEYWORDS",
     "STOCK_DIRECTIVES",
+    "CHECKED_NOT_ACTED_ON",
     "DATA_BLOCKS",
     "OPAQUE_BLOCKS",
     "CONTEXT_NAMES",
@@ -240,7 +241,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_ssl_protocols": _honoured(),
     "proxy_ssl_ciphers": _honoured(unique=True),
     # --- ignored, harmless: tuning and bookkeeping ---------------------------
-    "types": _harmless("MIME types only matter for static files"),
+    "types": _honoured(),  # Content-Type of ``return CODE text`` answers
     "types_hash_max_size": _harmless(_TUNING),
     "types_hash_bucket_size": _harmless(_TUNING),
     "server_names_hash_max_size": _harmless(_TUNING),
@@ -359,7 +360,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "gzip_static": _changes(_STATIC, ("off",)),
     "gunzip": _changes("responses are not decompressed", ("off",)),
     "rewrite": _changes(_REWRITE),
-    "if": _changes(_REWRITE + "; its block is skipped"),
+    "if": _changes("only if (...) { return ...; } is run; this block is skipped"),
     "set": _changes(_REWRITE),
     "break": _changes(_REWRITE),
     "add_header": _changes(_HEADERS),
@@ -418,7 +419,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "add_after_body": _changes("response bodies are passed unchanged"),
     "ssi": _changes("SSI is not implemented", ("off",)),
     "mirror": _changes("requests are not mirrored", ("off",)),
-    "error_page": _changes("nginx's custom error pages are not served"),
+    "error_page": _honoured(),
     "internal": _changes("internal locations are reachable from outside"),
     "root": _changes(_STATIC),
     "alias": _changes(_STATIC),
@@ -452,6 +453,13 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "random": _changes("balancing falls back to round robin"),
     "sticky": _changes("balancing falls back to round robin"),
     "ssl": _changes('obsolete; use "listen ... ssl"', ("off",)),
+}
+
+# Directives ngxws reads and checks like nginx but does not act on: reported
+# as ignored (after the usual checks), not as honoured.
+CHECKED_NOT_ACTED_ON: Mapping[str, StockRule] = {
+    "keepalive": _harmless("upstream connections are not reused: one per request, as nginx 1.22 without it"),
+    "proxy_send_timeout": _changes("writes to an upstream that stops reading are not timed out"),
 }
 
 # Blocks whose entries are data, not directives (map's "KEY VALUE;" lines).

@@ -42,6 +42,7 @@ from crossplane.errors import NgxParserBaseException, NgxParserSyntaxError
 from crossplane.lexer import lex
 
 from ngxws.config.directives import (
+    CHECKED_NOT_ACTED_ON,
     DATA_BLOCKS,
     NEWER_STOCK_DIRECTIVES,
     WS_DIRECTIVES,
@@ -53,9 +54,12 @@ from ngxws.config.directives import (
     stock_rule,
 )
 from ngxws.config.model import (
+    DEFAULT_TYPES,
     Access,
     Config,
+    ErrorPage,
     Fork,
+    IfReturn,
     Ignored,
     Listen,
     Location,
@@ -289,6 +293,28 @@ def _scan(path: str) -> _Scan:
     return scan
 
 
+_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "t": "\t", "r": "\r", "n": "\n"}
+
+
+def _unescape(word: str) -> str:
+    """ngx_conf_read_token()'s escapes, for every word: ``\\"``, ``\\'``,
+    ``\\\\`` drop the backslash, ``\\t``/``\\r``/``\\n`` are control characters;
+    any other backslash stays (regexes keep ``\\.``)."""
+    if "\\" not in word:
+        return word
+    out: list[str] = []
+    i = 0
+    while i < len(word):
+        ch = word[i]
+        if ch == "\\" and i + 1 < len(word) and word[i + 1] in _ESCAPES:
+            out.append(_ESCAPES[word[i + 1]])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 class _Tree:
     """Inlines crossplane's per-file results in nginx's reading order, with
     nginx's line numbers, and remembers which reading positions each file's
@@ -355,7 +381,7 @@ class _Tree:
             if "block" in stmt:
                 inner: tuple[str, ...] = tuple(enter_block_ctx(stmt, ctx))
                 block = tuple(self._block(stmt["block"], file, inner, stack, record, cursor))
-            args = tuple(stmt["args"])
+            args = tuple(_unescape(a) for a in stmt["args"])
             nodes.append(
                 _Node(name, args, file, statement.line, order, ctx, block, statement.close_line)
             )
@@ -428,6 +454,7 @@ class _Core:
     http2: bool = False
     auth_basic: str | None = None
     auth_basic_user_file: str | None = None
+    types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
 
 
 @dataclass(kw_only=True)
@@ -448,6 +475,8 @@ class _Level:
     next_upstream: list[str] = field(default_factory=list)
     certificates: list[str] = field(default_factory=list)
     certificate_keys: list[str] = field(default_factory=list)
+    error_pages: list[ErrorPage] = field(default_factory=list)
+    ifs: list[IfReturn] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -588,6 +617,7 @@ class _Reader:
         self.ignored: list[Ignored] = []
         self.warnings: list[str] = []
         self.maps: list[Map] = []
+        self.honoured: list[tuple[str, Source]] = []
         # (address key, server, listen) in reading order, for the listen checks
         self.listen_registry: list[
             tuple[tuple[str, int, str | None], _ServerBlock, Listen, bool]
@@ -613,6 +643,8 @@ class _Reader:
             "location": self._location,
             "return": self._return,
             "proxy_pass": self._proxy_pass,
+            "error_page": self._error_page,
+            "types": self._types,
             "include": lambda node, owner: None,  # already inlined by _Tree
         }
 
@@ -631,6 +663,10 @@ class _Reader:
             raise node.error(f'unexpected "{name}"')
         if name.startswith("ws_"):
             self._ws(node, owner)
+            self.honoured.append((name, node.source))
+            return
+        if name == "if" and self._if(node, owner):
+            self.honoured.append((name, node.source))
             return
         if name in NEWER_STOCK_DIRECTIVES:
             self._command_rule(node, NEWER_STOCK_DIRECTIVES[name])
@@ -641,6 +677,10 @@ class _Reader:
         if isinstance(owner, _UpstreamBlock) and name == "keepalive_timeout":
             rule = StockRule(Handling.IGNORED_HARMLESS, "upstream keepalive tuning")
         if rule.handling is Handling.HONOURED:
+            if name in CHECKED_NOT_ACTED_ON:
+                self._ignore(node, CHECKED_NOT_ACTED_ON[name])
+            else:
+                self.honoured.append((name, node.source))
             handler = self.handlers.get(name)
             if handler is not None:
                 handler(node, owner)
@@ -905,6 +945,8 @@ class _Reader:
                 if node.args[1] != "consistent":
                     raise node.error(f'invalid parameter "{node.args[1]}"')
                 owner.hash_consistent = True
+                reason = "ketama (consistent) hashing is not implemented; plain hash is used"
+                self._ignore(node, StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, reason), "hash consistent")
 
     def _keepalive(self, node: _Node, owner: _Owner) -> None:
         assert isinstance(owner, _UpstreamBlock)
@@ -1038,6 +1080,51 @@ class _Reader:
             ret = Return(code=code, text=node.args[1] if len(node.args) > 1 else None)
         if owner.return_ is None:  # the first return runs; later ones never do
             owner.return_ = ret
+
+    def _if(self, node: _Node, owner: _Owner) -> bool:
+        """``if (COND) { return ...; }`` in a server or location is run; any
+        other ``if`` is reported as ignored (False: not handled here)."""
+        if not isinstance(owner, (_ServerBlock, _LocationBlock)) or node.block is None:
+            return False
+        body = [n for n in node.block if n.name != "#"]
+        if len(body) != 1 or body[0].name != "return" or not _if_condition_supported(node.args):
+            return False
+        holder = _LocationBlock(source=node.source, modifier="", pattern="")
+        self._return(body[0], holder)
+        assert holder.return_ is not None
+        owner.ifs.append(IfReturn(tuple(node.args), holder.return_, node.source))
+        return True
+
+    def _error_page(self, node: _Node, owner: _Owner) -> None:
+        if not isinstance(owner, _Level):
+            self._ignore(node, StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, "not supported here"))
+            return
+        args = list(node.args)
+        target = args.pop()
+        response: int | None = None
+        if args and args[-1].startswith("="):
+            word = args.pop()[1:]
+            if word and _digits(word) is None:
+                raise node.error(f'invalid value "={word}"')
+            response = _digits(word) if word else 0
+        codes: list[int] = []
+        for word in args:
+            code = _digits(word)
+            if code is None or not 300 <= code <= 599 or code == 499:
+                raise node.error(f'value "{word}" must be between 300 and 599')
+            codes.append(code)
+        if not codes:
+            raise node.error('invalid number of arguments in "error_page" directive')
+        owner.error_pages.append(ErrorPage(tuple(codes), target, response))
+
+    def _types(self, node: _Node, owner: _Owner) -> None:
+        if not isinstance(owner, _Level):
+            return
+        pairs: list[tuple[str, str]] = []
+        for entry in node.block or ():
+            for ext in entry.args:
+                pairs.append((ext.lower(), entry.name))
+        owner.core["types"] = tuple(pairs)
 
     # -- location level -----------------------------------------------------------
 
@@ -1203,6 +1290,17 @@ class _Reader:
         except ValueError:  # nginx masks the address and only warns
             self.warnings.append(f"low address bits of {value} are meaningless in {node.source}")
         return value
+
+
+_IF_OPERATORS = ("=", "!=", "~", "~*", "!~", "!~*")
+
+
+def _if_condition_supported(args: Sequence[str]) -> bool:
+    """Conditions on variables (``$v``, ``$v = x``, ``$v ~* re``...); file
+    tests (``-f``...) are not."""
+    if len(args) == 1:
+        return args[0].lstrip("!").startswith("$")
+    return len(args) == 3 and args[0].startswith("$") and args[1] in _IF_OPERATORS
 
 
 def _split_location_name(text: str) -> tuple[str, str]:
@@ -1438,13 +1536,17 @@ class _Effective:
     core: _Core
     headers: tuple[tuple[str, str], ...]
     rules: tuple[tuple[str, str], ...]
+    error_pages: tuple[ErrorPage, ...] = ()
 
     def below(self, level: _Level) -> _Effective:
+        # arrays (headers, allow/deny, error_page) are inherited only by a
+        # level that sets none of its own
         return _Effective(
             proxy=replace(self.proxy, **level.proxy),
             core=replace(self.core, **level.core),
             headers=tuple(level.headers) if level.headers else self.headers,
             rules=tuple(level.rules) if level.rules else self.rules,
+            error_pages=tuple(level.error_pages) if level.error_pages else self.error_pages,
         )
 
     def proxy_settings(self) -> ProxySettings:
@@ -1505,6 +1607,7 @@ class _Builder:
             ignored=tuple(self.reader.ignored),
             maps=tuple(self.reader.maps),
             warnings=tuple(self.warnings),
+            honoured=tuple(self.reader.honoured),
         )
 
     def _check_proxy_pass_hosts(self, servers: Sequence[_ServerBlock]) -> None:
@@ -1585,6 +1688,9 @@ class _Builder:
             return_=raw.return_,
             ssl_ciphers=core.ssl_ciphers,
             default_type=core.default_type,
+            ifs=tuple(raw.ifs),
+            error_pages=eff.error_pages,
+            types=core.types,
         )
 
     def _ws_settings(self, raw: _ServerBlock) -> WsSettings:
@@ -1626,6 +1732,9 @@ class _Builder:
             locations=tuple(self._location(child, eff, upstreams) for child in raw.locations),
             source=raw.source,
             default_type=eff.core.default_type,
+            ifs=tuple(raw.ifs),
+            error_pages=eff.error_pages,
+            types=eff.core.types,
         )
 
     def _check_duplicate_locations(self, locations: Sequence[_LocationBlock]) -> None:

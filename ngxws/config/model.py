@@ -207,6 +207,41 @@ class Return:
 
 
 @dataclass(frozen=True)
+class IfReturn:
+    """``if (CONDITION) { return ...; }`` -- the only ``if`` body ngxws runs
+    (the websocket recipe's ``if ($http_upgrade ...) { return 418; }``).
+
+    ``condition`` holds the words between the parentheses: ``("$v",)``,
+    ``("$v", "=", "text")``, ``("$v", "~*", "regex")``, ``("!$v",)``...
+    """
+
+    condition: tuple[str, ...]
+    return_: Return
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class ErrorPage:
+    """``error_page CODE... [=[RESPONSE]] URI|@name|URL;``.
+
+    ``response`` is None without ``=`` (the original code is kept), ``0``
+    for a bare ``=`` (the code the target answers with), or the new code.
+    """
+
+    codes: tuple[int, ...]
+    target: str
+    response: int | None = None
+
+
+# nginx's built-in types (ngx_http_core_default_types) when no ``types`` is set.
+DEFAULT_TYPES: tuple[tuple[str, str], ...] = (
+    ("html", "text/html"),
+    ("gif", "image/gif"),
+    ("jpg", "image/jpeg"),
+)
+
+
+@dataclass(frozen=True)
 class Access:
     """``allow``/``deny`` rules in config order: (``"allow"|"deny"``, CIDR or ``"all"``),
     plus ``auth_basic`` (realm, or None when off) and its user file."""
@@ -232,6 +267,9 @@ class Location:
     locations: tuple[Location, ...] = ()
     source: Source | None = None
     default_type: str = "text/plain"  # Content-Type of ``return CODE text`` answers
+    ifs: tuple[IfReturn, ...] = ()
+    error_pages: tuple[ErrorPage, ...] = ()
+    types: tuple[tuple[str, str], ...] = DEFAULT_TYPES  # extension -> MIME type
 
 
 @dataclass(frozen=True)
@@ -257,6 +295,9 @@ class Server:
     return_: Return | None = None  # server-level ``return`` (runs before location matching)
     ssl_ciphers: str | None = None
     default_type: str = "text/plain"
+    ifs: tuple[IfReturn, ...] = ()
+    error_pages: tuple[ErrorPage, ...] = ()
+    types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
 
 
 @dataclass(frozen=True)
@@ -313,6 +354,8 @@ class Config:
     maps: tuple[Map, ...] = ()
     # nginx's [warn] lines at ``nginx -t`` time (``conflicting server name ...``).
     warnings: tuple[str, ...] = ()
+    # every directive ngxws acts on, in reading order (for ``ngxws check``)
+    honoured: tuple[tuple[str, Source], ...] = ()
 
     def upstream(self, name: str) -> Upstream | None:
         for u in self.upstreams:

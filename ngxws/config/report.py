@@ -58,6 +58,8 @@ def render_check_report(config: Config) -> str:
                 f"default {_quote(m.default)}{_at(m.source, base)}"
             )
     lines.append("")
+    lines.extend(_honoured(config.honoured, base))
+    lines.append("")
     lines.extend(_migration(config.ignored, base))
     if config.warnings:
         lines.append("")
@@ -200,6 +202,18 @@ def _ws(ws: WsSettings, config: Config) -> list[str]:
         lines.append(f"{deep}connection age: {_duration(ws.conn_age)} (then close 4001)")
     else:
         lines.append(f"{deep}connection age: no limit")
+    return lines
+
+
+def _honoured(honoured: tuple[tuple[str, Source], ...], base: str) -> list[str]:
+    """Every directive ngxws acts on, by name, with where it stands."""
+    by_name: dict[str, list[Source]] = {}
+    for name, source in honoured:
+        by_name.setdefault(name, []).append(source)
+    lines = [f"honoured ({len(honoured)} directives, {len(by_name)} kinds):"]
+    for name in sorted(by_name):
+        where = ", ".join(_where(s, base) for s in by_name[name])
+        lines.append(f"{_INDENT}{name} ({len(by_name[name])}): {where}")
     return lines
 
 

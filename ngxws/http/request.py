@@ -53,6 +53,83 @@ def normalise_uri(path: str) -> str:
     return "/" + "/".join(out)
 
 
+class HeadBuffers:
+    """nginx's header buffers, simulated on the raw bytes of one request head
+    (ngx_http_alloc_large_header_buffer), so ngxws refuses exactly the heads
+    nginx refuses.
+
+    The head is read into a ``client_header_buffer_size`` buffer (1k); when
+    it fills up mid-head, the line being read moves to a fresh large buffer
+    (``large_client_header_buffers NUM SIZE``).  A request line that does not
+    fit one large buffer is a 414; a header line, or a head needing more
+    than NUM large buffers, a 400 ("Request Header Or Cookie Too Large").
+    """
+
+    __slots__ = ("num", "size", "cap", "used", "line", "busy", "request_line", "done", "_blank")
+
+    def __init__(self, num: int, size: int, first: int = 1024) -> None:
+        self.num = num
+        self.size = size
+        self.reset(first)
+
+    def reset(self, first: int = 1024) -> None:
+        self.cap = first
+        self.used = 0
+        self.line = 0  # bytes of the line being read
+        self.busy = 0  # large buffers in use
+        self.request_line = True
+        self.done = False
+        self._blank = True  # the line read so far is empty (end of head when it ends)
+
+    def feed(self, data: bytes) -> int:
+        """Account for ``data``; 0 while the head fits, else nginx's status."""
+        i = 0
+        n = len(data)
+        while i < n and not self.done:
+            if self.used == self.cap:
+                if self.line >= self.size or self.busy >= self.num:
+                    return 414 if self.request_line else 400
+                self.busy += 1
+                self.cap = self.size
+                self.used = self.line
+            room = min(self.cap - self.used, n - i)
+            chunk = data[i : i + room]
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                self.used += room
+                self.line += room
+                if chunk.strip(b"\r"):
+                    self._blank = False
+                i += room
+                continue
+            line_part = chunk[:nl]
+            self.used += nl + 1
+            i += nl + 1
+            if self._blank and not line_part.strip(b"\r") and not self.request_line:
+                self.done = True
+                break
+            self.request_line = False
+            self.line = 0
+            self._blank = True
+        return 0
+
+
+def valid_host(host: str) -> bool:
+    """ngx_http_validate_host(): no ``/``, ``\\``, NUL or ``..``; a
+    ``[...]`` literal must close; the name may not start with a dot."""
+    h = host.strip()
+    if h.startswith("["):
+        if "]" not in h:
+            return False
+        h = h[h.index("]") + 1 :]
+        return h == "" or (h.startswith(":") and h[1:].isdigit())
+    if h.startswith("."):
+        return False
+    if "/" in h or "\\" in h or "\0" in h or ".." in h:
+        return False
+    return True
+
+
 @dataclass
 class RequestHead:
     """One parsed request head.  ``headers`` keep their order and spelling:
@@ -65,15 +142,24 @@ class RequestHead:
     keep_alive: bool
     path: str = ""
     args: str | None = None
+    request_uri: str = ""  # $request_uri: the target minus an absolute-form's scheme://host
+    uri_host: str | None = None  # the host of an absolute-form target (wins over Host)
     _index: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        raw_path, sep, query = self.target.partition("?")
-        if raw_path.startswith(("http://", "https://")):
+        self.request_uri = self.target
+        if self.target[:8].lower().startswith(("http://", "https://")):
             # absolute-form: nginx takes the path part (and the host from it)
-            after_scheme = raw_path.split("://", 1)[1]
-            slash = after_scheme.find("/")
-            raw_path = after_scheme[slash:] if slash >= 0 else "/"
+            after_scheme = self.target.split("://", 1)[1]
+            end = len(after_scheme)
+            for stop in "/?":
+                at = after_scheme.find(stop)
+                if 0 <= at < end:
+                    end = at
+            self.uri_host = after_scheme[:end] or None
+            rest = after_scheme[end:]
+            self.request_uri = rest if rest.startswith("/") else "/" + rest
+        raw_path, sep, query = self.request_uri.partition("?")
         self.path = normalise_uri(raw_path)
         self.args = query if sep else None
         for name, value in self.headers:
@@ -88,10 +174,6 @@ class RequestHead:
     @property
     def request_line(self) -> str:
         return f"{self.method} {self.target} HTTP/{self.version}"
-
-    @property
-    def request_uri(self) -> str:
-        return self.target
 
     @property
     def host(self) -> str | None:

@@ -28,6 +28,20 @@ _REASONS = {
 }
 
 
+# Statuses nginx has a built-in page for (ngx_http_error_pages); any other
+# error status is sent with an empty body and no Content-Type.
+_PAGED = frozenset(
+    {301, 302, 303, 307, 308}
+    | set(range(400, 407))
+    | set(range(408, 417))
+    | {421, 429, 494, 495, 496, 497, 500, 501, 502, 503, 504, 505, 507}
+)
+
+
+def has_page(status: int) -> bool:
+    return status in _PAGED
+
+
 def reason(status: int) -> str:
     if status in _REASONS:
         return _REASONS[status]
@@ -68,7 +82,7 @@ def build_response(
         f"Server: {SERVER}",
         f"Date: {http_date(time.time() if now is None else now)}",
     ]
-    if content_type is not None and (body or status >= 300):
+    if content_type is not None:
         lines.append(f"Content-Type: {content_type}")
     lines.append(f"Content-Length: {len(body)}")
     for name, value in extra_headers or ():
@@ -86,9 +100,11 @@ def error_response(
     head_only: bool = False,
 ) -> bytes:
     """nginx's answer for an error status, body included."""
+    paged = status in _PAGED
     return build_response(
         status,
-        error_body(status),
+        error_body(status) if paged else b"",
+        content_type="text/html" if paged else None,
         keep_alive=keep_alive,
         extra_headers=extra_headers,
         head_only=head_only,

@@ -18,10 +18,14 @@ sent with ``Content-Length``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from ngxws.config.model import ProxyPass, ProxySettings
+from ngxws.http.maps import CompiledMap
 from ngxws.http.request import RequestHead
+from ngxws.routing.servers import normalise_host
 
 # nginx's ngx_http_proxy_headers: defaults, empty ones only hide the client's.
 _DEFAULT_HEADERS: tuple[tuple[str, str], ...] = (
@@ -53,6 +57,9 @@ class RequestVariables:
     remote_user: str = ""
     body_length: int | None = None
     captures: tuple[str, ...] = ()
+    maps: Mapping[str, CompiledMap] = field(default_factory=dict)
+    named: Mapping[str, str] = field(default_factory=dict)  # (?<name>...) captures
+    _depth: int = 0
 
     def get(self, name: str) -> str:
         """One variable's value; unknown variables render empty (as nginx
@@ -66,12 +73,15 @@ class RequestVariables:
         if name.startswith("http_"):
             return h.header(name[5:].replace("_", "-")) or ""
         if name == "host":
-            host = h.host
+            host = h.uri_host or h.host
             if host:
-                from ngxws.routing.servers import normalise_host
-
                 return normalise_host(host)
             return self.server_name
+        if name in self.named:
+            return self.named[name]
+        compiled = self.maps.get(name)
+        if compiled is not None:
+            return self._map(compiled)
         simple = {
             "proxy_host": self.proxy_host,
             "remote_addr": self.remote_addr,
@@ -80,7 +90,7 @@ class RequestVariables:
             "server_port": str(self.server_port),
             "server_name": self.server_name,
             "scheme": self.scheme,
-            "request_uri": h.target,
+            "request_uri": h.request_uri,
             "uri": h.path,
             "document_uri": h.path,
             "args": h.args or "",
@@ -107,6 +117,25 @@ class RequestVariables:
             return ""
         return ""
 
+    def _map(self, compiled: CompiledMap) -> str:
+        if self._depth > 8:  # a map whose value names itself: nginx logs a cycle
+            return ""
+        self._depth += 1
+        try:
+            value, captures, named = compiled.lookup(self.render(compiled.expression))
+            if "$" not in value:
+                return value
+            if not captures:
+                return self.render(value)
+            saved, saved_named = self.captures, self.named
+            self.captures, self.named = captures, {**saved_named, **named}
+            try:
+                return self.render(value)
+            finally:
+                self.captures, self.named = saved, saved_named
+        finally:
+            self._depth -= 1
+
     def render(self, template: str) -> str:
         if "$" not in template:
             return template
@@ -114,32 +143,59 @@ class RequestVariables:
 
 
 def proxy_uri(pp: ProxyPass, location_pattern: str, location_modifier: str, v: RequestVariables) -> str:
-    """The URI nginx puts on the upstream request line.
+    """The URI nginx puts on the upstream request line (ngx_http_proxy_create_request).
 
     - ``proxy_pass`` without a URI part: the client's URI unchanged (as it
       came, i.e. ``$request_uri``, when nothing rewrote it);
     - with a URI part: the part of the normalised URI that matched a prefix
       location is replaced by it (and the query string kept);
-    - with variables: the URL as rendered is used as is.
+    - with variables and a URI part: the rendered URI as is (no args added);
+      with variables and no URI part: as without a URI part.
     """
     h = v.head
     if pp.has_variables:
-        rendered = v.render(pp.url)
-        rest = rendered.split("://", 1)[-1]
-        slash = rest.find("/")
-        return rest[slash:] if slash >= 0 else h.target
+        target = split_proxy_url(v.render(pp.url))
+        return target[3] if target is not None and target[3] else h.request_uri
     if pp.uri is None:
-        return h.target
+        return h.request_uri
     if location_modifier in ("", "^~", "=") and h.path.startswith(location_pattern):
-        from urllib.parse import quote
-
         tail = h.path[len(location_pattern) :]
-        uri = pp.uri + quote(tail, safe="/:@!$&'()*+,;=-._~%")
+        uri = pp.uri + escape_uri(tail)
     else:
         uri = pp.uri
     if h.args is not None:
         uri += "?" + h.args
     return uri
+
+
+def escape_uri(path: str) -> str:
+    """ngx_escape_uri(NGX_ESCAPE_URI): what nginx re-escapes in a decoded URI."""
+    return quote(path, safe="/:@!$&'()*+,;=-._~%")
+
+
+def split_proxy_url(url: str) -> tuple[str, str, int, str | None] | None:
+    """A rendered ``proxy_pass`` URL -> (scheme, host, port, uri or None);
+    None when it is not ``http(s)://``.  ``host`` may be an upstream's name."""
+    lower = url.lower()
+    if lower.startswith("http://"):
+        scheme, rest, port = "http", url[7:], 80
+    elif lower.startswith("https://"):
+        scheme, rest, port = "https", url[8:], 443
+    else:
+        return None
+    slash = rest.find("/")
+    hostport, uri = (rest[:slash], rest[slash:]) if slash >= 0 else (rest, None)
+    host = hostport
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        host = hostport[1:end]
+        if hostport[end + 1 : end + 2] == ":" and hostport[end + 2 :].isdigit():
+            port = int(hostport[end + 2 :])
+    elif ":" in hostport:
+        name, _, digits = hostport.rpartition(":")
+        if digits.isdigit():
+            host, port = name, int(digits)
+    return scheme, host, port, uri
 
 
 def build_upstream_head(
@@ -172,6 +228,8 @@ def build_upstream_head(
 def proxy_host_of(pp: ProxyPass) -> str:
     """``$proxy_host``: the upstream block's name, or host[:port] with the port
     omitted when it is the scheme's default."""
+    if pp.unix is not None:
+        return "localhost"  # nginx's name for a unix: upstream
     if pp.upstream is not None:
         return pp.host
     default = 443 if pp.scheme == "https" else 80

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ngxws.config.model import Config, ProxyPass, ProxySettings
 from ngxws.routing.peers import PeerSelector, PeerTarget
+from ngxws.tls import UpstreamTLS
 
 
 class UpstreamUnavailable(Exception):
@@ -47,6 +48,13 @@ class UpstreamPools:
         self._config = config
         self._selectors: dict[tuple[str, str, int], PeerSelector] = {}
 
+    def unix_selector(self, path: str) -> PeerSelector:
+        key = ("unix:", path, 0)
+        sel = self._selectors.get(key)
+        if sel is None:
+            sel = self._selectors[key] = PeerSelector.for_unix(path)
+        return sel
+
     def selector(self, pp: ProxyPass, host: str | None = None, port: int | None = None) -> PeerSelector:
         h = host if host is not None else pp.host
         p = port if port is not None else pp.port
@@ -64,13 +72,14 @@ async def connect_upstream(
     settings: ProxySettings,
     protocol_factory: Callable[[], asyncio.Protocol],
     client_addr: str,
+    tls: UpstreamTLS | None = None,
 ) -> UpstreamLink:
     """Try peers in the selector's order until one accepts the connection."""
     loop = asyncio.get_running_loop()
     last_status = 502
     last_error = "no live upstreams"
     tried = 0
-    for peer in selector.candidates(client_addr):
+    for peer in selector.candidates(client_addr):  # ip_hash: client address; hash: the rendered key
         if tried and not _may_retry(settings, last_status):
             break
         tried += 1
@@ -78,7 +87,13 @@ async def connect_upstream(
             if peer.unix is not None:
                 coro = loop.create_unix_connection(protocol_factory, peer.unix)
             else:
-                coro = loop.create_connection(protocol_factory, peer.host, peer.port)
+                coro = loop.create_connection(
+                    protocol_factory,
+                    peer.host,
+                    peer.port,
+                    ssl=tls.context if tls is not None else None,  # proxy_pass https://
+                    server_hostname=tls.server_hostname if tls is not None else None,
+                )
             transport, protocol = await asyncio.wait_for(coro, settings.connect_timeout)
         except asyncio.TimeoutError:
             selector.failed(peer)

@@ -9,15 +9,18 @@ request and is told which of them failed; the clock is injectable so the
 - a peer with ``max_fails`` failures inside ``fail_timeout`` is skipped for
   ``fail_timeout``; ``down`` peers never get traffic; ``backup`` peers only
   when every primary is unavailable;
-- ``ip_hash`` and ``hash $remote_addr`` give a stable choice per client;
+- ``ip_hash`` (first three octets, nginx's 113/6271 hash) and ``hash KEY``
+  (CRC32, Cache::Memcached-compatible) pick on the weight line exactly as
+  nginx does, so both pick the same peer for the same client/key;
   ``least_conn`` picks the fewest active connections (ties: round robin).
 """
 
 from __future__ import annotations
 
-import hashlib
+import ipaddress
 import socket
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -39,6 +42,8 @@ class PeerTarget:
     current_weight: int = 0
     fails: int = 0
     checked: float = 0.0
+    accessed: float = 0.0
+    effective_weight: int = 1
     active: int = field(default=0)
 
     @property
@@ -79,6 +84,10 @@ class PeerSelector:
         self.balance = balance
         self.hash_key = hash_key
         self._clock = clock
+        for p in peers:
+            p.effective_weight = p.weight
+        # ip_hash / hash walk the weights of every primary peer, down ones included
+        self._total_weight = sum(p.weight for p in self.primary) or 1
 
     @classmethod
     def for_target(cls, upstream: Upstream | None, host: str, port: int) -> PeerSelector:
@@ -89,59 +98,119 @@ class PeerSelector:
             targets.extend(_targets_of(peer))
         return cls(targets, upstream.balance, upstream.hash_key)
 
-    def _usable(self, p: PeerTarget, now: float) -> bool:
-        if p.down:
-            return False
-        if p.max_fails and p.fails >= p.max_fails:
-            if now - p.checked <= p.fail_timeout:
-                return False
-            p.fails = 0
-        return True
+    @classmethod
+    def for_unix(cls, path: str) -> PeerSelector:
+        return cls([PeerTarget("", 0, unix=path)])
 
-    def _pick_rr(self, pool: list[PeerTarget], exclude: set[int], now: float) -> PeerTarget | None:
+    def _usable(self, p: PeerTarget, tried: set[int], now: float) -> bool:
+        if id(p) in tried or p.down:
+            return False
+        return not (p.max_fails and p.fails >= p.max_fails and now - p.checked <= p.fail_timeout)
+
+    def _chosen(self, p: PeerTarget, now: float) -> PeerTarget:
+        if now - p.checked > p.fail_timeout:
+            p.checked = now
+        return p
+
+    def _pick_rr(self, pool: list[PeerTarget], tried: set[int], now: float) -> PeerTarget | None:
+        """ngx_http_upstream_get_peer(): smooth weighted round robin over
+        effective weights (lowered by failures, recovering by one per pick)."""
         best: PeerTarget | None = None
         total = 0
         for p in pool:
-            if id(p) in exclude or not self._usable(p, now):
+            if not self._usable(p, tried, now):
                 continue
-            p.current_weight += p.weight
-            total += p.weight
+            p.current_weight += p.effective_weight
+            total += p.effective_weight
+            if p.effective_weight < p.weight:
+                p.effective_weight += 1
             if best is None or p.current_weight > best.current_weight:
                 best = p
-        if best is not None:
-            best.current_weight -= total
-        return best
-
-    def _pick_least(self, pool: list[PeerTarget], exclude: set[int], now: float) -> PeerTarget | None:
-        live = [p for p in pool if id(p) not in exclude and self._usable(p, now)]
-        if not live:
+        if best is None:
             return None
-        fewest = min(p.active * 1.0 / p.weight for p in live)
-        tied = [p for p in live if p.active * 1.0 / p.weight == fewest]
-        return self._pick_rr(tied, set(), now) if len(tied) > 1 else tied[0]
+        best.current_weight -= total
+        return self._chosen(best, now)
 
-    def _pick_hash(self, pool: list[PeerTarget], key: str, exclude: set[int], now: float) -> PeerTarget | None:
-        live = [p for p in pool if id(p) not in exclude and self._usable(p, now)]
-        if not live:
+    def _pick_least(self, pool: list[PeerTarget], tried: set[int], now: float) -> PeerTarget | None:
+        """ngx_http_upstream_get_least_conn_peer(): fewest active per weight;
+        ties broken by round robin, starting at the first of them."""
+        best: PeerTarget | None = None
+        many = False
+        start = 0
+        for i, p in enumerate(pool):
+            if not self._usable(p, tried, now):
+                continue
+            if best is None or p.active * best.weight < best.active * p.weight:
+                best, many, start = p, False, i
+            elif p.active * best.weight == best.active * p.weight:
+                many = True
+        if best is None:
             return None
+        total = 0
+        if many:
+            first = best
+            for p in pool[start:]:
+                if not self._usable(p, tried, now):
+                    continue
+                if p.active * first.weight != first.active * p.weight:
+                    continue
+                p.current_weight += p.effective_weight
+                total += p.effective_weight
+                if p.effective_weight < p.weight:
+                    p.effective_weight += 1
+                if p.current_weight > best.current_weight:
+                    best = p
+        best.current_weight -= total
+        return self._chosen(best, now)
+
+    def _by_weight(self, w: int) -> PeerTarget:
+        for p in self.primary:
+            if w < p.weight:
+                return p
+            w -= p.weight
+        return self.primary[-1]
+
+    def _hash_candidates(self, key: str, tried: set[int]) -> Iterator[PeerTarget]:
+        """ngx_http_upstream_get_ip_hash_peer() / get_hash_peer(): up to 20
+        draws on the weight line, then round robin."""
         if self.balance == "ip_hash":
-            # nginx hashes the first three octets of an IPv4 address
-            key = ".".join(key.split(".")[:3]) if key.count(".") == 3 else key
-        digest = int.from_bytes(hashlib.md5(key.encode()).digest()[:4], "big")
-        ring = [p for p in pool if not p.down]
-        choice = ring[digest % len(ring)]
-        if id(choice) not in exclude and self._usable(choice, now):
-            return choice
-        return live[digest % len(live)]
+            addr = _ip_hash_bytes(key)
+            state = 89
+        else:
+            state = 0
+            rehash = 0
+        draws = 0
+        while len(self.primary) > 1 and (self.balance == "ip_hash" or key):
+            now = self._clock()
+            if self.balance == "ip_hash":
+                for byte in addr:
+                    state = (state * 113 + byte) % 6271
+                w = state % self._total_weight
+            else:
+                prefix = str(rehash).encode() if rehash else b""
+                state += (zlib.crc32(prefix + key.encode("latin-1", "replace")) >> 16) & 0x7FFF
+                rehash += 1
+                w = state % self._total_weight
+            p = self._by_weight(w)
+            if self._usable(p, tried, now):
+                tried.add(id(p))
+                draws = 0
+                yield self._chosen(p, now)
+                continue
+            draws += 1
+            if draws > 20:
+                break
+        yield from self._rr_candidates(tried)
 
-    def candidates(self, client_addr: str) -> Iterator[PeerTarget]:
-        """Peers to try for one request, best first; each at most once."""
-        tried: set[int] = set()
+    def _rr_candidates(self, tried: set[int]) -> Iterator[PeerTarget]:
         for pool in (self.primary, self.backup):
             while True:
                 now = self._clock()
-                if self.balance in ("ip_hash", "hash"):
-                    p = self._pick_hash(pool, client_addr, tried, now)
+                if len(pool) == 1 and pool is self.primary and not self.backup:
+                    # nginx's "single" peer (one server, no backup): no
+                    # max_fails check, it is always tried unless down
+                    only = pool[0]
+                    p = None if (id(only) in tried or only.down) else only
                 elif self.balance == "least_conn":
                     p = self._pick_least(pool, tried, now)
                 else:
@@ -151,12 +220,44 @@ class PeerSelector:
                 tried.add(id(p))
                 yield p
 
+    def candidates(self, key: str) -> Iterator[PeerTarget]:
+        """Peers to try for one request, best first; each at most once.
+
+        ``key`` is the client address for ``ip_hash`` and the rendered
+        ``hash`` key for ``hash``; other methods ignore it."""
+        tried: set[int] = set()
+        if self.balance in ("ip_hash", "hash"):
+            return self._hash_candidates(key, tried)
+        return self._rr_candidates(tried)
+
     def failed(self, p: PeerTarget) -> None:
+        """ngx_http_upstream_free_round_robin_peer() with NGX_PEER_FAILED."""
+        now = self._clock()
         p.fails += 1
-        p.checked = self._clock()
+        p.accessed = now
+        p.checked = now
+        if p.max_fails:
+            p.effective_weight -= p.weight // p.max_fails
+        if p.effective_weight < 0:
+            p.effective_weight = 0
 
     def succeeded(self, p: PeerTarget) -> None:
-        p.fails = 0
+        if p.accessed < p.checked:
+            p.fails = 0
+
+
+def _ip_hash_bytes(addr: str) -> bytes:
+    """What ip_hash hashes: the first three octets of IPv4, all of IPv6, and
+    three zero bytes for anything else (unix clients)."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return b"\0\0\0"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return ip.packed
+    v4 = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip
+    assert v4 is not None
+    return v4.packed[:3]
 
 
 def _targets_of(peer: UpstreamPeer) -> list[PeerTarget]:

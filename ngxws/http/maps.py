@@ -1,0 +1,77 @@
+"""``map`` blocks evaluated per request (ngx_http_map_module), without I/O.
+
+nginx lower-cases the plain keys when it builds the hash and then looks the
+value up as is (so a key only matches the lower-case spelling); regex keys
+(``~`` case-sensitive, ``~*`` caseless) are tried in config order after the
+plain ones; otherwise ``default``.  Values may hold variables; they are
+rendered by the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ngxws.config.model import Map
+from ngxws.routing.locations import compile_pcre
+
+
+@dataclass
+class CompiledMap:
+    """One map, ready for look-ups."""
+
+    expression: str
+    hostnames: bool
+    default: str
+    exact: dict[str, str] = field(default_factory=dict)
+    regexes: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
+    leading: list[tuple[str, str]] = field(default_factory=list)  # hostnames: "*.x" / ".x"
+    trailing: list[tuple[str, str]] = field(default_factory=list)  # hostnames: "x.*"
+
+    @classmethod
+    def of(cls, m: Map) -> CompiledMap:
+        out = cls(m.expression, m.hostnames, m.default)
+        for key, value in m.entries:
+            if key.startswith("~*"):
+                out.regexes.append((compile_pcre(key[2:], True), value))
+            elif key.startswith("~"):
+                out.regexes.append((compile_pcre(key[1:]), value))
+            elif m.hostnames and key.startswith(("*.", ".")):
+                out.leading.append((key.lower().lstrip("*"), value))
+                if key.startswith("."):
+                    out.exact.setdefault(key[1:].lower(), value)
+            elif m.hostnames and key.endswith(".*"):
+                out.trailing.append((key[:-1].lower(), value))
+            else:
+                out.exact.setdefault(key.lower(), value)
+        out.leading.sort(key=lambda p: -len(p[0]))
+        out.trailing.sort(key=lambda p: -len(p[0]))
+        return out
+
+    def lookup(self, value: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
+        """The (unrendered) result for ``value`` and, for a regex key, its
+        captures (``$1``..) and named captures (``$name``)."""
+        if self.hostnames and value.endswith("."):
+            value = value[:-1]
+        hit = self.exact.get(value)
+        if hit is not None:
+            return hit, (), {}
+        if self.hostnames:
+            for suffix, v in self.leading:
+                if value.endswith(suffix):
+                    return v, (), {}
+            for prefix, v in self.trailing:
+                if value.startswith(prefix):
+                    return v, (), {}
+        for rx, v in self.regexes:
+            m = rx.search(value)
+            if m is not None:
+                named = {k: g or "" for k, g in m.groupdict().items()}
+                return v, tuple(g or "" for g in m.groups()), named
+        return self.default, (), {}
+
+
+def compile_maps(maps: tuple[Map, ...]) -> dict[str, CompiledMap]:
+    """Variable name (without ``$``) -> compiled map; a later map of the same
+    name replaces an earlier one, as nginx's variable table does."""
+    return {m.variable: CompiledMap.of(m) for m in maps}

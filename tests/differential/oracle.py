@@ -1,0 +1,623 @@
+"""Differential testing against Debian's nginx: the same conf, the same bytes.
+
+A *group* is one conf template (the ``http {}`` body plus optional main-level
+lines) with placeholders; nginx and ngxws each get their own copy with their
+own listen ports and work directory, and share the recording backends.  A
+*case* is the raw request(s) sent to both; what the client got and what the
+backends received are reduced to an ``Observation`` and compared.
+
+Placeholders (``@NAME@`` so that nginx's braces stay readable):
+
+- ``@L0@`` .. ``@L3@``  listen ports (different for nginx and ngxws);
+- ``@B0@`` .. ``@B3@``  backend ports (the same for both);
+- ``@DEAD@``            a port nothing listens on;
+- ``@DIR@``             the side's work directory (where the conf lives);
+- ``@BSOCK@``           backend 0's unix socket path.
+
+What is normalised, and why (everything else must agree):
+
+- ``Server`` and ``Date`` headers are not compared (ngxws names itself);
+- the HTML body (and so the Content-Length) of responses the server wrote
+  itself -- error pages, redirects -- is not compared: nginx prints its
+  version there;
+- the side's own listen ports are replaced by their placeholder wherever
+  they appear (Location, Host-derived headers the backend received).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+LISTENS = 4
+BACKENDS = 4
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def free_port(family: int = socket.AF_INET) -> int:
+    with socket.socket(family) as s:
+        s.bind(("127.0.0.1", 0) if family == socket.AF_INET else ("::1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- backends -----------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    """One request as a backend read it: the exact head and body bytes."""
+
+    backend: str
+    head: bytes
+    body: bytes
+
+
+class RecordingBackend:
+    """A raw HTTP/1.x server that records every request it is sent.
+
+    Paths steer the answer: ``/hang`` never answers, ``/slow`` answers after
+    1.5 s, ``/chunked`` answers chunked, ``/eof`` close-delimited,
+    ``/status/NNN`` with that status; a websocket upgrade gets a 101 and then
+    every byte echoed (``/mute``: nothing is ever sent back).  Otherwise a small 200 naming the backend.
+    """
+
+    def __init__(self, name: str, unix: str | None = None) -> None:
+        self.name = name
+        self.records: list[Received] = []
+        self._lock = threading.Lock()
+        if unix is not None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.bind(unix)
+            self.port = 0
+        else:
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = int(self.sock.getsockname()[1])
+        self.sock.listen(128)
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def take(self) -> list[Received]:
+        with self._lock:
+            out, self.records = self.records, []
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self._conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(30)
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                headers = _header_dict(head)
+                body = b""
+                if "content-length" in headers:
+                    n = int(headers["content-length"])
+                    while len(buf) < n:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        buf += chunk
+                    body, buf = buf[:n], buf[n:]
+                elif "chunked" in headers.get("transfer-encoding", "").lower():
+                    body, buf = _read_chunked(conn, buf)
+                with self._lock:
+                    self.records.append(Received(self.name, head + b"\r\n\r\n", body))
+                path = head.split(b" ", 2)[1].decode("latin-1")
+                if headers.get("upgrade", "").lower() == "websocket":
+                    self._upgrade(conn, headers, buf, echo="/mute" not in path)
+                    return
+                if not self._answer(conn, path, head):
+                    return
+                if not _keeps_alive(head, headers):
+                    return
+        except OSError:
+            return
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def _answer(self, conn: socket.socket, path: str, head: bytes) -> bool:
+        name = self.name.encode()
+        if "/hang" in path:
+            time.sleep(5)
+            return False
+        if "/slow" in path:
+            time.sleep(1.5)
+        status = b"200 OK"
+        m = re.search(r"/status/(\d{3})", path)
+        if m:
+            status = m.group(1).encode() + b" Whatever"
+        body = b"backend " + name + b"\n"
+        common = b"Content-Type: text/plain\r\nX-Backend: " + name + b"\r\n"
+        if "/chunked" in path:
+            conn.sendall(
+                b"HTTP/1.1 " + status + b"\r\n" + common + b"Transfer-Encoding: chunked\r\n\r\n"
+                + b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)
+            )
+            return True
+        if "/eof" in path:
+            conn.sendall(b"HTTP/1.1 " + status + b"\r\n" + common + b"Connection: close\r\n\r\n" + body)
+            return False
+        conn.sendall(
+            b"HTTP/1.1 " + status + b"\r\n" + common
+            + b"Content-Length: %d\r\n\r\n" % len(body)
+            + (b"" if head.startswith(b"HEAD ") else body)
+        )
+        return True
+
+    def _upgrade(self, conn: socket.socket, headers: dict[str, str], rest: bytes, echo: bool) -> None:
+        key = headers.get("sec-websocket-key", "").encode()
+        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+        conn.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\nX-Backend: " + self.name.encode() + b"\r\n\r\n"
+        )
+        if rest and echo:
+            conn.sendall(rest)
+        conn.settimeout(60)
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            if echo:
+                conn.sendall(chunk)
+
+
+def _header_dict(head: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        out.setdefault(name.strip().lower().decode("latin-1"), value.strip().decode("latin-1"))
+    return out
+
+
+def _keeps_alive(head: bytes, headers: dict[str, str]) -> bool:
+    conn = headers.get("connection", "").lower()
+    if head.split(b"\r\n", 1)[0].endswith(b"HTTP/1.0"):
+        return conn == "keep-alive"
+    return conn != "close"
+
+
+def _read_chunked(sock: socket.socket, buf: bytes) -> tuple[bytes, bytes]:
+    body = b""
+    while True:
+        while b"\r\n" not in buf:
+            buf += sock.recv(65536)
+        line, _, buf = buf.partition(b"\r\n")
+        size = int(line.split(b";")[0], 16)
+        while len(buf) < size + 2:
+            buf += sock.recv(65536)
+        body += buf[:size]
+        buf = buf[size + 2 :]
+        if size == 0:
+            return body, buf
+
+
+# -- the two servers ------------------------------------------------------------
+
+
+PREAMBLE = """\
+daemon off;
+master_process off;
+error_log @DIR@/error.log info;
+pid @DIR@/run.pid;
+"""
+
+HTTP_PREAMBLE = """\
+    access_log off;
+    client_body_temp_path @DIR@/tmp_body;
+    proxy_temp_path @DIR@/tmp_proxy;
+    fastcgi_temp_path @DIR@/tmp_fcgi;
+    uwsgi_temp_path @DIR@/tmp_uwsgi;
+    scgi_temp_path @DIR@/tmp_scgi;
+"""
+
+
+@dataclass
+class Group:
+    """One conf: ``http`` is the http block's body; ``main`` extra top-level lines;
+    ``files`` extra files written next to the conf (name -> text)."""
+
+    name: str
+    http: str
+    main: str = ""
+    events: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+    def render(self, values: dict[str, str]) -> str:
+        text = (
+            PREAMBLE + self.main + "\nevents {\n" + self.events + "\n}\nhttp {\n"
+            + HTTP_PREAMBLE + self.http + "\n}\n"
+        )
+        for key, value in values.items():
+            text = text.replace(f"@{key}@", value)
+        assert "@" not in re.sub(r"\\@|\"@|@[a-z]", "", text), text
+        return text
+
+
+class Side:
+    """nginx or ngxws running one group's conf."""
+
+    def __init__(self, kind: str, group: Group, backends: Sequence[RecordingBackend], dead: int) -> None:
+        self.kind = kind
+        self.dir = Path(tempfile.mkdtemp(prefix=f"diff-{kind}-{group.name}-"))
+        self.ports = [free_port() for _ in range(LISTENS)]
+        values = {f"L{i}": str(p) for i, p in enumerate(self.ports)}
+        values.update({f"B{i}": str(b.port) for i, b in enumerate(backends) if b.port})
+        values["DEAD"] = str(dead)
+        values["DIR"] = str(self.dir)
+        values["BSOCK"] = str(backends[-1].sock.getsockname())
+        for name, text in group.files.items():
+            (self.dir / name).write_text(text)
+        self.conf = self.dir / "nginx.conf"
+        self.conf.write_text(group.render(values))
+        if kind == "nginx":
+            cmd = [NGINX, "-p", str(self.dir), "-c", str(self.conf)]
+        else:
+            cmd = [sys.executable, "-m", "ngxws", "run", "-c", str(self.conf), "-p", str(self.dir)]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+        self._wait_listening(group)
+
+    def _wait_listening(self, group: Group) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                out, err = self.proc.communicate()
+                log = (self.dir / "error.log").read_text() if (self.dir / "error.log").exists() else ""
+                raise RuntimeError(f"{self.kind} did not start on {group.name}: {err.decode()} {out.decode()} {log}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.ports[0]), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.03)
+        self.stop()
+        raise RuntimeError(f"{self.kind} not listening on {group.name}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.communicate(timeout=5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def address(self, target: str) -> tuple[int, tuple[object, ...]]:
+        """``L0``.. (IPv4 loopback), ``V6:L1`` ([::1]), ``UNIX:name`` (path in DIR)."""
+        if target.startswith("UNIX:"):
+            return socket.AF_UNIX, (str(self.dir / target[5:]),)
+        if target.startswith("V6:"):
+            return socket.AF_INET6, ("::1", self.ports[int(target[3:])])
+        return socket.AF_INET, ("127.0.0.1", self.ports[int(target[1:])])
+
+
+class Running:
+    """A group's servers and backends, started once and shared by its cases."""
+
+    def __init__(self, group: Group) -> None:
+        self.group = group
+        self.sock_dir = tempfile.mkdtemp(prefix="diff-sock-")
+        self.backends = [RecordingBackend(f"b{i}") for i in range(BACKENDS)]
+        self.backends.append(RecordingBackend("bunix", unix=os.path.join(self.sock_dir, "b.sock")))
+        self.dead = free_port()
+        self.sides: dict[str, Side] = {}
+        try:
+            for kind in ("nginx", "ngxws"):
+                self.sides[kind] = Side(kind, group, self.backends, self.dead)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for side in self.sides.values():
+            side.stop()
+        for b in self.backends:
+            b.close()
+        shutil.rmtree(self.sock_dir, ignore_errors=True)
+
+    def take_records(self) -> list[Received]:
+        out: list[Received] = []
+        for b in self.backends:
+            out.extend(b.take())
+        return out
+
+
+# -- cases and observations -------------------------------------------------------
+
+
+@dataclass
+class Exchange:
+    """One connection: requests written one after another, each answer read.
+
+    ``target`` names the socket (see ``Side.address``).  ``ws`` sends a
+    masked frame after a 101 and records the echo.  ``idle`` waits up to that
+    many seconds after the last answer for the server to close, and records
+    after how long it did (rounded to 0.5 s).  ``pause`` sleeps between
+    sending the head and the rest (``split`` bytes) to test timeouts.
+    """
+
+    requests: Sequence[bytes]
+    target: str = "L0"
+    ws: bool = False
+    idle: float | None = None
+    keepalive_pings: int = 0
+    raw_tail: bytes = b""
+
+
+@dataclass
+class Case:
+    id: str
+    group: str
+    exchanges: Sequence[Exchange]
+    expect: Sequence[int] = ()  # sanity: nginx's status codes, in order
+    xfail: str | None = None
+    fields: frozenset[str] = frozenset()  # extra response headers to compare
+    body: bool = False  # compare the body (and length) of server-made error answers too
+
+
+def get(path: str, host: str = "example.com", extra: str = "", version: str = "1.1") -> bytes:
+    """A GET as curl would send it (with ``Connection: close``)."""
+    return (
+        f"GET {path} HTTP/{version}\r\nHost: {host}\r\nUser-Agent: diff/1\r\n{extra}"
+        "Connection: close\r\n\r\n"
+    ).encode("latin-1")
+
+
+def req(method: str, path: str, host: str = "example.com", headers: str = "", body: bytes = b"", version: str = "1.1", close: bool = True) -> bytes:
+    lines = f"{method} {path} HTTP/{version}\r\n"
+    if host:
+        lines += f"Host: {host}\r\n"
+    lines += headers
+    if body:
+        lines += f"Content-Length: {len(body)}\r\n"
+    if close:
+        lines += "Connection: close\r\n"
+    return (lines + "\r\n").encode("latin-1") + body
+
+
+def upgrade(path: str, host: str = "example.com", extra: str = "") -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    ).encode("latin-1")
+
+
+# A masked text frame "hello" (RFC 6455 5.7's example).
+WS_FRAME = bytes.fromhex("818537fa213d7f9f4d5158")
+
+# Response headers compared by default (lower case).
+COMPARED = frozenset(
+    {"location", "content-type", "transfer-encoding", "connection", "x-backend",
+     "www-authenticate", "upgrade", "sec-websocket-accept", "content-length"}
+)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    interim: list[int] = field(default_factory=list)
+
+
+def _read_response(sock: socket.socket, buf: bytes, head_request: bool) -> tuple[Response | None, bytes]:
+    while b"\r\n\r\n" not in buf:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            chunk = b""
+        if not chunk:
+            return (None, buf)
+        buf += chunk
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    if 100 <= status < 200 and status != 101:
+        # an interim answer (100 Continue): note it, read the final one
+        final, buf = _read_response(sock, buf, head_request)
+        if final is not None:
+            final.interim.append(status)
+        return final, buf
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.append((name.strip(), value.strip()))
+    hmap = {n.lower(): v for n, v in headers}
+    body = b""
+    if head_request or status in (101, 204, 304):
+        pass
+    elif "content-length" in hmap:
+        n = int(hmap["content-length"])
+        while len(buf) < n:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        body, buf = buf[:n], buf[n:]
+    elif "chunked" in hmap.get("transfer-encoding", ""):
+        body, buf = _read_chunked(sock, buf)
+    else:
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+        body, buf = buf, b""
+    return Response(status, headers, body), buf
+
+
+def observe(running: Running, kind: str, case: Case) -> list[object]:
+    """Run the case against one side; return what both must agree on."""
+    side = running.sides[kind]
+    running.take_records()
+    out: list[object] = []
+    for ex in case.exchanges:
+        family, addr = side.address(ex.target)
+        sock = socket.socket(family)
+        sock.settimeout(5)
+        try:
+            sock.connect(addr if family != socket.AF_UNIX else addr[0])
+            buf = b""
+            for i, data in enumerate(ex.requests):
+                if data:  # b"": read one more answer (pipelining)
+                    sock.sendall(data)
+                resp, buf = _read_response(sock, buf, data.startswith(b"HEAD "))
+                records = running.take_records()
+                server_made = not case.body and (not records or resp is None or (resp.status >= 300 and not any(
+                    n.lower() == "x-backend" for n, _ in resp.headers)))
+                out.append((f"answer {i}", _normalise(resp, side, server_made, case.fields)))
+                out.append((f"backend {i}", [_normalise_record(r, side) for r in records]))
+                if resp is None:
+                    break
+                if resp.status == 101 and ex.ws:
+                    sock.sendall(WS_FRAME)
+                    got = buf
+                    while len(got) < len(WS_FRAME):
+                        chunk = sock.recv(65536)
+                        if not chunk:
+                            break
+                        got += chunk
+                    buf = b""
+                    out.append(("ws echo", got == WS_FRAME))
+            if ex.raw_tail:
+                sock.sendall(ex.raw_tail)
+            if ex.idle is not None:
+                out.append(("idle", _wait_close(sock, ex.idle, ex.keepalive_pings)))
+        except OSError as exc:
+            out.append(("error", type(exc).__name__))
+        finally:
+            sock.close()
+    return out
+
+
+def _wait_close(sock: socket.socket, limit: float, pings: int) -> str:
+    """Seconds (rounded to 0.5) until the server closes, or "open"."""
+    start = time.monotonic()
+    interval = limit / (pings + 1) if pings else limit
+    next_ping = start + interval if pings else None
+    while True:
+        now = time.monotonic()
+        left = start + limit - now
+        if left <= 0:
+            return "open"
+        wait = left if next_ping is None else max(0.01, min(left, next_ping - now))
+        sock.settimeout(wait)
+        try:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return f"closed after ~{round((time.monotonic() - start) * 2) / 2}s"
+        except TimeoutError:
+            if next_ping is not None and time.monotonic() >= next_ping:
+                try:
+                    sock.sendall(WS_FRAME)
+                except OSError:
+                    return "reset"
+                next_ping += interval
+        except ConnectionResetError:
+            return f"reset after ~{round((time.monotonic() - start) * 2) / 2}s"
+
+
+def _ports(text: str, side: Side) -> str:
+    for i, p in enumerate(side.ports):
+        text = text.replace(str(p), f"@L{i}@")
+    return text.replace(str(side.dir), "@DIR@")
+
+
+def _normalise(resp: Response | None, side: Side, server_made: bool, extra: frozenset[str]) -> object:
+    if resp is None:
+        return "no response (closed)"
+    compared = COMPARED | extra
+    if server_made and resp.status >= 300:
+        compared = compared - {"content-length"}
+    headers = [
+        (n.lower(), _ports(v, side)) for n, v in resp.headers if n.lower() in compared
+    ]
+    body = resp.body if not (server_made and resp.status >= 300) else b"(server page)"
+    body = _ports(body.decode("latin-1"), side).encode("latin-1")
+    return (resp.status, sorted(headers), body, resp.interim)
+
+
+def _normalise_record(r: Received, side: Side) -> object:
+    return (r.backend, _ports(r.head.decode("latin-1"), side), r.body)
+
+
+def statuses(observation: list[object]) -> list[int]:
+    codes: list[int] = []
+    for item in observation:
+        if isinstance(item, tuple) and str(item[0]).startswith("answer"):
+            val = item[1]
+            if isinstance(val, tuple):
+                codes.append(int(val[0]))
+    return codes
+
+
+class Pool:
+    """Running groups for a session: started on first use, stopped at the end."""
+
+    def __init__(self, groups: dict[str, Group]) -> None:
+        self.groups = groups
+        self.running: dict[str, Running] = {}
+        self.current: str | None = None
+
+    def get(self, name: str) -> Running:
+        if name not in self.running:
+            # cases of one group run together: free the previous group's servers
+            for old in list(self.running):
+                self.running.pop(old).close()
+            self.running[name] = Running(self.groups[name])
+        return self.running[name]
+
+    def close(self) -> None:
+        for r in self.running.values():
+            r.close()
+        self.running.clear()
+
+
+def iter_cases(cases: Sequence[Case]) -> Iterator[Case]:
+    yield from cases
