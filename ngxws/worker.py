@@ -25,6 +25,7 @@ import asyncio
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ngxws.accounting.counters import SharedCounters
@@ -32,6 +33,7 @@ from ngxws.channel import READY, Command
 from ngxws.channel import send as channel_send
 from ngxws.config.model import Config, Server
 from ngxws.errorlog import ALERT, NOTICE, reopen_error_log, setup_error_log
+from ngxws.http.maps import compile_maps
 from ngxws.listeners import ListenKey, accepting_factory, listener_table, tls_context
 from ngxws.proxy.upstream import UpstreamPools
 from ngxws.sinks.logfile import LogFile, LogFiles
@@ -109,6 +111,8 @@ class Worker:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._refused_logged_at = -1.0
         self._log_dest: dict[int, LogFile | None] = {}
+        # `map` blocks, compiled once per worker (config is immutable)
+        self.maps = compile_maps(config.maps)
         for server in config.servers:
             path = ws_log_path(config, server)
             self._log_dest[id(server)] = self.logs.get(path) if path is not None else None
@@ -116,13 +120,14 @@ class Worker:
     # -- ws_log ------------------------------------------------------------
 
     def ws_logger(
-        self, server: Server, conn: ConnInfo
+        self, server: Server, conn: Callable[[], ConnInfo]
     ) -> tuple[FrameLogger | None, LogFile | None]:
-        """The per-tunnel logger for ``server``, or (None, None) when it logs nothing."""
+        """The per-tunnel logger for ``server``, or (None, None) when it logs
+        nothing (then ``conn`` is never called: no per-tunnel log state)."""
         dest = self._log_dest.get(id(server))
         if dest is None:
             return None, None
-        return FrameLogger(server.ws.effective_templates(), conn), dest
+        return FrameLogger(server.ws.effective_templates(), conn()), dest
 
     def log_error(self, message: str) -> None:
         log.error(message)

@@ -25,7 +25,6 @@ import secrets
 import time
 from collections import deque
 from dataclasses import replace
-from functools import lru_cache
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -37,12 +36,10 @@ from ngxws.config.model import (
     IfReturn,
     Listen,
     Location,
-    Map,
     ProxyPass,
     Return,
     Server,
 )
-from ngxws.http.maps import CompiledMap, compile_maps
 from ngxws.http.request import BadRequest, HeadBuffers, RequestHead, valid_host
 from ngxws.http.responses import (
     SERVER,
@@ -58,6 +55,7 @@ from ngxws.http.upstream_request import (
     proxy_uri,
     split_proxy_url,
 )
+from ngxws.proxy.deadline import within
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
@@ -69,7 +67,7 @@ from ngxws.sinks.statspage import (
     render_prometheus,
     render_text,
 )
-from ngxws.sinks.timefmt import http_date
+from ngxws.sinks.timefmt import http_date_now
 from ngxws.sinks.wslog import ConnInfo
 from ngxws.tls import upstream_tls
 from ngxws.ws.frames import encode_close_frame
@@ -590,7 +588,7 @@ class ClientConnection(asyncio.Protocol):
             scheme=self.scheme,
             captures=captures,
             remote_user=self.remote_user,
-            maps=_compiled_maps(self.worker.config.maps),
+            maps=self.worker.maps,
         )
 
     async def _open_upstream(
@@ -623,7 +621,7 @@ class ClientConnection(asyncio.Protocol):
             raise asyncio.CancelledError
         link.transport.write(build_upstream_head(uri, loc.proxy, v) + body)
         try:
-            await asyncio.wait_for(asyncio.shield(response.head_done), loc.proxy.read_timeout)
+            await within(response.head_done, loc.proxy.read_timeout)
         except asyncio.TimeoutError:
             link.transport.close()
             raise UpstreamUnavailable(504, "upstream timed out while reading response header") from None
@@ -656,7 +654,7 @@ class ClientConnection(asyncio.Protocol):
         lines = [
             _status_line(pending.status_override, response),
             f"Server: {SERVER}",
-            f"Date: {http_date(time.time())}",
+            f"Date: {http_date_now()}",
         ]
         for name, value in response.headers:
             if name.lower() not in HIDDEN_RESPONSE_HEADERS:
@@ -714,7 +712,7 @@ class ClientConnection(asyncio.Protocol):
                 return keep
             self._write(self._switching_head(response))
             assert self.transport is not None and self.upstream_transport is not None
-            logger, logfile = worker.ws_logger(server, self._conn_info(head, upstream_addr))
+            logger, logfile = worker.ws_logger(server, lambda: self._conn_info(head, upstream_addr))
             tunnel = Tunnel(
                 worker,
                 worker.slot,
@@ -740,7 +738,7 @@ class ClientConnection(asyncio.Protocol):
         lines = [
             f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}",
             f"Server: {SERVER}",
-            f"Date: {http_date(time.time())}",
+            f"Date: {http_date_now()}",
             "Connection: upgrade",
         ]
         for name, value in response.headers:
@@ -761,7 +759,7 @@ class ClientConnection(asyncio.Protocol):
             (
                 "HTTP/1.1 101 Switching Protocols\r\n"
                 f"Server: {SERVER}\r\n"
-                f"Date: {http_date(time.time())}\r\n"
+                f"Date: {http_date_now()}\r\n"
                 "Upgrade: websocket\r\n"
                 "Connection: upgrade\r\n"
                 f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
@@ -812,11 +810,6 @@ class ClientConnection(asyncio.Protocol):
         """Worker is stopping: idle keep-alive connections go at once."""
         if self.task is None and not self.handed_over:
             self._close()
-
-
-@lru_cache(maxsize=8)
-def _compiled_maps(maps: tuple[Map, ...]) -> dict[str, CompiledMap]:
-    return compile_maps(maps)
 
 
 def _log_text(value: str) -> str:

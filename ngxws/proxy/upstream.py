@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ngxws.config.model import Config, ProxyPass, ProxySettings
+from ngxws.proxy.deadline import within
 from ngxws.routing.peers import PeerSelector, PeerTarget
 from ngxws.tls import UpstreamTLS
 
@@ -94,7 +95,7 @@ async def connect_upstream(
                     ssl=tls.context if tls is not None else None,  # proxy_pass https://
                     server_hostname=tls.server_hostname if tls is not None else None,
                 )
-            transport, protocol = await asyncio.wait_for(coro, settings.connect_timeout)
+            transport, protocol = await within(coro, settings.connect_timeout)
         except asyncio.TimeoutError:
             selector.failed(peer)
             last_status, last_error = 504, f"upstream timed out (connect) to {peer.label}"

@@ -109,3 +109,12 @@ class TimeCache:
             self._msec = f"{ms // 1000}.{ms % 1000:03d}"
             self._msec_ms = ms
         return self._msec
+
+
+_NOW = TimeCache()
+
+
+def http_date_now() -> str:
+    """The ``Date:`` header value for a response written now, rendered at most
+    once per second (nginx's cached time)."""
+    return _NOW.http_date(time.time())
