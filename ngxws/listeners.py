@@ -50,9 +50,8 @@ def bind_listen(listen: Listen, backlog: int = 511) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             # nginx's default is ipv6only=on; ``listen [::]:80 ipv6only=off``
-            # asks for one dual-stack socket (honoured once the model has it).
-            v6only = getattr(listen, "ipv6only", True)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
+            # asks for one dual-stack socket.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if listen.ipv6only else 0)
         try:
             sock.bind((listen.host, listen.port))
         except OSError as exc:

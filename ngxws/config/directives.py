@@ -221,6 +221,8 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "ssl_certificate_key": _honoured(),
     "ssl_protocols": _honoured(),  # bitmask slot: repeated ones are ORed
     "ssl_ciphers": _honoured(unique=True),
+    "ssl": _honoured(unique=True),  # obsolete "ssl on;" (nginx < 1.25), with nginx's warning
+    "send_timeout": _honoured(unique=True),  # a websocket tunnel's blocked write to the client
     "http2": _honoured(unique=True),
     "proxy_pass": _honoured(unique=True),
     "proxy_set_header": _honoured(),
@@ -281,7 +283,6 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "client_body_in_file_only": _harmless(_TUNING),
     "client_body_in_single_buffer": _harmless(_TUNING),
     "client_body_timeout": _harmless("request bodies are streamed to the upstream"),
-    "send_timeout": _harmless("tunnels use proxy_read_timeout / proxy_send_timeout"),
     "reset_timedout_connection": _harmless(_TUNING),
     "lingering_close": _harmless(_TUNING),
     "lingering_time": _harmless(_TUNING),
@@ -452,14 +453,12 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "memcached_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
     "random": _changes("balancing falls back to round robin"),
     "sticky": _changes("balancing falls back to round robin"),
-    "ssl": _changes('obsolete; use "listen ... ssl"', ("off",)),
 }
 
 # Directives ngxws reads and checks like nginx but does not act on: reported
 # as ignored (after the usual checks), not as honoured.
 CHECKED_NOT_ACTED_ON: Mapping[str, StockRule] = {
     "keepalive": _harmless("upstream connections are not reused: one per request, as nginx 1.22 without it"),
-    "proxy_send_timeout": _changes("writes to an upstream that stops reading are not timed out"),
 }
 
 # Blocks whose entries are data, not directives (map's "KEY VALUE;" lines).

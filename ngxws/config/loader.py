@@ -449,8 +449,15 @@ class _Core:
     large_client_header_buffers: tuple[int, int] = (4, 8192)
     ssl_certificates: tuple[str, ...] = ()
     ssl_certificate_keys: tuple[str, ...] = ()
+    # the ssl_certificate arguments as written: nginx names them so in its errors
+    ssl_certificates_written: tuple[str, ...] = ()
     ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
     ssl_ciphers: str | None = None
+    # the obsolete "ssl on;" and where it stands (nginx keeps its file:line
+    # with the flag, and inherits both together)
+    ssl_on: bool = False
+    ssl_on_source: Source | None = None
+    send_timeout: float = 60.0
     http2: bool = False
     auth_basic: str | None = None
     auth_basic_user_file: str | None = None
@@ -474,6 +481,7 @@ class _Level:
     proxy_ssl_protocols: list[str] = field(default_factory=list)
     next_upstream: list[str] = field(default_factory=list)
     certificates: list[str] = field(default_factory=list)
+    certificates_written: list[str] = field(default_factory=list)
     certificate_keys: list[str] = field(default_factory=list)
     error_pages: list[ErrorPage] = field(default_factory=list)
     ifs: list[IfReturn] = field(default_factory=list)
@@ -588,7 +596,7 @@ _LEVEL_DIRECTIVES = frozenset(
         "allow", "deny", "auth_basic", "auth_basic_user_file", "client_max_body_size",
         "default_type", "keepalive_timeout", "client_header_timeout",
         "large_client_header_buffers", "ssl_certificate", "ssl_certificate_key",
-        "ssl_protocols", "ssl_ciphers", "http2",
+        "ssl_protocols", "ssl_ciphers", "http2", "ssl", "send_timeout",
         *_PROXY_TIMEOUTS, *_PROXY_FLAGS,
     }
 )  # fmt: skip
@@ -1012,6 +1020,7 @@ class _Reader:
         address = node.args[0]
         host, port, unix = _split_listen_address(node, address)
         default_server = ssl = http2 = has_options = False
+        ipv6only = True
         for param in node.args[1:]:
             key, eq, value = param.partition("=")
             if param in ("default_server", "default"):
@@ -1043,7 +1052,11 @@ class _Reader:
                 if not valid:
                     raise node.error(f'invalid {key} "{value}"')
                 has_options = True
-            elif key == "ipv6only" and eq and value in ("on", "off"):
+            elif param.startswith("ipv6only=o"):
+                # ngx_http_core_listen() matches the prefix "ipv6only=o"
+                if value not in ("on", "off"):
+                    raise node.error(f'invalid ipv6only flags "{value}"')
+                ipv6only = value == "on"
                 has_options = True
             elif key in ("so_keepalive", "accept_filter") and eq and value:
                 has_options = True
@@ -1057,6 +1070,7 @@ class _Reader:
             ssl=ssl,
             http2=http2,
             source=node.source,
+            ipv6only=ipv6only,
         )
         return listen, has_options
 
@@ -1243,7 +1257,9 @@ class _Reader:
             level.core["large_client_header_buffers"] = (count, size)
         elif name == "ssl_certificate":
             level.certificates.append(self._conf_relative(args[0]))
+            level.certificates_written.append(args[0])
             level.core["ssl_certificates"] = tuple(level.certificates)
+            level.core["ssl_certificates_written"] = tuple(level.certificates_written)
         elif name == "ssl_certificate_key":
             level.certificate_keys.append(self._conf_relative(args[0]))
             level.core["ssl_certificate_keys"] = tuple(level.certificate_keys)
@@ -1253,6 +1269,17 @@ class _Reader:
             level.core["ssl_ciphers"] = args[0]
         elif name == "http2":
             level.core["http2"] = parse_flag(args[0])
+        elif name == "ssl":
+            # ngx_http_ssl_enable(): the flag, its file:line, and a warning
+            # whatever the value
+            level.core["ssl_on"] = parse_flag(args[0])
+            level.core["ssl_on_source"] = node.source
+            self.warnings.append(
+                'the "ssl" directive is deprecated, use the "listen ... ssl" directive '
+                f"instead in {node.source}"
+            )
+        elif name == "send_timeout":
+            level.core["send_timeout"] = self._time(node, args[0], TimeSlot.MSEC)
         else:  # a HONOURED name without a setter here: say so rather than drop it
             self._ignore(node, StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, "not supported here"))
 
@@ -1589,6 +1616,8 @@ class _Builder:
             eff = http_eff.below(raw)
             self._check_certificates(eff.core)
             servers.append(self._server(raw, eff, by_name))
+        # the proxy module merges after the ssl module (nginx's module order)
+        self._check_proxy_ssl_verify(servers)
         for raw in http.servers:
             self._check_duplicate_locations(raw.locations)
         servers = self._normalise_listens(servers)
@@ -1644,13 +1673,27 @@ class _Builder:
         )
 
     def _check_certificates(self, core: _Core) -> None:
-        """ngx_http_ssl_merge_srv_conf(): every certificate needs its key and
-        must load (here: exist and be readable)."""
+        """ngx_http_ssl_merge_srv_conf(): ``ssl on`` needs a certificate, every
+        certificate needs its key and must load (here: exist and be readable).
+        nginx names the last certificate, as written."""
         certs, keys = core.ssl_certificates, core.ssl_certificate_keys
+        last = core.ssl_certificates_written[-1] if certs else ""
+        if core.ssl_on:
+            where = core.ssl_on_source or Source("", 0)
+            if not certs:
+                message = 'no "ssl_certificate" is defined for the "ssl" directive'
+                raise ConfigError(message, where.file, where.line)
+            if not keys:
+                message = 'no "ssl_certificate_key" is defined for the "ssl" directive'
+                raise ConfigError(message, where.file, where.line)
+            if len(keys) < len(certs):
+                message = (
+                    f'no "ssl_certificate_key" is defined for certificate "{last}" '
+                    'and the "ssl" directive'
+                )
+                raise ConfigError(message, where.file, where.line)
         if len(keys) < len(certs):
-            raise ConfigError(
-                f'no "ssl_certificate_key" is defined for certificate "{certs[len(keys)]}"'
-            )
+            raise ConfigError(f'no "ssl_certificate_key" is defined for certificate "{last}"')
         for cert, key in zip(certs, keys[: len(certs)], strict=True):
             for path, what in ((cert, "certificate"), (key, "certificate key")):
                 if "$" in path or path.startswith("data:"):
@@ -1664,6 +1707,20 @@ class _Builder:
                     raise ConfigError(
                         f'cannot load {what} "{path}": BIO_new_file() failed ({reason})'
                     )
+
+    def _check_proxy_ssl_verify(self, servers: Sequence[Server]) -> None:
+        """ngx_http_proxy_set_ssl(), for each location with a proxy_pass of its
+        own that may speak TLS (``https://``, or variables: nginx cannot tell).
+        nginx prints this one without a file:line."""
+        stack = [loc for server in servers for loc in reversed(server.locations)]
+        while stack:
+            loc = stack.pop()
+            stack.extend(reversed(loc.locations))
+            pp, proxy = loc.proxy_pass, loc.proxy
+            if pp is None or not (pp.has_variables or pp.scheme == "https"):
+                continue
+            if proxy.ssl_verify and not proxy.ssl_trusted_certificate:
+                raise ConfigError("no proxy_ssl_trusted_certificate for proxy_ssl_verify")
 
     def _server(self, raw: _ServerBlock, eff: _Effective, upstreams: Mapping[str, str]) -> Server:
         core = eff.core
@@ -1691,6 +1748,8 @@ class _Builder:
             ifs=tuple(raw.ifs),
             error_pages=eff.error_pages,
             types=core.types,
+            send_timeout=core.send_timeout,
+            ssl_on=core.ssl_on,
         )
 
     def _ws_settings(self, raw: _ServerBlock) -> WsSettings:
@@ -1735,6 +1794,7 @@ class _Builder:
             ifs=tuple(raw.ifs),
             error_pages=eff.error_pages,
             types=eff.core.types,
+            send_timeout=eff.core.send_timeout,
         )
 
     def _check_duplicate_locations(self, locations: Sequence[_LocationBlock]) -> None:
@@ -1758,14 +1818,21 @@ class _Builder:
 
     def _normalise_listens(self, servers: list[Server]) -> list[Server]:
         """One socket per address: it is SSL (http2) when any listen on it
-        says so, as nginx ORs those flags; check its default server has a
-        certificate; warn about names two servers claim on one address."""
+        says so, as nginx ORs those flags, or when its default server says
+        ``ssl on`` (ngx_http_init_connection() asks the default server's
+        ssl conf only); check its default server has a certificate; warn
+        about names two servers claim on one address."""
         ssl: dict[tuple[str, int, str | None], bool] = {}
         http2: dict[tuple[str, int, str | None], bool] = {}
+        defaults: dict[tuple[str, int, str | None], Server] = {}
         for server in servers:
             for listen in server.listens:
                 ssl[listen.key] = ssl.get(listen.key, False) or listen.ssl
                 http2[listen.key] = http2.get(listen.key, False) or listen.http2
+                if listen.default_server or listen.key not in defaults:
+                    defaults[listen.key] = server
+        for key, default in defaults.items():
+            ssl[key] = ssl[key] or default.ssl_on
         out = [
             replace(
                 server,

@@ -33,7 +33,10 @@ class Listen:
 
     ``host`` is ``"0.0.0.0"`` for a bare port (as nginx binds ``*:port``),
     ``"::"`` for ``[::]:port``; ``unix`` holds the socket path for ``unix:``
-    listens (then host is ``""`` and port ``0``).
+    listens (then host is ``""`` and port ``0``).  ``ipv6only`` is the
+    socket's ``IPV6_V6ONLY`` for IPv6 addresses (nginx's default ``on``;
+    ``[::]:80 ipv6only=off`` takes IPv4 clients too); IPv4 and unix listens
+    ignore it, as nginx does.
     """
 
     host: str
@@ -43,6 +46,7 @@ class Listen:
     ssl: bool = False
     http2: bool = False
     source: Source | None = None
+    ipv6only: bool = True
 
     @property
     def key(self) -> tuple[str, int, str | None]:
@@ -270,6 +274,7 @@ class Location:
     ifs: tuple[IfReturn, ...] = ()
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES  # extension -> MIME type
+    send_timeout: float = 60.0  # ``send_timeout``: a write to the client blocked that long ends it
 
 
 @dataclass(frozen=True)
@@ -298,6 +303,10 @@ class Server:
     ifs: tuple[IfReturn, ...] = ()
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
+    send_timeout: float = 60.0
+    # the obsolete ``ssl on;`` (nginx < 1.25): the sockets this server is the
+    # default server of speak TLS, as if their ``listen`` said ``ssl``
+    ssl_on: bool = False
 
 
 @dataclass(frozen=True)

@@ -279,6 +279,7 @@ def _listen_text(listen: Listen) -> str:
             ("default_server", listen.default_server),
             ("ssl", listen.ssl),
             ("http2", listen.http2),
+            ("ipv6only=off", ":" in listen.host and not listen.ipv6only),
         )
         if on
     ]

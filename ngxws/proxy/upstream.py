@@ -105,9 +105,9 @@ async def connect_upstream(
             last_status, last_error = 502, f"connect() to {peer.label} failed ({exc})"
             continue
         selector.succeeded(peer)
-        sock = transport.get_extra_info("socket")
-        if sock is not None and peer.unix is None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # uvloop sets TCP_NODELAY on every TCP transport (as nginx's
+        # tcp_nodelay on); asking for the socket object would cost a Python
+        # socket per connection.
         return UpstreamLink(transport, protocol, peer)
     raise UpstreamUnavailable(last_status, last_error)
 
