@@ -111,7 +111,7 @@ def test_normalise_host() -> None:
 
 def test_smooth_weighted_round_robin_matches_nginx() -> None:
     # nginx's documented sequence for weights 5,1,1: a a b a c a a
-    peers = [PeerTarget("a", 1, weight=5), PeerTarget("b", 1), PeerTarget("c", 1)]
+    peers = [PeerTarget("a", 1, UpstreamPeer("a", 1, weight=5)), PeerTarget("b", 1), PeerTarget("c", 1)]
     sel = PeerSelector(peers)
     picks = [next(iter(sel.candidates("1.2.3.4"))).host for _ in range(7)]
     assert picks == ["a", "a", "b", "a", "c", "a", "a"]
@@ -119,8 +119,8 @@ def test_smooth_weighted_round_robin_matches_nginx() -> None:
 
 def test_failed_peer_is_skipped_for_fail_timeout_and_backup_used() -> None:
     now = [100.0]
-    a = PeerTarget("a", 1, max_fails=1, fail_timeout=10)
-    b = PeerTarget("b", 1, backup=True)
+    a = PeerTarget("a", 1, UpstreamPeer("a", 1, max_fails=1, fail_timeout=10))
+    b = PeerTarget("b", 1, UpstreamPeer("b", 1, backup=True))
     sel = PeerSelector([a, b], clock=lambda: now[0])
     assert [p.host for p in sel.candidates("x")] == ["a", "b"]
     sel.failed(a)

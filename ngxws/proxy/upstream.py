@@ -85,8 +85,8 @@ async def connect_upstream(
             break
         tried += 1
         try:
-            if peer.unix is not None:
-                coro = loop.create_unix_connection(protocol_factory, peer.unix)
+            if peer.conf.unix is not None:
+                coro = loop.create_unix_connection(protocol_factory, peer.conf.unix)
             else:
                 coro = loop.create_connection(
                     protocol_factory,

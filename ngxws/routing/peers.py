@@ -33,12 +33,9 @@ class PeerTarget:
 
     host: str
     port: int
-    weight: int = 1
-    max_fails: int = 1
-    fail_timeout: float = 10.0
-    backup: bool = False
-    down: bool = False
-    unix: str | None = None
+    # The `server` line's parameters (weight, max_fails, backup...); one
+    # line may resolve to several addresses, each its own target.
+    conf: UpstreamPeer = field(default_factory=lambda: UpstreamPeer("", 0))
     current_weight: int = 0
     fails: int = 0
     checked: float = 0.0
@@ -48,8 +45,8 @@ class PeerTarget:
 
     @property
     def label(self) -> str:
-        if self.unix is not None:
-            return f"unix:{self.unix}"
+        if self.conf.unix is not None:
+            return f"unix:{self.conf.unix}"
         if ":" in self.host:
             return f"[{self.host}]:{self.port}"
         return f"{self.host}:{self.port}"
@@ -79,15 +76,15 @@ class PeerSelector:
         hash_key: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.primary = [p for p in peers if not p.backup]
-        self.backup = [p for p in peers if p.backup]
+        self.primary = [p for p in peers if not p.conf.backup]
+        self.backup = [p for p in peers if p.conf.backup]
         self.balance = balance
         self.hash_key = hash_key
         self._clock = clock
         for p in peers:
-            p.effective_weight = p.weight
+            p.effective_weight = p.conf.weight
         # ip_hash / hash walk the weights of every primary peer, down ones included
-        self._total_weight = sum(p.weight for p in self.primary) or 1
+        self._total_weight = sum(p.conf.weight for p in self.primary) or 1
 
     @classmethod
     def for_target(cls, upstream: Upstream | None, host: str, port: int) -> PeerSelector:
@@ -100,15 +97,15 @@ class PeerSelector:
 
     @classmethod
     def for_unix(cls, path: str) -> PeerSelector:
-        return cls([PeerTarget("", 0, unix=path)])
+        return cls([PeerTarget("", 0, UpstreamPeer("", 0, unix=path))])
 
     def _usable(self, p: PeerTarget, tried: set[int], now: float) -> bool:
-        if id(p) in tried or p.down:
+        if id(p) in tried or p.conf.down:
             return False
-        return not (p.max_fails and p.fails >= p.max_fails and now - p.checked <= p.fail_timeout)
+        return not (p.conf.max_fails and p.fails >= p.conf.max_fails and now - p.checked <= p.conf.fail_timeout)
 
     def _chosen(self, p: PeerTarget, now: float) -> PeerTarget:
-        if now - p.checked > p.fail_timeout:
+        if now - p.checked > p.conf.fail_timeout:
             p.checked = now
         return p
 
@@ -122,7 +119,7 @@ class PeerSelector:
                 continue
             p.current_weight += p.effective_weight
             total += p.effective_weight
-            if p.effective_weight < p.weight:
+            if p.effective_weight < p.conf.weight:
                 p.effective_weight += 1
             if best is None or p.current_weight > best.current_weight:
                 best = p
@@ -140,9 +137,9 @@ class PeerSelector:
         for i, p in enumerate(pool):
             if not self._usable(p, tried, now):
                 continue
-            if best is None or p.active * best.weight < best.active * p.weight:
+            if best is None or p.active * best.conf.weight < best.active * p.conf.weight:
                 best, many, start = p, False, i
-            elif p.active * best.weight == best.active * p.weight:
+            elif p.active * best.conf.weight == best.active * p.conf.weight:
                 many = True
         if best is None:
             return None
@@ -152,11 +149,11 @@ class PeerSelector:
             for p in pool[start:]:
                 if not self._usable(p, tried, now):
                     continue
-                if p.active * first.weight != first.active * p.weight:
+                if p.active * first.conf.weight != first.active * p.conf.weight:
                     continue
                 p.current_weight += p.effective_weight
                 total += p.effective_weight
-                if p.effective_weight < p.weight:
+                if p.effective_weight < p.conf.weight:
                     p.effective_weight += 1
                 if p.current_weight > best.current_weight:
                     best = p
@@ -165,9 +162,9 @@ class PeerSelector:
 
     def _by_weight(self, w: int) -> PeerTarget:
         for p in self.primary:
-            if w < p.weight:
+            if w < p.conf.weight:
                 return p
-            w -= p.weight
+            w -= p.conf.weight
         return self.primary[-1]
 
     def _hash_candidates(self, key: str, tried: set[int]) -> Iterator[PeerTarget]:
@@ -210,7 +207,7 @@ class PeerSelector:
                     # nginx's "single" peer (one server, no backup): no
                     # max_fails check, it is always tried unless down
                     only = pool[0]
-                    p = None if (id(only) in tried or only.down) else only
+                    p = None if (id(only) in tried or only.conf.down) else only
                 elif self.balance == "least_conn":
                     p = self._pick_least(pool, tried, now)
                 else:
@@ -236,8 +233,8 @@ class PeerSelector:
         p.fails += 1
         p.accessed = now
         p.checked = now
-        if p.max_fails:
-            p.effective_weight -= p.weight // p.max_fails
+        if p.conf.max_fails:
+            p.effective_weight -= p.conf.weight // p.conf.max_fails
         if p.effective_weight < 0:
             p.effective_weight = 0
 
@@ -262,8 +259,8 @@ def _ip_hash_bytes(addr: str) -> bytes:
 
 def _targets_of(peer: UpstreamPeer) -> list[PeerTarget]:
     if peer.unix is not None:
-        return [PeerTarget("", 0, peer.weight, peer.max_fails, peer.fail_timeout, peer.backup, peer.down, peer.unix)]
+        return [PeerTarget("", 0, peer)]
     return [
-        PeerTarget(h, p, peer.weight, peer.max_fails, peer.fail_timeout, peer.backup, peer.down)
+        PeerTarget(h, p, peer)
         for h, p in _resolve(peer.host, peer.port)
     ]
