@@ -188,16 +188,25 @@ def ws_backend(
         async for message in ws:
             await ws.send(message)
 
-    lt = LoopThread()
     port = free_port()
-
-    async def start() -> Any:
-        return await serve(handler or echo, "127.0.0.1", port, **kwargs)
-
-    server = lt.run(start())
-    try:
+    with served_in_thread(lambda: serve(handler or echo, "127.0.0.1", port, **kwargs)):
         yield port
+
+
+@contextmanager
+def served_in_thread(start: Callable[[], Awaitable[Any]]) -> Iterator[None]:
+    """Run a ``websockets`` server (whatever ``start()`` awaits to) in its own
+    loop thread for the duration of the block; close it cleanly after."""
+    lt = LoopThread()
+
+    async def begin() -> Any:
+        return await start()
+
+    server = lt.run(begin())
+    try:
+        yield
     finally:
+
         async def stop() -> None:
             server.close()
             await server.wait_closed()
