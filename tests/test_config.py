@@ -353,6 +353,10 @@ def test_inheritance() -> None:
         1.5,
     )
     assert second.locations[0].proxy.connect_timeout == 60.0
+    # send_timeout (writes to the client) is a core setting: http/server/location
+    assert (first.send_timeout, inherit.send_timeout, own.send_timeout) == (10.0, 10.0, 10.0)
+    assert nested.send_timeout == 3.0
+    assert second.send_timeout == second.locations[0].send_timeout == 60.0
     # http-level lines after the servers still apply to them
     assert inherit.proxy.http_version == nested.proxy.http_version == "1.1"
     assert inherit.default_type == first.default_type == "application/json"
@@ -377,7 +381,11 @@ def test_listen_forms() -> None:
         ("0.0.0.0", 8081, None, False),
         ("127.0.0.1", 8082, None, False),
         ("", 0, "/tmp/ngxws-test.sock", False),
+        ("::", 8083, None, False),
+        ("::1", 8084, None, False),
     ]
+    # IPV6_V6ONLY: nginx's default "on"; only "ipv6only=off" turns it off
+    assert [lst.ipv6only for lst in named.listens] == [True] * 7 + [False, True]
     assert named.listens[0].source == at("listen_forms", "nginx.conf", 5)
     # names are lowercased, regexes kept as written
     assert named.server_names == ("example.com", "www.example.com", r"~^(?<sub>.+)\.Example\.com$")
@@ -786,3 +794,139 @@ def test_check_lists_honoured_directives() -> None:
     report = render_check_report(load("upstreams"))
     assert "honoured (" in report
     assert "  proxy_pass (6): " in report
+
+
+# --------------------------------------------------------------------------
+# nginx 1.22 forms: "ssl on;", ipv6only, proxy_ssl_verify's CA, send_timeout
+# --------------------------------------------------------------------------
+
+
+def test_ssl_on_makes_the_default_servers_sockets_tls(tmp_path: Path) -> None:
+    """nginx asks the *default* server of an address whether ``ssl on`` is
+    set (ngx_http_init_connection()); a non-default server's ``ssl on`` does
+    not change the socket.  The directive warns whatever its value."""
+    cert = CONFIGS / "ssl" / "cert.pem"
+    key = CONFIGS / "ssl" / "key.pem"
+    tls = f"ssl_certificate {cert}; ssl_certificate_key {key};"
+    conf = write_conf(
+        tmp_path,
+        "events {}\n"
+        "http {\n"
+        f"    server {{ listen 8443; listen 8444; ssl on; {tls} }}\n"
+        f"    server {{ listen 8444; server_name b.test; listen 8445; ssl off; }}\n"
+        f"    server {{ listen 8445 default_server; server_name c.test; {tls}\n"
+        "              ssl on; }\n"
+        f"    server {{ listen 8446; server_name d.test; }}\n"
+        f"    server {{ listen 8446; server_name e.test; ssl on; {tls} }}\n"
+        "}\n",
+    )
+    config = load_config(conf)
+    ssl_by_port = {lst.port: lst.ssl for s in config.servers for lst in s.listens}
+    assert ssl_by_port == {8443: True, 8444: True, 8445: True, 8446: False}
+    assert [s.ssl_on for s in config.servers] == [True, False, True, False, True]
+    deprecated = 'the "ssl" directive is deprecated, use the "listen ... ssl" directive instead'
+    assert config.warnings == (
+        f"{deprecated} in {conf}:3",
+        f"{deprecated} in {conf}:4",
+        f"{deprecated} in {conf}:6",
+        f"{deprecated} in {conf}:8",
+    )
+    assert ("ssl", Source(conf, 3)) in config.honoured
+    assert not [i for i in config.ignored if i.name == "ssl"]
+
+
+def test_ssl_on_at_http_level_is_inherited(tmp_path: Path) -> None:
+    cert = CONFIGS / "ssl" / "cert.pem"
+    key = CONFIGS / "ssl" / "key.pem"
+    conf = write_conf(
+        tmp_path,
+        f"events {{}}\nhttp {{\n    ssl on; ssl_certificate {cert}; ssl_certificate_key {key};\n"
+        "    server { listen 8443; }\n}\n",
+    )
+    (server,) = load_config(conf).servers
+    assert server.ssl_on and server.listens[0].ssl
+
+
+@pytest.mark.parametrize(
+    ("level", "location"),
+    [
+        ("", "proxy_ssl_verify on; proxy_pass http://127.0.0.1:9000;"),  # plain: no TLS context
+        ("proxy_ssl_verify on;", "return 200;"),  # no proxy_pass
+        ("", "proxy_ssl_verify off; proxy_pass https://127.0.0.1:9443;"),
+        # a nested location without a proxy_pass of its own is not checked
+        ("", "proxy_pass https://127.0.0.1:9443; location /a/b { proxy_ssl_verify on; }"),
+        (
+            "",
+            f"proxy_ssl_verify on; proxy_ssl_trusted_certificate {CONFIGS / 'ssl' / 'cert.pem'};"
+            " proxy_pass https://127.0.0.1:9443;",
+        ),
+    ],
+)
+def test_proxy_ssl_verify_needs_a_ca_only_where_tls_is_spoken(
+    tmp_path: Path, level: str, location: str
+) -> None:
+    conf = write_conf(
+        tmp_path,
+        f"events {{}}\nhttp {{\n  server {{ listen 8080; {level}\n  location /a {{ {location} }} }}\n}}\n",
+    )
+    load_config(conf)  # nginx -t accepts these (checked below where installed)
+    if NGINX is not None:
+        assert nginx_test(conf, str(tmp_path)) == "OK"
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "proxy_ssl_verify on; proxy_pass https://127.0.0.1:9443;",
+        "proxy_ssl_verify on; proxy_pass http://127.0.0.1:9000$request_uri;",  # variables: maybe TLS
+    ],
+)
+def test_proxy_ssl_verify_without_ca_is_refused(tmp_path: Path, location: str) -> None:
+    conf = write_conf(
+        tmp_path,
+        f"events {{}}\nhttp {{\n  server {{ listen 8080;\n  location /a {{ {location} }} }}\n}}\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(conf)
+    assert str(err.value) == "no proxy_ssl_trusted_certificate for proxy_ssl_verify"
+    if NGINX is not None:
+        assert nginx_test(conf, str(tmp_path)) == str(err.value)
+
+
+def test_send_timeouts_are_honoured(tmp_path: Path) -> None:
+    conf = write_conf(
+        tmp_path,
+        "events {}\nhttp {\n  send_timeout 20s;\n  server { listen 8080;\n"
+        "  location / { proxy_send_timeout 1s; proxy_pass http://127.0.0.1:9000; } }\n}\n",
+    )
+    config = load_config(conf)
+    (loc,) = config.servers[0].locations
+    assert (loc.proxy.send_timeout, loc.send_timeout) == (1.0, 20.0)
+    honoured = {name for name, _ in config.honoured}
+    assert {"send_timeout", "proxy_send_timeout"} <= honoured
+    assert not config.ignored
+
+
+def test_ipv6only_off_listen_takes_ipv4_clients() -> None:
+    """``[::]:PORT ipv6only=off``: one dual-stack socket, from both binders
+    (the shared one and the per-worker ``SO_REUSEPORT`` group)."""
+    import socket
+
+    from ngxws.config.model import Listen
+    from ngxws.listen_sockets import _bind_reuseport
+    from ngxws.listeners import bind_listen
+
+    for bind in (bind_listen, _bind_reuseport):
+        for ipv6only, reachable in ((False, True), (True, False)):
+            sock = bind(Listen(host="::", port=0, ipv6only=ipv6only))
+            try:
+                port = sock.getsockname()[1]
+                assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == int(ipv6only)
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                    connected = True
+                except OSError:
+                    connected = False
+                assert connected is reachable, (bind, ipv6only)
+            finally:
+                sock.close()

@@ -11,6 +11,12 @@ private addresses or compose/Kubernetes names, certificates under
     # stat: https://admin.example.com/st   (ws_stat pages, optional)
     # nginx: 1.25.1                        (newest nginx syntax it uses)
 
+The ``nginx -t`` cross-check is only generated for the cases the installed
+reference nginx can read (``NGINX_CASES``): a case whose ``nginx:`` header
+is newer is left out of that test's parameters rather than skipped.  Today
+that is ``http2-on-modern`` (``http2 on;`` is nginx 1.25.1; Debian ships
+1.22.1); ngxws still checks and proxies it like every other case.
+
 ``localize()`` copies a case into a temporary folder and rewrites, through
 crossplane, only what ties it to its home machine: listen addresses become
 free loopback ports, backends become local ``websockets`` echo servers (TLS
@@ -545,22 +551,27 @@ def test_case_checks_and_proxies_a_websocket(
 
 
 def _nginx_version() -> tuple[int, ...]:
-    assert NGINX is not None
+    if NGINX is None:
+        return (0,)
     out = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr
     m = re.search(r"nginx/(\d+(?:\.\d+)*)", out)
     return tuple(int(x) for x in m.group(1).split(".")) if m else (0,)
 
 
+# The cases the reference nginx can read (see the module docstring): a case
+# whose "# nginx:" header is newer than the installed binary gets no nginx -t
+# comparison at all -- not a skipped one.
+NGINX_VERSION = _nginx_version()
+NGINX_CASES = [c for c in CASES if read_header(CORPUS / c / "nginx.conf").nginx <= NGINX_VERSION]
+
+
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", NGINX_CASES)
 def test_case_without_ws_lines_passes_nginx(
     case: str, tmp_path: Path, backends: Backends, certs: dict[str, Path]
 ) -> None:
     """Keeps the corpus honest: minus the module's lines, each case is a
     config the reference nginx accepts (``nginx -t``) after the same rewrite."""
-    header = read_header(CORPUS / case / "nginx.conf")
-    if _nginx_version() < header.nginx:
-        pytest.skip(f"needs nginx {'.'.join(map(str, header.nginx))}")
     local = localize(case, tmp_path, backends, certs, for_nginx=True)
     assert NGINX is not None
     done = subprocess.run(

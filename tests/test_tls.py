@@ -498,10 +498,6 @@ http {{ server {{ listen 127.0.0.1:8443 ssl; ssl_certificate {chat[0]}; ssl_cert
         tls_contexts(load_config(str(conf)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='loader: "ssl on;" is reported as ignored; it should make the server\'s listens SSL',
-)
 def test_ssl_on_style(tmp_path: Path, pems: Pems) -> None:
     """nginx < 1.25 still takes the obsolete ``ssl on;`` (with a warning)."""
     port = free_port()

@@ -722,6 +722,8 @@ class ClientConnection(asyncio.Protocol):
                 logfile,
                 loc.proxy.read_timeout,
                 ws.conn_age,
+                send_timeout=loc.proxy.send_timeout,
+                client_send_timeout=loc.send_timeout,
             )
             self.handed_over = True
             opened = True

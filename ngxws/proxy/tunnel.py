@@ -14,6 +14,15 @@ most about two write buffers of data however fast its peers are.
 Timers, all per tunnel, none per frame:
 - ``proxy_read_timeout``: idle (no byte either way) for that long closes
   the tunnel, as nginx's upgraded-connection handler does;
+- ``proxy_send_timeout`` / ``send_timeout``: a write toward the upstream /
+  the client that stays blocked that long closes the tunnel (nginx arms
+  these on the blocked write event).  Here the timer runs from the
+  transport's ``pause_writing`` (write buffer over its high-water mark) to
+  its ``resume_writing``, so the relay's reads pay nothing for it.  nginx
+  re-arms its timer whenever the tunnel's handler runs while blocked; ngxws
+  counts from the moment the buffer filled -- the same once the kernel
+  buffers behind it are full, which is when a peer that stopped reading is
+  detected anyway;
 - ``ws_conn_age``: the client gets close 4001 "Connection is Aged" on time,
   idle or not (the module only checks when a frame passes).
 Frames ngxws writes itself (4001, 1001 at shutdown) are put between frames of
@@ -46,6 +55,7 @@ class _Side(asyncio.Protocol):
     PAYLOAD = 0
     BYTES = 0
     SOURCE = ""
+    TIMED_OUT = ""
 
     def __init__(self, tunnel: Tunnel) -> None:
         self.tunnel = tunnel
@@ -55,6 +65,9 @@ class _Side(asyncio.Protocol):
         self.base = tunnel.slot
         self.out: asyncio.Transport = None  # type: ignore[assignment]  # set by Tunnel
         self.source: asyncio.Transport = None  # type: ignore[assignment]
+        # writes *to* this side's socket blocked: (proxy_)send_timeout running
+        self.send_timeout = 60.0
+        self.send_timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
         t = self.tunnel
@@ -82,10 +95,19 @@ class _Side(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # our *write* side (self.source is what we read; writes to us come
-        # from the other side) is full: stop reading from the other side.
-        self.tunnel.peer_of(self).source.pause_reading()
+        # from the other side) is full: stop reading from the other side,
+        # and give the blocked write (proxy_)send_timeout to drain.
+        t = self.tunnel
+        t.peer_of(self).source.pause_reading()
+        if self.send_timer is None and not t.closed:
+            self.send_timer = asyncio.get_running_loop().call_later(
+                self.send_timeout, t.send_timed_out, self
+            )
 
     def resume_writing(self) -> None:
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
         other = self.tunnel.peer_of(self).source
         if not other.is_closing():
             other.resume_reading()
@@ -96,6 +118,7 @@ class ClientSide(_Side):
     PAYLOAD = C.CLIENT_PAYLOAD
     BYTES = C.CLIENT_BYTES
     SOURCE = "client"
+    TIMED_OUT = "client timed out"  # nginx's words for a blocked write to the client
 
 
 class UpstreamSide(_Side):
@@ -103,6 +126,7 @@ class UpstreamSide(_Side):
     PAYLOAD = C.UPSTREAM_PAYLOAD
     BYTES = C.UPSTREAM_BYTES
     SOURCE = "upstream"
+    TIMED_OUT = "upstream timed out"
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -124,7 +148,13 @@ class Tunnel:
         logfile: LogFile | None,
         read_timeout: float,
         conn_age: float | None,
+        *,
+        send_timeout: float = 60.0,
+        client_send_timeout: float = 60.0,
     ) -> None:
+        """``send_timeout`` is the location's ``proxy_send_timeout`` (writes
+        to the upstream), ``client_send_timeout`` its ``send_timeout``
+        (writes to the client)."""
         self.worker = worker
         self.slot = slot
         self.logger = logger if logger is not None and logfile is not None else None
@@ -137,6 +167,8 @@ class Tunnel:
         self.read_timeout = read_timeout
         self.client_side = ClientSide(self)
         self.upstream_side = UpstreamSide(self)
+        self.client_side.send_timeout = client_send_timeout
+        self.upstream_side.send_timeout = send_timeout
         self.client_side.source = client
         self.client_side.out = upstream
         self.upstream_side.source = upstream
@@ -190,6 +222,11 @@ class Tunnel:
             self.read_timeout - idle, self._check_idle
         )
 
+    def send_timed_out(self, side: _Side) -> None:
+        """A write to ``side``'s socket stayed blocked for its send timeout
+        (``side.send_timer`` stays set: ``close`` aborts that socket)."""
+        self.close(reason=side.TIMED_OUT)
+
     def close_with(self, code: int, reason: str) -> None:
         """Send the client a close frame of our own between two upstream frames, then close."""
         if self.closed or self.pending_close is not None:
@@ -211,18 +248,25 @@ class Tunnel:
     def close(self, reason: str = "", abort: bool = False) -> None:
         """End the tunnel once: close both sockets (pending writes flushed,
         unless ``abort``: a fast stop drops them), give the connection slot
-        back, write the close line."""
+        back, write the close line.
+
+        A side whose writes are blocked is aborted even without ``abort``:
+        its peer is not reading, so a flushing close would hold the socket
+        and its buffer for as long as the peer likes; nginx drops what it
+        had not sent when it finalizes the request."""
         if self.closed:
             return
         self.closed = True
         for timer in self._timers:
             timer.cancel()
-        if abort:
-            self.client.abort()
-            self.upstream.abort()
-        else:
-            self.client.close()
-            self.upstream.close()
+        for side in (self.client_side, self.upstream_side):
+            blocked, side.send_timer = side.send_timer, None
+            if blocked is not None:
+                blocked.cancel()
+            if abort or blocked is not None:
+                side.source.abort()
+            else:
+                side.source.close()
         self.worker.counters.close(self.slot)
         self.worker.tunnels.discard(self)
         if self.logger is not None and self.logfile is not None:

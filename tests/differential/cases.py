@@ -9,6 +9,7 @@ Item numbers refer to issue 4.
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 from oracle import Case, Exchange, Group, get, req, upgrade
 
@@ -34,12 +35,15 @@ def case(
     fields: frozenset[str] = frozenset(),
     raw_tail: bytes = b"",
     body: bool = False,
+    tls: bool = False,
+    flood: bool = False,
 ) -> None:
     CASES.append(
         Case(
             id,
             grp,
-            [Exchange(list(requests), target=target, ws=ws, idle=idle, keepalive_pings=pings, raw_tail=raw_tail)],
+            [Exchange(list(requests), target=target, ws=ws, idle=idle, keepalive_pings=pings, raw_tail=raw_tail,
+                      tls=tls, flood=flood)],
             expect=expect,
             xfail=xfail,
             fields=fields,
@@ -539,3 +543,48 @@ case("pipelined requests answered in order", "headers",
      b"", b"", expect=(200, 200, 200))
 case("Expect: 100-continue", "headers",
      req("POST", "/inherit/expect", headers="Expect: 100-continue\r\n", body=b"data"), expect=(200,))
+
+# --- nginx 1.22 forms: "ssl on;", listen ... ipv6only=off; tunnel send timeouts ---------
+
+_SSL = Path(__file__).resolve().parent.parent / "configs" / "ssl"
+
+group(Group("legacy", f"""
+    server {{
+        listen 127.0.0.1:@L0@;
+        ssl on;
+        ssl_certificate cert.pem;
+        ssl_certificate_key key.pem;
+        location / {{ return 200 "ssl on $scheme\\n"; }}
+        location /ws/ {{ {UPGRADE_LOC} proxy_pass http://127.0.0.1:@B0@; }}
+    }}
+    server {{
+        listen 127.0.0.1:@L3@;
+        server_name plain.test;
+        location / {{ return 200 "plain default $scheme\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:@L3@;
+        server_name tls.test;
+        ssl on;
+        ssl_certificate cert.pem;
+        ssl_certificate_key key.pem;
+        location / {{ return 200 "not the default $scheme\\n"; }}
+    }}
+    server {{
+        listen [::]:@L1@ ipv6only=off;
+        location / {{ return 200 "dual stack $server_port\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:@L2@;
+        location /ws/ {{ {UPGRADE_LOC} proxy_send_timeout 1s; proxy_pass http://127.0.0.1:@B0@; }}
+    }}
+""", files={"cert.pem": (_SSL / "cert.pem").read_text(), "key.pem": (_SSL / "key.pem").read_text()}))
+case("ssl on: TLS on the server's listen", "legacy", get("/"), tls=True, expect=(200,), body=True)
+case("ssl on: plain HTTP to it is a 400", "legacy", get("/"), expect=(400,))
+case("ssl on: a websocket over TLS", "legacy", upgrade("/ws/x"), tls=True, ws=True, expect=(101,))
+case("ssl on in a server that is not the socket's default: plain", "legacy",
+     get("/", host="tls.test"), target="L3", expect=(200,), body=True)
+case("ipv6only=off: an IPv4 client", "legacy", get("/"), target="L1", expect=(200,), body=True)
+case("ipv6only=off: an IPv6 client", "legacy", get("/"), target="V6:1", expect=(200,), body=True)
+case("proxy_send_timeout closes a tunnel whose upstream stopped reading", "legacy", upgrade("/ws/deaf"),
+     target="L2", flood=True, expect=(101,))

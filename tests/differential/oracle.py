@@ -33,6 +33,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -73,7 +74,8 @@ class RecordingBackend:
     Paths steer the answer: ``/hang`` never answers, ``/slow`` answers after
     1.5 s, ``/chunked`` answers chunked, ``/eof`` close-delimited,
     ``/status/NNN`` with that status; a websocket upgrade gets a 101 and then
-    every byte echoed (``/mute``: nothing is ever sent back).  Otherwise a small 200 naming the backend.
+    every byte echoed (``/mute``: nothing is ever sent back; ``/deaf``: nothing
+    is ever read again).  Otherwise a small 200 naming the backend.
     """
 
     def __init__(self, name: str, unix: str | None = None) -> None:
@@ -142,7 +144,7 @@ class RecordingBackend:
                     self.records.append(Received(self.name, head + b"\r\n\r\n", body))
                 path = head.split(b" ", 2)[1].decode("latin-1")
                 if headers.get("upgrade", "").lower() == "websocket":
-                    self._upgrade(conn, headers, buf, echo="/mute" not in path)
+                    self._upgrade(conn, headers, buf, echo="/mute" not in path, deaf="/deaf" in path)
                     return
                 if not self._answer(conn, path, head):
                     return
@@ -185,13 +187,18 @@ class RecordingBackend:
         )
         return True
 
-    def _upgrade(self, conn: socket.socket, headers: dict[str, str], rest: bytes, echo: bool) -> None:
+    def _upgrade(self, conn: socket.socket, headers: dict[str, str], rest: bytes, echo: bool, deaf: bool = False) -> None:
         key = headers.get("sec-websocket-key", "").encode()
         accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
         conn.sendall(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Accept: " + accept + b"\r\nX-Backend: " + self.name.encode() + b"\r\n\r\n"
         )
+        if deaf:
+            # hold the connection without reading: the proxy's writes block
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            time.sleep(10)
+            return
         if rest and echo:
             conn.sendall(rest)
         conn.settimeout(60)
@@ -377,6 +384,10 @@ class Exchange:
     many seconds after the last answer for the server to close, and records
     after how long it did (rounded to 0.5 s).  ``pause`` sleeps between
     sending the head and the rest (``split`` bytes) to test timeouts.
+    ``tls`` speaks TLS on the socket (certificate not verified; SNI is
+    ``server_name``).  ``flood`` writes one endless websocket frame after
+    the 101 until the socket stays unwritable, and records in which window
+    after that the server gave up (see ``_flood``).
     """
 
     requests: Sequence[bytes]
@@ -385,6 +396,9 @@ class Exchange:
     idle: float | None = None
     keepalive_pings: int = 0
     raw_tail: bytes = b""
+    tls: bool = False
+    server_name: str = "example.com"
+    flood: bool = False
 
 
 @dataclass
@@ -504,6 +518,11 @@ def observe(running: Running, kind: str, case: Case) -> list[object]:
         sock.settimeout(5)
         try:
             sock.connect(addr if family != socket.AF_UNIX else addr[0])
+            if ex.tls:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                sock = ctx.wrap_socket(sock, server_hostname=ex.server_name)
             buf = b""
             for i, data in enumerate(ex.requests):
                 if data:  # b"": read one more answer (pipelining)
@@ -526,6 +545,8 @@ def observe(running: Running, kind: str, case: Case) -> list[object]:
                         got += chunk
                     buf = b""
                     out.append(("ws echo", got == WS_FRAME))
+                if resp.status == 101 and ex.flood:
+                    out.append(("flood", _flood(sock)))
             if b"" in ex.requests:
                 # Pipelined: when each request reaches the backend, relative to
                 # when the client reads each answer, is timing, not behaviour.
@@ -548,6 +569,45 @@ def observe(running: Running, kind: str, case: Case) -> list[object]:
         finally:
             sock.close()
     return out
+
+
+def _flood(sock: socket.socket) -> str:
+    """Write one endless masked frame until the socket has been unwritable
+    for 0.1 s, then wait for the server to drop the connection; say in which
+    window that happened (coarse: nginx re-arms its send timer on every
+    event of the tunnel, so the exact moment varies by a few tenths)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    sock.setblocking(False)
+    data = b"\x82\xff" + (1 << 40).to_bytes(8, "big") + b"\x01\x02\x03\x04" + b"\0" * 65536
+    blocked: float | None = None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            sent = sock.send(data)
+            data = data[sent:] or b"\0" * 65536
+            blocked = None
+        except BlockingIOError:
+            now = time.monotonic()
+            blocked = blocked or now
+            if now - blocked > 0.1:
+                break
+        except OSError:
+            return "closed before the writes blocked"
+        time.sleep(0.005)
+    else:
+        return "never blocked"
+    assert blocked is not None
+    sock.setblocking(True)
+    sock.settimeout(4)
+    try:
+        while sock.recv(65536):
+            pass
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    except TimeoutError:
+        return "still open after 4s"
+    waited = time.monotonic() - blocked
+    return "closed within 0.5-2.5s" if 0.5 <= waited <= 2.5 else f"closed after {waited:.1f}s"
 
 
 def _wait_close(sock: socket.socket, limit: float, pings: int) -> str:
