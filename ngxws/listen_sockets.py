@@ -41,23 +41,7 @@ HAVE_REUSEPORT = hasattr(socket, "SO_REUSEPORT")
 
 
 def _bind_reuseport(listen: Listen) -> socket.socket:
-    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if listen.ipv6only else 0)
-        sock.bind((listen.host, listen.port))
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        sock.close()
-        shown = f"[{listen.host}]" if family == socket.AF_INET6 else listen.host
-        raise BindError(
-            f"bind() to {shown}:{listen.port} failed ({exc.errno}: {exc.strerror})"
-        ) from exc
-    sock.setblocking(False)
-    return sock
+    return bind_listen(listen, BACKLOG, reuseport=True)
 
 
 class ListenSockets:

@@ -30,7 +30,9 @@ class BindError(Exception):
     """A listen address could not be bound; the message reads like nginx's."""
 
 
-def bind_listen(listen: Listen, backlog: int = 511) -> socket.socket:
+def bind_listen(listen: Listen, backlog: int = 511, reuseport: bool = False) -> socket.socket:
+    """Bind and listen on one address (``reuseport``: one of a worker group's
+    SO_REUSEPORT sockets, see ``listen_sockets``)."""
     if listen.unix is not None:
         path = listen.unix
         try:
@@ -48,6 +50,8 @@ def bind_listen(listen: Listen, backlog: int = 511) -> socket.socket:
         family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             # nginx's default is ipv6only=on; ``listen [::]:80 ipv6only=off``
             # asks for one dual-stack socket.

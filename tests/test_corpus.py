@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 import crossplane
 import pytest
 import trustme
-from harness import ROOT, LoopThread, Ngxws, parse_stats, wait_for, ws_backend
+from harness import ROOT, Ngxws, parse_stats, served_in_thread, wait_for, ws_backend
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, unix_serve
 
@@ -405,24 +405,8 @@ def unix_ws_backend(path: str) -> Iterator[str]:
         async for message in ws:
             await ws.send(message)
 
-    lt = LoopThread()
-
-    async def start() -> Any:
-        return await unix_serve(echo, path)
-
-    server = lt.run(start())
-    try:
+    with served_in_thread(lambda: unix_serve(echo, path)):
         yield path
-    finally:
-
-        async def stop() -> None:
-            server.close()
-            await server.wait_closed()
-
-        try:
-            lt.run(stop(), timeout=10)
-        finally:
-            lt.close()
 
 
 @pytest.fixture(scope="module")

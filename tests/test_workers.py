@@ -46,6 +46,11 @@ def conf(
     return ws_conf(port, backend, server_extra, main_extra=main, worker_connections=worker_connections)
 
 
+def source_log(log: Path) -> str:
+    """ws_log lines that tell each frame's direction, plus open/close lines."""
+    return f'ws_log {log}; ws_log_format "$ws_packet_source"; ws_log_format open "open"; ws_log_format close "close";'
+
+
 def start(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> tuple[Ngxws, int]:
     port = int(text.split("listen 127.0.0.1:", 1)[1].split(";", 1)[0])
     (tmp_path / "nginx.conf").write_text(text)
@@ -397,14 +402,7 @@ def test_usr1_after_rename_writes_to_the_new_file_and_loses_no_line(tmp_path: Pa
     messages, clients = 150, 4
     with ws_backend() as backend:
         port = free_port()
-        server, _ = start(
-            tmp_path,
-            conf(
-                port,
-                backend,
-                f'ws_log {log}; ws_log_format "$ws_packet_source"; ws_log_format open "open"; ws_log_format close "close";',
-            ),
-        )
+        server, _ = start(tmp_path, conf(port, backend, source_log(log)))
         try:
 
             async def talk(ws: ClientConnection, rotate_at: int | None) -> None:
@@ -455,14 +453,7 @@ def test_quit_sends_1001_to_open_clients_and_loses_no_log_line(tmp_path: Path) -
     clients, messages = 8, 20
     with ws_backend() as backend:
         port = free_port()
-        server, _ = start(
-            tmp_path,
-            conf(
-                port,
-                backend,
-                f'ws_log {log}; ws_log_format "$ws_packet_source"; ws_log_format open "open"; ws_log_format close "close";',
-            ),
-        )
+        server, _ = start(tmp_path, conf(port, backend, source_log(log)))
         pids = workers_of(server.proc.pid)
 
         async def scenario() -> list[tuple[int | None, str | None]]:
