@@ -1361,6 +1361,29 @@ def _port(text: str) -> int | None:
     return port
 
 
+def _split_bracketed(
+    text: str, default_port: int, fail: Callable[[str], NoReturn]
+) -> tuple[str, int, bool]:
+    """``[v6]`` or ``[v6]:port`` -> (host, port, explicit port?), as
+    ngx_parse_inet6_url() reads it; ``fail`` raises with nginx's wording."""
+    close = text.find("]")
+    if close < 0:
+        fail("invalid host")
+    try:
+        host = str(ipaddress.IPv6Address(text[1:close]))
+    except ValueError:
+        fail("invalid host")
+    rest = text[close + 1 :]
+    if not rest:
+        return host, default_port, False
+    if not rest.startswith(":"):
+        fail("invalid host")
+    port = _port(rest[1:])
+    if port is None:
+        fail("invalid port")
+    return host, port, True
+
+
 def _split_listen_address(node: _Node, address: str) -> tuple[str, int, str | None]:
     """``listen`` address forms, as ngx_parse_url() reads them with listen=1."""
 
@@ -1374,22 +1397,8 @@ def _split_listen_address(node: _Node, address: str) -> tuple[str, int, str | No
     if "/" in address:
         fail("invalid host")  # ngx_parse_inet_url(): no URI part in a listen address
     if address.startswith("["):
-        close = address.find("]")
-        if close < 0:
-            fail("invalid host")
-        try:
-            host = str(ipaddress.IPv6Address(address[1:close]))
-        except ValueError:
-            fail("invalid host")
-        rest = address[close + 1 :]
-        if not rest:
-            return host, 80, None
-        if not rest.startswith(":"):
-            fail("invalid host")
-        port = _port(rest[1:])
-        if port is None:
-            fail("invalid port")
-        return host, port, None
+        v6_host, v6_port, _ = _split_bracketed(address, 80, fail)
+        return v6_host, v6_port, None
     if ":" in address:
         host, _, port_text = address.partition(":")  # nginx splits at the first ":"
         port = _port(port_text)
@@ -1460,22 +1469,7 @@ def _split_host_port(
         raise node.error(f'{what} in upstream "{shown}"')
 
     if hostport.startswith("["):
-        close = hostport.find("]")
-        if close < 0:
-            fail("invalid host")
-        try:
-            host = str(ipaddress.IPv6Address(hostport[1:close]))
-        except ValueError:
-            fail("invalid host")
-        rest = hostport[close + 1 :]
-        if not rest:
-            return host, default_port, False
-        if not rest.startswith(":"):
-            fail("invalid host")
-        port = _port(rest[1:])
-        if port is None:
-            fail("invalid port")
-        return host, port, True
+        return _split_bracketed(hostport, default_port, fail)
     host, port, explicit = hostport, default_port, False
     if ":" in hostport:
         host, _, port_text = hostport.partition(":")  # nginx splits at the first ":"
