@@ -69,23 +69,6 @@ def bind_listen(listen: Listen, backlog: int = 511, reuseport: bool = False) -> 
     return sock
 
 
-def bind_all(
-    config: Config, keep: dict[ListenKey, socket.socket] | None = None
-) -> dict[ListenKey, socket.socket]:
-    """One socket per distinct listen address; reuse ``keep``'s where they match."""
-    keep = keep or {}
-    out: dict[ListenKey, socket.socket] = {}
-    try:
-        for key, (listen, _vh) in virtual_hosts(config).items():
-            out[key] = keep[key] if key in keep else bind_listen(listen)
-    except BindError:
-        for key, sock in out.items():
-            if key not in keep:
-                sock.close()
-        raise
-    return out
-
-
 def tls_context(servers: list[Server], vhosts: VirtualHosts | None = None) -> ssl.SSLContext | None:
     """The server-side TLS context of a listener whose ``listen`` says ``ssl``.
 

@@ -233,14 +233,9 @@ def raw_backend(reply_101: bool = True) -> Iterator[tuple[int, list[bytes], thre
 
     def serve_one(conn: socket.socket) -> None:
         with conn:
-            conn.settimeout(10)
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-            head, _, rest = buf.partition(b"\r\n\r\n")
+            head, rest = read_head(conn, timeout=10)
+            if not head:
+                return
             key = b""
             for line in head.split(b"\r\n"):
                 if line.lower().startswith(b"sec-websocket-key:"):

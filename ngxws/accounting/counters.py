@@ -128,10 +128,6 @@ class SharedCounters:
             upstream_bytes=sums[UPSTREAM_BYTES],
         )
 
-    def slot_values(self, base: int) -> tuple[int, ...]:
-        """One slot's counted fields (diagnostics and tests)."""
-        return tuple(self.array[base : base + _COUNTED_FIELDS])
-
     def try_open(self, base: int, limit: int) -> bool:
         """Count a new websocket tunnel on slot ``base`` unless ``limit`` is reached.
 

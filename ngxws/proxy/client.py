@@ -833,4 +833,3 @@ def _valid_key(key: str) -> bool:
         return False
 
 
-__all__ = ["ClientConnection", "status_line"]
