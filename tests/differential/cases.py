@@ -588,3 +588,16 @@ case("ipv6only=off: an IPv4 client", "legacy", get("/"), target="L1", expect=(20
 case("ipv6only=off: an IPv6 client", "legacy", get("/"), target="V6:1", expect=(200,), body=True)
 case("proxy_send_timeout closes a tunnel whose upstream stopped reading", "legacy", upgrade("/ws/deaf"),
      target="L2", flood=True, expect=(101,))
+
+
+# --- more tables: every ``cases_*.py`` beside this file adds its groups and
+# cases through group()/case() above (one file per topic, so topics grow
+# without touching this one).
+def _load_more() -> None:
+    import importlib
+
+    for extra in sorted(Path(__file__).parent.glob("cases_*.py")):
+        importlib.import_module(extra.stem)
+
+
+_load_more()
