@@ -16,11 +16,11 @@ and never wrap (signed 64-bit), however many reloads happen.  Only
 
 The connection cap (``ws_max_connections``) needs check-and-increment to be
 atomic across workers, or a burst of upgrades overshoots (the module's
-``==`` check is racy).  That happens once per websocket upgrade, not per
-frame, so it takes a lock shared by all processes: a POSIX record lock on
-the mapping's file, because the kernel drops such a lock when its holder
-dies -- a worker killed inside ``try_open`` cannot wedge the others (a
-semaphore would stay taken forever).
+``==`` check is racy).  That happens once per websocket upgrade (when the
+upstream's 101 arrives), not per frame, so it takes a lock shared by all
+processes: a POSIX record lock on the mapping's file, because the kernel
+drops such a lock when its holder dies -- a worker killed inside
+``try_open`` cannot wedge the others (a semaphore would stay taken forever).
 """
 
 from __future__ import annotations
@@ -128,8 +128,18 @@ class SharedCounters:
             upstream_bytes=sums[UPSTREAM_BYTES],
         )
 
+    def at_limit(self, limit: int) -> bool:
+        """``limit`` tunnels are established (0: no limit).  The early check,
+        before an upgrade contacts the upstream; upgrades still waiting for
+        their 101 are not tunnels and do not count (the module counts a
+        connection when the 101 passes).  No lock: ``try_open`` decides."""
+        return limit > 0 and self.active() >= limit
+
     def try_open(self, base: int, limit: int) -> bool:
         """Count a new websocket tunnel on slot ``base`` unless ``limit`` is reached.
+
+        Called when the upstream's 101 arrives, so ``active`` counts
+        established tunnels only.
 
         ``limit`` 0 means no limit (module semantics).  ngxws compares with
         ``>=`` where the module uses ``==``, so the cap also holds after a

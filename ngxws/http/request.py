@@ -2,8 +2,8 @@
 
 The bytes are parsed by httptools (llhttp, the parser Node.js uses) in
 ``proxy.client``; this module holds what is derived from the head without
-I/O: the normalised URI nginx matches locations on, header look-up, and
-the websocket-upgrade test.
+I/O: the normalised URI nginx matches locations on and header look-up
+(what an ``Upgrade`` header leads to is ``proxy.upgrade``'s).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class HeadBuffers:
     than NUM large buffers, a 400 ("Request Header Or Cookie Too Large").
     """
 
-    __slots__ = ("num", "size", "cap", "used", "line", "busy", "request_line", "done", "_blank")
+    __slots__ = ("num", "size", "cap", "used", "line", "busy", "request_line", "done", "end", "_blank")
 
     def __init__(self, num: int, size: int, first: int = 1024) -> None:
         self.num = num
@@ -79,6 +79,7 @@ class HeadBuffers:
         self.busy = 0  # large buffers in use
         self.request_line = True
         self.done = False
+        self.end = 0  # once done: where the head ended in the bytes of the last feed()
         self._blank = True  # the line read so far is empty (end of head when it ends)
 
     def feed(self, data: bytes) -> int:
@@ -107,6 +108,7 @@ class HeadBuffers:
             i += nl + 1
             if self._blank and not line_part.strip(b"\r") and not self.request_line:
                 self.done = True
+                self.end = i
                 break
             self.request_line = False
             self.line = 0
@@ -178,13 +180,6 @@ class RequestHead:
     @property
     def host(self) -> str | None:
         return self._index.get("host")
-
-    @property
-    def is_websocket_upgrade(self) -> bool:
-        """nginx tunnels when the client sent ``Upgrade`` and the upstream said 101;
-        the module's limit applies to websocket upgrades."""
-        up = self._index.get("upgrade")
-        return up is not None and up.strip().lower() == "websocket"
 
     @property
     def header_map(self) -> dict[str, str]:

@@ -4,11 +4,12 @@ The request head is parsed by httptools; the request is matched to a server
 and a location (``routing``), and then, as nginx with the module would:
 
 - a ``ws_stat`` location answers with the statistics page;
-- a websocket upgrade on a ``proxy_pass`` location goes upstream with the
-  headers nginx would send; on 101 the client gets the upstream's 101 and
-  both sockets are handed to a ``Tunnel`` -- unless ``ws_max_connections``
-  is reached, in which case ngxws completes the handshake itself and closes
-  with 1013 without contacting the upstream;
+- a request with an ``Upgrade`` header on a ``proxy_pass`` location goes
+  upstream with the headers nginx would send; on a 101 to websocket the
+  client gets the upstream's 101 and both sockets are handed to a ``Tunnel``
+  (``proxy.upgrade`` says what other 101s become) -- unless
+  ``ws_max_connections`` tunnels exist, in which case ngxws completes the
+  handshake itself and closes with 1013;
 - any other request on a ``proxy_pass`` location is proxied as HTTP/1.1,
   the response streamed back, and the client connection kept alive;
 - no location: 404; an unreachable upstream: 502 (504 on timeout).
@@ -19,8 +20,6 @@ Pipelined requests are answered in order, one at a time.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import secrets
 import time
 from collections import deque
@@ -28,7 +27,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 import httptools
-from websockets.utils import accept_key
 
 from ngxws.access import check_basic_auth, client_allowed
 from ngxws.config.model import (
@@ -57,6 +55,15 @@ from ngxws.http.upstream_request import (
 )
 from ngxws.proxy.deadline import within
 from ngxws.proxy.tunnel import Tunnel
+from ngxws.proxy.upgrade import (
+    EARLY_DATA_LIMIT,
+    asks_websocket,
+    carries_upgrade,
+    masked_close_frame,
+    refusal,
+    switched_to_websocket,
+    switching_head,
+)
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
 from ngxws.routing.locations import compile_pcre, find_named, match_location
@@ -70,7 +77,6 @@ from ngxws.sinks.statspage import (
 from ngxws.sinks.timefmt import http_date_now
 from ngxws.sinks.wslog import ConnInfo
 from ngxws.tls import upstream_tls
-from ngxws.ws.frames import encode_close_frame
 
 if TYPE_CHECKING:
     from ngxws.worker import Worker
@@ -80,14 +86,15 @@ class _Pending:
     """A request whose head (and body) the parser has delivered."""
 
     __slots__ = (
-        "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override"
+        "head", "body", "upgrade", "leftover", "lost", "error", "redirects", "complete", "status_override"
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
         self.head = head
         self.body: list[bytes] = []
-        self.upgrade = False
-        self.leftover = b""
+        self.upgrade = False  # carries Upgrade: parsing stops after it until it is answered
+        self.leftover = b""  # what the client sent after it meanwhile
+        self.lost = False  # bytes after it went to the parser (a chunked body's end is not located)
         self.error = error
         self.redirects = 0  # error_page hops, bounded like nginx's 10 internal redirects
         self.complete = False  # answer before the body (declared length over the limit)
@@ -146,6 +153,10 @@ def content_type_for(path: str, types: tuple[tuple[str, str], ...], default: str
     return default
 
 
+class _HeldBack(Exception):
+    """A message began behind an upgrade request that is not answered yet."""
+
+
 class ClientConnection(asyncio.Protocol):
     """HTTP phase of a client connection (the tunnel phase is ``Tunnel``'s)."""
 
@@ -170,7 +181,9 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._body_size = 0
+        self._body_left: int | None = None  # Content-Length still to come
         self._current: _Pending | None = None
+        self._held: _Pending | None = None  # an upgrade request not answered yet
         self._timer: asyncio.TimerHandle | None = None
         self._max_body = 1024 * 1024
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
@@ -194,38 +207,77 @@ class ClientConnection(asyncio.Protocol):
         self._arm_timer(self.vhosts.default.client_header_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if not self._head_buffers.done:
-            status = self._head_buffers.feed(data)
-            if status:
-                self._current = None
-                self.queue.append(_Pending(None, error=status))
+        held = self._held
+        if held is not None:
+            # nginx reads no further than an upgrade request until it is
+            # answered: what comes meanwhile is the tunnel's first bytes (or
+            # the next request's).  Reading goes on so that a client leaving
+            # is noticed at once.
+            held.leftover += data
+            if len(held.leftover) > EARLY_DATA_LIMIT:
                 self._pause()
-                self._kick()
-                return
+            return
+        # The parser is fed one message at a time (head, then a declared
+        # body), so that it stops exactly after an upgrade request.
+        while data:
+            piece = data
+            if not self._head_buffers.done:
+                status = self._head_buffers.feed(data)
+                if status:
+                    self._current = None
+                    self.queue.append(_Pending(None, error=status))
+                    self._pause()
+                    self._kick()
+                    return
+                if self._head_buffers.done:
+                    piece = data[: self._head_buffers.end]
+            elif self._body_left:
+                piece = data[: self._body_left]
+            data = data[len(piece) :] if len(piece) < len(data) else b""
+            if not self._parse(piece, data):
+                break
+            if self._held is not None:
+                self._held.leftover = data
+                break
+        self._kick()
+
+    def _parse(self, piece: bytes, rest: bytes) -> bool:
+        """Feed one piece to the parser; False when parsing stops here."""
         try:
-            self.parser.feed_data(data)
+            self.parser.feed_data(piece)
         except httptools.HttpParserUpgrade as exc:
             # llhttp completes the message before it reports the upgrade
             pending = self.queue[-1] if self.queue else None
             if pending is not None and pending.head is not None:
                 pending.upgrade = True
-                pending.leftover = data[exc.args[0] :]
-            self._pause()
+                pending.leftover = piece[exc.args[0] :] + rest
+                self._held = pending
+            return False
         except httptools.HttpParserError as exc:
             # a BadRequest raised in a callback reaches us wrapped
             cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, _HeldBack):
+                assert self._held is not None
+                self._held.lost = True
+                return False
             status = cause.status if isinstance(cause, BadRequest) else 400
             self._current = None
             self.queue.append(_Pending(None, error=status))
             self._pause()
+            return False
         except BadRequest as exc:
             self._current = None
             self.queue.append(_Pending(None, error=exc.status))
             self._pause()
-        self._kick()
+            return False
+        return True
 
     def eof_received(self) -> bool | None:
         self.eof = True
+        if self._held is not None and not self.handed_over:
+            # the client left while its upgrade waits: nginx finalizes the
+            # request (499) and closes the upstream connection with it
+            return None
         if self.task is None and not self.queue:
             return None  # close
         return True  # finish answering what was asked
@@ -250,6 +302,8 @@ class ClientConnection(asyncio.Protocol):
     # -- httptools callbacks ---------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._held is not None:
+            raise _HeldBack
         self._url = b""
         self._headers = []
         self._body_size = 0
@@ -283,6 +337,7 @@ class ClientConnection(asyncio.Protocol):
             if host is not None and not valid_host(host):
                 raise BadRequest(400, "client sent invalid host header")
         self._current = _Pending(head)
+        self._current.upgrade = carries_upgrade(head)
         self.queue.append(self._current)
         self._max_body, proxied = self._body_limit(head)
         if proxied and version == "1.1" and len(self.queue) == 1 and self.task is None:
@@ -291,6 +346,7 @@ class ClientConnection(asyncio.Protocol):
                 # ngx_http_test_expect(), run when the proxy reads the body
                 self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
         declared = head.header("content-length")
+        self._body_left = int(declared) if declared is not None and declared.isdigit() else None
         if self._max_body and declared is not None and declared.isdigit() and int(declared) > self._max_body:
             # nginx answers 413 on the declared length, before reading the body
             self._current.error = 413
@@ -324,6 +380,8 @@ class ClientConnection(asyncio.Protocol):
         if cur is None:
             return
         self._body_size += len(body)
+        if self._body_left is not None:
+            self._body_left -= len(body)
         if self._max_body and self._body_size > self._max_body:
             if not cur.error:
                 cur.error = 413
@@ -331,7 +389,10 @@ class ClientConnection(asyncio.Protocol):
         cur.body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._current is not None and self._current.upgrade:
+            self._held = self._current
         self._current = None
+        self._body_left = None
         self._head_buffers.reset()
 
     # -- request processing ---------------------------------------------
@@ -349,7 +410,7 @@ class ClientConnection(asyncio.Protocol):
         if self.task is not None or not self.queue:
             return
         first = self.queue[0]
-        if first.head is not None and self._current is first and not first.upgrade and not first.complete:
+        if first.head is not None and self._current is first and not first.complete:
             return  # body still arriving
         self.queue.popleft()
         self.task = asyncio.ensure_future(self._answer(first))
@@ -367,10 +428,20 @@ class ClientConnection(asyncio.Protocol):
             self.task = None
         if self.handed_over or self.closed:
             return
+        held = self._held if self._held is pending else None
+        if held is not None:
+            # not upgraded: the connection goes on with a fresh parser
+            # (llhttp stops at an upgrade) from the bytes that came after
+            self._held = None
+            self.parser = httptools.HttpRequestParser(self)
+            self._head_buffers.reset()
+            keep = keep and not held.lost
         if not keep or (self.eof and not self.queue):
             self._close()
             return
         self._arm_timer(self.vhosts.default.keepalive_timeout)
+        if held is not None and held.leftover:
+            asyncio.get_running_loop().call_soon(self.data_received, held.leftover)
         self._resume()
         self._kick()
 
@@ -434,8 +505,8 @@ class ClientConnection(asyncio.Protocol):
             return self._answer_stats(head, keep)
         if loc.proxy_pass is None:
             return await self._answer_error(404, pending, server, loc, keep)
-        if head.is_websocket_upgrade and pending.upgrade:
-            return await self._proxy_websocket(pending, server, loc, captures)
+        if pending.upgrade:
+            return await self._proxy_upgrade(pending, server, loc, captures)
         return await self._proxy_http(pending, server, loc, captures)
 
     async def _answer_error(
@@ -494,6 +565,7 @@ class ClientConnection(asyncio.Protocol):
             keep_alive=head.keep_alive,
         )
         inner = _Pending(redirected)
+        inner.upgrade = pending.upgrade
         inner.redirects = pending.redirects
         inner.status_override = pending.status_override
         match = match_location(server.locations, redirected.path)
@@ -641,6 +713,8 @@ class ClientConnection(asyncio.Protocol):
         except UpstreamUnavailable as exc:
             self.worker.log_error(f"{exc} while proxying {head.request_line}")
             return await self._answer_error(exc.status, pending, server, loc, keep)
+        if response.status == 101:  # a switch nobody asked for
+            return await self._refuse_switch(pending, server, loc, response)
         return await self._pass_response(pending, response, keep)
 
     async def _pass_response(self, pending: _Pending, response: UpstreamResponse, keep: bool) -> bool:
@@ -680,37 +754,39 @@ class ClientConnection(asyncio.Protocol):
             return False
         return keep
 
-    async def _proxy_websocket(
+    async def _proxy_upgrade(
         self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
     ) -> bool:
-        """Returns whether the connection stays open (only when the upstream
-        did not switch protocols: its answer is passed on like any other)."""
+        """A request with an ``Upgrade`` header.  Returns whether the
+        connection stays open (only when the upstream did not switch
+        protocols: its answer is passed on like any other)."""
         head = pending.head
         assert head is not None
         worker = self.worker
         ws = server.ws
-        if not worker.counters.try_open(worker.slot, ws.max_connections):
-            self._refuse_upgrade(head)
+        # The cap counts established tunnels (the module counts when the 101
+        # passes): checked here, before the upstream is contacted, and again,
+        # atomically, when the 101 comes.
+        if asks_websocket(head) and worker.counters.at_limit(ws.max_connections):
+            return self._refuse_upgrade(head)
+        try:
+            response, upstream_addr = await self._open_upstream(pending, server, loc, captures)
+        except UpstreamUnavailable as exc:
+            worker.log_error(f"{exc} while proxying {head.request_line}")
+            await self._answer_error(exc.status, pending, server, loc, False)
             return False
+        if response.status != 101:
+            return await self._pass_response(pending, response, head.keep_alive)
+        held = self._held
+        if (held is not None and held.lost) or not switched_to_websocket(head, response.headers):
+            return await self._refuse_switch(pending, server, loc, response)
+        if not worker.counters.try_open(worker.slot, ws.max_connections):
+            # tunnels completed while this one waited: over the cap after all
+            self._drop_upstream(masked_close_frame(1013, "Try Again Later"))
+            return self._refuse_upgrade(head)
         opened = False
         try:
-            try:
-                response, upstream_addr = await self._open_upstream(pending, server, loc, captures)
-            except UpstreamUnavailable as exc:
-                worker.log_error(f"{exc} while proxying {head.request_line}")
-                await self._answer_error(exc.status, pending, server, loc, False)
-                return False
-            if response.status != 101:
-                # not upgraded: an ordinary answer, and the connection goes
-                # on with a fresh parser (llhttp stops at an Upgrade request)
-                keep = await self._pass_response(pending, response, head.keep_alive)
-                if keep:
-                    self.parser = httptools.HttpRequestParser(self)
-                    if pending.leftover:
-                        leftover, pending.leftover = pending.leftover, b""
-                        asyncio.get_running_loop().call_soon(self.data_received, leftover)
-                return keep
-            self._write(self._switching_head(response))
+            self._write(switching_head(response.reason, response.headers))
             assert self.transport is not None and self.upstream_transport is not None
             logger, logfile = worker.ws_logger(server, lambda: self._conn_info(head, upstream_addr))
             tunnel = Tunnel(
@@ -729,45 +805,39 @@ class ClientConnection(asyncio.Protocol):
             opened = True
             self._cancel_timer()
             worker.connections.discard(self)
-            tunnel.start(pending.leftover, response.leftover)
+            tunnel.start(held.leftover if held is not None else b"", response.leftover)
             return False
         finally:
             if not opened:
                 worker.counters.close(worker.slot)
 
-    def _switching_head(self, response: UpstreamResponse) -> bytes:
-        """The upstream's 101 as nginx passes it: its own Server/Date, Connection: upgrade."""
-        lines = [
-            f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}",
-            f"Server: {SERVER}",
-            f"Date: {http_date_now()}",
-            "Connection: upgrade",
-        ]
-        for name, value in response.headers:
-            low = name.lower()
-            if low == "upgrade":
-                lines.append(f"{name}: {value}")
-            elif low not in HIDDEN_RESPONSE_HEADERS:
-                lines.append(f"{name}: {value}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-    def _refuse_upgrade(self, head: RequestHead) -> None:
-        """ws_max_connections reached: complete the handshake ourselves, close 1013."""
-        key = head.header("sec-websocket-key") or ""
-        if not _valid_key(key):
-            self._write(error_response(400))
-            return
-        self._write(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\n"
-                f"Server: {SERVER}\r\n"
-                f"Date: {http_date_now()}\r\n"
-                "Upgrade: websocket\r\n"
-                "Connection: upgrade\r\n"
-                f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
-            ).encode("latin-1")
-            + encode_close_frame(1013, "Try Again Later")
+    async def _refuse_switch(
+        self, pending: _Pending, server: Server, loc: Location, response: UpstreamResponse
+    ) -> bool:
+        """A 101 ngxws does not tunnel (``proxy.upgrade`` says why): 502, and
+        both connections closed.  nginx would tunnel it (h2c smuggling)."""
+        head = pending.head
+        assert head is not None
+        said = ", ".join(v for n, v in response.headers if n.lower() == "upgrade") or "-"
+        self.worker.log_error(
+            f'upstream switched protocols to "{said}", which is not tunnelled, '
+            f'while reading response header from upstream, request: "{head.request_line}"'
         )
+        self._drop_upstream()
+        return await self._answer_error(502, pending, server, loc, False)
+
+    def _drop_upstream(self, last_words: bytes = b"") -> None:
+        upstream, self.upstream_transport = self.upstream_transport, None
+        if upstream is not None:
+            if last_words:
+                upstream.write(last_words)
+            upstream.close()
+
+    def _refuse_upgrade(self, head: RequestHead) -> bool:
+        """ws_max_connections reached: complete the handshake ourselves, close 1013."""
+        answer = refusal(head)
+        self._write(answer if answer is not None else error_response(400))
+        return False
 
     def _conn_info(self, head: RequestHead, upstream_addr: str) -> ConnInfo:
         return ConnInfo(
@@ -821,15 +891,3 @@ def _log_text(value: str) -> str:
     if value.isascii():
         return value
     return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")
-
-
-def _valid_key(key: str) -> bool:
-    """A Sec-WebSocket-Key is base64 of 16 bytes (24 characters)."""
-    if len(key) != 24:
-        return False
-    try:
-        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
-    except (binascii.Error, UnicodeEncodeError):
-        return False
-
-
