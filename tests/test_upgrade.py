@@ -1,0 +1,393 @@
+"""Issue 8 items 1, 5 (and 3 in part): what an upgrade request becomes, end to end.
+
+- the leak: 1,024 ``Upgrade: websocket`` + ``Connection: close`` requests
+  (nginx's docs recipe makes the upstream answer 101) are tunnels that end
+  with their client: the worker's fds return to their baseline and the
+  stats page still answers;
+- a 101 to anything but websocket is answered 502 with both sides closed
+  (ngxws deliberately differs from nginx: h2c smuggling);
+- ``ws_max_connections`` and the gauge count established tunnels, not
+  upgrades waiting for a silent upstream; a 101 that comes when the cap is
+  full is refused with 1013 on both sides;
+- a client leaving while its upgrade waits closes the upstream connection at once;
+- bytes the client sends before the 101 reach the upstream as tunnel data.
+
+The differential half (every header spelling against Debian's nginx) is
+tests/differential/cases_upgrade.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from harness import (
+    free_port,
+    mask_frame,
+    ngxws,
+    parse_stats,
+    read_head,
+    read_until_closed,
+    run,
+    upgrade_request,
+    wait_for,
+    ws_backend,
+    ws_conf,
+)
+from websockets.asyncio.client import connect
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+PROXY = """
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+"""
+
+
+class HeldBackend:
+    """A raw upstream whose answer the test controls, recording each connection.
+
+    ``mode``: ``"silent"`` never answers; ``"gate"`` answers a websocket 101
+    once ``release`` is set; ``"h2c"`` at once answers a 101 to h2c;
+    ``"ws"`` at once answers a websocket 101.  After any 101 every byte is
+    recorded until the proxy closes the connection (``closed`` counts those).
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.release = threading.Event()
+        self.heads: list[bytes] = []
+        self.after: list[bytes] = []  # per connection, what came after the head
+        self.closed = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            head, rest = read_head(conn, timeout=20)
+            with self._lock:
+                self.heads.append(head)
+            key = b""
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"sec-websocket-key:"):
+                    key = line.split(b":", 1)[1].strip()
+            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+            if self.mode == "gate":
+                self._wait_or_eof(conn, self.release)
+            if self.mode == "h2c":
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+            elif self.mode in ("gate", "ws"):
+                conn.sendall(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                )
+            got = rest + read_until_closed(conn, timeout=20)
+            with self._lock:
+                self.after.append(got)
+                self.closed += 1
+
+    def _wait_or_eof(self, conn: socket.socket, event: threading.Event) -> None:
+        while not event.wait(0.05) and not self._stop.is_set():
+            pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+
+@contextmanager
+def held_backend(mode: str) -> Iterator[HeldBackend]:
+    b = HeldBackend(mode)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def spelled(path: str, upgrade: str | None, connection: str | None, extra: str = "") -> bytes:
+    lines = f"GET {path} HTTP/1.1\r\nHost: x\r\n"
+    if upgrade is not None:
+        lines += f"Upgrade: {upgrade}\r\n"
+    if connection is not None:
+        lines += f"Connection: {connection}\r\n"
+    return (
+        lines + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n"
+    ).encode("latin-1")
+
+
+def worker_pid(master: int) -> int:
+    """The one worker of ``master`` (``worker_processes 1``), from /proc."""
+    def children() -> list[int]:
+        out = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == master and fields[0] not in ("Z", "X"):
+                    out.append(int(entry))
+        return out
+
+    assert wait_for(lambda: len(children()) == 1)
+    return children()[0]
+
+
+def fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+# --- item 1: the leak ----------------------------------------------------------
+
+
+def test_1024_connection_close_upgrades_release_every_fd(tmp_path: Path) -> None:
+    """The issue's reproduction: each request is a tunnel that ends with its
+    client (it used to be a 101 relayed as a response whose body never ends)."""
+    port = free_port()
+    log = tmp_path / "ws.log"
+    server_extra = f'ws_log {log}; ws_log_format open "open"; ws_log_format close "close"; ws_log_format "f";'
+    request = spelled("/", "websocket", "close")
+    with ws_backend() as backend, ngxws(ws_conf(port, backend, server_extra), tmp_path, port) as px:
+        worker = worker_pid(px.proc.pid)
+        assert px.get("/websocket_status")[0] == 200
+        baseline = fds(worker)
+        t0 = time.monotonic()
+        for i in range(1024):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(request)
+                got = s.recv(4096)
+                assert got.startswith(b"HTTP/1.1 101 "), (i, got)
+        elapsed = time.monotonic() - t0
+        assert px.get("/websocket_status")[0] == 200
+        assert wait_for(lambda: fds(worker) <= baseline, timeout=15), (fds(worker), baseline)
+        assert wait_for(lambda: parse_stats(px.stats())["active"] == 0)
+        print(f"1024 Connection: close upgrades in {elapsed:.1f}s; worker fds {fds(worker)} (baseline {baseline})")
+    lines = log.read_text().splitlines()
+    assert lines.count("open") == 1024 and lines.count("close") == 1024  # logged like any tunnel
+
+
+@pytest.mark.parametrize(
+    "upgrade,connection",
+    [("websocket", "close"), ("websocket", "keep-alive"), ("websocket", None), ("websocket, h2c", "Upgrade")],
+)
+def test_every_spelling_of_a_websocket_upgrade_is_a_counted_tunnel(
+    tmp_path: Path, upgrade: str, connection: str | None
+) -> None:
+    port = free_port()
+    with held_backend("ws") as backend, ngxws(ws_conf(port, backend.port), tmp_path, port) as px:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(spelled("/", upgrade, connection))
+            head, _ = read_head(c)
+            assert head.startswith(b"HTTP/1.1 101 "), head
+            assert parse_stats(px.stats())["active"] == 1
+            frame = mask_frame(1, b"hello")
+            c.sendall(frame)
+            assert wait_for(lambda: parse_stats(px.stats())["client_frames"] == 1)
+        assert wait_for(lambda: backend.closed == 1)  # the client left: the tunnel ended
+        assert backend.after == [frame]
+        assert parse_stats(px.stats())["active"] == 0
+
+
+# --- item 1: a 101 to anything else is refused ---------------------------------------
+
+
+H2C_CASES = [
+    # (client's Upgrade, Connection, location): what nginx would tunnel
+    ("h2c", "Upgrade, HTTP2-Settings", "/"),
+    ("websocket, h2c", "Upgrade", "/"),  # the client offered both, the upstream chose h2c
+    (None, None, "/"),  # no upgrade asked for, a 101 anyway
+    ("h2c", "Upgrade", "/forced/"),  # the upstream was told websocket: the client did not ask for it
+]
+
+
+@pytest.mark.parametrize("upgrade,connection,path", H2C_CASES)
+def test_a_101_to_another_protocol_is_a_502_and_both_sides_close(
+    tmp_path: Path, upgrade: str | None, connection: str | None, path: str
+) -> None:
+    """ngxws differs from nginx here on purpose: a tunnel to h2c lets the
+    client reach the backend past deny/auth_basic rules (h2c smuggling)."""
+    port = free_port()
+    mode = "ws" if path == "/forced/" else "h2c"
+    with held_backend(mode) as backend:
+        locations = f"""
+        location / {{ {PROXY} proxy_pass http://127.0.0.1:{backend.port}; }}
+        location /forced/ {{ proxy_http_version 1.1; proxy_set_header Upgrade websocket;
+            proxy_set_header Connection upgrade; proxy_pass http://127.0.0.1:{backend.port}; }}
+        """
+        with ngxws(ws_conf(port, backend.port, locations=locations), tmp_path, port) as px:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(spelled(path, upgrade, connection, extra="HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"))
+                head, _ = read_head(c)
+                assert head.startswith(b"HTTP/1.1 502 "), head
+                assert b"\r\nConnection: close" in head
+                read_until_closed(c, timeout=5)  # returns: ngxws closed the client side
+                try:
+                    c.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")  # nothing reaches the backend
+                except OSError:
+                    pass
+            assert wait_for(lambda: backend.closed == 1)
+            assert backend.after == [b""]
+            assert parse_stats(px.stats())["active"] == 0
+
+
+# --- item 5: the cap and the gauge count tunnels, not pending upgrades -------------------
+
+
+def _locations(silent: int, echo: int) -> str:
+    return f"""
+        location /silent/ {{ {PROXY} proxy_read_timeout 30s; proxy_pass http://127.0.0.1:{silent}; }}
+        location / {{ {PROXY} proxy_pass http://127.0.0.1:{echo}; }}
+    """
+
+
+def test_pending_upgrades_are_not_counted_and_do_not_block_a_legit_one(tmp_path: Path) -> None:
+    port = free_port()
+    with held_backend("silent") as silent, ws_backend() as echo:
+        conf = ws_conf(port, echo, "ws_max_connections 2;", locations=_locations(silent.port, echo))
+        with ngxws(conf, tmp_path, port) as px:
+            pending = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(5)]
+            try:
+                for c in pending:
+                    c.sendall(upgrade_request("/silent/x"))
+                assert wait_for(lambda: len(silent.heads) == 5)  # five upgrades wait for the upstream
+                assert parse_stats(px.stats())["active"] == 0  # ... and none is a tunnel
+
+                async def legit() -> None:
+                    async with connect(px.ws_url("/"), compression=None) as a, connect(
+                        px.ws_url("/"), compression=None
+                    ) as b:
+                        await a.send("a")
+                        await b.send("b")
+                        assert (await a.recv(), await b.recv()) == ("a", "b")
+                        assert parse_stats(px.stats())["active"] == 2
+
+                run(legit())
+                assert wait_for(lambda: parse_stats(px.stats())["active"] == 0)
+            finally:
+                for c in pending:
+                    c.close()
+            assert wait_for(lambda: silent.closed == 5)
+
+
+def test_a_101_arriving_over_the_cap_is_refused_1013_on_both_sides(tmp_path: Path) -> None:
+    port = free_port()
+    with held_backend("gate") as gated, ws_backend() as echo:
+        conf = ws_conf(port, echo, "ws_max_connections 1;", locations=_locations(gated.port, echo))
+        with ngxws(conf, tmp_path, port) as px:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as late:
+                late.sendall(upgrade_request("/silent/x"))
+                assert wait_for(lambda: len(gated.heads) == 1)
+
+                async def scenario() -> None:
+                    async with connect(px.ws_url("/"), compression=None) as first:  # the cap's one tunnel
+                        assert parse_stats(px.stats())["active"] == 1
+                        gated.release.set()  # now the waiting upgrade's 101 comes
+                        head, after = read_head(late)
+                        assert head.startswith(b"HTTP/1.1 101 "), head
+                        after += read_until_closed(late, timeout=5)
+                        assert after == b"\x88\x11\x03\xf5Try Again Later"  # 1013, then closed
+                        await first.send("still here")
+                        assert await first.recv() == "still here"
+                        assert parse_stats(px.stats())["active"] == 1
+
+                run(scenario())
+            assert wait_for(lambda: gated.closed == 1)
+            told = gated.after[0]
+            assert told[:2] == b"\x88\x91"  # a masked close frame ...
+            payload = bytes(b ^ told[2 + i % 4] for i, b in enumerate(told[6:]))
+            assert payload == b"\x03\xf5Try Again Later"  # ... 1013, then the connection closed
+            assert wait_for(lambda: parse_stats(px.stats())["active"] == 0)
+
+
+# --- item 3 (part): a client leaving while its upgrade waits ---------------------------------
+
+
+@pytest.mark.parametrize("connection", ["Upgrade", "close"])
+def test_client_leaving_while_its_upgrade_waits_closes_the_upstream_at_once(
+    tmp_path: Path, connection: str
+) -> None:
+    port = free_port()
+    with held_backend("silent") as silent:
+        conf = ws_conf(port, silent.port, locations=_locations(silent.port, silent.port))
+        with ngxws(conf, tmp_path, port) as px:
+            c = socket.create_connection(("127.0.0.1", port), timeout=10)
+            c.sendall(spelled("/silent/x", "websocket", connection))
+            assert wait_for(lambda: len(silent.heads) == 1)
+            t0 = time.monotonic()
+            c.close()
+            assert wait_for(lambda: silent.closed == 1, timeout=5)  # proxy_read_timeout is 30s
+            assert time.monotonic() - t0 < 5
+            assert px.get("/websocket_status")[0] == 200
+
+
+# --- bytes sent before the 101 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("connection", ["Upgrade", "close", None])
+def test_bytes_sent_before_the_101_reach_the_upstream_as_tunnel_data(tmp_path: Path, connection: str | None) -> None:
+    port = free_port()
+    with held_backend("gate") as gated, ngxws(ws_conf(port, gated.port), tmp_path, port):
+        frame = mask_frame(1, b"early")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(spelled("/", "websocket", connection) + frame)  # in the same write as the head
+            assert wait_for(lambda: len(gated.heads) == 1)
+            late = mask_frame(2, b"while waiting")
+            c.sendall(late)
+            time.sleep(0.2)
+            gated.release.set()
+            head, _ = read_head(c)
+            assert head.startswith(b"HTTP/1.1 101 "), head
+        assert wait_for(lambda: gated.closed == 1)
+        assert gated.after == [frame + late]
+
+
+def test_declared_body_then_tunnel_bytes(tmp_path: Path) -> None:
+    """A body goes upstream as the request's body, what follows it as tunnel data."""
+    port = free_port()
+    with held_backend("ws") as backend, ngxws(ws_conf(port, backend.port), tmp_path, port):
+        frame = mask_frame(1, b"after the body")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(spelled("/", "websocket", "close", extra="Content-Length: 3\r\n") + b"abc" + frame)
+            head, _ = read_head(c)
+            assert head.startswith(b"HTTP/1.1 101 "), head
+        assert wait_for(lambda: backend.closed == 1)
+        assert b"Content-Length: 3" in backend.heads[0]
+        assert backend.after == [b"abc" + frame]
+
+
+def test_not_switched_upgrade_then_pipelined_request(tmp_path: Path) -> None:
+    """The upstream declines (200): the bytes after the upgrade request are the next request."""
+    port = free_port()
+
+    async def decline(connection, request):  # type: ignore[no-untyped-def]
+        return connection.respond(200, "declined\n")
+
+    with ws_backend(process_request=decline) as backend, ngxws(ws_conf(port, backend), tmp_path, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(spelled("/", "websocket", "keep-alive") + b"GET /websocket_status HTTP/1.1\r\nHost: x\r\n\r\n")
+            first, rest = read_head(c)
+            assert first.startswith(b"HTTP/1.1 200 "), first
+            data = rest + read_until_closed(c, timeout=2)
+            assert b"declined\n" in data and b"WebSocket connections: 0" in data
