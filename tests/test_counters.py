@@ -131,3 +131,18 @@ def test_a_worker_killed_holding_the_lock_does_not_wedge_the_others() -> None:
     assert c.try_open(mine, 5)  # would block forever with a semaphore
     c.close(mine)
     assert c.active() == 0
+
+
+def test_at_limit_reads_established_tunnels_only() -> None:
+    """The early check before an upgrade contacts the upstream: upgrades
+    waiting for their 101 are not counted (try_open runs when it comes)."""
+    c = SharedCounters(slots=4)
+    mine = c.allocate_slot()
+    other = c.allocate_slot()
+    assert not c.at_limit(0) and not c.at_limit(2)
+    assert c.try_open(mine, 2) and c.try_open(other, 2)
+    assert c.at_limit(2) and not c.at_limit(3) and not c.at_limit(0)
+    assert not c.try_open(mine, 2)  # the 101 over the cap is refused
+    c.close(other)
+    assert not c.at_limit(2)
+    assert c.totals().active == 1

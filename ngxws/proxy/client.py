@@ -31,7 +31,6 @@ import httptools
 from ngxws.access import check_basic_auth, client_allowed
 from ngxws.config.model import (
     ErrorPage,
-    IfReturn,
     Listen,
     Location,
     ProxyPass,
@@ -46,6 +45,7 @@ from ngxws.http.responses import (
     redirect_response,
     status_line,
 )
+from ngxws.http.rewrite import content_type_for, rewrite_phase
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
@@ -66,7 +66,7 @@ from ngxws.proxy.upgrade import (
 )
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
-from ngxws.routing.locations import compile_pcre, find_named, match_location
+from ngxws.routing.locations import find_named, match_location
 from ngxws.routing.servers import VirtualHosts
 from ngxws.sinks.statspage import (
     PROMETHEUS_CONTENT_TYPE,
@@ -75,7 +75,7 @@ from ngxws.sinks.statspage import (
     render_text,
 )
 from ngxws.sinks.timefmt import http_date_now
-from ngxws.sinks.wslog import ConnInfo
+from ngxws.sinks.wslog import ConnInfo, log_text
 from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
@@ -109,48 +109,6 @@ def _status_line(override: int | None, response: UpstreamResponse) -> str:
 
 # ngx_http_special_response_handler() drops keep-alive after these.
 _CLOSING_STATUSES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
-
-
-def _rewrite(ifs: tuple[IfReturn, ...], ret: Return | None, v: RequestVariables) -> Return | None:
-    """The rewrite phase ngxws runs: ``if (...) { return }`` blocks and
-    ``return`` in config order (nginx stops at the first return that runs)."""
-    for rule in ifs:
-        if if_condition(rule.condition, v):
-            return rule.return_
-    return ret
-
-
-def if_condition(cond: tuple[str, ...], v: RequestVariables) -> bool:
-    """ngx_http_rewrite's conditions on variables: ``$v`` (neither empty nor
-    "0"), ``= != ~ ~* !~ !~*``; a regex match sets ``$1``.. for the block."""
-    if len(cond) == 1:
-        word = cond[0]
-        negate = word.startswith("!")
-        value = v.render(word.lstrip("!"))
-        truth = value not in ("", "0")
-        return truth != negate
-    left, op, right = cond
-    value = v.render(left)
-    if op in ("=", "!="):
-        return (value == v.render(right)) == (op == "=")
-    rx = compile_pcre(right, op.endswith("*"))
-    m = rx.search(value)
-    if m is not None and not op.startswith("!"):
-        v.captures = tuple(g or "" for g in m.groups())
-    return (m is not None) != op.startswith("!")
-
-
-def content_type_for(path: str, types: tuple[tuple[str, str], ...], default: str) -> str:
-    """ngx_http_set_content_type(): by the URI's extension, else default_type."""
-    name = path.rsplit("/", 1)[-1]
-    dot = name.rfind(".")
-    if dot < 0:
-        return default
-    ext = name[dot + 1 :].lower()
-    for e, t in types:
-        if e == ext:
-            return t
-    return default
 
 
 class _HeldBack(Exception):
@@ -224,11 +182,8 @@ class ClientConnection(asyncio.Protocol):
             if not self._head_buffers.done:
                 status = self._head_buffers.feed(data)
                 if status:
-                    self._current = None
-                    self.queue.append(_Pending(None, error=status))
-                    self._pause()
-                    self._kick()
-                    return
+                    self._reject(status)
+                    break
                 if self._head_buffers.done:
                     piece = data[: self._head_buffers.end]
             elif self._body_left:
@@ -260,17 +215,17 @@ class ClientConnection(asyncio.Protocol):
                 assert self._held is not None
                 self._held.lost = True
                 return False
-            status = cause.status if isinstance(cause, BadRequest) else 400
-            self._current = None
-            self.queue.append(_Pending(None, error=status))
-            self._pause()
-            return False
+            return self._reject(cause.status if isinstance(cause, BadRequest) else 400)
         except BadRequest as exc:
-            self._current = None
-            self.queue.append(_Pending(None, error=exc.status))
-            self._pause()
-            return False
+            return self._reject(exc.status)
         return True
+
+    def _reject(self, status: int) -> bool:
+        """An unusable request: answered with ``status`` in its turn, nothing read after it."""
+        self._current = None
+        self.queue.append(_Pending(None, error=status))
+        self._pause()
+        return False
 
     def eof_received(self) -> bool | None:
         self.eof = True
@@ -460,7 +415,7 @@ class ClientConnection(asyncio.Protocol):
         keep = head.keep_alive
         self.remote_user = ""
         v = self._variables(head, server, ())
-        ret = _rewrite(server.ifs, server.return_, v)
+        ret = rewrite_phase(server.ifs, server.return_, v)
         if ret is not None:
             return await self._answer_return(ret, pending, server, None, v, keep)
         match = match_location(server.locations, head.path)
@@ -488,7 +443,7 @@ class ClientConnection(asyncio.Protocol):
         head = pending.head
         assert head is not None
         v = self._variables(head, server, captures)
-        ret = _rewrite(loc.ifs, loc.return_, v)
+        ret = rewrite_phase(loc.ifs, loc.return_, v)
         if ret is not None:
             return await self._answer_return(ret, pending, server, loc, v, keep)
         access = loc.access
@@ -757,9 +712,8 @@ class ClientConnection(asyncio.Protocol):
     async def _proxy_upgrade(
         self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
     ) -> bool:
-        """A request with an ``Upgrade`` header.  Returns whether the
-        connection stays open (only when the upstream did not switch
-        protocols: its answer is passed on like any other)."""
+        """A request with an ``Upgrade`` header.  Returns whether the connection
+        stays open (not switched: the answer is passed on like any other)."""
         head = pending.head
         assert head is not None
         worker = self.worker
@@ -768,7 +722,8 @@ class ClientConnection(asyncio.Protocol):
         # passes): checked here, before the upstream is contacted, and again,
         # atomically, when the 101 comes.
         if asks_websocket(head) and worker.counters.at_limit(ws.max_connections):
-            return self._refuse_upgrade(head)
+            self._write(refusal(head) or error_response(400))
+            return False
         try:
             response, upstream_addr = await self._open_upstream(pending, server, loc, captures)
         except UpstreamUnavailable as exc:
@@ -783,7 +738,8 @@ class ClientConnection(asyncio.Protocol):
         if not worker.counters.try_open(worker.slot, ws.max_connections):
             # tunnels completed while this one waited: over the cap after all
             self._drop_upstream(masked_close_frame(1013, "Try Again Later"))
-            return self._refuse_upgrade(head)
+            self._write(refusal(head) or error_response(400))
+            return False
         opened = False
         try:
             self._write(switching_head(response.reason, response.headers))
@@ -833,24 +789,18 @@ class ClientConnection(asyncio.Protocol):
                 upstream.write(last_words)
             upstream.close()
 
-    def _refuse_upgrade(self, head: RequestHead) -> bool:
-        """ws_max_connections reached: complete the handshake ourselves, close 1013."""
-        answer = refusal(head)
-        self._write(answer if answer is not None else error_response(400))
-        return False
-
     def _conn_info(self, head: RequestHead, upstream_addr: str) -> ConnInfo:
         return ConnInfo(
-            request=_log_text(head.request_line),
-            uri=_log_text(head.path),
+            request=log_text(head.request_line),
+            uri=log_text(head.path),
             request_id=secrets.token_hex(16),
-            remote_user=_log_text(self.remote_user),
+            remote_user=log_text(self.remote_user),
             remote_addr=self.remote_addr,
             remote_port=str(self.remote_port),
             server_addr=self.server_addr,
             server_port=str(self.server_port),
             upstream_addr=upstream_addr,
-            headers={k: _log_text(v) for k, v in head.header_map.items()},
+            headers={k: log_text(v) for k, v in head.header_map.items()},
             opened_at=time.time(),
         )
 
@@ -882,12 +832,3 @@ class ClientConnection(asyncio.Protocol):
         """Worker is stopping: idle keep-alive connections go at once."""
         if self.task is None and not self.handed_over:
             self._close()
-
-
-def _log_text(value: str) -> str:
-    """Heads are decoded as latin-1 (bytes kept 1:1 for forwarding); log files
-    are written as UTF-8 with surrogateescape, so re-decode to get the very
-    bytes the client sent into the log."""
-    if value.isascii():
-        return value
-    return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")

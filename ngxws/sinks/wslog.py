@@ -171,6 +171,15 @@ class ConnInfo:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+def log_text(value: str) -> str:
+    """Heads are decoded as latin-1 (bytes kept 1:1 for forwarding); log files
+    are written as UTF-8 with surrogateescape, so re-decode to get the very
+    bytes the client sent into the log."""
+    if value.isascii():
+        return value
+    return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")
+
+
 class _ConnValues:
     """Renders per-connection variables for one connection.
 
