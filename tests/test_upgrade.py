@@ -391,3 +391,39 @@ def test_not_switched_upgrade_then_pipelined_request(tmp_path: Path) -> None:
             assert first.startswith(b"HTTP/1.1 200 "), first
             data = rest + read_until_closed(c, timeout=2)
             assert b"declined\n" in data and b"WebSocket connections: 0" in data
+
+
+def test_chunked_body_then_tunnel(tmp_path: Path) -> None:
+    """A chunked body goes upstream with its length (nginx buffers it); bytes
+    the client adds before the 101 are relayed once they come in a later read."""
+    port = free_port()
+    with held_backend("gate") as gated, ngxws(ws_conf(port, gated.port), tmp_path, port):
+        frame = mask_frame(1, b"later")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(spelled("/", "websocket", "close", extra="Transfer-Encoding: chunked\r\n") + b"3\r\nabc\r\n0\r\n\r\n")
+            assert wait_for(lambda: len(gated.heads) == 1, timeout=10)
+            c.sendall(frame)
+            time.sleep(0.2)
+            gated.release.set()
+            head, _ = read_head(c)
+            assert head.startswith(b"HTTP/1.1 101 "), head
+        assert wait_for(lambda: gated.closed == 1)
+        assert b"Content-Length: 3" in gated.heads[0]
+        assert gated.after == [b"abc" + frame]
+
+
+def test_bytes_glued_to_a_chunked_upgrade_body_are_a_502(tmp_path: Path) -> None:
+    """The parser has consumed them with the body: they cannot reach the
+    tunnel, so the 101 is refused rather than relayed with a gap (README)."""
+    port = free_port()
+    with held_backend("ws") as backend, ngxws(ws_conf(port, backend.port), tmp_path, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(
+                spelled("/", "websocket", "close", extra="Transfer-Encoding: chunked\r\n")
+                + b"3\r\nabc\r\n0\r\n\r\n" + mask_frame(1, b"glued")
+            )
+            head, _ = read_head(c)
+            assert head.startswith(b"HTTP/1.1 502 "), head
+            read_until_closed(c)
+        assert wait_for(lambda: backend.closed == 1)
+        assert backend.after == [b"abc"]

@@ -211,8 +211,7 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             # a BadRequest raised in a callback reaches us wrapped
             cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, _HeldBack):
-                assert self._held is not None
+            if self._held is not None:  # bytes behind an upgrade request (its chunked body's end)
                 self._held.lost = True
                 return False
             return self._reject(cause.status if isinstance(cause, BadRequest) else 400)
