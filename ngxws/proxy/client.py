@@ -186,7 +186,7 @@ class ClientConnection(asyncio.Protocol):
                     break
                 if self._head_buffers.done:
                     piece = data[: self._head_buffers.end]
-            elif self._body_left:
+            elif self._body_left is not None and self._body_left > 0:
                 piece = data[: self._body_left]
             data = data[len(piece) :] if len(piece) < len(data) else b""
             if not self._parse(piece, data):
