@@ -427,3 +427,43 @@ def test_bytes_glued_to_a_chunked_upgrade_body_are_a_502(tmp_path: Path) -> None
             read_until_closed(c)
         assert wait_for(lambda: backend.closed == 1)
         assert backend.after == [b"abc"]
+
+
+# --- item 1: every state ends on its timeout: the response body ----------------------------
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "eof"])
+def test_a_response_body_that_stalls_ends_at_proxy_read_timeout(tmp_path: Path, framing: str) -> None:
+    """nginx's proxy_read_timeout runs between two reads of the body too:
+    the client gets a truncated answer (no last chunk) and both sides close."""
+    stalled = socket.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(4)
+    upstream_closed = threading.Event()
+
+    def serve() -> None:
+        conn, _ = stalled.accept()
+        with conn:
+            read_head(conn)
+            head = {"length": b"Content-Length: 100\r\n", "chunked": b"Transfer-Encoding: chunked\r\n", "eof": b""}
+            body = b"5\r\nhello\r\n" if framing == "chunked" else b"hello"
+            conn.sendall(b"HTTP/1.1 200 OK\r\n" + head[framing] + b"\r\n" + body)
+            if read_until_closed(conn, timeout=20) == b"":
+                upstream_closed.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = free_port()
+    locations = f"location / {{ proxy_read_timeout 1s; proxy_pass http://127.0.0.1:{stalled.getsockname()[1]}; }}"
+    try:
+        with ngxws(ws_conf(port, 1, locations=locations), tmp_path, port):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                t0 = time.monotonic()
+                got = read_until_closed(c, timeout=10)
+                waited = time.monotonic() - t0
+            assert got.startswith(b"HTTP/1.1 200 ") and b"hello" in got
+            assert not got.endswith(b"0\r\n\r\n")
+            assert 0.8 <= waited < 5, waited
+            assert upstream_closed.wait(5)
+    finally:
+        stalled.close()

@@ -637,7 +637,7 @@ class ClientConnection(asyncio.Protocol):
         key = self.remote_addr
         if selector.balance == "hash" and selector.hash_key:
             key = v.render(selector.hash_key)
-        response = UpstreamResponse(head_only=head.method == "HEAD")
+        response = UpstreamResponse(head_only=head.method == "HEAD", read_timeout=loc.proxy.read_timeout)
         link = await connect_upstream(
             selector, loc.proxy, lambda: response, key, tls=upstream_tls(pp, loc.proxy)
         )
@@ -698,7 +698,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             response.start_body(transport.write)
         await response.body_done
-        if chunked and head.method != "HEAD":
+        if chunked and head.method != "HEAD" and response.error is None:
             self._write(b"0\r\n\r\n")
         if self.upstream_transport is not None:
             self.upstream_transport.close()

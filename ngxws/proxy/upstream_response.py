@@ -9,6 +9,7 @@ body is streamed to the client as it arrives (backpressure both ways).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import cast
 
@@ -37,9 +38,13 @@ HIDDEN_RESPONSE_HEADERS = frozenset(
 class UpstreamResponse(asyncio.Protocol):
     """httptools callbacks for one upstream response."""
 
-    def __init__(self, head_only: bool) -> None:
+    def __init__(self, head_only: bool, read_timeout: float | None = None) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._head_only = head_only
+        # proxy_read_timeout between two reads of the body (nginx arms it on
+        # the upstream's read event while it waits for data)
+        self._read_timeout = read_timeout
+        self._last_read = 0.0
         self.transport: asyncio.Transport | None = None
         self.status = 0
         self.reason = ""
@@ -64,6 +69,7 @@ class UpstreamResponse(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
+        self._last_read = time.monotonic()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -150,6 +156,23 @@ class UpstreamResponse(asyncio.Protocol):
         self._pending_body.clear()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
+        if self._read_timeout is not None and not self.body_done.done():
+            self._last_read = time.monotonic()
+            timer = asyncio.get_running_loop().call_later(self._read_timeout, self._check_idle)
+            self.body_done.add_done_callback(lambda _: timer.cancel())
+
+    def _check_idle(self) -> None:
+        if self.body_done.done() or self._read_timeout is None or self.transport is None:
+            return
+        now = time.monotonic()
+        if not self.transport.is_reading():  # paused for a slow client: no read is awaited
+            self._last_read = now
+        idle = now - self._last_read
+        if idle >= self._read_timeout:
+            self._fail("upstream timed out (110: Connection timed out) while reading upstream")
+            return
+        timer = asyncio.get_running_loop().call_later(self._read_timeout - idle, self._check_idle)
+        self.body_done.add_done_callback(lambda _: timer.cancel())
 
     def _finish_head(self) -> None:
         if not self.head_done.done():
