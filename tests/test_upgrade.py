@@ -205,7 +205,7 @@ def test_every_spelling_of_a_websocket_upgrade_is_a_counted_tunnel(
             frame = mask_frame(1, b"hello")
             c.sendall(frame)
             assert wait_for(lambda: parse_stats(px.stats())["client_frames"] == 1)
-        assert wait_for(lambda: backend.closed == 1)  # the client left: the tunnel ended
+        assert wait_for(lambda: backend.closed == 1, timeout=15)  # the client left: the tunnel ended
         assert backend.after == [frame]
         assert parse_stats(px.stats())["active"] == 0
 
@@ -247,7 +247,7 @@ def test_a_101_to_another_protocol_is_a_502_and_both_sides_close(
                     c.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")  # nothing reaches the backend
                 except OSError:
                     pass
-            assert wait_for(lambda: backend.closed == 1)
+            assert wait_for(lambda: backend.closed == 1, timeout=15)
             assert backend.after == [b""]
             assert parse_stats(px.stats())["active"] == 0
 
@@ -271,7 +271,7 @@ def test_pending_upgrades_are_not_counted_and_do_not_block_a_legit_one(tmp_path:
             try:
                 for c in pending:
                     c.sendall(upgrade_request("/silent/x"))
-                assert wait_for(lambda: len(silent.heads) == 5)  # five upgrades wait for the upstream
+                assert wait_for(lambda: len(silent.heads) == 5, timeout=15)  # five upgrades wait for the upstream
                 assert parse_stats(px.stats())["active"] == 0  # ... and none is a tunnel
 
                 async def legit() -> None:
@@ -298,7 +298,7 @@ def test_a_101_arriving_over_the_cap_is_refused_1013_on_both_sides(tmp_path: Pat
         with ngxws(conf, tmp_path, port) as px:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as late:
                 late.sendall(upgrade_request("/silent/x"))
-                assert wait_for(lambda: len(gated.heads) == 1)
+                assert wait_for(lambda: len(gated.heads) == 1, timeout=15)
 
                 async def scenario() -> None:
                     async with connect(px.ws_url("/"), compression=None) as first:  # the cap's one tunnel
@@ -313,7 +313,7 @@ def test_a_101_arriving_over_the_cap_is_refused_1013_on_both_sides(tmp_path: Pat
                         assert parse_stats(px.stats())["active"] == 1
 
                 run(scenario())
-            assert wait_for(lambda: gated.closed == 1)
+            assert wait_for(lambda: gated.closed == 1, timeout=15)
             told = gated.after[0]
             assert told[:2] == b"\x88\x91"  # a masked close frame ...
             payload = bytes(b ^ told[2 + i % 4] for i, b in enumerate(told[6:]))
@@ -334,7 +334,7 @@ def test_client_leaving_while_its_upgrade_waits_closes_the_upstream_at_once(
         with ngxws(conf, tmp_path, port) as px:
             c = socket.create_connection(("127.0.0.1", port), timeout=10)
             c.sendall(spelled("/silent/x", "websocket", connection))
-            assert wait_for(lambda: len(silent.heads) == 1)
+            assert wait_for(lambda: len(silent.heads) == 1, timeout=15)
             t0 = time.monotonic()
             c.close()
             assert wait_for(lambda: silent.closed == 1, timeout=5)  # proxy_read_timeout is 30s
@@ -352,14 +352,14 @@ def test_bytes_sent_before_the_101_reach_the_upstream_as_tunnel_data(tmp_path: P
         frame = mask_frame(1, b"early")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(spelled("/", "websocket", connection) + frame)  # in the same write as the head
-            assert wait_for(lambda: len(gated.heads) == 1)
+            assert wait_for(lambda: len(gated.heads) == 1, timeout=15)
             late = mask_frame(2, b"while waiting")
             c.sendall(late)
             time.sleep(0.2)
             gated.release.set()
             head, _ = read_head(c)
             assert head.startswith(b"HTTP/1.1 101 "), head
-        assert wait_for(lambda: gated.closed == 1)
+        assert wait_for(lambda: gated.closed == 1, timeout=15)
         assert gated.after == [frame + late]
 
 
@@ -372,7 +372,7 @@ def test_declared_body_then_tunnel_bytes(tmp_path: Path) -> None:
             c.sendall(spelled("/", "websocket", "close", extra="Content-Length: 3\r\n") + b"abc" + frame)
             head, _ = read_head(c)
             assert head.startswith(b"HTTP/1.1 101 "), head
-        assert wait_for(lambda: backend.closed == 1)
+        assert wait_for(lambda: backend.closed == 1, timeout=15)
         assert b"Content-Length: 3" in backend.heads[0]
         assert backend.after == [b"abc" + frame]
 
@@ -407,7 +407,7 @@ def test_chunked_body_then_tunnel(tmp_path: Path) -> None:
             gated.release.set()
             head, _ = read_head(c)
             assert head.startswith(b"HTTP/1.1 101 "), head
-        assert wait_for(lambda: gated.closed == 1)
+        assert wait_for(lambda: gated.closed == 1, timeout=15)
         assert b"Content-Length: 3" in gated.heads[0]
         assert gated.after == [b"abc" + frame]
 
@@ -425,7 +425,7 @@ def test_bytes_glued_to_a_chunked_upgrade_body_are_a_502(tmp_path: Path) -> None
             head, _ = read_head(c)
             assert head.startswith(b"HTTP/1.1 502 "), head
             read_until_closed(c)
-        assert wait_for(lambda: backend.closed == 1)
+        assert wait_for(lambda: backend.closed == 1, timeout=15)
         assert backend.after == [b"abc"]
 
 
