@@ -18,6 +18,7 @@ tests/differential/cases_upgrade.py.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -319,6 +320,57 @@ def test_a_101_arriving_over_the_cap_is_refused_1013_on_both_sides(tmp_path: Pat
             payload = bytes(b ^ told[2 + i % 4] for i, b in enumerate(told[6:]))
             assert payload == b"\x03\xf5Try Again Later"  # ... 1013, then the connection closed
             assert wait_for(lambda: parse_stats(px.stats())["active"] == 0)
+
+
+def test_600_simultaneous_upgrades_make_exactly_100_tunnels(tmp_path: Path) -> None:
+    """The burst result kept with the cap counted at the 101: 600 upgrades at
+    once against ws_max_connections 100 on two workers, twice."""
+    import resource
+    from collections import Counter
+
+    from websockets.exceptions import ConnectionClosed
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4096 <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
+
+    async def echo(ws) -> None:  # type: ignore[no-untyped-def]
+        try:
+            async for m in ws:
+                await ws.send(m)
+        except ConnectionClosed:
+            pass
+
+    async def burst(port: int) -> tuple[Counter[str], int]:
+        conns = await asyncio.gather(*[asyncio.open_connection("127.0.0.1", port) for _ in range(600)])
+        for _r, w in conns:
+            w.write(upgrade_request())
+
+        async def outcome(r: asyncio.StreamReader) -> str:
+            head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 30)
+            assert head.startswith(b"HTTP/1.1 101 "), head
+            try:
+                after = await asyncio.wait_for(r.read(4), 1.0)
+            except asyncio.TimeoutError:
+                return "open"
+            return f"refused {int.from_bytes(after[2:4], 'big')}"
+
+        results = Counter(await asyncio.gather(*[outcome(r) for r, _w in conns]))
+        active = parse_stats(await asyncio.to_thread(px.stats))["active"]
+        for _r, w in conns:
+            w.close()
+        return results, active
+
+    port = free_port()
+    with ws_backend(echo) as backend:
+        conf = ws_conf(port, backend, "ws_max_connections 100;", main_extra="worker_processes 2;", worker_connections=4096)
+        with ngxws(conf, tmp_path, port) as px:
+            for _ in range(2):
+                results, active = run(burst(port))
+                print(f"600 upgrades, cap 100: {dict(results)}, page {active}")
+                assert results == Counter({"open": 100, "refused 1013": 500})
+                assert active == 100
+                assert wait_for(lambda: parse_stats(px.stats())["active"] == 0, timeout=20)
 
 
 # --- item 3 (part): a client leaving while its upgrade waits ---------------------------------

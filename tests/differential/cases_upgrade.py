@@ -45,6 +45,12 @@ group(Group("upgrade", f"""
             proxy_pass http://127.0.0.1:@B0@;
         }}
         location /plain/ {{ proxy_pass http://127.0.0.1:@B0@; }}
+        location /forced/ {{
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade websocket;
+            proxy_set_header Connection upgrade;
+            proxy_pass http://127.0.0.1:@B0@;
+        }}
     }}
 """))
 
@@ -64,6 +70,11 @@ case("Upgrade: websocket, h2c: the backend declines", "upgrade", spelled("/ws/a"
 case("Upgrade: h2c: the backend declines", "upgrade",
      spelled("/ws/a", "h2c", "Upgrade, HTTP2-Settings", extra="HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"),
      expect=(200,))
+# the backend told "websocket" switches to it: a tunnel, whatever else the client offered
+case("Upgrade: websocket, h2c, the upstream switches to websocket", "upgrade",
+     spelled("/forced/a", "websocket, h2c", "Upgrade"), ws=True, expect=(101,))
+case("Upgrade: websocket/13 token, Connection: close", "upgrade",
+     spelled("/forced/a", "websocket/13", "close"), ws=True, expect=(101,))
 # not switched: answered like any request, and the connection goes on
 for conn in ("keep-alive", None, "Upgrade"):
     label = "no Connection" if conn is None else f"Connection: {conn}"
