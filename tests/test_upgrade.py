@@ -87,6 +87,8 @@ class HeldBackend:
     def _serve(self, conn: socket.socket) -> None:
         with conn:
             head, rest = read_head(conn, timeout=20)
+            if not head:  # a probe, not the proxy
+                return
             with self._lock:
                 self.heads.append(head)
             key = b""
@@ -165,12 +167,14 @@ def fds(pid: int) -> int:
 
 def test_1024_connection_close_upgrades_release_every_fd(tmp_path: Path) -> None:
     """The issue's reproduction: each request is a tunnel that ends with its
-    client (it used to be a 101 relayed as a response whose body never ends)."""
-    port = free_port()
+    client (it used to be a 101 relayed as a response whose body never ends).
+
+    (In these tests the proxy's port is picked once the backends listen, so
+    it can never be a backend's.)"""
     log = tmp_path / "ws.log"
     server_extra = f'ws_log {log}; ws_log_format open "open"; ws_log_format close "close"; ws_log_format "f";'
     request = spelled("/", "websocket", "close")
-    with ws_backend() as backend, ngxws(ws_conf(port, backend, server_extra), tmp_path, port) as px:
+    with ws_backend() as backend, ngxws(ws_conf(port := free_port(), backend, server_extra), tmp_path, port) as px:
         worker = worker_pid(px.proc.pid)
         assert px.get("/websocket_status")[0] == 200
         baseline = fds(worker)
@@ -196,8 +200,7 @@ def test_1024_connection_close_upgrades_release_every_fd(tmp_path: Path) -> None
 def test_every_spelling_of_a_websocket_upgrade_is_a_counted_tunnel(
     tmp_path: Path, upgrade: str, connection: str | None
 ) -> None:
-    port = free_port()
-    with held_backend("ws") as backend, ngxws(ws_conf(port, backend.port), tmp_path, port) as px:
+    with held_backend("ws") as backend, ngxws(ws_conf(port := free_port(), backend.port), tmp_path, port) as px:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(spelled("/", upgrade, connection))
             head, _ = read_head(c)
@@ -229,7 +232,6 @@ def test_a_101_to_another_protocol_is_a_502_and_both_sides_close(
 ) -> None:
     """ngxws differs from nginx here on purpose: a tunnel to h2c lets the
     client reach the backend past deny/auth_basic rules (h2c smuggling)."""
-    port = free_port()
     mode = "ws" if path == "/forced/" else "h2c"
     with held_backend(mode) as backend:
         locations = f"""
@@ -237,6 +239,7 @@ def test_a_101_to_another_protocol_is_a_502_and_both_sides_close(
         location /forced/ {{ proxy_http_version 1.1; proxy_set_header Upgrade websocket;
             proxy_set_header Connection upgrade; proxy_pass http://127.0.0.1:{backend.port}; }}
         """
+        port = free_port()  # after the backend's: never the same
         with ngxws(ws_conf(port, backend.port, locations=locations), tmp_path, port) as px:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
                 c.sendall(spelled(path, upgrade, connection, extra="HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"))
@@ -264,9 +267,8 @@ def _locations(silent: int, echo: int) -> str:
 
 
 def test_pending_upgrades_are_not_counted_and_do_not_block_a_legit_one(tmp_path: Path) -> None:
-    port = free_port()
     with held_backend("silent") as silent, ws_backend() as echo:
-        conf = ws_conf(port, echo, "ws_max_connections 2;", locations=_locations(silent.port, echo))
+        conf = ws_conf(port := free_port(), echo, "ws_max_connections 2;", locations=_locations(silent.port, echo))
         with ngxws(conf, tmp_path, port) as px:
             pending = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(5)]
             try:
@@ -293,9 +295,8 @@ def test_pending_upgrades_are_not_counted_and_do_not_block_a_legit_one(tmp_path:
 
 
 def test_a_101_arriving_over_the_cap_is_refused_1013_on_both_sides(tmp_path: Path) -> None:
-    port = free_port()
     with held_backend("gate") as gated, ws_backend() as echo:
-        conf = ws_conf(port, echo, "ws_max_connections 1;", locations=_locations(gated.port, echo))
+        conf = ws_conf(port := free_port(), echo, "ws_max_connections 1;", locations=_locations(gated.port, echo))
         with ngxws(conf, tmp_path, port) as px:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as late:
                 late.sendall(upgrade_request("/silent/x"))
@@ -361,9 +362,8 @@ def test_600_simultaneous_upgrades_make_exactly_100_tunnels(tmp_path: Path) -> N
             w.close()
         return results, active
 
-    port = free_port()
     with ws_backend(echo) as backend:
-        conf = ws_conf(port, backend, "ws_max_connections 100;", main_extra="worker_processes 2;", worker_connections=4096)
+        conf = ws_conf(port := free_port(), backend, "ws_max_connections 100;", main_extra="worker_processes 2;", worker_connections=4096)
         with ngxws(conf, tmp_path, port) as px:
             for _ in range(2):
                 results, active = run(burst(port))
@@ -380,9 +380,8 @@ def test_600_simultaneous_upgrades_make_exactly_100_tunnels(tmp_path: Path) -> N
 def test_client_leaving_while_its_upgrade_waits_closes_the_upstream_at_once(
     tmp_path: Path, connection: str
 ) -> None:
-    port = free_port()
     with held_backend("silent") as silent:
-        conf = ws_conf(port, silent.port, locations=_locations(silent.port, silent.port))
+        conf = ws_conf(port := free_port(), silent.port, locations=_locations(silent.port, silent.port))
         with ngxws(conf, tmp_path, port) as px:
             c = socket.create_connection(("127.0.0.1", port), timeout=10)
             c.sendall(spelled("/silent/x", "websocket", connection))
@@ -399,8 +398,7 @@ def test_client_leaving_while_its_upgrade_waits_closes_the_upstream_at_once(
 
 @pytest.mark.parametrize("connection", ["Upgrade", "close", None])
 def test_bytes_sent_before_the_101_reach_the_upstream_as_tunnel_data(tmp_path: Path, connection: str | None) -> None:
-    port = free_port()
-    with held_backend("gate") as gated, ngxws(ws_conf(port, gated.port), tmp_path, port):
+    with held_backend("gate") as gated, ngxws(ws_conf(port := free_port(), gated.port), tmp_path, port):
         frame = mask_frame(1, b"early")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(spelled("/", "websocket", connection) + frame)  # in the same write as the head
@@ -417,8 +415,7 @@ def test_bytes_sent_before_the_101_reach_the_upstream_as_tunnel_data(tmp_path: P
 
 def test_declared_body_then_tunnel_bytes(tmp_path: Path) -> None:
     """A body goes upstream as the request's body, what follows it as tunnel data."""
-    port = free_port()
-    with held_backend("ws") as backend, ngxws(ws_conf(port, backend.port), tmp_path, port):
+    with held_backend("ws") as backend, ngxws(ws_conf(port := free_port(), backend.port), tmp_path, port):
         frame = mask_frame(1, b"after the body")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(spelled("/", "websocket", "close", extra="Content-Length: 3\r\n") + b"abc" + frame)
@@ -431,12 +428,11 @@ def test_declared_body_then_tunnel_bytes(tmp_path: Path) -> None:
 
 def test_not_switched_upgrade_then_pipelined_request(tmp_path: Path) -> None:
     """The upstream declines (200): the bytes after the upgrade request are the next request."""
-    port = free_port()
 
     async def decline(connection, request):  # type: ignore[no-untyped-def]
         return connection.respond(200, "declined\n")
 
-    with ws_backend(process_request=decline) as backend, ngxws(ws_conf(port, backend), tmp_path, port):
+    with ws_backend(process_request=decline) as backend, ngxws(ws_conf(port := free_port(), backend), tmp_path, port):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(spelled("/", "websocket", "keep-alive") + b"GET /websocket_status HTTP/1.1\r\nHost: x\r\n\r\n")
             first, rest = read_head(c)
@@ -448,8 +444,7 @@ def test_not_switched_upgrade_then_pipelined_request(tmp_path: Path) -> None:
 def test_chunked_body_then_tunnel(tmp_path: Path) -> None:
     """A chunked body goes upstream with its length (nginx buffers it); bytes
     the client adds before the 101 are relayed once they come in a later read."""
-    port = free_port()
-    with held_backend("gate") as gated, ngxws(ws_conf(port, gated.port), tmp_path, port):
+    with held_backend("gate") as gated, ngxws(ws_conf(port := free_port(), gated.port), tmp_path, port):
         frame = mask_frame(1, b"later")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(spelled("/", "websocket", "close", extra="Transfer-Encoding: chunked\r\n") + b"3\r\nabc\r\n0\r\n\r\n")
@@ -467,8 +462,7 @@ def test_chunked_body_then_tunnel(tmp_path: Path) -> None:
 def test_bytes_glued_to_a_chunked_upgrade_body_are_a_502(tmp_path: Path) -> None:
     """The parser has consumed them with the body: they cannot reach the
     tunnel, so the 101 is refused rather than relayed with a gap (README)."""
-    port = free_port()
-    with held_backend("ws") as backend, ngxws(ws_conf(port, backend.port), tmp_path, port):
+    with held_backend("ws") as backend, ngxws(ws_conf(port := free_port(), backend.port), tmp_path, port):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(
                 spelled("/", "websocket", "close", extra="Transfer-Encoding: chunked\r\n")
@@ -504,7 +498,7 @@ def test_a_response_body_that_stalls_ends_at_proxy_read_timeout(tmp_path: Path, 
                 upstream_closed.set()
 
     threading.Thread(target=serve, daemon=True).start()
-    port = free_port()
+    port = free_port()  # after the backend's: never the same
     locations = f"location / {{ proxy_read_timeout 1s; proxy_pass http://127.0.0.1:{stalled.getsockname()[1]}; }}"
     try:
         with ngxws(ws_conf(port, 1, locations=locations), tmp_path, port):
