@@ -21,7 +21,14 @@ from typing import Any, cast
 from ngxws.config.model import Config, Listen, Server
 from ngxws.http.responses import build_response, error_response
 from ngxws.routing.servers import VirtualHosts, virtual_hosts
-from ngxws.tls import listener_context, upstream_tls
+from ngxws.tls import (
+    HELLO_INCOMPLETE,
+    UNRECOGNIZED_NAME_ALERT,
+    client_hello_server_name,
+    handshake_refuser,
+    listener_context,
+    upstream_tls,
+)
 
 ListenKey = tuple[str, int, str | None]
 
@@ -196,6 +203,8 @@ class TLSAcceptor(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._plain = bytearray()
+        self._hello = bytearray()  # a ClientHello read whole for ssl_reject_handshake
+        self._refuses = handshake_refuser(context)
         self._handed_over = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -206,6 +215,18 @@ class TLSAcceptor(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         transport = self.transport
         assert transport is not None
+        if self._refuses is not None and (self._hello or (not self._plain and data[0] == _TLS_FIRST)):
+            self._hello += data
+            name = client_hello_server_name(bytes(self._hello))
+            if name == HELLO_INCOMPLETE:
+                return
+            self._cancel_timer()
+            if self._refuses(name):
+                transport.write(UNRECOGNIZED_NAME_ALERT)  # ngx_http_ssl_servername()'s refusal
+                transport.close()
+                return
+            self._hand_over(transport, bytes(self._hello))
+            return
         if not self._plain and (data[0] == _TLS_FIRST or data[0] & 0x80):
             self._cancel_timer()
             self._hand_over(transport, data)

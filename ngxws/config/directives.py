@@ -222,6 +222,13 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "ssl_protocols": _honoured(),  # bitmask slot: repeated ones are ORed
     "ssl_ciphers": _honoured(unique=True),
     "ssl": _honoured(unique=True),  # obsolete "ssl on;" (nginx < 1.25), with nginx's warning
+    # client certificates, per server under SNI (ngxws.client_certs)
+    "ssl_verify_client": _honoured(unique=True),
+    "ssl_verify_depth": _honoured(unique=True),
+    "ssl_client_certificate": _honoured(unique=True),
+    "ssl_trusted_certificate": _honoured(unique=True),
+    "ssl_crl": _honoured(unique=True),
+    "ssl_reject_handshake": _honoured(unique=True),  # refused in the SNI step (ngxws.tls)
     "send_timeout": _honoured(unique=True),  # a websocket tunnel's blocked write to the client
     "http2": _honoured(unique=True),
     "proxy_pass": _honoured(unique=True),
@@ -437,13 +444,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     ),
     "geo": _changes(_VARS),
     "split_clients": _changes(_VARS),
-    "ssl_client_certificate": _changes("client certificates are not verified"),
-    "ssl_verify_client": _changes("client certificates are not verified", ("off",)),
-    "ssl_verify_depth": _changes("client certificates are not verified"),
-    "ssl_trusted_certificate": _changes("client certificates are not verified"),
-    "ssl_crl": _changes("client certificates are not verified"),
     "ssl_password_file": _changes("encrypted certificate keys are not supported"),
-    "ssl_reject_handshake": _changes("unknown SNI names get the default certificate", ("off",)),
     "stream": _changes("the stream (TCP/UDP) module is not implemented; its block is skipped"),
     "mail": _changes("the mail proxy is not implemented; its block is skipped"),
     "fastcgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),

@@ -41,6 +41,7 @@ from crossplane.analyzer import enter_block_ctx
 from crossplane.errors import NgxParserBaseException, NgxParserSyntaxError
 from crossplane.lexer import lex
 
+from ngxws.client_certs import VERIFY_CLIENT
 from ngxws.config.directives import (
     CHECKED_NOT_ACTED_ON,
     DATA_BLOCKS,
@@ -459,6 +460,12 @@ class _Core:
     ssl_on_source: Source | None = None
     send_timeout: float = 60.0
     http2: bool = False
+    ssl_verify_client: str = "off"
+    ssl_verify_depth: int = 1
+    ssl_client_certificate: str | None = None
+    ssl_trusted_certificate: str | None = None
+    ssl_crl: str | None = None
+    ssl_reject_handshake: bool = False
     auth_basic: str | None = None
     auth_basic_user_file: str | None = None
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
@@ -586,6 +593,11 @@ _PROXY_FLAGS = {
 }
 
 
+_CLIENT_CERT_DIRECTIVES = (
+    "ssl_verify_client", "ssl_verify_depth", "ssl_client_certificate",
+    "ssl_trusted_certificate", "ssl_crl", "ssl_reject_handshake",
+)  # fmt: skip
+
 # Directives _Reader._level_directive() sets on http/server/location levels
 # (the other HONOURED ones have a handler of their own in _Reader.handlers).
 _LEVEL_DIRECTIVES = frozenset(
@@ -597,7 +609,7 @@ _LEVEL_DIRECTIVES = frozenset(
         "default_type", "keepalive_timeout", "client_header_timeout",
         "large_client_header_buffers", "ssl_certificate", "ssl_certificate_key",
         "ssl_protocols", "ssl_ciphers", "http2", "ssl", "send_timeout",
-        *_PROXY_TIMEOUTS, *_PROXY_FLAGS,
+        *_CLIENT_CERT_DIRECTIVES, *_PROXY_TIMEOUTS, *_PROXY_FLAGS,
     }
 )  # fmt: skip
 
@@ -1129,7 +1141,13 @@ class _Reader:
             codes.append(code)
         if not codes:
             raise node.error('invalid number of arguments in "error_page" directive')
-        owner.error_pages.append(ErrorPage(tuple(codes), target, response))
+        # ngx_http_core_error_page(): without "=", nginx's own 400s (494-497) answer 400
+        own_400 = tuple(c for c in codes if c in (494, 495, 496, 497)) if response is None else ()
+        if own_400:
+            owner.error_pages.append(ErrorPage(own_400, target, 400))
+            codes = [c for c in codes if c not in own_400]
+        if codes:
+            owner.error_pages.append(ErrorPage(tuple(codes), target, response))
 
     def _types(self, node: _Node, owner: _Owner) -> None:
         if not isinstance(owner, _Level):
@@ -1280,8 +1298,26 @@ class _Reader:
             )
         elif name == "send_timeout":
             level.core["send_timeout"] = self._time(node, args[0], TimeSlot.MSEC)
+        elif name in _CLIENT_CERT_DIRECTIVES:
+            level.core[name] = self._client_cert_value(node, name, args[0])
         else:  # a HONOURED name without a setter here: say so rather than drop it
             self._ignore(node, StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, "not supported here"))
+
+    def _client_cert_value(self, node: _Node, name: str, arg: str) -> object:
+        """ngx_http_ssl_module's slots: an enum, a number, a flag, or a file
+        (relative to the conf prefix, as ngx_conf_full_name(cycle, name, 1))."""
+        if name == "ssl_verify_client":
+            if arg.lower() not in VERIFY_CLIENT:
+                raise node.error(f'invalid value "{arg}"')
+            return arg.lower()
+        if name == "ssl_verify_depth":
+            depth = _digits(arg)
+            if depth is None:
+                raise _invalid_value(node)
+            return depth
+        if name == "ssl_reject_handshake":
+            return parse_flag(arg)
+        return self._conf_relative(arg)
 
     def _time(self, node: _Node, text: str, slot: TimeSlot) -> float:
         try:
@@ -1672,7 +1708,8 @@ class _Builder:
         nginx names the last certificate, as written."""
         certs, keys = core.ssl_certificates, core.ssl_certificate_keys
         last = core.ssl_certificates_written[-1] if certs else ""
-        if core.ssl_on:
+        # ngx_http_ssl_merge_srv_conf(): a server refusing handshakes needs no certificate
+        if core.ssl_on and (certs or not core.ssl_reject_handshake):
             where = core.ssl_on_source or Source("", 0)
             if not certs:
                 message = 'no "ssl_certificate" is defined for the "ssl" directive'
@@ -1701,6 +1738,9 @@ class _Builder:
                     raise ConfigError(
                         f'cannot load {what} "{path}": BIO_new_file() failed ({reason})'
                     )
+        if core.ssl_verify_client in ("on", "optional") and not core.ssl_client_certificate:
+            if core.ssl_on or certs or core.ssl_reject_handshake:
+                raise ConfigError("no ssl_client_certificate for ssl_verify_client")
 
     def _check_proxy_ssl_verify(self, servers: Sequence[Server]) -> None:
         """ngx_http_proxy_set_ssl(), for each location with a proxy_pass of its
@@ -1744,6 +1784,12 @@ class _Builder:
             types=core.types,
             send_timeout=core.send_timeout,
             ssl_on=core.ssl_on,
+            ssl_verify_client=core.ssl_verify_client,
+            ssl_verify_depth=core.ssl_verify_depth,
+            ssl_client_certificate=core.ssl_client_certificate,
+            ssl_trusted_certificate=core.ssl_trusted_certificate,
+            ssl_crl=core.ssl_crl,
+            ssl_reject_handshake=core.ssl_reject_handshake,
         )
 
     def _ws_settings(self, raw: _ServerBlock) -> WsSettings:
@@ -1845,12 +1891,20 @@ class _Builder:
             if not ssl[key]:
                 continue
             default = next((s for s, lst in entries if lst.default_server), entries[0][0])
-            if default.ssl_certificate is None and default.source is not None:
-                raise ConfigError(
-                    'no "ssl_certificate" is defined for the "listen ... ssl" directive',
-                    default.source.file,
-                    default.source.line,
-                )
+            if default.ssl_certificate is not None:
+                continue
+            # ngx_http_ssl_init(): a default server without a certificate must
+            # refuse handshakes, and then so must every server without one
+            lacking = [default] if not default.ssl_reject_handshake else [
+                s for s, _ in entries if s.ssl_certificate is None and not s.ssl_reject_handshake
+            ]
+            for server in lacking:
+                if server.source is not None:
+                    raise ConfigError(
+                        'no "ssl_certificate" is defined for the "listen ... ssl" directive',
+                        server.source.file,
+                        server.source.line,
+                    )
         for entries in by_key.values():
             owner: dict[str, Server] = {}
             for server, listen in entries:

@@ -307,6 +307,14 @@ class Server:
     # the obsolete ``ssl on;`` (nginx < 1.25): the sockets this server is the
     # default server of speak TLS, as if their ``listen`` said ``ssl``
     ssl_on: bool = False
+    # client certificates (ngx_http_ssl_module; checked per request, see
+    # ngxws.client_certs) and ssl_reject_handshake (refused in the SNI step)
+    ssl_verify_client: str = "off"
+    ssl_verify_depth: int = 1
+    ssl_client_certificate: str | None = None
+    ssl_trusted_certificate: str | None = None
+    ssl_crl: str | None = None
+    ssl_reject_handshake: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """``map`` blocks evaluated per request (ngx_http_map_module), without I/O.
 
-nginx lower-cases the plain keys when it builds the hash and then looks the
-value up as is (so a key only matches the lower-case spelling); regex keys
+nginx lower-cases the plain keys when it builds the hash and the value it
+looks up (ngx_http_map_find(): ngx_hash_strlow), so plain keys match without
+regard to case; regex keys
 (``~`` case-sensitive, ``~*`` caseless) are tried in config order after the
 plain ones; otherwise ``default``.  Values may hold variables; they are
 rendered by the caller.
@@ -53,15 +54,16 @@ class CompiledMap:
         captures (``$1``..) and named captures (``$name``)."""
         if self.hostnames and value.endswith("."):
             value = value[:-1]
-        hit = self.exact.get(value)
+        low = value.lower()
+        hit = self.exact.get(low)
         if hit is not None:
             return hit, (), {}
         if self.hostnames:
             for suffix, v in self.leading:
-                if value.endswith(suffix):
+                if low.endswith(suffix):
                     return v, (), {}
             for prefix, v in self.trailing:
-                if value.startswith(prefix):
+                if low.startswith(prefix):
                     return v, (), {}
         for rx, v in self.regexes:
             m = rx.search(value)

@@ -56,8 +56,23 @@ def status_line(status: int) -> str:
     return f"HTTP/1.1 {status} {r}" if r else f"HTTP/1.1 {status}"
 
 
+# nginx's 400s with a page of their own (ngx_http_error_495_page, _496_page):
+# the status line says 400, the title names the cause.
+_AS_400 = {
+    495: "The SSL certificate error",
+    496: "No required SSL certificate was sent",
+}
+
+
 def error_body(status: int) -> bytes:
     """The HTML nginx sends for an error status (ngx_http_special_response)."""
+    cause = _AS_400.get(status)
+    if cause is not None:
+        return (
+            f"<html>\r\n<head><title>400 {cause}</title></head>\r\n<body>\r\n"
+            f"<center><h1>400 Bad Request</h1></center>\r\n<center>{cause}</center>\r\n"
+            f"<hr><center>ngxws</center>\r\n</body>\r\n</html>\r\n"
+        ).encode()
     title = f"{status} {reason(status)}".rstrip()
     return (
         f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
@@ -102,7 +117,7 @@ def error_response(
     """nginx's answer for an error status, body included."""
     paged = status in _PAGED
     return build_response(
-        status,
+        400 if status in _AS_400 else status,
         error_body(status) if paged else b"",
         content_type="text/html" if paged else None,
         keep_alive=keep_alive,

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from ngxws.client_certs import ConnectionTLS, ssl_variable
 from ngxws.config.model import ProxyPass, ProxySettings
 from ngxws.http.maps import CompiledMap
 from ngxws.http.request import RequestHead
@@ -59,6 +60,7 @@ class RequestVariables:
     captures: tuple[str, ...] = ()
     maps: Mapping[str, CompiledMap] = field(default_factory=dict)
     named: Mapping[str, str] = field(default_factory=dict)  # (?<name>...) captures
+    tls: ConnectionTLS | None = None  # $ssl_* (empty on a plain connection)
     _depth: int = 0
 
     def get(self, name: str) -> str:
@@ -82,6 +84,8 @@ class RequestVariables:
         compiled = self.maps.get(name)
         if compiled is not None:
             return self._map(compiled)
+        if name.startswith("ssl_"):
+            return ssl_variable(self.tls, name)
         simple = {
             "proxy_host": self.proxy_host,
             "remote_addr": self.remote_addr,

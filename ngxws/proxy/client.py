@@ -19,8 +19,6 @@ Pipelined requests are answered in order, one at a time.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import secrets
 import time
 from collections import deque
@@ -31,6 +29,7 @@ import httptools
 from websockets.utils import accept_key
 
 from ngxws.access import check_basic_auth, client_allowed
+from ngxws.client_certs import ConnectionTLS, request_status, ssl_variable
 from ngxws.config.model import (
     ErrorPage,
     IfReturn,
@@ -40,7 +39,7 @@ from ngxws.config.model import (
     Return,
     Server,
 )
-from ngxws.http.request import BadRequest, HeadBuffers, RequestHead, valid_host
+from ngxws.http.request import BadRequest, HeadBuffers, RequestHead, valid_host, valid_websocket_key
 from ngxws.http.responses import (
     SERVER,
     build_response,
@@ -175,6 +174,7 @@ class ClientConnection(asyncio.Protocol):
         self._max_body = 1024 * 1024
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
         self.remote_user = ""  # $remote_user once auth_basic let the request through
+        self.tls: ConnectionTLS | None = None  # $ssl_* and client certificate checks
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -190,6 +190,8 @@ class ClientConnection(asyncio.Protocol):
             self.server_addr, self.server_port = str(sock[0]), int(sock[1])
         else:
             self.server_addr, self.server_port = "unix:", 0
+        sslobj = transport.get_extra_info("ssl_object")
+        self.tls = ConnectionTLS(sslobj) if sslobj is not None else None
         self.worker.connections.add(self)
         self._arm_timer(self.vhosts.default.client_header_timeout)
 
@@ -388,6 +390,9 @@ class ClientConnection(asyncio.Protocol):
         server = self.vhosts.select(head.uri_host or head.host)
         keep = head.keep_alive
         self.remote_user = ""
+        tls_status = request_status(self.tls, server)  # 495/496, before any phase
+        if tls_status:
+            return await self._answer_error(tls_status, pending, server, None, keep)
         v = self._variables(head, server, ())
         ret = _rewrite(server.ifs, server.return_, v)
         if ret is not None:
@@ -451,6 +456,8 @@ class ClientConnection(asyncio.Protocol):
         names the status, else nginx's built-in page."""
         head = pending.head
         assert head is not None
+        if status in _CLOSING_STATUSES:
+            keep = False  # ngx_http_special_response_handler(), before error_page
         pages = loc.error_pages if loc is not None else server.error_pages
         page = next((p for p in pages if status in p.codes), None)
         if page is not None and pending.redirects < 10:
@@ -458,8 +465,6 @@ class ClientConnection(asyncio.Protocol):
             handled = await self._error_page(page, status, pending, server, keep)
             if handled is not None:
                 return handled
-        if status in _CLOSING_STATUSES:
-            keep = False
         shown = pending.status_override or status
         self._write(error_response(shown, keep_alive=keep, extra_headers=extra_headers, head_only=head.method == "HEAD"))
         return keep
@@ -589,6 +594,7 @@ class ClientConnection(asyncio.Protocol):
             captures=captures,
             remote_user=self.remote_user,
             maps=self.worker.maps,
+            tls=self.tls,
         )
 
     async def _open_upstream(
@@ -754,7 +760,7 @@ class ClientConnection(asyncio.Protocol):
     def _refuse_upgrade(self, head: RequestHead) -> None:
         """ws_max_connections reached: complete the handshake ourselves, close 1013."""
         key = head.header("sec-websocket-key") or ""
-        if not _valid_key(key):
+        if not valid_websocket_key(key):
             self._write(error_response(400))
             return
         self._write(
@@ -781,6 +787,7 @@ class ClientConnection(asyncio.Protocol):
             server_port=str(self.server_port),
             upstream_addr=upstream_addr,
             headers={k: _log_text(v) for k, v in head.header_map.items()},
+            ssl=(lambda name: ssl_variable(tls, name)) if (tls := self.tls) is not None else None,
             opened_at=time.time(),
         )
 
@@ -821,15 +828,3 @@ def _log_text(value: str) -> str:
     if value.isascii():
         return value
     return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")
-
-
-def _valid_key(key: str) -> bool:
-    """A Sec-WebSocket-Key is base64 of 16 bytes (24 characters)."""
-    if len(key) != 24:
-        return False
-    try:
-        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
-    except (binascii.Error, UnicodeEncodeError):
-        return False
-
-

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
 
+from ngxws.client_certs import SSL_VARIABLES
 from ngxws.config.model import WsLogTemplates
 from ngxws.sinks import timefmt
 from ngxws.sinks.timefmt import TimeCache
@@ -128,8 +129,10 @@ _CONN_VARIABLES = frozenset(
     }
 )
 
-KNOWN_VARIABLES = frozenset(_SLOT_EXPR) | _CONN_VARIABLES
-"""Every variable name a template may use, ``http_*`` aside."""
+KNOWN_VARIABLES = frozenset(_SLOT_EXPR) | _CONN_VARIABLES | SSL_VARIABLES
+"""Every variable name a template may use, ``http_*`` aside.  The ``$ssl_*``
+ones are ngxws's addition (the module has none): nginx's values on a TLS
+connection, ``???`` on a plain one."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,7 @@ class ConnInfo:
     remote_user: str = ""
     upstream_addr: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
+    ssl: Callable[[str], str] | None = None  # $ssl_* of a TLS connection
 
 
 class _ConnValues:
@@ -195,6 +199,8 @@ class _ConnValues:
             return self._headers.get(name[5:], UNKNOWN)
         if name == "remote_ip":
             return conn.remote_addr
+        if name in SSL_VARIABLES:
+            return conn.ssl(name) if conn.ssl is not None else UNKNOWN
         if name == "upstream_addr" or name == "request_id":
             return cast(str, getattr(conn, name)) or UNKNOWN
         if name in _CONN_VARIABLES:

@@ -385,7 +385,8 @@ class Exchange:
     after how long it did (rounded to 0.5 s).  ``pause`` sleeps between
     sending the head and the rest (``split`` bytes) to test timeouts.
     ``tls`` speaks TLS on the socket (certificate not verified; SNI is
-    ``server_name``).  ``flood`` writes one endless websocket frame after
+    ``server_name``, none when empty; ``client_cert``: a file among the group's ``files``
+    holding the certificate and key the client presents).  ``flood`` writes one endless websocket frame after
     the 101 until the socket stays unwritable, and records in which window
     after that the server gave up (see ``_flood``).
     """
@@ -399,6 +400,7 @@ class Exchange:
     tls: bool = False
     server_name: str = "example.com"
     flood: bool = False
+    client_cert: str = ""
 
 
 @dataclass
@@ -522,7 +524,9 @@ def observe(running: Running, kind: str, case: Case) -> list[object]:
                 ctx = ssl.create_default_context()
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
-                sock = ctx.wrap_socket(sock, server_hostname=ex.server_name)
+                if ex.client_cert:
+                    ctx.load_cert_chain(side.dir / ex.client_cert)
+                sock = ctx.wrap_socket(sock, server_hostname=ex.server_name or None)
             buf = b""
             for i, data in enumerate(ex.requests):
                 if data:  # b"": read one more answer (pipelining)
