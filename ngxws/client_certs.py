@@ -31,10 +31,12 @@ import hashlib
 import ssl
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
 from ngxws.config.model import Server
+from ngxws.routing.servers import VirtualHosts, normalise_host
 
 VERIFY_CLIENT = ("off", "on", "optional", "optional_no_ca")
 """``ssl_verify_client`` values, in nginx's enum order."""
@@ -304,11 +306,36 @@ def _x509_text(der: bytes, name: str) -> str:
         n.X509_free(x509)
 
 
-def request_status(tls: ConnectionTLS | None, server: Server) -> int:
-    """ngx_http_process_request()'s check for the server the Host picked:
-    495 (certificate error), 496 (none sent under ``on``), else 0."""
+_NOBODY = Server(listens=(), server_names=(), locations=())
+_probes: dict[int, tuple[VirtualHosts, VirtualHosts]] = {}
+
+
+def _named_server(vhosts: VirtualHosts, name: str) -> Server | None:
+    """The server ``name`` selects on the socket, None when it is only the
+    default server's by fallback (ngx_http_find_virtual_server's NGX_DECLINED)."""
+    entry = _probes.get(id(vhosts))
+    if entry is None or entry[0] is not vhosts:
+        entry = _probes[id(vhosts)] = (vhosts, replace(vhosts, default=_NOBODY))
+    server = entry[1].select(name)
+    return None if server is _NOBODY else server
+
+
+def request_status(
+    tls: ConnectionTLS | None, server: Server, vhosts: VirtualHosts, host: str | None
+) -> int:
+    """The checks nginx makes of a request on a TLS connection, for the server
+    the Host picked: 421 when SNI named a server and the Host names another
+    name and its server verifies client certificates
+    (ngx_http_set_virtual_server()); then ngx_http_process_request()'s 495
+    (certificate error) and 496 (none sent under ``on``); else 0."""
+    if tls is None:
+        return 0
+    if host and server.ssl_verify_client != "off":
+        sni = tls.variable("ssl_server_name")
+        if sni and normalise_host(host) != normalise_host(sni) and _named_server(vhosts, sni):
+            return 421
     mode = server.ssl_verify_client
-    if tls is None or mode == "off":
+    if mode == "off":
         return 0
     rc = tls.verify_result()
     if rc != _X509_V_OK and not (mode == "optional_no_ca" and rc in _OPTIONAL_ERRORS):

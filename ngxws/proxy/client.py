@@ -390,9 +390,9 @@ class ClientConnection(asyncio.Protocol):
         server = self.vhosts.select(head.uri_host or head.host)
         keep = head.keep_alive
         self.remote_user = ""
-        tls_status = request_status(self.tls, server)  # 495/496, before any phase
-        if tls_status:
-            return await self._answer_error(tls_status, pending, server, None, keep)
+        tls_status = request_status(self.tls, server, self.vhosts, head.uri_host or head.host)
+        if tls_status:  # 421/495/496, before any phase; nginx closes after each
+            return await self._answer_error(tls_status, pending, server, None, False)
         v = self._variables(head, server, ())
         ret = _rewrite(server.ifs, server.return_, v)
         if ret is not None:

@@ -253,6 +253,18 @@ _mtls("SNI names the optional server: valid", "mtls-sni",
 _mtls("SNI unknown: the default server's verification", "mtls-sni",
       get("/", host="unknown.test"), "valid.pem", 200, sni="unknown.test")
 
+# ngx_http_set_virtual_server(): SNI named a server, the Host another name
+_mtls("Host names a verifying server other than SNI's: 421", "mtls-sni",
+      get("/", host="example.com"), "valid.pem", 421, sni="open.test")
+_mtls("Host unknown falls to the verifying default, SNI named another: 421", "mtls-sni",
+      get("/", host="unknown.test"), "valid.pem", 421, sni="open.test")
+_mtls("Host names a server without verification, SNI the verifying one: served", "mtls-sni",
+      get("/", host="open.test"), "valid.pem", 200, sni="example.com")
+_mtls("SNI named nobody, Host the verifying server: no 421", "mtls-sni",
+      get("/", host="example.com"), "valid.pem", 200, sni="unknown.test")
+_mtls("SNI and Host differ only in case and port", "mtls-sni",
+      get("/", host="OPTIONAL.test:443"), "valid.pem", 200, sni="optional.test")
+
 
 # --- item 5: ssl_reject_handshake -------------------------------------------------
 
