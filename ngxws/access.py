@@ -31,7 +31,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def client_allowed(rules: tuple[tuple[str, str], ...], remote_addr: str) -> bool:
-    """The first rule that matches the client decides; none matching allows.
+    """The first rule that matches the client decides; none matching allows."""
+    return access_verdict(rules, remote_addr) != "deny"
+
+
+def access_verdict(rules: tuple[tuple[str, str], ...], remote_addr: str) -> str | None:
+    """``"allow"`` or ``"deny"`` from the first rule that matches the client;
+    None when none does (nginx's NGX_DECLINED, which matters to ``satisfy any``).
 
     IPv4-mapped IPv6 clients are checked against IPv4 rules (as nginx does);
     ``unix:`` matches clients of a unix socket, ``all`` everyone."""
@@ -44,17 +50,17 @@ def client_allowed(rules: tuple[tuple[str, str], ...], remote_addr: str) -> bool
         addr = addr.ipv4_mapped
     for verdict, value in rules:
         if value == "all":
-            return verdict == "allow"
+            return verdict
         if value == "unix:":
             if addr is None:
-                return verdict == "allow"
+                return verdict
             continue
         if addr is None:
             continue
         net = ipaddress.ip_network(value, strict=False)
         if addr.version == net.version and addr in net:
-            return verdict == "allow"
-    return True
+            return verdict
+    return None
 
 
 def basic_credentials(authorization: str | None) -> tuple[str, str] | None:

@@ -30,10 +30,8 @@ from typing import TYPE_CHECKING, cast
 import httptools
 from websockets.utils import accept_key
 
-from ngxws.access import check_basic_auth, client_allowed
 from ngxws.config.model import (
     ErrorPage,
-    IfReturn,
     Listen,
     Location,
     ProxyPass,
@@ -48,6 +46,7 @@ from ngxws.http.responses import (
     redirect_response,
     status_line,
 )
+from ngxws.http.rewrite import run_rewrite as _rewrite
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
@@ -55,11 +54,12 @@ from ngxws.http.upstream_request import (
     proxy_uri,
     split_proxy_url,
 )
+from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
-from ngxws.routing.locations import compile_pcre, find_named, match_location
+from ngxws.routing.locations import find_named, match_location
 from ngxws.routing.servers import VirtualHosts
 from ngxws.sinks.statspage import (
     PROMETHEUS_CONTENT_TYPE,
@@ -104,35 +104,6 @@ def _status_line(override: int | None, response: UpstreamResponse) -> str:
 _CLOSING_STATUSES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
 
 
-def _rewrite(ifs: tuple[IfReturn, ...], ret: Return | None, v: RequestVariables) -> Return | None:
-    """The rewrite phase ngxws runs: ``if (...) { return }`` blocks and
-    ``return`` in config order (nginx stops at the first return that runs)."""
-    for rule in ifs:
-        if if_condition(rule.condition, v):
-            return rule.return_
-    return ret
-
-
-def if_condition(cond: tuple[str, ...], v: RequestVariables) -> bool:
-    """ngx_http_rewrite's conditions on variables: ``$v`` (neither empty nor
-    "0"), ``= != ~ ~* !~ !~*``; a regex match sets ``$1``.. for the block."""
-    if len(cond) == 1:
-        word = cond[0]
-        negate = word.startswith("!")
-        value = v.render(word.lstrip("!"))
-        truth = value not in ("", "0")
-        return truth != negate
-    left, op, right = cond
-    value = v.render(left)
-    if op in ("=", "!="):
-        return (value == v.render(right)) == (op == "=")
-    rx = compile_pcre(right, op.endswith("*"))
-    m = rx.search(value)
-    if m is not None and not op.startswith("!"):
-        v.captures = tuple(g or "" for g in m.groups())
-    return (m is not None) != op.startswith("!")
-
-
 def content_type_for(path: str, types: tuple[tuple[str, str], ...], default: str) -> str:
     """ngx_http_set_content_type(): by the URI's extension, else default_type."""
     name = path.rsplit("/", 1)[-1]
@@ -175,6 +146,9 @@ class ClientConnection(asyncio.Protocol):
         self._max_body = 1024 * 1024
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
         self.remote_user = ""  # $remote_user once auth_basic let the request through
+        self.auth_vars: dict[str, str] = {}  # auth_request_set's variables
+        # WWW-Authenticate of a 401/403: nginx keeps it in headers_out through error_page
+        self.error_headers: list[tuple[str, str]] = []
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -314,8 +288,7 @@ class ClientConnection(asyncio.Protocol):
             and not match.redirect
             and loc.return_ is None
             and not loc.ifs
-            and not loc.access.rules
-            and loc.access.auth_basic is None
+            and not loc.access.restricted
         )
         return loc.client_max_body_size, proxied
 
@@ -388,6 +361,7 @@ class ClientConnection(asyncio.Protocol):
         server = self.vhosts.select(head.uri_host or head.host)
         keep = head.keep_alive
         self.remote_user = ""
+        self.auth_vars, self.error_headers = {}, []
         v = self._variables(head, server, ())
         ret = _rewrite(server.ifs, server.return_, v)
         if ret is not None:
@@ -396,6 +370,8 @@ class ClientConnection(asyncio.Protocol):
         if match is None:
             return await self._answer_error(404, pending, server, None, keep)
         loc = match.location
+        if loc.internal:  # ngx_http_core_find_config_phase(): 404 to a client's own request
+            return await self._answer_error(404, pending, server, loc, keep)
         if match.redirect:
             target = head.path + "/" + (f"?{head.args}" if head.args is not None else "")
             self._write(redirect_response(301, self._absolute(head, server, target), keep_alive=keep))
@@ -420,16 +396,10 @@ class ClientConnection(asyncio.Protocol):
         ret = _rewrite(loc.ifs, loc.return_, v)
         if ret is not None:
             return await self._answer_return(ret, pending, server, loc, v, keep)
-        access = loc.access
-        if access.rules and not client_allowed(access.rules, self.remote_addr):
-            self.worker.log_error(f'access forbidden by rule, client: {self.remote_addr}, request: "{head.request_line}"')
-            return await self._answer_error(403, pending, server, loc, keep)
-        if access.auth_basic is not None:
-            result = check_basic_auth(access, head.header("authorization"), v.render(access.auth_basic))
-            if result.status:
-                extra = [("WWW-Authenticate", result.challenge)] if result.challenge else None
-                return await self._answer_error(result.status, pending, server, loc, keep, extra)
-            self.remote_user = result.user
+        if loc.access.restricted:
+            denied = await run_access_phase(self, head, server, loc, v)
+            if denied is not None:
+                return await self._answer_error(denied.status, pending, server, loc, keep, denied.headers or None)
         if loc.ws_stat:
             return self._answer_stats(head, keep)
         if loc.proxy_pass is None:
@@ -451,6 +421,7 @@ class ClientConnection(asyncio.Protocol):
         names the status, else nginx's built-in page."""
         head = pending.head
         assert head is not None
+        self.error_headers = extra_headers or self.error_headers
         pages = loc.error_pages if loc is not None else server.error_pages
         page = next((p for p in pages if status in p.codes), None)
         if page is not None and pending.redirects < 10:
@@ -461,7 +432,7 @@ class ClientConnection(asyncio.Protocol):
         if status in _CLOSING_STATUSES:
             keep = False
         shown = pending.status_override or status
-        self._write(error_response(shown, keep_alive=keep, extra_headers=extra_headers, head_only=head.method == "HEAD"))
+        self._write(error_response(shown, keep_alive=keep, extra_headers=self.error_headers, head_only=head.method == "HEAD"))
         return keep
 
     async def _error_page(
@@ -481,7 +452,7 @@ class ClientConnection(asyncio.Protocol):
             return await self._run_location(pending, server, named, (), keep)
         if target.startswith(("http://", "https://")):
             code = page.response if page.response in (301, 302, 303, 307, 308) else 302
-            self._write(redirect_response(code, target, keep_alive=keep))
+            self._write(redirect_response(code, target, keep_alive=keep, extra_headers=self.error_headers))
             return keep
         # nginx's err_status: without "=" the original code is kept, "="
         # takes the target's, "=CODE" sets one
@@ -551,7 +522,7 @@ class ClientConnection(asyncio.Protocol):
             url = v.render(ret.text)
             if url.startswith("/"):
                 url = self._absolute(head, server, url)
-            self._write(redirect_response(pending.status_override or ret.code, url, keep_alive=keep))
+            self._write(redirect_response(pending.status_override or ret.code, url, keep_alive=keep, extra_headers=self.error_headers))
             return keep
         if ret.text is None and ret.code >= 400:
             return await self._answer_error(ret.code, pending, server, loc, keep)
@@ -560,9 +531,9 @@ class ClientConnection(asyncio.Protocol):
         ctype = content_type_for(head.path, scope.types, scope.default_type)
         code = pending.status_override or ret.code
         if code in (204, 304):
-            self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True))
+            self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True, extra_headers=self.error_headers))
             return keep
-        self._write(build_response(code, body, content_type=ctype, keep_alive=keep, head_only=head_only))
+        self._write(build_response(code, body, content_type=ctype, keep_alive=keep, head_only=head_only, extra_headers=self.error_headers))
         return keep
 
     def _answer_stats(self, head: RequestHead, keep: bool) -> bool:
@@ -589,6 +560,7 @@ class ClientConnection(asyncio.Protocol):
             captures=captures,
             remote_user=self.remote_user,
             maps=self.worker.maps,
+            auth_set=self.auth_vars,
         )
 
     async def _open_upstream(
@@ -655,6 +627,7 @@ class ClientConnection(asyncio.Protocol):
             _status_line(pending.status_override, response),
             f"Server: {SERVER}",
             f"Date: {http_date_now()}",
+            *(f"{name}: {value}" for name, value in self.error_headers),
         ]
         for name, value in response.headers:
             if name.lower() not in HIDDEN_RESPONSE_HEADERS:
