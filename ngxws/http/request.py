@@ -8,6 +8,8 @@ the websocket-upgrade test.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -190,3 +192,13 @@ class RequestHead:
     def header_map(self) -> dict[str, str]:
         """Lower-cased name -> first value; what ``$http_NAME`` reads."""
         return self._index
+
+
+def valid_websocket_key(key: str) -> bool:
+    """A Sec-WebSocket-Key is base64 of 16 bytes (24 characters)."""
+    if len(key) != 24:
+        return False
+    try:
+        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
+    except (binascii.Error, UnicodeEncodeError):
+        return False

@@ -19,8 +19,6 @@ Pipelined requests are answered in order, one at a time.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import secrets
 import time
 from collections import deque
@@ -38,7 +36,7 @@ from ngxws.config.model import (
     Return,
     Server,
 )
-from ngxws.http.request import BadRequest, HeadBuffers, RequestHead, valid_host
+from ngxws.http.request import BadRequest, HeadBuffers, RequestHead, valid_host, valid_websocket_key
 from ngxws.http.responses import (
     SERVER,
     build_response,
@@ -727,7 +725,7 @@ class ClientConnection(asyncio.Protocol):
     def _refuse_upgrade(self, head: RequestHead) -> None:
         """ws_max_connections reached: complete the handshake ourselves, close 1013."""
         key = head.header("sec-websocket-key") or ""
-        if not _valid_key(key):
+        if not valid_websocket_key(key):
             self._write(error_response(400))
             return
         self._write(
@@ -794,15 +792,3 @@ def _log_text(value: str) -> str:
     if value.isascii():
         return value
     return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")
-
-
-def _valid_key(key: str) -> bool:
-    """A Sec-WebSocket-Key is base64 of 16 bytes (24 characters)."""
-    if len(key) != 24:
-        return False
-    try:
-        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
-    except (binascii.Error, UnicodeEncodeError):
-        return False
-
-
