@@ -143,3 +143,38 @@ def test_run_with_the_option_warns_in_the_error_log(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)
     assert warning in err.decode()  # and on the terminal
+
+
+SET_FLAG = """\
+events {}
+http {
+    server {
+        listen 127.0.0.1:1;
+        set $allowed 0;
+        location / {
+            if ($remote_addr = 10.0.0.1) { set $allowed 1; }
+            if ($allowed = 0) { return 403; }
+            return 200 "in\\n";
+        }
+        location /other/ { set $upstream http://127.0.0.1:9; return 200 "$upstream\\n"; }
+    }
+}
+"""
+
+
+def test_set_tested_by_a_return_fails_closed(tmp_path: Path) -> None:
+    """The access-flag recipe: ngxws runs the if's return but not the sets
+    it depends on, so the first such set is refused; a set nothing tests is
+    only reported."""
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(SET_FLAG)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(conf))
+    assert info.value.line == 5
+    assert str(info.value) == (
+        f'"set" is access control ngxws does not enforce (set is not implemented, and the if at {conf}:8 '
+        f"tests $allowed to decide its return) in {conf}:5; --allow-unenforced set to run anyway"
+    )
+    config = load_config(str(conf), allow_unenforced=["set"])
+    assert [(i.name, i.source.line) for i in config.unenforced] == [("set", 5), ("set", 7)]
+    assert [i.source.line for i in config.ignored if i.name == "set"] == [5, 11]

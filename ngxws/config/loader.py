@@ -53,6 +53,7 @@ from ngxws.config.directives import (
     context_name,
     stock_rule,
 )
+from ngxws.config.enforcement import sets_tested_by_returns
 from ngxws.config.model import (
     DEFAULT_TYPES,
     Access,
@@ -176,6 +177,10 @@ def load_config(
     if first_parse_error is not None:
         raise _plain(first_parse_error)
     config = _Builder(reader).build()
+    guarded = sets_tested_by_returns(config, reader.set_variables)
+    if guarded:
+        unenforced = sorted([*config.unenforced, *guarded], key=lambda i: reader.order(i.source))
+        config = replace(config, unenforced=tuple(unenforced))
     if allow_unenforced is None:
         return config
     allowed = frozenset(allow_unenforced)
@@ -653,6 +658,10 @@ class _Reader:
         self.main = _MainBlock()
         self.ignored: list[Ignored] = []
         self.unenforced: list[Ignored] = []
+        # every "set $name" (also in skipped blocks), for enforcement.py, and
+        # the reading position of each directive's place
+        self.set_variables: list[tuple[str, Source]] = []
+        self._positions: dict[tuple[str, int], int] = {}
         self.warnings: list[str] = []
         self.maps: list[Map] = []
         self.honoured: list[tuple[str, Source]] = []
@@ -698,6 +707,9 @@ class _Reader:
 
     def _directive(self, node: _Node, owner: _Owner) -> None:
         name = node.name
+        self._positions.setdefault((node.source.file, node.source.line), len(self._positions))
+        if name == "set" and node.args:
+            self.set_variables.append((node.args[0].lstrip("$"), node.source))
         if name in (";", "{"):
             raise node.error(f'unexpected "{name}"')
         if name.startswith("ws_"):
@@ -739,6 +751,10 @@ class _Reader:
         if node.block is not None and name in _CROSSPLANE_DIRECTIVES and name not in DATA_BLOCKS:
             self._check_skipped(node.block)
 
+    def order(self, source: Source) -> int:
+        """Reading position of the directive at ``source`` (for sorting reports)."""
+        return self._positions.get((source.file, source.line), len(self._positions))
+
     def _ignore(self, node: _Node, rule: StockRule, name: str | None = None) -> None:
         args = tuple(a.lower() for a in node.args)
         reason = rule.reason
@@ -759,6 +775,9 @@ class _Reader:
         for node in nodes:
             if node.name in (";", "{"):
                 raise node.error(f'unexpected "{node.name}"')
+            self._positions.setdefault((node.source.file, node.source.line), len(self._positions))
+            if node.name == "set" and node.args:
+                self.set_variables.append((node.args[0].lstrip("$"), node.source))
             if node.name.startswith("ws_"):
                 self._ws_rule(node)
             if node.name == "proxy_pass" and node.args:
