@@ -444,8 +444,8 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     ),
     "real_ip_header": _harmless(_ONLY_WITH.format("set_real_ip_from")),
     "real_ip_recursive": _harmless(_ONLY_WITH.format("set_real_ip_from")),
-    "underscores_in_headers": _changes("header names with underscores are passed", ("off",)),
-    "ignore_invalid_headers": _changes("invalid header names are passed", ("off",)),
+    "underscores_in_headers": _changes("header names with underscores are dropped", ("off",)),
+    "ignore_invalid_headers": _changes("invalid header names are dropped", ("on",)),
     "chunked_transfer_encoding": _changes(
         "chunked encoding is used as the upstream sends it", ("on",)
     ),

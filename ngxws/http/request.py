@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -202,3 +203,16 @@ def valid_websocket_key(key: str) -> bool:
         return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
     except (binascii.Error, UnicodeEncodeError):
         return False
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+
+
+def valid_header_name(name: str) -> bool:
+    """ngx_http_parse_header_line()'s lowcase table: letters, digits and
+    ``-``.  nginx's defaults (``ignore_invalid_headers on``,
+    ``underscores_in_headers off``) drop any other header: it is neither
+    passed upstream nor seen as ``$http_NAME``, so a client cannot slip
+    ``Remote_User`` past an ``auth_request_set``'d ``Remote-User`` to a
+    backend that reads both alike."""
+    return _HEADER_NAME.fullmatch(name) is not None

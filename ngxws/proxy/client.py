@@ -36,7 +36,14 @@ from ngxws.config.model import (
     Return,
     Server,
 )
-from ngxws.http.request import BadRequest, HeadBuffers, RequestHead, valid_host, valid_websocket_key
+from ngxws.http.request import (
+    BadRequest,
+    HeadBuffers,
+    RequestHead,
+    valid_header_name,
+    valid_host,
+    valid_websocket_key,
+)
 from ngxws.http.responses import (
     SERVER,
     build_response,
@@ -66,7 +73,7 @@ from ngxws.sinks.statspage import (
     render_text,
 )
 from ngxws.sinks.timefmt import http_date_now
-from ngxws.sinks.wslog import ConnInfo
+from ngxws.sinks.wslog import ConnInfo, log_text
 from ngxws.tls import upstream_tls
 from ngxws.ws.frames import encode_close_frame
 
@@ -232,7 +239,8 @@ class ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # sizes are checked on the raw bytes (HeadBuffers, in data_received)
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        if valid_header_name(text := name.decode("latin-1")):  # else nginx ignores it
+            self._headers.append((text, value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         self._cancel_timer()
@@ -742,16 +750,16 @@ class ClientConnection(asyncio.Protocol):
 
     def _conn_info(self, head: RequestHead, upstream_addr: str) -> ConnInfo:
         return ConnInfo(
-            request=_log_text(head.request_line),
-            uri=_log_text(head.path),
+            request=log_text(head.request_line),
+            uri=log_text(head.path),
             request_id=secrets.token_hex(16),
-            remote_user=_log_text(self.remote_user),
+            remote_user=log_text(self.remote_user),
             remote_addr=self.remote_addr,
             remote_port=str(self.remote_port),
             server_addr=self.server_addr,
             server_port=str(self.server_port),
             upstream_addr=upstream_addr,
-            headers={k: _log_text(v) for k, v in head.header_map.items()},
+            headers={k: log_text(v) for k, v in head.header_map.items()},
             opened_at=time.time(),
         )
 
@@ -783,12 +791,3 @@ class ClientConnection(asyncio.Protocol):
         """Worker is stopping: idle keep-alive connections go at once."""
         if self.task is None and not self.handed_over:
             self._close()
-
-
-def _log_text(value: str) -> str:
-    """Heads are decoded as latin-1 (bytes kept 1:1 for forwarding); log files
-    are written as UTF-8 with surrogateescape, so re-decode to get the very
-    bytes the client sent into the log."""
-    if value.isascii():
-        return value
-    return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")

@@ -193,6 +193,9 @@ _BROKEN = "Cookie: session=broken\r\n"
 # Authelia's shape
 case("authelia: good session, Remote-* headers reach the backend", "auth_request",
      get("/app?x=1", extra=_GOOD), expect=(200,))
+case("authelia: a client's own Remote_User / X.Dot headers are dropped (ignore_invalid_headers)",
+     "auth_request", get("/app", extra=_GOOD + "Remote_User: admin\r\nX.Dot: 1\r\nX-Fine: 2\r\n"),
+     expect=(200,))
 case("authelia: bearer token", "auth_request", get("/app", extra="Authorization: Bearer good\r\n"), expect=(200,))
 case("authelia: no session: error_page 401 =302 $redirection_url", "auth_request", get("/app?x=1"), expect=(302,))
 case("authelia: forbidden: 403", "auth_request", get("/app", extra=_FORBIDDEN), expect=(403,))
