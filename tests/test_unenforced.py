@@ -82,10 +82,18 @@ def test_refused_with_file_line_unless_allowed(tmp_path: Path, directive: str, n
 
 @pytest.mark.parametrize(
     "directive",
-    ["auth_jwt off;", "auth_digest off;", "ssl_ocsp off;", "modsecurity off;", "if ($x) { return 403; }"],
+    [
+        "auth_jwt off;",
+        "auth_digest off;",
+        "ssl_ocsp off;",
+        "modsecurity off;",
+        "if ($x) { return 403; }",
+        "if ($request_method = OPTIONS) { add_header Allow GET; return 204; }",
+    ],
 )
 def test_off_or_enforced_loads(tmp_path: Path, directive: str) -> None:
-    """``off`` is what ngxws does anyway; an ``if`` with only a return is run."""
+    """``off`` is what ngxws does anyway; an ``if`` with only a return is run;
+    a skipped ``if`` whose return does not refuse is only reported."""
     config = load_config(str(_conf(tmp_path, directive)))
     assert config.unenforced == ()
 

@@ -227,7 +227,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "auth_request": _honoured(unique=True),
     "auth_request_set": _honoured(),
     "satisfy": _honoured(unique=True),
-    "internal": _honoured(),
+    "internal": _honoured(unique=True),
     "default_type": _honoured(unique=True),
     "client_max_body_size": _honoured(unique=True),
     "client_header_timeout": _honoured(unique=True),

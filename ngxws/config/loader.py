@@ -742,10 +742,10 @@ class _Reader:
                     node, StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, "not supported here")
                 )
             return
-        if name == "if" and _holds_return(node):
-            # a skipped if that would return (often a 403) must not fail open
+        if name == "if" and _refuses(node):
+            # a skipped if whose return would refuse (403, 401, 444...) must not fail open
             rule = StockRule(
-                Handling.UNENFORCED_ACCESS, "this if block is skipped: its return does not run"
+                Handling.UNENFORCED_ACCESS, "this if block is skipped: its refusing return does not run"
             )
         self._ignore(node, rule)
         if node.block is not None and name in _CROSSPLANE_DIRECTIVES and name not in DATA_BLOCKS:
@@ -1395,8 +1395,14 @@ class _Reader:
 _IF_OPERATORS = ("=", "!=", "~", "~*", "!~", "!~*")
 
 
-def _holds_return(node: _Node) -> bool:
-    return any(n.name == "return" or (n.block and _holds_return(n)) for n in node.block or ())
+def _refuses(node: _Node) -> bool:
+    """Whether a block holds a ``return`` of an error code (4xx, 5xx, 444)."""
+    for n in node.block or ():
+        if n.name == "return" and n.args and n.args[0].isdigit() and int(n.args[0]) >= 400:
+            return True
+        if n.block and _refuses(n):
+            return True
+    return False
 
 
 def _if_condition_supported(args: Sequence[str]) -> bool:
