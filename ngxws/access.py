@@ -4,8 +4,8 @@
 Pure functions except ``check_basic_auth``, which reads the user file on
 every request as nginx does (so edits take effect without a reload).
 
-Order, as nginx runs its access phase with ``satisfy all``: allow/deny
-first (403), then auth_basic (401 with ``WWW-Authenticate``).
+The order they run in, with auth_request, and ``satisfy``: see
+``ngxws.proxy.access_phase``.
 
 Password hashes, as ngx_crypt() accepts them: ``$apr1$`` (Apache's
 MD5-crypt variant) and ``$1$`` (MD5-crypt) computed here; ``{PLAIN}``,

@@ -613,6 +613,7 @@ _PROXY_TIMEOUTS = {
 }
 _PROXY_FLAGS = {
     "proxy_pass_request_headers": "pass_request_headers",
+    "proxy_pass_request_body": "pass_request_body",
     "proxy_buffering": "buffering",
     "proxy_ssl_server_name": "ssl_server_name",
     "proxy_ssl_verify": "ssl_verify",

@@ -121,6 +121,7 @@ class ProxySettings:
     )
     http_version: str = "1.0"
     pass_request_headers: bool = True
+    pass_request_body: bool = True
     connect_timeout: float = 60.0
     read_timeout: float = 60.0
     send_timeout: float = 60.0

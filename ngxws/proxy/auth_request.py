@@ -3,8 +3,8 @@
 nginx builds the subrequest with ngx_http_subrequest(): method ``GET`` (but
 ``$request_method`` and ``$request_uri`` are the client's), the
 URI given (no arguments), every header of the client's request, no body
-(the module hands it an empty request body), ``$request_uri`` still the
-client's.  It runs the location the URI matches from its rewrite phase,
+(the module hands it an empty request body, though the client's
+``Content-Length`` is still announced), ``$request_uri`` still the client's.  It runs the location the URI matches from its rewrite phase,
 skips the access phase (subrequests have none), and only the response
 head counts (``header_only``): its status, and its headers for
 ``auth_request_set`` (``$upstream_http_NAME``, ``$upstream_status``) and
@@ -109,6 +109,11 @@ async def _run(
         worker.log_error(f"{exc} while sending auth request {sub.path}")
         return exc.status, None, v
     v.proxy_host = proxy_host_of(pp)
+    length = head.header("content-length")
+    if length is not None and length.isdigit():
+        # $proxy_internal_body_length is the client's length, though no body
+        # follows (hence the guides' proxy_set_header Content-Length "")
+        v.body_length = int(length)
     # the URI on the upstream request line is the subrequest's own
     uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)
     sub.request_uri = head.request_uri  # while $request_uri stays the client's

@@ -359,7 +359,7 @@ class ClientConnection(asyncio.Protocol):
         nginx's phases, in order: server rewrite (``if``/``return`` at
         server level), find config (location; its auto-redirect; the body
         size check), location rewrite (``if``/``return``), access
-        (allow/deny, then auth_basic), content (stats page or proxy)."""
+        (``access_phase``), content (stats page or proxy)."""
         if pending.head is None:
             self._write(error_response(pending.error or 400))
             return False
@@ -581,6 +581,8 @@ class ClientConnection(asyncio.Protocol):
         body = b"".join(pending.body)
         if body or head.header("content-length") is not None or head.header("transfer-encoding"):
             v.body_length = len(body)
+        if not loc.proxy.pass_request_body:  # nginx still announces the client's length
+            body = b""
         uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)
         if pp.unix is not None:
             selector = self.worker.pools.unix_selector(pp.unix)

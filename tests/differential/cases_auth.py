@@ -130,6 +130,11 @@ group(Group("auth_request", f"""
         location /teapot/ {{ auth_request /internal/teapot; proxy_pass http://127.0.0.1:@B0@; }}
         location /nowhere/ {{ auth_request /no/such/location; proxy_pass http://127.0.0.1:@B0@; }}
         location /off/ {{ auth_request off; proxy_pass http://127.0.0.1:@B0@; }}
+        location /nobody/ {{
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_pass http://127.0.0.1:@B0@;
+        }}
     }}
     server {{
         listen 127.0.0.1:@L1@;
@@ -224,6 +229,8 @@ case("auth_request to a URI the catch-all location proxies (no access phase ther
      get("/nowhere/x"), expect=(200,))
 case("auth_request to no location: 404, so 500", "auth_request", get("/nowhere/x"), target="L2", expect=(500,))
 case("auth_request off", "auth_request", get("/off/x"), expect=(200,))
+case("proxy_pass_request_body off, Content-Length blanked", "auth_request",
+     req("POST", "/nobody/", body=b"a=1"), expect=(200,))
 
 # oauth2-proxy's shape
 case("oauth2-proxy: good session (202), X-User/X-Email", "auth_request",
