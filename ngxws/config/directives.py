@@ -369,7 +369,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "autoindex_format": _harmless(_STATIC),
     "autoindex_localtime": _harmless(_STATIC),
     "index": _changes(_STATIC),
-    "recursive_error_pages": _harmless("error_page is reported separately"),
+    "recursive_error_pages": _changes("error_page applies once per request", ("off",)),
     "absolute_redirect": _changes("redirects ngxws generates are always absolute"),
     "port_in_redirect": _changes("redirects ngxws generates always carry the port"),
     "server_name_in_redirect": _changes("redirects ngxws generates use the Host header"),

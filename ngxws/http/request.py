@@ -147,6 +147,9 @@ class RequestHead:
     args: str | None = None
     request_uri: str = ""  # $request_uri: the target minus an absolute-form's scheme://host
     uri_host: str | None = None  # the host of an absolute-form target (wins over Host)
+    # the client's $request_uri when this head is an internal redirect or a
+    # subrequest (nginx never changes r->unparsed_uri)
+    client_uri: str | None = None
     _index: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

@@ -100,7 +100,7 @@ class RequestVariables:
             "server_port": str(self.server_port),
             "server_name": self.server_name,
             "scheme": self.scheme,
-            "request_uri": h.request_uri,
+            "request_uri": h.request_uri if h.client_uri is None else h.client_uri,
             "uri": h.path,
             "document_uri": h.path,
             "args": h.args or "",

@@ -73,6 +73,7 @@ async def auth_subrequest(
         version=head.version,
         headers=head.headers,
         keep_alive=head.keep_alive,
+        client_uri=head.client_uri or head.request_uri,
     )
     sub.args = None  # ngx_http_subrequest(r, uri, NULL, ...): no arguments
     status, headers, v = await _run(conn, sub, head, server)
@@ -114,9 +115,7 @@ async def _run(
         # $proxy_internal_body_length is the client's length, though no body
         # follows (hence the guides' proxy_set_header Content-Length "")
         v.body_length = int(length)
-    # the URI on the upstream request line is the subrequest's own
-    uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)
-    sub.request_uri = head.request_uri  # while $request_uri stays the client's
+    uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)  # the subrequest's own URI
     selector = worker.pools.unix_selector(pp.unix) if pp.unix else worker.pools.selector(pp)
     key = conn.remote_addr
     if selector.balance == "hash" and selector.hash_key:

@@ -94,7 +94,7 @@ class _Pending:
         self.upgrade = False
         self.leftover = b""
         self.error = error
-        self.redirects = 0  # error_page hops, bounded like nginx's 10 internal redirects
+        self.redirects = 0  # error_page hops: one, as nginx with recursive_error_pages off
         self.complete = False  # answer before the body (declared length over the limit)
         self.status_override: int | None = None  # error_page's code for the final answer
 
@@ -427,10 +427,10 @@ class ClientConnection(asyncio.Protocol):
         names the status, else nginx's built-in page."""
         head = pending.head
         assert head is not None
-        self.error_headers = extra_headers or self.error_headers
+        self.error_headers = [*self.error_headers, *(extra_headers or ())]
         pages = loc.error_pages if loc is not None else server.error_pages
         page = next((p for p in pages if status in p.codes), None)
-        if page is not None and pending.redirects < 10:
+        if page is not None and pending.redirects < 1:
             pending.redirects += 1
             handled = await self._error_page(page, status, pending, server, keep)
             if handled is not None:
@@ -469,6 +469,7 @@ class ClientConnection(asyncio.Protocol):
             version=head.version,
             headers=head.headers,
             keep_alive=head.keep_alive,
+            client_uri=head.client_uri or head.request_uri,
         )
         inner = _Pending(redirected)
         inner.redirects = pending.redirects

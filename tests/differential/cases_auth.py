@@ -189,6 +189,17 @@ group(Group("auth_request", f"""
         location /all-deny/ {{ deny all; auth_request /internal/authelia/authz; proxy_pass http://127.0.0.1:@B0@; }}
         location /all-basic-first/ {{ {_BASIC} auth_request /internal/authelia/authz; proxy_pass http://127.0.0.1:@B0@; }}
     }}
+    server {{
+        listen 127.0.0.1:@L3@;
+        {_AUTHELIA_LOCATION}
+        auth_request /internal/authelia/authz;
+        auth_request_set $user $upstream_http_remote_user;
+        proxy_set_header X-User $user;
+        error_page 401 = /login/;
+        location / {{ proxy_pass http://127.0.0.1:@B0@; }}
+        location /login/ {{ proxy_pass http://127.0.0.1:@B0@; }}
+        location /public/ {{ auth_request off; proxy_pass http://127.0.0.1:@B0@; }}
+    }}
 """, files={"htpasswd": "alice:{PLAIN}secret\n"}))
 
 _GOOD = "Cookie: session=good\r\n"
@@ -243,6 +254,12 @@ case("oauth2-proxy: forbidden", "auth_request", get("/app", extra=_FORBIDDEN), t
 case("oauth2-proxy: websocket with a good session", "auth_request",
      upgrade("/ws/x", extra=_GOOD), target="L1", ws=True, expect=(101,))
 case("oauth2-proxy: websocket without a session", "auth_request", upgrade("/ws/x"), target="L1", expect=(302,))
+
+# server-level auth_request, inherited
+case("server level: good session", "auth_request", get("/x", extra=_GOOD), target="L3", expect=(200,))
+case("server level: auth_request off in a location", "auth_request", get("/public/x"), target="L3", expect=(200,))
+case("server level: error_page to a location that asks again: one error_page only", "auth_request",
+     get("/x"), target="L3", expect=(401,))
 
 # satisfy
 case("satisfy any: allowed address, no credentials", "auth_request", get("/any-ip/"), target="L2", expect=(200,))
