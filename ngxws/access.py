@@ -4,8 +4,8 @@
 Pure functions except ``check_basic_auth``, which reads the user file on
 every request as nginx does (so edits take effect without a reload).
 
-Order, as nginx runs its access phase with ``satisfy all``: allow/deny
-first (403), then auth_basic (401 with ``WWW-Authenticate``).
+The order they run in, with auth_request, and ``satisfy``: see
+``ngxws.proxy.access_phase``.
 
 Password hashes, as ngx_crypt() accepts them: ``$apr1$`` (Apache's
 MD5-crypt variant) and ``$1$`` (MD5-crypt) computed here; ``{PLAIN}``,
@@ -31,7 +31,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def client_allowed(rules: tuple[tuple[str, str], ...], remote_addr: str) -> bool:
-    """The first rule that matches the client decides; none matching allows.
+    """The first rule that matches the client decides; none matching allows."""
+    return access_verdict(rules, remote_addr) != "deny"
+
+
+def access_verdict(rules: tuple[tuple[str, str], ...], remote_addr: str) -> str | None:
+    """``"allow"`` or ``"deny"`` from the first rule that matches the client;
+    None when none does (nginx's NGX_DECLINED, which matters to ``satisfy any``).
 
     IPv4-mapped IPv6 clients are checked against IPv4 rules (as nginx does);
     ``unix:`` matches clients of a unix socket, ``all`` everyone."""
@@ -44,17 +50,17 @@ def client_allowed(rules: tuple[tuple[str, str], ...], remote_addr: str) -> bool
         addr = addr.ipv4_mapped
     for verdict, value in rules:
         if value == "all":
-            return verdict == "allow"
+            return verdict
         if value == "unix:":
             if addr is None:
-                return verdict == "allow"
+                return verdict
             continue
         if addr is None:
             continue
         net = ipaddress.ip_network(value, strict=False)
         if addr.version == net.version and addr in net:
-            return verdict == "allow"
-    return True
+            return verdict
+    return None
 
 
 def basic_credentials(authorization: str | None) -> tuple[str, str] | None:

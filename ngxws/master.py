@@ -90,6 +90,15 @@ MASTER_SIGNALS = (
 _STDIO_PATHS = ("/dev/stdout", "/dev/stderr", "/dev/fd/1", "/dev/fd/2")
 
 
+def _warn_unenforced(config: Config) -> None:
+    """Access control the operator allowed to go unenforced: said at every
+    start and reload, in the error log."""
+    from ngxws.config.report import unenforced_warnings
+
+    for warning in unenforced_warnings(config):
+        log.warning(warning)
+
+
 def worker_count(config: Config) -> int:
     """``worker_processes`` (``auto`` is already the CPU count); 0 runs one."""
     return max(1, config.worker_processes)
@@ -202,6 +211,7 @@ class Master:
             log.log(EMERG, problem)
         if problems:
             return 1
+        _warn_unenforced(config)
         workers = worker_count(config)
         try:
             sockets = ListenSockets.bind(config, workers)
@@ -492,7 +502,7 @@ class Master:
         if self.stopping or self.current is None or self.counters is None:
             return
         try:
-            new = load_config(self.config.path, self.config.prefix)
+            new = load_config(self.config.path, self.config.prefix, self.config.allow_unenforced)
         except ConfigError as exc:
             log.log(EMERG, f"{exc}; keeping the running configuration")
             return
@@ -506,6 +516,7 @@ class Master:
             log.log(EMERG, f"{problem}; keeping the running configuration")
         if problems:
             return
+        _warn_unenforced(new)
         if self.pending is not None:
             self._abandon_pending(None)
         workers = worker_count(new)

@@ -217,8 +217,9 @@ def test_proxy_uri_with_variables() -> None:
 def test_if_conditions_and_content_types() -> None:
     from ngxws.config.model import DEFAULT_TYPES
     from ngxws.http.request import RequestHead
+    from ngxws.http.rewrite import if_condition
     from ngxws.http.upstream_request import RequestVariables
-    from ngxws.proxy.client import content_type_for, if_condition
+    from ngxws.proxy.client import content_type_for
 
     head = RequestHead("GET", "/Cap/7", "1.1", [("Upgrade", "websocket"), ("X-Zero", "0")], True)
     v = RequestVariables(head, "1.2.3.4", 1, "5.6.7.8", 80, "")

@@ -13,8 +13,11 @@ Two tables, both read by ``loader.py`` and nothing else:
 ``STOCK_DIRECTIVES``
     Every stock directive ngxws has an opinion on: ``HONOURED`` (implemented,
     ends up in the model), ``IGNORED_HARMLESS`` (tuning that nothing on the
-    wire depends on) or ``IGNORED_CHANGES_BEHAVIOUR`` (nginx would do
-    something ngxws will not).  crossplane still checks their contexts and
+    wire depends on), ``IGNORED_CHANGES_BEHAVIOUR`` (nginx would do
+    something ngxws will not) or ``UNENFORCED_ACCESS`` (access control or
+    authentication ngxws does not enforce: the config is refused unless the
+    operator names the directive with ``--allow-unenforced``, so that a
+    config never starts unprotected by mistake).  crossplane still checks their contexts and
     argument counts.  A directive missing here is treated as
     ``IGNORED_CHANGES_BEHAVIOUR``: when in doubt, tell the user.
 """
@@ -41,6 +44,7 @@ __all__ = [
     "UNKNOWN_RULE",
     "UNLISTED_RULE",
     "NEWER_STOCK_DIRECTIVES",
+    "THIRD_PARTY_ACCESS",
 ]
 
 
@@ -50,6 +54,7 @@ class Handling(str, Enum):
     HONOURED = "honoured"
     IGNORED_HARMLESS = "ignored_harmless"
     IGNORED_CHANGES_BEHAVIOUR = "ignored_changes_behaviour"
+    UNENFORCED_ACCESS = "unenforced_access"
 
 
 # crossplane's context tuples (analyzer.CONTEXTS) -> the names used below.
@@ -153,6 +158,10 @@ def _changes(reason: str, *harmless_args: tuple[str, ...]) -> StockRule:
     return StockRule(_CH, reason, harmless_args=tuple(harmless_args))
 
 
+def _unenforced(reason: str, *harmless_args: tuple[str, ...]) -> StockRule:
+    return StockRule(Handling.UNENFORCED_ACCESS, reason, harmless_args=tuple(harmless_args))
+
+
 _TUNING = "performance tuning; ngxws manages its own I/O"
 _STATIC = "static file serving is not implemented; such requests get 404"
 _REWRITE = "rewrite module is not implemented"
@@ -162,6 +171,9 @@ _HEADERS = "response header manipulation is not implemented"
 _LIMIT = "request/connection limiting is not implemented"
 _VARS = "defines variables ngxws does not evaluate"
 _NO_ACCESS_LOG = "ngxws writes no access log (ws_log and the error log are written)"
+_ONLY_WITH = "only acts with {} (which is refused unless allowed)"
+_SECURE_LINK = "secure links are not checked ($secure_link is empty)"
+_LUA = "Lua access handlers do not run"
 
 STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     # --- core / main context ------------------------------------------------
@@ -212,6 +224,10 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "deny": _honoured(),
     "auth_basic": _honoured(unique=True),
     "auth_basic_user_file": _honoured(unique=True),
+    "auth_request": _honoured(unique=True),
+    "auth_request_set": _honoured(),
+    "satisfy": _honoured(unique=True),
+    "internal": _honoured(unique=True),
     "default_type": _honoured(unique=True),
     "client_max_body_size": _honoured(unique=True),
     "client_header_timeout": _honoured(unique=True),
@@ -235,6 +251,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_set_header": _honoured(),
     "proxy_http_version": _honoured(unique=True),
     "proxy_pass_request_headers": _honoured(unique=True),
+    "proxy_pass_request_body": _honoured(unique=True),
     "proxy_connect_timeout": _honoured(unique=True),
     "proxy_read_timeout": _honoured(unique=True),
     "proxy_send_timeout": _honoured(unique=True),
@@ -359,7 +376,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "autoindex_format": _harmless(_STATIC),
     "autoindex_localtime": _harmless(_STATIC),
     "index": _changes(_STATIC),
-    "recursive_error_pages": _harmless("error_page is reported separately"),
+    "recursive_error_pages": _changes("error_page applies once per request", ("off",)),
     "absolute_redirect": _changes("redirects ngxws generates are always absolute"),
     "port_in_redirect": _changes("redirects ngxws generates always carry the port"),
     "server_name_in_redirect": _changes("redirects ngxws generates use the Host header"),
@@ -387,7 +404,6 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_cookie_flags": _changes("cookies are not rewritten", ("off",)),
     "proxy_set_body": _changes("request bodies are passed unchanged"),
     "proxy_method": _changes("the request method is passed unchanged"),
-    "proxy_pass_request_body": _changes("request bodies are always passed", ("on",)),
     "proxy_intercept_errors": _changes("upstream errors are passed through", ("off",)),
     "proxy_bind": _changes("upstream connections use the default source address", ("off",)),
     "proxy_next_upstream_tries": _changes("retries are bounded by the peer count only"),
@@ -407,17 +423,14 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_cache_revalidate": _changes(_CACHE),
     "proxy_cache_background_update": _changes(_CACHE),
     "proxy_cache_convert_head": _changes(_CACHE),
-    "proxy_ssl_crl": _changes("upstream certificate revocation is not checked"),
+    "proxy_ssl_crl": _unenforced("upstream certificate revocation is not checked"),
     "proxy_ssl_password_file": _changes("encrypted client keys are not supported"),
     "proxy_ssl_conf_command": _changes("OpenSSL commands are not applied"),
     "limit_req": _changes(_LIMIT),
     "limit_conn": _changes(_LIMIT),
     "limit_rate": _changes(_LIMIT, ("0",)),
     "limit_rate_after": _changes(_LIMIT),
-    "limit_except": _changes("method restrictions are not implemented; its block is skipped"),
-    "satisfy": _changes("allow/deny and auth_basic must both pass", ("all",)),
-    "auth_request": _changes("subrequest authentication is not implemented", ("off",)),
-    "auth_request_set": _changes("subrequest authentication is not implemented"),
+    "limit_except": _unenforced("method restrictions (the access rules in its block) are not enforced"),
     "sub_filter": _changes("response bodies are passed unchanged"),
     "sub_filter_once": _changes("response bodies are passed unchanged"),
     "sub_filter_types": _changes("response bodies are passed unchanged"),
@@ -428,21 +441,22 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "ssi": _changes("SSI is not implemented", ("off",)),
     "mirror": _changes("requests are not mirrored", ("off",)),
     "error_page": _honoured(),
-    "internal": _changes("internal locations are reachable from outside"),
     "root": _changes(_STATIC),
     "alias": _changes(_STATIC),
     "try_files": _changes(_STATIC),
     "autoindex": _changes(_STATIC, ("off",)),
     "stub_status": _changes("the nginx status page is not served (ws_stat is)"),
-    "real_ip_header": _changes("$remote_addr is the peer address"),
-    "set_real_ip_from": _changes("$remote_addr is the peer address"),
-    "real_ip_recursive": _changes("$remote_addr is the peer address"),
-    "underscores_in_headers": _changes("header names with underscores are passed", ("off",)),
-    "ignore_invalid_headers": _changes("invalid header names are passed", ("off",)),
+    "set_real_ip_from": _unenforced(
+        "$remote_addr stays the peer address: allow/deny would judge the proxy in front, not the client"
+    ),
+    "real_ip_header": _harmless(_ONLY_WITH.format("set_real_ip_from")),
+    "real_ip_recursive": _harmless(_ONLY_WITH.format("set_real_ip_from")),
+    "underscores_in_headers": _changes("header names with underscores are dropped", ("off",)),
+    "ignore_invalid_headers": _changes("invalid header names are dropped", ("on",)),
     "chunked_transfer_encoding": _changes(
         "chunked encoding is used as the upstream sends it", ("on",)
     ),
-    "geo": _changes(_VARS),
+    "geo": _unenforced("variables from the client address are not evaluated (they are empty)"),
     "split_clients": _changes(_VARS),
     "ssl_password_file": _changes("encrypted certificate keys are not supported"),
     "stream": _changes("the stream (TCP/UDP) module is not implemented; its block is skipped"),
@@ -454,6 +468,40 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "memcached_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
     "random": _changes("balancing falls back to round robin"),
     "sticky": _changes("balancing falls back to round robin"),
+    # --- access control ngxws does not enforce: refused unless allowed ------
+    "secure_link": _unenforced(_SECURE_LINK),
+    "secure_link_md5": _unenforced(_SECURE_LINK),
+    "secure_link_secret": _unenforced(_SECURE_LINK),
+    "ssl_ocsp": _unenforced("client certificates are not checked with OCSP", ("off",)),
+    "ssl_ocsp_cache": _harmless(_ONLY_WITH.format("ssl_ocsp")),
+    "ssl_ocsp_responder": _harmless(_ONLY_WITH.format("ssl_ocsp")),
+    # nginx plus (crossplane knows these)
+    "auth_jwt": _unenforced("JSON Web Tokens are not validated", ("off",)),
+    "auth_jwt_require": _unenforced("JSON Web Token claims are not checked"),
+    "auth_jwt_key_file": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_key_request": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_key_cache": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_leeway": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_type": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_claim_set": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_header_set": _harmless(_ONLY_WITH.format("auth_jwt")),
+}
+
+# Third-party modules' access handlers (nginx without the module would say
+# "unknown directive"; a config written for OpenResty or with such a module
+# built in must not start unprotected either).
+THIRD_PARTY_ACCESS: Mapping[str, StockRule] = {
+    "access_by_lua": _unenforced(_LUA),
+    "access_by_lua_block": _unenforced(_LUA),
+    "access_by_lua_file": _unenforced(_LUA),
+    "access_by_lua_no_postpone": _harmless(_ONLY_WITH.format("access_by_lua*")),
+    "auth_digest": _unenforced("HTTP digest authentication is not implemented", ("off",)),
+    "auth_digest_user_file": _harmless(_ONLY_WITH.format("auth_digest")),
+    "auth_pam": _unenforced("PAM authentication is not implemented", ("off",)),
+    "auth_ldap": _unenforced("LDAP authentication is not implemented", ("off",)),
+    "auth_gss": _unenforced("Kerberos (GSSAPI) authentication is not implemented", ("off",)),
+    "auth_jwt_enabled": _unenforced("JSON Web Tokens are not validated", ("off",)),
+    "modsecurity": _unenforced("the ModSecurity firewall does not run", ("off",)),
 }
 
 # Directives ngxws reads and checks like nginx but does not act on: reported
@@ -480,7 +528,7 @@ UNLISTED_RULE = StockRule(_CH, "not implemented by ngxws")
 
 def stock_rule(name: str, known_to_nginx: bool) -> StockRule:
     """The rule for ``name``; unlisted names default to changes-behaviour."""
-    rule = STOCK_DIRECTIVES.get(name)
+    rule = STOCK_DIRECTIVES.get(name) or THIRD_PARTY_ACCESS.get(name)
     if rule is not None:
         return rule
     return UNLISTED_RULE if known_to_nginx else UNKNOWN_RULE

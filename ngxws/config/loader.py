@@ -54,6 +54,7 @@ from ngxws.config.directives import (
     context_name,
     stock_rule,
 )
+from ngxws.config.enforcement import sets_tested_by_returns
 from ngxws.config.model import (
     DEFAULT_TYPES,
     Access,
@@ -87,18 +88,23 @@ class ConfigError(Exception):
     position (``no "events" section in configuration``).
     """
 
-    def __init__(self, message: str, file: str | None = None, line: int | None = None) -> None:
+    def __init__(
+        self, message: str, file: str | None = None, line: int | None = None, hint: str = ""
+    ) -> None:
         super().__init__(message, file, line)
         self.message = message
         self.file = file
         self.line = line
+        self.hint = hint  # ngxws's own advice after the position ("; --allow-unenforced X ...")
 
     def __str__(self) -> str:
         if self.file is None:
-            return self.message
-        if self.line is None:
-            return f"{self.message} in {self.file}"
-        return f"{self.message} in {self.file}:{self.line}"
+            text = self.message
+        elif self.line is None:
+            text = f"{self.message} in {self.file}"
+        else:
+            text = f"{self.message} in {self.file}:{self.line}"
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 class _ReadingError(ConfigError):
@@ -112,9 +118,16 @@ class _ReadingError(ConfigError):
         self.rank = rank
 
 
-def load_config(path: str, prefix: str | None = None) -> Config:
+def load_config(
+    path: str, prefix: str | None = None, allow_unenforced: Iterable[str] | None = ()
+) -> Config:
     """Read ``path`` (and its includes) into a ``Config``; raise ``ConfigError``
     with nginx's message for anything ``nginx -t`` would refuse.
+
+    Then, ngxws's own refusal: the first directive that restricts access in
+    nginx but that ngxws does not enforce (``Handling.UNENFORCED_ACCESS``)
+    and that ``allow_unenforced`` does not name.  None skips that check
+    (``ngxws -s`` only reads the pid path).
 
     ``prefix`` is ``-p``: relative ``pid``, ``error_log`` and ``ws_log``
     paths resolve against it; when it is None, against the conf file's
@@ -164,7 +177,23 @@ def load_config(path: str, prefix: str | None = None) -> Config:
         raise
     if first_parse_error is not None:
         raise _plain(first_parse_error)
-    return _Builder(reader).build()
+    config = _Builder(reader).build()
+    guarded = sets_tested_by_returns(config, reader.set_variables)
+    if guarded:
+        unenforced = sorted([*config.unenforced, *guarded], key=lambda i: reader.order(i.source))
+        config = replace(config, unenforced=tuple(unenforced))
+    if allow_unenforced is None:
+        return config
+    allowed = frozenset(allow_unenforced)
+    for item in config.unenforced:
+        if item.name not in allowed:
+            raise ConfigError(
+                f'"{item.name}" is access control ngxws does not enforce ({item.reason})',
+                item.source.file,
+                item.source.line,
+                hint=f"--allow-unenforced {item.name} to run anyway",
+            )
+    return replace(config, allow_unenforced=allowed)
 
 
 def _plain(exc: ConfigError) -> ConfigError:
@@ -468,6 +497,8 @@ class _Core:
     ssl_reject_handshake: bool = False
     auth_basic: str | None = None
     auth_basic_user_file: str | None = None
+    auth_request: str | None = None
+    satisfy_any: bool = False
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
 
 
@@ -492,6 +523,7 @@ class _Level:
     certificate_keys: list[str] = field(default_factory=list)
     error_pages: list[ErrorPage] = field(default_factory=list)
     ifs: list[IfReturn] = field(default_factory=list)
+    auth_request_set: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -521,6 +553,7 @@ class _LocationBlock(_Level):
     ws_stat: bool = False
     return_: Return | None = None
     locations: list[_LocationBlock] = field(default_factory=list)
+    internal: bool = False
 
     @property
     def name(self) -> str:
@@ -587,6 +620,7 @@ _PROXY_TIMEOUTS = {
 }
 _PROXY_FLAGS = {
     "proxy_pass_request_headers": "pass_request_headers",
+    "proxy_pass_request_body": "pass_request_body",
     "proxy_buffering": "buffering",
     "proxy_ssl_server_name": "ssl_server_name",
     "proxy_ssl_verify": "ssl_verify",
@@ -610,6 +644,8 @@ _LEVEL_DIRECTIVES = frozenset(
         "large_client_header_buffers", "ssl_certificate", "ssl_certificate_key",
         "ssl_protocols", "ssl_ciphers", "http2", "ssl", "send_timeout",
         *_CLIENT_CERT_DIRECTIVES, *_PROXY_TIMEOUTS, *_PROXY_FLAGS,
+        "auth_request", "auth_request_set", "satisfy",
+        *_PROXY_TIMEOUTS, *_PROXY_FLAGS,
     }
 )  # fmt: skip
 
@@ -635,6 +671,11 @@ class _Reader:
         self.prefix = prefix
         self.main = _MainBlock()
         self.ignored: list[Ignored] = []
+        self.unenforced: list[Ignored] = []
+        # every "set $name" (also in skipped blocks), for enforcement.py, and
+        # the reading position of each directive's place
+        self.set_variables: list[tuple[str, Source]] = []
+        self._positions: dict[tuple[str, int], int] = {}
         self.warnings: list[str] = []
         self.maps: list[Map] = []
         self.honoured: list[tuple[str, Source]] = []
@@ -665,6 +706,7 @@ class _Reader:
             "proxy_pass": self._proxy_pass,
             "error_page": self._error_page,
             "types": self._types,
+            "internal": self._internal,
             "include": lambda node, owner: None,  # already inlined by _Tree
         }
 
@@ -679,6 +721,9 @@ class _Reader:
 
     def _directive(self, node: _Node, owner: _Owner) -> None:
         name = node.name
+        self._positions.setdefault((node.source.file, node.source.line), len(self._positions))
+        if name == "set" and node.args:
+            self.set_variables.append((node.args[0].lstrip("$"), node.source))
         if name in (";", "{"):
             raise node.error(f'unexpected "{name}"')
         if name.startswith("ws_"):
@@ -711,9 +756,18 @@ class _Reader:
                     node, StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, "not supported here")
                 )
             return
+        if name == "if" and _refuses(node):
+            # a skipped if whose return would refuse (403, 401, 444...) must not fail open
+            rule = StockRule(
+                Handling.UNENFORCED_ACCESS, "this if block is skipped: its refusing return does not run"
+            )
         self._ignore(node, rule)
         if node.block is not None and name in _CROSSPLANE_DIRECTIVES and name not in DATA_BLOCKS:
             self._check_skipped(node.block)
+
+    def order(self, source: Source) -> int:
+        """Reading position of the directive at ``source`` (for sorting reports)."""
+        return self._positions.get((source.file, source.line), len(self._positions))
 
     def _ignore(self, node: _Node, rule: StockRule, name: str | None = None) -> None:
         args = tuple(a.lower() for a in node.args)
@@ -722,7 +776,11 @@ class _Reader:
         if not harmless and args in rule.harmless_args:
             harmless = True
             reason = f'"{" ".join(node.args)}": what ngxws does anyway'
-        self.ignored.append(Ignored(name or node.name, node.source, harmless, reason))
+        item = Ignored(name or node.name, node.source, harmless, reason)
+        if rule.handling is Handling.UNENFORCED_ACCESS and not harmless:
+            self.unenforced.append(item)
+        else:
+            self.ignored.append(item)
 
     def _check_skipped(self, nodes: Iterable[_Node]) -> None:
         """Inside a block ngxws skips (``if``, ``limit_except``, ``stream``...),
@@ -731,6 +789,9 @@ class _Reader:
         for node in nodes:
             if node.name in (";", "{"):
                 raise node.error(f'unexpected "{node.name}"')
+            self._positions.setdefault((node.source.file, node.source.line), len(self._positions))
+            if node.name == "set" and node.args:
+                self.set_variables.append((node.args[0].lstrip("$"), node.source))
             if node.name.startswith("ws_"):
                 self._ws_rule(node)
             if node.name == "proxy_pass" and node.args:
@@ -1121,6 +1182,10 @@ class _Reader:
         owner.ifs.append(IfReturn(tuple(node.args), holder.return_, node.source))
         return True
 
+    def _internal(self, node: _Node, owner: _Owner) -> None:
+        if isinstance(owner, _LocationBlock):
+            owner.internal = True
+
     def _error_page(self, node: _Node, owner: _Owner) -> None:
         if not isinstance(owner, _Level):
             self._ignore(node, StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, "not supported here"))
@@ -1252,6 +1317,16 @@ class _Reader:
             level.core["auth_basic"] = None if args[0] == "off" else args[0]
         elif name == "auth_basic_user_file":
             level.core["auth_basic_user_file"] = self._conf_relative(args[0])
+        elif name == "auth_request":
+            level.core["auth_request"] = None if args[0] == "off" else args[0]
+        elif name == "auth_request_set":
+            if not args[0].startswith("$"):
+                raise node.error(f'invalid variable name "{args[0]}"')
+            level.auth_request_set.append((args[0][1:], args[1]))
+        elif name == "satisfy":
+            if args[0] not in ("all", "any"):
+                raise node.error(f'invalid value "{args[0]}"')
+            level.core["satisfy_any"] = args[0] == "any"
         elif name == "client_max_body_size":
             level.core["client_max_body_size"] = self._size(node, args[0])
         elif name == "default_type":
@@ -1356,6 +1431,16 @@ class _Reader:
 
 
 _IF_OPERATORS = ("=", "!=", "~", "~*", "!~", "!~*")
+
+
+def _refuses(node: _Node) -> bool:
+    """Whether a block holds a ``return`` of an error code (4xx, 5xx, 444)."""
+    for n in node.block or ():
+        if n.name == "return" and n.args and n.args[0].isdigit() and int(n.args[0]) >= 400:
+            return True
+        if n.block and _refuses(n):
+            return True
+    return False
 
 
 def _if_condition_supported(args: Sequence[str]) -> bool:
@@ -1594,6 +1679,7 @@ class _Effective:
     headers: tuple[tuple[str, str], ...]
     rules: tuple[tuple[str, str], ...]
     error_pages: tuple[ErrorPage, ...] = ()
+    auth_request_set: tuple[tuple[str, str], ...] = ()
 
     def below(self, level: _Level) -> _Effective:
         # arrays (headers, allow/deny, error_page) are inherited only by a
@@ -1604,6 +1690,9 @@ class _Effective:
             headers=tuple(level.headers) if level.headers else self.headers,
             rules=tuple(level.rules) if level.rules else self.rules,
             error_pages=tuple(level.error_pages) if level.error_pages else self.error_pages,
+            auth_request_set=tuple(level.auth_request_set)
+            if level.auth_request_set
+            else self.auth_request_set,
         )
 
     def proxy_settings(self) -> ProxySettings:
@@ -1618,6 +1707,9 @@ class _Effective:
             rules=self.rules,
             auth_basic=self.core.auth_basic,
             auth_basic_user_file=self.core.auth_basic_user_file,
+            auth_request=self.core.auth_request,
+            auth_request_set=self.auth_request_set,
+            satisfy_any=self.core.satisfy_any,
         )
 
 
@@ -1667,6 +1759,7 @@ class _Builder:
             maps=tuple(self.reader.maps),
             warnings=tuple(self.warnings),
             honoured=tuple(self.reader.honoured),
+            unenforced=tuple(self.reader.unenforced),
         )
 
     def _check_proxy_pass_hosts(self, servers: Sequence[_ServerBlock]) -> None:
@@ -1835,6 +1928,7 @@ class _Builder:
             error_pages=eff.error_pages,
             types=eff.core.types,
             send_timeout=eff.core.send_timeout,
+            internal=raw.internal,
         )
 
     def _check_duplicate_locations(self, locations: Sequence[_LocationBlock]) -> None:

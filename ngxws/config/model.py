@@ -121,6 +121,7 @@ class ProxySettings:
     )
     http_version: str = "1.0"
     pass_request_headers: bool = True
+    pass_request_body: bool = True
     connect_timeout: float = 60.0
     read_timeout: float = 60.0
     send_timeout: float = 60.0
@@ -248,11 +249,22 @@ DEFAULT_TYPES: tuple[tuple[str, str], ...] = (
 @dataclass(frozen=True)
 class Access:
     """``allow``/``deny`` rules in config order: (``"allow"|"deny"``, CIDR or ``"all"``),
-    plus ``auth_basic`` (realm, or None when off) and its user file."""
+    plus ``auth_basic`` (realm, or None when off) and its user file,
+    ``auth_request`` (the subrequest URI, or None when off) with its
+    ``auth_request_set`` pairs (variable name without ``$``, value template),
+    and ``satisfy any`` (``satisfy_any``) or ``all``."""
 
     rules: tuple[tuple[str, str], ...] = ()
     auth_basic: str | None = None
     auth_basic_user_file: str | None = None
+    auth_request: str | None = None
+    auth_request_set: tuple[tuple[str, str], ...] = ()
+    satisfy_any: bool = False
+
+    @property
+    def restricted(self) -> bool:
+        """Whether the access phase has anything to check."""
+        return bool(self.rules) or self.auth_basic is not None or self.auth_request is not None
 
 
 @dataclass(frozen=True)
@@ -275,6 +287,7 @@ class Location:
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES  # extension -> MIME type
     send_timeout: float = 60.0  # ``send_timeout``: a write to the client blocked that long ends it
+    internal: bool = False  # ``internal;``: a client's own request gets 404 here
 
 
 @dataclass(frozen=True)
@@ -373,6 +386,10 @@ class Config:
     warnings: tuple[str, ...] = ()
     # every directive ngxws acts on, in reading order (for ``ngxws check``)
     honoured: tuple[tuple[str, Source], ...] = ()
+    # access control ngxws does not enforce (``directives.UNENFORCED``); the
+    # loader refuses them unless named in ``allow_unenforced``
+    unenforced: tuple[Ignored, ...] = ()
+    allow_unenforced: frozenset[str] = frozenset()
 
     def upstream(self, name: str) -> Upstream | None:
         for u in self.upstreams:

@@ -28,7 +28,7 @@ from ngxws.config.model import (
     WsSettings,
 )
 
-__all__ = ["render_check_report"]
+__all__ = ["render_check_report", "unenforced_warnings"]
 
 _INDENT = "  "
 
@@ -61,6 +61,12 @@ def render_check_report(config: Config) -> str:
     lines.extend(_honoured(config.honoured, base))
     lines.append("")
     lines.extend(_migration(config.ignored, base))
+    if config.unenforced:
+        lines.append("")
+        lines.append("access control NOT enforced (allowed with --allow-unenforced):")
+        lines.extend(
+            f"{_INDENT}{_where(i.source, base)}  {i.name} -- {i.reason}" for i in config.unenforced
+        )
     if config.warnings:
         lines.append("")
         lines.append("warnings (nginx -t would print these too):")
@@ -236,6 +242,16 @@ def _migration(ignored: tuple[Ignored, ...], base: str) -> list[str]:
             reason = f" -- {item.reason}" if item.reason else ""
             lines.append(f"{_INDENT * 2}{_where(item.source, base):<{width}}  {item.name}{reason}")
     return lines
+
+
+def unenforced_warnings(config: Config) -> list[str]:
+    """One line per access directive the operator let through unenforced
+    (``--allow-unenforced``), for the terminal and the error log."""
+    return [
+        f'"{i.name}" in {i.source.file}:{i.source.line} is NOT enforced ({i.reason}), '
+        f"allowed by --allow-unenforced {i.name}"
+        for i in config.unenforced
+    ]
 
 
 # -- small formatting helpers -------------------------------------------------

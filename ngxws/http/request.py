@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -146,6 +147,9 @@ class RequestHead:
     args: str | None = None
     request_uri: str = ""  # $request_uri: the target minus an absolute-form's scheme://host
     uri_host: str | None = None  # the host of an absolute-form target (wins over Host)
+    # the client's $request_uri when this head is an internal redirect or a
+    # subrequest (nginx never changes r->unparsed_uri)
+    client_uri: str | None = None
     _index: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -202,3 +206,16 @@ def valid_websocket_key(key: str) -> bool:
         return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
     except (binascii.Error, UnicodeEncodeError):
         return False
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+
+
+def valid_header_name(name: str) -> bool:
+    """ngx_http_parse_header_line()'s lowcase table: letters, digits and
+    ``-``.  nginx's defaults (``ignore_invalid_headers on``,
+    ``underscores_in_headers off``) drop any other header: it is neither
+    passed upstream nor seen as ``$http_NAME``, so a client cannot slip
+    ``Remote_User`` past an ``auth_request_set``'d ``Remote-User`` to a
+    backend that reads both alike."""
+    return _HEADER_NAME.fullmatch(name) is not None

@@ -126,6 +126,9 @@ def error_response(
     )
 
 
-def redirect_response(status: int, location: str, *, keep_alive: bool = True) -> bytes:
+def redirect_response(
+    status: int, location: str, *, keep_alive: bool = True, extra_headers: list[tuple[str, str]] | None = None
+) -> bytes:
     """301/302 with ``Location``, as nginx's auto-redirect and ``return 301 URL``."""
-    return error_response(status, keep_alive=keep_alive, extra_headers=[("Location", location)])
+    headers = [*(extra_headers or ()), ("Location", location)]
+    return error_response(status, keep_alive=keep_alive, extra_headers=headers)

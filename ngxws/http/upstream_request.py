@@ -61,6 +61,12 @@ class RequestVariables:
     maps: Mapping[str, CompiledMap] = field(default_factory=dict)
     named: Mapping[str, str] = field(default_factory=dict)  # (?<name>...) captures
     tls: ConnectionTLS | None = None  # $ssl_* (empty on a plain connection)
+    # variables auth_request_set gave values (they survive internal redirects)
+    auth_set: Mapping[str, str] = field(default_factory=dict)
+    # the response of the upstream the (sub)request spoke to, for
+    # $upstream_status and $upstream_http_NAME
+    upstream_status: str = ""
+    upstream_headers: tuple[tuple[str, str], ...] = ()
     _depth: int = 0
 
     def get(self, name: str) -> str:
@@ -81,6 +87,10 @@ class RequestVariables:
             return self.server_name
         if name in self.named:
             return self.named[name]
+        if name in self.auth_set:
+            return self.auth_set[name]
+        if name.startswith("upstream_"):
+            return self._upstream(name[9:])
         compiled = self.maps.get(name)
         if compiled is not None:
             return self._map(compiled)
@@ -94,7 +104,7 @@ class RequestVariables:
             "server_port": str(self.server_port),
             "server_name": self.server_name,
             "scheme": self.scheme,
-            "request_uri": h.request_uri,
+            "request_uri": h.request_uri if h.client_uri is None else h.client_uri,
             "uri": h.path,
             "document_uri": h.path,
             "args": h.args or "",
@@ -119,6 +129,16 @@ class RequestVariables:
                 if k == name[4:]:
                     return v
             return ""
+        return ""
+
+    def _upstream(self, name: str) -> str:
+        if name == "status":
+            return self.upstream_status
+        if name.startswith("http_"):
+            wanted = name[5:].replace("_", "-").lower()
+            for key, value in self.upstream_headers:
+                if key.lower() == wanted:
+                    return value
         return ""
 
     def _map(self, compiled: CompiledMap) -> str:

@@ -28,18 +28,23 @@ from typing import TYPE_CHECKING, cast
 import httptools
 from websockets.utils import accept_key
 
-from ngxws.access import check_basic_auth, client_allowed
 from ngxws.client_certs import ConnectionTLS, request_status, ssl_variable
 from ngxws.config.model import (
     ErrorPage,
-    IfReturn,
     Listen,
     Location,
     ProxyPass,
     Return,
     Server,
 )
-from ngxws.http.request import BadRequest, HeadBuffers, RequestHead, valid_host, valid_websocket_key
+from ngxws.http.request import (
+    BadRequest,
+    HeadBuffers,
+    RequestHead,
+    valid_header_name,
+    valid_host,
+    valid_websocket_key,
+)
 from ngxws.http.responses import (
     SERVER,
     build_response,
@@ -47,6 +52,7 @@ from ngxws.http.responses import (
     redirect_response,
     status_line,
 )
+from ngxws.http.rewrite import run_rewrite as _rewrite
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
@@ -54,11 +60,12 @@ from ngxws.http.upstream_request import (
     proxy_uri,
     split_proxy_url,
 )
+from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
-from ngxws.routing.locations import compile_pcre, find_named, match_location
+from ngxws.routing.locations import find_named, match_location
 from ngxws.routing.servers import VirtualHosts
 from ngxws.sinks.statspage import (
     PROMETHEUS_CONTENT_TYPE,
@@ -67,7 +74,7 @@ from ngxws.sinks.statspage import (
     render_text,
 )
 from ngxws.sinks.timefmt import http_date_now
-from ngxws.sinks.wslog import ConnInfo
+from ngxws.sinks.wslog import ConnInfo, log_text
 from ngxws.tls import upstream_tls
 from ngxws.ws.frames import encode_close_frame
 
@@ -88,7 +95,7 @@ class _Pending:
         self.upgrade = False
         self.leftover = b""
         self.error = error
-        self.redirects = 0  # error_page hops, bounded like nginx's 10 internal redirects
+        self.redirects = 0  # error_page hops: one, as nginx with recursive_error_pages off
         self.complete = False  # answer before the body (declared length over the limit)
         self.status_override: int | None = None  # error_page's code for the final answer
 
@@ -101,35 +108,6 @@ def _status_line(override: int | None, response: UpstreamResponse) -> str:
 
 # ngx_http_special_response_handler() drops keep-alive after these.
 _CLOSING_STATUSES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
-
-
-def _rewrite(ifs: tuple[IfReturn, ...], ret: Return | None, v: RequestVariables) -> Return | None:
-    """The rewrite phase ngxws runs: ``if (...) { return }`` blocks and
-    ``return`` in config order (nginx stops at the first return that runs)."""
-    for rule in ifs:
-        if if_condition(rule.condition, v):
-            return rule.return_
-    return ret
-
-
-def if_condition(cond: tuple[str, ...], v: RequestVariables) -> bool:
-    """ngx_http_rewrite's conditions on variables: ``$v`` (neither empty nor
-    "0"), ``= != ~ ~* !~ !~*``; a regex match sets ``$1``.. for the block."""
-    if len(cond) == 1:
-        word = cond[0]
-        negate = word.startswith("!")
-        value = v.render(word.lstrip("!"))
-        truth = value not in ("", "0")
-        return truth != negate
-    left, op, right = cond
-    value = v.render(left)
-    if op in ("=", "!="):
-        return (value == v.render(right)) == (op == "=")
-    rx = compile_pcre(right, op.endswith("*"))
-    m = rx.search(value)
-    if m is not None and not op.startswith("!"):
-        v.captures = tuple(g or "" for g in m.groups())
-    return (m is not None) != op.startswith("!")
 
 
 def content_type_for(path: str, types: tuple[tuple[str, str], ...], default: str) -> str:
@@ -175,6 +153,9 @@ class ClientConnection(asyncio.Protocol):
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
         self.remote_user = ""  # $remote_user once auth_basic let the request through
         self.tls: ConnectionTLS | None = None  # $ssl_* and client certificate checks
+        self.auth_vars: dict[str, str] = {}  # auth_request_set's variables
+        # WWW-Authenticate of a 401/403: nginx keeps it in headers_out through error_page
+        self.error_headers: list[tuple[str, str]] = []
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -262,7 +243,8 @@ class ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # sizes are checked on the raw bytes (HeadBuffers, in data_received)
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        if valid_header_name(text := name.decode("latin-1")):  # else nginx ignores it
+            self._headers.append((text, value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         self._cancel_timer()
@@ -316,8 +298,7 @@ class ClientConnection(asyncio.Protocol):
             and not match.redirect
             and loc.return_ is None
             and not loc.ifs
-            and not loc.access.rules
-            and loc.access.auth_basic is None
+            and not loc.access.restricted
         )
         return loc.client_max_body_size, proxied
 
@@ -382,7 +363,7 @@ class ClientConnection(asyncio.Protocol):
         nginx's phases, in order: server rewrite (``if``/``return`` at
         server level), find config (location; its auto-redirect; the body
         size check), location rewrite (``if``/``return``), access
-        (allow/deny, then auth_basic), content (stats page or proxy)."""
+        (``access_phase``), content (stats page or proxy)."""
         if pending.head is None:
             self._write(error_response(pending.error or 400))
             return False
@@ -393,6 +374,7 @@ class ClientConnection(asyncio.Protocol):
         tls_status = request_status(self.tls, server, self.vhosts, head.uri_host or head.host)
         if tls_status:  # 421/495/496, before any phase; nginx closes after each
             return await self._answer_error(tls_status, pending, server, None, False)
+        self.auth_vars, self.error_headers = {}, []
         v = self._variables(head, server, ())
         ret = _rewrite(server.ifs, server.return_, v)
         if ret is not None:
@@ -401,6 +383,8 @@ class ClientConnection(asyncio.Protocol):
         if match is None:
             return await self._answer_error(404, pending, server, None, keep)
         loc = match.location
+        if loc.internal:  # ngx_http_core_find_config_phase(): 404 to a client's own request
+            return await self._answer_error(404, pending, server, loc, keep)
         if match.redirect:
             target = head.path + "/" + (f"?{head.args}" if head.args is not None else "")
             self._write(redirect_response(301, self._absolute(head, server, target), keep_alive=keep))
@@ -425,16 +409,10 @@ class ClientConnection(asyncio.Protocol):
         ret = _rewrite(loc.ifs, loc.return_, v)
         if ret is not None:
             return await self._answer_return(ret, pending, server, loc, v, keep)
-        access = loc.access
-        if access.rules and not client_allowed(access.rules, self.remote_addr):
-            self.worker.log_error(f'access forbidden by rule, client: {self.remote_addr}, request: "{head.request_line}"')
-            return await self._answer_error(403, pending, server, loc, keep)
-        if access.auth_basic is not None:
-            result = check_basic_auth(access, head.header("authorization"), v.render(access.auth_basic))
-            if result.status:
-                extra = [("WWW-Authenticate", result.challenge)] if result.challenge else None
-                return await self._answer_error(result.status, pending, server, loc, keep, extra)
-            self.remote_user = result.user
+        if loc.access.restricted:
+            denied = await run_access_phase(self, head, server, loc, v)
+            if denied is not None:
+                return await self._answer_error(denied.status, pending, server, loc, keep, denied.headers or None)
         if loc.ws_stat:
             return self._answer_stats(head, keep)
         if loc.proxy_pass is None:
@@ -458,15 +436,16 @@ class ClientConnection(asyncio.Protocol):
         assert head is not None
         if status in _CLOSING_STATUSES:
             keep = False  # ngx_http_special_response_handler(), before error_page
+        self.error_headers = [*self.error_headers, *(extra_headers or ())]
         pages = loc.error_pages if loc is not None else server.error_pages
         page = next((p for p in pages if status in p.codes), None)
-        if page is not None and pending.redirects < 10:
+        if page is not None and pending.redirects < 1:
             pending.redirects += 1
             handled = await self._error_page(page, status, pending, server, keep)
             if handled is not None:
                 return handled
         shown = pending.status_override or status
-        self._write(error_response(shown, keep_alive=keep, extra_headers=extra_headers, head_only=head.method == "HEAD"))
+        self._write(error_response(shown, keep_alive=keep, extra_headers=self.error_headers, head_only=head.method == "HEAD"))
         return keep
 
     async def _error_page(
@@ -486,7 +465,7 @@ class ClientConnection(asyncio.Protocol):
             return await self._run_location(pending, server, named, (), keep)
         if target.startswith(("http://", "https://")):
             code = page.response if page.response in (301, 302, 303, 307, 308) else 302
-            self._write(redirect_response(code, target, keep_alive=keep))
+            self._write(redirect_response(code, target, keep_alive=keep, extra_headers=self.error_headers))
             return keep
         # nginx's err_status: without "=" the original code is kept, "="
         # takes the target's, "=CODE" sets one
@@ -497,6 +476,7 @@ class ClientConnection(asyncio.Protocol):
             version=head.version,
             headers=head.headers,
             keep_alive=head.keep_alive,
+            client_uri=head.client_uri or head.request_uri,
         )
         inner = _Pending(redirected)
         inner.redirects = pending.redirects
@@ -556,7 +536,7 @@ class ClientConnection(asyncio.Protocol):
             url = v.render(ret.text)
             if url.startswith("/"):
                 url = self._absolute(head, server, url)
-            self._write(redirect_response(pending.status_override or ret.code, url, keep_alive=keep))
+            self._write(redirect_response(pending.status_override or ret.code, url, keep_alive=keep, extra_headers=self.error_headers))
             return keep
         if ret.text is None and ret.code >= 400:
             return await self._answer_error(ret.code, pending, server, loc, keep)
@@ -565,9 +545,9 @@ class ClientConnection(asyncio.Protocol):
         ctype = content_type_for(head.path, scope.types, scope.default_type)
         code = pending.status_override or ret.code
         if code in (204, 304):
-            self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True))
+            self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True, extra_headers=self.error_headers))
             return keep
-        self._write(build_response(code, body, content_type=ctype, keep_alive=keep, head_only=head_only))
+        self._write(build_response(code, body, content_type=ctype, keep_alive=keep, head_only=head_only, extra_headers=self.error_headers))
         return keep
 
     def _answer_stats(self, head: RequestHead, keep: bool) -> bool:
@@ -595,6 +575,7 @@ class ClientConnection(asyncio.Protocol):
             remote_user=self.remote_user,
             maps=self.worker.maps,
             tls=self.tls,
+            auth_set=self.auth_vars,
         )
 
     async def _open_upstream(
@@ -609,6 +590,8 @@ class ClientConnection(asyncio.Protocol):
         body = b"".join(pending.body)
         if body or head.header("content-length") is not None or head.header("transfer-encoding"):
             v.body_length = len(body)
+        if not loc.proxy.pass_request_body:  # nginx still announces the client's length
+            body = b""
         uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)
         if pp.unix is not None:
             selector = self.worker.pools.unix_selector(pp.unix)
@@ -661,6 +644,7 @@ class ClientConnection(asyncio.Protocol):
             _status_line(pending.status_override, response),
             f"Server: {SERVER}",
             f"Date: {http_date_now()}",
+            *(f"{name}: {value}" for name, value in self.error_headers),
         ]
         for name, value in response.headers:
             if name.lower() not in HIDDEN_RESPONSE_HEADERS:
@@ -777,16 +761,16 @@ class ClientConnection(asyncio.Protocol):
 
     def _conn_info(self, head: RequestHead, upstream_addr: str) -> ConnInfo:
         return ConnInfo(
-            request=_log_text(head.request_line),
-            uri=_log_text(head.path),
+            request=log_text(head.request_line),
+            uri=log_text(head.path),
             request_id=secrets.token_hex(16),
-            remote_user=_log_text(self.remote_user),
+            remote_user=log_text(self.remote_user),
             remote_addr=self.remote_addr,
             remote_port=str(self.remote_port),
             server_addr=self.server_addr,
             server_port=str(self.server_port),
             upstream_addr=upstream_addr,
-            headers={k: _log_text(v) for k, v in head.header_map.items()},
+            headers={k: log_text(v) for k, v in head.header_map.items()},
             ssl=(lambda name: ssl_variable(tls, name)) if (tls := self.tls) is not None else None,
             opened_at=time.time(),
         )
@@ -819,12 +803,3 @@ class ClientConnection(asyncio.Protocol):
         """Worker is stopping: idle keep-alive connections go at once."""
         if self.task is None and not self.handed_over:
             self._close()
-
-
-def _log_text(value: str) -> str:
-    """Heads are decoded as latin-1 (bytes kept 1:1 for forwarding); log files
-    are written as UTF-8 with surrogateescape, so re-decode to get the very
-    bytes the client sent into the log."""
-    if value.isascii():
-        return value
-    return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")

@@ -68,6 +68,7 @@ __all__ = [
     "UPSTREAM",
     "BoundTemplate",
     "ConnInfo",
+    "log_text",
     "EventLineFn",
     "FrameLineFn",
     "FrameLogger",
@@ -479,3 +480,12 @@ class FrameLogger:
         else:
             self._msg_upstream = size
         return out
+
+
+def log_text(value: str) -> str:
+    """Heads are decoded as latin-1 (bytes kept 1:1 for forwarding); log files
+    are written as UTF-8 with surrogateescape, so re-decode to get the very
+    bytes the client sent into the log."""
+    if value.isascii():
+        return value
+    return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")
