@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ngxws.config.limits import Limits, LimitZone
+
 
 @dataclass(frozen=True)
 class Source:
@@ -275,6 +277,7 @@ class Location:
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES  # extension -> MIME type
     send_timeout: float = 60.0  # ``send_timeout``: a write to the client blocked that long ends it
+    limits: Limits = field(default_factory=Limits)  # limit_req / limit_conn in force here
 
 
 @dataclass(frozen=True)
@@ -307,6 +310,7 @@ class Server:
     # the obsolete ``ssl on;`` (nginx < 1.25): the sockets this server is the
     # default server of speak TLS, as if their ``listen`` said ``ssl``
     ssl_on: bool = False
+    limits: Limits = field(default_factory=Limits)  # for requests no location matches
 
 
 @dataclass(frozen=True)
@@ -365,6 +369,8 @@ class Config:
     warnings: tuple[str, ...] = ()
     # every directive ngxws acts on, in reading order (for ``ngxws check``)
     honoured: tuple[tuple[str, Source], ...] = ()
+    # limit_req_zone / limit_conn_zone: the shared tables (ngxws.limits)
+    limit_zones: tuple[LimitZone, ...] = ()
 
     def upstream(self, name: str) -> Upstream | None:
         for u in self.upstreams:

@@ -17,6 +17,7 @@ sent with ``Content-Length``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -79,6 +80,8 @@ class RequestVariables:
             return self.server_name
         if name in self.named:
             return self.named[name]
+        if name == "binary_remote_addr":
+            return binary_addr(self.remote_addr)
         compiled = self.maps.get(name)
         if compiled is not None:
             return self._map(compiled)
@@ -140,6 +143,15 @@ class RequestVariables:
         if "$" not in template:
             return template
         return _VAR.sub(lambda m: self.get(m.group(1) or m.group(2)), template)
+
+
+def binary_addr(addr: str) -> str:
+    """``$binary_remote_addr``: the address's 4 or 16 bytes (one character
+    per byte); for a unix socket, its text (``unix:``), as nginx gives."""
+    try:
+        return ipaddress.ip_address(addr.split("%", 1)[0]).packed.decode("latin-1")
+    except ValueError:
+        return addr
 
 
 def proxy_uri(pp: ProxyPass, location_pattern: str, location_modifier: str, v: RequestVariables) -> str:

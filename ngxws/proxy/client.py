@@ -19,8 +19,6 @@ Pipelined requests are answered in order, one at a time.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import secrets
 import time
 from collections import deque
@@ -28,7 +26,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 import httptools
-from websockets.utils import accept_key
 
 from ngxws.access import check_basic_auth, client_allowed
 from ngxws.config.model import (
@@ -55,7 +52,9 @@ from ngxws.http.upstream_request import (
     proxy_uri,
     split_proxy_url,
 )
+from ngxws.limits.preaccess import RequestLimits
 from ngxws.proxy.deadline import within
+from ngxws.proxy.handshake import log_text, refusal, switching_head
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
@@ -70,7 +69,6 @@ from ngxws.sinks.statspage import (
 from ngxws.sinks.timefmt import http_date_now
 from ngxws.sinks.wslog import ConnInfo
 from ngxws.tls import upstream_tls
-from ngxws.ws.frames import encode_close_frame
 
 if TYPE_CHECKING:
     from ngxws.worker import Worker
@@ -80,7 +78,8 @@ class _Pending:
     """A request whose head (and body) the parser has delivered."""
 
     __slots__ = (
-        "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override"
+        "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override",
+        "limits",
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
@@ -92,6 +91,7 @@ class _Pending:
         self.redirects = 0  # error_page hops, bounded like nginx's 10 internal redirects
         self.complete = False  # answer before the body (declared length over the limit)
         self.status_override: int | None = None  # error_page's code for the final answer
+        self.limits = RequestLimits()  # limit_req/limit_conn state, kept across internal redirects
 
 
 def _status_line(override: int | None, response: UpstreamResponse) -> str:
@@ -365,6 +365,8 @@ class ClientConnection(asyncio.Protocol):
             self._write(error_response(500))
         finally:
             self.task = None
+            if not self.handed_over:
+                pending.limits.release()  # a tunnel gives its limit_conn counts back when it closes
         if self.handed_over or self.closed:
             return
         if not keep or (self.eof and not self.queue):
@@ -394,6 +396,8 @@ class ClientConnection(asyncio.Protocol):
             return await self._answer_return(ret, pending, server, None, v, keep)
         match = match_location(server.locations, head.path)
         if match is None:
+            if server.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, server.limits, v)):
+                return await self._answer_error(refused, pending, server, None, keep)
             return await self._answer_error(404, pending, server, None, keep)
         loc = match.location
         if match.redirect:
@@ -420,6 +424,8 @@ class ClientConnection(asyncio.Protocol):
         ret = _rewrite(loc.ifs, loc.return_, v)
         if ret is not None:
             return await self._answer_return(ret, pending, server, loc, v, keep)
+        if loc.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, loc.limits, v)):
+            return await self._answer_error(refused, pending, server, loc, keep)  # preaccess: limit_req, limit_conn
         access = loc.access
         if access.rules and not client_allowed(access.rules, self.remote_addr):
             self.worker.log_error(f'access forbidden by rule, client: {self.remote_addr}, request: "{head.request_line}"')
@@ -496,6 +502,7 @@ class ClientConnection(asyncio.Protocol):
         inner = _Pending(redirected)
         inner.redirects = pending.redirects
         inner.status_override = pending.status_override
+        inner.limits = pending.limits
         match = match_location(server.locations, redirected.path)
         if match is None:
             return None
@@ -690,7 +697,7 @@ class ClientConnection(asyncio.Protocol):
         worker = self.worker
         ws = server.ws
         if not worker.counters.try_open(worker.slot, ws.max_connections):
-            self._refuse_upgrade(head)
+            self._write(refusal(head.header("sec-websocket-key") or ""))
             return False
         opened = False
         try:
@@ -710,7 +717,7 @@ class ClientConnection(asyncio.Protocol):
                         leftover, pending.leftover = pending.leftover, b""
                         asyncio.get_running_loop().call_soon(self.data_received, leftover)
                 return keep
-            self._write(self._switching_head(response))
+            self._write(switching_head(response))
             assert self.transport is not None and self.upstream_transport is not None
             logger, logfile = worker.ws_logger(server, lambda: self._conn_info(head, upstream_addr))
             tunnel = Tunnel(
@@ -725,6 +732,7 @@ class ClientConnection(asyncio.Protocol):
                 send_timeout=loc.proxy.send_timeout,
                 client_send_timeout=loc.send_timeout,
             )
+            tunnel.on_close = pending.limits.release
             self.handed_over = True
             opened = True
             self._cancel_timer()
@@ -735,52 +743,18 @@ class ClientConnection(asyncio.Protocol):
             if not opened:
                 worker.counters.close(worker.slot)
 
-    def _switching_head(self, response: UpstreamResponse) -> bytes:
-        """The upstream's 101 as nginx passes it: its own Server/Date, Connection: upgrade."""
-        lines = [
-            f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}",
-            f"Server: {SERVER}",
-            f"Date: {http_date_now()}",
-            "Connection: upgrade",
-        ]
-        for name, value in response.headers:
-            low = name.lower()
-            if low == "upgrade":
-                lines.append(f"{name}: {value}")
-            elif low not in HIDDEN_RESPONSE_HEADERS:
-                lines.append(f"{name}: {value}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-    def _refuse_upgrade(self, head: RequestHead) -> None:
-        """ws_max_connections reached: complete the handshake ourselves, close 1013."""
-        key = head.header("sec-websocket-key") or ""
-        if not _valid_key(key):
-            self._write(error_response(400))
-            return
-        self._write(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\n"
-                f"Server: {SERVER}\r\n"
-                f"Date: {http_date_now()}\r\n"
-                "Upgrade: websocket\r\n"
-                "Connection: upgrade\r\n"
-                f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
-            ).encode("latin-1")
-            + encode_close_frame(1013, "Try Again Later")
-        )
-
     def _conn_info(self, head: RequestHead, upstream_addr: str) -> ConnInfo:
         return ConnInfo(
-            request=_log_text(head.request_line),
-            uri=_log_text(head.path),
+            request=log_text(head.request_line),
+            uri=log_text(head.path),
             request_id=secrets.token_hex(16),
-            remote_user=_log_text(self.remote_user),
+            remote_user=log_text(self.remote_user),
             remote_addr=self.remote_addr,
             remote_port=str(self.remote_port),
             server_addr=self.server_addr,
             server_port=str(self.server_port),
             upstream_addr=upstream_addr,
-            headers={k: _log_text(v) for k, v in head.header_map.items()},
+            headers={k: log_text(v) for k, v in head.header_map.items()},
             opened_at=time.time(),
         )
 
@@ -812,24 +786,4 @@ class ClientConnection(asyncio.Protocol):
         """Worker is stopping: idle keep-alive connections go at once."""
         if self.task is None and not self.handed_over:
             self._close()
-
-
-def _log_text(value: str) -> str:
-    """Heads are decoded as latin-1 (bytes kept 1:1 for forwarding); log files
-    are written as UTF-8 with surrogateescape, so re-decode to get the very
-    bytes the client sent into the log."""
-    if value.isascii():
-        return value
-    return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")
-
-
-def _valid_key(key: str) -> bool:
-    """A Sec-WebSocket-Key is base64 of 16 bytes (24 characters)."""
-    if len(key) != 24:
-        return False
-    try:
-        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
-    except (binascii.Error, UnicodeEncodeError):
-        return False
-
 
