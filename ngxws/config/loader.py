@@ -1236,6 +1236,8 @@ class _Reader:
         name, args = node.name, node.args
         try:
             if name in ("limit_req_zone", "limit_conn_zone"):
+                if name == "limit_req_zone" and len(args) != 3:  # NGX_CONF_TAKE3 (crossplane: TAKE34)
+                    raise node.error(f'invalid number of arguments in "{name}" directive')
                 zone = parse_zone(name, args)
                 self._shared_zone(node, zone.name, zone.kind, zone.size)
                 known = self.limit_zones[zone.name][1]
