@@ -87,7 +87,9 @@ def log_context(v: RequestVariables) -> str:
 class Limiter:
     """A worker's view of the zones: runs the phase for one request."""
 
-    def __init__(self, zones: Mapping[str, SharedZone], clock: Callable[[], int] = monotonic_ms) -> None:
+    def __init__(
+        self, zones: Mapping[str, SharedZone], clock: Callable[[], int] = monotonic_ms
+    ) -> None:
         self.zones = zones
         self.clock = clock
 
@@ -109,7 +111,9 @@ class Limiter:
 
     # -- ngx_http_limit_req_handler() --------------------------------------------
 
-    def limit_req(self, state: RequestLimits, limits: Limits, key_of: KeyOf, context: str) -> tuple[int, int]:
+    def limit_req(
+        self, state: RequestLimits, limits: Limits, key_of: KeyOf, context: str
+    ) -> tuple[int, int]:
         """Returns (status to answer, 0) or (0, delay in ms)."""
         if state.req_status or not limits.req:
             return 0, 0

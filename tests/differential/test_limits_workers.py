@@ -88,7 +88,9 @@ class Server:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{kind} did not start: {self.proc.stderr.read() if self.proc.stderr else ''!r}")
+                raise RuntimeError(
+                    f"{kind} did not start: {self.proc.stderr.read() if self.proc.stderr else ''!r}"
+                )
             if self.error_log().count("start worker process") >= 2:
                 try:
                     socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -220,7 +222,10 @@ def test_burst_passes_delays_and_refuses_like_nginx(servers: dict[str, Server], 
         at_once, delayed, refused = classify(burst(server.port, path, f"burst{path}-{kind}", 8))
         seen[kind] = (at_once, len(delayed), refused)
         print(kind, path, at_once, [round(d) for d in delayed], refused)
-        assert (at_once, len(delayed), refused) == (want_now, len(want_delays), want_refused), (kind, delayed)
+        assert (at_once, len(delayed), refused) == (want_now, len(want_delays), want_refused), (
+            kind,
+            delayed,
+        )
         for got, want in zip(delayed, want_delays, strict=True):
             # the requests arrive over a few ms and the machine is shared:
             # generous bounds around nginx's formula
@@ -291,6 +296,7 @@ def test_error_log_lines_like_nginx(servers: dict[str, Server]) -> None:
     level lower ([warn]), dry runs say so.  (Runs after the tests above.)"""
     for marker in ("limiting requests", "delaying request", "limiting connections"):
         lines = {kind: sorted(set(s.messages(marker))) for kind, s in servers.items()}
+
         # excess values depend on arrival times: compare the deterministic ones
         # (rate=1r/m) exactly and the others by shape
         def shape(items: list[tuple[str, str]]) -> set[tuple[str, str]]:
