@@ -381,8 +381,9 @@ class ClientConnection(asyncio.Protocol):
 
         nginx's phases, in order: server rewrite (``if``/``return`` at
         server level), find config (location; its auto-redirect; the body
-        size check), location rewrite (``if``/``return``), access
-        (allow/deny, then auth_basic), content (stats page or proxy)."""
+        size check), location rewrite (``if``/``return``), preaccess
+        (limit_req, limit_conn), access (allow/deny, then auth_basic),
+        content (stats page or proxy)."""
         if pending.head is None:
             self._write(error_response(pending.error or 400))
             return False
@@ -425,7 +426,7 @@ class ClientConnection(asyncio.Protocol):
         if ret is not None:
             return await self._answer_return(ret, pending, server, loc, v, keep)
         if loc.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, loc.limits, v)):
-            return await self._answer_error(refused, pending, server, loc, keep)  # preaccess: limit_req, limit_conn
+            return await self._answer_error(refused, pending, server, loc, keep)
         access = loc.access
         if access.rules and not client_allowed(access.rules, self.remote_addr):
             self.worker.log_error(f'access forbidden by rule, client: {self.remote_addr}, request: "{head.request_line}"')

@@ -63,6 +63,8 @@ http {
         location /status { limit_req zone=slow; limit_req_status 429; proxy_pass http://127.0.0.1:@BACKEND@; }
         location /dry { limit_req zone=slow; limit_req_dry_run on; proxy_pass http://127.0.0.1:@BACKEND@; }
         location /once { limit_req zone=slow; proxy_pass http://127.0.0.1:@BACKEND@; }
+        location /held { limit_conn conn 2; proxy_pass http://127.0.0.1:@BACKEND@; }
+        location /helddry { limit_conn conn 2; limit_conn_dry_run on; proxy_pass http://127.0.0.1:@BACKEND@; }
     }
 }
 """
@@ -288,6 +290,19 @@ def test_websocket_tunnels_hold_limit_conn_slots(servers: dict[str, Server]) -> 
                 s.close()
         seen[kind] = got
     assert seen["nginx"] == [101, 101, 503, 101, 101, 503]
+    assert seen["ngxws"] == seen["nginx"]
+
+
+def test_limit_conn_counts_requests_in_progress(servers: dict[str, Server]) -> None:
+    """Three requests held by a slow backend (1.5 s) at limit_conn 2: the
+    third is refused while the others run; with dry run all three pass."""
+    seen = {}
+    for kind, server in servers.items():
+        seen[kind] = [
+            sorted(s for s, _t in burst(server.port, path, f"held-{kind}", 3))
+            for path in ("/held/slow", "/helddry/slow")
+        ]
+    assert seen["nginx"] == [[200, 200, 503], [200, 200, 200]]
     assert seen["ngxws"] == seen["nginx"]
 
 
