@@ -26,7 +26,8 @@ from ngxws.config.loader import load_config
 from ngxws.config.model import Config
 from ngxws.http.request import RequestHead
 from ngxws.http.upstream_request import RequestVariables, binary_addr
-from ngxws.limits.preaccess import Limiter, RequestLimits
+from ngxws.limits.preaccess import Limiter
+from ngxws.limits.state import RequestLimits
 from ngxws.limits.table import (
     CONN_NODE,
     NGX_AGAIN,

@@ -26,6 +26,7 @@ from urllib.parse import quote
 from ngxws.config.model import ProxyPass, ProxySettings
 from ngxws.http.maps import CompiledMap
 from ngxws.http.request import RequestHead
+from ngxws.limits.state import RequestLimits
 from ngxws.routing.servers import normalise_host
 
 # nginx's ngx_http_proxy_headers: defaults, empty ones only hide the client's.
@@ -60,6 +61,7 @@ class RequestVariables:
     captures: tuple[str, ...] = ()
     maps: Mapping[str, CompiledMap] = field(default_factory=dict)
     named: Mapping[str, str] = field(default_factory=dict)  # (?<name>...) captures
+    limits: RequestLimits | None = None  # $limit_req_status, $limit_conn_status
     _depth: int = 0
 
     def get(self, name: str) -> str:
@@ -82,6 +84,8 @@ class RequestVariables:
             return self.named[name]
         if name == "binary_remote_addr":
             return binary_addr(self.remote_addr)
+        if name in ("limit_req_status", "limit_conn_status"):  # empty until the phase ran
+            return "" if self.limits is None else str(getattr(self.limits, name[6:]))
         compiled = self.maps.get(name)
         if compiled is not None:
             return self._map(compiled)

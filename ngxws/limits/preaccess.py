@@ -25,24 +25,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from ngxws.config.limits import LimitReq, Limits
 from ngxws.errorlog import ALERT, LEVELS
 from ngxws.http.upstream_request import RequestVariables
+from ngxws.limits.state import (
+    DELAYED,
+    DELAYED_DRY_RUN,
+    PASSED,
+    REJECTED,
+    REJECTED_DRY_RUN,
+    RequestLimits,
+)
 from ngxws.limits.table import NGX_AGAIN, NGX_BUSY, NGX_ERROR, NGX_OK
 from ngxws.limits.zones import SharedZone
 
-__all__ = ["RequestLimits", "Limiter", "monotonic_ms"]
+__all__ = ["Limiter", "monotonic_ms", "log_context"]
 
 log = logging.getLogger("ngxws")
-
-# $limit_req_status / $limit_conn_status values (ngx_http_limit_*_status[])
-PASSED = "PASSED"
-DELAYED = "DELAYED"
-REJECTED = "REJECTED"
-DELAYED_DRY_RUN = "DELAYED_DRY_RUN"
-REJECTED_DRY_RUN = "REJECTED_DRY_RUN"
 
 # ngx_http_limit_req_merge_conf(): delays are logged one level below limits
 _DELAY_LEVEL = {"error": "warn", "warn": "notice", "notice": "info", "info": "info"}
@@ -52,25 +52,6 @@ def monotonic_ms() -> int:
     """``ngx_current_msec``: milliseconds of CLOCK_MONOTONIC, one clock for
     every process, so ``last`` written by one worker means the same to all."""
     return time.monotonic_ns() // 1_000_000
-
-
-@dataclass
-class RequestLimits:
-    """What one request (with its internal redirects) carries through the phase."""
-
-    req_status: str = ""  # r->main->limit_req_status
-    conn_status: str = ""  # r->main->limit_conn_status
-    # limit_conn counts this request holds (nginx's pool cleanups)
-    held: list[tuple[SharedZone, int]] = field(default_factory=list)
-
-    def release(self) -> None:
-        """ngx_http_limit_conn_cleanup() for every count held: the request
-        (or its websocket tunnel) is over."""
-        held, self.held = self.held, []
-        for zone, node in reversed(held):
-            assert zone.conn is not None
-            with zone.locked():
-                zone.conn.release(node)
 
 
 KeyOf = Callable[[str], bytes]

@@ -52,7 +52,7 @@ from ngxws.http.upstream_request import (
     proxy_uri,
     split_proxy_url,
 )
-from ngxws.limits.preaccess import RequestLimits
+from ngxws.limits.state import RequestLimits
 from ngxws.proxy.deadline import within
 from ngxws.proxy.handshake import log_text, refusal, switching_head
 from ngxws.proxy.tunnel import Tunnel
@@ -606,6 +606,7 @@ class ClientConnection(asyncio.Protocol):
         head = pending.head
         assert head is not None and loc.proxy_pass is not None
         v = self._variables(head, server, captures)
+        v.limits = pending.limits
         pp = self._target(loc.proxy_pass, v)
         v.proxy_host = proxy_host_of(pp)
         body = b"".join(pending.body)

@@ -45,6 +45,14 @@ group(Group("ratelimits", """
         location /deny { limit_req zone=req burst=1 nodelay; deny all; }
         location /ws { limit_req zone=req burst=1 nodelay; proxy_pass http://127.0.0.1:@B0@; """ + UPGRADE_LOC + """ }
         location /addr { limit_req zone=byaddr burst=1 nodelay; proxy_pass http://127.0.0.1:@B0@; }
+        location /vars {
+            limit_req zone=req;
+            limit_req_dry_run on;
+            limit_conn conn 5;
+            proxy_set_header X-Limit-Req $limit_req_status;
+            proxy_set_header X-Limit-Conn $limit_conn_status;
+            proxy_pass http://127.0.0.1:@B0@;
+        }
     }
     server {
         listen 127.0.0.1:@L1@;
@@ -89,3 +97,5 @@ case("keep-alive: the connection stays open after a 503", "ratelimits",
      b"GET /noburst HTTP/1.1\r\nHost: example.com\r\nX-Key: a16\r\n\r\n",
      b"GET /noburst HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
      expect=(200, 503, 200))
+each("$limit_req_status / $limit_conn_status reach the backend", "ratelimits",
+     keyed("/vars", "a17", 2) + [get("/vars")], expect=(200, 200, 200))
