@@ -17,8 +17,8 @@ sent with ``Content-Length``.
 
 from __future__ import annotations
 
-import ipaddress
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -152,9 +152,10 @@ class RequestVariables:
 def binary_addr(addr: str) -> str:
     """``$binary_remote_addr``: the address's 4 or 16 bytes (one character
     per byte); for a unix socket, its text (``unix:``), as nginx gives."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     try:
-        return ipaddress.ip_address(addr.split("%", 1)[0]).packed.decode("latin-1")
-    except ValueError:
+        return socket.inet_pton(family, addr.split("%", 1)[0]).decode("latin-1")
+    except OSError:
         return addr
 
 

@@ -176,6 +176,8 @@ class Limiter:
         (returned with its excess and limit, for the log line)."""
         rate = self.zones[limit.zone].spec.rate
         max_delay = 0 if excess <= limit.delay else (excess - limit.delay) * 1000 // rate
+        if not held:
+            return max_delay, excess, limit
         by_zone = {e.zone: e for e in entries}
         for zone, node in reversed(held):
             assert zone.req is not None

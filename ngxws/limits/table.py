@@ -255,8 +255,9 @@ class ReqTable(_Table):
         h = key_hash(key)
         node = self.find(h, key)
         if node != NIL:
-            self._lru_remove(node)
-            self._lru_insert_head(node)
+            if self._head()[4] != node:  # already the most recent: moving it changes nothing
+                self._lru_remove(node)
+                self._lru_insert_head(node)
             _h, _l, _n, _p, _x, _pad, last, stored, count = self._get(node)
             ms = _elapsed(now, last)
             excess = max(0, stored - self.rate * ms // 1000 + 1000)
