@@ -62,6 +62,11 @@ group(Group("ratelimits", """
         location / { proxy_pass http://127.0.0.1:@B0@; }
         location /own { limit_req zone=req; proxy_pass http://127.0.0.1:@B0@; }
     }
+    server {
+        listen 127.0.0.1:@L2@;
+        limit_req zone=req burst=1 nodelay;
+        location /only { proxy_pass http://127.0.0.1:@B0@; }
+    }
 """))
 
 each("burst=2 nodelay: three pass at once, the fourth gets 503", "ratelimits",
@@ -99,3 +104,5 @@ case("keep-alive: the connection stays open after a 503", "ratelimits",
      expect=(200, 503, 200))
 each("$limit_req_status / $limit_conn_status reach the backend", "ratelimits",
      keyed("/vars", "a17", 2) + [get("/vars")], expect=(200, 200, 200))
+each("no location matches: the server's limits still run before the 404", "ratelimits",
+     keyed("/elsewhere", "a18", 3), target="L2", expect=(404, 404, 503))
