@@ -211,7 +211,12 @@ class Master:
             log.log(EMERG, str(exc))
             return 1
         self.counters = SharedCounters(max(MAX_SLOTS, 4 * workers))
-        zones = LimitZones.for_config(config)
+        try:
+            zones = LimitZones.for_config(config)
+        except OSError as exc:  # ngx_shm_alloc() failing
+            log.log(EMERG, f"cannot map a limit_*_zone ({exc.errno}: {exc.strerror})")
+            sockets.close_unused(None)
+            return 1
         if config.pid_path:
             try:
                 _write_pid(config.pid_path)
@@ -518,7 +523,7 @@ class Master:
             return
         try:  # nginx keeps a zone of the same name and size, state and all
             zones = LimitZones.for_config(new, self.current.zones)
-        except ZoneKeyChanged as exc:
+        except (ZoneKeyChanged, OSError) as exc:
             log.log(EMERG, f"{exc}; keeping the running configuration")
             return
         if self.pending is not None:
