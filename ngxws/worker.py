@@ -34,6 +34,8 @@ from ngxws.channel import send as channel_send
 from ngxws.config.model import Config, Server
 from ngxws.errorlog import ALERT, NOTICE, reopen_error_log, setup_error_log
 from ngxws.http.maps import compile_maps
+from ngxws.limits.preaccess import Limiter
+from ngxws.limits.zones import LimitZones
 from ngxws.listeners import ListenKey, accepting_factory, listener_table, tls_context
 from ngxws.proxy.upstream import UpstreamPools
 from ngxws.sinks.logfile import LogFile, LogFiles
@@ -94,8 +96,12 @@ class Worker:
         counters: SharedCounters,
         slot: int,
         channel: socket.socket | None = None,
+        zones: LimitZones | None = None,
     ) -> None:
         self.config = config
+        # limit_req / limit_conn zones: the master's (shared by every worker),
+        # or this process's own when a worker runs alone (tests)
+        self.limiter = Limiter(zones if zones is not None else LimitZones.for_config(config))
         self.counters = counters
         self.slot = slot
         self.channel = channel
@@ -331,6 +337,7 @@ def run_worker_process(
     slot: int,
     sockets: dict[ListenKey, socket.socket],
     channel: socket.socket,
+    zones: LimitZones | None = None,
 ) -> int:
     """The life of a forked worker process; returns its exit code.
 
@@ -350,7 +357,7 @@ def run_worker_process(
     except OSError:
         pass  # keep the master's handler (inherited fd): the master checked the file
     try:
-        worker = Worker(config, counters, slot, channel)
+        worker = Worker(config, counters, slot, channel, zones)
     except OSError as exc:
         log.log(ALERT, f'open() "{exc.filename}" failed ({exc.errno}: {exc.strerror})')
         return EXIT_FATAL

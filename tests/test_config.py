@@ -470,13 +470,11 @@ MIGRATION_IGNORED = [
     ("access_log", "nginx.conf", 28, True),
     ("gzip", "nginx.conf", 30, False),
     ("gzip_types", "nginx.conf", 31, True),
-    ("limit_req_zone", "nginx.conf", 33, True),
     ("proxy_cache_path", "nginx.conf", 34, False),
     ("root", "sites-enabled/default", 4, False),
     ("index", "sites-enabled/default", 5, False),
     ("try_files", "sites-enabled/default", 8, False),
     ("add_header", "sites-enabled/websocket", 6, False),
-    ("limit_req", "sites-enabled/websocket", 13, False),
     ("proxy_buffers", "sites-enabled/websocket", 19, True),
     ("access_log", "sites-enabled/websocket", 20, True),
     ("more_set_headers", "sites-enabled/websocket", 21, False),  # unknown to nginx

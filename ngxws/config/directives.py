@@ -168,7 +168,7 @@ _REWRITE = "rewrite module is not implemented"
 _CACHE = "proxy caching is not implemented; every request goes to the upstream"
 _GZIP_SUB = "only matters when gzip is on (gzip itself is reported)"
 _HEADERS = "response header manipulation is not implemented"
-_LIMIT = "request/connection limiting is not implemented"
+_LIMIT = "rate limiting of responses is not implemented"
 _VARS = "defines variables ngxws does not evaluate"
 _NO_ACCESS_LOG = "ngxws writes no access log (ws_log and the error log are written)"
 _ONLY_WITH = "only acts with {} (which is refused unless allowed)"
@@ -320,12 +320,17 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "if_modified_since": _harmless(_STATIC),
     "max_ranges": _harmless(_STATIC),
     "disable_symlinks": _harmless(_STATIC),
-    "limit_req_zone": _harmless("zones only act where limit_req uses them"),
-    "limit_conn_zone": _harmless("zones only act where limit_conn uses them"),
-    "limit_req_status": _harmless(_LIMIT),
-    "limit_conn_status": _harmless(_LIMIT),
-    "limit_req_log_level": _harmless(_LIMIT),
-    "limit_conn_log_level": _harmless(_LIMIT),
+    # ngx_http_limit_req_module / ngx_http_limit_conn_module (ngxws/limits/)
+    "limit_req_zone": _honoured(),
+    "limit_conn_zone": _honoured(),
+    "limit_req": _honoured(),
+    "limit_conn": _honoured(),
+    "limit_req_status": _honoured(unique=True),
+    "limit_conn_status": _honoured(unique=True),
+    "limit_req_log_level": _honoured(unique=True),
+    "limit_conn_log_level": _honoured(unique=True),
+    "limit_req_dry_run": _honoured(unique=True),
+    "limit_conn_dry_run": _honoured(unique=True),
     "proxy_buffer_size": _harmless(_TUNING),
     "proxy_buffers": _harmless(_TUNING),
     "proxy_busy_buffers_size": _harmless(_TUNING),
@@ -426,8 +431,6 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_ssl_crl": _unenforced("upstream certificate revocation is not checked"),
     "proxy_ssl_password_file": _changes("encrypted client keys are not supported"),
     "proxy_ssl_conf_command": _changes("OpenSSL commands are not applied"),
-    "limit_req": _changes(_LIMIT),
-    "limit_conn": _changes(_LIMIT),
     "limit_rate": _changes(_LIMIT, ("0",)),
     "limit_rate_after": _changes(_LIMIT),
     "limit_except": _unenforced("method restrictions (the access rules in its block) are not enforced"),

@@ -55,6 +55,18 @@ from ngxws.config.directives import (
     stock_rule,
 )
 from ngxws.config.enforcement import sets_tested_by_returns
+from ngxws.config.limits import LOG_LEVELS as _LIMIT_LOG_LEVELS
+from ngxws.config.limits import (
+    LimitConfigError,
+    LimitConn,
+    LimitReq,
+    Limits,
+    LimitZone,
+    parse_limit_conn,
+    parse_limit_req,
+    parse_status,
+    parse_zone,
+)
 from ngxws.config.model import (
     DEFAULT_TYPES,
     Access,
@@ -500,6 +512,16 @@ class _Core:
     auth_request: str | None = None
     satisfy_any: bool = False
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
+    # limit_req / limit_conn (config/limits.py): a level stores its whole
+    # array, so replace() is nginx's merge (arrays by a level that sets any)
+    limit_req: tuple[LimitReq, ...] = ()
+    limit_conn: tuple[LimitConn, ...] = ()
+    limit_req_status: int = 503
+    limit_conn_status: int = 503
+    limit_req_log_level: str = "error"
+    limit_conn_log_level: str = "error"
+    limit_req_dry_run: bool = False
+    limit_conn_dry_run: bool = False
 
 
 @dataclass(kw_only=True)
@@ -650,6 +672,18 @@ _LEVEL_DIRECTIVES = frozenset(
 )  # fmt: skip
 
 
+_LIMIT_DIRECTIVES = (
+    "limit_req_zone", "limit_conn_zone", "limit_req", "limit_conn",
+    "limit_req_status", "limit_conn_status", "limit_req_log_level", "limit_conn_log_level",
+    "limit_req_dry_run", "limit_conn_dry_run",
+)  # fmt: skip
+
+
+def _limits(core: _Core) -> Limits:
+    """The limits in force at a level, from its merged settings."""
+    return Limits(**{name[6:]: getattr(core, name) for name in _LIMIT_DIRECTIVES[2:]})
+
+
 def _invalid_value(node: _Node) -> _ReadingError:
     # what nginx prints when a *_slot setter returns "invalid value"
     return node.error(f'"{node.name}" directive invalid value')
@@ -708,7 +742,10 @@ class _Reader:
             "types": self._types,
             "internal": self._internal,
             "include": lambda node, owner: None,  # already inlined by _Tree
+            **dict.fromkeys(_LIMIT_DIRECTIVES, self._limit),
         }
+        # limit_*_zone names: the zone, or None while only limit_req/limit_conn named it
+        self.limit_zones: dict[str, tuple[str, LimitZone | None]] = {}
 
     # -- walking ------------------------------------------------------------
 
@@ -1276,6 +1313,67 @@ class _Reader:
             return {}
         return {u.name.lower(): u.name for u in http.upstreams}
 
+    # -- limit_req / limit_conn (parsing in config/limits.py) -----------------------
+
+    def _limit(self, node: _Node, owner: _Owner) -> None:
+        name, args = node.name, node.args
+        try:
+            if name in ("limit_req_zone", "limit_conn_zone"):
+                if name == "limit_req_zone" and len(args) != 3:  # NGX_CONF_TAKE3 (crossplane: TAKE34)
+                    raise node.error(f'invalid number of arguments in "{name}" directive')
+                zone = parse_zone(name, args)
+                self._shared_zone(node, zone.name, zone.kind, zone.size)
+                known = self.limit_zones[zone.name][1]
+                if known is not None:  # ngx_http_limit_req_zone(): shm_zone->data set
+                    raise node.error(f'{name} "{zone.name}" is already bound to key "{known.key}"')
+                self.limit_zones[zone.name] = (zone.kind, zone)
+                return
+            assert isinstance(owner, _Level)
+            value: object
+            if name == "limit_req":
+                req = parse_limit_req(args)
+                self._shared_zone(node, req.zone, "req", 0)
+                reqs: tuple[LimitReq, ...] = owner.core.get(name, ())
+                if any(r.zone == req.zone for r in reqs):
+                    raise node.error('"limit_req" directive is duplicate')
+                value = (*reqs, req)
+            elif name == "limit_conn":
+                self._shared_zone(node, args[0], "conn", 0)
+                conns: tuple[LimitConn, ...] = owner.core.get(name, ())
+                if any(c.zone == args[0] for c in conns):
+                    raise node.error('"limit_conn" directive is duplicate')
+                value = (*conns, parse_limit_conn(args))
+            elif name.endswith("_status"):
+                value = parse_status(name, args[0])
+            elif name.endswith("_log_level"):
+                if args[0] not in _LIMIT_LOG_LEVELS:
+                    raise node.error(f'invalid value "{args[0]}"')
+                value = args[0]
+            else:  # limit_*_dry_run: ngx_conf_set_flag_slot (crossplane takes any word)
+                if args[0].lower() not in ("on", "off"):
+                    raise node.error(
+                        f'invalid value "{args[0]}" in "{name}" directive, it must be "on" or "off"'
+                    )
+                value = parse_flag(args[0])
+        except LimitConfigError as exc:
+            raise node.error(str(exc)) from None
+        owner.core[name] = value
+
+    def _shared_zone(self, node: _Node, zone: str, kind: str, size: int) -> None:
+        """ngx_shared_memory_add(): one name, one use, one size."""
+        known = self.limit_zones.get(zone)
+        if known is None:
+            self.limit_zones[zone] = (kind, None)
+            return
+        if known[0] != kind:
+            raise node.error(f'the shared memory zone "{zone}" is already declared for a different use')
+        declared = known[1]
+        if size and declared is not None and size != declared.size:
+            raise node.error(
+                f'the size {size} of shared memory zone "{zone}" '
+                f"conflicts with already declared size {declared.size}"
+            )
+
     # -- directives that set a level's (inheritable) settings ----------------------
 
     def _level_directive(self, node: _Node, level: _Level) -> None:
@@ -1745,6 +1843,10 @@ class _Builder:
         servers = self._normalise_listens(servers)
         if not self.main.events:
             raise ConfigError('no "events" section in configuration')
+        zones = self.reader.limit_zones
+        for name, (_kind, zone) in zones.items():
+            if zone is None:  # ngx_init_cycle(): named by limit_req/limit_conn, never declared
+                raise ConfigError(f'zero size shared memory zone "{name}"')
         return Config(
             path=self.reader.conf_path,
             prefix=self.reader.prefix,
@@ -1760,6 +1862,7 @@ class _Builder:
             warnings=tuple(self.warnings),
             honoured=tuple(self.reader.honoured),
             unenforced=tuple(self.reader.unenforced),
+            limit_zones=tuple(z for _kind, z in zones.values() if z is not None),
         )
 
     def _check_proxy_pass_hosts(self, servers: Sequence[_ServerBlock]) -> None:
@@ -1883,6 +1986,7 @@ class _Builder:
             ssl_trusted_certificate=core.ssl_trusted_certificate,
             ssl_crl=core.ssl_crl,
             ssl_reject_handshake=core.ssl_reject_handshake,
+            limits=_limits(core),
         )
 
     def _ws_settings(self, raw: _ServerBlock) -> WsSettings:
@@ -1929,6 +2033,7 @@ class _Builder:
             types=eff.core.types,
             send_timeout=eff.core.send_timeout,
             internal=raw.internal,
+            limits=_limits(eff.core),
         )
 
     def _check_duplicate_locations(self, locations: Sequence[_LocationBlock]) -> None:

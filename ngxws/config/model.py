@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ngxws.config.limits import Limits, LimitZone
+
 
 @dataclass(frozen=True)
 class Source:
@@ -288,6 +290,7 @@ class Location:
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES  # extension -> MIME type
     send_timeout: float = 60.0  # ``send_timeout``: a write to the client blocked that long ends it
     internal: bool = False  # ``internal;``: a client's own request gets 404 here
+    limits: Limits = field(default_factory=Limits)  # limit_req / limit_conn in force here
 
 
 @dataclass(frozen=True)
@@ -328,6 +331,7 @@ class Server:
     ssl_trusted_certificate: str | None = None
     ssl_crl: str | None = None
     ssl_reject_handshake: bool = False
+    limits: Limits = field(default_factory=Limits)  # for requests no location matches
 
 
 @dataclass(frozen=True)
@@ -390,6 +394,8 @@ class Config:
     # loader refuses them unless named in ``allow_unenforced``
     unenforced: tuple[Ignored, ...] = ()
     allow_unenforced: frozenset[str] = frozenset()
+    # limit_req_zone / limit_conn_zone: the shared tables (ngxws.limits)
+    limit_zones: tuple[LimitZone, ...] = ()
 
     def upstream(self, name: str) -> Upstream | None:
         for u in self.upstreams:

@@ -24,6 +24,7 @@ _REASONS = {
     496: "SSL Certificate Required",
     497: "HTTP Request Sent to HTTPS Port",
     499: "Client Closed Request",
+    503: "Service Temporarily Unavailable",  # limit_req/limit_conn's default answer
     418: "I'm a teapot",
 }
 

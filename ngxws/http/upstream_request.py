@@ -18,6 +18,7 @@ sent with ``Content-Length``.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -26,6 +27,7 @@ from ngxws.client_certs import ConnectionTLS, ssl_variable
 from ngxws.config.model import ProxyPass, ProxySettings
 from ngxws.http.maps import CompiledMap
 from ngxws.http.request import RequestHead
+from ngxws.limits.state import RequestLimits
 from ngxws.routing.servers import normalise_host
 
 # nginx's ngx_http_proxy_headers: defaults, empty ones only hide the client's.
@@ -67,6 +69,7 @@ class RequestVariables:
     # $upstream_status and $upstream_http_NAME
     upstream_status: str = ""
     upstream_headers: tuple[tuple[str, str], ...] = ()
+    limits: RequestLimits | None = None  # $limit_req_status, $limit_conn_status
     _depth: int = 0
 
     def get(self, name: str) -> str:
@@ -91,6 +94,10 @@ class RequestVariables:
             return self.auth_set[name]
         if name.startswith("upstream_"):
             return self._upstream(name[9:])
+        if name == "binary_remote_addr":
+            return binary_addr(self.remote_addr)
+        if name in ("limit_req_status", "limit_conn_status"):  # empty until the phase ran
+            return "" if self.limits is None else str(getattr(self.limits, name[6:]))
         compiled = self.maps.get(name)
         if compiled is not None:
             return self._map(compiled)
@@ -164,6 +171,16 @@ class RequestVariables:
         if "$" not in template:
             return template
         return _VAR.sub(lambda m: self.get(m.group(1) or m.group(2)), template)
+
+
+def binary_addr(addr: str) -> str:
+    """``$binary_remote_addr``: the address's 4 or 16 bytes (one character
+    per byte); for a unix socket, its text (``unix:``), as nginx gives."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    try:
+        return socket.inet_pton(family, addr.split("%", 1)[0]).decode("latin-1")
+    except OSError:
+        return addr
 
 
 def proxy_uri(pp: ProxyPass, location_pattern: str, location_modifier: str, v: RequestVariables) -> str:

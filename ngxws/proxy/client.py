@@ -26,7 +26,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 import httptools
-from websockets.utils import accept_key
 
 from ngxws.client_certs import ConnectionTLS, request_status, ssl_variable
 from ngxws.config.model import (
@@ -43,7 +42,6 @@ from ngxws.http.request import (
     RequestHead,
     valid_header_name,
     valid_host,
-    valid_websocket_key,
 )
 from ngxws.http.responses import (
     SERVER,
@@ -60,8 +58,10 @@ from ngxws.http.upstream_request import (
     proxy_uri,
     split_proxy_url,
 )
+from ngxws.limits.state import RequestLimits
 from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
+from ngxws.proxy.handshake import refusal, switching_head
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
@@ -76,7 +76,6 @@ from ngxws.sinks.statspage import (
 from ngxws.sinks.timefmt import http_date_now
 from ngxws.sinks.wslog import ConnInfo, log_text
 from ngxws.tls import upstream_tls
-from ngxws.ws.frames import encode_close_frame
 
 if TYPE_CHECKING:
     from ngxws.worker import Worker
@@ -86,7 +85,8 @@ class _Pending:
     """A request whose head (and body) the parser has delivered."""
 
     __slots__ = (
-        "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override"
+        "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override",
+        "limits",
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
@@ -98,6 +98,7 @@ class _Pending:
         self.redirects = 0  # error_page hops: one, as nginx with recursive_error_pages off
         self.complete = False  # answer before the body (declared length over the limit)
         self.status_override: int | None = None  # error_page's code for the final answer
+        self.limits = RequestLimits()  # limit_req/limit_conn state, kept across internal redirects
 
 
 def _status_line(override: int | None, response: UpstreamResponse) -> str:
@@ -348,6 +349,8 @@ class ClientConnection(asyncio.Protocol):
             self._write(error_response(500))
         finally:
             self.task = None
+            if not self.handed_over:
+                pending.limits.release()  # a tunnel gives its limit_conn counts back when it closes
         if self.handed_over or self.closed:
             return
         if not keep or (self.eof and not self.queue):
@@ -362,8 +365,9 @@ class ClientConnection(asyncio.Protocol):
 
         nginx's phases, in order: server rewrite (``if``/``return`` at
         server level), find config (location; its auto-redirect; the body
-        size check), location rewrite (``if``/``return``), access
-        (``access_phase``), content (stats page or proxy)."""
+        size check), location rewrite (``if``/``return``), preaccess
+        (limit_req, limit_conn), access (``access_phase``), content (stats
+        page or proxy)."""
         if pending.head is None:
             self._write(error_response(pending.error or 400))
             return False
@@ -381,6 +385,8 @@ class ClientConnection(asyncio.Protocol):
             return await self._answer_return(ret, pending, server, None, v, keep)
         match = match_location(server.locations, head.path)
         if match is None:
+            if server.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, server.limits, v)):
+                return await self._answer_error(refused, pending, server, None, keep)
             return await self._answer_error(404, pending, server, None, keep)
         loc = match.location
         if loc.internal:  # ngx_http_core_find_config_phase(): 404 to a client's own request
@@ -409,6 +415,8 @@ class ClientConnection(asyncio.Protocol):
         ret = _rewrite(loc.ifs, loc.return_, v)
         if ret is not None:
             return await self._answer_return(ret, pending, server, loc, v, keep)
+        if loc.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, loc.limits, v)):
+            return await self._answer_error(refused, pending, server, loc, keep)
         if loc.access.restricted:
             denied = await run_access_phase(self, head, server, loc, v)
             if denied is not None:
@@ -481,6 +489,7 @@ class ClientConnection(asyncio.Protocol):
         inner = _Pending(redirected)
         inner.redirects = pending.redirects
         inner.status_override = pending.status_override
+        inner.limits = pending.limits
         match = match_location(server.locations, redirected.path)
         if match is None:
             return None
@@ -585,6 +594,7 @@ class ClientConnection(asyncio.Protocol):
         head = pending.head
         assert head is not None and loc.proxy_pass is not None
         v = self._variables(head, server, captures)
+        v.limits = pending.limits
         pp = self._target(loc.proxy_pass, v)
         v.proxy_host = proxy_host_of(pp)
         body = b"".join(pending.body)
@@ -680,7 +690,7 @@ class ClientConnection(asyncio.Protocol):
         worker = self.worker
         ws = server.ws
         if not worker.counters.try_open(worker.slot, ws.max_connections):
-            self._refuse_upgrade(head)
+            self._write(refusal(head.header("sec-websocket-key") or ""))
             return False
         opened = False
         try:
@@ -700,7 +710,7 @@ class ClientConnection(asyncio.Protocol):
                         leftover, pending.leftover = pending.leftover, b""
                         asyncio.get_running_loop().call_soon(self.data_received, leftover)
                 return keep
-            self._write(self._switching_head(response))
+            self._write(switching_head(response))
             assert self.transport is not None and self.upstream_transport is not None
             logger, logfile = worker.ws_logger(server, lambda: self._conn_info(head, upstream_addr))
             tunnel = Tunnel(
@@ -715,6 +725,7 @@ class ClientConnection(asyncio.Protocol):
                 send_timeout=loc.proxy.send_timeout,
                 client_send_timeout=loc.send_timeout,
             )
+            tunnel.on_close = pending.limits.release
             self.handed_over = True
             opened = True
             self._cancel_timer()
@@ -724,40 +735,6 @@ class ClientConnection(asyncio.Protocol):
         finally:
             if not opened:
                 worker.counters.close(worker.slot)
-
-    def _switching_head(self, response: UpstreamResponse) -> bytes:
-        """The upstream's 101 as nginx passes it: its own Server/Date, Connection: upgrade."""
-        lines = [
-            f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}",
-            f"Server: {SERVER}",
-            f"Date: {http_date_now()}",
-            "Connection: upgrade",
-        ]
-        for name, value in response.headers:
-            low = name.lower()
-            if low == "upgrade":
-                lines.append(f"{name}: {value}")
-            elif low not in HIDDEN_RESPONSE_HEADERS:
-                lines.append(f"{name}: {value}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-    def _refuse_upgrade(self, head: RequestHead) -> None:
-        """ws_max_connections reached: complete the handshake ourselves, close 1013."""
-        key = head.header("sec-websocket-key") or ""
-        if not valid_websocket_key(key):
-            self._write(error_response(400))
-            return
-        self._write(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\n"
-                f"Server: {SERVER}\r\n"
-                f"Date: {http_date_now()}\r\n"
-                "Upgrade: websocket\r\n"
-                "Connection: upgrade\r\n"
-                f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
-            ).encode("latin-1")
-            + encode_close_frame(1013, "Try Again Later")
-        )
 
     def _conn_info(self, head: RequestHead, upstream_addr: str) -> ConnInfo:
         return ConnInfo(

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ngxws.accounting import counters as C
@@ -162,6 +163,7 @@ class Tunnel:
         # Per-frame tuples are only built when a template consumes them.
         self.log_each_frame = self.logger is not None and self.logger.wants_frames
         self.closed = False
+        self.on_close: Callable[[], None] | None = None  # what the request holds until the end (limit_conn)
         self.pending_close: tuple[int, str] | None = None
         self.last_activity = time.monotonic()
         self.read_timeout = read_timeout
@@ -269,6 +271,8 @@ class Tunnel:
                 side.source.close()
         self.worker.counters.close(self.slot)
         self.worker.tunnels.discard(self)
+        if self.on_close is not None:
+            self.on_close()
         if self.logger is not None and self.logfile is not None:
             line = self.logger.close_line(time.time())
             if line is not None:
