@@ -222,7 +222,10 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "ssl_protocols": _honoured(),  # bitmask slot: repeated ones are ORed
     "ssl_ciphers": _honoured(unique=True),
     "ssl": _honoured(unique=True),  # obsolete "ssl on;" (nginx < 1.25), with nginx's warning
-    "send_timeout": _honoured(unique=True),  # a websocket tunnel's blocked write to the client
+    "send_timeout": _honoured(unique=True),  # a blocked write to the client (tunnel or response)
+    "client_body_timeout": _honoured(unique=True),
+    "client_body_buffer_size": _honoured(unique=True),
+    "client_body_temp_path": _honoured(unique=True),
     "http2": _honoured(unique=True),
     "proxy_pass": _honoured(unique=True),
     "proxy_set_header": _honoured(),
@@ -233,6 +236,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_send_timeout": _honoured(unique=True),
     "proxy_next_upstream": _honoured(),
     "proxy_buffering": _honoured(unique=True),
+    "proxy_request_buffering": _honoured(unique=True),
     "proxy_ssl_server_name": _honoured(unique=True),
     "proxy_ssl_name": _honoured(unique=True),
     "proxy_ssl_verify": _honoured(unique=True),
@@ -277,12 +281,9 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "server_tokens": _harmless("ngxws sends no version in its own responses"),
     "resolver": _harmless("ngxws uses the system resolver"),
     "resolver_timeout": _harmless("ngxws uses the system resolver"),
-    "client_body_buffer_size": _harmless(_TUNING),
     "client_header_buffer_size": _harmless(_TUNING),
-    "client_body_temp_path": _harmless(_TUNING),
     "client_body_in_file_only": _harmless(_TUNING),
     "client_body_in_single_buffer": _harmless(_TUNING),
-    "client_body_timeout": _harmless("request bodies are streamed to the upstream"),
     "reset_timedout_connection": _harmless(_TUNING),
     "lingering_close": _harmless(_TUNING),
     "lingering_time": _harmless(_TUNING),
@@ -308,7 +309,6 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_temp_path": _harmless(_TUNING),
     "proxy_max_temp_file_size": _harmless(_TUNING),
     "proxy_temp_file_write_size": _harmless(_TUNING),
-    "proxy_request_buffering": _harmless("ngxws streams request bodies"),
     "proxy_socket_keepalive": _harmless(_TUNING),
     "proxy_ssl_session_reuse": _harmless(_TUNING),
     "proxy_ignore_client_abort": _harmless(_TUNING),

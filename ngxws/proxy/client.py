@@ -19,16 +19,11 @@ Pipelined requests are answered in order, one at a time.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import secrets
-import time
 from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 import httptools
-from websockets.utils import accept_key
 
 from ngxws.access import check_basic_auth, client_allowed
 from ngxws.config.model import (
@@ -40,13 +35,12 @@ from ngxws.config.model import (
     Return,
     Server,
 )
+from ngxws.http.body import RequestBody
 from ngxws.http.request import BadRequest, HeadBuffers, RequestHead, valid_host
 from ngxws.http.responses import (
-    SERVER,
     build_response,
     error_response,
     redirect_response,
-    status_line,
 )
 from ngxws.http.upstream_request import (
     RequestVariables,
@@ -56,9 +50,12 @@ from ngxws.http.upstream_request import (
     split_proxy_url,
 )
 from ngxws.proxy.deadline import within
+from ngxws.proxy.handshake import conn_info, refusal, switching_head
+from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
+from ngxws.proxy.response_pass import SendTimer, pass_response
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
-from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
+from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.routing.locations import compile_pcre, find_named, match_location
 from ngxws.routing.servers import VirtualHosts
 from ngxws.sinks.statspage import (
@@ -67,10 +64,7 @@ from ngxws.sinks.statspage import (
     render_prometheus,
     render_text,
 )
-from ngxws.sinks.timefmt import http_date_now
-from ngxws.sinks.wslog import ConnInfo
 from ngxws.tls import upstream_tls
-from ngxws.ws.frames import encode_close_frame
 
 if TYPE_CHECKING:
     from ngxws.worker import Worker
@@ -80,24 +74,20 @@ class _Pending:
     """A request whose head (and body) the parser has delivered."""
 
     __slots__ = (
-        "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override"
+        "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override",
+        "sender",
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
         self.head = head
-        self.body: list[bytes] = []
+        self.body: RequestBody | None = None  # memory, temp file or pipe (ngxws.http.body)
+        self.sender: asyncio.Task[None] | None = None  # writing the body upstream
         self.upgrade = False
         self.leftover = b""
         self.error = error
         self.redirects = 0  # error_page hops, bounded like nginx's 10 internal redirects
         self.complete = False  # answer before the body (declared length over the limit)
         self.status_override: int | None = None  # error_page's code for the final answer
-
-
-def _status_line(override: int | None, response: UpstreamResponse) -> str:
-    if override is not None and override != response.status:
-        return status_line(override)
-    return f"HTTP/1.1 {response.status} {response.reason}".rstrip()
 
 
 # ngx_http_special_response_handler() drops keep-alive after these.
@@ -174,6 +164,8 @@ class ClientConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._max_body = 1024 * 1024
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
+        self._body_timer: ReadTimer | None = None  # client_body_timeout
+        self._send_timer = SendTimer(vhosts.default.send_timeout)
         self.remote_user = ""  # $remote_user once auth_basic let the request through
 
     # -- asyncio.Protocol -------------------------------------------------
@@ -233,6 +225,11 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_timer()
+        self._end_body_timer()
+        self._send_timer.stop()
+        for p in (self._current, *self.queue):
+            if p is not None:
+                forget(None, p.body)
         self.worker.connections.discard(self)
         if self.task is not None and not self.handed_over:
             self.task.cancel()
@@ -242,8 +239,10 @@ class ClientConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.upstream_transport is not None:
             self.upstream_transport.pause_reading()
+        self._send_timer.start(self._send_timed_out)
 
     def resume_writing(self) -> None:
+        self._send_timer.stop()
         if self.upstream_transport is not None and not self.upstream_transport.is_closing():
             self.upstream_transport.resume_reading()
 
@@ -284,7 +283,11 @@ class ClientConnection(asyncio.Protocol):
                 raise BadRequest(400, "client sent invalid host header")
         self._current = _Pending(head)
         self.queue.append(self._current)
-        self._max_body, proxied = self._body_limit(head)
+        self._max_body, proxied, scope = self._body_limit(head)
+        body = self._current.body = open_body(head, scope, proxied)
+        if body is not None and self.transport is not None:
+            body.on_drained = self._resume
+            self._body_timer = ReadTimer(self.transport, scope.client_body_timeout, self._body_timed_out)
         if proxied and version == "1.1" and len(self.queue) == 1 and self.task is None:
             expect = head.header("expect")
             if expect is not None and expect.strip().lower() == "100-continue":
@@ -299,15 +302,16 @@ class ClientConnection(asyncio.Protocol):
         if len(self.queue) > 1:
             self._pause()
 
-    def _body_limit(self, head: RequestHead) -> tuple[int, bool]:
+    def _body_limit(self, head: RequestHead) -> tuple[int, bool, Location | Server]:
         """client_max_body_size of the location the request will reach (0: no
-        limit), and whether that location will proxy (read the body)."""
+        limit), whether that location will proxy (read the body), and the
+        location (or server) whose client_body_* settings apply."""
         server = self.vhosts.select(head.uri_host or head.host)
         if server.return_ is not None or server.ifs:
-            return server.client_max_body_size, False
+            return server.client_max_body_size, False, server
         match = match_location(server.locations, head.path)
         if match is None:
-            return server.client_max_body_size, False
+            return server.client_max_body_size, False, server
         loc = match.location
         proxied = (
             loc.proxy_pass is not None
@@ -317,21 +321,36 @@ class ClientConnection(asyncio.Protocol):
             and not loc.access.rules
             and loc.access.auth_basic is None
         )
-        return loc.client_max_body_size, proxied
+        return loc.client_max_body_size, proxied, loc
 
     def on_body(self, body: bytes) -> None:
         cur = self._current
         if cur is None:
             return
+        if self._body_timer is not None:
+            self._body_timer.touch()
         self._body_size += len(body)
         if self._max_body and self._body_size > self._max_body:
             if not cur.error:
                 cur.error = 413
+            if cur.body is not None and cur.body.streaming:
+                self._close()  # part of it went upstream already: nginx ends the request
             return
-        cur.body.append(body)
+        if cur.body is not None:
+            try:
+                cur.body.feed(body)
+            except OSError as exc:  # temp file: disk full, no such directory...
+                self.worker.log_error(f"cannot store the request body: {exc}")
+                self._close()
+                return
+            if cur.body.over_buffer:
+                self._pause()  # streaming: the upstream takes it slower than it comes
 
     def on_message_complete(self) -> None:
-        self._current = None
+        cur, self._current = self._current, None
+        if cur is not None and cur.body is not None:
+            cur.body.finish()
+        self._end_body_timer()
         self._head_buffers.reset()
 
     # -- request processing ---------------------------------------------
@@ -349,7 +368,8 @@ class ClientConnection(asyncio.Protocol):
         if self.task is not None or not self.queue:
             return
         first = self.queue[0]
-        if first.head is not None and self._current is first and not first.upgrade and not first.complete:
+        streaming = first.body is not None and first.body.streaming
+        if first.head is not None and self._current is first and not (first.upgrade or first.complete or streaming):
             return  # body still arriving
         self.queue.popleft()
         self.task = asyncio.ensure_future(self._answer(first))
@@ -365,6 +385,9 @@ class ClientConnection(asyncio.Protocol):
             self._write(error_response(500))
         finally:
             self.task = None
+            if pending.body is not None and not pending.body.complete:
+                keep = False  # answered before the (streamed) body was all in
+            forget(pending.sender, pending.body)
         if self.handed_over or self.closed:
             return
         if not keep or (self.eof and not self.queue):
@@ -600,9 +623,7 @@ class ClientConnection(asyncio.Protocol):
         v = self._variables(head, server, captures)
         pp = self._target(loc.proxy_pass, v)
         v.proxy_host = proxy_host_of(pp)
-        body = b"".join(pending.body)
-        if body or head.header("content-length") is not None or head.header("transfer-encoding"):
-            v.body_length = len(body)
+        v.body_length, v.chunked = upstream_framing(head, pending.body)
         uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)
         if pp.unix is not None:
             selector = self.worker.pools.unix_selector(pp.unix)
@@ -619,8 +640,19 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             link.transport.close()
             raise asyncio.CancelledError
-        link.transport.write(build_upstream_head(uri, loc.proxy, v) + body)
+        link.transport.write(build_upstream_head(uri, loc.proxy, v))
+        body = pending.body
+        if body is not None and (body.size or body.streaming):
+            pending.sender = asyncio.ensure_future(
+                send_body(link.transport, response, body, v.chunked, loc.proxy.send_timeout)
+            )
         try:
+            if pending.sender is not None:
+                # an upstream may answer before it has read the whole body
+                await asyncio.wait((pending.sender, response.head_done), return_when=asyncio.FIRST_COMPLETED)
+                if not response.head_done.done() and isinstance(pending.sender.exception(), asyncio.TimeoutError):
+                    link.transport.close()
+                    raise UpstreamUnavailable(504, "upstream timed out while sending request to upstream")
             await within(response.head_done, loc.proxy.read_timeout)
         except asyncio.TimeoutError:
             link.transport.close()
@@ -641,44 +673,8 @@ class ClientConnection(asyncio.Protocol):
         except UpstreamUnavailable as exc:
             self.worker.log_error(f"{exc} while proxying {head.request_line}")
             return await self._answer_error(exc.status, pending, server, loc, keep)
-        return await self._pass_response(pending, response, keep)
-
-    async def _pass_response(self, pending: _Pending, response: UpstreamResponse, keep: bool) -> bool:
-        """Stream an upstream's (non-101) answer to the client as nginx frames it."""
-        head = pending.head
-        assert head is not None
-        known_length = response.content_length is not None and not response.chunked
-        chunked = not known_length and head.version == "1.1"
-        if not known_length and not chunked:
-            keep = False  # HTTP/1.0 client, unknown length: close-delimited
-        lines = [
-            _status_line(pending.status_override, response),
-            f"Server: {SERVER}",
-            f"Date: {http_date_now()}",
-        ]
-        for name, value in response.headers:
-            if name.lower() not in HIDDEN_RESPONSE_HEADERS:
-                lines.append(f"{name}: {value}")
-        if chunked:
-            lines.append("Transfer-Encoding: chunked")
-        lines.append("Connection: keep-alive" if keep else "Connection: close")
-        self._write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        transport = self.transport
-        assert transport is not None
-        if chunked and head.method != "HEAD":
-            response.start_body(lambda b: transport.write(b"%x\r\n%b\r\n" % (len(b), b)))
-        else:
-            response.start_body(transport.write)
-        await response.body_done
-        if chunked and head.method != "HEAD":
-            self._write(b"0\r\n\r\n")
-        if self.upstream_transport is not None:
-            self.upstream_transport.close()
-            self.upstream_transport = None
-        if response.error is not None:
-            self.worker.log_error(response.error)
-            return False
-        return keep
+        self._send_timer.seconds = loc.send_timeout
+        return await pass_response(self, head, pending.status_override, response, keep)
 
     async def _proxy_websocket(
         self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
@@ -690,7 +686,7 @@ class ClientConnection(asyncio.Protocol):
         worker = self.worker
         ws = server.ws
         if not worker.counters.try_open(worker.slot, ws.max_connections):
-            self._refuse_upgrade(head)
+            self._write(refusal(head))
             return False
         opened = False
         try:
@@ -703,16 +699,17 @@ class ClientConnection(asyncio.Protocol):
             if response.status != 101:
                 # not upgraded: an ordinary answer, and the connection goes
                 # on with a fresh parser (llhttp stops at an Upgrade request)
-                keep = await self._pass_response(pending, response, head.keep_alive)
+                self._send_timer.seconds = loc.send_timeout
+                keep = await pass_response(self, head, pending.status_override, response, head.keep_alive)
                 if keep:
                     self.parser = httptools.HttpRequestParser(self)
                     if pending.leftover:
                         leftover, pending.leftover = pending.leftover, b""
                         asyncio.get_running_loop().call_soon(self.data_received, leftover)
                 return keep
-            self._write(self._switching_head(response))
+            self._write(switching_head(response))
             assert self.transport is not None and self.upstream_transport is not None
-            logger, logfile = worker.ws_logger(server, lambda: self._conn_info(head, upstream_addr))
+            logger, logfile = worker.ws_logger(server, lambda: conn_info(self, head, upstream_addr))
             tunnel = Tunnel(
                 worker,
                 worker.slot,
@@ -735,55 +732,6 @@ class ClientConnection(asyncio.Protocol):
             if not opened:
                 worker.counters.close(worker.slot)
 
-    def _switching_head(self, response: UpstreamResponse) -> bytes:
-        """The upstream's 101 as nginx passes it: its own Server/Date, Connection: upgrade."""
-        lines = [
-            f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}",
-            f"Server: {SERVER}",
-            f"Date: {http_date_now()}",
-            "Connection: upgrade",
-        ]
-        for name, value in response.headers:
-            low = name.lower()
-            if low == "upgrade":
-                lines.append(f"{name}: {value}")
-            elif low not in HIDDEN_RESPONSE_HEADERS:
-                lines.append(f"{name}: {value}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-    def _refuse_upgrade(self, head: RequestHead) -> None:
-        """ws_max_connections reached: complete the handshake ourselves, close 1013."""
-        key = head.header("sec-websocket-key") or ""
-        if not _valid_key(key):
-            self._write(error_response(400))
-            return
-        self._write(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\n"
-                f"Server: {SERVER}\r\n"
-                f"Date: {http_date_now()}\r\n"
-                "Upgrade: websocket\r\n"
-                "Connection: upgrade\r\n"
-                f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
-            ).encode("latin-1")
-            + encode_close_frame(1013, "Try Again Later")
-        )
-
-    def _conn_info(self, head: RequestHead, upstream_addr: str) -> ConnInfo:
-        return ConnInfo(
-            request=_log_text(head.request_line),
-            uri=_log_text(head.path),
-            request_id=secrets.token_hex(16),
-            remote_user=_log_text(self.remote_user),
-            remote_addr=self.remote_addr,
-            remote_port=str(self.remote_port),
-            server_addr=self.server_addr,
-            server_port=str(self.server_port),
-            upstream_addr=upstream_addr,
-            headers={k: _log_text(v) for k, v in head.header_map.items()},
-            opened_at=time.time(),
-        )
-
     # -- output and lifetime -----------------------------------------------
 
     def _write(self, data: bytes) -> None:
@@ -803,6 +751,24 @@ class ClientConnection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
+    def _end_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        # ngx_http_read_client_request_body_handler(): 408 terminates the
+        # request -- nothing is sent, the connection (and upstream) closes
+        self._body_timer = None
+        self.worker.log_info("client timed out (110: Connection timed out) while reading client request body")
+        self._close()
+
+    def _send_timed_out(self) -> None:
+        # send_timeout: nginx finalizes with 408 and closes; the unsent rest is dropped
+        self.worker.log_info("client timed out (110: Connection timed out) while sending to client")
+        if self.transport is not None:
+            self.transport.abort()
+
     def _timeout(self) -> None:
         # client_header_timeout / keepalive_timeout: nginx just closes.
         if self.task is None and not self.handed_over:
@@ -812,24 +778,3 @@ class ClientConnection(asyncio.Protocol):
         """Worker is stopping: idle keep-alive connections go at once."""
         if self.task is None and not self.handed_over:
             self._close()
-
-
-def _log_text(value: str) -> str:
-    """Heads are decoded as latin-1 (bytes kept 1:1 for forwarding); log files
-    are written as UTF-8 with surrogateescape, so re-decode to get the very
-    bytes the client sent into the log."""
-    if value.isascii():
-        return value
-    return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")
-
-
-def _valid_key(key: str) -> bool:
-    """A Sec-WebSocket-Key is base64 of 16 bytes (24 characters)."""
-    if len(key) != 24:
-        return False
-    try:
-        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
-    except (binascii.Error, UnicodeEncodeError):
-        return False
-
-
