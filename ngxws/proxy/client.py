@@ -761,10 +761,14 @@ class ClientConnection(asyncio.Protocol):
         # request -- nothing is sent, the connection (and upstream) closes
         self._body_timer = None
         self.worker.log_info("client timed out (110: Connection timed out) while reading client request body")
+        if self.upstream_transport is not None:
+            self.upstream_transport.close()
         self._close()
 
     def _send_timed_out(self) -> None:
         # send_timeout: nginx finalizes with 408 and closes; the unsent rest is dropped
+        if self.handed_over:
+            return  # the tunnel keeps its own send_timeout
         self.worker.log_info("client timed out (110: Connection timed out) while sending to client")
         if self.transport is not None:
             self.transport.abort()

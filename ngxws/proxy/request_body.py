@@ -93,11 +93,14 @@ def open_body(head: RequestHead, scope: Location | Server, proxied: bool) -> Req
 def upstream_framing(head: RequestHead, body: RequestBody | None) -> tuple[int | None, bool]:
     """(Content-Length, chunked) of the body nginx sends upstream: a buffered
     body goes with its length (a chunked one de-chunked); a streamed one with
-    the client's Content-Length, or chunked."""
+    the client's Content-Length, or chunked if the rest is still to come."""
     if body is None:
         has = head.header("content-length") is not None or head.header("transfer-encoding")
         return (0 if has else None), False
-    if not body.streaming:
+    if not body.streaming or (body.complete and body.size <= body.buffer_size):
+        # ngx_http_proxy_create_request(): chunked only while the body is
+        # still being read ("r->reading_body"); one the first read took
+        # whole (it came with the head and fits the buffer) goes with its length
         return body.size, False
     if head.header("transfer-encoding") is not None:
         return None, True
