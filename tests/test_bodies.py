@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import socket
 import threading
 import time
@@ -60,6 +61,8 @@ class CountingBackend:
 
     def start(self) -> None:
         self.sock = socket.socket()
+        # small windows, so that a peer that stops reading blocks its writer soon
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = int(self.sock.getsockname()[1])
@@ -81,6 +84,9 @@ class CountingBackend:
             self.uploads.append(up)
             if b"/endless " in head.split(b"\r\n", 1)[0]:
                 self._endless(conn)
+                return
+            if b"/deaf " in head.split(b"\r\n", 1)[0]:
+                time.sleep(8)  # never reads the body: proxy_send_timeout's case
                 return
             if b"/stall " in head.split(b"\r\n", 1)[0]:
                 conn.settimeout(20)
@@ -193,6 +199,12 @@ http {{
             proxy_pass http://127.0.0.1:{backend};
         }}
         location /send/ {{ send_timeout 1s; proxy_pass http://127.0.0.1:{backend}; }}
+        location /psend/ {{ proxy_send_timeout 1s; proxy_pass http://127.0.0.1:{backend}; }}
+        location /psendoff/ {{
+            proxy_request_buffering off;
+            proxy_send_timeout 1s;
+            proxy_pass http://127.0.0.1:{backend};
+        }}
     }}
 }}
 """
@@ -401,6 +413,40 @@ def test_client_that_never_reads_is_dropped_after_send_timeout(tmp_path: Path) -
                 pass
         finally:
             s.close()
+
+
+# -- proxy_send_timeout on the request body -------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["psend", "psendoff"])
+def test_upstream_that_stops_reading_the_body_gets_504(tmp_path: Path, where: str) -> None:
+    """nginx: "upstream timed out (110: Connection timed out) while sending
+    request to upstream" after proxy_send_timeout (1s), answered 504."""
+    data = b"z" * (32 * MiB)
+    with counting_backend() as backend, proxy(tmp_path, backend.port) as (server, _temp):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+            s.sendall(f"POST /{where}/deaf HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n".encode())
+            started = time.monotonic()
+            s.settimeout(20)
+            if where == "psend":
+                s.sendall(data)
+            else:  # streamed: the client is paused with the upstream; send what goes
+                s.setblocking(False)
+                view = memoryview(data)
+                while view and time.monotonic() - started < 15:
+                    readable, writable, _ = select.select([s], [s], [], 0.05)
+                    if readable:  # the answer came
+                        break
+                    if writable:
+                        try:
+                            view = view[s.send(view) :]
+                        except BlockingIOError:
+                            pass
+                s.settimeout(20)
+            head, _rest = read_head(s, timeout=20)
+            waited = time.monotonic() - started
+        assert head.startswith(b"HTTP/1.1 504"), head
+        assert waited < 8, waited
 
 
 # -- the store itself -------------------------------------------------------------------

@@ -651,6 +651,7 @@ class ClientConnection(asyncio.Protocol):
                 # an upstream may answer before it has read the whole body
                 await asyncio.wait((pending.sender, response.head_done), return_when=asyncio.FIRST_COMPLETED)
                 if not response.head_done.done() and isinstance(pending.sender.exception(), asyncio.TimeoutError):
+                    response.head_done.cancel()  # nobody waits for it any more
                     link.transport.close()
                     raise UpstreamUnavailable(504, "upstream timed out while sending request to upstream")
             await within(response.head_done, loc.proxy.read_timeout)
