@@ -61,5 +61,6 @@ case("Content-Length: 0", "bodies", req("POST", "/off/zero", headers="Content-Le
 case("chunked with no data", "bodies", req("POST", "/off/nodata", headers=_CHUNKED) + b"0\r\n\r\n", expect=(200,))
 case("client_body_timeout: a stalled body gets no answer", "bodies",
      req("POST", "/on/stall", headers="Content-Length: 10\r\n") + b"abc")
-case("client_body_timeout, streaming: a stalled body gets no answer", "bodies",
-     req("POST", "/off/stall", headers="Content-Length: 10\r\n") + b"abc")
+# (streamed, the stalled request is also upstream: whether the backend has
+# seen that connection close by the time the client has is a race between
+# threads, on either side -- tests/test_bodies.py waits for it instead)
