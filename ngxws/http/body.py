@@ -102,7 +102,9 @@ class RequestBody:
             first = first[:limit]
         self._mem_size -= len(first)
         self._read_pos += len(first)
-        if self.streaming and self.on_drained is not None and self._mem_size <= self.buffer_size:
+        if self.streaming and not self.complete and self.on_drained is not None and self._mem_size <= self.buffer_size:
+            # (once it is all in, reading goes on for the next request's sake:
+            # the connection decides)
             self.on_drained()
         return first
 
