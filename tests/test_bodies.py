@@ -458,8 +458,9 @@ def test_body_stays_in_memory_within_the_buffer(tmp_path: Path) -> None:
     body.feed(b"abcdef")
     body.finish()
     assert not body.in_file and list(tmp_path.iterdir()) == []
-    assert (body.take(4), body.take(100), body.take(100)) == (b"0123", b"456789", b"abcdef")
+    assert (body.take(4), body.take(100), body.take(100)) == (b"0123", b"456789abcdef", b"")
     assert body.exhausted
+    assert body.rewind() and body.take(100) == b"0123456789abcdef"  # a second upstream gets it all
 
 
 def test_body_past_the_buffer_goes_to_an_unnamed_temp_file(tmp_path: Path) -> None:
@@ -473,6 +474,7 @@ def test_body_past_the_buffer_goes_to_an_unnamed_temp_file(tmp_path: Path) -> No
     while piece := body.take(5):
         got += piece
     assert got == b"0123456789abc" and body.exhausted
+    assert body.rewind() and body.take(100) == b"0123456789abc"
     body.close()
     assert body.closed and not body.in_file
 
@@ -491,3 +493,4 @@ def test_streaming_body_is_a_pipe_that_asks_for_backpressure() -> None:
     assert body.take(2) == b"de" and body.take(9) == b"fg"
     body.finish()
     assert body.exhausted and events[-1] == "data"
+    assert not body.rewind()  # what went upstream is gone

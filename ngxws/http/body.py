@@ -94,6 +94,13 @@ class RequestBody:
             data = os.pread(self._file.fileno(), min(limit, self.waiting), self._read_pos)
             self._read_pos += len(data)
             return data
+        if not self.streaming:
+            # kept whole (at most a buffer) so that ``rewind`` can send it again
+            if len(self._mem) > 1:
+                self._mem = deque([b"".join(self._mem)])
+            data = self._mem[0][self._read_pos : self._read_pos + limit]
+            self._read_pos += len(data)
+            return data
         first = self._mem[0]
         if len(first) <= limit:
             self._mem.popleft()
@@ -107,6 +114,15 @@ class RequestBody:
             # the connection decides)
             self.on_drained()
         return first
+
+    def rewind(self) -> bool:
+        """Take from the first byte again (a second upstream: error_page to a
+        named location, as nginx re-sends its buffered body); a streamed
+        body cannot be."""
+        if self.streaming:
+            return False
+        self._read_pos = 0
+        return True
 
     def close(self) -> None:
         """Drop what is held; the temp file's space goes back to the disk."""

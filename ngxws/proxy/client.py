@@ -642,6 +642,9 @@ class ClientConnection(asyncio.Protocol):
             raise asyncio.CancelledError
         link.transport.write(build_upstream_head(uri, loc.proxy, v))
         body = pending.body
+        if body is not None and pending.sender is not None:  # sent once already (error_page)
+            forget(pending.sender, None)
+            body.rewind()
         if body is not None and (body.size or body.streaming):
             pending.sender = asyncio.ensure_future(
                 send_body(link.transport, response, body, v.chunked, loc.proxy.send_timeout)

@@ -28,6 +28,12 @@ group(Group("bodies", """
         }
         location /off10/ { proxy_request_buffering off; proxy_pass http://127.0.0.1:@B0@; }
         location /bigbuf/ { client_body_buffer_size 1m; proxy_pass http://127.0.0.1:@B0@; }
+        location /retry/ {
+            proxy_read_timeout 1s;
+            proxy_pass http://127.0.0.1:@B0@;
+            error_page 504 = @again;
+        }
+        location @again { proxy_read_timeout 1s; proxy_pass http://127.0.0.1:@B1@; }
     }
 """))
 
@@ -64,3 +70,7 @@ case("client_body_timeout: a stalled body gets no answer", "bodies",
 # (streamed, the stalled request is also upstream: whether the backend has
 # seen that connection close by the time the client has is a race between
 # threads, on either side -- tests/test_bodies.py waits for it instead)
+case("error_page to a named location: the body goes to the second upstream too", "bodies",
+     req("POST", "/retry/hang", body=_BIG), expect=(504,))
+case("error_page to a named location: a small body goes again", "bodies",
+     req("POST", "/retry/hang", body=b"a=1&b=2"), expect=(504,))
