@@ -265,75 +265,88 @@ def _pattern(i: int, block: bytes) -> bytes:
 # -- the 1 GiB upload --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["on", "off"])
+@dataclass
+class _Stream:
+    """One upload on its own connection, sent and answered in a thread."""
+
+    port: int
+    path: str
+    total: int
+    block: bytes
+    sent: hashlib._Hash = field(default_factory=hashlib.sha256)
+    head: bytes = b""
+    answer: bytes = b""
+    error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=60) as sock:
+                sock.sendall(f"POST {self.path} HTTP/1.1\r\nHost: x\r\nContent-Length: {self.total}\r\n\r\n".encode())
+                for i in range(self.total // MiB):
+                    data = _pattern(i, self.block)
+                    self.sent.update(data)
+                    sock.sendall(data)
+                self.head, self.answer = read_head(sock, timeout=120)
+                while not self.answer.endswith(b"\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    self.answer += chunk
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+
+
+@pytest.mark.parametrize(
+    ("mode", "streams", "size"),
+    [("on", 1, GiB), ("off", 1, GiB), ("on", 4, 128 * MiB)],
+    ids=["buffered-1GiB", "streamed-1GiB", "buffered-4x128MiB"],
+)
 @pytest.mark.timeout(300)
-def test_1gib_upload_keeps_worker_memory_bounded(tmp_path: Path, mode: str) -> None:
+def test_big_uploads_keep_worker_memory_bounded(tmp_path: Path, mode: str, streams: int, size: int) -> None:
     block = os.urandom(MiB)
-    total = GiB
     with counting_backend() as backend, proxy(tmp_path, backend.port) as (server, temp):
         pid = worker_pid(server)
         # one small request first: the worker's steady state (imports, buffers) is the baseline
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
             s.sendall(f"POST /{mode}/warm HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello".encode())
             assert read_head(s, timeout=10)[0].startswith(b"HTTP/1.1 200")
-        baseline = rss_kib(pid)
-        peak = baseline
-        temp_seen: list[str] = []
-        sender_error: list[BaseException] = []
-        sent_hash = hashlib.sha256()
+        backend.uploads.clear()
+        baseline = peak = rss_kib(pid)
+        temp_seen: set[str] = set()
         started = time.monotonic()
-        sock = socket.create_connection(("127.0.0.1", server.port), timeout=60)
-
-        def send() -> None:
-            try:
-                sock.sendall(
-                    f"POST /{mode}/upload HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n\r\n".encode()
-                )
-                for i in range(total // MiB):
-                    data = _pattern(i, block)
-                    sent_hash.update(data)
-                    sock.sendall(data)
-            except BaseException as exc:  # reported by the main thread
-                sender_error.append(exc)
-
-        sender = threading.Thread(target=send, daemon=True)
-        sender.start()
-        while sender.is_alive() and time.monotonic() - started < 240:
+        uploads = [_Stream(server.port, f"/{mode}/upload{i}", size, block) for i in range(streams)]
+        threads = [threading.Thread(target=u.run, daemon=True) for u in uploads]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads) and time.monotonic() - started < 240:
             peak = max(peak, rss_kib(pid))
-            temp_seen.extend(open_files_under(pid, temp))
-            sender.join(0.05)
-        assert not sender.is_alive(), "the upload did not finish in 240 s"
-        assert not sender_error, sender_error
-        head, rest = read_head(sock, timeout=120)
-        body = rest
-        sock.settimeout(10)
-        while len(body) < 10 or not body.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            body += chunk
+            temp_seen.update(open_files_under(pid, temp))
+            threads[0].join(0.05)
+        assert not any(t.is_alive() for t in threads), "the uploads did not finish in 240 s"
         peak = max(peak, rss_kib(pid))
-        sock.close()
         elapsed = time.monotonic() - started
         growth_mb = (peak - baseline) / 1024
-        print(f"\n[{mode}] 1 GiB in {elapsed:.1f}s; worker VmRSS {baseline} kB -> peak {peak} kB (+{growth_mb:.1f} MB)")
-        assert head.startswith(b"HTTP/1.1 200"), head
-        upload = backend.uploads[-1]
-        assert upload.count == total
-        assert upload.sha256 == sent_hash.hexdigest()
-        assert body.decode().split() == [str(total), sent_hash.hexdigest()]
+        print(
+            f"\n[{mode}] {streams} x {size // MiB} MiB in {elapsed:.1f}s; worker VmRSS {baseline} kB"
+            f" -> peak {peak} kB (+{growth_mb:.1f} MB)"
+        )
+        for u in uploads:
+            assert u.error is None, u.error
+            assert u.head.startswith(b"HTTP/1.1 200"), u.head
+            assert u.answer.decode().split() == [str(size), u.sent.hexdigest()]  # the backend's count and hash
+        got = sorted((up.count, up.sha256) for up in backend.uploads)
+        assert got == sorted((size, u.sent.hexdigest()) for u in uploads)
+        assert all(b"content-length: %d" % size in up.head.lower() for up in backend.uploads)
         assert growth_mb < 50, f"worker RSS grew by {growth_mb:.1f} MB"
         if mode == "on":
-            # the body went through a temp file in client_body_temp_path (an
+            # each body went through a temp file in client_body_temp_path (an
             # unnamed one: O_TMPFILE or unlinked at once, as nginx does) ...
-            assert temp_seen, "no temp file was open in client_body_temp_path during the upload"
+            assert len(temp_seen) >= 1, "no temp file was open in client_body_temp_path during the upload"
             # ... which is gone once the request is over
             assert wait_for(lambda: not open_files_under(pid, temp), timeout=5)
             assert list(temp.iterdir()) == []
-            assert b"content-length: %d" % total in upload.head.lower()
         else:
             assert not temp_seen, temp_seen  # streamed: no temp file
-            assert b"content-length: %d" % total in upload.head.lower()
 
 
 def test_streamed_chunked_body_goes_chunked_to_an_http11_upstream(tmp_path: Path) -> None:
