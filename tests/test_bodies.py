@@ -349,6 +349,18 @@ def test_big_uploads_keep_worker_memory_bounded(tmp_path: Path, mode: str, strea
             assert not temp_seen, temp_seen  # streamed: no temp file
 
 
+def test_client_that_leaves_mid_body_leaves_no_temp_file(tmp_path: Path) -> None:
+    with counting_backend() as backend, proxy(tmp_path, backend.port) as (server, temp):
+        pid = worker_pid(server)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(f"POST /on/gone HTTP/1.1\r\nHost: x\r\nContent-Length: {8 * MiB}\r\n\r\n".encode())
+            s.sendall(b"y" * (4 * MiB))
+            assert wait_for(lambda: bool(open_files_under(pid, temp)), timeout=5)
+        assert wait_for(lambda: not open_files_under(pid, temp), timeout=5)
+        assert list(temp.iterdir()) == []
+        assert backend.uploads == []  # a buffered body that never completed never went upstream
+
+
 def test_streamed_chunked_body_goes_chunked_to_an_http11_upstream(tmp_path: Path) -> None:
     """proxy_request_buffering off, a chunked body still arriving: the
     upstream gets it chunked (ngx_http_proxy_body_output_filter), whole."""

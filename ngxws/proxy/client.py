@@ -220,6 +220,11 @@ class ClientConnection(asyncio.Protocol):
         self.eof = True
         if self.task is None and not self.queue:
             return None  # close
+        cur = self._current
+        if cur is not None and cur.body is not None and not cur.body.complete and not cur.complete:
+            # ngx_http_read_client_request_body(): the body can never be whole
+            self.worker.log_info("client prematurely closed connection while reading client request body")
+            return None
         return True  # finish answering what was asked
 
     def connection_lost(self, exc: Exception | None) -> None:
