@@ -10,8 +10,12 @@ the timing bound is checked in tests/test_bodies.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cases import case, group
 from oracle import Group, req
+
+_SSL = Path(__file__).resolve().parent.parent / "configs" / "ssl"
 
 group(Group("bodies", """
     client_max_body_size 10m;
@@ -35,7 +39,18 @@ group(Group("bodies", """
         }
         location @again { proxy_read_timeout 1s; proxy_pass http://127.0.0.1:@B1@; }
     }
-"""))
+    server {
+        listen 127.0.0.1:@L1@ ssl;
+        ssl_certificate cert.pem;
+        ssl_certificate_key key.pem;
+        location /on/ { proxy_pass http://127.0.0.1:@B0@; }
+        location /off/ {
+            proxy_request_buffering off;
+            proxy_http_version 1.1;
+            proxy_pass http://127.0.0.1:@B0@;
+        }
+    }
+""", files={"cert.pem": (_SSL / "cert.pem").read_text(), "key.pem": (_SSL / "key.pem").read_text()}))
 
 _CHUNKED = "Transfer-Encoding: chunked\r\n"
 _CHUNKS = b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
@@ -74,3 +89,10 @@ case("error_page to a named location: the body goes to the second upstream too",
      req("POST", "/retry/hang", body=_BIG), expect=(504,))
 case("error_page to a named location: a small body goes again", "bodies",
      req("POST", "/retry/hang", body=b"a=1&b=2"), expect=(504,))
+
+for where in ("on", "off"):
+    case(f"over TLS, {where}: body past the buffer", "bodies",
+         req("POST", f"/{where}/tls", body=_BIG * 8), target="L1", tls=True, expect=(200,))
+    case(f"over TLS, {where}: chunked body", "bodies",
+         req("POST", f"/{where}/tlschunked", headers=_CHUNKED) + _chunks(_BIG, 5000), target="L1", tls=True,
+         expect=(200,))
