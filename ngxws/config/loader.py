@@ -500,6 +500,9 @@ class _Core:
     ssl_on: bool = False
     ssl_on_source: Source | None = None
     send_timeout: float = 60.0
+    client_body_timeout: float = 60.0
+    client_body_buffer_size: int = 16 * 1024
+    client_body_temp_path: str | None = None
     http2: bool = False
     ssl_verify_client: str = "off"
     ssl_verify_depth: int = 1
@@ -644,6 +647,7 @@ _PROXY_FLAGS = {
     "proxy_pass_request_headers": "pass_request_headers",
     "proxy_pass_request_body": "pass_request_body",
     "proxy_buffering": "buffering",
+    "proxy_request_buffering": "request_buffering",
     "proxy_ssl_server_name": "ssl_server_name",
     "proxy_ssl_verify": "ssl_verify",
 }
@@ -667,6 +671,7 @@ _LEVEL_DIRECTIVES = frozenset(
         "ssl_protocols", "ssl_ciphers", "http2", "ssl", "send_timeout",
         *_CLIENT_CERT_DIRECTIVES, *_PROXY_TIMEOUTS, *_PROXY_FLAGS,
         "auth_request", "auth_request_set", "satisfy",
+        "client_body_timeout", "client_body_buffer_size", "client_body_temp_path",
         *_PROXY_TIMEOUTS, *_PROXY_FLAGS,
     }
 )  # fmt: skip
@@ -1473,6 +1478,13 @@ class _Reader:
             level.core["send_timeout"] = self._time(node, args[0], TimeSlot.MSEC)
         elif name in _CLIENT_CERT_DIRECTIVES:
             level.core[name] = self._client_cert_value(node, name, args[0])
+        elif name == "client_body_timeout":
+            level.core["client_body_timeout"] = self._time(node, args[0], TimeSlot.MSEC)
+        elif name == "client_body_buffer_size":
+            level.core["client_body_buffer_size"] = self._size(node, args[0])
+        elif name == "client_body_temp_path":
+            # levels (args 1..3) only shape nginx's file names; ngxws's files have none
+            level.core["client_body_temp_path"] = self._prefix_path(args[0])
         else:  # a HONOURED name without a setter here: say so rather than drop it
             self._ignore(node, StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, "not supported here"))
 
@@ -1979,6 +1991,9 @@ class _Builder:
             error_pages=eff.error_pages,
             types=core.types,
             send_timeout=core.send_timeout,
+            client_body_timeout=core.client_body_timeout,
+            client_body_buffer_size=core.client_body_buffer_size,
+            client_body_temp_path=core.client_body_temp_path,
             ssl_on=core.ssl_on,
             ssl_verify_client=core.ssl_verify_client,
             ssl_verify_depth=core.ssl_verify_depth,
@@ -2034,6 +2049,9 @@ class _Builder:
             send_timeout=eff.core.send_timeout,
             internal=raw.internal,
             limits=_limits(eff.core),
+            client_body_timeout=eff.core.client_body_timeout,
+            client_body_buffer_size=eff.core.client_body_buffer_size,
+            client_body_temp_path=eff.core.client_body_temp_path,
         )
 
     def _check_duplicate_locations(self, locations: Sequence[_LocationBlock]) -> None:

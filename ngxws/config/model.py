@@ -132,6 +132,7 @@ class ProxySettings:
     ssl_verify: bool = False
     ssl_trusted_certificate: str | None = None
     buffering: bool = True
+    request_buffering: bool = True  # proxy_request_buffering: read the whole body first
     # proxy_ssl_name (None: the proxy_pass host), proxy_ssl_verify_depth,
     # proxy_ssl_protocols, proxy_ssl_ciphers, proxy_ssl_certificate(_key);
     # paths are resolved against the conf file's directory.
@@ -291,6 +292,12 @@ class Location:
     send_timeout: float = 60.0  # ``send_timeout``: a write to the client blocked that long ends it
     internal: bool = False  # ``internal;``: a client's own request gets 404 here
     limits: Limits = field(default_factory=Limits)  # limit_req / limit_conn in force here
+    # reading the request body (see ngxws.http.body): the time allowed between
+    # two reads, the part kept in memory, where the rest goes (None: the
+    # system's temp directory)
+    client_body_timeout: float = 60.0
+    client_body_buffer_size: int = 16 * 1024
+    client_body_temp_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -320,6 +327,9 @@ class Server:
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
     send_timeout: float = 60.0
+    client_body_timeout: float = 60.0
+    client_body_buffer_size: int = 16 * 1024
+    client_body_temp_path: str | None = None
     # the obsolete ``ssl on;`` (nginx < 1.25): the sockets this server is the
     # default server of speak TLS, as if their ``listen`` said ``ssl``
     ssl_on: bool = False

@@ -59,6 +59,7 @@ class RequestVariables:
     proxy_host: str = ""
     remote_user: str = ""
     body_length: int | None = None
+    chunked: bool = False  # a streamed chunked body goes upstream chunked
     captures: tuple[str, ...] = ()
     maps: Mapping[str, CompiledMap] = field(default_factory=dict)
     named: Mapping[str, str] = field(default_factory=dict)  # (?<name>...) captures
@@ -123,7 +124,7 @@ class RequestVariables:
             "proxy_internal_body_length": ""
             if self.body_length is None
             else str(self.body_length),
-            "proxy_internal_chunked": "",
+            "proxy_internal_chunked": "chunked" if self.chunked else "",
         }
         if name in simple:
             return simple[name]

@@ -19,15 +19,13 @@ Pipelined requests are answered in order, one at a time.
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
 from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from ngxws.client_certs import ConnectionTLS, request_status, ssl_variable
+from ngxws.client_certs import ConnectionTLS, request_status
 from ngxws.config.model import (
     ErrorPage,
     Listen,
@@ -36,6 +34,7 @@ from ngxws.config.model import (
     Return,
     Server,
 )
+from ngxws.http.body import RequestBody
 from ngxws.http.request import (
     BadRequest,
     HeadBuffers,
@@ -44,11 +43,9 @@ from ngxws.http.request import (
     valid_host,
 )
 from ngxws.http.responses import (
-    SERVER,
     build_response,
     error_response,
     redirect_response,
-    status_line,
 )
 from ngxws.http.rewrite import run_rewrite as _rewrite
 from ngxws.http.upstream_request import (
@@ -61,10 +58,12 @@ from ngxws.http.upstream_request import (
 from ngxws.limits.state import RequestLimits
 from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
-from ngxws.proxy.handshake import refusal, switching_head
+from ngxws.proxy.handshake import conn_info, refusal, switching_head
+from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
+from ngxws.proxy.response_pass import SendTimer, pass_response
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
-from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
+from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.routing.locations import find_named, match_location
 from ngxws.routing.servers import VirtualHosts
 from ngxws.sinks.statspage import (
@@ -73,8 +72,6 @@ from ngxws.sinks.statspage import (
     render_prometheus,
     render_text,
 )
-from ngxws.sinks.timefmt import http_date_now
-from ngxws.sinks.wslog import ConnInfo, log_text
 from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
@@ -86,12 +83,13 @@ class _Pending:
 
     __slots__ = (
         "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override",
-        "limits",
+        "limits", "sender",
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
         self.head = head
-        self.body: list[bytes] = []
+        self.body: RequestBody | None = None  # memory, temp file or pipe (ngxws.http.body)
+        self.sender: asyncio.Task[None] | None = None  # writing the body upstream
         self.upgrade = False
         self.leftover = b""
         self.error = error
@@ -99,12 +97,6 @@ class _Pending:
         self.complete = False  # answer before the body (declared length over the limit)
         self.status_override: int | None = None  # error_page's code for the final answer
         self.limits = RequestLimits()  # limit_req/limit_conn state, kept across internal redirects
-
-
-def _status_line(override: int | None, response: UpstreamResponse) -> str:
-    if override is not None and override != response.status:
-        return status_line(override)
-    return f"HTTP/1.1 {response.status} {response.reason}".rstrip()
 
 
 # ngx_http_special_response_handler() drops keep-alive after these.
@@ -152,6 +144,8 @@ class ClientConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._max_body = 1024 * 1024
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
+        self._body_timer: ReadTimer | None = None  # client_body_timeout
+        self._send_timer = SendTimer(vhosts.default.send_timeout)
         self.remote_user = ""  # $remote_user once auth_basic let the request through
         self.tls: ConnectionTLS | None = None  # $ssl_* and client certificate checks
         self.auth_vars: dict[str, str] = {}  # auth_request_set's variables
@@ -212,11 +206,21 @@ class ClientConnection(asyncio.Protocol):
         self.eof = True
         if self.task is None and not self.queue:
             return None  # close
+        cur = self._current
+        if cur is not None and cur.body is not None and not cur.body.complete and not cur.complete:
+            # ngx_http_read_client_request_body(): the body can never be whole
+            self.worker.log_info("client prematurely closed connection while reading client request body")
+            return None
         return True  # finish answering what was asked
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_timer()
+        self._end_body_timer()
+        self._send_timer.stop()
+        for p in (self._current, *self.queue):
+            if p is not None:
+                forget(None, p.body)
         self.worker.connections.discard(self)
         if self.task is not None and not self.handed_over:
             self.task.cancel()
@@ -226,8 +230,10 @@ class ClientConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.upstream_transport is not None:
             self.upstream_transport.pause_reading()
+        self._send_timer.start(self._send_timed_out)
 
     def resume_writing(self) -> None:
+        self._send_timer.stop()
         if self.upstream_transport is not None and not self.upstream_transport.is_closing():
             self.upstream_transport.resume_reading()
 
@@ -269,7 +275,11 @@ class ClientConnection(asyncio.Protocol):
                 raise BadRequest(400, "client sent invalid host header")
         self._current = _Pending(head)
         self.queue.append(self._current)
-        self._max_body, proxied = self._body_limit(head)
+        self._max_body, proxied, scope = self._body_limit(head)
+        body = self._current.body = open_body(head, scope, proxied)
+        if body is not None and self.transport is not None:
+            body.on_drained = self._resume
+            self._body_timer = ReadTimer(self.transport, scope.client_body_timeout, self._body_timed_out)
         if proxied and version == "1.1" and len(self.queue) == 1 and self.task is None:
             expect = head.header("expect")
             if expect is not None and expect.strip().lower() == "100-continue":
@@ -284,15 +294,16 @@ class ClientConnection(asyncio.Protocol):
         if len(self.queue) > 1:
             self._pause()
 
-    def _body_limit(self, head: RequestHead) -> tuple[int, bool]:
+    def _body_limit(self, head: RequestHead) -> tuple[int, bool, Location | Server]:
         """client_max_body_size of the location the request will reach (0: no
-        limit), and whether that location will proxy (read the body)."""
+        limit), whether that location will proxy (read the body), and the
+        location (or server) whose client_body_* settings apply."""
         server = self.vhosts.select(head.uri_host or head.host)
         if server.return_ is not None or server.ifs:
-            return server.client_max_body_size, False
+            return server.client_max_body_size, False, server
         match = match_location(server.locations, head.path)
         if match is None:
-            return server.client_max_body_size, False
+            return server.client_max_body_size, False, server
         loc = match.location
         proxied = (
             loc.proxy_pass is not None
@@ -301,21 +312,36 @@ class ClientConnection(asyncio.Protocol):
             and not loc.ifs
             and not loc.access.restricted
         )
-        return loc.client_max_body_size, proxied
+        return loc.client_max_body_size, proxied, loc
 
     def on_body(self, body: bytes) -> None:
         cur = self._current
         if cur is None:
             return
+        if self._body_timer is not None:
+            self._body_timer.touch()
         self._body_size += len(body)
         if self._max_body and self._body_size > self._max_body:
             if not cur.error:
                 cur.error = 413
+            if cur.body is not None and cur.body.streaming:
+                self._close()  # part of it went upstream already: nginx ends the request
             return
-        cur.body.append(body)
+        if cur.body is not None:
+            try:
+                cur.body.feed(body)
+            except OSError as exc:  # temp file: disk full, no such directory...
+                self.worker.log_error(f"cannot store the request body: {exc}")
+                self._close()
+                return
+            if cur.body.over_buffer:
+                self._pause()  # streaming: the upstream takes it slower than it comes
 
     def on_message_complete(self) -> None:
-        self._current = None
+        cur, self._current = self._current, None
+        if cur is not None and cur.body is not None:
+            cur.body.finish()
+        self._end_body_timer()
         self._head_buffers.reset()
 
     # -- request processing ---------------------------------------------
@@ -333,7 +359,8 @@ class ClientConnection(asyncio.Protocol):
         if self.task is not None or not self.queue:
             return
         first = self.queue[0]
-        if first.head is not None and self._current is first and not first.upgrade and not first.complete:
+        streaming = first.body is not None and first.body.streaming
+        if first.head is not None and self._current is first and not (first.upgrade or first.complete or streaming):
             return  # body still arriving
         self.queue.popleft()
         self.task = asyncio.ensure_future(self._answer(first))
@@ -351,6 +378,9 @@ class ClientConnection(asyncio.Protocol):
             self.task = None
             if not self.handed_over:
                 pending.limits.release()  # a tunnel gives its limit_conn counts back when it closes
+            if pending.body is not None and not pending.body.complete:
+                keep = False  # answered before the (streamed) body was all in
+            forget(pending.sender, pending.body)
         if self.handed_over or self.closed:
             return
         if not keep or (self.eof and not self.queue):
@@ -597,11 +627,7 @@ class ClientConnection(asyncio.Protocol):
         v.limits = pending.limits
         pp = self._target(loc.proxy_pass, v)
         v.proxy_host = proxy_host_of(pp)
-        body = b"".join(pending.body)
-        if body or head.header("content-length") is not None or head.header("transfer-encoding"):
-            v.body_length = len(body)
-        if not loc.proxy.pass_request_body:  # nginx still announces the client's length
-            body = b""
+        v.body_length, v.chunked = upstream_framing(head, pending.body)
         uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)
         if pp.unix is not None:
             selector = self.worker.pools.unix_selector(pp.unix)
@@ -618,8 +644,23 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             link.transport.close()
             raise asyncio.CancelledError
-        link.transport.write(build_upstream_head(uri, loc.proxy, v) + body)
+        link.transport.write(build_upstream_head(uri, loc.proxy, v))
+        body = pending.body
+        if body is not None and pending.sender is not None:  # sent once already (error_page)
+            forget(pending.sender, None)
+            body.rewind()
+        if body is not None and (body.size or body.streaming) and loc.proxy.pass_request_body:
+            pending.sender = asyncio.ensure_future(
+                send_body(link.transport, response, body, v.chunked, loc.proxy.send_timeout)
+            )
         try:
+            if pending.sender is not None:
+                # an upstream may answer before it has read the whole body
+                await asyncio.wait((pending.sender, response.head_done), return_when=asyncio.FIRST_COMPLETED)
+                if not response.head_done.done() and isinstance(pending.sender.exception(), asyncio.TimeoutError):
+                    response.head_done.cancel()  # nobody waits for it any more
+                    link.transport.close()
+                    raise UpstreamUnavailable(504, "upstream timed out while sending request to upstream")
             await within(response.head_done, loc.proxy.read_timeout)
         except asyncio.TimeoutError:
             link.transport.close()
@@ -640,45 +681,8 @@ class ClientConnection(asyncio.Protocol):
         except UpstreamUnavailable as exc:
             self.worker.log_error(f"{exc} while proxying {head.request_line}")
             return await self._answer_error(exc.status, pending, server, loc, keep)
-        return await self._pass_response(pending, response, keep)
-
-    async def _pass_response(self, pending: _Pending, response: UpstreamResponse, keep: bool) -> bool:
-        """Stream an upstream's (non-101) answer to the client as nginx frames it."""
-        head = pending.head
-        assert head is not None
-        known_length = response.content_length is not None and not response.chunked
-        chunked = not known_length and head.version == "1.1"
-        if not known_length and not chunked:
-            keep = False  # HTTP/1.0 client, unknown length: close-delimited
-        lines = [
-            _status_line(pending.status_override, response),
-            f"Server: {SERVER}",
-            f"Date: {http_date_now()}",
-            *(f"{name}: {value}" for name, value in self.error_headers),
-        ]
-        for name, value in response.headers:
-            if name.lower() not in HIDDEN_RESPONSE_HEADERS:
-                lines.append(f"{name}: {value}")
-        if chunked:
-            lines.append("Transfer-Encoding: chunked")
-        lines.append("Connection: keep-alive" if keep else "Connection: close")
-        self._write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        transport = self.transport
-        assert transport is not None
-        if chunked and head.method != "HEAD":
-            response.start_body(lambda b: transport.write(b"%x\r\n%b\r\n" % (len(b), b)))
-        else:
-            response.start_body(transport.write)
-        await response.body_done
-        if chunked and head.method != "HEAD":
-            self._write(b"0\r\n\r\n")
-        if self.upstream_transport is not None:
-            self.upstream_transport.close()
-            self.upstream_transport = None
-        if response.error is not None:
-            self.worker.log_error(response.error)
-            return False
-        return keep
+        self._send_timer.seconds = loc.send_timeout
+        return await pass_response(self, head, pending.status_override, response, keep)
 
     async def _proxy_websocket(
         self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
@@ -703,7 +707,8 @@ class ClientConnection(asyncio.Protocol):
             if response.status != 101:
                 # not upgraded: an ordinary answer, and the connection goes
                 # on with a fresh parser (llhttp stops at an Upgrade request)
-                keep = await self._pass_response(pending, response, head.keep_alive)
+                self._send_timer.seconds = loc.send_timeout
+                keep = await pass_response(self, head, pending.status_override, response, head.keep_alive)
                 if keep:
                     self.parser = httptools.HttpRequestParser(self)
                     if pending.leftover:
@@ -712,7 +717,7 @@ class ClientConnection(asyncio.Protocol):
                 return keep
             self._write(switching_head(response))
             assert self.transport is not None and self.upstream_transport is not None
-            logger, logfile = worker.ws_logger(server, lambda: self._conn_info(head, upstream_addr))
+            logger, logfile = worker.ws_logger(server, lambda: conn_info(self, head, upstream_addr))
             tunnel = Tunnel(
                 worker,
                 worker.slot,
@@ -736,22 +741,6 @@ class ClientConnection(asyncio.Protocol):
             if not opened:
                 worker.counters.close(worker.slot)
 
-    def _conn_info(self, head: RequestHead, upstream_addr: str) -> ConnInfo:
-        return ConnInfo(
-            request=log_text(head.request_line),
-            uri=log_text(head.path),
-            request_id=secrets.token_hex(16),
-            remote_user=log_text(self.remote_user),
-            remote_addr=self.remote_addr,
-            remote_port=str(self.remote_port),
-            server_addr=self.server_addr,
-            server_port=str(self.server_port),
-            upstream_addr=upstream_addr,
-            headers={k: log_text(v) for k, v in head.header_map.items()},
-            ssl=(lambda name: ssl_variable(tls, name)) if (tls := self.tls) is not None else None,
-            opened_at=time.time(),
-        )
-
     # -- output and lifetime -----------------------------------------------
 
     def _write(self, data: bytes) -> None:
@@ -770,6 +759,28 @@ class ClientConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _end_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        # ngx_http_read_client_request_body_handler(): 408 terminates the
+        # request -- nothing is sent, the connection (and upstream) closes
+        self._body_timer = None
+        self.worker.log_info("client timed out (110: Connection timed out) while reading client request body")
+        if self.upstream_transport is not None:
+            self.upstream_transport.close()
+        self._close()
+
+    def _send_timed_out(self) -> None:
+        # send_timeout: nginx finalizes with 408 and closes; the unsent rest is dropped
+        if self.handed_over:
+            return  # the tunnel keeps its own send_timeout
+        self.worker.log_info("client timed out (110: Connection timed out) while sending to client")
+        if self.transport is not None:
+            self.transport.abort()
 
     def _timeout(self) -> None:
         # client_header_timeout / keepalive_timeout: nginx just closes.
