@@ -75,6 +75,7 @@ from ngxws.config.model import (
     WsSettings,
 )
 from ngxws.config.units import TimeSlot, parse_flag, parse_size, parse_time
+from ngxws.sinks.wslog import compile_template, module_reading
 
 __all__ = ["ConfigError", "load_config"]
 
@@ -614,6 +615,16 @@ def _digits(text: str) -> int | None:
     return None
 
 
+def _unknown_variable_notice(written: str) -> str:
+    """``ngxws check``'s line for an unknown variable in a ws_log_format."""
+    text = f'unknown variable "{written}" in ws_log_format: written as literal text'
+    known = module_reading(written)
+    if known is None:
+        return text + ", as the module does"
+    rest = written[1 + len(known) :]
+    return f'{text} (the module printed ${known} then "{rest}"; for that write ${{{known}}}{rest})'
+
+
 class _Reader:
     """Step 3: one pass over the nodes in reading order (see module docstring)."""
 
@@ -624,6 +635,7 @@ class _Reader:
         self.main = _MainBlock()
         self.ignored: list[Ignored] = []
         self.warnings: list[str] = []
+        self.notices: list[tuple[str, Source]] = []
         self.maps: list[Map] = []
         self.honoured: list[tuple[str, Source]] = []
         # (address key, server, listen) in reading order, for the listen checks
@@ -781,6 +793,8 @@ class _Reader:
         elif name == "ws_log_enabled":
             owner.ws_log_enabled = parse_flag(args[0])
         elif name == "ws_log_format":
+            for unknown in compile_template(args[-1]).unknown_variables:
+                self.notices.append((_unknown_variable_notice(unknown), node.source))
             if len(args) == 1:
                 owner.ws_templates["frame"] = args[0]
             elif args[0] in WS_LOG_FORMAT_KEYWORDS:
@@ -1630,6 +1644,7 @@ class _Builder:
             ignored=tuple(self.reader.ignored),
             maps=tuple(self.reader.maps),
             warnings=tuple(self.warnings),
+            notices=tuple(self.reader.notices),
             honoured=tuple(self.reader.honoured),
         )
 

@@ -65,6 +65,10 @@ def render_check_report(config: Config) -> str:
         lines.append("")
         lines.append("warnings (nginx -t would print these too):")
         lines.extend(f"{_INDENT}{w}" for w in config.warnings)
+    if config.notices:
+        lines.append("")
+        lines.append("warnings (ngxws only):")
+        lines.extend(f"{_INDENT}{_where(src, base)}  {text}" for text, src in config.notices)
     return "\n".join(lines) + "\n"
 
 

@@ -185,8 +185,3 @@ class RequestHead:
         the module's limit applies to websocket upgrades."""
         up = self._index.get("upgrade")
         return up is not None and up.strip().lower() == "websocket"
-
-    @property
-    def header_map(self) -> dict[str, str]:
-        """Lower-cased name -> first value; what ``$http_NAME`` reads."""
-        return self._index

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 from websockets.utils import accept_key
 
-from ngxws.access import check_basic_auth, client_allowed
+from ngxws.access import basic_user, check_basic_auth, client_allowed
 from ngxws.config.model import (
     ErrorPage,
     IfReturn,
@@ -174,7 +174,7 @@ class ClientConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._max_body = 1024 * 1024
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
-        self.remote_user = ""  # $remote_user once auth_basic let the request through
+        self.remote_user = ""  # $remote_user: the Basic user name of the request
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -387,7 +387,7 @@ class ClientConnection(asyncio.Protocol):
         head = pending.head
         server = self.vhosts.select(head.uri_host or head.host)
         keep = head.keep_alive
-        self.remote_user = ""
+        self.remote_user = basic_user(head.header("authorization"))  # nginx's $remote_user
         v = self._variables(head, server, ())
         ret = _rewrite(server.ifs, server.return_, v)
         if ret is not None:
@@ -780,7 +780,7 @@ class ClientConnection(asyncio.Protocol):
             server_addr=self.server_addr,
             server_port=str(self.server_port),
             upstream_addr=upstream_addr,
-            headers={k: _log_text(v) for k, v in head.header_map.items()},
+            headers={k.lower(): _log_text(v) for k, v in head.headers},  # a repeat: the last wins
             opened_at=time.time(),
         )
 
