@@ -75,6 +75,7 @@ from ngxws.config.model import (
     WsSettings,
 )
 from ngxws.config.units import TimeSlot, parse_flag, parse_size, parse_time
+from ngxws.config.wiretext import wire
 from ngxws.sinks.wslog import compile_template, module_reading
 
 __all__ = ["ConfigError", "load_config"]
@@ -996,10 +997,10 @@ class _Reader:
             elif key == "default":
                 if default is not None:
                     raise entry.error("duplicate default map parameter")
-                default = rest[0]
+                default = wire(rest[0])
             else:
                 # nginx: "\" escapes a key that would read as a keyword
-                entries.append((key[1:] if key.startswith("\\") else key, rest[0]))
+                entries.append((wire(key[1:] if key.startswith("\\") else key), wire(rest[0])))
         self.maps.append(
             Map(
                 expression=expression,
@@ -1100,12 +1101,12 @@ class _Reader:
         assert isinstance(owner, (_ServerBlock, _LocationBlock))
         first = node.args[0]
         if len(node.args) == 1 and first.startswith(("http://", "https://", "$scheme")):
-            ret = Return(code=302, text=first)
+            ret = Return(code=302, text=wire(first))
         else:
             code = _digits(first)
             if code is None or code > 999:
                 raise node.error(f'invalid return code "{first}"')
-            ret = Return(code=code, text=node.args[1] if len(node.args) > 1 else None)
+            ret = Return(code=code, text=wire(node.args[1]) if len(node.args) > 1 else None)
         if owner.return_ is None:  # the first return runs; later ones never do
             owner.return_ = ret
 
@@ -1143,6 +1144,8 @@ class _Reader:
             codes.append(code)
         if not codes:
             raise node.error('invalid number of arguments in "error_page" directive')
+        if not target.startswith(("/", "@")):  # a redirect URL: sent as written
+            target = wire(target)
         owner.error_pages.append(ErrorPage(tuple(codes), target, response))
 
     def _types(self, node: _Node, owner: _Owner) -> None:
@@ -1212,7 +1215,7 @@ class _Reader:
     def _level_directive(self, node: _Node, level: _Level) -> None:
         name, args = node.name, node.args
         if name == "proxy_set_header":
-            level.headers.append((args[0], args[1]))
+            level.headers.append((args[0], wire(args[1])))
         elif name in _PROXY_TIMEOUTS:
             level.proxy[_PROXY_TIMEOUTS[name]] = self._time(node, args[0], TimeSlot.MSEC)
         elif name in _PROXY_FLAGS:
@@ -1245,7 +1248,7 @@ class _Reader:
         elif name in ("allow", "deny"):
             level.rules.append((name, self._access_rule(node)))
         elif name == "auth_basic":
-            level.core["auth_basic"] = None if args[0] == "off" else args[0]
+            level.core["auth_basic"] = None if args[0] == "off" else wire(args[0])
         elif name == "auth_basic_user_file":
             level.core["auth_basic_user_file"] = self._conf_relative(args[0])
         elif name == "client_max_body_size":

@@ -27,6 +27,7 @@ from ngxws.config.model import (
     Upstream,
     WsSettings,
 )
+from ngxws.config.wiretext import shown
 
 __all__ = ["render_check_report"]
 
@@ -55,7 +56,7 @@ def render_check_report(config: Config) -> str:
         for m in config.maps:
             lines.append(
                 f"{_INDENT}${m.variable} from {m.expression}: {_count(len(m.entries), 'entry')}, "
-                f"default {_quote(m.default)}{_at(m.source, base)}"
+                f"default {_quote(shown(m.default))}{_at(m.source, base)}"
             )
     lines.append("")
     lines.extend(_honoured(config.honoured, base))
@@ -106,7 +107,7 @@ def _server(server: Server, config: Config, base: str) -> list[str]:
             f"{' '.join(server.ssl_protocols)}"
         )
     if server.return_ is not None:
-        text = f" {server.return_.text}" if server.return_.text is not None else ""
+        text = f" {shown(server.return_.text)}" if server.return_.text is not None else ""
         lines.append(f"{_INDENT}return {server.return_.code}{text} (before any location)")
     proxied = list(_walk(server.locations, lambda loc: loc.proxy_pass is not None))
     stats = list(_walk(server.locations, lambda loc: loc.ws_stat))
