@@ -41,4 +41,4 @@ def test_config_strings_reach_the_model_as_byte_text(tmp_path: Path) -> None:
     assert loc.access.auth_basic.encode("latin-1") == "“stats”".encode()
     assert ("X-A", wire("café")) in loc.proxy.set_headers
     # ngxws check shows the text as written
-    assert '  return 200 héllo ✓ (before any location)' in render_check_report(config)
+    assert "  return 200 héllo ✓ (before any location)" in render_check_report(config)

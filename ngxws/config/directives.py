@@ -282,7 +282,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "client_body_temp_path": _harmless(_TUNING),
     "client_body_in_file_only": _harmless(_TUNING),
     "client_body_in_single_buffer": _harmless(_TUNING),
-    "client_body_timeout": _harmless("request bodies are streamed to the upstream"),
+    "client_body_timeout": _changes("a request body that stalls is not timed out (no 408)"),
     "reset_timedout_connection": _harmless(_TUNING),
     "lingering_close": _harmless(_TUNING),
     "lingering_time": _harmless(_TUNING),
@@ -308,7 +308,9 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_temp_path": _harmless(_TUNING),
     "proxy_max_temp_file_size": _harmless(_TUNING),
     "proxy_temp_file_write_size": _harmless(_TUNING),
-    "proxy_request_buffering": _harmless("ngxws streams request bodies"),
+    "proxy_request_buffering": _harmless(
+        "ngxws reads a request body whole before sending it upstream (as with on)"
+    ),
     "proxy_socket_keepalive": _harmless(_TUNING),
     "proxy_ssl_session_reuse": _harmless(_TUNING),
     "proxy_ignore_client_abort": _harmless(_TUNING),

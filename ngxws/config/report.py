@@ -140,11 +140,24 @@ def _proxied(loc: Location, pp: ProxyPass, config: Config, base: str) -> list[st
         else:
             note = "" if _is_ip(pp.host) else " (name resolved when connecting)"
             lines.append(f"{deep}peer {_hostport(pp.host, pp.port)}{note}")
-    # As in nginx, an upgrade only reaches the upstream with HTTP/1.1 and the
-    # hop-by-hop Upgrade header passed on explicitly.
-    sent = {name.lower() for name, value in loc.proxy.set_headers if value}
-    if loc.proxy.http_version != "1.1" or "upgrade" not in sent:
-        lines.append(f"{deep}plain HTTP only: no proxy_http_version 1.1 + proxy_set_header Upgrade")
+    # What a websocket upgrade through here sends, as nginx 1.22 does: the
+    # hop-by-hop Upgrade only through proxy_set_header, "Connection: close"
+    # unless set; whatever the request, a 101 answer to a client's upgrade
+    # opens the tunnel (ngx_http_proxy_process_header), HTTP/1.0 included.
+    # Each line is checked against a running ngxws (tests/test_report_claims.py).
+    sent = {name.lower(): value for name, value in loc.proxy.set_headers}
+    if not sent.get("upgrade"):
+        lines.append(
+            f"{deep}upgrade: the client's Upgrade header is not passed on "
+            "(proxy_set_header Upgrade $http_upgrade passes it)"
+        )
+    if sent.get("connection") == "close":
+        lines.append(f'{deep}upgrade: the upstream request says "Connection: close"')
+    if loc.proxy.http_version != "1.1":
+        lines.append(
+            f"{deep}upgrade: the upstream request is HTTP/1.0 (proxy_http_version 1.1 "
+            "makes it 1.1); a 101 answer still opens the tunnel"
+        )
     lines.append(
         f"{deep}timeouts: connect {_seconds(loc.proxy.connect_timeout)}, "
         f"read {_seconds(loc.proxy.read_timeout)}, send {_seconds(loc.proxy.send_timeout)}"
