@@ -299,7 +299,10 @@ def test_module_reading_of_unknown_names(written: str, module: str | None) -> No
 
 
 def test_repeated_header_prints_the_last() -> None:
-    """A name given twice (here as x-a and X_A, one after the other): the last wins."""
+    """The module's http_header_var searches the header list from the end."""
+    pairs = [("X-A", "first"), ("X_A", "second"), ("Other", "o"), ("x-a", "last")]
+    conn = ConnInfo(**{**CONN.__dict__, "headers": pairs})
+    assert frame("$http_x_a|$http_other", conn) == "last|o"
     conn = ConnInfo(**{**CONN.__dict__, "headers": {"x-a": "first", "X_A": "last"}})
     assert frame("$http_x_a", conn) == "last"
 

@@ -780,7 +780,7 @@ class ClientConnection(asyncio.Protocol):
             server_addr=self.server_addr,
             server_port=str(self.server_port),
             upstream_addr=upstream_addr,
-            headers={k.lower(): _log_text(v) for k, v in head.headers},  # a repeat: the last wins
+            headers=[(k, _log_text(v)) for k, v in head.headers],
             opened_at=time.time(),
         )
 

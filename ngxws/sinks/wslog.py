@@ -57,7 +57,7 @@ open/close lines (above).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
@@ -179,10 +179,10 @@ class ConnInfo:
     user name of an ``Authorization: Basic`` header, auth_basic or not
     (nginx's variable, which the module reads), ``""`` without one;
     ``upstream_addr`` is ``""`` when no peer is connected and ``request_id``
-    ``""`` when none was made (both then print ``???``).  ``headers`` maps
-    lower-cased request header names to values; for a header that repeats,
-    give its last occurrence (the module's http_header_var searches the
-    header list from the end).  For byte-exact logs, decode
+    ``""`` when none was made (both then print ``???``).  ``headers`` are
+    the request's ``(name, value)`` pairs in order (or a name -> value
+    mapping); a header that repeats prints its last occurrence, as the
+    module's http_header_var searches the header list from the end.  For byte-exact logs, decode
     header bytes the way ``LogFile`` encodes (UTF-8, ``surrogateescape``).  ``opened_at`` is
     ``time.time()`` when the tunnel opened.
     """
@@ -197,7 +197,7 @@ class ConnInfo:
     opened_at: float
     remote_user: str = ""
     upstream_addr: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] = field(default_factory=dict)
 
 
 class _ConnValues:
@@ -220,7 +220,8 @@ class _ConnValues:
             if self._headers is None:
                 # The module's compare_hdr: case-insensitive, and a ``_`` in
                 # the variable matches a ``-`` (or ``_``) in the header name.
-                self._headers = {k.lower().replace("-", "_"): v for k, v in conn.headers.items()}
+                pairs = conn.headers.items() if isinstance(conn.headers, Mapping) else conn.headers
+                self._headers = {k.lower().replace("-", "_"): v for k, v in pairs}
             return self._headers.get(name[5:], UNKNOWN)
         if name == "remote_ip":
             return conn.remote_addr
