@@ -63,21 +63,34 @@ def access_verdict(rules: tuple[tuple[str, str], ...], remote_addr: str) -> str 
     return None
 
 
+_BASE64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
 def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
-    """``Authorization: Basic base64(user:password)`` -> (user, password)."""
-    if authorization is None:
+    """``Authorization: Basic base64(user:password)`` -> (user, password).
+
+    Mirrors nginx's ngx_http_auth_basic_user(): ``Basic `` (any case, one
+    space, then any spaces), base64 read up to the first ``=`` (padding
+    optional, ngx_decode_base64), a non-empty user before the first ``:``.
+    None where nginx declines (then ``$remote_user`` is empty).
+    """
+    if authorization is None or authorization[:6].lower() != "basic ":
         return None
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "basic":
+    token = authorization[6:].lstrip(" ").encode("latin-1", "replace").split(b"=", 1)[0]
+    if not token or len(token) % 4 == 1 or not _BASE64.issuperset(token):
         return None
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True).decode("latin-1")
-    except (binascii.Error, ValueError):
+    decoded = base64.b64decode(token + b"=" * (-len(token) % 4))
+    user, sep, password = decoded.partition(b":")
+    if not sep or not user:
         return None
-    user, sep, password = decoded.partition(":")
-    if not sep:
-        return None
-    return user, password
+    return user.decode("latin-1"), password.decode("latin-1")
+
+
+def basic_user(authorization: str | None) -> str:
+    """nginx's ``$remote_user``: the Basic user name whether or not the
+    location uses auth_basic (the variable parses the header itself)."""
+    creds = basic_credentials(authorization)
+    return "" if creds is None else creds[0]
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,8 @@ from ngxws.config.model import (
     WsSettings,
 )
 from ngxws.config.units import TimeSlot, parse_flag, parse_size, parse_time
+from ngxws.config.wiretext import wire
+from ngxws.sinks.wslog import compile_template, module_reading
 
 __all__ = ["ConfigError", "load_config"]
 
@@ -701,6 +703,16 @@ def _digits(text: str) -> int | None:
     return None
 
 
+def _unknown_variable_notice(written: str) -> str:
+    """``ngxws check``'s line for an unknown variable in a ws_log_format."""
+    text = f'unknown variable "{written}" in ws_log_format: written as literal text'
+    known = module_reading(written)
+    if known is None:
+        return text + ", as the module does"
+    rest = written[1 + len(known) :]
+    return f'{text} (the module printed ${known} then "{rest}"; for that write ${{{known}}}{rest})'
+
+
 class _Reader:
     """Step 3: one pass over the nodes in reading order (see module docstring)."""
 
@@ -716,6 +728,7 @@ class _Reader:
         self.set_variables: list[tuple[str, Source]] = []
         self._positions: dict[tuple[str, int], int] = {}
         self.warnings: list[str] = []
+        self.notices: list[tuple[str, Source]] = []
         self.maps: list[Map] = []
         self.honoured: list[tuple[str, Source]] = []
         # (address key, server, listen) in reading order, for the listen checks
@@ -896,6 +909,8 @@ class _Reader:
         elif name == "ws_log_enabled":
             owner.ws_log_enabled = parse_flag(args[0])
         elif name == "ws_log_format":
+            for unknown in compile_template(args[-1]).unknown_variables:
+                self.notices.append((_unknown_variable_notice(unknown), node.source))
             if len(args) == 1:
                 owner.ws_templates["frame"] = args[0]
             elif args[0] in WS_LOG_FORMAT_KEYWORDS:
@@ -1097,10 +1112,10 @@ class _Reader:
             elif key == "default":
                 if default is not None:
                     raise entry.error("duplicate default map parameter")
-                default = rest[0]
+                default = wire(rest[0])
             else:
                 # nginx: "\" escapes a key that would read as a keyword
-                entries.append((key[1:] if key.startswith("\\") else key, rest[0]))
+                entries.append((wire(key[1:] if key.startswith("\\") else key), wire(rest[0])))
         self.maps.append(
             Map(
                 expression=expression,
@@ -1201,12 +1216,12 @@ class _Reader:
         assert isinstance(owner, (_ServerBlock, _LocationBlock))
         first = node.args[0]
         if len(node.args) == 1 and first.startswith(("http://", "https://", "$scheme")):
-            ret = Return(code=302, text=first)
+            ret = Return(code=302, text=wire(first))
         else:
             code = _digits(first)
             if code is None or code > 999:
                 raise node.error(f'invalid return code "{first}"')
-            ret = Return(code=code, text=node.args[1] if len(node.args) > 1 else None)
+            ret = Return(code=code, text=wire(node.args[1]) if len(node.args) > 1 else None)
         if owner.return_ is None:  # the first return runs; later ones never do
             owner.return_ = ret
 
@@ -1248,6 +1263,8 @@ class _Reader:
             codes.append(code)
         if not codes:
             raise node.error('invalid number of arguments in "error_page" directive')
+        if not target.startswith(("/", "@")):  # a redirect URL: sent as written
+            target = wire(target)
         # ngx_http_core_error_page(): without "=", nginx's own 400s (494-497) answer 400
         own_400 = tuple(c for c in codes if c in (494, 495, 496, 497)) if response is None else ()
         if own_400:
@@ -1384,7 +1401,7 @@ class _Reader:
     def _level_directive(self, node: _Node, level: _Level) -> None:
         name, args = node.name, node.args
         if name == "proxy_set_header":
-            level.headers.append((args[0], args[1]))
+            level.headers.append((args[0], wire(args[1])))
         elif name in _PROXY_TIMEOUTS:
             level.proxy[_PROXY_TIMEOUTS[name]] = self._time(node, args[0], TimeSlot.MSEC)
         elif name in _PROXY_FLAGS:
@@ -1417,7 +1434,7 @@ class _Reader:
         elif name in ("allow", "deny"):
             level.rules.append((name, self._access_rule(node)))
         elif name == "auth_basic":
-            level.core["auth_basic"] = None if args[0] == "off" else args[0]
+            level.core["auth_basic"] = None if args[0] == "off" else wire(args[0])
         elif name == "auth_basic_user_file":
             level.core["auth_basic_user_file"] = self._conf_relative(args[0])
         elif name == "auth_request":
@@ -1872,6 +1889,7 @@ class _Builder:
             ignored=tuple(self.reader.ignored),
             maps=tuple(self.reader.maps),
             warnings=tuple(self.warnings),
+            notices=tuple(self.reader.notices),
             honoured=tuple(self.reader.honoured),
             unenforced=tuple(self.reader.unenforced),
             limit_zones=tuple(z for _kind, z in zones.values() if z is not None),

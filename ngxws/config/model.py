@@ -398,6 +398,8 @@ class Config:
     maps: tuple[Map, ...] = ()
     # nginx's [warn] lines at ``nginx -t`` time (``conflicting server name ...``).
     warnings: tuple[str, ...] = ()
+    # ngxws's own warnings, with where (unknown ws_log_format variables: kept as text).
+    notices: tuple[tuple[str, Source], ...] = ()
     # every directive ngxws acts on, in reading order (for ``ngxws check``)
     honoured: tuple[tuple[str, Source], ...] = ()
     # access control ngxws does not enforce (``directives.UNENFORCED``); the

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
+from ngxws.access import basic_user
 from ngxws.client_certs import ConnectionTLS, request_status
 from ngxws.config.model import (
     ErrorPage,
@@ -146,7 +147,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
         self._body_timer: ReadTimer | None = None  # client_body_timeout
         self._send_timer = SendTimer(vhosts.default.send_timeout)
-        self.remote_user = ""  # $remote_user once auth_basic let the request through
+        self.remote_user = ""  # $remote_user: the Basic user name of the request
         self.tls: ConnectionTLS | None = None  # $ssl_* and client certificate checks
         self.auth_vars: dict[str, str] = {}  # auth_request_set's variables
         # WWW-Authenticate of a 401/403: nginx keeps it in headers_out through error_page
@@ -404,7 +405,7 @@ class ClientConnection(asyncio.Protocol):
         head = pending.head
         server = self.vhosts.select(head.uri_host or head.host)
         keep = head.keep_alive
-        self.remote_user = ""
+        self.remote_user = basic_user(head.header("authorization"))  # nginx's $remote_user
         tls_status = request_status(self.tls, server, self.vhosts, head.uri_host or head.host)
         if tls_status:  # 421/495/496, before any phase; nginx closes after each
             return await self._answer_error(tls_status, pending, server, None, False)

@@ -71,7 +71,7 @@ def conn_info(conn: ClientConnection, head: RequestHead, upstream_addr: str) -> 
         server_addr=conn.server_addr,
         server_port=str(conn.server_port),
         upstream_addr=upstream_addr,
-        headers={k: log_text(v) for k, v in head.header_map.items()},
+        headers=[(k, log_text(v)) for k, v in head.headers],
         ssl=(lambda name: ssl_variable(tls, name)) if (tls := conn.tls) is not None else None,
         opened_at=time.time(),
     )

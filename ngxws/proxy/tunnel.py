@@ -5,7 +5,10 @@ two small protocols relay each read as it came (the very same ``bytes``
 object is written to the other side: no unmasking, no re-framing, no copy).
 On the way, a header-only ``FrameTracker`` per direction counts frames and
 payload into this worker's shared counter slot, and, only when the server
-logs frames, yields per-frame tuples for the log templates.
+logs frames, yields per-frame tuples for the log templates.  A frame counts,
+and is logged, in the read that brings its last byte (the module's
+frame_counter_process_message), so log lines of the two directions come in
+the order frames completed.
 
 Backpressure: when one side's write buffer passes its high-water mark,
 reading from the other side stops until it drains, so a tunnel holds at
