@@ -8,8 +8,12 @@ the websocket-upgrade test.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
+
+# an absolute-form target: nginx accepts any scheme (ngx_http_parse_request_line)
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class BadRequest(Exception):
@@ -115,19 +119,33 @@ class HeadBuffers:
 
 
 def valid_host(host: str) -> bool:
-    """ngx_http_validate_host(): no ``/``, ``\\``, NUL or ``..``; a
-    ``[...]`` literal must close; the name may not start with a dot."""
-    h = host.strip()
-    if h.startswith("["):
-        if "]" not in h:
+    """ngx_http_validate_host(): no ``/``, control bytes or spaces, no
+    ``..``; a trailing dot and a ``:port`` (or what follows a ``[...]``
+    literal) are cut off, and something must remain."""
+    dot_pos = len(host)
+    host_len = len(host)
+    state = 0  # 0 usual, 1 in a [literal], 2 the rest (port)
+    for i, ch in enumerate(host):
+        if ch == ".":
+            if dot_pos == i - 1:
+                return False
+            dot_pos = i
+        elif ch == ":":
+            if state == 0:
+                host_len = i
+                state = 2
+        elif ch == "[":
+            if i == 0:
+                state = 1
+        elif ch == "]":
+            if state == 1:
+                host_len = i + 1
+                state = 2
+        elif ch == "/" or ch <= " " or ch == "\x7f":
             return False
-        h = h[h.index("]") + 1 :]
-        return h == "" or (h.startswith(":") and h[1:].isdigit())
-    if h.startswith("."):
-        return False
-    if "/" in h or "\\" in h or "\0" in h or ".." in h:
-        return False
-    return True
+    if dot_pos == host_len - 1:
+        host_len -= 1
+    return host_len > 0
 
 
 @dataclass
@@ -148,7 +166,7 @@ class RequestHead:
 
     def __post_init__(self) -> None:
         self.request_uri = self.target
-        if self.target[:8].lower().startswith(("http://", "https://")):
+        if _ABSOLUTE.match(self.target):
             # absolute-form: nginx takes the path part (and the host from it)
             after_scheme = self.target.split("://", 1)[1]
             end = len(after_scheme)

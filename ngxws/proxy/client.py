@@ -1,6 +1,6 @@
 """One client connection, from its first byte to a response or a tunnel.
 
-The request head is parsed by httptools; the request is matched to a server
+The request is read by ``http.parser`` (nginx's grammar); the request is matched to a server
 and a location (``routing``), and then, as nginx with the module would:
 
 - a ``ws_stat`` location answers with the statistics page;
@@ -27,7 +27,6 @@ from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
-import httptools
 from websockets.utils import accept_key
 
 from ngxws.access import check_basic_auth, client_allowed
@@ -40,7 +39,8 @@ from ngxws.config.model import (
     Return,
     Server,
 )
-from ngxws.http.request import BadRequest, HeadBuffers, RequestHead, valid_host
+from ngxws.http.parser import RequestParser, UpgradeRequest
+from ngxws.http.request import BadRequest, HeadBuffers, RequestHead
 from ngxws.http.responses import (
     SERVER,
     build_response,
@@ -155,7 +155,7 @@ class ClientConnection(asyncio.Protocol):
         self.vhosts = vhosts
         self.scheme = "https" if listen.ssl else "http"
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser = RequestParser(self)
         self.queue: deque[_Pending] = deque()
         self.task: asyncio.Task[None] | None = None
         self.remote_addr = ""
@@ -204,23 +204,21 @@ class ClientConnection(asyncio.Protocol):
                 return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            # llhttp completes the message before it reports the upgrade
+        except UpgradeRequest as exc:
+            # the request (and its body) is complete: the rest is the tunnel's
             pending = self.queue[-1] if self.queue else None
             if pending is not None and pending.head is not None:
                 pending.upgrade = True
                 pending.leftover = data[exc.args[0] :]
             self._pause()
-        except httptools.HttpParserError as exc:
-            # a BadRequest raised in a callback reaches us wrapped
-            cause = exc.__cause__ or exc.__context__
-            status = cause.status if isinstance(cause, BadRequest) else 400
-            self._current = None
-            self.queue.append(_Pending(None, error=status))
-            self._pause()
         except BadRequest as exc:
-            self._current = None
-            self.queue.append(_Pending(None, error=exc.status))
+            cur, self._current = self._current, None
+            if cur is not None and cur.head is not None and not cur.complete:
+                # its body is malformed: the request fails whole, nothing
+                # of it goes upstream (nginx reads the body first)
+                cur.head, cur.error = None, exc.status
+            else:
+                self.queue.append(_Pending(None, error=exc.status))
             self._pause()
         self._kick()
 
@@ -273,15 +271,8 @@ class ClientConnection(asyncio.Protocol):
             headers=self._headers,
             keep_alive=p.should_keep_alive(),
         )
-        if version == "1.1" and head.host is None:
-            raise BadRequest(400, "client sent HTTP/1.1 request without Host header")
-        if int(version.split(".")[0]) > 1:
-            raise BadRequest(505, "client sent an unsupported HTTP version")
-        if sum(1 for name, _ in self._headers if name.lower() == "host") > 1:
-            raise BadRequest(400, "client sent duplicate host header")
-        for host in (head.host, head.uri_host):
-            if host is not None and not valid_host(host):
-                raise BadRequest(400, "client sent invalid host header")
+        # nginx's checks on the head (Host, versions, Transfer-Encoding...)
+        # were made by the parser
         self._current = _Pending(head)
         self.queue.append(self._current)
         self._max_body, proxied = self._body_limit(head)
@@ -372,6 +363,9 @@ class ClientConnection(asyncio.Protocol):
             return
         self._arm_timer(self.vhosts.default.keepalive_timeout)
         self._resume()
+        if pending.leftover:  # an upgrade that did not happen: read on
+            leftover, pending.leftover = pending.leftover, b""
+            asyncio.get_running_loop().call_soon(self.data_received, leftover)
         self._kick()
 
     async def _dispatch(self, pending: _Pending) -> bool:
@@ -705,7 +699,7 @@ class ClientConnection(asyncio.Protocol):
                 # on with a fresh parser (llhttp stops at an Upgrade request)
                 keep = await self._pass_response(pending, response, head.keep_alive)
                 if keep:
-                    self.parser = httptools.HttpRequestParser(self)
+                    self.parser = RequestParser(self)
                     if pending.leftover:
                         leftover, pending.leftover = pending.leftover, b""
                         asyncio.get_running_loop().call_soon(self.data_received, leftover)
