@@ -59,7 +59,10 @@ UNIQUE_HEADERS = frozenset({
 
 
 class ParseError(BadRequest):
-    """The request is malformed; ``status`` is nginx's answer."""
+    """The request is malformed; ``status`` is nginx's answer, sent without
+    a head when ``http09`` (the request line said no version)."""
+
+    http09 = False
 
 
 class UpgradeRequest(Exception):
@@ -120,10 +123,7 @@ def scan_request_line(buf: bytes, start: int = 0) -> tuple[int, RequestLine | No
     m = _FAST_REQUEST_LINE.match(buf, start)
     if m is not None:
         return 0, RequestLine(m.group(1), m.group(2), 1, int(m.group(3)), m.end(), None)
-    status, line = _scan_request_line(buf, start)
-    if line is not None and line.major == 0 and line.method != b"GET":
-        return 400, None  # "client sent invalid method in HTTP/0.9 request"
-    return status, line
+    return _scan_request_line(buf, start)
 
 
 def _scan_request_line(buf: bytes, start: int) -> tuple[int, RequestLine | None]:
@@ -643,12 +643,16 @@ class RequestParser:
                     pos += 1  # nginx skips empty lines before a request
                 if pos == n:
                     break
+                self._line = None
                 status, line = scan_request_line(buf, pos)
                 if status == AGAIN:
                     break
                 if status:
                     self._fail(status)
                 assert line is not None
+                self._line = line
+                if line.major == 0 and line.method != b"GET":
+                    self._fail(400)  # "client sent invalid method in HTTP/0.9 request"
                 self._begin(line)
                 pos = line.end
                 if line.major == 0:
@@ -705,7 +709,6 @@ class RequestParser:
         self._buf = buf[pos:] if pos < n else b""
 
     def _begin(self, line: RequestLine) -> None:
-        self._line = line
         self._facts = HeadFacts()
         self.proto.on_message_begin()
         if line.host is not None and not valid_host(line.host.decode("latin-1")):
@@ -758,4 +761,6 @@ class RequestParser:
     def _fail(self, status: int) -> None:
         self._buf = b""
         self._state = "failed"
-        raise ParseError(status)
+        error = ParseError(status)
+        error.http09 = self._line is not None and self._line.major == 0
+        raise error

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 
 # an absolute-form target: nginx accepts any scheme (ngx_http_parse_request_line)
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class BadRequest(Exception):
@@ -31,6 +32,8 @@ def normalise_uri(path: str) -> str:
     """
     if not path.startswith("/"):
         raise BadRequest(400, "URI does not start with /")
+    if "%" in path and _BAD_ESCAPE.search(path):
+        raise BadRequest(400, "invalid %-escape in URI")  # ngx_http_parse_complex_uri's sw_quoted
     decoded = unquote(path, errors="surrogateescape") if "%" in path else path
     if "\x00" in decoded:
         raise BadRequest(400, "NUL in URI")
@@ -192,6 +195,16 @@ class RequestHead:
     @property
     def request_line(self) -> str:
         return f"{self.method} {self.target} HTTP/{self.version}"
+
+    @property
+    def fails_preconditions(self) -> bool:
+        """ngx_http_not_modified_filter on a 200 nginx makes itself (no ETag,
+        no Last-Modified): If-Unmodified-Since, or If-Match other than
+        ``*``, cannot hold, and the answer is 412."""
+        if self._index.get("if-unmodified-since") is not None:
+            return True
+        match = self._index.get("if-match")
+        return match is not None and match != "*"
 
     @property
     def host(self) -> str | None:

@@ -39,6 +39,7 @@ from ngxws.config.model import (
     Return,
     Server,
 )
+from ngxws.http.body_plan import BodyPlan, plan_body
 from ngxws.http.parser import RequestParser, UpgradeRequest
 from ngxws.http.request import BadRequest, HeadBuffers, RequestHead
 from ngxws.http.responses import (
@@ -80,7 +81,7 @@ class _Pending:
     """A request whose head (and body) the parser has delivered."""
 
     __slots__ = (
-        "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override"
+        "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override", "http09"
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
@@ -92,6 +93,7 @@ class _Pending:
         self.redirects = 0  # error_page hops, bounded like nginx's 10 internal redirects
         self.complete = False  # answer before the body (declared length over the limit)
         self.status_override: int | None = None  # error_page's code for the final answer
+        self.http09 = False  # an HTTP/0.9 request: answered without status line and headers
 
 
 def _status_line(override: int | None, response: UpstreamResponse) -> str:
@@ -175,6 +177,7 @@ class ClientConnection(asyncio.Protocol):
         self._max_body = 1024 * 1024
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
         self.remote_user = ""  # $remote_user once auth_basic let the request through
+        self._headless = False  # the next _write is a head to drop (HTTP/0.9)
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -213,12 +216,15 @@ class ClientConnection(asyncio.Protocol):
             self._pause()
         except BadRequest as exc:
             cur, self._current = self._current, None
-            if cur is not None and cur.head is not None and not cur.complete:
+            if cur is not None and cur.head is not None and cur in self.queue and cur.error != 413:
                 # its body is malformed: the request fails whole, nothing
-                # of it goes upstream (nginx reads the body first)
+                # of it goes upstream (nginx reads the body first, and
+                # checks what came with the head when it discards it)
                 cur.head, cur.error = None, exc.status
             else:
-                self.queue.append(_Pending(None, error=exc.status))
+                # a discarded body that is malformed: nginx just closes
+                self.queue.append(_Pending(None, error=-1 if cur is not None else exc.status))
+            self.queue[-1].http09 = getattr(exc, "http09", False)
             self._pause()
         self._kick()
 
@@ -274,12 +280,14 @@ class ClientConnection(asyncio.Protocol):
         # nginx's checks on the head (Host, versions, Transfer-Encoding...)
         # were made by the parser
         self._current = _Pending(head)
+        self._current.http09 = version == "0.9"
         self.queue.append(self._current)
-        self._max_body, proxied = self._body_limit(head)
-        if proxied and version == "1.1" and len(self.queue) == 1 and self.task is None:
+        plan = self._body_plan(head)
+        self._max_body = plan.limit
+        if plan.sends_continue and version == "1.1" and len(self.queue) == 1 and self.task is None:
             expect = head.header("expect")
-            if expect is not None and expect.strip().lower() == "100-continue":
-                # ngx_http_test_expect(), run when the proxy reads the body
+            if expect is not None and expect.lower() == "100-continue":
+                # ngx_http_test_expect(), run when the body is read or discarded
                 self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
         declared = head.header("content-length")
         if self._max_body and declared is not None and declared.isdigit() and int(declared) > self._max_body:
@@ -287,28 +295,14 @@ class ClientConnection(asyncio.Protocol):
             self._current.error = 413
             self._current.complete = True
             self._pause()
+        elif plan.at_once:
+            self._current.complete = True  # answered at once, the body is discarded
         if len(self.queue) > 1:
             self._pause()
 
-    def _body_limit(self, head: RequestHead) -> tuple[int, bool]:
-        """client_max_body_size of the location the request will reach (0: no
-        limit), and whether that location will proxy (read the body)."""
+    def _body_plan(self, head: RequestHead) -> BodyPlan:
         server = self.vhosts.select(head.uri_host or head.host)
-        if server.return_ is not None or server.ifs:
-            return server.client_max_body_size, False
-        match = match_location(server.locations, head.path)
-        if match is None:
-            return server.client_max_body_size, False
-        loc = match.location
-        proxied = (
-            loc.proxy_pass is not None
-            and not match.redirect
-            and loc.return_ is None
-            and not loc.ifs
-            and not loc.access.rules
-            and loc.access.auth_basic is None
-        )
-        return loc.client_max_body_size, proxied
+        return plan_body(server, match_location(server.locations, head.path))
 
     def on_body(self, body: bytes) -> None:
         cur = self._current
@@ -347,6 +341,7 @@ class ClientConnection(asyncio.Protocol):
 
     async def _answer(self, pending: _Pending) -> None:
         keep = False
+        self._headless = pending.http09
         try:
             keep = await self._dispatch(pending)
         except BadRequest as exc:
@@ -376,7 +371,8 @@ class ClientConnection(asyncio.Protocol):
         size check), location rewrite (``if``/``return``), access
         (allow/deny, then auth_basic), content (stats page or proxy)."""
         if pending.head is None:
-            self._write(error_response(pending.error or 400))
+            if pending.error >= 0:
+                self._write(error_response(pending.error or 400))
             return False
         head = pending.head
         server = self.vhosts.select(head.uri_host or head.host)
@@ -553,6 +549,8 @@ class ClientConnection(asyncio.Protocol):
         scope = loc if loc is not None else server
         ctype = content_type_for(head.path, scope.types, scope.default_type)
         code = pending.status_override or ret.code
+        if code == 200 and head.fails_preconditions:
+            return await self._answer_error(412, pending, server, loc, keep)
         if code in (204, 304):
             self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True))
             return keep
@@ -781,6 +779,10 @@ class ClientConnection(asyncio.Protocol):
     # -- output and lifetime -----------------------------------------------
 
     def _write(self, data: bytes) -> None:
+        if self._headless:
+            # HTTP/0.9: nginx's header filter sends no head, only the body
+            self._headless = False
+            data = data.partition(b"\r\n\r\n")[2]
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
