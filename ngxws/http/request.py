@@ -15,6 +15,8 @@ from urllib.parse import unquote
 # an absolute-form target: nginx accepts any scheme (ngx_http_parse_request_line)
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# names valid_host() accepts without its per-character walk
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?(?::[0-9]*)?")
 
 
 class BadRequest(Exception):
@@ -125,6 +127,8 @@ def valid_host(host: str) -> bool:
     """ngx_http_validate_host(): no ``/``, control bytes or spaces, no
     ``..``; a trailing dot and a ``:port`` (or what follows a ``[...]``
     literal) are cut off, and something must remain."""
+    if _PLAIN_HOST.fullmatch(host):
+        return True
     dot_pos = len(host)
     host_len = len(host)
     state = 0  # 0 usual, 1 in a [literal], 2 the rest (port)
