@@ -149,3 +149,17 @@ case("If-Match on a return location: 412", "requests", req("GET", "/ret/x", head
 case("If-Match: * on a return location", "requests", req("GET", "/ret/x", headers="If-Match: *\r\n"), expect=(200,))
 case("return answers before a declared body arrives", "requests",
      req("POST", "/ret/x", headers="Content-Length: 100\r\n"), expect=(200,))
+
+# --- keep-alive and pipelining as nginx reads Connection
+case("Connection: keep-alive, close closes", "requests",
+     b"GET /p HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\nGET /q HTTP/1.1\r\nHost: a\r\n\r\n", b"",
+     expect=(200,))
+case("pipelined: a discarded body, then the next request", "requests",
+     b"GET /ret/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" + req("GET", "/ret/y"), b"", expect=(200, 200))
+case("pipelined: an upgrade request answered by return, then the next request", "requests",
+     b"GET /ret/x HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" + req("GET", "/q"), b"",
+     expect=(200, 200))
+case("header line without a colon is passed with an empty value", "requests",
+     req("GET", "/p", headers="NoColon\r\n"), expect=(200,))
+case("Expect: 100-continue with an unknown Transfer-Encoding: 501 only", "requests",
+     req("POST", "/p", headers="Expect: 100-continue\r\nTransfer-Encoding: gzip\r\n"), expect=(501,))
