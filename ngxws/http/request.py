@@ -74,7 +74,7 @@ class HeadBuffers:
     than NUM large buffers, a 400 ("Request Header Or Cookie Too Large").
     """
 
-    __slots__ = ("num", "size", "cap", "used", "line", "busy", "request_line", "done", "_blank")
+    __slots__ = ("num", "size", "cap", "used", "line", "busy", "request_line", "done", "_blank", "at")
 
     def __init__(self, num: int, size: int, first: int = 1024) -> None:
         self.num = num
@@ -89,6 +89,7 @@ class HeadBuffers:
         self.request_line = True
         self.done = False
         self._blank = True  # the line read so far is empty (end of head when it ends)
+        self.at = 0  # where in the data fed last the head outgrew the buffers
 
     def feed(self, data: bytes) -> int:
         """Account for ``data``; 0 while the head fits, else nginx's status."""
@@ -97,6 +98,7 @@ class HeadBuffers:
         while i < n and not self.done:
             if self.used == self.cap:
                 if self.line >= self.size or self.busy >= self.num:
+                    self.at = i
                     return 414 if self.request_line else 400
                 self.busy += 1
                 self.cap = self.size

@@ -200,6 +200,12 @@ class ClientConnection(asyncio.Protocol):
         if not self._head_buffers.done:
             status = self._head_buffers.feed(data)
             if status:
+                try:  # nginx parses as it reads: a bad byte before the overflow is seen first
+                    self.parser.feed_data(data[: self._head_buffers.at])
+                except BadRequest as exc:
+                    status = exc.status
+                except UpgradeRequest:
+                    pass
                 self._current = None
                 self.queue.append(_Pending(None, error=status))
                 self._pause()

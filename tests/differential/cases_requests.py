@@ -8,7 +8,7 @@ request, the backend must see nothing from ngxws either.
 from __future__ import annotations
 
 from cases import UPGRADE_LOC, case, group
-from oracle import Group, req
+from oracle import Group, get, req
 
 group(Group("requests", f"""
     server {{
@@ -163,3 +163,9 @@ case("header line without a colon is passed with an empty value", "requests",
      req("GET", "/p", headers="NoColon\r\n"), expect=(200,))
 case("Expect: 100-continue with an unknown Transfer-Encoding: 501 only", "requests",
      req("POST", "/p", headers="Expect: 100-continue\r\nTransfer-Encoding: gzip\r\n"), expect=(501,))
+
+# --- a bad byte before the head outgrows large_client_header_buffers: 400, not 414
+case("bad byte in a request line too long for the buffers: 400", "limits",
+     get("/\x01" + "u" * 1100), expect=(400,))
+case("bad header line before the head outgrows the buffers: 400", "limits",
+     req("GET", "/", headers="X Y: 1\r\n" + "".join(f"X-H{i}: {'h' * 900}\r\n" for i in range(4))), expect=(400,))
