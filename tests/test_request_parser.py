@@ -271,3 +271,9 @@ def test_fast_path_agrees_with_the_port(tail: bytes, head: bytes) -> None:
     if parsed is not None and slow is not None:
         assert (parsed.method, parsed.target, parsed.major, parsed.minor, parsed.end) == (
             slow.method, slow.target, slow.major, slow.minor, slow.end)
+
+
+def test_error_in() -> None:
+    assert RequestParser(Recorder()).error_in(b"GET /\x01") == 400
+    assert RequestParser(Recorder()).error_in(b"GET / HTTP/2") == 505
+    assert RequestParser(Recorder()).error_in(b"GET /aaaa") == 0

@@ -634,6 +634,16 @@ class RequestParser:
 
     # ------------------------------------------------------------------------
 
+    def error_in(self, data: bytes) -> int:
+        """Feed ``data``; the status nginx answers if it holds an error, else 0."""
+        try:
+            self.feed_data(data)
+        except BadRequest as exc:
+            return exc.status
+        except UpgradeRequest:
+            pass
+        return 0
+
     def feed_data(self, data: bytes) -> None:
         buf = self._buf + data if self._buf else data
         base = len(buf) - len(data)  # where ``data`` starts in ``buf``

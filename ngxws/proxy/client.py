@@ -200,12 +200,8 @@ class ClientConnection(asyncio.Protocol):
         if not self._head_buffers.done:
             status = self._head_buffers.feed(data)
             if status:
-                try:  # nginx parses as it reads: a bad byte before the overflow is seen first
-                    self.parser.feed_data(data[: self._head_buffers.at])
-                except BadRequest as exc:
-                    status = exc.status
-                except UpgradeRequest:
-                    pass
+                # nginx parses as it reads: a bad byte before the overflow is seen first
+                status = self.parser.error_in(data[: self._head_buffers.at]) or status
                 self._current = None
                 self.queue.append(_Pending(None, error=status))
                 self._pause()
