@@ -430,8 +430,8 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "real_ip_header": _changes("$remote_addr is the peer address"),
     "set_real_ip_from": _changes("$remote_addr is the peer address"),
     "real_ip_recursive": _changes("$remote_addr is the peer address"),
-    "underscores_in_headers": _changes("header names with underscores are passed", ("off",)),
-    "ignore_invalid_headers": _changes("invalid header names are passed", ("off",)),
+    "underscores_in_headers": _changes("header lines whose name has an underscore are dropped", ("off",)),
+    "ignore_invalid_headers": _changes("header lines with an invalid name are dropped", ("on",)),
     "chunked_transfer_encoding": _changes(
         "chunked encoding is used as the upstream sends it", ("on",)
     ),

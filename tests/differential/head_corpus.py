@@ -145,7 +145,7 @@ def _mutate(rng: random.Random, base: bytes) -> tuple[str, bytes]:
     return "swap-case", _join(lines, rest)
 
 
-def corpus(count: int = 800, seed: int = SEED) -> list[tuple[str, bytes]]:
+def corpus(count: int = 1000, seed: int = SEED) -> list[tuple[str, bytes]]:
     """``count`` mutations, the same list every time (a fixed seed)."""
     rng = random.Random(seed)
     out: list[tuple[str, bytes]] = [("base", b) for b in BASES]

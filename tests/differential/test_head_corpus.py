@@ -1,7 +1,7 @@
 """The mutated-head corpus: the same first answer as Debian's nginx on every
 input (issue 8, item 8).
 
-Each of the ~800 heads of ``head_corpus.corpus()`` goes to nginx and to
+Each of the 1000 heads of ``head_corpus.corpus()`` goes to nginx and to
 ngxws running the same conf, on its own connection, many at a time; what is
 compared is the first line each sent back (its status line), "closed" when
 it closed without answering, or "silent" when it said nothing for
