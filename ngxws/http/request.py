@@ -1,6 +1,6 @@
 """An HTTP/1.x request head, as nginx sees it after parsing.
 
-The bytes are parsed by httptools (llhttp, the parser Node.js uses) in
+The bytes are read by ``http.parser`` (nginx's grammar) for
 ``proxy.client``; this module holds what is derived from the head without
 I/O: the normalised URI nginx matches locations on, header look-up, and
 the websocket-upgrade test.
