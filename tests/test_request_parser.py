@@ -277,3 +277,13 @@ def test_error_in() -> None:
     assert RequestParser(Recorder()).error_in(b"GET /\x01") == 400
     assert RequestParser(Recorder()).error_in(b"GET / HTTP/2") == 505
     assert RequestParser(Recorder()).error_in(b"GET /aaaa") == 0
+
+
+def test_nothing_is_read_after_an_error() -> None:
+    rec = Recorder()
+    parser = RequestParser(rec)
+    with pytest.raises(ParseError):
+        parser.feed_data(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    seen = list(rec.events)
+    parser.feed_data(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert rec.events == seen

@@ -727,6 +727,10 @@ class RequestParser:
                 out: list[bytes] = []
                 try:
                     pos, done = reader.feed(buf, pos, out)
+                except ParseError:
+                    self._buf = b""
+                    self._state = "failed"
+                    raise
                 finally:
                     for piece in out:
                         if piece:
