@@ -1,6 +1,6 @@
 """An HTTP/1.x request head, as nginx sees it after parsing.
 
-The bytes are parsed by httptools (llhttp, the parser Node.js uses) in
+The bytes are read by ``http.parser`` (nginx's grammar) for
 ``proxy.client``; this module holds what is derived from the head without
 I/O: the normalised URI nginx matches locations on, header look-up, and
 the websocket-upgrade test.
@@ -13,6 +13,12 @@ import binascii
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
+
+# an absolute-form target: nginx accepts any scheme (ngx_http_parse_request_line)
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# names valid_host() accepts without its per-character walk
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?(?::[0-9]*)?")
 
 
 class BadRequest(Exception):
@@ -30,6 +36,8 @@ def normalise_uri(path: str) -> str:
     """
     if not path.startswith("/"):
         raise BadRequest(400, "URI does not start with /")
+    if "%" in path and _BAD_ESCAPE.search(path):
+        raise BadRequest(400, "invalid %-escape in URI")  # ngx_http_parse_complex_uri's sw_quoted
     decoded = unquote(path, errors="surrogateescape") if "%" in path else path
     if "\x00" in decoded:
         raise BadRequest(400, "NUL in URI")
@@ -68,7 +76,7 @@ class HeadBuffers:
     than NUM large buffers, a 400 ("Request Header Or Cookie Too Large").
     """
 
-    __slots__ = ("num", "size", "cap", "used", "line", "busy", "request_line", "done", "_blank")
+    __slots__ = ("num", "size", "cap", "used", "line", "busy", "request_line", "done", "_blank", "at")
 
     def __init__(self, num: int, size: int, first: int = 1024) -> None:
         self.num = num
@@ -83,6 +91,7 @@ class HeadBuffers:
         self.request_line = True
         self.done = False
         self._blank = True  # the line read so far is empty (end of head when it ends)
+        self.at = 0  # where in the data fed last the head outgrew the buffers
 
     def feed(self, data: bytes) -> int:
         """Account for ``data``; 0 while the head fits, else nginx's status."""
@@ -91,6 +100,7 @@ class HeadBuffers:
         while i < n and not self.done:
             if self.used == self.cap:
                 if self.line >= self.size or self.busy >= self.num:
+                    self.at = i
                     return 414 if self.request_line else 400
                 self.busy += 1
                 self.cap = self.size
@@ -118,19 +128,35 @@ class HeadBuffers:
 
 
 def valid_host(host: str) -> bool:
-    """ngx_http_validate_host(): no ``/``, ``\\``, NUL or ``..``; a
-    ``[...]`` literal must close; the name may not start with a dot."""
-    h = host.strip()
-    if h.startswith("["):
-        if "]" not in h:
+    """ngx_http_validate_host(): no ``/``, control bytes or spaces, no
+    ``..``; a trailing dot and a ``:port`` (or what follows a ``[...]``
+    literal) are cut off, and something must remain."""
+    if _PLAIN_HOST.fullmatch(host):
+        return True
+    dot_pos = len(host)
+    host_len = len(host)
+    state = 0  # 0 usual, 1 in a [literal], 2 the rest (port)
+    for i, ch in enumerate(host):
+        if ch == ".":
+            if dot_pos == i - 1:
+                return False
+            dot_pos = i
+        elif ch == ":":
+            if state == 0:
+                host_len = i
+                state = 2
+        elif ch == "[":
+            if i == 0:
+                state = 1
+        elif ch == "]":
+            if state == 1:
+                host_len = i + 1
+                state = 2
+        elif ch == "/" or ch <= " " or ch == "\x7f":
             return False
-        h = h[h.index("]") + 1 :]
-        return h == "" or (h.startswith(":") and h[1:].isdigit())
-    if h.startswith("."):
-        return False
-    if "/" in h or "\\" in h or "\0" in h or ".." in h:
-        return False
-    return True
+    if dot_pos == host_len - 1:
+        host_len -= 1
+    return host_len > 0
 
 
 @dataclass
@@ -154,7 +180,7 @@ class RequestHead:
 
     def __post_init__(self) -> None:
         self.request_uri = self.target
-        if self.target[:8].lower().startswith(("http://", "https://")):
+        if _ABSOLUTE.match(self.target):
             # absolute-form: nginx takes the path part (and the host from it)
             after_scheme = self.target.split("://", 1)[1]
             end = len(after_scheme)
@@ -182,6 +208,16 @@ class RequestHead:
         return f"{self.method} {self.target} HTTP/{self.version}"
 
     @property
+    def fails_preconditions(self) -> bool:
+        """ngx_http_not_modified_filter on a 200 nginx makes itself (no ETag,
+        no Last-Modified): If-Unmodified-Since, or If-Match other than
+        ``*``, cannot hold, and the answer is 412."""
+        if self._index.get("if-unmodified-since") is not None:
+            return True
+        match = self._index.get("if-match")
+        return match is not None and match != "*"
+
+    @property
     def host(self) -> str | None:
         return self._index.get("host")
 
@@ -206,16 +242,3 @@ def valid_websocket_key(key: str) -> bool:
         return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
     except (binascii.Error, UnicodeEncodeError):
         return False
-
-
-_HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
-
-
-def valid_header_name(name: str) -> bool:
-    """ngx_http_parse_header_line()'s lowcase table: letters, digits and
-    ``-``.  nginx's defaults (``ignore_invalid_headers on``,
-    ``underscores_in_headers off``) drop any other header: it is neither
-    passed upstream nor seen as ``$http_NAME``, so a client cannot slip
-    ``Remote_User`` past an ``auth_request_set``'d ``Remote-User`` to a
-    backend that reads both alike."""
-    return _HEADER_NAME.fullmatch(name) is not None

@@ -17,6 +17,10 @@ SERVER = f"ngxws/{__version__}"
 
 # nginx's own reason phrases where they differ from Python's table.
 _REASONS = {
+    302: "Moved Temporarily",
+    405: "Not Allowed",
+    408: "Request Time-out",
+    504: "Gateway Time-out",
     413: "Request Entity Too Large",
     414: "Request-URI Too Large",
     494: "Request Header Or Cookie Too Large",

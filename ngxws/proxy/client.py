@@ -1,6 +1,6 @@
 """One client connection, from its first byte to a response or a tunnel.
 
-The request head is parsed by httptools; the request is matched to a server
+The request is read by ``http.parser`` (nginx's grammar); the request is matched to a server
 and a location (``routing``), and then, as nginx with the module would:
 
 - a ``ws_stat`` location answers with the statistics page;
@@ -23,8 +23,6 @@ from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
-import httptools
-
 from ngxws.access import basic_user
 from ngxws.client_certs import ConnectionTLS, request_status
 from ngxws.config.model import (
@@ -36,13 +34,9 @@ from ngxws.config.model import (
     Server,
 )
 from ngxws.http.body import RequestBody
-from ngxws.http.request import (
-    BadRequest,
-    HeadBuffers,
-    RequestHead,
-    valid_header_name,
-    valid_host,
-)
+from ngxws.http.body_plan import BodyPlan, plan_body
+from ngxws.http.parser import RequestParser, UpgradeRequest
+from ngxws.http.request import BadRequest, HeadBuffers, RequestHead
 from ngxws.http.responses import (
     build_response,
     error_response,
@@ -84,7 +78,7 @@ class _Pending:
 
     __slots__ = (
         "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override",
-        "limits", "sender",
+        "limits", "sender", "http09",
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
@@ -98,6 +92,7 @@ class _Pending:
         self.complete = False  # answer before the body (declared length over the limit)
         self.status_override: int | None = None  # error_page's code for the final answer
         self.limits = RequestLimits()  # limit_req/limit_conn state, kept across internal redirects
+        self.http09 = False  # an HTTP/0.9 request: answered without status line and headers
 
 
 # ngx_http_special_response_handler() drops keep-alive after these.
@@ -126,7 +121,7 @@ class ClientConnection(asyncio.Protocol):
         self.vhosts = vhosts
         self.scheme = "https" if listen.ssl else "http"
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser = RequestParser(self)
         self.queue: deque[_Pending] = deque()
         self.task: asyncio.Task[None] | None = None
         self.remote_addr = ""
@@ -152,6 +147,7 @@ class ClientConnection(asyncio.Protocol):
         self.auth_vars: dict[str, str] = {}  # auth_request_set's variables
         # WWW-Authenticate of a 401/403: nginx keeps it in headers_out through error_page
         self.error_headers: list[tuple[str, str]] = []
+        self._headless = False  # the next _write is a head to drop (HTTP/0.9)
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -176,6 +172,8 @@ class ClientConnection(asyncio.Protocol):
         if not self._head_buffers.done:
             status = self._head_buffers.feed(data)
             if status:
+                # nginx parses as it reads: a bad byte before the overflow is seen first
+                status = self.parser.error_in(data[: self._head_buffers.at]) or status
                 self._current = None
                 self.queue.append(_Pending(None, error=status))
                 self._pause()
@@ -183,23 +181,24 @@ class ClientConnection(asyncio.Protocol):
                 return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            # llhttp completes the message before it reports the upgrade
+        except UpgradeRequest as exc:
+            # the request (and its body) is complete: the rest is the tunnel's
             pending = self.queue[-1] if self.queue else None
             if pending is not None and pending.head is not None:
                 pending.upgrade = True
                 pending.leftover = data[exc.args[0] :]
             self._pause()
-        except httptools.HttpParserError as exc:
-            # a BadRequest raised in a callback reaches us wrapped
-            cause = exc.__cause__ or exc.__context__
-            status = cause.status if isinstance(cause, BadRequest) else 400
-            self._current = None
-            self.queue.append(_Pending(None, error=status))
-            self._pause()
         except BadRequest as exc:
-            self._current = None
-            self.queue.append(_Pending(None, error=exc.status))
+            cur, self._current = self._current, None
+            if cur is not None and cur.head is not None and cur in self.queue and cur.error != 413:
+                # its body is malformed: the request fails whole, nothing
+                # of it goes upstream (nginx reads the body first, and
+                # checks what came with the head when it discards it)
+                cur.head, cur.error = None, exc.status
+            else:
+                # a discarded body that is malformed: nginx just closes
+                self.queue.append(_Pending(None, error=-1 if cur is not None else exc.status))
+            self.queue[-1].http09 = getattr(exc, "http09", False)
             self._pause()
         self._kick()
 
@@ -238,7 +237,7 @@ class ClientConnection(asyncio.Protocol):
         if self.upstream_transport is not None and not self.upstream_transport.is_closing():
             self.upstream_transport.resume_reading()
 
-    # -- httptools callbacks ---------------------------------------------
+    # -- request parser callbacks ---------------------------------------------
 
     def on_message_begin(self) -> None:
         self._url = b""
@@ -251,8 +250,8 @@ class ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # sizes are checked on the raw bytes (HeadBuffers, in data_received)
-        if valid_header_name(text := name.decode("latin-1")):  # else nginx ignores it
-            self._headers.append((text, value.decode("latin-1")))
+        # names nginx ignores (ignore_invalid_headers, underscores) never reach here (parser)
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         self._cancel_timer()
@@ -265,26 +264,22 @@ class ClientConnection(asyncio.Protocol):
             headers=self._headers,
             keep_alive=p.should_keep_alive(),
         )
-        if version == "1.1" and head.host is None:
-            raise BadRequest(400, "client sent HTTP/1.1 request without Host header")
-        if int(version.split(".")[0]) > 1:
-            raise BadRequest(505, "client sent an unsupported HTTP version")
-        if sum(1 for name, _ in self._headers if name.lower() == "host") > 1:
-            raise BadRequest(400, "client sent duplicate host header")
-        for host in (head.host, head.uri_host):
-            if host is not None and not valid_host(host):
-                raise BadRequest(400, "client sent invalid host header")
+        # nginx's checks on the head (Host, versions, Transfer-Encoding...)
+        # were made by the parser
         self._current = _Pending(head)
+        self._current.http09 = version == "0.9"
         self.queue.append(self._current)
-        self._max_body, proxied, scope = self._body_limit(head)
-        body = self._current.body = open_body(head, scope, proxied)
+        plan, scope = self._body_plan(head)
+        self._max_body = plan.limit
+        # a body nginx discards (the answer does not wait for it) is not stored
+        body = self._current.body = None if plan.at_once else open_body(head, scope, plan.proxied)
         if body is not None and self.transport is not None:
             body.on_drained = self._resume
             self._body_timer = ReadTimer(self.transport, scope.client_body_timeout, self._body_timed_out)
-        if proxied and version == "1.1" and len(self.queue) == 1 and self.task is None:
+        if plan.sends_continue and version == "1.1" and len(self.queue) == 1 and self.task is None:
             expect = head.header("expect")
-            if expect is not None and expect.strip().lower() == "100-continue":
-                # ngx_http_test_expect(), run when the proxy reads the body
+            if expect is not None and expect.lower() == "100-continue":
+                # ngx_http_test_expect(), run when the body is read or discarded
                 self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
         declared = head.header("content-length")
         if self._max_body and declared is not None and declared.isdigit() and int(declared) > self._max_body:
@@ -292,28 +287,20 @@ class ClientConnection(asyncio.Protocol):
             self._current.error = 413
             self._current.complete = True
             self._pause()
+        elif plan.at_once:
+            self._current.complete = True  # answered at once, the body is discarded
         if len(self.queue) > 1:
             self._pause()
 
-    def _body_limit(self, head: RequestHead) -> tuple[int, bool, Location | Server]:
-        """client_max_body_size of the location the request will reach (0: no
-        limit), whether that location will proxy (read the body), and the
-        location (or server) whose client_body_* settings apply."""
+    def _body_plan(self, head: RequestHead) -> tuple[BodyPlan, Location | Server]:
+        """What happens to the body (ngxws.http.body_plan), and the location
+        (or server) whose client_body_* settings apply."""
         server = self.vhosts.select(head.uri_host or head.host)
-        if server.return_ is not None or server.ifs:
-            return server.client_max_body_size, False, server
         match = match_location(server.locations, head.path)
-        if match is None:
-            return server.client_max_body_size, False, server
-        loc = match.location
-        proxied = (
-            loc.proxy_pass is not None
-            and not match.redirect
-            and loc.return_ is None
-            and not loc.ifs
-            and not loc.access.restricted
-        )
-        return loc.client_max_body_size, proxied, loc
+        scope: Location | Server = server
+        if match is not None and not server.ifs and server.return_ is None:
+            scope = match.location
+        return plan_body(server, match), scope
 
     def on_body(self, body: bytes) -> None:
         cur = self._current
@@ -368,6 +355,7 @@ class ClientConnection(asyncio.Protocol):
 
     async def _answer(self, pending: _Pending) -> None:
         keep = False
+        self._headless = pending.http09
         try:
             keep = await self._dispatch(pending)
         except BadRequest as exc:
@@ -389,6 +377,9 @@ class ClientConnection(asyncio.Protocol):
             return
         self._arm_timer(self.vhosts.default.keepalive_timeout)
         self._resume()
+        if pending.leftover:  # an upgrade that did not happen: read on
+            leftover, pending.leftover = pending.leftover, b""
+            asyncio.get_running_loop().call_soon(self.data_received, leftover)
         self._kick()
 
     async def _dispatch(self, pending: _Pending) -> bool:
@@ -400,7 +391,8 @@ class ClientConnection(asyncio.Protocol):
         (limit_req, limit_conn), access (``access_phase``), content (stats
         page or proxy)."""
         if pending.head is None:
-            self._write(error_response(pending.error or 400))
+            if pending.error >= 0:
+                self._write(error_response(pending.error or 400))
             return False
         head = pending.head
         server = self.vhosts.select(head.uri_host or head.host)
@@ -584,6 +576,8 @@ class ClientConnection(asyncio.Protocol):
         scope = loc if loc is not None else server
         ctype = content_type_for(head.path, scope.types, scope.default_type)
         code = pending.status_override or ret.code
+        if code == 200 and head.fails_preconditions:
+            return await self._answer_error(412, pending, server, loc, keep)
         if code in (204, 304):
             self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True, extra_headers=self.error_headers))
             return keep
@@ -711,7 +705,7 @@ class ClientConnection(asyncio.Protocol):
                 self._send_timer.seconds = loc.send_timeout
                 keep = await pass_response(self, head, pending.status_override, response, head.keep_alive)
                 if keep:
-                    self.parser = httptools.HttpRequestParser(self)
+                    self.parser = RequestParser(self)
                     if pending.leftover:
                         leftover, pending.leftover = pending.leftover, b""
                         asyncio.get_running_loop().call_soon(self.data_received, leftover)
@@ -745,6 +739,10 @@ class ClientConnection(asyncio.Protocol):
     # -- output and lifetime -----------------------------------------------
 
     def _write(self, data: bytes) -> None:
+        if self._headless:
+            # HTTP/0.9: nginx's header filter sends no head, only the body
+            self._headless = False
+            data = data.partition(b"\r\n\r\n")[2]
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
