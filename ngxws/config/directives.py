@@ -446,11 +446,9 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "try_files": _changes(_STATIC),
     "autoindex": _changes(_STATIC, ("off",)),
     "stub_status": _changes("the nginx status page is not served (ws_stat is)"),
-    "set_real_ip_from": _unenforced(
-        "$remote_addr stays the peer address: allow/deny would judge the proxy in front, not the client"
-    ),
-    "real_ip_header": _harmless(_ONLY_WITH.format("set_real_ip_from")),
-    "real_ip_recursive": _harmless(_ONLY_WITH.format("set_real_ip_from")),
+    "set_real_ip_from": _honoured(),
+    "real_ip_header": _honoured(),
+    "real_ip_recursive": _honoured(),
     "underscores_in_headers": _changes("header names with underscores are dropped", ("off",)),
     "ignore_invalid_headers": _changes("invalid header names are dropped", ("on",)),
     "chunked_transfer_encoding": _changes(

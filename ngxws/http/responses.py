@@ -10,8 +10,12 @@ from __future__ import annotations
 import time
 from http import HTTPStatus
 
+from websockets.utils import accept_key
+
 from ngxws import __version__
-from ngxws.sinks.timefmt import http_date
+from ngxws.http.request import valid_websocket_key
+from ngxws.sinks.timefmt import http_date, http_date_now
+from ngxws.ws.frames import encode_close_frame
 
 SERVER = f"ngxws/{__version__}"
 
@@ -132,3 +136,18 @@ def redirect_response(
     """301/302 with ``Location``, as nginx's auto-redirect and ``return 301 URL``."""
     headers = [*(extra_headers or ()), ("Location", location)]
     return error_response(status, keep_alive=keep_alive, extra_headers=headers)
+
+
+def refused_upgrade_response(key: str) -> bytes:
+    """ws_max_connections reached: ngxws completes the handshake itself and
+    closes with 1013 "Try Again Later" (a bad ``Sec-WebSocket-Key``: 400)."""
+    if not valid_websocket_key(key):
+        return error_response(400)
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        f"Server: {SERVER}\r\n"
+        f"Date: {http_date_now()}\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+    ).encode("latin-1") + encode_close_frame(1013, "Try Again Later")

@@ -26,7 +26,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 import httptools
-from websockets.utils import accept_key
 
 from ngxws.client_certs import ConnectionTLS, request_status, ssl_variable
 from ngxws.config.model import (
@@ -37,19 +36,20 @@ from ngxws.config.model import (
     Return,
     Server,
 )
+from ngxws.http.realip import ClientAddress
 from ngxws.http.request import (
     BadRequest,
     HeadBuffers,
     RequestHead,
     valid_header_name,
     valid_host,
-    valid_websocket_key,
 )
 from ngxws.http.responses import (
     SERVER,
     build_response,
     error_response,
     redirect_response,
+    refused_upgrade_response,
     status_line,
 )
 from ngxws.http.rewrite import run_rewrite as _rewrite
@@ -65,6 +65,7 @@ from ngxws.proxy.deadline import within
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
+from ngxws.proxy_protocol import ProxyHeader
 from ngxws.routing.locations import find_named, match_location
 from ngxws.routing.servers import VirtualHosts
 from ngxws.sinks.statspage import (
@@ -76,7 +77,6 @@ from ngxws.sinks.statspage import (
 from ngxws.sinks.timefmt import http_date_now
 from ngxws.sinks.wslog import ConnInfo, log_text
 from ngxws.tls import upstream_tls
-from ngxws.ws.frames import encode_close_frame
 
 if TYPE_CHECKING:
     from ngxws.worker import Worker
@@ -126,7 +126,10 @@ def content_type_for(path: str, types: tuple[tuple[str, str], ...], default: str
 class ClientConnection(asyncio.Protocol):
     """HTTP phase of a client connection (the tunnel phase is ``Tunnel``'s)."""
 
-    def __init__(self, worker: Worker, listen: Listen, vhosts: VirtualHosts) -> None:
+    def __init__(
+        self, worker: Worker, listen: Listen, vhosts: VirtualHosts, proxy: ProxyHeader | None = None
+    ) -> None:
+        self.address = ClientAddress("", 0, proxy)  # proxy: a PROXY protocol preface's addresses
         self.worker = worker
         self.listen = listen
         self.vhosts = vhosts
@@ -161,16 +164,8 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("sockname")
-        if isinstance(peer, tuple):
-            self.remote_addr, self.remote_port = str(peer[0]), int(peer[1])
-        else:
-            self.remote_addr, self.remote_port = "unix:", 0
-        if isinstance(sock, tuple):
-            self.server_addr, self.server_port = str(sock[0]), int(sock[1])
-        else:
-            self.server_addr, self.server_port = "unix:", 0
+        self.address = ClientAddress.of(transport, self.address.proxy)  # realip's, per request
+        (self.remote_addr, self.remote_port), (self.server_addr, self.server_port) = self.address.ends
         sslobj = transport.get_extra_info("ssl_object")
         self.tls = ConnectionTLS(sslobj) if sslobj is not None else None
         self.worker.connections.add(self)
@@ -371,6 +366,7 @@ class ClientConnection(asyncio.Protocol):
         server = self.vhosts.select(head.uri_host or head.host)
         keep = head.keep_alive
         self.remote_user = ""
+        self.remote_addr, self.remote_port = self.address.begin_request(server.realip, head.headers)
         tls_status = request_status(self.tls, server, self.vhosts, head.uri_host or head.host)
         if tls_status:  # 421/495/496, before any phase; nginx closes after each
             return await self._answer_error(tls_status, pending, server, None, False)
@@ -409,6 +405,8 @@ class ClientConnection(asyncio.Protocol):
         ret = _rewrite(loc.ifs, loc.return_, v)
         if ret is not None:
             return await self._answer_return(ret, pending, server, loc, v, keep)
+        addr = self.address.run(loc.realip, head.headers)  # PREACCESS: the location's realip
+        self.remote_addr, self.remote_port = v.remote_addr, v.remote_port = addr
         if loc.access.restricted:
             denied = await run_access_phase(self, head, server, loc, v)
             if denied is not None:
@@ -576,6 +574,7 @@ class ClientConnection(asyncio.Protocol):
             maps=self.worker.maps,
             tls=self.tls,
             auth_set=self.auth_vars,
+            client_address=self.address,
         )
 
     async def _open_upstream(
@@ -743,21 +742,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _refuse_upgrade(self, head: RequestHead) -> None:
         """ws_max_connections reached: complete the handshake ourselves, close 1013."""
-        key = head.header("sec-websocket-key") or ""
-        if not valid_websocket_key(key):
-            self._write(error_response(400))
-            return
-        self._write(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\n"
-                f"Server: {SERVER}\r\n"
-                f"Date: {http_date_now()}\r\n"
-                "Upgrade: websocket\r\n"
-                "Connection: upgrade\r\n"
-                f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
-            ).encode("latin-1")
-            + encode_close_frame(1013, "Try Again Later")
-        )
+        self._write(refused_upgrade_response(head.header("sec-websocket-key") or ""))
 
     def _conn_info(self, head: RequestHead, upstream_addr: str) -> ConnInfo:
         return ConnInfo(
