@@ -457,7 +457,10 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "geo": _unenforced("variables from the client address are not evaluated (they are empty)"),
     "split_clients": _changes(_VARS),
     "ssl_password_file": _changes("encrypted certificate keys are not supported"),
-    "stream": _changes("the stream (TCP/UDP) module is not implemented; its block is skipped"),
+    "stream": _changes(
+        "NOT served: the stream module (TCP/UDP proxying, TLS passthrough, ssl_preread) "
+        "is not implemented; the http part runs without it"
+    ),
     "mail": _changes("the mail proxy is not implemented; its block is skipped"),
     "fastcgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
     "uwsgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),

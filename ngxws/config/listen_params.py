@@ -17,10 +17,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ngxws.config.model import Server, SocketOptions
+from ngxws.config.model import Ignored, Server, SocketOptions, Source
 from ngxws.config.units import TimeSlot, parse_size, parse_time
 
-__all__ = ["ListenParams", "parse_listen_params", "socket_settings"]
+__all__ = ["ListenParams", "not_served_listen", "parse_listen_params", "socket_settings"]
 
 ListenKey = tuple[str, int, str | None]
 
@@ -143,3 +143,11 @@ def socket_settings(
             seconds = max(1, math.ceil(defaults[key].client_header_timeout))
             out[key] = (proxy_protocol, replace(opts, deferred=seconds))
     return out
+
+
+STREAM_NOT_SERVED = "NOT served: nothing accepts on this address (stream {} is not implemented)"
+
+
+def not_served_listen(args: Sequence[str], source: Source) -> Ignored:
+    """A ``listen`` inside ``stream {}``: an address nothing will accept on."""
+    return Ignored(f"stream listen {' '.join(args)}", source, False, STREAM_NOT_SERVED)

@@ -55,7 +55,7 @@ from ngxws.config.directives import (
     stock_rule,
 )
 from ngxws.config.enforcement import sets_tested_by_returns
-from ngxws.config.listen_params import parse_listen_params, socket_settings
+from ngxws.config.listen_params import not_served_listen, parse_listen_params, socket_settings
 from ngxws.config.model import (
     DEFAULT_TYPES,
     Access,
@@ -802,7 +802,9 @@ class _Reader:
                 self.set_variables.append((node.args[0].lstrip("$"), node.source))
             if node.name.startswith("ws_"):
                 self._ws_rule(node)
-            if node.name == "proxy_pass" and node.args:
+            if node.ctx[:1] == ("stream",) and node.name == "listen" and node.args:
+                self.ignored.append(not_served_listen(node.args, node.source))
+            if node.name == "proxy_pass" and node.args and node.ctx[:1] == ("http",):
                 # ngx_http_proxy_pass() still runs inside if/limit_except
                 proxy_pass = _parse_proxy_pass(node, node.args[0])
                 if not proxy_pass.has_variables and proxy_pass.uri is not None:

@@ -254,6 +254,18 @@ def unenforced_warnings(config: Config) -> list[str]:
     ]
 
 
+def start_warnings(config: Config) -> list[str]:
+    """What is said at every start and reload, on the terminal and in the
+    error log: access control let through unenforced, and ``stream {}``
+    blocks (and their listens) that are not served."""
+    not_served = [
+        f'"{i.name}" in {i.source.file}:{i.source.line} is NOT served ({i.reason.split(": ", 1)[-1]})'
+        for i in config.ignored
+        if i.name == "stream" or i.name.startswith("stream listen ")
+    ]
+    return unenforced_warnings(config) + not_served
+
+
 # -- small formatting helpers -------------------------------------------------
 
 
