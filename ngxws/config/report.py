@@ -85,7 +85,9 @@ def _listeners(config: Config) -> list[str]:
         lines.append(f"{_INDENT}(none: the config has no http server)")
     for entries in sockets.values():
         first = entries[0][0]
-        flags = [f for f, on in (("ssl", first.ssl), ("http2", first.http2)) if on]
+        flags = [
+            f for f, on in (("ssl", first.ssl), ("http2", first.http2), ("proxy_protocol", first.proxy_protocol)) if on
+        ]
         default = next((s for lst, s in entries if lst.default_server), entries[0][1])
         names = []
         for _, server in entries:
