@@ -360,3 +360,20 @@ http {{
     assert lines == [
         "open 203.0.113.5 7001", "close 203.0.113.5", "open 198.51.100.4 40000", "close 198.51.100.4",
     ]
+
+
+REALIP_DIRECTIVES = [
+    "set_real_ip_from 1.2.3.4/33;", "set_real_ip_from ::1/129;", "set_real_ip_from no.such.host.invalid;",
+    "set_real_ip_from 10.0.0.1/8;", "set_real_ip_from localhost;", "set_real_ip_from unix:;",
+    "set_real_ip_from 2001:db8::/32;", "real_ip_header X-Real-IP; real_ip_header X-Real-IP;",
+    "real_ip_recursive maybe;", "real_ip_recursive on;", "real_ip_header;", "set_real_ip_from a b;",
+    "real_ip_header proxy_protocol;", "real_ip_recursive on; real_ip_recursive off;",
+]  # fmt: skip
+
+
+@pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="Debian nginx not installed")
+@pytest.mark.parametrize("directive", REALIP_DIRECTIVES)
+def test_realip_directive_validity_agrees_with_nginx(tmp_path: Path, directive: str) -> None:
+    conf = _conf(tmp_path, directive)
+    ok, message = _nginx_t(conf)
+    assert _ngxws_t(conf) == (ok, message if not ok else "")

@@ -447,8 +447,8 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "autoindex": _changes(_STATIC, ("off",)),
     "stub_status": _changes("the nginx status page is not served (ws_stat is)"),
     "set_real_ip_from": _honoured(),
-    "real_ip_header": _honoured(),
-    "real_ip_recursive": _honoured(),
+    "real_ip_header": _honoured(unique=True),
+    "real_ip_recursive": _honoured(unique=True),
     "underscores_in_headers": _changes("header names with underscores are dropped", ("off",)),
     "ignore_invalid_headers": _changes("invalid header names are dropped", ("on",)),
     "chunked_transfer_encoding": _changes(
