@@ -158,6 +158,23 @@ for target, name in (("L0", "X-Real-IP"), ("L1", "CF-Connecting-IP"), ("L2", "un
     case(f"realip {name}: websocket", "realip_hdr", upgrade("/ws/a", extra=f"{hdr}: 198.51.100.23\r\n"),
          target=target, ws=True, expect=(101,))
 
+group(Group("realip_v6", f"""
+    server {{
+        listen 127.0.0.1:@L0@;
+        listen [::1]:@L1@;
+        set_real_ip_from ::1;
+        real_ip_header X-Forwarded-For;
+        {_LOCATIONS}
+    }}
+"""))
+for target, name in (("V6:1", "trusted ::1"), ("L0", "untrusted 127.0.0.1")):
+    case(f"realip IPv6 peer, {name}", "realip_v6", get("/a", extra="X-Forwarded-For: 198.51.100.3\r\n"),
+         target=target, expect=(200,))
+    case(f"realip IPv6 peer, {name}: IPv6 client", "realip_v6",
+         get("/a", extra="X-Forwarded-For: 2001:db8:0::5\r\n"), target=target, expect=(200,))
+case("realip IPv6 peer: deny 10/8", "realip_v6", get("/deny10/a", extra="X-Forwarded-For: 10.0.0.9\r\n"),
+     target="V6:1", expect=(403,))
+
 
 # --- PROXY protocol ------------------------------------------------------------------
 
@@ -264,3 +281,5 @@ _pp("PROXY v1: an address nginx does not check", b"PROXY TCP4 abc 1.2.3.4 5 6\r\
     expect=(200,))
 _pp("PROXY v1: port 0", b"PROXY TCP4 198.51.100.7 127.0.0.1 0 0\r\n", get("/a"), "L1", expect=(200,))
 
+_pp("PROXY v1 then plain HTTP on the TLS port", _PREFACES["v1 TCP4"], get("/a"), "L2", expect=(400,))
+_pp("PROXY v2 then plain HTTP on the TLS port", _PREFACES["v2 TCP4"], get("/a"), "L2", expect=(400,))
