@@ -269,6 +269,17 @@ http {{
             out = subprocess.run(["ss", "-ltnoH", f"sport = :{port}"], capture_output=True, text=True,
                                  timeout=10).stdout
             assert out and all(line.split()[2] == "33" for line in out.splitlines()), out
+            # accepted connections inherit SO_KEEPALIVE: the kernel runs a keepalive timer
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                read_head(client)
+
+                def keepalive_timer() -> bool:
+                    out = subprocess.run(["ss", "-tnoH", "state", "established", f"sport = :{port}"],
+                                         capture_output=True, text=True, timeout=10).stdout
+                    return "keepalive" in out
+
+                assert wait_for(keepalive_timer, timeout=5)
 
 
 # -- stream {} -------------------------------------------------------------------------
