@@ -42,9 +42,9 @@ def _load(conf: str, prefix: str | None, allow: tuple[str, ...] | None = ()):  #
 
 
 def _warn(config) -> None:  # type: ignore[no-untyped-def]
-    from ngxws.config.report import unenforced_warnings
+    from ngxws.config.report import start_warnings
 
-    for warning in unenforced_warnings(config):
+    for warning in start_warnings(config):
         click.echo(f"ngxws: [warn] {warning}", err=True)
 
 

@@ -10,6 +10,7 @@ address is still configured.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import socket
@@ -19,8 +20,10 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ngxws.config.model import Config, Listen, Server
+from ngxws.errorlog import ALERT
 from ngxws.http.responses import build_response, error_response
 from ngxws.routing.servers import VirtualHosts, virtual_hosts
+from ngxws.socket_options import apply_socket_options
 from ngxws.tls import (
     HELLO_INCOMPLETE,
     UNRECOGNIZED_NAME_ALERT,
@@ -37,9 +40,10 @@ class BindError(Exception):
     """A listen address could not be bound; the message reads like nginx's."""
 
 
-def bind_listen(listen: Listen, backlog: int = 511, reuseport: bool = False) -> socket.socket:
+def bind_listen(listen: Listen, backlog: int | None = None, reuseport: bool = False) -> socket.socket:
     """Bind and listen on one address (``reuseport``: one of a worker group's
-    SO_REUSEPORT sockets, see ``listen_sockets``)."""
+    SO_REUSEPORT sockets, see ``listen_sockets``), with the listen's socket
+    options; ``backlog`` defaults to the listen's own (nginx's 511)."""
     if listen.unix is not None:
         path = listen.unix
         try:
@@ -71,7 +75,9 @@ def bind_listen(listen: Listen, backlog: int = 511, reuseport: bool = False) -> 
             raise BindError(
                 f"bind() to {shown}:{listen.port} failed ({exc.errno}: {exc.strerror})"
             ) from exc
-    sock.listen(backlog)
+    for failure in apply_socket_options(sock, listen.options, tcp=listen.unix is None):
+        logging.getLogger("ngxws").log(ALERT, failure)
+    sock.listen(listen.options.backlog if backlog is None else backlog)
     sock.setblocking(False)
     return sock
 

@@ -94,9 +94,9 @@ _STDIO_PATHS = ("/dev/stdout", "/dev/stderr", "/dev/fd/1", "/dev/fd/2")
 def _warn_unenforced(config: Config) -> None:
     """Access control the operator allowed to go unenforced: said at every
     start and reload, in the error log."""
-    from ngxws.config.report import unenforced_warnings
+    from ngxws.config.report import start_warnings
 
-    for warning in unenforced_warnings(config):
+    for warning in start_warnings(config):
         log.warning(warning)
 
 

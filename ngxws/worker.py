@@ -37,7 +37,9 @@ from ngxws.http.maps import compile_maps
 from ngxws.limits.preaccess import Limiter
 from ngxws.limits.zones import LimitZones
 from ngxws.listeners import ListenKey, accepting_factory, listener_table, tls_context
+from ngxws.proxy.preface import preface_factory
 from ngxws.proxy.upstream import UpstreamPools
+from ngxws.proxy_protocol import ProxyHeader
 from ngxws.sinks.logfile import LogFile, LogFiles
 from ngxws.sinks.wslog import ConnInfo, FrameLogger
 
@@ -161,18 +163,25 @@ class Worker:
         for key, (listen, vhosts, servers) in listener_table(self.config).items():
             ctx = tls_context(servers, vhosts) if listen.ssl else None
 
-            def factory(listen: object = listen, vhosts: object = vhosts) -> asyncio.Protocol:
+            def factory(
+                listen: object = listen, vhosts: object = vhosts, proxy: ProxyHeader | None = None
+            ) -> asyncio.Protocol:
                 if cap > 0 and self.open_connections() >= cap:
                     self._log_refused(cap)
                     return _Refused()
-                return ClientConnection(self, listen, vhosts)  # type: ignore[arg-type]
+                return ClientConnection(self, listen, vhosts, proxy)  # type: ignore[arg-type]
 
             # TLS sockets get a TLSAcceptor in front: a ClientHello goes to the
-            # loop's SSL protocol, plain HTTP gets nginx's 400 (not a reset).
+            # loop's SSL protocol, plain HTTP gets nginx's 400 (not a reset);
+            # proxy_protocol ones a PrefaceReader before that.
+            timeout = vhosts.default.client_header_timeout
+            accept = accepting_factory(factory, ctx, timeout)
+            if listen.proxy_protocol:
+                accept = preface_factory(factory, ctx, timeout)
             server = await loop.create_server(
-                accepting_factory(factory, ctx, vhosts.default.client_header_timeout),
+                accept,
                 sock=sockets[key],
-                backlog=511,
+                backlog=listen.options.backlog,  # (the loop calls listen() again)
                 start_serving=True,
             )
             self._servers.append(server)

@@ -50,7 +50,6 @@ REFUSED = [
     ("secure_link $arg_md5,$arg_expires;", "secure_link"),
     ("secure_link_secret s3cret;", "secure_link_secret"),
     ("limit_except GET { deny all; }", "limit_except"),
-    ("set_real_ip_from 10.0.0.0/8;", "set_real_ip_from"),
     ("proxy_ssl_crl crl.pem;", "proxy_ssl_crl"),
     ("if ($http_x_token != \"secret\") { set $x 1; return 403; }", "if"),
 ]

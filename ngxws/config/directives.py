@@ -449,11 +449,9 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "try_files": _changes(_STATIC),
     "autoindex": _changes(_STATIC, ("off",)),
     "stub_status": _changes("the nginx status page is not served (ws_stat is)"),
-    "set_real_ip_from": _unenforced(
-        "$remote_addr stays the peer address: allow/deny would judge the proxy in front, not the client"
-    ),
-    "real_ip_header": _harmless(_ONLY_WITH.format("set_real_ip_from")),
-    "real_ip_recursive": _harmless(_ONLY_WITH.format("set_real_ip_from")),
+    "set_real_ip_from": _honoured(),
+    "real_ip_header": _honoured(unique=True),
+    "real_ip_recursive": _honoured(unique=True),
     "underscores_in_headers": _changes("header names with underscores are dropped", ("off",)),
     "ignore_invalid_headers": _changes("invalid header names are dropped", ("on",)),
     "chunked_transfer_encoding": _changes(
@@ -462,7 +460,10 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "geo": _unenforced("variables from the client address are not evaluated (they are empty)"),
     "split_clients": _changes(_VARS),
     "ssl_password_file": _changes("encrypted certificate keys are not supported"),
-    "stream": _changes("the stream (TCP/UDP) module is not implemented; its block is skipped"),
+    "stream": _changes(
+        "NOT served: the stream module (TCP/UDP proxying, TLS passthrough, ssl_preread) "
+        "is not implemented; the http part runs without it"
+    ),
     "mail": _changes("the mail proxy is not implemented; its block is skipped"),
     "fastcgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
     "uwsgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),

@@ -67,6 +67,7 @@ from ngxws.config.limits import (
     parse_status,
     parse_zone,
 )
+from ngxws.config.listen_params import not_served_listen, parse_listen_params, socket_settings
 from ngxws.config.model import (
     DEFAULT_TYPES,
     Access,
@@ -80,6 +81,7 @@ from ngxws.config.model import (
     Map,
     ProxyPass,
     ProxySettings,
+    RealIP,
     Return,
     Server,
     Source,
@@ -90,6 +92,7 @@ from ngxws.config.model import (
 )
 from ngxws.config.units import TimeSlot, parse_flag, parse_size, parse_time
 from ngxws.config.wiretext import wire
+from ngxws.http.realip import trusted_source
 from ngxws.sinks.wslog import compile_template, module_reading
 
 __all__ = ["ConfigError", "load_config"]
@@ -527,6 +530,10 @@ class _Core:
     limit_conn_log_level: str = "error"
     limit_req_dry_run: bool = False
     limit_conn_dry_run: bool = False
+    # realip: set_real_ip_from is an array (a level with its own replaces all)
+    real_ip_from: tuple[str, ...] = ()
+    real_ip_header: str = "X-Real-IP"
+    real_ip_recursive: bool = False
 
 
 @dataclass(kw_only=True)
@@ -674,6 +681,7 @@ _LEVEL_DIRECTIVES = frozenset(
         *_CLIENT_CERT_DIRECTIVES, *_PROXY_TIMEOUTS, *_PROXY_FLAGS,
         "auth_request", "auth_request_set", "satisfy",
         "client_body_timeout", "client_body_buffer_size", "client_body_temp_path",
+        "set_real_ip_from", "real_ip_header", "real_ip_recursive",
         *_PROXY_TIMEOUTS, *_PROXY_FLAGS,
     }
 )  # fmt: skip
@@ -849,7 +857,9 @@ class _Reader:
                 self.set_variables.append((node.args[0].lstrip("$"), node.source))
             if node.name.startswith("ws_"):
                 self._ws_rule(node)
-            if node.name == "proxy_pass" and node.args:
+            if node.ctx[:1] == ("stream",) and node.name == "listen" and node.args:
+                self.ignored.append(not_served_listen(node.args, node.source))
+            if node.name == "proxy_pass" and node.args and node.ctx[:1] == ("http",):
                 # ngx_http_proxy_pass() still runs inside if/limit_except
                 proxy_pass = _parse_proxy_pass(node, node.args[0])
                 if not proxy_pass.has_variables and proxy_pass.uri is not None:
@@ -1149,60 +1159,28 @@ class _Reader:
     def _parse_listen(self, node: _Node) -> tuple[Listen, bool]:
         address = node.args[0]
         host, port, unix = _split_listen_address(node, address)
-        default_server = ssl = http2 = has_options = False
-        ipv6only = True
-        for param in node.args[1:]:
-            key, eq, value = param.partition("=")
-            if param in ("default_server", "default"):
-                default_server = True
-            elif param == "ssl":
-                ssl = True
-            elif param == "http2":
-                http2 = True
-            elif param in ("proxy_protocol", "quic"):
-                reason = (
-                    "the PROXY protocol header is not read"
-                    if param == "proxy_protocol"
-                    else "HTTP/3 is not implemented"
-                )
-                self._ignore(
-                    node,
-                    StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, reason),
-                    name=f"listen ... {param}",
-                )
-            elif param in ("bind", "deferred", "reuseport") and not eq:
-                has_options = True
-            elif key in ("backlog", "rcvbuf", "sndbuf", "fastopen", "setfib") and eq:
-                valid = _digits(value) is not None
-                if key in ("rcvbuf", "sndbuf"):
-                    try:
-                        parse_size(value)
-                    except ValueError:
-                        valid = False
-                if not valid:
-                    raise node.error(f'invalid {key} "{value}"')
-                has_options = True
-            elif param.startswith("ipv6only=o"):
-                # ngx_http_core_listen() matches the prefix "ipv6only=o"
-                if value not in ("on", "off"):
-                    raise node.error(f'invalid ipv6only flags "{value}"')
-                ipv6only = value == "on"
-                has_options = True
-            elif key in ("so_keepalive", "accept_filter") and eq and value:
-                has_options = True
-            else:
-                raise node.error(f'invalid parameter "{param}"')
+        try:
+            params = parse_listen_params(node.args[1:])
+        except ValueError as exc:
+            raise node.error(str(exc)) from None
+        if params.quic:
+            rule = StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, "HTTP/3 is not implemented")
+            self._ignore(node, rule, name="listen ... quic")
+        for param, reason in params.harmless:
+            self._ignore(node, StockRule(Handling.IGNORED_HARMLESS, reason), name=f"listen ... {param}")
         listen = Listen(
             host=host,
             port=port,
             unix=unix,
-            default_server=default_server,
-            ssl=ssl,
-            http2=http2,
+            default_server=params.default_server,
+            ssl=params.ssl,
+            http2=params.http2,
             source=node.source,
-            ipv6only=ipv6only,
+            ipv6only=params.ipv6only,
+            options=params.options,
+            proxy_protocol=params.proxy_protocol,
         )
-        return listen, has_options
+        return listen, params.has_options
 
     def _server_name(self, node: _Node, owner: _Owner) -> None:
         assert isinstance(owner, _ServerBlock)
@@ -1447,6 +1425,12 @@ class _Reader:
             if args[0] not in ("all", "any"):
                 raise node.error(f'invalid value "{args[0]}"')
             level.core["satisfy_any"] = args[0] == "any"
+        elif name == "set_real_ip_from":
+            level.core["real_ip_from"] = level.core.get("real_ip_from", ()) + self._real_ip_from(node)
+        elif name == "real_ip_header":
+            level.core["real_ip_header"] = args[0]
+        elif name == "real_ip_recursive":
+            level.core["real_ip_recursive"] = parse_flag(args[0])
         elif name == "client_max_body_size":
             level.core["client_max_body_size"] = self._size(node, args[0])
         elif name == "default_type":
@@ -1541,6 +1525,24 @@ class _Reader:
             if value not in acc:
                 acc.append(value)
         return tuple(v for v in allowed if v in acc)
+
+    def _real_ip_from(self, node: _Node) -> tuple[str, ...]:
+        """ngx_http_realip_from(): ``unix:``, a CIDR (low bits warned about),
+        or a name resolved now into its addresses."""
+        value = node.args[0]
+        try:
+            cidr, low_bits = trusted_source(value)
+        except ValueError:
+            pass
+        else:
+            if low_bits:  # nginx masks the address and only warns
+                self.warnings.append(f"low address bits of {value} are meaningless in {node.source}")
+            return (cidr,)
+        try:
+            infos = socket.getaddrinfo(value, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise node.error(f'host not found in set_real_ip_from "{value}"') from None
+        return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
 
     def _access_rule(self, node: _Node) -> str:
         value = node.args[0]
@@ -1829,6 +1831,10 @@ class _Effective:
         defaults = tuple(h for h in _DEFAULT_PROXY_HEADERS if h[0].lower() not in names)
         return replace(self.proxy, set_headers=self.headers + defaults)
 
+    def realip(self) -> RealIP:
+        core = self.core
+        return RealIP(core.real_ip_from, core.real_ip_header, core.real_ip_recursive)
+
     def access(self) -> Access:
         return Access(
             rules=self.rules,
@@ -1994,6 +2000,7 @@ class _Builder:
             ws=self._ws_settings(raw),
             proxy=eff.proxy_settings(),
             access=eff.access(),
+            realip=eff.realip(),
             ssl_certificate=core.ssl_certificates[0] if core.ssl_certificates else None,
             ssl_certificate_key=core.ssl_certificate_keys[0] if core.ssl_certificate_keys else None,
             ssl_protocols=core.ssl_protocols,
@@ -2057,6 +2064,7 @@ class _Builder:
             return_=raw.return_,
             proxy=eff.proxy_settings(),
             access=eff.access(),
+            realip=eff.realip(),
             client_max_body_size=eff.core.client_max_body_size,
             locations=tuple(self._location(child, eff, upstreams) for child in raw.locations),
             source=raw.source,
@@ -2108,11 +2116,18 @@ class _Builder:
                     defaults[listen.key] = server
         for key, default in defaults.items():
             ssl[key] = ssl[key] or default.ssl_on
+        sockets = socket_settings(servers, defaults)
         out = [
             replace(
                 server,
                 listens=tuple(
-                    replace(listen, ssl=ssl[listen.key], http2=http2[listen.key])
+                    replace(
+                        listen,
+                        ssl=ssl[listen.key],
+                        http2=http2[listen.key],
+                        proxy_protocol=sockets[listen.key][0],
+                        options=sockets[listen.key][1],
+                    )
                     for listen in server.listens
                 ),
             )

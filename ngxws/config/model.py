@@ -30,6 +30,31 @@ class Source:
 
 
 @dataclass(frozen=True)
+class SocketOptions:
+    """The ``listen`` parameters that are socket options (one listen per
+    address may carry them, as nginx's "duplicate listen options" rule).
+
+    ``keepalive``: ``so_keepalive=on`` (True), ``off`` (False), unset (None);
+    ``keepidle``/``keepintvl`` (seconds) and ``keepcnt`` from
+    ``so_keepalive=idle:intvl:cnt`` (0: the system's).  ``deferred``: the
+    ``TCP_DEFER_ACCEPT`` seconds (nginx uses the default server's
+    ``client_header_timeout``), 0 when off.
+    """
+
+    backlog: int = 511
+    rcvbuf: int | None = None
+    sndbuf: int | None = None
+    keepalive: bool | None = None
+    keepidle: int = 0
+    keepintvl: int = 0
+    keepcnt: int = 0
+    fastopen: int | None = None
+    deferred: int = 0
+    reuseport: bool = False
+    bind: bool = False
+
+
+@dataclass(frozen=True)
 class Listen:
     """One ``listen`` directive.
 
@@ -49,6 +74,8 @@ class Listen:
     http2: bool = False
     source: Source | None = None
     ipv6only: bool = True
+    options: SocketOptions = field(default_factory=SocketOptions)
+    proxy_protocol: bool = False  # read a PROXY protocol preface first (ORed per address)
 
     @property
     def key(self) -> tuple[str, int, str | None]:
@@ -271,6 +298,18 @@ class Access:
 
 
 @dataclass(frozen=True)
+class RealIP:
+    """ngx_http_realip_module's settings at one level: the trusted sources
+    (``set_real_ip_from``: CIDRs, ``"unix:"``; empty means the module is
+    off), ``real_ip_header`` (``X-Real-IP``, ``X-Forwarded-For``,
+    ``proxy_protocol`` or any header name) and ``real_ip_recursive``."""
+
+    trusted: tuple[str, ...] = ()
+    header: str = "X-Real-IP"
+    recursive: bool = False
+
+
+@dataclass(frozen=True)
 class Location:
     """A ``location`` block.  ``modifier`` is ``""``, ``"="``, ``"^~"``,
     ``"~"``, ``"~*"`` or ``"@"`` (named)."""
@@ -298,6 +337,7 @@ class Location:
     client_body_timeout: float = 60.0
     client_body_buffer_size: int = 16 * 1024
     client_body_temp_path: str | None = None
+    realip: RealIP = field(default_factory=RealIP)  # run before access (PREACCESS)
 
 
 @dataclass(frozen=True)
@@ -312,6 +352,7 @@ class Server:
     ws: WsSettings = field(default_factory=WsSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
     access: Access = field(default_factory=Access)
+    realip: RealIP = field(default_factory=RealIP)  # run first (POST_READ)
     ssl_certificate: str | None = None
     ssl_certificate_key: str | None = None
     ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")

@@ -90,7 +90,9 @@ def _listeners(config: Config) -> list[str]:
         lines.append(f"{_INDENT}(none: the config has no http server)")
     for entries in sockets.values():
         first = entries[0][0]
-        flags = [f for f, on in (("ssl", first.ssl), ("http2", first.http2)) if on]
+        flags = [
+            f for f, on in (("ssl", first.ssl), ("http2", first.http2), ("proxy_protocol", first.proxy_protocol)) if on
+        ]
         default = next((s for lst, s in entries if lst.default_server), entries[0][1])
         names = []
         for _, server in entries:
@@ -270,6 +272,18 @@ def unenforced_warnings(config: Config) -> list[str]:
         f"allowed by --allow-unenforced {i.name}"
         for i in config.unenforced
     ]
+
+
+def start_warnings(config: Config) -> list[str]:
+    """What is said at every start and reload, on the terminal and in the
+    error log: access control let through unenforced, and ``stream {}``
+    blocks (and their listens) that are not served."""
+    not_served = [
+        f'"{i.name}" in {i.source.file}:{i.source.line} is NOT served ({i.reason.split(": ", 1)[-1]})'
+        for i in config.ignored
+        if i.name == "stream" or i.name.startswith("stream listen ")
+    ]
+    return unenforced_warnings(config) + not_served
 
 
 # -- small formatting helpers -------------------------------------------------

@@ -26,6 +26,7 @@ from urllib.parse import quote
 from ngxws.client_certs import ConnectionTLS, ssl_variable
 from ngxws.config.model import ProxyPass, ProxySettings
 from ngxws.http.maps import CompiledMap
+from ngxws.http.realip import ClientAddress
 from ngxws.http.request import RequestHead
 from ngxws.limits.state import RequestLimits
 from ngxws.routing.servers import normalise_host
@@ -71,6 +72,8 @@ class RequestVariables:
     upstream_status: str = ""
     upstream_headers: tuple[tuple[str, str], ...] = ()
     limits: RequestLimits | None = None  # $limit_req_status, $limit_conn_status
+    # $realip_remote_*, $proxy_protocol_* (the connection's peer and PROXY preface)
+    client_address: ClientAddress | None = None
     _depth: int = 0
 
     def get(self, name: str) -> str:
@@ -104,10 +107,12 @@ class RequestVariables:
             return self._map(compiled)
         if name.startswith("ssl_"):
             return ssl_variable(self.tls, name)
+        if name.startswith(("realip_", "proxy_protocol_")) and self.client_address is not None:
+            return self.client_address.variable(name) or ""
         simple = {
             "proxy_host": self.proxy_host,
             "remote_addr": self.remote_addr,
-            "remote_port": str(self.remote_port),
+            "remote_port": str(self.remote_port) if self.remote_port else "",  # unix:, realip
             "server_addr": self.server_addr,
             "server_port": str(self.server_port),
             "server_name": self.server_name,
@@ -129,8 +134,9 @@ class RequestVariables:
         if name in simple:
             return simple[name]
         if name == "proxy_add_x_forwarded_for":
-            prior = h.header("x-forwarded-for")
-            return f"{prior}, {self.remote_addr}" if prior else self.remote_addr
+            # every X-Forwarded-For line, joined (nginx's headers_in.x_forwarded_for array)
+            prior = [v for k, v in h.headers if k.lower() == "x-forwarded-for"]
+            return ", ".join([*prior, self.remote_addr])
         if name.startswith("arg_"):
             for pair in (h.args or "").split("&"):
                 k, _, v = pair.partition("=")

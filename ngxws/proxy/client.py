@@ -36,6 +36,7 @@ from ngxws.config.model import (
 from ngxws.http.body import RequestBody
 from ngxws.http.body_plan import BodyPlan, plan_body
 from ngxws.http.parser import RequestParser, UpgradeRequest
+from ngxws.http.realip import ClientAddress
 from ngxws.http.request import BadRequest, HeadBuffers, RequestHead
 from ngxws.http.responses import (
     build_response,
@@ -59,6 +60,7 @@ from ngxws.proxy.response_pass import SendTimer, pass_response
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import UpstreamResponse
+from ngxws.proxy_protocol import ProxyHeader
 from ngxws.routing.locations import find_named, match_location
 from ngxws.routing.servers import VirtualHosts
 from ngxws.sinks.statspage import (
@@ -115,7 +117,10 @@ def content_type_for(path: str, types: tuple[tuple[str, str], ...], default: str
 class ClientConnection(asyncio.Protocol):
     """HTTP phase of a client connection (the tunnel phase is ``Tunnel``'s)."""
 
-    def __init__(self, worker: Worker, listen: Listen, vhosts: VirtualHosts) -> None:
+    def __init__(
+        self, worker: Worker, listen: Listen, vhosts: VirtualHosts, proxy: ProxyHeader | None = None
+    ) -> None:
+        self.address = ClientAddress("", 0, proxy)  # proxy: a PROXY protocol preface's addresses
         self.worker = worker
         self.listen = listen
         self.vhosts = vhosts
@@ -153,16 +158,8 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("sockname")
-        if isinstance(peer, tuple):
-            self.remote_addr, self.remote_port = str(peer[0]), int(peer[1])
-        else:
-            self.remote_addr, self.remote_port = "unix:", 0
-        if isinstance(sock, tuple):
-            self.server_addr, self.server_port = str(sock[0]), int(sock[1])
-        else:
-            self.server_addr, self.server_port = "unix:", 0
+        self.address = ClientAddress.of(transport, self.address.proxy)  # realip's, per request
+        (self.remote_addr, self.remote_port), (self.server_addr, self.server_port) = self.address.ends
         sslobj = transport.get_extra_info("ssl_object")
         self.tls = ConnectionTLS(sslobj) if sslobj is not None else None
         self.worker.connections.add(self)
@@ -398,6 +395,7 @@ class ClientConnection(asyncio.Protocol):
         server = self.vhosts.select(head.uri_host or head.host)
         keep = head.keep_alive
         self.remote_user = basic_user(head.header("authorization"))  # nginx's $remote_user
+        self.remote_addr, self.remote_port = self.address.begin_request(server.realip, head.headers)
         tls_status = request_status(self.tls, server, self.vhosts, head.uri_host or head.host)
         if tls_status:  # 421/495/496, before any phase; nginx closes after each
             return await self._answer_error(tls_status, pending, server, None, False)
@@ -438,6 +436,8 @@ class ClientConnection(asyncio.Protocol):
         ret = _rewrite(loc.ifs, loc.return_, v)
         if ret is not None:
             return await self._answer_return(ret, pending, server, loc, v, keep)
+        addr = self.address.run(loc.realip, head.headers)  # PREACCESS: the location's realip
+        self.remote_addr, self.remote_port = v.remote_addr, v.remote_port = addr
         if loc.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, loc.limits, v)):
             return await self._answer_error(refused, pending, server, loc, keep)
         if loc.access.restricted:
@@ -610,6 +610,7 @@ class ClientConnection(asyncio.Protocol):
             maps=self.worker.maps,
             tls=self.tls,
             auth_set=self.auth_vars,
+            client_address=self.address,
         )
 
     async def _open_upstream(

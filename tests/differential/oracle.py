@@ -425,7 +425,8 @@ class Exchange:
     ``server_name``, none when empty; ``client_cert``: a file among the group's ``files``
     holding the certificate and key the client presents).  ``flood`` writes one endless websocket frame after
     the 101 until the socket stays unwritable, and records in which window
-    after that the server gave up (see ``_flood``).
+    after that the server gave up (see ``_flood``).  ``preface``: raw bytes
+    (a PROXY protocol header) written right after connecting, before TLS.
     """
 
     requests: Sequence[bytes]
@@ -438,6 +439,7 @@ class Exchange:
     server_name: str = "example.com"
     flood: bool = False
     client_cert: str = ""
+    preface: bytes = b""
 
 
 @dataclass
@@ -557,6 +559,8 @@ def observe(running: Running, kind: str, case: Case) -> list[object]:
         sock.settimeout(5)
         try:
             sock.connect(addr if family != socket.AF_UNIX else addr[0])
+            if ex.preface:
+                sock.sendall(ex.preface)
             if ex.tls:
                 ctx = ssl.create_default_context()
                 ctx.check_hostname = False
