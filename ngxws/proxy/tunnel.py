@@ -36,6 +36,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ngxws.accounting import counters as C
+from ngxws.proxy.turns import LINE_COST, LOGGED_CHUNK, relay_turns
 from ngxws.ws.frames import FrameTracker, encode_close_frame
 
 if TYPE_CHECKING:
@@ -68,14 +69,34 @@ class _Side(asyncio.Protocol):
         # writes *to* this side's socket blocked: (proxy_)send_timeout running
         self.send_timeout = 60.0
         self.send_timer: asyncio.TimerHandle | None = None
+        self.turns = relay_turns(asyncio.get_running_loop())
+        self.held = b""  # read but not yet relayed: waiting for a turn (reading paused)
+        self.out_blocked = False  # the other socket's write buffer is full (reading paused)
+        self.eof_pending = False  # our peer closed; close once ``held`` is relayed
+        self.read_stopped = False  # for good: a close frame of ours is pending
 
     def data_received(self, data: bytes) -> None:
+        if self.held or self.turns.left <= 0:
+            # this turn's relay allowance is spent (or older bytes wait):
+            # keep the bytes, stop reading, relay them in a later turn
+            self._hold(data)
+            return
+        self._relay(data)
+
+    def _relay(self, data: bytes) -> None:
+        """Track, count, log and forward ``data`` -- at most one chunk of it
+        when every frame is logged; the rest is held for a later turn."""
         t = self.tunnel
         t.last_activity = time.monotonic()
         if not t.log_each_frame:
             frames, payload = self.feed(data)
+            self.turns.spend(len(data))
         else:
+            if len(data) > LOGGED_CHUNK:
+                self._hold(data[LOGGED_CHUNK:])
+                data = data[:LOGGED_CHUNK]
             frames, payload = t.log_frames(self.tracker.feed_frames(data), self.SOURCE)
+            self.turns.spend(len(data) + LINE_COST * frames)
         a = self.array
         b = self.base
         a[b + self.FRAMES] += frames
@@ -85,8 +106,40 @@ class _Side(asyncio.Protocol):
         if self.tracker.error:
             t.close(reason="frame length cannot be followed")
 
+    def _hold(self, data: bytes) -> None:
+        if self.held:
+            self.held += data  # rare: bytes that arrived before the pause took effect
+            return
+        self.held = data
+        self.source.pause_reading()
+        self.turns.wait(self)
+
+    def run_held(self) -> None:
+        """Our turn (``RelayTurns``): relay one chunk of what was held."""
+        if self.tunnel.closed:
+            self.held = b""
+            return
+        data, self.held = self.held, b""
+        self._relay(data)  # holds (and re-queues) what is beyond one chunk
+        if self.held or self.tunnel.closed:
+            return
+        if self.eof_pending:
+            self.tunnel.close()
+        else:
+            self.resume_if_free()
+
+    def resume_if_free(self) -> None:
+        """Read again unless something still says stop (held bytes, a full
+        write buffer on the other side, a close frame waiting to go out)."""
+        if not (self.held or self.out_blocked or self.read_stopped or self.source.is_closing()):
+            self.source.resume_reading()
+
     def eof_received(self) -> bool | None:
-        # nginx finalizes the upgraded request when either side closes.
+        # nginx finalizes the upgraded request when either side closes --
+        # after relaying what it had read before the end.
+        if self.held:
+            self.eof_pending = True
+            return True  # keep the transport: closed once the held bytes are relayed
         self.tunnel.close()
         return None
 
@@ -98,7 +151,9 @@ class _Side(asyncio.Protocol):
         # from the other side) is full: stop reading from the other side,
         # and give the blocked write (proxy_)send_timeout to drain.
         t = self.tunnel
-        t.peer_of(self).source.pause_reading()
+        peer = t.peer_of(self)
+        peer.out_blocked = True
+        peer.source.pause_reading()
         if self.send_timer is None and not t.closed:
             self.send_timer = asyncio.get_running_loop().call_later(
                 self.send_timeout, t.send_timed_out, self
@@ -108,9 +163,9 @@ class _Side(asyncio.Protocol):
         if self.send_timer is not None:
             self.send_timer.cancel()
             self.send_timer = None
-        other = self.tunnel.peer_of(self).source
-        if not other.is_closing():
-            other.resume_reading()
+        peer = self.tunnel.peer_of(self)
+        peer.out_blocked = False
+        peer.resume_if_free()
 
 
 class ClientSide(_Side):
@@ -128,8 +183,8 @@ class UpstreamSide(_Side):
     SOURCE = "upstream"
     TIMED_OUT = "upstream timed out"
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+    def _relay(self, data: bytes) -> None:
+        super()._relay(data)
         t = self.tunnel
         if t.pending_close is not None and self.tracker.at_boundary:
             t.send_close_now()
@@ -195,8 +250,8 @@ class Tunnel:
             self.upstream_side.data_received(upstream_leftover)
         if client_leftover:
             self.client_side.data_received(client_leftover)
-        self.client.resume_reading()
-        self.upstream.resume_reading()
+        self.client_side.resume_if_free()
+        self.upstream_side.resume_if_free()
 
     def peer_of(self, side: _Side) -> _Side:
         return self.upstream_side if side is self.client_side else self.client_side
@@ -232,6 +287,7 @@ class Tunnel:
         if self.closed or self.pending_close is not None:
             return
         self.pending_close = (code, reason)
+        self.client_side.read_stopped = True
         self.client.pause_reading()
         if self.upstream_side.tracker.at_boundary:
             self.send_close_now()
