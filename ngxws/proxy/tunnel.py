@@ -36,7 +36,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ngxws.accounting import counters as C
-from ngxws.proxy.turns import LINE_COST, LOGGED_CHUNK, relay_turns
+from ngxws.proxy.turns import LINE_COST, LOGGED_CHUNK, SMALL_READ, relay_turns
 from ngxws.ws.frames import FrameTracker, encode_close_frame
 
 if TYPE_CHECKING:
@@ -76,9 +76,11 @@ class _Side(asyncio.Protocol):
         self.read_stopped = False  # for good: a close frame of ours is pending
 
     def data_received(self, data: bytes) -> None:
-        if self.held or self.turns.left <= 0:
+        if self.held or (self.turns.left <= 0 and len(data) > SMALL_READ):
             # this turn's relay allowance is spent (or older bytes wait):
-            # keep the bytes, stop reading, relay them in a later turn
+            # keep the bytes, stop reading, relay them in a later turn.  A
+            # small read goes through anyway: it is cheap, and it is what an
+            # interactive tunnel sends -- it must not queue behind floods.
             self._hold(data)
             return
         self._relay(data)

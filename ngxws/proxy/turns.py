@@ -17,7 +17,10 @@ data in the same turn keeps the data (``held``), stops reading its socket
 and waits in a FIFO queue.  At the start of the next turn (a ``call_soon``
 callback runs before the loop polls) the allowance is refilled and the
 queue is served in order, one chunk per side, until it is spent again.
-Every turn therefore does a bounded amount of relay work and then polls:
+Reads of at most ``SMALL_READ`` bytes are relayed at once all the same:
+that is what interactive tunnels send, and a socket gives at most one such
+read per turn.  Every turn therefore does a bounded amount of relay work and
+then polls:
 listening sockets, HTTP connections, timers and signal handlers are served
 between turns, and every flooding tunnel gets its turn in order.
 
@@ -36,10 +39,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["LINE_COST", "LOGGED_CHUNK", "PER_TURN", "RelayTurns", "Waiter"]
+__all__ = ["LINE_COST", "LOGGED_CHUNK", "PER_TURN", "SMALL_READ", "RelayTurns", "Waiter", "relay_turns"]
 
-PER_TURN = 256 * 1024
-"""Cost units one loop turn may spend on relaying (about 2 ms of work)."""
+PER_TURN = 128 * 1024
+"""Cost units one loop turn may spend on relaying (about 1 ms of work)."""
 
 LINE_COST = 128
 """Extra cost of one rendered ws_log line, in bytes-relayed equivalents
@@ -48,6 +51,12 @@ LINE_COST = 128
 LOGGED_CHUNK = 16 * 1024
 """Most bytes a side that logs every frame relays in one step (a few
 hundred lines); the rest of a read waits for the side's next step."""
+
+SMALL_READ = 4096
+"""A read this small is relayed even when the turn's allowance is spent.
+libuv stops reading a socket after a read that did not fill its buffer, so
+this costs at most one small read per socket per turn, and a tunnel that
+carries a few messages is never queued behind flooding ones."""
 
 
 class Waiter(Protocol):
