@@ -33,9 +33,10 @@ from ngxws.channel import READY, Command
 from ngxws.channel import send as channel_send
 from ngxws.config.model import Config, Server
 from ngxws.errorlog import ALERT, NOTICE, reopen_error_log, setup_error_log
+from ngxws.fdlimits import apply_rlimit_nofile
 from ngxws.http.maps import compile_maps
 from ngxws.listeners import ListenKey, accepting_factory, listener_table, tls_context
-from ngxws.proxy.upstream import UpstreamPools
+from ngxws.proxy.upstream import UpstreamPools, UpstreamUnavailable
 from ngxws.sinks.logfile import LogFile, LogFiles
 from ngxws.sinks.wslog import ConnInfo, FrameLogger
 
@@ -131,6 +132,12 @@ class Worker:
 
     def log_error(self, message: str) -> None:
         log.error(message)
+
+    def log_upstream_failure(self, exc: UpstreamUnavailable, request_line: str) -> None:
+        if exc.alert:  # a whole nginx line (socket() failed ...): its level, its context
+            log.log(ALERT, f'{exc}, request: "{request_line}"')
+        else:
+            log.error(f"{exc} while proxying {request_line}")
 
     def log_info(self, message: str) -> None:
         if log.isEnabledFor(logging.INFO):
@@ -349,6 +356,7 @@ def run_worker_process(
         setup_error_log(config.error_log, config.error_log_level)
     except OSError:
         pass  # keep the master's handler (inherited fd): the master checked the file
+    apply_rlimit_nofile(config.worker_rlimit_nofile)
     try:
         worker = Worker(config, counters, slot, channel)
     except OSError as exc:
