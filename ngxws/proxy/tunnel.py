@@ -303,6 +303,14 @@ class Tunnel:
             self.client.write(encode_close_frame(code, reason))
         self.close()
 
+    def stop_reading(self) -> None:
+        """Fast stop, first step: read nothing more, so no new line is made
+        while the worker writes the lines it holds."""
+        for side in (self.client_side, self.upstream_side):
+            side.read_stopped = True
+            if not side.source.is_closing():
+                side.source.pause_reading()
+
     def close(self, reason: str = "", abort: bool = False) -> None:
         """End the tunnel once: close both sockets (pending writes flushed,
         unless ``abort``: a fast stop drops them), give the connection slot
