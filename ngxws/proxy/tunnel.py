@@ -71,6 +71,7 @@ class _Side(asyncio.Protocol):
         self.send_timer: asyncio.TimerHandle | None = None
         self.turns = relay_turns(asyncio.get_running_loop())
         self.held = b""  # read but not yet relayed: waiting for a turn (reading paused)
+        self.held_at = 0  # where in ``held`` the bytes not yet relayed begin
         self.out_blocked = False  # the other socket's write buffer is full (reading paused)
         self.eof_pending = False  # our peer closed; close once ``held`` is relayed
         self.read_stopped = False  # for good: a close frame of ours is pending
@@ -81,22 +82,27 @@ class _Side(asyncio.Protocol):
             # keep the bytes, stop reading, relay them in a later turn.  A
             # small read goes through anyway: it is cheap, and it is what an
             # interactive tunnel sends -- it must not queue behind floods.
-            self._hold(data)
+            self._hold(data, 0)
             return
-        self._relay(data)
+        self._step(data, 0)
+
+    def _step(self, data: bytes, start: int) -> None:
+        """Relay ``data[start:]`` -- at most one chunk of it when every frame
+        is logged (a bounded number of lines); hold the rest for a later turn."""
+        end = len(data)
+        if self.tunnel.log_each_frame and end - start > LOGGED_CHUNK:
+            end = start + LOGGED_CHUNK
+            self._hold(data, end)
+        self._relay(data if start == 0 and end == len(data) else data[start:end])
 
     def _relay(self, data: bytes) -> None:
-        """Track, count, log and forward ``data`` -- at most one chunk of it
-        when every frame is logged; the rest is held for a later turn."""
+        """Track, count, log and forward ``data``."""
         t = self.tunnel
         t.last_activity = time.monotonic()
         if not t.log_each_frame:
             frames, payload = self.feed(data)
             self.turns.spend(len(data))
         else:
-            if len(data) > LOGGED_CHUNK:
-                self._hold(data[LOGGED_CHUNK:])
-                data = data[:LOGGED_CHUNK]
             frames, payload = t.log_frames(self.tracker.feed_frames(data), self.SOURCE)
             self.turns.spend(len(data) + LINE_COST * frames)
         a = self.array
@@ -108,11 +114,14 @@ class _Side(asyncio.Protocol):
         if self.tracker.error:
             t.close(reason="frame length cannot be followed")
 
-    def _hold(self, data: bytes) -> None:
-        if self.held:
-            self.held += data  # rare: bytes that arrived before the pause took effect
+    def _hold(self, data: bytes, start: int) -> None:
+        """Keep ``data[start:]`` for a later turn (no copy: an offset)."""
+        if self.held:  # rare: bytes that arrived before the pause took effect
+            self.held = self.held[self.held_at :] + data[start:]
+            self.held_at = 0
             return
         self.held = data
+        self.held_at = start
         self.source.pause_reading()
         self.turns.wait(self)
 
@@ -122,7 +131,7 @@ class _Side(asyncio.Protocol):
             self.held = b""
             return
         data, self.held = self.held, b""
-        self._relay(data)  # holds (and re-queues) what is beyond one chunk
+        self._step(data, self.held_at)  # holds (and re-queues) what is beyond one chunk
         if self.held or self.tunnel.closed:
             return
         if self.eof_pending:

@@ -48,7 +48,7 @@ LINE_COST = 128
 """Extra cost of one rendered ws_log line, in bytes-relayed equivalents
 (measured: a logged 64 B frame costs about three times an unlogged one)."""
 
-LOGGED_CHUNK = 16 * 1024
+LOGGED_CHUNK = 32 * 1024
 """Most bytes a side that logs every frame relays in one step (a few
 hundred lines); the rest of a read waits for the side's next step."""
 

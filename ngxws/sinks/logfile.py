@@ -23,7 +23,7 @@ __all__ = ["MAX_BUFFER", "LogFile", "LogFiles"]
 
 log = logging.getLogger(__name__)
 
-MAX_BUFFER = 64 * 1024
+MAX_BUFFER = 256 * 1024
 """Buffered characters after which ``append`` flushes at once."""
 
 # Paths that name the process's own stdio.  They are written through fd 1/2
