@@ -36,7 +36,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ngxws.accounting import counters as C
-from ngxws.proxy.turns import LINE_COST, LOGGED_CHUNK, SMALL_READ, relay_turns
+from ngxws.proxy.turns import LINE_COST, LOGGED_CHUNK, SMALL_READ, UNLOGGED_SHIFT, relay_turns
 from ngxws.ws.frames import FrameTracker, encode_close_frame
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class _Side(asyncio.Protocol):
         t.last_activity = time.monotonic()
         if not t.log_each_frame:
             frames, payload = self.feed(data)
-            self.turns.spend(len(data))
+            self.turns.spend(len(data) >> UNLOGGED_SHIFT)
         else:
             frames, payload = t.log_frames(self.tracker.feed_frames(data), self.SOURCE)
             self.turns.spend(len(data) + LINE_COST * frames)
