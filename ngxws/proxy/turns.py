@@ -52,8 +52,8 @@ __all__ = [
     "relay_turns",
 ]
 
-PER_TURN = 128 * 1024
-"""Cost units one loop turn may spend on relaying (about 1 ms of work)."""
+PER_TURN = 64 * 1024
+"""Cost units one loop turn may spend on relaying (about 0.5 ms of work)."""
 
 LINE_COST = 128
 """Extra cost of one rendered ws_log line: a logged 64 B frame (70 bytes on
@@ -61,7 +61,7 @@ the wire) costs about 200 units, and about 1.2 us of CPU (bench W2)."""
 
 UNLOGGED_SHIFT = 4
 """A read relayed without per-frame logging costs ``len >> UNLOGGED_SHIFT``
-units, 1/16 per byte (so a turn relays up to 2 MiB unlogged, about 1 ms)."""
+units, 1/16 per byte (so a turn relays up to 1 MiB unlogged, about 0.5 ms)."""
 
 LOGGED_CHUNK = 32 * 1024
 """Most bytes a side that logs every frame relays in one step (a few
