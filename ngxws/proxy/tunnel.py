@@ -273,8 +273,7 @@ class Tunnel:
         payload = 0
         for f in frames:
             payload += f[1]
-        for line in self.logger.lines_for_frames(frames, source, time.time()):
-            self.logfile.append(line)
+        self.logfile.extend(self.logger.lines_for_frames(frames, source, time.time()))
         return len(frames), payload
 
     def _check_idle(self) -> None:

@@ -92,6 +92,15 @@ class LogFile:
         if self._pending > MAX_BUFFER:
             self.flush()
 
+    def extend(self, lines: list[str]) -> None:
+        """``append`` each of ``lines`` (one call per relayed chunk, not per line)."""
+        if self._closed:
+            raise ValueError(f"append to closed log file {self.path!r}")
+        self._buffer.extend(lines)
+        self._pending += sum(map(len, lines)) + len(lines)
+        if self._pending > MAX_BUFFER:
+            self.flush()
+
     def flush(self) -> None:
         """Write everything buffered with one ``os.write`` (more only if the
         kernel takes part of it).
