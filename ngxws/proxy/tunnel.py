@@ -7,6 +7,15 @@ On the way, a header-only ``FrameTracker`` per direction counts frames and
 payload into this worker's shared counter slot, and, only when the server
 logs frames, yields per-frame tuples for the log templates.
 
+Fair turns: each relay step spends from the worker's per-loop-turn
+allowance (``turns.py``).  Once it is spent, a side that logs every frame
+keeps what it read (``held``), stops reading and relays it in later turns,
+``LOGGED_CHUNK`` bytes per step; a side that does not log relays its read at
+once (cheap, and still in the CPU cache) and then stops reading until a later
+turn.  Bytes are never reordered or dropped by this, and a frame's line is
+written before the frame is forwarded, so every frame that left ngxws has
+its line.
+
 Backpressure: when one side's write buffer passes its high-water mark,
 reading from the other side stops until it drains, so a tunnel holds at
 most about two write buffers of data however fast its peers are.
@@ -36,7 +45,14 @@ import time
 from typing import TYPE_CHECKING
 
 from ngxws.accounting import counters as C
-from ngxws.proxy.turns import LINE_COST, LOGGED_CHUNK, SMALL_READ, UNLOGGED_SHIFT, relay_turns
+from ngxws.proxy.turns import (
+    LINE_COST,
+    LOGGED_CHUNK,
+    RESUME_COST,
+    SMALL_READ,
+    UNLOGGED_SHIFT,
+    relay_turns,
+)
 from ngxws.ws.frames import FrameTracker, encode_close_frame
 
 if TYPE_CHECKING:
@@ -75,13 +91,27 @@ class _Side(asyncio.Protocol):
         self.out_blocked = False  # the other socket's write buffer is full (reading paused)
         self.eof_pending = False  # our peer closed; close once ``held`` is relayed
         self.read_stopped = False  # for good: a close frame of ours is pending
+        self.queued = False  # waiting in ``turns`` for a turn (reading paused)
 
     def data_received(self, data: bytes) -> None:
-        if self.held or (self.turns.left <= 0 and len(data) > SMALL_READ):
-            # this turn's relay allowance is spent (or older bytes wait):
-            # keep the bytes, stop reading, relay them in a later turn.  A
-            # small read goes through anyway: it is cheap, and it is what an
-            # interactive tunnel sends -- it must not queue behind floods.
+        if self.held:
+            self._hold(data, 0)  # rare: older bytes still wait for their turn
+            return
+        if not self.tunnel.log_each_frame:
+            # Relay at once, while the bytes are still in the CPU cache (held
+            # and scanned a few turns later, they cost twice as much); once
+            # the turn's allowance is spent, read no more until a later turn.
+            self._relay(data)
+            if self.turns.left <= 0 and not self.queued:
+                self.queued = True
+                self.source.pause_reading()
+                self.turns.wait(self)
+            return
+        if self.turns.left <= 0 and len(data) > SMALL_READ:
+            # this turn's allowance is spent: keep the bytes, stop reading,
+            # relay them in a later turn.  A small read goes through anyway:
+            # it is cheap, and it is what an interactive tunnel sends -- it
+            # must not queue behind floods.
             self._hold(data, 0)
             return
         self._step(data, 0)
@@ -116,33 +146,46 @@ class _Side(asyncio.Protocol):
 
     def _hold(self, data: bytes, start: int) -> None:
         """Keep ``data[start:]`` for a later turn (no copy: an offset)."""
-        if self.held:  # rare: bytes that arrived before the pause took effect
+        if self.held:
             self.held = self.held[self.held_at :] + data[start:]
             self.held_at = 0
             return
         self.held = data
         self.held_at = start
         self.source.pause_reading()
-        self.turns.wait(self)
+        if not self.queued:
+            self.queued = True
+            self.turns.wait(self)
 
     def run_held(self) -> None:
-        """Our turn (``RelayTurns``): relay one chunk of what was held."""
+        """Our turn (``RelayTurns``): relay one chunk of what was held, or
+        (nothing held) read again, charged the cost of one full read."""
+        self.queued = False
         if self.tunnel.closed:
             self.held = b""
             return
-        data, self.held = self.held, b""
-        self._step(data, self.held_at)  # holds (and re-queues) what is beyond one chunk
-        if self.held or self.tunnel.closed:
-            return
+        if not self.held:
+            self.turns.spend(RESUME_COST)
+        else:
+            data, self.held = self.held, b""
+            self._step(data, self.held_at)  # holds (and re-queues) what is beyond one chunk
+            if self.held or self.tunnel.closed:
+                return
         if self.eof_pending:
             self.tunnel.close()
         else:
             self.resume_if_free()
 
     def resume_if_free(self) -> None:
-        """Read again unless something still says stop (held bytes, a full
-        write buffer on the other side, a close frame waiting to go out)."""
-        if not (self.held or self.out_blocked or self.read_stopped or self.source.is_closing()):
+        """Read again unless something still says stop (bytes waiting for a
+        turn, a full write buffer on the other side, a close frame of ours)."""
+        if not (
+            self.held
+            or self.queued
+            or self.out_blocked
+            or self.read_stopped
+            or self.source.is_closing()
+        ):
             self.source.resume_reading()
 
     def eof_received(self) -> bool | None:

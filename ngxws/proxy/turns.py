@@ -45,6 +45,7 @@ __all__ = [
     "LINE_COST",
     "LOGGED_CHUNK",
     "PER_TURN",
+    "RESUME_COST",
     "SMALL_READ",
     "UNLOGGED_SHIFT",
     "RelayTurns",
@@ -62,6 +63,11 @@ the wire) costs about 200 units, and about 1.2 us of CPU (bench W2)."""
 UNLOGGED_SHIFT = 4
 """A read relayed without per-frame logging costs ``len >> UNLOGGED_SHIFT``
 units, 1/16 per byte (so a turn relays up to 1 MiB unlogged, about 0.5 ms)."""
+
+RESUME_COST = (256 * 1024) >> UNLOGGED_SHIFT
+"""What a side that waited without held bytes is charged when it may read
+again: one full uvloop read (256 KiB) relayed unlogged.  So a turn lets only
+as many flooding sockets read as its allowance covers."""
 
 LOGGED_CHUNK = 32 * 1024
 """Most bytes a side that logs every frame relays in one step (a few
