@@ -33,12 +33,13 @@ from ngxws.channel import READY, Command
 from ngxws.channel import send as channel_send
 from ngxws.config.model import Config, Server
 from ngxws.errorlog import ALERT, NOTICE, reopen_error_log, setup_error_log
+from ngxws.fdlimits import apply_rlimit_nofile
 from ngxws.http.maps import compile_maps
 from ngxws.limits.preaccess import Limiter
 from ngxws.limits.zones import LimitZones
 from ngxws.listeners import ListenKey, accepting_factory, listener_table, tls_context
 from ngxws.proxy.preface import preface_factory
-from ngxws.proxy.upstream import UpstreamPools
+from ngxws.proxy.upstream import UpstreamPools, UpstreamUnavailable
 from ngxws.proxy_protocol import ProxyHeader
 from ngxws.sinks.logfile import LogFile, LogFiles
 from ngxws.sinks.wslog import ConnInfo, FrameLogger
@@ -139,6 +140,12 @@ class Worker:
 
     def log_error(self, message: str) -> None:
         log.error(message)
+
+    def log_upstream_failure(self, exc: UpstreamUnavailable, request_line: str) -> None:
+        if exc.alert:  # a whole nginx line (socket() failed ...): its level, its context
+            log.log(ALERT, f'{exc}, request: "{request_line}"')
+        else:
+            log.error(f"{exc} while proxying {request_line}")
 
     def log_info(self, message: str) -> None:
         if log.isEnabledFor(logging.INFO):
@@ -266,18 +273,17 @@ class Worker:
         if self._stopping:
             if not graceful and not self._fast:
                 self._fast = True
-                for tunnel in list(self.tunnels):
-                    tunnel.close("worker stopping")
+                self._close_tunnels_now()
             return
         self._stopping = True
         self._fast = not graceful
         log.log(NOTICE, "gracefully shutting down" if graceful else "exiting")
         self._close_listeners()
-        for tunnel in list(self.tunnels):
-            if graceful:
+        if graceful:
+            for tunnel in list(self.tunnels):
                 tunnel.close_with(1001, "Going Away")
-            else:
-                tunnel.close("worker stopping")
+        else:
+            self._close_tunnels_now()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
         while (
@@ -292,6 +298,16 @@ class Worker:
             tunnel.close("shutdown grace expired")
         await asyncio.sleep(0)  # let transports flush their close
         self._finish()
+
+    def _close_tunnels_now(self) -> None:
+        """Fast stop: every tunnel stops reading first (no new line is made),
+        then each closes (writing its close line), then every line is written."""
+        tunnels = list(self.tunnels)
+        for tunnel in tunnels:
+            tunnel.stop_reading()
+        for tunnel in tunnels:
+            tunnel.close("worker stopping")
+        self.logs.flush_all()
 
     async def drain(self) -> None:
         """Reload: stop accepting; let tunnels and requests in progress end on their own.
@@ -365,6 +381,7 @@ def run_worker_process(
         setup_error_log(config.error_log, config.error_log_level)
     except OSError:
         pass  # keep the master's handler (inherited fd): the master checked the file
+    apply_rlimit_nofile(config.worker_rlimit_nofile)
     try:
         worker = Worker(config, counters, slot, channel, zones)
     except OSError as exc:

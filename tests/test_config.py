@@ -459,7 +459,6 @@ def test_ssl() -> None:
 # (directive, file, line, harmless) in reading order
 MIGRATION_IGNORED = [
     ("user", "nginx.conf", 3, True),
-    ("worker_rlimit_nofile", "nginx.conf", 7, True),
     ("load_module", "nginx.conf", 8, True),
     ("multi_accept", "nginx.conf", 12, True),
     ("sendfile", "nginx.conf", 16, True),

@@ -187,7 +187,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "user": _harmless("ngxws runs as the user that starts it"),
     "daemon": _harmless("ngxws runs in the foreground; use a service manager"),
     "master_process": _harmless("ngxws always runs a supervisor"),
-    "worker_rlimit_nofile": _harmless("raise the limit with ulimit / LimitNOFILE"),
+    "worker_rlimit_nofile": _honoured(unique=True),
     "worker_rlimit_core": _harmless(_TUNING),
     "worker_cpu_affinity": _harmless(_TUNING),
     "worker_priority": _harmless(_TUNING),

@@ -614,6 +614,7 @@ class _MainBlock:
     events: bool = False
     worker_processes: int = 1
     worker_connections: int = 512
+    worker_rlimit_nofile: int | None = None
     pid: str | None = None
     error_log: str | None = None
     error_log_level: str = "error"
@@ -750,6 +751,7 @@ class _Reader:
             "http": self._http,
             "worker_processes": self._worker_processes,
             "worker_connections": self._worker_connections,
+            "worker_rlimit_nofile": self._worker_rlimit_nofile,
             "pid": self._pid,
             "error_log": self._error_log,
             "server": self._server,
@@ -974,6 +976,12 @@ class _Reader:
         if value is None:
             raise node.error(f'invalid number "{node.args[0]}"')
         self.main.worker_connections = value
+
+    def _worker_rlimit_nofile(self, node: _Node, owner: _Owner) -> None:
+        value = _digits(node.args[0])  # nginx's ngx_conf_set_num_slot, and its words
+        if value is None:
+            raise node.error('"worker_rlimit_nofile" directive invalid number')
+        self.main.worker_rlimit_nofile = value
 
     def _pid(self, node: _Node, owner: _Owner) -> None:
         self.main.pid = self._prefix_path(node.args[0])
@@ -1889,6 +1897,7 @@ class _Builder:
             upstreams=upstreams,
             worker_processes=self.main.worker_processes,
             worker_connections=self.main.worker_connections,
+            worker_rlimit_nofile=self.main.worker_rlimit_nofile,
             pid_path=self.main.pid,
             error_log=self.main.error_log,
             error_log_level=self.main.error_log_level,

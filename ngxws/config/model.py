@@ -432,6 +432,8 @@ class Config:
     upstreams: tuple[Upstream, ...] = ()
     worker_processes: int = 1
     worker_connections: int = 512
+    # RLIMIT_NOFILE (soft and hard) each worker sets, as nginx's worker_rlimit_nofile
+    worker_rlimit_nofile: int | None = None
     pid_path: str | None = None
     error_log: str | None = None
     error_log_level: str = "error"

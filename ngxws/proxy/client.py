@@ -675,7 +675,7 @@ class ClientConnection(asyncio.Protocol):
         try:
             response, _addr = await self._open_upstream(pending, server, loc, captures)
         except UpstreamUnavailable as exc:
-            self.worker.log_error(f"{exc} while proxying {head.request_line}")
+            self.worker.log_upstream_failure(exc, head.request_line)
             return await self._answer_error(exc.status, pending, server, loc, keep)
         self._send_timer.seconds = loc.send_timeout
         return await pass_response(self, head, pending.status_override, response, keep)
@@ -697,7 +697,7 @@ class ClientConnection(asyncio.Protocol):
             try:
                 response, upstream_addr = await self._open_upstream(pending, server, loc, captures)
             except UpstreamUnavailable as exc:
-                worker.log_error(f"{exc} while proxying {head.request_line}")
+                worker.log_upstream_failure(exc, head.request_line)
                 await self._answer_error(exc.status, pending, server, loc, False)
                 return False
             if response.status != 101:
