@@ -71,6 +71,7 @@ CA_DIRECTIVES = {
     "ssl_client_certificate",
     "proxy_ssl_trusted_certificate",
 }
+DOCUMENT_DIRECTIVES = {"root", "alias"}
 SHIPPED_PATH_DIRECTIVES = {"include", "ssl_dhparam", "auth_basic_user_file", "ssl_stapling_file"}
 
 
@@ -261,6 +262,11 @@ class _Rewriter:
                 stmt["args"] = [str(self.tmp / "temp" / Path(args[0]).name)]
             elif name in SHIPPED_PATH_DIRECTIVES and args and args[0].startswith("/"):
                 stmt["args"][0] = self._shipped(args[0])
+            elif name in DOCUMENT_DIRECTIVES and args and args[0].startswith("/"):
+                # the case's copy of its documents when it ships one, else an
+                # empty place: never the files of the machine running the test
+                shipped = self._shipped(args[0])
+                stmt["args"][0] = shipped if shipped != args[0] else str(self.tmp / "www") + args[0]
             elif name == "resolver":
                 # a resolver given by name must resolve when nginx starts
                 stmt["args"] = [
