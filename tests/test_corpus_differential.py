@@ -34,7 +34,7 @@ fixture; each parametrized test reads its case's result.
 
 from __future__ import annotations
 
-import os
+import base64
 import re
 import socket
 import ssl
@@ -56,6 +56,7 @@ import trustme
 from test_corpus import (
     CASES,
     CORPUS,
+    NEEDS,
     NGINX,
     NGINX_VERSION,
     SERVER_NAMES,
@@ -69,17 +70,11 @@ from test_corpus import (
 
 sys.path.insert(0, str(Path(__file__).parent / "differential"))
 
-from oracle import WS_FRAME, RecordingBackend, _read_response, upgrade  # noqa: E402
-
 from harness import ROOT  # noqa: E402
+from oracle import WS_FRAME, RecordingBackend, _read_response, upgrade  # noqa: E402
 
 WORKERS = 4
 
-# Cases that disagree today because ngxws lacks a feature nginx has: the
-# observed difference is in the module docstring of SOURCES.md and in the
-# report; strict, so each flips to a failure (and must leave this table)
-# when the feature lands.
-NEEDS: dict[str, str] = {}
 
 
 # --------------------------------------------------------------------------
@@ -153,6 +148,7 @@ class Probe:
     sni: str
     path: str
     ws: bool
+    auth: str  # an Authorization header value, from user:password@ in the URL
 
 
 @dataclass
@@ -235,9 +231,11 @@ def probes_of(case: str, servers: list[Server]) -> list[Probe]:
                 srv.host,
                 "/",
                 False,
+                "",
             )
         )
-    urls = [(u, True) for u in header.ws] + [(u, False) for u in header_lines(case, "get")]
+    urls = [(u, True) for u in header.ws + header.ws_http10]
+    urls += [(u, False) for u in header_lines(case, "get")]
     for url, ws in urls:
         parts = urlsplit(url)
         tls = parts.scheme in ("https", "wss")
@@ -245,9 +243,14 @@ def probes_of(case: str, servers: list[Server]) -> list[Probe]:
         host = parts.hostname or "localhost"
         key = next((s.key for s in servers if s.key[1] == port), (False, port))
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        out.append(Probe(f"GET {url}", key, tls, parts.netloc, host, path or "/", False))
+        netloc = parts.netloc.rpartition("@")[2]
+        auth = ""
+        if parts.username is not None:
+            pair = f"{parts.username}:{parts.password or ''}".encode()
+            auth = "Basic " + base64.b64encode(pair).decode()
+        out.append(Probe(f"GET {url}", key, tls, netloc, host, path or "/", False, auth))
         if ws:
-            out.append(Probe(f"upgrade {url}", key, tls, parts.netloc, host, path or "/", True))
+            out.append(Probe(f"upgrade {url}", key, tls, netloc, host, path or "/", True, auth))
     return out
 
 
@@ -407,12 +410,13 @@ class Side:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
                 sock = ctx.wrap_socket(sock, server_hostname=p.sni)
+            extra = f"Authorization: {p.auth}\r\n" if p.auth else ""
             if p.ws:
-                request = upgrade(p.path, p.host)
+                request = upgrade(p.path, p.host, extra)
             else:
                 request = (
                     f"GET {p.path} HTTP/1.1\r\nHost: {p.host}\r\nUser-Agent: corpus/1\r\n"
-                    "Accept: */*\r\nConnection: close\r\n\r\n"
+                    f"Accept: */*\r\n{extra}Connection: close\r\n\r\n"
                 ).encode("latin-1")
             sock.sendall(request)
             resp, buf = _read_response(sock, b"", False)
@@ -532,16 +536,22 @@ ORACLE_CASES = oracle_cases() if NGINX is not None else []
 
 @pytest.fixture(scope="module")
 def corpus_run(
-    pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, pki: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, CaseResult]]:
+    # only the cases this session selected (``-k``)
+    wanted = {
+        item.callspec.params["case"]
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.originalname == "test_same_as_nginx"
+    }
     root = tmp_path_factory.mktemp("corpus-diff")
     with ThreadPoolExecutor(WORKERS) as pool:
-        futures = {c: pool.submit(run_case, c, pki, root) for c in ORACLE_CASES}
+        futures = {c: pool.submit(run_case, c, pki, root) for c in ORACLE_CASES if c in wanted}
         yield {c: f.result(timeout=300) for c, f in futures.items()}
 
 
 def _param(case: str) -> object:
-    marks = [pytest.mark.xfail(strict=True, reason=NEEDS[case])] if case in NEEDS else []
+    marks = [pytest.mark.xfail(strict=True, reason=NEEDS[case][0])] if case in NEEDS else []
     return pytest.param(case, id=case, marks=marks)
 
 
