@@ -234,7 +234,7 @@ def probes_of(case: str, servers: list[Server]) -> list[Probe]:
                 "",
             )
         )
-    urls = [(u, True) for u in header.ws + header.ws_http10]
+    urls = [(u, True) for u in header.ws + [u for _, u in header.ws_lenient]]
     urls += [(u, False) for u in header_lines(case, "get")]
     for url, ws in urls:
         parts = urlsplit(url)
