@@ -7,9 +7,16 @@ example) is kept as its author would deploy it -- ports 80/443, backends on
 private addresses or compose/Kubernetes names, certificates under
 ``/etc/letsencrypt``.  Its header says what to try::
 
+    # follows: owner/repo path/to/file     (the public config it follows)
     # ws: wss://chat.example.com/ws        (one or more websocket URLs)
+    # ws-lenient: 505 ws://a.example/ws    (a websocket URL whose upgrade a
+    #                                       strict server refuses with 505/426)
+    # get: https://chat.example.com/x      (more paths the differential GETs)
     # stat: https://admin.example.com/st   (ws_stat pages, optional)
     # nginx: 1.25.1                        (newest nginx syntax it uses)
+
+``configs/realworld/SOURCES.md`` names what each case follows and what
+it exercises; ``test_corpus_differential.py`` runs them against nginx.
 
 The ``nginx -t`` cross-check is only generated for the cases the installed
 reference nginx can read (``NGINX_CASES``): a case whose ``nginx:`` header
@@ -19,10 +26,13 @@ that is ``http2-on-modern`` (``http2 on;`` is nginx 1.25.1; Debian ships
 
 ``localize()`` copies a case into a temporary folder and rewrites, through
 crossplane, only what ties it to its home machine: listen addresses become
-free loopback ports, backends become local ``websockets`` echo servers (TLS
-ones for ``https://``), certificates become ``trustme`` ones, absolute paths
+free loopback ports, backends (upstream peers, ``proxy_pass`` hosts,
+``uwsgi_pass`` & co., ``set`` values shaped like a port or ``host:port``)
+become local ``websockets`` echo servers (TLS ones for ``https://``),
+certificates become ``trustme`` ones, absolute paths
 the case ships (``/etc/nginx/...``, ``/etc/letsencrypt/...``) point into the
-copy, log and pid paths into the temporary folder.  Everything else reaches
+copy (``root``/``alias`` it does not ship: an empty place), log, pid,
+temp and cache paths into the temporary folder.  Everything else reaches
 ngxws as written.
 """
 
@@ -529,7 +539,7 @@ def ngxws_check(conf: Path, prefix: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_corpus_is_big_enough_and_every_case_says_what_to_try() -> None:
-    assert len(CASES) >= 15
+    assert len(CASES) >= 50
     for case in CASES:
         header = read_header(CORPUS / case / "nginx.conf")
         assert header.description and (header.ws or header.ws_lenient), case
@@ -561,6 +571,22 @@ def _ngxws_param(case: str) -> object:
     reason, breaks_ws = NEEDS.get(case, ("", False))
     marks = [pytest.mark.xfail(strict=True, reason=reason)] if breaks_ws else []
     return pytest.param(case, id=case, marks=marks)
+
+
+def test_sources_table_names_every_case_and_what_it_follows() -> None:
+    table = (CORPUS / "SOURCES.md").read_text()
+    following = 0
+    for case in CASES:
+        name = "`nginx.conf` (top)" if case == "." else f"`{case}`"
+        row = next((r for r in table.splitlines() if r.startswith(f"| {name} |")), None)
+        assert row is not None, case
+        head = (CORPUS / case / "nginx.conf").read_text()
+        m = re.search(r"(?m)^# follows: (\S+) (\S+)$", head)
+        if m:
+            following += 1
+            assert f"| {m.group(1)} | `{m.group(2)}` |" in row, case
+    assert following >= 50
+    assert set(NEEDS) <= set(CASES)
 
 
 @pytest.mark.parametrize("case", [_ngxws_param(c) for c in CASES])
