@@ -73,8 +73,7 @@ sys.path.insert(0, str(Path(__file__).parent / "differential"))
 from harness import ROOT  # noqa: E402
 from oracle import WS_FRAME, RecordingBackend, _read_response, upgrade  # noqa: E402
 
-WORKERS = 4
-
+WORKERS = 6  # cases at a time: mostly waiting on ngxws's start-up
 
 
 # --------------------------------------------------------------------------
@@ -159,29 +158,16 @@ class SideResult:
     error: str = ""
 
 
-def _expand(payload: dict[str, Any], index: int) -> list[dict[str, Any]]:
-    """A crossplane file's statements with its includes spliced in."""
-    out: list[dict[str, Any]] = []
-    for stmt in payload["config"][index]["parsed"]:
-        if stmt["directive"] == "include" and "includes" in stmt:
-            for sub in stmt["includes"]:
-                out.extend(_expand(payload, sub))
-            continue
-        if "block" in stmt:
-            stmt = dict(stmt, block=_expand_block(payload, stmt["block"]))
-        out.append(stmt)
-    return out
-
-
-def _expand_block(payload: dict[str, Any], block: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _expand(payload: dict[str, Any], block: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Statements with crossplane's parsed includes spliced in, at any depth."""
     out: list[dict[str, Any]] = []
     for stmt in block:
         if stmt["directive"] == "include" and "includes" in stmt:
-            for sub in stmt["includes"]:
-                out.extend(_expand(payload, sub))
+            for index in stmt["includes"]:
+                out.extend(_expand(payload, payload["config"][index]["parsed"]))
             continue
         if "block" in stmt:
-            stmt = dict(stmt, block=_expand_block(payload, stmt["block"]))
+            stmt = dict(stmt, block=_expand(payload, stmt["block"]))
         out.append(stmt)
     return out
 
@@ -191,7 +177,7 @@ def servers_of(conf: Path, ports: dict[tuple[bool, int], int]) -> list[Server]:
     payload = crossplane.parse(
         str(conf), comments=False, strict=False, check_ctx=False, check_args=False
     )
-    tree = _expand(payload, 0)
+    tree = _expand(payload, payload["config"][0]["parsed"])
     back = {v: k for k, v in ports.items()}
     out = []
     for http in (s for s in tree if s["directive"] == "http"):
