@@ -528,7 +528,9 @@ def corpus_run(
     wanted = {
         item.callspec.params["case"]
         for item in request.session.items
-        if isinstance(item, pytest.Function) and item.originalname == "test_same_as_nginx"
+        if isinstance(item, pytest.Function)
+        and item.path == Path(__file__)
+        and item.originalname == "test_case_same_as_nginx"
     }
     root = tmp_path_factory.mktemp("corpus-diff")
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -547,7 +549,7 @@ def test_needs_table_names_real_cases() -> None:
 
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
 @pytest.mark.parametrize("case", [_param(c) for c in ORACLE_CASES])
-def test_same_as_nginx(case: str, corpus_run: dict[str, CaseResult]) -> None:
+def test_case_same_as_nginx(case: str, corpus_run: dict[str, CaseResult]) -> None:
     got = corpus_run[case]
     assert got.nginx.check_ok == got.ngxws.check_ok, (
         f"nginx -t: {got.nginx.check_text}\nngxws check: {got.ngxws.check_text}"
