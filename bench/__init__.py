@@ -8,7 +8,8 @@ Module map, in data-flow order:
 - ``loadgen.py``: the client protocols (flood, echo, churn, idle, paced).
 - ``proxies.py``: the shared nginx.conf and the proxy processes.
 - ``procfs.py``: process trees, CPU seconds, PSS/RSS from /proc.
-- ``workloads.py``: W1..W7 as data, one runner each.
+- ``workloads.py``: W1..W8 as data, one runner each.
+- ``probe.py``: W8's latency probes (stat GET, upgrade + echo), in their own process.
 - ``driver.py``: rounds A B A B ..., cells, timeouts.
 - ``report.py``: medians, ratios, targets; the table and the JSON file.
 """

@@ -198,7 +198,16 @@ class Driver:
         ws_log = prefix / "ws.log" if side == NGXWS and workload.ws_log else None
         port = free_port()
         conf = prefix / "nginx.conf"
-        conf.write_text(render_conf(ConfSpec(port, backend.port, workers, prefix, ws_log)))
+        stat_page = None
+        access_log = None
+        if workload.probed:
+            stat_page = "ws_stat" if side == NGXWS else "stub_status"
+            access_log = prefix / "access.log" if side != NGXWS else None
+        conf.write_text(
+            render_conf(
+                ConfSpec(port, backend.port, workers, prefix, ws_log, stat_page, access_log)
+            )
+        )
         argv = proxy_command(
             side, conf, prefix, nginx_bin=options.nginx_bin, ngxws_cmd=options.ngxws_cmd
         )

@@ -1,9 +1,10 @@
 """The proxies under test: one nginx.conf for both, and their processes.
 
-Both sides read the same file (:func:`render_conf`).  Only workload W2 adds
-``ws_log``/``ws_log_format`` to the server block, and only for ngxws: plain
-nginx rejects those directives, so W2's nginx side runs W1's conf (see
-``workloads.py``).
+Both sides read the same file (:func:`render_conf`).  Only workloads W2 and
+W8 add ``ws_log``/``ws_log_format`` to the server block, and only for ngxws:
+plain nginx rejects those directives, so W2's nginx side runs W1's conf (see
+``workloads.py``).  W8 also adds a status page (``ws_stat`` for ngxws,
+``stub_status`` for nginx) and turns nginx's ``access_log`` on.
 
 A :class:`ProxyProcess` is started in its own session, pinned with
 ``sched_setaffinity`` before exec (so nginx's workers inherit the pinning),
@@ -48,6 +49,10 @@ class ConfSpec:
     workers: int
     prefix: Path
     ws_log: Path | None = None
+    # W8: a status page at /stat (ngxws: ws_stat; nginx: stub_status) ...
+    stat_page: str | None = None
+    # ... and, for nginx, an access_log (one line per request) instead of "off"
+    access_log: Path | None = None
 
 
 def render_conf(spec: ConfSpec) -> str:
@@ -56,6 +61,10 @@ def render_conf(spec: ConfSpec) -> str:
     ws_lines = ""
     if spec.ws_log is not None:
         ws_lines = f'        ws_log {spec.ws_log};\n        ws_log_format "{WS_LOG_FORMAT}";\n'
+    stat = ""
+    if spec.stat_page is not None:
+        stat = f"        location = /stat {{ {spec.stat_page}; }}\n"
+    access_log = f"access_log {spec.access_log}" if spec.access_log is not None else "access_log off"
     return (
         "daemon off;\n"
         f"worker_processes {spec.workers};\n"
@@ -68,10 +77,11 @@ def render_conf(spec: ConfSpec) -> str:
         "}\n"
         "\n"
         "http {\n"
-        "    access_log off;\n"
+        f"    {access_log};\n"
         "    server {\n"
         f"        listen 127.0.0.1:{spec.listen_port};\n"
         f"{ws_lines}"
+        f"{stat}"
         "        location / {\n"
         f"            proxy_pass http://127.0.0.1:{spec.backend_port};\n"
         "            proxy_http_version 1.1;\n"

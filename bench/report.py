@@ -132,7 +132,10 @@ def summarize(cells: list[CellResult], workers: int, workload: Workload, rounds:
     if NGXWS in sides and NGINX in sides:
         a, b = sides[NGXWS].median, sides[NGINX].median
         ratio = a / b if a is not None and b else None
-    judged = workers == 1 and ratio is not None
+    judged_on = ratio
+    if workload.target.absolute:  # e.g. W8's latency bound: ngxws's own number
+        judged_on = sides[NGXWS].median if NGXWS in sides else None
+    judged = workers == 1 and judged_on is not None
     return Summary(
         workers=workers,
         workload=workload.key,
@@ -140,9 +143,9 @@ def summarize(cells: list[CellResult], workers: int, workload: Workload, rounds:
         sides=sides,
         ratio_rounds=ratio_rounds,
         ratio_of_medians=ratio,
-        target=f"ngxws/nginx {workload.target}",
+        target=("ngxws " if workload.target.absolute else "ngxws/nginx ") + str(workload.target),
         target_judged=judged,
-        target_holds=workload.target.holds(ratio) if judged and ratio is not None else None,
+        target_holds=workload.target.holds(judged_on) if judged and judged_on is not None else None,
         note=workload.target_note,
     )
 
@@ -212,7 +215,7 @@ def render_table(summaries: list[Summary], meta: dict[str, Any]) -> str:
             lines.append(header)
             for side, stats in summary.sides.items():
                 label = side
-                if side == NGINX and workload.ws_log:
+                if side == NGINX and workload.ws_log and not workload.probed:
                     label = "nginx*"
                 if stats.median is None:
                     first = stats.errors[0] if stats.errors else "no result"
@@ -249,17 +252,20 @@ def render_table(summaries: list[Summary], meta: dict[str, Any]) -> str:
     judged = [s for s in summaries if s.workers == 1]
     if judged:
         lines.append("")
-        lines.append("Targets (worker_processes 1, ratio of medians ngxws/nginx):")
+        lines.append("Targets (worker_processes 1, ratio of medians ngxws/nginx unless noted):")
         for summary in judged:
             workload = BY_KEY[summary.workload]
             if summary.target_holds is None:
                 verdict = "not judged (needs both sides)"
             else:
                 verdict = "HOLDS" if summary.target_holds else "MISSED"
-            lines.append(
-                f"  {workload.key} {workload.name:<18} {_ratio(summary.ratio_of_medians):>6}  "
-                f"{str(workload.target):<7} {verdict}"
-            )
+            shown = _ratio(summary.ratio_of_medians)
+            target = str(workload.target)
+            if workload.target.absolute:
+                ngxws = summary.sides.get(NGXWS)
+                shown = _num(ngxws.median if ngxws else None)
+                target = f"{target} (ngxws, not a ratio)"
+            lines.append(f"  {workload.key} {workload.name:<18} {shown:>6}  {target:<7} {verdict}")
     lines.append("")
     lines.append(
         "proxy% / gen% / backend%: CPU time over the measure window as a share of one core "

@@ -1,4 +1,4 @@
-"""The seven workloads, as data (:data:`WORKLOADS`) plus one runner each.
+"""The eight workloads, as data (:data:`WORKLOADS`) plus one runner each.
 
 A runner gets a :class:`CellContext` (a started proxy, the backend's counters,
 the timing) and returns a :class:`Measurement`.  Throughput workloads open
@@ -15,8 +15,10 @@ leaves nothing open behind the cell.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -174,6 +176,9 @@ class Target:
     op: str
     threshold: float
 
+    # judged on ngxws's own median (e.g. a latency bound), not on the ratio
+    absolute: bool = False
+
     def holds(self, ratio: float) -> bool:
         """Whether ``ratio`` meets the target."""
         return ratio >= self.threshold if self.op == ">=" else ratio <= self.threshold
@@ -203,6 +208,9 @@ class Workload:
     target_note: str
     run: Runner
     ws_log: bool = False
+    # W8: a status page in both confs (ngxws: ws_stat, nginx: stub_status),
+    # and nginx's access_log on, standing in for the per-frame ws_log.
+    probed: bool = False
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
@@ -422,6 +430,80 @@ async def run_paced(ctx: CellContext, conns: int, rate: float, payload_size: int
     )
 
 
+# W8: every probe not answered within this long counts as this long.
+PROBE_TIMEOUT = 30.0
+# W8: the probe process gets this long for all its probes (the cell's slack is 90 s).
+PROBE_BUDGET = 70.0
+
+
+async def _run_probes(ctx: CellContext, count: int) -> dict[str, list[float | None]]:
+    """``bench.probe`` in its own process (its timings are not this loop's turns)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.probe",
+        "--port",
+        str(ctx.port),
+        "--count",
+        str(count),
+        "--timeout",
+        str(PROBE_TIMEOUT),
+        "--budget",
+        str(PROBE_BUDGET),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), PROBE_BUDGET + PROBE_TIMEOUT + 5)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if proc.returncode != 0:
+        raise WorkloadFailed(f"probe process exited with {proc.returncode}")
+    result: dict[str, list[float | None]] = json.loads(out)
+    return result
+
+
+def _latency_extra(name: str, samples: list[float | None]) -> dict[str, float]:
+    answered = sorted(s for s in samples if s is not None)
+    worst = sorted(answered + [PROBE_TIMEOUT] * (len(samples) - len(answered)))
+    return {
+        f"{name}_p50_ms": _percentile(worst, 0.50) * 1e3,
+        f"{name}_p99_ms": _percentile(worst, 0.99) * 1e3,
+        f"{name}_max_ms": (worst[-1] if worst else math.nan) * 1e3,
+        f"{name}_unanswered": float(len(samples) - len(answered)),
+    }
+
+
+async def run_probed_flood(ctx: CellContext, conns: int, payload_size: int, probes: int) -> Measurement:
+    """W8: W2's flood; meanwhile ``probes`` status-page GETs and ``probes``
+    upgrade + echo, one at a time, timed from another process."""
+    frame = client_frame(Opcode.TEXT, b"\x42" * payload_size)
+    batch = frame * max(1, FLOOD_BATCH_BYTES // len(frame))
+    request = upgrade_request(f"/sink?fixed={len(frame)}", ctx.host_header)
+    clients: list[FloodClient] = []
+    try:
+        clients = await open_clients(lambda: FloodClient(request, batch), HOST, ctx.port, conns)
+        for client in clients:
+            client.start()
+        await asyncio.sleep(ctx.warmup)
+        ctx.check_proxy()
+        before = ctx.probe.snapshot()
+        samples = await _run_probes(ctx, probes)
+        after = ctx.probe.snapshot()
+        ctx.check_proxy()
+    finally:
+        for client in clients:
+            client.stop()
+        abort_all(clients)
+    window = Probe.window(before, after)
+    _require_intact(window)
+    extra = _latency_extra("stat", samples["stat"]) | _latency_extra("upgrade", samples["upgrade"])
+    extra["flood_frames_per_s"] = window.backend["bytes_in"] / len(frame) / window.seconds
+    value = max(extra["stat_p99_ms"], extra["upgrade_p99_ms"])
+    return Measurement(value=value, work=2.0 * probes, window=window, extra=extra)
+
+
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
         key="W1",
@@ -500,6 +582,20 @@ WORKLOADS: tuple[Workload, ...] = (
         target=Target("<=", 1.5),
         target_note="",
         run=partial(run_paced, conns=500, rate=3.0, payload_size=100),
+    ),
+    Workload(
+        key="W8",
+        name="flood+log probes",
+        description="W2's flood; meanwhile 50 stat GETs and 50 upgrade+echo, one at a time",
+        metric="worst p99 ms (stat, upgrade)",
+        higher_is_better=False,
+        work_unit="probe",
+        target=Target("<=", 50.0, absolute=True),
+        target_note="ngxws logs every frame (ws_log); nginx (no module) has access_log on, "
+        "one line per request, standing in for it; stat = ws_stat / stub_status",
+        run=partial(run_probed_flood, conns=64, payload_size=64, probes=50),
+        ws_log=True,
+        probed=True,
     ),
 )
 

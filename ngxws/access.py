@@ -4,8 +4,8 @@
 Pure functions except ``check_basic_auth``, which reads the user file on
 every request as nginx does (so edits take effect without a reload).
 
-Order, as nginx runs its access phase with ``satisfy all``: allow/deny
-first (403), then auth_basic (401 with ``WWW-Authenticate``).
+The order they run in, with auth_request, and ``satisfy``: see
+``ngxws.proxy.access_phase``.
 
 Password hashes, as ngx_crypt() accepts them: ``$apr1$`` (Apache's
 MD5-crypt variant) and ``$1$`` (MD5-crypt) computed here; ``{PLAIN}``,
@@ -31,7 +31,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def client_allowed(rules: tuple[tuple[str, str], ...], remote_addr: str) -> bool:
-    """The first rule that matches the client decides; none matching allows.
+    """The first rule that matches the client decides; none matching allows."""
+    return access_verdict(rules, remote_addr) != "deny"
+
+
+def access_verdict(rules: tuple[tuple[str, str], ...], remote_addr: str) -> str | None:
+    """``"allow"`` or ``"deny"`` from the first rule that matches the client;
+    None when none does (nginx's NGX_DECLINED, which matters to ``satisfy any``).
 
     IPv4-mapped IPv6 clients are checked against IPv4 rules (as nginx does);
     ``unix:`` matches clients of a unix socket, ``all`` everyone."""
@@ -44,34 +50,47 @@ def client_allowed(rules: tuple[tuple[str, str], ...], remote_addr: str) -> bool
         addr = addr.ipv4_mapped
     for verdict, value in rules:
         if value == "all":
-            return verdict == "allow"
+            return verdict
         if value == "unix:":
             if addr is None:
-                return verdict == "allow"
+                return verdict
             continue
         if addr is None:
             continue
         net = ipaddress.ip_network(value, strict=False)
         if addr.version == net.version and addr in net:
-            return verdict == "allow"
-    return True
+            return verdict
+    return None
+
+
+_BASE64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
 def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
-    """``Authorization: Basic base64(user:password)`` -> (user, password)."""
-    if authorization is None:
+    """``Authorization: Basic base64(user:password)`` -> (user, password).
+
+    Mirrors nginx's ngx_http_auth_basic_user(): ``Basic `` (any case, one
+    space, then any spaces), base64 read up to the first ``=`` (padding
+    optional, ngx_decode_base64), a non-empty user before the first ``:``.
+    None where nginx declines (then ``$remote_user`` is empty).
+    """
+    if authorization is None or authorization[:6].lower() != "basic ":
         return None
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "basic":
+    token = authorization[6:].lstrip(" ").encode("latin-1", "replace").split(b"=", 1)[0]
+    if not token or len(token) % 4 == 1 or not _BASE64.issuperset(token):
         return None
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True).decode("latin-1")
-    except (binascii.Error, ValueError):
+    decoded = base64.b64decode(token + b"=" * (-len(token) % 4))
+    user, sep, password = decoded.partition(b":")
+    if not sep or not user:
         return None
-    user, sep, password = decoded.partition(":")
-    if not sep:
-        return None
-    return user, password
+    return user.decode("latin-1"), password.decode("latin-1")
+
+
+def basic_user(authorization: str | None) -> str:
+    """nginx's ``$remote_user``: the Basic user name whether or not the
+    location uses auth_basic (the variable parses the header itself)."""
+    creds = basic_credentials(authorization)
+    return "" if creds is None else creds[0]
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,32 @@ _conf_option = click.option(
 _prefix_option = click.option(
     "-p", "prefix", default=None, type=click.Path(file_okay=False), help="prefix for relative runtime paths (logs, pid, ws_log)"
 )
+_allow_option = click.option(
+    "--allow-unenforced",
+    "allow",
+    multiple=True,
+    metavar="NAME",
+    help="run although directive NAME (access control ngxws does not enforce) is in the config; repeatable",
+)
 
 
-def _load(conf: str, prefix: str | None):  # type: ignore[no-untyped-def]
+def _load(conf: str, prefix: str | None, allow: tuple[str, ...] | None = ()):  # type: ignore[no-untyped-def]
     from ngxws.config.loader import ConfigError, load_config
 
     try:
-        return load_config(conf, prefix)
+        config = load_config(conf, prefix, allow)
     except ConfigError as exc:
         click.echo(f"ngxws: [emerg] {exc}", err=True)
         click.echo(f"ngxws: configuration file {conf} test failed", err=True)
         sys.exit(1)
+    return config
+
+
+def _warn(config) -> None:  # type: ignore[no-untyped-def]
+    from ngxws.config.report import start_warnings
+
+    for warning in start_warnings(config):
+        click.echo(f"ngxws: [warn] {warning}", err=True)
 
 
 @click.group(invoke_without_command=True)
@@ -39,17 +54,20 @@ def _load(conf: str, prefix: str | None):  # type: ignore[no-untyped-def]
 @click.option("-t", "test", is_flag=True, help="test the configuration and exit (same as `check`)")
 @_conf_option
 @_prefix_option
+@_allow_option
 @click.pass_context
-def main(ctx: click.Context, signal_name: str | None, test: bool, conf: str, prefix: str | None) -> None:
+def main(
+    ctx: click.Context, signal_name: str | None, test: bool, conf: str, prefix: str | None, allow: tuple[str, ...]
+) -> None:
     """Run an nginx.conf that uses ngx_http_websocket_stat_module, without nginx."""
     if ctx.invoked_subcommand is not None:
         return
     if signal_name is not None:
         from ngxws.signals import send_signal
 
-        sys.exit(send_signal(_load(conf, prefix), signal_name))
+        sys.exit(send_signal(_load(conf, prefix, None), signal_name))
     if test:
-        ctx.invoke(check, conf=conf, prefix=prefix)
+        ctx.invoke(check, conf=conf, prefix=prefix, allow=allow)
         return
     click.echo(ctx.get_help())
 
@@ -57,12 +75,14 @@ def main(ctx: click.Context, signal_name: str | None, test: bool, conf: str, pre
 @main.command()
 @_conf_option
 @_prefix_option
-def check(conf: str, prefix: str | None) -> None:
+@_allow_option
+def check(conf: str, prefix: str | None, allow: tuple[str, ...]) -> None:
     """Validate the config and print what would run (our `nginx -t`)."""
     from ngxws.config.report import render_check_report
     from ngxws.master import preflight
 
-    config = _load(conf, prefix)
+    config = _load(conf, prefix, allow)
+    _warn(config)
     problems = preflight(config)  # files and TLS material, as `nginx -t` opens them
     if problems:
         for problem in problems:
@@ -76,9 +96,12 @@ def check(conf: str, prefix: str | None) -> None:
 @main.command()
 @_conf_option
 @_prefix_option
-def run(conf: str, prefix: str | None) -> None:
+@_allow_option
+def run(conf: str, prefix: str | None, allow: tuple[str, ...]) -> None:
     """Serve the config until SIGTERM/SIGINT (fast stop) or SIGQUIT (graceful)."""
     from ngxws.supervisor import run as serve
 
-    config = _load(conf, prefix)
+    config = _load(conf, prefix, allow)
+    if config.error_log is not None:
+        _warn(config)  # on the terminal too; the master writes them to the error log
     sys.exit(serve(config))

@@ -35,13 +35,11 @@ from ngxws.config.model import Config, Listen
 from ngxws.listeners import BindError, ListenKey, bind_listen
 from ngxws.routing.servers import virtual_hosts
 
-BACKLOG = 511  # nginx's default listen backlog on Linux
-
 HAVE_REUSEPORT = hasattr(socket, "SO_REUSEPORT")
 
 
 def _bind_reuseport(listen: Listen) -> socket.socket:
-    return bind_listen(listen, BACKLOG, reuseport=True)
+    return bind_listen(listen, reuseport=True)
 
 
 class ListenSockets:
@@ -70,14 +68,12 @@ class ListenSockets:
                     if old:
                         sock = old[0]
                     else:
-                        sock = bind_listen(listen, BACKLOG)
+                        sock = bind_listen(listen)
                         fresh.append(sock)
                     out[key] = [sock] * workers
                     continue
                 if not old:
-                    bind_listen(
-                        listen, BACKLOG
-                    ).close()  # the probe: fail like nginx on a taken port
+                    bind_listen(listen).close()  # the probe: fail like nginx on a taken port
                 group = list(dict.fromkeys(old))[:workers]
                 while len(group) < workers:
                     sock = _bind_reuseport(listen)

@@ -10,6 +10,7 @@ address is still configured.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import socket
@@ -19,9 +20,18 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ngxws.config.model import Config, Listen, Server
+from ngxws.errorlog import ALERT
 from ngxws.http.responses import build_response, error_response
 from ngxws.routing.servers import VirtualHosts, virtual_hosts
-from ngxws.tls import listener_context, upstream_tls
+from ngxws.socket_options import apply_socket_options
+from ngxws.tls import (
+    HELLO_INCOMPLETE,
+    UNRECOGNIZED_NAME_ALERT,
+    client_hello_server_name,
+    handshake_refuser,
+    listener_context,
+    upstream_tls,
+)
 
 ListenKey = tuple[str, int, str | None]
 
@@ -30,9 +40,10 @@ class BindError(Exception):
     """A listen address could not be bound; the message reads like nginx's."""
 
 
-def bind_listen(listen: Listen, backlog: int = 511, reuseport: bool = False) -> socket.socket:
+def bind_listen(listen: Listen, backlog: int | None = None, reuseport: bool = False) -> socket.socket:
     """Bind and listen on one address (``reuseport``: one of a worker group's
-    SO_REUSEPORT sockets, see ``listen_sockets``)."""
+    SO_REUSEPORT sockets, see ``listen_sockets``), with the listen's socket
+    options; ``backlog`` defaults to the listen's own (nginx's 511)."""
     if listen.unix is not None:
         path = listen.unix
         try:
@@ -64,7 +75,9 @@ def bind_listen(listen: Listen, backlog: int = 511, reuseport: bool = False) -> 
             raise BindError(
                 f"bind() to {shown}:{listen.port} failed ({exc.errno}: {exc.strerror})"
             ) from exc
-    sock.listen(backlog)
+    for failure in apply_socket_options(sock, listen.options, tcp=listen.unix is None):
+        logging.getLogger("ngxws").log(ALERT, failure)
+    sock.listen(listen.options.backlog if backlog is None else backlog)
     sock.setblocking(False)
     return sock
 
@@ -196,6 +209,8 @@ class TLSAcceptor(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._plain = bytearray()
+        self._hello = bytearray()  # a ClientHello read whole for ssl_reject_handshake
+        self._refuses = handshake_refuser(context)
         self._handed_over = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -206,6 +221,18 @@ class TLSAcceptor(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         transport = self.transport
         assert transport is not None
+        if self._refuses is not None and (self._hello or (not self._plain and data[0] == _TLS_FIRST)):
+            self._hello += data
+            name = client_hello_server_name(bytes(self._hello))
+            if name == HELLO_INCOMPLETE:
+                return
+            self._cancel_timer()
+            if self._refuses(name):
+                transport.write(UNRECOGNIZED_NAME_ALERT)  # ngx_http_ssl_servername()'s refusal
+                transport.close()
+                return
+            self._hand_over(transport, bytes(self._hello))
+            return
         if not self._plain and (data[0] == _TLS_FIRST or data[0] & 0x80):
             self._cancel_timer()
             self._hand_over(transport, data)

@@ -58,6 +58,7 @@ from ngxws.channel import READY, Command, channel_pair
 from ngxws.channel import send as channel_send
 from ngxws.config.model import Config
 from ngxws.errorlog import ALERT, EMERG, NOTICE, check_error_log, reopen_error_log, setup_error_log
+from ngxws.limits.zones import LimitZones, ZoneKeyChanged
 from ngxws.listen_sockets import ListenSockets
 from ngxws.listeners import BindError, listener_table, tls_context
 from ngxws.sinks.logfile import LogFile
@@ -88,6 +89,15 @@ MASTER_SIGNALS = (
 )
 
 _STDIO_PATHS = ("/dev/stdout", "/dev/stderr", "/dev/fd/1", "/dev/fd/2")
+
+
+def _warn_unenforced(config: Config) -> None:
+    """Access control the operator allowed to go unenforced: said at every
+    start and reload, in the error log."""
+    from ngxws.config.report import start_warnings
+
+    for warning in start_warnings(config):
+        log.warning(warning)
 
 
 def worker_count(config: Config) -> int:
@@ -138,6 +148,7 @@ class Generation:
     sockets: ListenSockets
     workers: int
     by_index: dict[int, WorkerProcess] = field(default_factory=dict)
+    zones: LimitZones | None = None  # limit_*_zone memory, created before the first fork
 
 
 @dataclass(eq=False)
@@ -202,6 +213,7 @@ class Master:
             log.log(EMERG, problem)
         if problems:
             return 1
+        _warn_unenforced(config)
         workers = worker_count(config)
         try:
             sockets = ListenSockets.bind(config, workers)
@@ -209,6 +221,12 @@ class Master:
             log.log(EMERG, str(exc))
             return 1
         self.counters = SharedCounters(max(MAX_SLOTS, 4 * workers))
+        try:
+            zones = LimitZones.for_config(config)
+        except OSError as exc:  # ngx_shm_alloc() failing
+            log.log(EMERG, f"cannot map a limit_*_zone ({exc.errno}: {exc.strerror})")
+            sockets.close_unused(None)
+            return 1
         if config.pid_path:
             try:
                 _write_pid(config.pid_path)
@@ -221,7 +239,7 @@ class Master:
         log.log(NOTICE, f"ngxws/{__version__}")
         log.log(NOTICE, "start worker processes")
         try:
-            self.current = self._new_generation(config, sockets, workers)
+            self.current = self._new_generation(config, sockets, workers, zones)
             self._loop()
         except BaseException as exc:
             log.critical(f"master process failed: {exc!r}")
@@ -291,9 +309,11 @@ class Master:
 
     # -- workers ----------------------------------------------------------------
 
-    def _new_generation(self, config: Config, sockets: ListenSockets, workers: int) -> Generation:
+    def _new_generation(
+        self, config: Config, sockets: ListenSockets, workers: int, zones: LimitZones
+    ) -> Generation:
         self._generations += 1
-        gen = Generation(self._generations, config, sockets, workers)
+        gen = Generation(self._generations, config, sockets, workers, zones=zones)
         for index in range(workers):
             self._spawn(gen, index)
         return gen
@@ -325,7 +345,12 @@ class Master:
                 master_end.close()
                 self._close_in_child(gen, index)
                 code = run_worker_process(
-                    gen.config, self.counters, slot, gen.sockets.for_worker(index), worker_end
+                    gen.config,
+                    self.counters,
+                    slot,
+                    gen.sockets.for_worker(index),
+                    worker_end,
+                    gen.zones,
                 )
             except BaseException as exc:  # a child must always reach _exit
                 try:
@@ -492,7 +517,7 @@ class Master:
         if self.stopping or self.current is None or self.counters is None:
             return
         try:
-            new = load_config(self.config.path, self.config.prefix)
+            new = load_config(self.config.path, self.config.prefix, self.config.allow_unenforced)
         except ConfigError as exc:
             log.log(EMERG, f"{exc}; keeping the running configuration")
             return
@@ -505,6 +530,12 @@ class Master:
         for problem in problems:
             log.log(EMERG, f"{problem}; keeping the running configuration")
         if problems:
+            return
+        _warn_unenforced(new)
+        try:  # nginx keeps a zone of the same name and size, state and all
+            zones = LimitZones.for_config(new, self.current.zones)
+        except (ZoneKeyChanged, OSError) as exc:
+            log.log(EMERG, f"{exc}; keeping the running configuration")
             return
         if self.pending is not None:
             self._abandon_pending(None)
@@ -524,7 +555,7 @@ class Master:
         sdnotify.reloading()
         log.log(NOTICE, "start worker processes")
         self.pending_deadline = time.monotonic() + READY_TIMEOUT
-        self.pending = self._new_generation(new, sockets, workers)
+        self.pending = self._new_generation(new, sockets, workers, zones)
 
     def _switch_to_pending(self) -> None:
         """Every new worker accepts: the old ones drain, the new config is the config."""

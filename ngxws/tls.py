@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ngxws.client_certs import NativeUnavailable, adopt_verify, configure_client_verify
 from ngxws.config.model import ProxyPass, ProxySettings, Server
 from ngxws.routing.servers import VirtualHosts
 
@@ -99,15 +101,42 @@ def _load_chain(ctx: ssl.SSLContext, cert: str, key: str) -> None:
 
 
 def server_context(server: Server) -> ssl.SSLContext:
-    """The context of one server block: its certificate, protocols and ciphers."""
-    assert server.ssl_certificate is not None and server.ssl_certificate_key is not None
+    """The context of one server block: its certificate, protocols, ciphers
+    and client certificate checks.  A server refusing handshakes
+    (``ssl_reject_handshake on``) may have no certificate."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    _load_chain(ctx, server.ssl_certificate, server.ssl_certificate_key)
+    if server.ssl_certificate is not None and server.ssl_certificate_key is not None:
+        _load_chain(ctx, server.ssl_certificate, server.ssl_certificate_key)
     _apply_protocols(ctx, server.ssl_protocols)
     if server.ssl_ciphers is not None:
         _set_ciphers(ctx, server.ssl_ciphers)
     ctx.set_alpn_protocols(ALPN)
+    if server.ssl_verify_client != "off":
+        _client_verify(ctx, server)
     return ctx
+
+
+def _client_verify(ctx: ssl.SSLContext, server: Server) -> None:
+    try:
+        configure_client_verify(ctx, server)
+    except NativeUnavailable as exc:
+        raise TLSError(f"ssl_verify_client is not supported here: {exc}") from exc
+    except (OSError, ssl.SSLError) as exc:
+        files = [
+            p
+            for p in (server.ssl_client_certificate, server.ssl_trusted_certificate, server.ssl_crl)
+            if p
+        ]
+        path = next((p for p in files if not _loads(p)), files[0] if files else "")
+        raise TLSError(f'SSL_CTX_load_verify_locations("{path}") failed (SSL: {exc})') from exc
+
+
+def _loads(path: str) -> bool:
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError):
+        return False
+    return True
 
 
 def _has_certificate(server: Server) -> bool:
@@ -122,36 +151,50 @@ def listener_context(vhosts: VirtualHosts, servers: Sequence[Server]) -> ssl.SSL
     server on the socket has a certificate (the loader refuses that for the
     default server already, as nginx does).
     """
-    with_cert = [s for s in servers if _has_certificate(s)]
+    with_cert = [s for s in servers if _has_certificate(s) or s.ssl_reject_handshake]
     if not with_cert:
         return None
-    default_server = vhosts.default if _has_certificate(vhosts.default) else with_cert[0]
+    default_server = vhosts.default
+    if not (_has_certificate(default_server) or default_server.ssl_reject_handshake):
+        default_server = with_cert[0]
     # Servers that share a certificate and settings share a context.
     by_settings: dict[tuple[object, ...], ssl.SSLContext] = {}
     by_server: dict[int, ssl.SSLContext] = {}
     for s in [default_server, *with_cert]:
-        settings = (s.ssl_certificate, s.ssl_certificate_key, s.ssl_protocols, s.ssl_ciphers)
+        settings = (
+            s.ssl_certificate, s.ssl_certificate_key, s.ssl_protocols, s.ssl_ciphers,
+            s.ssl_verify_client, s.ssl_verify_depth, s.ssl_client_certificate,
+            s.ssl_trusted_certificate, s.ssl_crl,
+        )  # fmt: skip
         ctx = by_settings.get(settings)
         if ctx is None:
             ctx = by_settings[settings] = server_context(s)
         by_server[id(s)] = ctx
     default = by_server[id(default_server)]
-    if len(by_settings) > 1:
+    if len(by_settings) > 1 or any(s.ssl_reject_handshake for s in servers):
         default.sni_callback = _sni_picker(vhosts, by_server)
+    if any(s.ssl_reject_handshake for s in servers):
+        _refusers[default] = _refuser(vhosts)
     return default
 
 
 def _sni_picker(
     vhosts: VirtualHosts, by_server: dict[int, ssl.SSLContext]
-) -> Callable[[ssl.SSLObject, str | None, ssl.SSLContext], None]:
-    def pick(sslobj: ssl.SSLObject, name: str | None, current: ssl.SSLContext) -> None:
-        if not name:
-            return
-        ctx = by_server.get(id(vhosts.select(name)))
+) -> Callable[[ssl.SSLObject, str | None, ssl.SSLContext], int | None]:
+    def pick(sslobj: ssl.SSLObject, name: str | None, current: ssl.SSLContext) -> int | None:
+        server = vhosts.select(name) if name else vhosts.default
+        if server.ssl_reject_handshake:
+            # ngx_http_ssl_servername(): the name (or, without one, the
+            # default server) picks a server that refuses: alert 112
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+        ctx = by_server.get(id(server))
         # A server without a certificate of its own keeps the default's,
         # as nginx keeps the connection's SSL_CTX when the server has none.
         if ctx is not None and ctx is not current:
             sslobj.context = ctx
+            if ctx.verify_mode != current.verify_mode or ctx.verify_mode != ssl.CERT_NONE:
+                adopt_verify(sslobj, ctx)
+        return None
 
     return pick
 
@@ -255,3 +298,86 @@ def clear_upstream_cache() -> None:
     objects are garbage, and only this cache would keep them alive."""
     _upstream_cache.clear()
     _context_cache.clear()
+
+
+# -- ssl_reject_handshake before OpenSSL ----------------------------------------
+#
+# A refusal decided in the SNI callback cannot reach the client: both asyncio's
+# and uvloop's SSL protocols drop the connection on a handshake error without
+# sending what OpenSSL queued (the alert).  So the listener reads the SNI name
+# out of the ClientHello itself and answers nginx's alert (fatal,
+# unrecognized_name) before any SSL object exists; the callback stays as the
+# backstop for hellos this reader cannot parse.
+
+UNRECOGNIZED_NAME_ALERT = b"\x15\x03\x01\x00\x02\x02\x70"
+
+_refusers: weakref.WeakKeyDictionary[ssl.SSLContext, Callable[[str | None], bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def handshake_refuser(ctx: ssl.SSLContext) -> Callable[[str | None], bool] | None:
+    """For a listener's context: does a ClientHello naming this (or no) name get
+    refused?  None when no server on the socket says ``ssl_reject_handshake on``."""
+    return _refusers.get(ctx)
+
+
+def _refuser(vhosts: VirtualHosts) -> Callable[[str | None], bool]:
+    def refuses(name: str | None) -> bool:
+        server = vhosts.select(name.lower()) if name else vhosts.default
+        return server.ssl_reject_handshake
+
+    return refuses
+
+
+HELLO_INCOMPLETE = "need more"  # (not a host name: it has a space)
+_HELLO_LIMIT = 65536
+
+
+def client_hello_server_name(data: bytes) -> str | None:
+    """The SNI host name of the ClientHello at the start of ``data`` (TLS
+    records), ``None`` when it names none or cannot be read, ``HELLO_INCOMPLETE``
+    while the hello is incomplete."""
+    body = bytearray()
+    pos = 0
+    while True:  # gather handshake bytes across records, bounded by _HELLO_LIMIT
+        if len(data) < pos + 5:
+            return HELLO_INCOMPLETE if len(data) < _HELLO_LIMIT else None
+        if data[pos] != 0x16:
+            return None
+        length = int.from_bytes(data[pos + 3 : pos + 5], "big")
+        if len(data) < pos + 5 + length:
+            return HELLO_INCOMPLETE if len(data) < _HELLO_LIMIT else None
+        body += data[pos + 5 : pos + 5 + length]
+        pos += 5 + length
+        if len(body) >= 4:
+            if body[0] != 1:  # not a ClientHello
+                return None
+            if len(body) >= 4 + int.from_bytes(body[1:4], "big"):
+                break
+    try:
+        return _sni_of(bytes(body[4 : 4 + int.from_bytes(body[1:4], "big")]))
+    except IndexError:
+        return None
+
+
+def _sni_of(hello: bytes) -> str | None:
+    p = 2 + 32  # legacy_version, random
+    p += 1 + hello[p]  # session id
+    p += 2 + int.from_bytes(hello[p : p + 2], "big")  # cipher suites
+    p += 1 + hello[p]  # compression methods
+    if p + 2 > len(hello):
+        return None  # no extensions
+    end = p + 2 + int.from_bytes(hello[p : p + 2], "big")
+    p += 2
+    while p + 4 <= end:
+        kind = int.from_bytes(hello[p : p + 2], "big")
+        size = int.from_bytes(hello[p + 2 : p + 4], "big")
+        if kind == 0:  # server_name: list length, then (type, length, name)
+            q = p + 4 + 2
+            if hello[q] != 0:
+                return None
+            n = int.from_bytes(hello[q + 1 : q + 3], "big")
+            return hello[q + 3 : q + 3 + n].decode("latin-1")
+        p += 4 + size
+    return None

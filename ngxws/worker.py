@@ -33,9 +33,14 @@ from ngxws.channel import READY, Command
 from ngxws.channel import send as channel_send
 from ngxws.config.model import Config, Server
 from ngxws.errorlog import ALERT, NOTICE, reopen_error_log, setup_error_log
+from ngxws.fdlimits import apply_rlimit_nofile
 from ngxws.http.maps import compile_maps
+from ngxws.limits.preaccess import Limiter
+from ngxws.limits.zones import LimitZones
 from ngxws.listeners import ListenKey, accepting_factory, listener_table, tls_context
-from ngxws.proxy.upstream import UpstreamPools
+from ngxws.proxy.preface import preface_factory
+from ngxws.proxy.upstream import UpstreamPools, UpstreamUnavailable
+from ngxws.proxy_protocol import ProxyHeader
 from ngxws.sinks.logfile import LogFile, LogFiles
 from ngxws.sinks.wslog import ConnInfo, FrameLogger
 
@@ -94,8 +99,12 @@ class Worker:
         counters: SharedCounters,
         slot: int,
         channel: socket.socket | None = None,
+        zones: LimitZones | None = None,
     ) -> None:
         self.config = config
+        # limit_req / limit_conn zones: the master's (shared by every worker),
+        # or this process's own when a worker runs alone (tests)
+        self.limiter = Limiter(zones if zones is not None else LimitZones.for_config(config))
         self.counters = counters
         self.slot = slot
         self.channel = channel
@@ -132,6 +141,12 @@ class Worker:
     def log_error(self, message: str) -> None:
         log.error(message)
 
+    def log_upstream_failure(self, exc: UpstreamUnavailable, request_line: str) -> None:
+        if exc.alert:  # a whole nginx line (socket() failed ...): its level, its context
+            log.log(ALERT, f'{exc}, request: "{request_line}"')
+        else:
+            log.error(f"{exc} while proxying {request_line}")
+
     def log_info(self, message: str) -> None:
         if log.isEnabledFor(logging.INFO):
             log.info(message)
@@ -155,18 +170,25 @@ class Worker:
         for key, (listen, vhosts, servers) in listener_table(self.config).items():
             ctx = tls_context(servers, vhosts) if listen.ssl else None
 
-            def factory(listen: object = listen, vhosts: object = vhosts) -> asyncio.Protocol:
+            def factory(
+                listen: object = listen, vhosts: object = vhosts, proxy: ProxyHeader | None = None
+            ) -> asyncio.Protocol:
                 if cap > 0 and self.open_connections() >= cap:
                     self._log_refused(cap)
                     return _Refused()
-                return ClientConnection(self, listen, vhosts)  # type: ignore[arg-type]
+                return ClientConnection(self, listen, vhosts, proxy)  # type: ignore[arg-type]
 
             # TLS sockets get a TLSAcceptor in front: a ClientHello goes to the
-            # loop's SSL protocol, plain HTTP gets nginx's 400 (not a reset).
+            # loop's SSL protocol, plain HTTP gets nginx's 400 (not a reset);
+            # proxy_protocol ones a PrefaceReader before that.
+            timeout = vhosts.default.client_header_timeout
+            accept = accepting_factory(factory, ctx, timeout)
+            if listen.proxy_protocol:
+                accept = preface_factory(factory, ctx, timeout)
             server = await loop.create_server(
-                accepting_factory(factory, ctx, vhosts.default.client_header_timeout),
+                accept,
                 sock=sockets[key],
-                backlog=511,
+                backlog=listen.options.backlog,  # (the loop calls listen() again)
                 start_serving=True,
             )
             self._servers.append(server)
@@ -251,18 +273,17 @@ class Worker:
         if self._stopping:
             if not graceful and not self._fast:
                 self._fast = True
-                for tunnel in list(self.tunnels):
-                    tunnel.close("worker stopping")
+                self._close_tunnels_now()
             return
         self._stopping = True
         self._fast = not graceful
         log.log(NOTICE, "gracefully shutting down" if graceful else "exiting")
         self._close_listeners()
-        for tunnel in list(self.tunnels):
-            if graceful:
+        if graceful:
+            for tunnel in list(self.tunnels):
                 tunnel.close_with(1001, "Going Away")
-            else:
-                tunnel.close("worker stopping")
+        else:
+            self._close_tunnels_now()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
         while (
@@ -277,6 +298,16 @@ class Worker:
             tunnel.close("shutdown grace expired")
         await asyncio.sleep(0)  # let transports flush their close
         self._finish()
+
+    def _close_tunnels_now(self) -> None:
+        """Fast stop: every tunnel stops reading first (no new line is made),
+        then each closes (writing its close line), then every line is written."""
+        tunnels = list(self.tunnels)
+        for tunnel in tunnels:
+            tunnel.stop_reading()
+        for tunnel in tunnels:
+            tunnel.close("worker stopping")
+        self.logs.flush_all()
 
     async def drain(self) -> None:
         """Reload: stop accepting; let tunnels and requests in progress end on their own.
@@ -331,6 +362,7 @@ def run_worker_process(
     slot: int,
     sockets: dict[ListenKey, socket.socket],
     channel: socket.socket,
+    zones: LimitZones | None = None,
 ) -> int:
     """The life of a forked worker process; returns its exit code.
 
@@ -349,8 +381,9 @@ def run_worker_process(
         setup_error_log(config.error_log, config.error_log_level)
     except OSError:
         pass  # keep the master's handler (inherited fd): the master checked the file
+    apply_rlimit_nofile(config.worker_rlimit_nofile)
     try:
-        worker = Worker(config, counters, slot, channel)
+        worker = Worker(config, counters, slot, channel, zones)
     except OSError as exc:
         log.log(ALERT, f'open() "{exc.filename}" failed ({exc.errno}: {exc.strerror})')
         return EXIT_FATAL

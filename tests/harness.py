@@ -188,6 +188,9 @@ def ws_backend(
         async for message in ws:
             await ws.send(message)
 
+    # no keepalive pings unless a test asks: on a loaded machine a test can
+    # outlive the 20 s default, and a ping would show up in exact counters
+    kwargs.setdefault("ping_interval", None)
     port = free_port()
     with served_in_thread(lambda: serve(handler or echo, "127.0.0.1", port, **kwargs)):
         yield port

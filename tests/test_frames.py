@@ -5,9 +5,11 @@ Three layers:
 * byte-exact vectors (RFC 6455 section 5.7 examples and the odd cases the
   tracker must pass through without judging), fed whole and split;
 * hypothesis: random frame streams cut at random points must give, chunk by
-  chunk, exactly what a model of "count a frame when its header completes"
-  predicts, for both implementations; and the C tracker must agree with the
-  Python one on arbitrary bytes, chunk by chunk;
+  chunk, exactly what a model of "count a frame when its last byte has
+  passed" (the module's frame_counter_process_message) predicts, for both
+  implementations; after every prefix the running totals are the frames
+  complete in it; and the C tracker must agree with the Python one on
+  arbitrary bytes, chunk by chunk;
 * frames serialized by the ``websockets`` library, as a second opinion on the
   wire format.
 
@@ -173,16 +175,9 @@ VECTORS = [
         frame(0x82, b"abcde", mask=True, width=64),
         [(2, 5, True)],
     ),
-    Vector(
-        "largest legal 64-bit length",
-        header(0x82, 2**63 - 1),
-        [(2, 2**63 - 1, True)],
-    ),
-    Vector(
-        "length above 32 bits",
-        header(0x82, 2**32 + 7, mask=True),
-        [(2, 2**32 + 7, True)],
-    ),
+    # Headers alone: the frames are in flight, not counted (yet).
+    Vector("largest legal 64-bit length", header(0x82, 2**63 - 1), []),
+    Vector("length above 32 bits", header(0x82, 2**32 + 7, mask=True), []),
     # The one error: frames before it in the same chunk still count, none after.
     Vector("top-bit 64-bit length", BAD_LENGTH, [], error=True),
     Vector(
@@ -212,9 +207,10 @@ class TestVectors:
         assert t.error is vec.error
 
     def test_byte_by_byte(self, impl: Tracker, vec: Vector) -> None:
-        data = vec.data[:2000]  # past every vector's last header; the rest is skipped payload
+        data = vec.data[:2000]  # past every vector's last header; the rest in one piece
         t = impl()
         got = [info for i in range(len(data)) for info in t.feed_frames(data[i : i + 1])]
+        got += t.feed_frames(vec.data[2000:])
         assert got == vec.frames
         assert t.error is vec.error
 
@@ -238,20 +234,49 @@ class TestTracker:
             assert impl().feed(chunk) == (2, 305)
             assert impl().feed_frames(chunk) == [(1, 5, True), (2, 300, True)]
 
-    def test_header_counted_before_payload(self, impl: Tracker) -> None:
-        """Counted when the header completes, as the module does; payload may come later."""
+    def test_counted_when_payload_completes(self, impl: Tracker) -> None:
+        """Counted at its last payload byte, as the module does; not at the header."""
         t = impl()
         data = frame(0x82, bytes(1000), mask=True)
-        assert t.feed(data[:8]) == (1, 1000)
+        assert t.feed(data[:8]) == (0, 0)
         assert t.feed(data[8:500]) == (0, 0)
-        assert t.feed(data[500:] + hello()) == (1, 5)
+        assert t.feed(data[500:-1]) == (0, 0)
+        assert t.feed(data[-1:] + hello()) == (2, 1005)
+        t = impl()
+        assert t.feed_frames(data[:8]) == []
+        assert t.feed_frames(data[8:] + hello()[:3]) == [(2, 1000, True)]
+        assert t.feed_frames(hello()[3:]) == [(1, 5, True)]
+
+    def test_header_ending_a_chunk(self, impl: Tracker) -> None:
+        """A header at the end of a read: an empty payload completes the frame, else not."""
+        t = impl()
+        assert t.feed(bytes((0x89, 0x80)) + MASK_KEY) == (1, 0)
+        assert t.feed(bytes((0x81, 0x85)) + MASK_KEY) == (0, 0)
+        assert not t.at_boundary
+        assert t.feed_frames(b"Hello") == [(1, 5, True)]
+        assert t.at_boundary
+
+    def test_length_above_32_bits_completes(self, impl: Tracker) -> None:
+        """The payload still to come is 64-bit: 4 GiB + 7 bytes later the frame counts."""
+        t = impl()
+        assert t.feed(header(0x82, 2**32 + 7, mask=True)) == (0, 0)
+        block = memoryview(bytes(1 << 26))
+        for _ in range(64):  # 2**32 bytes, each read skipped whole
+            assert t.feed(block) == (0, 0)
+        assert t.feed_frames(bytes(7) + hello()) == [(2, 2**32 + 7, True), (1, 5, True)]
+        assert t.at_boundary
+
+    def test_cut_off_frame_never_counted(self, impl: Tracker) -> None:
+        t = impl()
+        data = hello() + frame(0x82, bytes(300))
+        assert t.feed(data[:-1]) == (1, 5)  # the connection closes here
 
     def test_long_skip_across_many_chunks(self, impl: Tracker) -> None:
         t = impl()
-        assert t.feed(header(0x82, 70000, width=64)) == (1, 70000)
-        for _ in range(70):
+        assert t.feed(header(0x82, 70000, width=64)) == (0, 0)
+        for _ in range(69):
             assert t.feed(bytes(1000)) == (0, 0)
-        assert t.feed_frames(hello(9)) == [(9, 5, True)]
+        assert t.feed_frames(bytes(1000) + hello(9)) == [(2, 70000, True), (9, 5, True)]
 
     def test_empty_chunks(self, impl: Tracker) -> None:
         t = impl()
@@ -293,9 +318,9 @@ class TestTracker:
         data = frame(0x82, bytes(200), mask=True) + hello() + frame(0x89, b"")
         t = impl()
         assert t.feed(data[:3]) == (0, 0)
-        assert t.feed_frames(data[3:9]) == [(2, 200, True)]
-        assert t.feed(data[9:212]) == (1, 5)
-        assert t.feed_frames(data[212:]) == [(9, 0, True)]
+        assert t.feed_frames(data[3:9]) == []
+        assert t.feed(data[9:212]) == (1, 200)
+        assert t.feed_frames(data[212:]) == [(1, 5, True), (9, 0, True)]
 
 
 # --- hypothesis: random streams, random cuts --------------------------------------------
@@ -321,7 +346,7 @@ def frame_specs(draw: st.DrawFn) -> tuple[bytes, int, int]:
 
 @st.composite
 def streams(draw: st.DrawFn) -> tuple[bytes, list[int], list[tuple[int, FrameInfo]], bool]:
-    """A serialized stream, cut points, and per frame (offset where its header ends, info).
+    """A serialized stream, cut points, and per frame (offset of its last byte + 1, info).
 
     Total size is kept small: at most one frame of 64 KiB or more.
     """
@@ -330,8 +355,8 @@ def streams(draw: st.DrawFn) -> tuple[bytes, list[int], list[tuple[int, FrameInf
     specs = [s for i, s in enumerate(specs) if i not in big[1:]]
     data = b""
     ends: list[tuple[int, FrameInfo]] = []
-    for raw, head_len, length in specs:
-        ends.append((len(data) + head_len, (raw[0] & 0x0F, length, bool(raw[0] & 0x80))))
+    for raw, _head_len, length in specs:
+        ends.append((len(data) + len(raw), (raw[0] & 0x0F, length, bool(raw[0] & 0x80))))
         data += raw
     error = draw(st.booleans())
     if error:  # an unfollowable header, then a frame that must not count
@@ -343,7 +368,7 @@ def streams(draw: st.DrawFn) -> tuple[bytes, list[int], list[tuple[int, FrameInf
 def expected_per_chunk(
     ends: Sequence[tuple[int, FrameInfo]], chunks: Sequence[bytes]
 ) -> list[list[FrameInfo]]:
-    """Model: a frame belongs to the chunk holding the last byte of its header."""
+    """Model: a frame belongs to the chunk holding its last byte (header or payload)."""
     out: list[list[FrameInfo]] = []
     start = 0
     for chunk in chunks:
@@ -362,7 +387,7 @@ def test_random_cuts_match_model(
     data, points, ends, error = stream
     chunks = cut(data, points)
     expected = expected_per_chunk(ends, chunks)
-    boundaries = {0, *(end + info[1] for end, info in ends)}  # where frames start or stop
+    boundaries = {0, *(end for end, _ in ends)}  # where frames start or stop
 
     t = impl()
     offset = 0
@@ -381,6 +406,26 @@ def test_random_cuts_match_model(
     whole = impl()
     assert whole.feed_frames(data) == [info for _, info in ends]
     assert whole.error is error
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@SETTINGS
+@given(stream=streams())
+def test_every_prefix_counts_complete_frames(
+    impl: Tracker, stream: tuple[bytes, list[int], list[tuple[int, FrameInfo]], bool]
+) -> None:
+    """After any prefix, the running totals are exactly the frames complete in it.
+
+    What the stats page shows at any moment: never a frame still in flight.
+    """
+    data, points, ends, _ = stream
+    t = impl()
+    frames = payload = offset = 0
+    for chunk in cut(data, points):
+        f, p = t.feed(chunk)
+        frames, payload, offset = frames + f, payload + p, offset + len(chunk)
+        done = [info for end, info in ends if end <= offset]
+        assert (frames, payload) == (len(done), sum(info[1] for info in done))
 
 
 @NO_C

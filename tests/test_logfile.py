@@ -252,3 +252,17 @@ def test_registry_close_all_flushes_and_reopens_on_next_get(tmp_path: Path) -> N
     files.close_all()
     assert a.closed and (tmp_path / "a.log").read_text() == "x\n"
     assert files.get(str(tmp_path / "a.log")) is not a
+
+
+def test_extend_is_append_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "ws.log"
+    log = LogFile(str(path))
+    log.extend(["a", "bb"])
+    log.append("c")
+    assert log.pending == len("a\nbb\nc\n")
+    log.extend([])
+    log.flush()
+    assert path.read_text() == "a\nbb\nc\n"
+    log.extend(["x" * 1023] * (MAX_BUFFER // 1024 + 1))  # past MAX_BUFFER: written at once
+    assert log.pending == 0 and path.stat().st_size > MAX_BUFFER
+    log.close()

@@ -459,20 +459,21 @@ def test_chunked_body_then_tunnel(tmp_path: Path) -> None:
         assert gated.after == [b"abc" + frame]
 
 
-def test_bytes_glued_to_a_chunked_upgrade_body_are_a_502(tmp_path: Path) -> None:
-    """The parser has consumed them with the body: they cannot reach the
-    tunnel, so the 101 is refused rather than relayed with a gap (README)."""
+def test_bytes_glued_to_a_chunked_upgrade_body_are_tunnel_data(tmp_path: Path) -> None:
+    """http.parser reads a chunked body to its last chunk and stops there:
+    bytes in the same read behind it are the tunnel's first, as in nginx."""
     with held_backend("ws") as backend, ngxws(ws_conf(port := free_port(), backend.port), tmp_path, port):
+        frame = mask_frame(1, b"glued")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(
                 spelled("/", "websocket", "close", extra="Transfer-Encoding: chunked\r\n")
-                + b"3\r\nabc\r\n0\r\n\r\n" + mask_frame(1, b"glued")
+                + b"3\r\nabc\r\n0\r\n\r\n" + frame
             )
             head, _ = read_head(c)
-            assert head.startswith(b"HTTP/1.1 502 "), head
-            read_until_closed(c)
+            assert head.startswith(b"HTTP/1.1 101 "), head
         assert wait_for(lambda: backend.closed == 1, timeout=15)
-        assert backend.after == [b"abc"]
+        assert b"Content-Length: 3" in backend.heads[0]
+        assert backend.after == [b"abc" + frame]
 
 
 # --- item 1: every state ends on its timeout: the response body ----------------------------

@@ -397,8 +397,8 @@ def test_log_variables(tmp_path: Path) -> None:
         px.stop()
     lines = log.read_text().splitlines()
     assert re.fullmatch(r"open [0-9a-f]{32} 127\.0\.0\.1", lines[0])
-    assert lines[1] == f"1|5|client|GET /a/b?q=1 HTTP/1.1|/a/b|127.0.0.1|{port}|127.0.0.1:{backend}|hdr||???|1x"
-    assert lines[2] == f"1|5|upstream|GET /a/b?q=1 HTTP/1.1|/a/b|127.0.0.1|{port}|127.0.0.1:{backend}|hdr||???|1x"
+    assert lines[1] == f"1|5|client|GET /a/b?q=1 HTTP/1.1|/a/b|127.0.0.1|{port}|127.0.0.1:{backend}|hdr||$nope|1x"
+    assert lines[2] == f"1|5|upstream|GET /a/b?q=1 HTTP/1.1|/a/b|127.0.0.1|{port}|127.0.0.1:{backend}|hdr||$nope|1x"
     assert lines[-1] == "close 0"
 
 

@@ -21,6 +21,7 @@ from ngxws.sinks.wslog import (
     FrameLogger,
     Variable,
     compile_template,
+    module_reading,
 )
 
 # 2026-11-25 08:44:08 UTC, the instant of the spec's examples.
@@ -156,9 +157,10 @@ def test_braced_form_glues_a_variable_to_letters() -> None:
 
 
 def test_names_follow_nginx_syntax_not_prefix_matching() -> None:
-    # The module's strstr() printed $uri then "x"; nginx reads the name $urix.
-    assert compile_template("$urix").parts == (Variable("urix"),)
-    assert frame("$urix") == UNKNOWN
+    # The module's strstr() printed $uri then "x"; nginx reads the name $urix,
+    # unknown here, so it stays text.
+    assert compile_template("$urix").parts == ("$urix",)
+    assert frame("$urix") == "$urix"
     assert frame("$uri-x $uri.x $uri/x") == "/chat-x /chat.x /chat/x"
 
 
@@ -268,10 +270,41 @@ def test_remote_user_is_empty_when_none() -> None:
     assert frame("[$remote_user]", conn) == "[]"
 
 
-def test_unknown_variable_prints_unknown() -> None:
-    t = compile_template("$foo $host $uri $status")
-    assert t.unknown_variables == ("foo", "host", "status")
-    assert frame("$foo $host $uri $status") == "??? ??? /chat ???"
+def test_unknown_variable_stays_literal() -> None:
+    """The module substitutes only the names it knows; the rest is text."""
+    t = compile_template("$foo $host $uri ${status}%d")
+    assert t.unknown_variables == ("$foo", "$host", "${status}")
+    assert t.parts == ("$foo $host ", Variable("uri"), " ${status}%d")
+    assert frame("$foo $host $uri ${status}%d") == "$foo $host /chat ${status}%d"
+    assert frame("$ws_ x") == "$ws_ x"
+    assert event("$ws_ $FOO") == "$ws_ $FOO"
+    assert compile_template("$ws_ x").parts == ("$ws_ x",)
+
+
+@pytest.mark.parametrize(
+    ("written", "module"),
+    [
+        ("$ws_opcodex", "ws_opcode"),
+        ("$request_idx", "request_id"),  # $request is followed by "_": skipped
+        ("$remote_address", "remote_addr"),
+        ("$uri_x", None),  # a "_" after the name: the module skipped it
+        ("${urix}", None),  # "${" never matched a "$name" there
+        ("$URIx", None),  # strstr is case-sensitive
+        ("$status", None),
+        ("$ws_", None),
+    ],
+)
+def test_module_reading_of_unknown_names(written: str, module: str | None) -> None:
+    assert module_reading(written) == module
+
+
+def test_repeated_header_prints_the_last() -> None:
+    """The module's http_header_var searches the header list from the end."""
+    pairs = [("X-A", "first"), ("X_A", "second"), ("Other", "o"), ("x-a", "last")]
+    conn = ConnInfo(**{**CONN.__dict__, "headers": pairs})
+    assert frame("$http_x_a|$http_other", conn) == "last|o"
+    conn = ConnInfo(**{**CONN.__dict__, "headers": {"x-a": "first", "X_A": "last"}})
+    assert frame("$http_x_a", conn) == "last"
 
 
 def test_event_line_has_no_frame_values_but_has_age() -> None:

@@ -13,8 +13,11 @@ Two tables, both read by ``loader.py`` and nothing else:
 ``STOCK_DIRECTIVES``
     Every stock directive ngxws has an opinion on: ``HONOURED`` (implemented,
     ends up in the model), ``IGNORED_HARMLESS`` (tuning that nothing on the
-    wire depends on) or ``IGNORED_CHANGES_BEHAVIOUR`` (nginx would do
-    something ngxws will not).  crossplane still checks their contexts and
+    wire depends on), ``IGNORED_CHANGES_BEHAVIOUR`` (nginx would do
+    something ngxws will not) or ``UNENFORCED_ACCESS`` (access control or
+    authentication ngxws does not enforce: the config is refused unless the
+    operator names the directive with ``--allow-unenforced``, so that a
+    config never starts unprotected by mistake).  crossplane still checks their contexts and
     argument counts.  A directive missing here is treated as
     ``IGNORED_CHANGES_BEHAVIOUR``: when in doubt, tell the user.
 """
@@ -41,6 +44,7 @@ __all__ = [
     "UNKNOWN_RULE",
     "UNLISTED_RULE",
     "NEWER_STOCK_DIRECTIVES",
+    "THIRD_PARTY_ACCESS",
 ]
 
 
@@ -50,6 +54,7 @@ class Handling(str, Enum):
     HONOURED = "honoured"
     IGNORED_HARMLESS = "ignored_harmless"
     IGNORED_CHANGES_BEHAVIOUR = "ignored_changes_behaviour"
+    UNENFORCED_ACCESS = "unenforced_access"
 
 
 # crossplane's context tuples (analyzer.CONTEXTS) -> the names used below.
@@ -153,15 +158,22 @@ def _changes(reason: str, *harmless_args: tuple[str, ...]) -> StockRule:
     return StockRule(_CH, reason, harmless_args=tuple(harmless_args))
 
 
+def _unenforced(reason: str, *harmless_args: tuple[str, ...]) -> StockRule:
+    return StockRule(Handling.UNENFORCED_ACCESS, reason, harmless_args=tuple(harmless_args))
+
+
 _TUNING = "performance tuning; ngxws manages its own I/O"
 _STATIC = "static file serving is not implemented; such requests get 404"
 _REWRITE = "rewrite module is not implemented"
 _CACHE = "proxy caching is not implemented; every request goes to the upstream"
 _GZIP_SUB = "only matters when gzip is on (gzip itself is reported)"
 _HEADERS = "response header manipulation is not implemented"
-_LIMIT = "request/connection limiting is not implemented"
+_LIMIT = "rate limiting of responses is not implemented"
 _VARS = "defines variables ngxws does not evaluate"
 _NO_ACCESS_LOG = "ngxws writes no access log (ws_log and the error log are written)"
+_ONLY_WITH = "only acts with {} (which is refused unless allowed)"
+_SECURE_LINK = "secure links are not checked ($secure_link is empty)"
+_LUA = "Lua access handlers do not run"
 
 STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     # --- core / main context ------------------------------------------------
@@ -175,7 +187,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "user": _harmless("ngxws runs as the user that starts it"),
     "daemon": _harmless("ngxws runs in the foreground; use a service manager"),
     "master_process": _harmless("ngxws always runs a supervisor"),
-    "worker_rlimit_nofile": _harmless("raise the limit with ulimit / LimitNOFILE"),
+    "worker_rlimit_nofile": _honoured(unique=True),
     "worker_rlimit_core": _harmless(_TUNING),
     "worker_cpu_affinity": _harmless(_TUNING),
     "worker_priority": _harmless(_TUNING),
@@ -212,6 +224,10 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "deny": _honoured(),
     "auth_basic": _honoured(unique=True),
     "auth_basic_user_file": _honoured(unique=True),
+    "auth_request": _honoured(unique=True),
+    "auth_request_set": _honoured(),
+    "satisfy": _honoured(unique=True),
+    "internal": _honoured(unique=True),
     "default_type": _honoured(unique=True),
     "client_max_body_size": _honoured(unique=True),
     "client_header_timeout": _honoured(unique=True),
@@ -222,17 +238,29 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "ssl_protocols": _honoured(),  # bitmask slot: repeated ones are ORed
     "ssl_ciphers": _honoured(unique=True),
     "ssl": _honoured(unique=True),  # obsolete "ssl on;" (nginx < 1.25), with nginx's warning
-    "send_timeout": _honoured(unique=True),  # a websocket tunnel's blocked write to the client
+    # client certificates, per server under SNI (ngxws.client_certs)
+    "ssl_verify_client": _honoured(unique=True),
+    "ssl_verify_depth": _honoured(unique=True),
+    "ssl_client_certificate": _honoured(unique=True),
+    "ssl_trusted_certificate": _honoured(unique=True),
+    "ssl_crl": _honoured(unique=True),
+    "ssl_reject_handshake": _honoured(unique=True),  # refused in the SNI step (ngxws.tls)
+    "send_timeout": _honoured(unique=True),  # a blocked write to the client (tunnel or response)
+    "client_body_timeout": _honoured(unique=True),
+    "client_body_buffer_size": _honoured(unique=True),
+    "client_body_temp_path": _honoured(unique=True),
     "http2": _honoured(unique=True),
     "proxy_pass": _honoured(unique=True),
     "proxy_set_header": _honoured(),
     "proxy_http_version": _honoured(unique=True),
     "proxy_pass_request_headers": _honoured(unique=True),
+    "proxy_pass_request_body": _honoured(unique=True),
     "proxy_connect_timeout": _honoured(unique=True),
     "proxy_read_timeout": _honoured(unique=True),
     "proxy_send_timeout": _honoured(unique=True),
     "proxy_next_upstream": _honoured(),
     "proxy_buffering": _honoured(unique=True),
+    "proxy_request_buffering": _honoured(unique=True),
     "proxy_ssl_server_name": _honoured(unique=True),
     "proxy_ssl_name": _honoured(unique=True),
     "proxy_ssl_verify": _honoured(unique=True),
@@ -277,12 +305,9 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "server_tokens": _harmless("ngxws sends no version in its own responses"),
     "resolver": _harmless("ngxws uses the system resolver"),
     "resolver_timeout": _harmless("ngxws uses the system resolver"),
-    "client_body_buffer_size": _harmless(_TUNING),
     "client_header_buffer_size": _harmless(_TUNING),
-    "client_body_temp_path": _harmless(_TUNING),
     "client_body_in_file_only": _harmless(_TUNING),
     "client_body_in_single_buffer": _harmless(_TUNING),
-    "client_body_timeout": _harmless("request bodies are streamed to the upstream"),
     "reset_timedout_connection": _harmless(_TUNING),
     "lingering_close": _harmless(_TUNING),
     "lingering_time": _harmless(_TUNING),
@@ -296,19 +321,23 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "if_modified_since": _harmless(_STATIC),
     "max_ranges": _harmless(_STATIC),
     "disable_symlinks": _harmless(_STATIC),
-    "limit_req_zone": _harmless("zones only act where limit_req uses them"),
-    "limit_conn_zone": _harmless("zones only act where limit_conn uses them"),
-    "limit_req_status": _harmless(_LIMIT),
-    "limit_conn_status": _harmless(_LIMIT),
-    "limit_req_log_level": _harmless(_LIMIT),
-    "limit_conn_log_level": _harmless(_LIMIT),
+    # ngx_http_limit_req_module / ngx_http_limit_conn_module (ngxws/limits/)
+    "limit_req_zone": _honoured(),
+    "limit_conn_zone": _honoured(),
+    "limit_req": _honoured(),
+    "limit_conn": _honoured(),
+    "limit_req_status": _honoured(unique=True),
+    "limit_conn_status": _honoured(unique=True),
+    "limit_req_log_level": _honoured(unique=True),
+    "limit_conn_log_level": _honoured(unique=True),
+    "limit_req_dry_run": _honoured(unique=True),
+    "limit_conn_dry_run": _honoured(unique=True),
     "proxy_buffer_size": _harmless(_TUNING),
     "proxy_buffers": _harmless(_TUNING),
     "proxy_busy_buffers_size": _harmless(_TUNING),
     "proxy_temp_path": _harmless(_TUNING),
     "proxy_max_temp_file_size": _harmless(_TUNING),
     "proxy_temp_file_write_size": _harmless(_TUNING),
-    "proxy_request_buffering": _harmless("ngxws streams request bodies"),
     "proxy_socket_keepalive": _harmless(_TUNING),
     "proxy_ssl_session_reuse": _harmless(_TUNING),
     "proxy_ignore_client_abort": _harmless(_TUNING),
@@ -352,7 +381,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "autoindex_format": _harmless(_STATIC),
     "autoindex_localtime": _harmless(_STATIC),
     "index": _changes(_STATIC),
-    "recursive_error_pages": _harmless("error_page is reported separately"),
+    "recursive_error_pages": _changes("error_page applies once per request", ("off",)),
     "absolute_redirect": _changes("redirects ngxws generates are always absolute"),
     "port_in_redirect": _changes("redirects ngxws generates always carry the port"),
     "server_name_in_redirect": _changes("redirects ngxws generates use the Host header"),
@@ -380,7 +409,6 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_cookie_flags": _changes("cookies are not rewritten", ("off",)),
     "proxy_set_body": _changes("request bodies are passed unchanged"),
     "proxy_method": _changes("the request method is passed unchanged"),
-    "proxy_pass_request_body": _changes("request bodies are always passed", ("on",)),
     "proxy_intercept_errors": _changes("upstream errors are passed through", ("off",)),
     "proxy_bind": _changes("upstream connections use the default source address", ("off",)),
     "proxy_next_upstream_tries": _changes("retries are bounded by the peer count only"),
@@ -400,17 +428,12 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_cache_revalidate": _changes(_CACHE),
     "proxy_cache_background_update": _changes(_CACHE),
     "proxy_cache_convert_head": _changes(_CACHE),
-    "proxy_ssl_crl": _changes("upstream certificate revocation is not checked"),
+    "proxy_ssl_crl": _unenforced("upstream certificate revocation is not checked"),
     "proxy_ssl_password_file": _changes("encrypted client keys are not supported"),
     "proxy_ssl_conf_command": _changes("OpenSSL commands are not applied"),
-    "limit_req": _changes(_LIMIT),
-    "limit_conn": _changes(_LIMIT),
     "limit_rate": _changes(_LIMIT, ("0",)),
     "limit_rate_after": _changes(_LIMIT),
-    "limit_except": _changes("method restrictions are not implemented; its block is skipped"),
-    "satisfy": _changes("allow/deny and auth_basic must both pass", ("all",)),
-    "auth_request": _changes("subrequest authentication is not implemented", ("off",)),
-    "auth_request_set": _changes("subrequest authentication is not implemented"),
+    "limit_except": _unenforced("method restrictions (the access rules in its block) are not enforced"),
     "sub_filter": _changes("response bodies are passed unchanged"),
     "sub_filter_once": _changes("response bodies are passed unchanged"),
     "sub_filter_types": _changes("response bodies are passed unchanged"),
@@ -421,30 +444,26 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "ssi": _changes("SSI is not implemented", ("off",)),
     "mirror": _changes("requests are not mirrored", ("off",)),
     "error_page": _honoured(),
-    "internal": _changes("internal locations are reachable from outside"),
     "root": _changes(_STATIC),
     "alias": _changes(_STATIC),
     "try_files": _changes(_STATIC),
     "autoindex": _changes(_STATIC, ("off",)),
     "stub_status": _changes("the nginx status page is not served (ws_stat is)"),
-    "real_ip_header": _changes("$remote_addr is the peer address"),
-    "set_real_ip_from": _changes("$remote_addr is the peer address"),
-    "real_ip_recursive": _changes("$remote_addr is the peer address"),
-    "underscores_in_headers": _changes("header names with underscores are passed", ("off",)),
-    "ignore_invalid_headers": _changes("invalid header names are passed", ("off",)),
+    "set_real_ip_from": _honoured(),
+    "real_ip_header": _honoured(unique=True),
+    "real_ip_recursive": _honoured(unique=True),
+    "underscores_in_headers": _changes("header names with underscores are dropped", ("off",)),
+    "ignore_invalid_headers": _changes("invalid header names are dropped", ("on",)),
     "chunked_transfer_encoding": _changes(
         "chunked encoding is used as the upstream sends it", ("on",)
     ),
-    "geo": _changes(_VARS),
+    "geo": _unenforced("variables from the client address are not evaluated (they are empty)"),
     "split_clients": _changes(_VARS),
-    "ssl_client_certificate": _changes("client certificates are not verified"),
-    "ssl_verify_client": _changes("client certificates are not verified", ("off",)),
-    "ssl_verify_depth": _changes("client certificates are not verified"),
-    "ssl_trusted_certificate": _changes("client certificates are not verified"),
-    "ssl_crl": _changes("client certificates are not verified"),
     "ssl_password_file": _changes("encrypted certificate keys are not supported"),
-    "ssl_reject_handshake": _changes("unknown SNI names get the default certificate", ("off",)),
-    "stream": _changes("the stream (TCP/UDP) module is not implemented; its block is skipped"),
+    "stream": _changes(
+        "NOT served: the stream module (TCP/UDP proxying, TLS passthrough, ssl_preread) "
+        "is not implemented; the http part runs without it"
+    ),
     "mail": _changes("the mail proxy is not implemented; its block is skipped"),
     "fastcgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
     "uwsgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
@@ -453,6 +472,40 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "memcached_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
     "random": _changes("balancing falls back to round robin"),
     "sticky": _changes("balancing falls back to round robin"),
+    # --- access control ngxws does not enforce: refused unless allowed ------
+    "secure_link": _unenforced(_SECURE_LINK),
+    "secure_link_md5": _unenforced(_SECURE_LINK),
+    "secure_link_secret": _unenforced(_SECURE_LINK),
+    "ssl_ocsp": _unenforced("client certificates are not checked with OCSP", ("off",)),
+    "ssl_ocsp_cache": _harmless(_ONLY_WITH.format("ssl_ocsp")),
+    "ssl_ocsp_responder": _harmless(_ONLY_WITH.format("ssl_ocsp")),
+    # nginx plus (crossplane knows these)
+    "auth_jwt": _unenforced("JSON Web Tokens are not validated", ("off",)),
+    "auth_jwt_require": _unenforced("JSON Web Token claims are not checked"),
+    "auth_jwt_key_file": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_key_request": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_key_cache": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_leeway": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_type": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_claim_set": _harmless(_ONLY_WITH.format("auth_jwt")),
+    "auth_jwt_header_set": _harmless(_ONLY_WITH.format("auth_jwt")),
+}
+
+# Third-party modules' access handlers (nginx without the module would say
+# "unknown directive"; a config written for OpenResty or with such a module
+# built in must not start unprotected either).
+THIRD_PARTY_ACCESS: Mapping[str, StockRule] = {
+    "access_by_lua": _unenforced(_LUA),
+    "access_by_lua_block": _unenforced(_LUA),
+    "access_by_lua_file": _unenforced(_LUA),
+    "access_by_lua_no_postpone": _harmless(_ONLY_WITH.format("access_by_lua*")),
+    "auth_digest": _unenforced("HTTP digest authentication is not implemented", ("off",)),
+    "auth_digest_user_file": _harmless(_ONLY_WITH.format("auth_digest")),
+    "auth_pam": _unenforced("PAM authentication is not implemented", ("off",)),
+    "auth_ldap": _unenforced("LDAP authentication is not implemented", ("off",)),
+    "auth_gss": _unenforced("Kerberos (GSSAPI) authentication is not implemented", ("off",)),
+    "auth_jwt_enabled": _unenforced("JSON Web Tokens are not validated", ("off",)),
+    "modsecurity": _unenforced("the ModSecurity firewall does not run", ("off",)),
 }
 
 # Directives ngxws reads and checks like nginx but does not act on: reported
@@ -479,7 +532,7 @@ UNLISTED_RULE = StockRule(_CH, "not implemented by ngxws")
 
 def stock_rule(name: str, known_to_nginx: bool) -> StockRule:
     """The rule for ``name``; unlisted names default to changes-behaviour."""
-    rule = STOCK_DIRECTIVES.get(name)
+    rule = STOCK_DIRECTIVES.get(name) or THIRD_PARTY_ACCESS.get(name)
     if rule is not None:
         return rule
     return UNLISTED_RULE if known_to_nginx else UNKNOWN_RULE

@@ -41,6 +41,7 @@ from crossplane.analyzer import enter_block_ctx
 from crossplane.errors import NgxParserBaseException, NgxParserSyntaxError
 from crossplane.lexer import lex
 
+from ngxws.client_certs import VERIFY_CLIENT
 from ngxws.config.directives import (
     CHECKED_NOT_ACTED_ON,
     DATA_BLOCKS,
@@ -53,6 +54,20 @@ from ngxws.config.directives import (
     context_name,
     stock_rule,
 )
+from ngxws.config.enforcement import sets_tested_by_returns
+from ngxws.config.limits import LOG_LEVELS as _LIMIT_LOG_LEVELS
+from ngxws.config.limits import (
+    LimitConfigError,
+    LimitConn,
+    LimitReq,
+    Limits,
+    LimitZone,
+    parse_limit_conn,
+    parse_limit_req,
+    parse_status,
+    parse_zone,
+)
+from ngxws.config.listen_params import not_served_listen, parse_listen_params, socket_settings
 from ngxws.config.model import (
     DEFAULT_TYPES,
     Access,
@@ -66,6 +81,7 @@ from ngxws.config.model import (
     Map,
     ProxyPass,
     ProxySettings,
+    RealIP,
     Return,
     Server,
     Source,
@@ -75,6 +91,9 @@ from ngxws.config.model import (
     WsSettings,
 )
 from ngxws.config.units import TimeSlot, parse_flag, parse_size, parse_time
+from ngxws.config.wiretext import wire
+from ngxws.http.realip import trusted_source
+from ngxws.sinks.wslog import compile_template, module_reading
 
 __all__ = ["ConfigError", "load_config"]
 
@@ -86,18 +105,23 @@ class ConfigError(Exception):
     position (``no "events" section in configuration``).
     """
 
-    def __init__(self, message: str, file: str | None = None, line: int | None = None) -> None:
+    def __init__(
+        self, message: str, file: str | None = None, line: int | None = None, hint: str = ""
+    ) -> None:
         super().__init__(message, file, line)
         self.message = message
         self.file = file
         self.line = line
+        self.hint = hint  # ngxws's own advice after the position ("; --allow-unenforced X ...")
 
     def __str__(self) -> str:
         if self.file is None:
-            return self.message
-        if self.line is None:
-            return f"{self.message} in {self.file}"
-        return f"{self.message} in {self.file}:{self.line}"
+            text = self.message
+        elif self.line is None:
+            text = f"{self.message} in {self.file}"
+        else:
+            text = f"{self.message} in {self.file}:{self.line}"
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 class _ReadingError(ConfigError):
@@ -111,9 +135,16 @@ class _ReadingError(ConfigError):
         self.rank = rank
 
 
-def load_config(path: str, prefix: str | None = None) -> Config:
+def load_config(
+    path: str, prefix: str | None = None, allow_unenforced: Iterable[str] | None = ()
+) -> Config:
     """Read ``path`` (and its includes) into a ``Config``; raise ``ConfigError``
     with nginx's message for anything ``nginx -t`` would refuse.
+
+    Then, ngxws's own refusal: the first directive that restricts access in
+    nginx but that ngxws does not enforce (``Handling.UNENFORCED_ACCESS``)
+    and that ``allow_unenforced`` does not name.  None skips that check
+    (``ngxws -s`` only reads the pid path).
 
     ``prefix`` is ``-p``: relative ``pid``, ``error_log`` and ``ws_log``
     paths resolve against it; when it is None, against the conf file's
@@ -163,7 +194,23 @@ def load_config(path: str, prefix: str | None = None) -> Config:
         raise
     if first_parse_error is not None:
         raise _plain(first_parse_error)
-    return _Builder(reader).build()
+    config = _Builder(reader).build()
+    guarded = sets_tested_by_returns(config, reader.set_variables)
+    if guarded:
+        unenforced = sorted([*config.unenforced, *guarded], key=lambda i: reader.order(i.source))
+        config = replace(config, unenforced=tuple(unenforced))
+    if allow_unenforced is None:
+        return config
+    allowed = frozenset(allow_unenforced)
+    for item in config.unenforced:
+        if item.name not in allowed:
+            raise ConfigError(
+                f'"{item.name}" is access control ngxws does not enforce ({item.reason})',
+                item.source.file,
+                item.source.line,
+                hint=f"--allow-unenforced {item.name} to run anyway",
+            )
+    return replace(config, allow_unenforced=allowed)
 
 
 def _plain(exc: ConfigError) -> ConfigError:
@@ -458,10 +505,35 @@ class _Core:
     ssl_on: bool = False
     ssl_on_source: Source | None = None
     send_timeout: float = 60.0
+    client_body_timeout: float = 60.0
+    client_body_buffer_size: int = 16 * 1024
+    client_body_temp_path: str | None = None
     http2: bool = False
+    ssl_verify_client: str = "off"
+    ssl_verify_depth: int = 1
+    ssl_client_certificate: str | None = None
+    ssl_trusted_certificate: str | None = None
+    ssl_crl: str | None = None
+    ssl_reject_handshake: bool = False
     auth_basic: str | None = None
     auth_basic_user_file: str | None = None
+    auth_request: str | None = None
+    satisfy_any: bool = False
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
+    # limit_req / limit_conn (config/limits.py): a level stores its whole
+    # array, so replace() is nginx's merge (arrays by a level that sets any)
+    limit_req: tuple[LimitReq, ...] = ()
+    limit_conn: tuple[LimitConn, ...] = ()
+    limit_req_status: int = 503
+    limit_conn_status: int = 503
+    limit_req_log_level: str = "error"
+    limit_conn_log_level: str = "error"
+    limit_req_dry_run: bool = False
+    limit_conn_dry_run: bool = False
+    # realip: set_real_ip_from is an array (a level with its own replaces all)
+    real_ip_from: tuple[str, ...] = ()
+    real_ip_header: str = "X-Real-IP"
+    real_ip_recursive: bool = False
 
 
 @dataclass(kw_only=True)
@@ -485,6 +557,7 @@ class _Level:
     certificate_keys: list[str] = field(default_factory=list)
     error_pages: list[ErrorPage] = field(default_factory=list)
     ifs: list[IfReturn] = field(default_factory=list)
+    auth_request_set: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -514,6 +587,7 @@ class _LocationBlock(_Level):
     ws_stat: bool = False
     return_: Return | None = None
     locations: list[_LocationBlock] = field(default_factory=list)
+    internal: bool = False
 
     @property
     def name(self) -> str:
@@ -540,6 +614,7 @@ class _MainBlock:
     events: bool = False
     worker_processes: int = 1
     worker_connections: int = 512
+    worker_rlimit_nofile: int | None = None
     pid: str | None = None
     error_log: str | None = None
     error_log_level: str = "error"
@@ -580,11 +655,18 @@ _PROXY_TIMEOUTS = {
 }
 _PROXY_FLAGS = {
     "proxy_pass_request_headers": "pass_request_headers",
+    "proxy_pass_request_body": "pass_request_body",
     "proxy_buffering": "buffering",
+    "proxy_request_buffering": "request_buffering",
     "proxy_ssl_server_name": "ssl_server_name",
     "proxy_ssl_verify": "ssl_verify",
 }
 
+
+_CLIENT_CERT_DIRECTIVES = (
+    "ssl_verify_client", "ssl_verify_depth", "ssl_client_certificate",
+    "ssl_trusted_certificate", "ssl_crl", "ssl_reject_handshake",
+)  # fmt: skip
 
 # Directives _Reader._level_directive() sets on http/server/location levels
 # (the other HONOURED ones have a handler of their own in _Reader.handlers).
@@ -597,9 +679,25 @@ _LEVEL_DIRECTIVES = frozenset(
         "default_type", "keepalive_timeout", "client_header_timeout",
         "large_client_header_buffers", "ssl_certificate", "ssl_certificate_key",
         "ssl_protocols", "ssl_ciphers", "http2", "ssl", "send_timeout",
+        *_CLIENT_CERT_DIRECTIVES, *_PROXY_TIMEOUTS, *_PROXY_FLAGS,
+        "auth_request", "auth_request_set", "satisfy",
+        "client_body_timeout", "client_body_buffer_size", "client_body_temp_path",
+        "set_real_ip_from", "real_ip_header", "real_ip_recursive",
         *_PROXY_TIMEOUTS, *_PROXY_FLAGS,
     }
 )  # fmt: skip
+
+
+_LIMIT_DIRECTIVES = (
+    "limit_req_zone", "limit_conn_zone", "limit_req", "limit_conn",
+    "limit_req_status", "limit_conn_status", "limit_req_log_level", "limit_conn_log_level",
+    "limit_req_dry_run", "limit_conn_dry_run",
+)  # fmt: skip
+
+
+def _limits(core: _Core) -> Limits:
+    """The limits in force at a level, from its merged settings."""
+    return Limits(**{name[6:]: getattr(core, name) for name in _LIMIT_DIRECTIVES[2:]})
 
 
 def _invalid_value(node: _Node) -> _ReadingError:
@@ -614,6 +712,16 @@ def _digits(text: str) -> int | None:
     return None
 
 
+def _unknown_variable_notice(written: str) -> str:
+    """``ngxws check``'s line for an unknown variable in a ws_log_format."""
+    text = f'unknown variable "{written}" in ws_log_format: written as literal text'
+    known = module_reading(written)
+    if known is None:
+        return text + ", as the module does"
+    rest = written[1 + len(known) :]
+    return f'{text} (the module printed ${known} then "{rest}"; for that write ${{{known}}}{rest})'
+
+
 class _Reader:
     """Step 3: one pass over the nodes in reading order (see module docstring)."""
 
@@ -623,7 +731,13 @@ class _Reader:
         self.prefix = prefix
         self.main = _MainBlock()
         self.ignored: list[Ignored] = []
+        self.unenforced: list[Ignored] = []
+        # every "set $name" (also in skipped blocks), for enforcement.py, and
+        # the reading position of each directive's place
+        self.set_variables: list[tuple[str, Source]] = []
+        self._positions: dict[tuple[str, int], int] = {}
         self.warnings: list[str] = []
+        self.notices: list[tuple[str, Source]] = []
         self.maps: list[Map] = []
         self.honoured: list[tuple[str, Source]] = []
         # (address key, server, listen) in reading order, for the listen checks
@@ -637,6 +751,7 @@ class _Reader:
             "http": self._http,
             "worker_processes": self._worker_processes,
             "worker_connections": self._worker_connections,
+            "worker_rlimit_nofile": self._worker_rlimit_nofile,
             "pid": self._pid,
             "error_log": self._error_log,
             "server": self._server,
@@ -653,8 +768,12 @@ class _Reader:
             "proxy_pass": self._proxy_pass,
             "error_page": self._error_page,
             "types": self._types,
+            "internal": self._internal,
             "include": lambda node, owner: None,  # already inlined by _Tree
+            **dict.fromkeys(_LIMIT_DIRECTIVES, self._limit),
         }
+        # limit_*_zone names: the zone, or None while only limit_req/limit_conn named it
+        self.limit_zones: dict[str, tuple[str, LimitZone | None]] = {}
 
     # -- walking ------------------------------------------------------------
 
@@ -667,6 +786,9 @@ class _Reader:
 
     def _directive(self, node: _Node, owner: _Owner) -> None:
         name = node.name
+        self._positions.setdefault((node.source.file, node.source.line), len(self._positions))
+        if name == "set" and node.args:
+            self.set_variables.append((node.args[0].lstrip("$"), node.source))
         if name in (";", "{"):
             raise node.error(f'unexpected "{name}"')
         if name.startswith("ws_"):
@@ -699,9 +821,18 @@ class _Reader:
                     node, StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, "not supported here")
                 )
             return
+        if name == "if" and _refuses(node):
+            # a skipped if whose return would refuse (403, 401, 444...) must not fail open
+            rule = StockRule(
+                Handling.UNENFORCED_ACCESS, "this if block is skipped: its refusing return does not run"
+            )
         self._ignore(node, rule)
         if node.block is not None and name in _CROSSPLANE_DIRECTIVES and name not in DATA_BLOCKS:
             self._check_skipped(node.block)
+
+    def order(self, source: Source) -> int:
+        """Reading position of the directive at ``source`` (for sorting reports)."""
+        return self._positions.get((source.file, source.line), len(self._positions))
 
     def _ignore(self, node: _Node, rule: StockRule, name: str | None = None) -> None:
         args = tuple(a.lower() for a in node.args)
@@ -710,7 +841,11 @@ class _Reader:
         if not harmless and args in rule.harmless_args:
             harmless = True
             reason = f'"{" ".join(node.args)}": what ngxws does anyway'
-        self.ignored.append(Ignored(name or node.name, node.source, harmless, reason))
+        item = Ignored(name or node.name, node.source, harmless, reason)
+        if rule.handling is Handling.UNENFORCED_ACCESS and not harmless:
+            self.unenforced.append(item)
+        else:
+            self.ignored.append(item)
 
     def _check_skipped(self, nodes: Iterable[_Node]) -> None:
         """Inside a block ngxws skips (``if``, ``limit_except``, ``stream``...),
@@ -719,9 +854,14 @@ class _Reader:
         for node in nodes:
             if node.name in (";", "{"):
                 raise node.error(f'unexpected "{node.name}"')
+            self._positions.setdefault((node.source.file, node.source.line), len(self._positions))
+            if node.name == "set" and node.args:
+                self.set_variables.append((node.args[0].lstrip("$"), node.source))
             if node.name.startswith("ws_"):
                 self._ws_rule(node)
-            if node.name == "proxy_pass" and node.args:
+            if node.ctx[:1] == ("stream",) and node.name == "listen" and node.args:
+                self.ignored.append(not_served_listen(node.args, node.source))
+            if node.name == "proxy_pass" and node.args and node.ctx[:1] == ("http",):
                 # ngx_http_proxy_pass() still runs inside if/limit_except
                 proxy_pass = _parse_proxy_pass(node, node.args[0])
                 if not proxy_pass.has_variables and proxy_pass.uri is not None:
@@ -781,6 +921,8 @@ class _Reader:
         elif name == "ws_log_enabled":
             owner.ws_log_enabled = parse_flag(args[0])
         elif name == "ws_log_format":
+            for unknown in compile_template(args[-1]).unknown_variables:
+                self.notices.append((_unknown_variable_notice(unknown), node.source))
             if len(args) == 1:
                 owner.ws_templates["frame"] = args[0]
             elif args[0] in WS_LOG_FORMAT_KEYWORDS:
@@ -834,6 +976,12 @@ class _Reader:
         if value is None:
             raise node.error(f'invalid number "{node.args[0]}"')
         self.main.worker_connections = value
+
+    def _worker_rlimit_nofile(self, node: _Node, owner: _Owner) -> None:
+        value = _digits(node.args[0])  # nginx's ngx_conf_set_num_slot, and its words
+        if value is None:
+            raise node.error('"worker_rlimit_nofile" directive invalid number')
+        self.main.worker_rlimit_nofile = value
 
     def _pid(self, node: _Node, owner: _Owner) -> None:
         self.main.pid = self._prefix_path(node.args[0])
@@ -982,10 +1130,10 @@ class _Reader:
             elif key == "default":
                 if default is not None:
                     raise entry.error("duplicate default map parameter")
-                default = rest[0]
+                default = wire(rest[0])
             else:
                 # nginx: "\" escapes a key that would read as a keyword
-                entries.append((key[1:] if key.startswith("\\") else key, rest[0]))
+                entries.append((wire(key[1:] if key.startswith("\\") else key), wire(rest[0])))
         self.maps.append(
             Map(
                 expression=expression,
@@ -1019,60 +1167,28 @@ class _Reader:
     def _parse_listen(self, node: _Node) -> tuple[Listen, bool]:
         address = node.args[0]
         host, port, unix = _split_listen_address(node, address)
-        default_server = ssl = http2 = has_options = False
-        ipv6only = True
-        for param in node.args[1:]:
-            key, eq, value = param.partition("=")
-            if param in ("default_server", "default"):
-                default_server = True
-            elif param == "ssl":
-                ssl = True
-            elif param == "http2":
-                http2 = True
-            elif param in ("proxy_protocol", "quic"):
-                reason = (
-                    "the PROXY protocol header is not read"
-                    if param == "proxy_protocol"
-                    else "HTTP/3 is not implemented"
-                )
-                self._ignore(
-                    node,
-                    StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, reason),
-                    name=f"listen ... {param}",
-                )
-            elif param in ("bind", "deferred", "reuseport") and not eq:
-                has_options = True
-            elif key in ("backlog", "rcvbuf", "sndbuf", "fastopen", "setfib") and eq:
-                valid = _digits(value) is not None
-                if key in ("rcvbuf", "sndbuf"):
-                    try:
-                        parse_size(value)
-                    except ValueError:
-                        valid = False
-                if not valid:
-                    raise node.error(f'invalid {key} "{value}"')
-                has_options = True
-            elif param.startswith("ipv6only=o"):
-                # ngx_http_core_listen() matches the prefix "ipv6only=o"
-                if value not in ("on", "off"):
-                    raise node.error(f'invalid ipv6only flags "{value}"')
-                ipv6only = value == "on"
-                has_options = True
-            elif key in ("so_keepalive", "accept_filter") and eq and value:
-                has_options = True
-            else:
-                raise node.error(f'invalid parameter "{param}"')
+        try:
+            params = parse_listen_params(node.args[1:])
+        except ValueError as exc:
+            raise node.error(str(exc)) from None
+        if params.quic:
+            rule = StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, "HTTP/3 is not implemented")
+            self._ignore(node, rule, name="listen ... quic")
+        for param, reason in params.harmless:
+            self._ignore(node, StockRule(Handling.IGNORED_HARMLESS, reason), name=f"listen ... {param}")
         listen = Listen(
             host=host,
             port=port,
             unix=unix,
-            default_server=default_server,
-            ssl=ssl,
-            http2=http2,
+            default_server=params.default_server,
+            ssl=params.ssl,
+            http2=params.http2,
             source=node.source,
-            ipv6only=ipv6only,
+            ipv6only=params.ipv6only,
+            options=params.options,
+            proxy_protocol=params.proxy_protocol,
         )
-        return listen, has_options
+        return listen, params.has_options
 
     def _server_name(self, node: _Node, owner: _Owner) -> None:
         assert isinstance(owner, _ServerBlock)
@@ -1086,12 +1202,12 @@ class _Reader:
         assert isinstance(owner, (_ServerBlock, _LocationBlock))
         first = node.args[0]
         if len(node.args) == 1 and first.startswith(("http://", "https://", "$scheme")):
-            ret = Return(code=302, text=first)
+            ret = Return(code=302, text=wire(first))
         else:
             code = _digits(first)
             if code is None or code > 999:
                 raise node.error(f'invalid return code "{first}"')
-            ret = Return(code=code, text=node.args[1] if len(node.args) > 1 else None)
+            ret = Return(code=code, text=wire(node.args[1]) if len(node.args) > 1 else None)
         if owner.return_ is None:  # the first return runs; later ones never do
             owner.return_ = ret
 
@@ -1108,6 +1224,10 @@ class _Reader:
         assert holder.return_ is not None
         owner.ifs.append(IfReturn(tuple(node.args), holder.return_, node.source))
         return True
+
+    def _internal(self, node: _Node, owner: _Owner) -> None:
+        if isinstance(owner, _LocationBlock):
+            owner.internal = True
 
     def _error_page(self, node: _Node, owner: _Owner) -> None:
         if not isinstance(owner, _Level):
@@ -1129,7 +1249,15 @@ class _Reader:
             codes.append(code)
         if not codes:
             raise node.error('invalid number of arguments in "error_page" directive')
-        owner.error_pages.append(ErrorPage(tuple(codes), target, response))
+        if not target.startswith(("/", "@")):  # a redirect URL: sent as written
+            target = wire(target)
+        # ngx_http_core_error_page(): without "=", nginx's own 400s (494-497) answer 400
+        own_400 = tuple(c for c in codes if c in (494, 495, 496, 497)) if response is None else ()
+        if own_400:
+            owner.error_pages.append(ErrorPage(own_400, target, 400))
+            codes = [c for c in codes if c not in own_400]
+        if codes:
+            owner.error_pages.append(ErrorPage(tuple(codes), target, response))
 
     def _types(self, node: _Node, owner: _Owner) -> None:
         if not isinstance(owner, _Level):
@@ -1193,12 +1321,73 @@ class _Reader:
             return {}
         return {u.name.lower(): u.name for u in http.upstreams}
 
+    # -- limit_req / limit_conn (parsing in config/limits.py) -----------------------
+
+    def _limit(self, node: _Node, owner: _Owner) -> None:
+        name, args = node.name, node.args
+        try:
+            if name in ("limit_req_zone", "limit_conn_zone"):
+                if name == "limit_req_zone" and len(args) != 3:  # NGX_CONF_TAKE3 (crossplane: TAKE34)
+                    raise node.error(f'invalid number of arguments in "{name}" directive')
+                zone = parse_zone(name, args)
+                self._shared_zone(node, zone.name, zone.kind, zone.size)
+                known = self.limit_zones[zone.name][1]
+                if known is not None:  # ngx_http_limit_req_zone(): shm_zone->data set
+                    raise node.error(f'{name} "{zone.name}" is already bound to key "{known.key}"')
+                self.limit_zones[zone.name] = (zone.kind, zone)
+                return
+            assert isinstance(owner, _Level)
+            value: object
+            if name == "limit_req":
+                req = parse_limit_req(args)
+                self._shared_zone(node, req.zone, "req", 0)
+                reqs: tuple[LimitReq, ...] = owner.core.get(name, ())
+                if any(r.zone == req.zone for r in reqs):
+                    raise node.error('"limit_req" directive is duplicate')
+                value = (*reqs, req)
+            elif name == "limit_conn":
+                self._shared_zone(node, args[0], "conn", 0)
+                conns: tuple[LimitConn, ...] = owner.core.get(name, ())
+                if any(c.zone == args[0] for c in conns):
+                    raise node.error('"limit_conn" directive is duplicate')
+                value = (*conns, parse_limit_conn(args))
+            elif name.endswith("_status"):
+                value = parse_status(name, args[0])
+            elif name.endswith("_log_level"):
+                if args[0] not in _LIMIT_LOG_LEVELS:
+                    raise node.error(f'invalid value "{args[0]}"')
+                value = args[0]
+            else:  # limit_*_dry_run: ngx_conf_set_flag_slot (crossplane takes any word)
+                if args[0].lower() not in ("on", "off"):
+                    raise node.error(
+                        f'invalid value "{args[0]}" in "{name}" directive, it must be "on" or "off"'
+                    )
+                value = parse_flag(args[0])
+        except LimitConfigError as exc:
+            raise node.error(str(exc)) from None
+        owner.core[name] = value
+
+    def _shared_zone(self, node: _Node, zone: str, kind: str, size: int) -> None:
+        """ngx_shared_memory_add(): one name, one use, one size."""
+        known = self.limit_zones.get(zone)
+        if known is None:
+            self.limit_zones[zone] = (kind, None)
+            return
+        if known[0] != kind:
+            raise node.error(f'the shared memory zone "{zone}" is already declared for a different use')
+        declared = known[1]
+        if size and declared is not None and size != declared.size:
+            raise node.error(
+                f'the size {size} of shared memory zone "{zone}" '
+                f"conflicts with already declared size {declared.size}"
+            )
+
     # -- directives that set a level's (inheritable) settings ----------------------
 
     def _level_directive(self, node: _Node, level: _Level) -> None:
         name, args = node.name, node.args
         if name == "proxy_set_header":
-            level.headers.append((args[0], args[1]))
+            level.headers.append((args[0], wire(args[1])))
         elif name in _PROXY_TIMEOUTS:
             level.proxy[_PROXY_TIMEOUTS[name]] = self._time(node, args[0], TimeSlot.MSEC)
         elif name in _PROXY_FLAGS:
@@ -1231,9 +1420,25 @@ class _Reader:
         elif name in ("allow", "deny"):
             level.rules.append((name, self._access_rule(node)))
         elif name == "auth_basic":
-            level.core["auth_basic"] = None if args[0] == "off" else args[0]
+            level.core["auth_basic"] = None if args[0] == "off" else wire(args[0])
         elif name == "auth_basic_user_file":
             level.core["auth_basic_user_file"] = self._conf_relative(args[0])
+        elif name == "auth_request":
+            level.core["auth_request"] = None if args[0] == "off" else args[0]
+        elif name == "auth_request_set":
+            if not args[0].startswith("$"):
+                raise node.error(f'invalid variable name "{args[0]}"')
+            level.auth_request_set.append((args[0][1:], args[1]))
+        elif name == "satisfy":
+            if args[0] not in ("all", "any"):
+                raise node.error(f'invalid value "{args[0]}"')
+            level.core["satisfy_any"] = args[0] == "any"
+        elif name == "set_real_ip_from":
+            level.core["real_ip_from"] = level.core.get("real_ip_from", ()) + self._real_ip_from(node)
+        elif name == "real_ip_header":
+            level.core["real_ip_header"] = args[0]
+        elif name == "real_ip_recursive":
+            level.core["real_ip_recursive"] = parse_flag(args[0])
         elif name == "client_max_body_size":
             level.core["client_max_body_size"] = self._size(node, args[0])
         elif name == "default_type":
@@ -1280,8 +1485,33 @@ class _Reader:
             )
         elif name == "send_timeout":
             level.core["send_timeout"] = self._time(node, args[0], TimeSlot.MSEC)
+        elif name in _CLIENT_CERT_DIRECTIVES:
+            level.core[name] = self._client_cert_value(node, name, args[0])
+        elif name == "client_body_timeout":
+            level.core["client_body_timeout"] = self._time(node, args[0], TimeSlot.MSEC)
+        elif name == "client_body_buffer_size":
+            level.core["client_body_buffer_size"] = self._size(node, args[0])
+        elif name == "client_body_temp_path":
+            # levels (args 1..3) only shape nginx's file names; ngxws's files have none
+            level.core["client_body_temp_path"] = self._prefix_path(args[0])
         else:  # a HONOURED name without a setter here: say so rather than drop it
             self._ignore(node, StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, "not supported here"))
+
+    def _client_cert_value(self, node: _Node, name: str, arg: str) -> object:
+        """ngx_http_ssl_module's slots: an enum, a number, a flag, or a file
+        (relative to the conf prefix, as ngx_conf_full_name(cycle, name, 1))."""
+        if name == "ssl_verify_client":
+            if arg.lower() not in VERIFY_CLIENT:
+                raise node.error(f'invalid value "{arg}"')
+            return arg.lower()
+        if name == "ssl_verify_depth":
+            depth = _digits(arg)
+            if depth is None:
+                raise _invalid_value(node)
+            return depth
+        if name == "ssl_reject_handshake":
+            return parse_flag(arg)
+        return self._conf_relative(arg)
 
     def _time(self, node: _Node, text: str, slot: TimeSlot) -> float:
         try:
@@ -1304,6 +1534,24 @@ class _Reader:
                 acc.append(value)
         return tuple(v for v in allowed if v in acc)
 
+    def _real_ip_from(self, node: _Node) -> tuple[str, ...]:
+        """ngx_http_realip_from(): ``unix:``, a CIDR (low bits warned about),
+        or a name resolved now into its addresses."""
+        value = node.args[0]
+        try:
+            cidr, low_bits = trusted_source(value)
+        except ValueError:
+            pass
+        else:
+            if low_bits:  # nginx masks the address and only warns
+                self.warnings.append(f"low address bits of {value} are meaningless in {node.source}")
+            return (cidr,)
+        try:
+            infos = socket.getaddrinfo(value, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise node.error(f'host not found in set_real_ip_from "{value}"') from None
+        return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+
     def _access_rule(self, node: _Node) -> str:
         value = node.args[0]
         if value in ("all", "unix:"):
@@ -1320,6 +1568,16 @@ class _Reader:
 
 
 _IF_OPERATORS = ("=", "!=", "~", "~*", "!~", "!~*")
+
+
+def _refuses(node: _Node) -> bool:
+    """Whether a block holds a ``return`` of an error code (4xx, 5xx, 444)."""
+    for n in node.block or ():
+        if n.name == "return" and n.args and n.args[0].isdigit() and int(n.args[0]) >= 400:
+            return True
+        if n.block and _refuses(n):
+            return True
+    return False
 
 
 def _if_condition_supported(args: Sequence[str]) -> bool:
@@ -1558,6 +1816,7 @@ class _Effective:
     headers: tuple[tuple[str, str], ...]
     rules: tuple[tuple[str, str], ...]
     error_pages: tuple[ErrorPage, ...] = ()
+    auth_request_set: tuple[tuple[str, str], ...] = ()
 
     def below(self, level: _Level) -> _Effective:
         # arrays (headers, allow/deny, error_page) are inherited only by a
@@ -1568,6 +1827,9 @@ class _Effective:
             headers=tuple(level.headers) if level.headers else self.headers,
             rules=tuple(level.rules) if level.rules else self.rules,
             error_pages=tuple(level.error_pages) if level.error_pages else self.error_pages,
+            auth_request_set=tuple(level.auth_request_set)
+            if level.auth_request_set
+            else self.auth_request_set,
         )
 
     def proxy_settings(self) -> ProxySettings:
@@ -1577,11 +1839,18 @@ class _Effective:
         defaults = tuple(h for h in _DEFAULT_PROXY_HEADERS if h[0].lower() not in names)
         return replace(self.proxy, set_headers=self.headers + defaults)
 
+    def realip(self) -> RealIP:
+        core = self.core
+        return RealIP(core.real_ip_from, core.real_ip_header, core.real_ip_recursive)
+
     def access(self) -> Access:
         return Access(
             rules=self.rules,
             auth_basic=self.core.auth_basic,
             auth_basic_user_file=self.core.auth_basic_user_file,
+            auth_request=self.core.auth_request,
+            auth_request_set=self.auth_request_set,
+            satisfy_any=self.core.satisfy_any,
         )
 
 
@@ -1617,6 +1886,10 @@ class _Builder:
         servers = self._normalise_listens(servers)
         if not self.main.events:
             raise ConfigError('no "events" section in configuration')
+        zones = self.reader.limit_zones
+        for name, (_kind, zone) in zones.items():
+            if zone is None:  # ngx_init_cycle(): named by limit_req/limit_conn, never declared
+                raise ConfigError(f'zero size shared memory zone "{name}"')
         return Config(
             path=self.reader.conf_path,
             prefix=self.reader.prefix,
@@ -1624,13 +1897,17 @@ class _Builder:
             upstreams=upstreams,
             worker_processes=self.main.worker_processes,
             worker_connections=self.main.worker_connections,
+            worker_rlimit_nofile=self.main.worker_rlimit_nofile,
             pid_path=self.main.pid,
             error_log=self.main.error_log,
             error_log_level=self.main.error_log_level,
             ignored=tuple(self.reader.ignored),
             maps=tuple(self.reader.maps),
             warnings=tuple(self.warnings),
+            notices=tuple(self.reader.notices),
             honoured=tuple(self.reader.honoured),
+            unenforced=tuple(self.reader.unenforced),
+            limit_zones=tuple(z for _kind, z in zones.values() if z is not None),
         )
 
     def _check_proxy_pass_hosts(self, servers: Sequence[_ServerBlock]) -> None:
@@ -1672,7 +1949,8 @@ class _Builder:
         nginx names the last certificate, as written."""
         certs, keys = core.ssl_certificates, core.ssl_certificate_keys
         last = core.ssl_certificates_written[-1] if certs else ""
-        if core.ssl_on:
+        # ngx_http_ssl_merge_srv_conf(): a server refusing handshakes needs no certificate
+        if core.ssl_on and (certs or not core.ssl_reject_handshake):
             where = core.ssl_on_source or Source("", 0)
             if not certs:
                 message = 'no "ssl_certificate" is defined for the "ssl" directive'
@@ -1701,6 +1979,9 @@ class _Builder:
                     raise ConfigError(
                         f'cannot load {what} "{path}": BIO_new_file() failed ({reason})'
                     )
+        if core.ssl_verify_client in ("on", "optional") and not core.ssl_client_certificate:
+            if core.ssl_on or certs or core.ssl_reject_handshake:
+                raise ConfigError("no ssl_client_certificate for ssl_verify_client")
 
     def _check_proxy_ssl_verify(self, servers: Sequence[Server]) -> None:
         """ngx_http_proxy_set_ssl(), for each location with a proxy_pass of its
@@ -1728,6 +2009,7 @@ class _Builder:
             ws=self._ws_settings(raw),
             proxy=eff.proxy_settings(),
             access=eff.access(),
+            realip=eff.realip(),
             ssl_certificate=core.ssl_certificates[0] if core.ssl_certificates else None,
             ssl_certificate_key=core.ssl_certificate_keys[0] if core.ssl_certificate_keys else None,
             ssl_protocols=core.ssl_protocols,
@@ -1743,7 +2025,17 @@ class _Builder:
             error_pages=eff.error_pages,
             types=core.types,
             send_timeout=core.send_timeout,
+            client_body_timeout=core.client_body_timeout,
+            client_body_buffer_size=core.client_body_buffer_size,
+            client_body_temp_path=core.client_body_temp_path,
             ssl_on=core.ssl_on,
+            ssl_verify_client=core.ssl_verify_client,
+            ssl_verify_depth=core.ssl_verify_depth,
+            ssl_client_certificate=core.ssl_client_certificate,
+            ssl_trusted_certificate=core.ssl_trusted_certificate,
+            ssl_crl=core.ssl_crl,
+            ssl_reject_handshake=core.ssl_reject_handshake,
+            limits=_limits(core),
         )
 
     def _ws_settings(self, raw: _ServerBlock) -> WsSettings:
@@ -1781,6 +2073,7 @@ class _Builder:
             return_=raw.return_,
             proxy=eff.proxy_settings(),
             access=eff.access(),
+            realip=eff.realip(),
             client_max_body_size=eff.core.client_max_body_size,
             locations=tuple(self._location(child, eff, upstreams) for child in raw.locations),
             source=raw.source,
@@ -1789,6 +2082,11 @@ class _Builder:
             error_pages=eff.error_pages,
             types=eff.core.types,
             send_timeout=eff.core.send_timeout,
+            internal=raw.internal,
+            limits=_limits(eff.core),
+            client_body_timeout=eff.core.client_body_timeout,
+            client_body_buffer_size=eff.core.client_body_buffer_size,
+            client_body_temp_path=eff.core.client_body_temp_path,
         )
 
     def _check_duplicate_locations(self, locations: Sequence[_LocationBlock]) -> None:
@@ -1827,11 +2125,18 @@ class _Builder:
                     defaults[listen.key] = server
         for key, default in defaults.items():
             ssl[key] = ssl[key] or default.ssl_on
+        sockets = socket_settings(servers, defaults)
         out = [
             replace(
                 server,
                 listens=tuple(
-                    replace(listen, ssl=ssl[listen.key], http2=http2[listen.key])
+                    replace(
+                        listen,
+                        ssl=ssl[listen.key],
+                        http2=http2[listen.key],
+                        proxy_protocol=sockets[listen.key][0],
+                        options=sockets[listen.key][1],
+                    )
                     for listen in server.listens
                 ),
             )
@@ -1845,12 +2150,20 @@ class _Builder:
             if not ssl[key]:
                 continue
             default = next((s for s, lst in entries if lst.default_server), entries[0][0])
-            if default.ssl_certificate is None and default.source is not None:
-                raise ConfigError(
-                    'no "ssl_certificate" is defined for the "listen ... ssl" directive',
-                    default.source.file,
-                    default.source.line,
-                )
+            if default.ssl_certificate is not None:
+                continue
+            # ngx_http_ssl_init(): a default server without a certificate must
+            # refuse handshakes, and then so must every server without one
+            lacking = [default] if not default.ssl_reject_handshake else [
+                s for s, _ in entries if s.ssl_certificate is None and not s.ssl_reject_handshake
+            ]
+            for server in lacking:
+                if server.source is not None:
+                    raise ConfigError(
+                        'no "ssl_certificate" is defined for the "listen ... ssl" directive',
+                        server.source.file,
+                        server.source.line,
+                    )
         for entries in by_key.values():
             owner: dict[str, Server] = {}
             for server, listen in entries:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ngxws.config.limits import Limits, LimitZone
+
 
 @dataclass(frozen=True)
 class Source:
@@ -25,6 +27,31 @@ class Source:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class SocketOptions:
+    """The ``listen`` parameters that are socket options (one listen per
+    address may carry them, as nginx's "duplicate listen options" rule).
+
+    ``keepalive``: ``so_keepalive=on`` (True), ``off`` (False), unset (None);
+    ``keepidle``/``keepintvl`` (seconds) and ``keepcnt`` from
+    ``so_keepalive=idle:intvl:cnt`` (0: the system's).  ``deferred``: the
+    ``TCP_DEFER_ACCEPT`` seconds (nginx uses the default server's
+    ``client_header_timeout``), 0 when off.
+    """
+
+    backlog: int = 511
+    rcvbuf: int | None = None
+    sndbuf: int | None = None
+    keepalive: bool | None = None
+    keepidle: int = 0
+    keepintvl: int = 0
+    keepcnt: int = 0
+    fastopen: int | None = None
+    deferred: int = 0
+    reuseport: bool = False
+    bind: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +74,8 @@ class Listen:
     http2: bool = False
     source: Source | None = None
     ipv6only: bool = True
+    options: SocketOptions = field(default_factory=SocketOptions)
+    proxy_protocol: bool = False  # read a PROXY protocol preface first (ORed per address)
 
     @property
     def key(self) -> tuple[str, int, str | None]:
@@ -121,6 +150,7 @@ class ProxySettings:
     )
     http_version: str = "1.0"
     pass_request_headers: bool = True
+    pass_request_body: bool = True
     connect_timeout: float = 60.0
     read_timeout: float = 60.0
     send_timeout: float = 60.0
@@ -129,6 +159,7 @@ class ProxySettings:
     ssl_verify: bool = False
     ssl_trusted_certificate: str | None = None
     buffering: bool = True
+    request_buffering: bool = True  # proxy_request_buffering: read the whole body first
     # proxy_ssl_name (None: the proxy_pass host), proxy_ssl_verify_depth,
     # proxy_ssl_protocols, proxy_ssl_ciphers, proxy_ssl_certificate(_key);
     # paths are resolved against the conf file's directory.
@@ -248,11 +279,34 @@ DEFAULT_TYPES: tuple[tuple[str, str], ...] = (
 @dataclass(frozen=True)
 class Access:
     """``allow``/``deny`` rules in config order: (``"allow"|"deny"``, CIDR or ``"all"``),
-    plus ``auth_basic`` (realm, or None when off) and its user file."""
+    plus ``auth_basic`` (realm, or None when off) and its user file,
+    ``auth_request`` (the subrequest URI, or None when off) with its
+    ``auth_request_set`` pairs (variable name without ``$``, value template),
+    and ``satisfy any`` (``satisfy_any``) or ``all``."""
 
     rules: tuple[tuple[str, str], ...] = ()
     auth_basic: str | None = None
     auth_basic_user_file: str | None = None
+    auth_request: str | None = None
+    auth_request_set: tuple[tuple[str, str], ...] = ()
+    satisfy_any: bool = False
+
+    @property
+    def restricted(self) -> bool:
+        """Whether the access phase has anything to check."""
+        return bool(self.rules) or self.auth_basic is not None or self.auth_request is not None
+
+
+@dataclass(frozen=True)
+class RealIP:
+    """ngx_http_realip_module's settings at one level: the trusted sources
+    (``set_real_ip_from``: CIDRs, ``"unix:"``; empty means the module is
+    off), ``real_ip_header`` (``X-Real-IP``, ``X-Forwarded-For``,
+    ``proxy_protocol`` or any header name) and ``real_ip_recursive``."""
+
+    trusted: tuple[str, ...] = ()
+    header: str = "X-Real-IP"
+    recursive: bool = False
 
 
 @dataclass(frozen=True)
@@ -275,6 +329,15 @@ class Location:
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES  # extension -> MIME type
     send_timeout: float = 60.0  # ``send_timeout``: a write to the client blocked that long ends it
+    internal: bool = False  # ``internal;``: a client's own request gets 404 here
+    limits: Limits = field(default_factory=Limits)  # limit_req / limit_conn in force here
+    # reading the request body (see ngxws.http.body): the time allowed between
+    # two reads, the part kept in memory, where the rest goes (None: the
+    # system's temp directory)
+    client_body_timeout: float = 60.0
+    client_body_buffer_size: int = 16 * 1024
+    client_body_temp_path: str | None = None
+    realip: RealIP = field(default_factory=RealIP)  # run before access (PREACCESS)
 
 
 @dataclass(frozen=True)
@@ -289,6 +352,7 @@ class Server:
     ws: WsSettings = field(default_factory=WsSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
     access: Access = field(default_factory=Access)
+    realip: RealIP = field(default_factory=RealIP)  # run first (POST_READ)
     ssl_certificate: str | None = None
     ssl_certificate_key: str | None = None
     ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
@@ -304,9 +368,21 @@ class Server:
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
     send_timeout: float = 60.0
+    client_body_timeout: float = 60.0
+    client_body_buffer_size: int = 16 * 1024
+    client_body_temp_path: str | None = None
     # the obsolete ``ssl on;`` (nginx < 1.25): the sockets this server is the
     # default server of speak TLS, as if their ``listen`` said ``ssl``
     ssl_on: bool = False
+    # client certificates (ngx_http_ssl_module; checked per request, see
+    # ngxws.client_certs) and ssl_reject_handshake (refused in the SNI step)
+    ssl_verify_client: str = "off"
+    ssl_verify_depth: int = 1
+    ssl_client_certificate: str | None = None
+    ssl_trusted_certificate: str | None = None
+    ssl_crl: str | None = None
+    ssl_reject_handshake: bool = False
+    limits: Limits = field(default_factory=Limits)  # for requests no location matches
 
 
 @dataclass(frozen=True)
@@ -356,6 +432,8 @@ class Config:
     upstreams: tuple[Upstream, ...] = ()
     worker_processes: int = 1
     worker_connections: int = 512
+    # RLIMIT_NOFILE (soft and hard) each worker sets, as nginx's worker_rlimit_nofile
+    worker_rlimit_nofile: int | None = None
     pid_path: str | None = None
     error_log: str | None = None
     error_log_level: str = "error"
@@ -363,8 +441,16 @@ class Config:
     maps: tuple[Map, ...] = ()
     # nginx's [warn] lines at ``nginx -t`` time (``conflicting server name ...``).
     warnings: tuple[str, ...] = ()
+    # ngxws's own warnings, with where (unknown ws_log_format variables: kept as text).
+    notices: tuple[tuple[str, Source], ...] = ()
     # every directive ngxws acts on, in reading order (for ``ngxws check``)
     honoured: tuple[tuple[str, Source], ...] = ()
+    # access control ngxws does not enforce (``directives.UNENFORCED``); the
+    # loader refuses them unless named in ``allow_unenforced``
+    unenforced: tuple[Ignored, ...] = ()
+    allow_unenforced: frozenset[str] = frozenset()
+    # limit_req_zone / limit_conn_zone: the shared tables (ngxws.limits)
+    limit_zones: tuple[LimitZone, ...] = ()
 
     def upstream(self, name: str) -> Upstream | None:
         for u in self.upstreams:

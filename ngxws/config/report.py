@@ -27,8 +27,9 @@ from ngxws.config.model import (
     Upstream,
     WsSettings,
 )
+from ngxws.config.wiretext import shown
 
-__all__ = ["render_check_report"]
+__all__ = ["render_check_report", "unenforced_warnings"]
 
 _INDENT = "  "
 
@@ -55,16 +56,26 @@ def render_check_report(config: Config) -> str:
         for m in config.maps:
             lines.append(
                 f"{_INDENT}${m.variable} from {m.expression}: {_count(len(m.entries), 'entry')}, "
-                f"default {_quote(m.default)}{_at(m.source, base)}"
+                f"default {_quote(shown(m.default))}{_at(m.source, base)}"
             )
     lines.append("")
     lines.extend(_honoured(config.honoured, base))
     lines.append("")
     lines.extend(_migration(config.ignored, base))
+    if config.unenforced:
+        lines.append("")
+        lines.append("access control NOT enforced (allowed with --allow-unenforced):")
+        lines.extend(
+            f"{_INDENT}{_where(i.source, base)}  {i.name} -- {i.reason}" for i in config.unenforced
+        )
     if config.warnings:
         lines.append("")
         lines.append("warnings (nginx -t would print these too):")
         lines.extend(f"{_INDENT}{w}" for w in config.warnings)
+    if config.notices:
+        lines.append("")
+        lines.append("warnings (ngxws only):")
+        lines.extend(f"{_INDENT}{_where(src, base)}  {text}" for text, src in config.notices)
     return "\n".join(lines) + "\n"
 
 
@@ -79,7 +90,9 @@ def _listeners(config: Config) -> list[str]:
         lines.append(f"{_INDENT}(none: the config has no http server)")
     for entries in sockets.values():
         first = entries[0][0]
-        flags = [f for f, on in (("ssl", first.ssl), ("http2", first.http2)) if on]
+        flags = [
+            f for f, on in (("ssl", first.ssl), ("http2", first.http2), ("proxy_protocol", first.proxy_protocol)) if on
+        ]
         default = next((s for lst, s in entries if lst.default_server), entries[0][1])
         names = []
         for _, server in entries:
@@ -102,7 +115,7 @@ def _server(server: Server, config: Config, base: str) -> list[str]:
             f"{' '.join(server.ssl_protocols)}"
         )
     if server.return_ is not None:
-        text = f" {server.return_.text}" if server.return_.text is not None else ""
+        text = f" {shown(server.return_.text)}" if server.return_.text is not None else ""
         lines.append(f"{_INDENT}return {server.return_.code}{text} (before any location)")
     proxied = list(_walk(server.locations, lambda loc: loc.proxy_pass is not None))
     stats = list(_walk(server.locations, lambda loc: loc.ws_stat))
@@ -135,11 +148,24 @@ def _proxied(loc: Location, pp: ProxyPass, config: Config, base: str) -> list[st
         else:
             note = "" if _is_ip(pp.host) else " (name resolved when connecting)"
             lines.append(f"{deep}peer {_hostport(pp.host, pp.port)}{note}")
-    # As in nginx, an upgrade only reaches the upstream with HTTP/1.1 and the
-    # hop-by-hop Upgrade header passed on explicitly.
-    sent = {name.lower() for name, value in loc.proxy.set_headers if value}
-    if loc.proxy.http_version != "1.1" or "upgrade" not in sent:
-        lines.append(f"{deep}plain HTTP only: no proxy_http_version 1.1 + proxy_set_header Upgrade")
+    # What a websocket upgrade through here sends, as nginx 1.22 does: the
+    # hop-by-hop Upgrade only through proxy_set_header, "Connection: close"
+    # unless set; whatever the request, a 101 answer to a client's upgrade
+    # opens the tunnel (ngx_http_proxy_process_header), HTTP/1.0 included.
+    # Each line is checked against a running ngxws (tests/test_report_claims.py).
+    sent = {name.lower(): value for name, value in loc.proxy.set_headers}
+    if not sent.get("upgrade"):
+        lines.append(
+            f"{deep}upgrade: the client's Upgrade header is not passed on "
+            "(proxy_set_header Upgrade $http_upgrade passes it)"
+        )
+    if sent.get("connection") == "close":
+        lines.append(f'{deep}upgrade: the upstream request says "Connection: close"')
+    if loc.proxy.http_version != "1.1":
+        lines.append(
+            f"{deep}upgrade: the upstream request is HTTP/1.0 (proxy_http_version 1.1 "
+            "makes it 1.1); a 101 answer still opens the tunnel"
+        )
     lines.append(
         f"{deep}timeouts: connect {_seconds(loc.proxy.connect_timeout)}, "
         f"read {_seconds(loc.proxy.read_timeout)}, send {_seconds(loc.proxy.send_timeout)}"
@@ -236,6 +262,28 @@ def _migration(ignored: tuple[Ignored, ...], base: str) -> list[str]:
             reason = f" -- {item.reason}" if item.reason else ""
             lines.append(f"{_INDENT * 2}{_where(item.source, base):<{width}}  {item.name}{reason}")
     return lines
+
+
+def unenforced_warnings(config: Config) -> list[str]:
+    """One line per access directive the operator let through unenforced
+    (``--allow-unenforced``), for the terminal and the error log."""
+    return [
+        f'"{i.name}" in {i.source.file}:{i.source.line} is NOT enforced ({i.reason}), '
+        f"allowed by --allow-unenforced {i.name}"
+        for i in config.unenforced
+    ]
+
+
+def start_warnings(config: Config) -> list[str]:
+    """What is said at every start and reload, on the terminal and in the
+    error log: access control let through unenforced, and ``stream {}``
+    blocks (and their listens) that are not served."""
+    not_served = [
+        f'"{i.name}" in {i.source.file}:{i.source.line} is NOT served ({i.reason.split(": ", 1)[-1]})'
+        for i in config.ignored
+        if i.name == "stream" or i.name.startswith("stream listen ")
+    ]
+    return unenforced_warnings(config) + not_served
 
 
 # -- small formatting helpers -------------------------------------------------

@@ -1,7 +1,9 @@
 """``map`` blocks evaluated per request (ngx_http_map_module), without I/O.
 
-nginx lower-cases the plain keys when it builds the hash and then looks the
-value up as is (so a key only matches the lower-case spelling); regex keys
+nginx lower-cases the plain keys when it builds the hash and the value it
+looks up (ngx_http_map_find(): ngx_hash_strlow), so plain keys match without
+regard to case; ngx_strlow changes ASCII letters only, and keys are byte text (config text is bytes,
+``ngxws.config.wiretext``), so only A-Z are lowered here too; regex keys
 (``~`` case-sensitive, ``~*`` caseless) are tried in config order after the
 plain ones; otherwise ``default``.  Values may hold variables; they are
 rendered by the caller.
@@ -14,6 +16,13 @@ from dataclasses import dataclass, field
 
 from ngxws.config.model import Map
 from ngxws.routing.locations import compile_pcre
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _lower(key: str) -> str:
+    """ngx_strlow(): A-Z only (``str.lower`` would change the bytes of é)."""
+    return key.translate(_ASCII_LOWER)
 
 
 @dataclass
@@ -37,13 +46,13 @@ class CompiledMap:
             elif key.startswith("~"):
                 out.regexes.append((compile_pcre(key[1:]), value))
             elif m.hostnames and key.startswith(("*.", ".")):
-                out.leading.append((key.lower().lstrip("*"), value))
+                out.leading.append((_lower(key).lstrip("*"), value))
                 if key.startswith("."):
-                    out.exact.setdefault(key[1:].lower(), value)
+                    out.exact.setdefault(_lower(key[1:]), value)
             elif m.hostnames and key.endswith(".*"):
-                out.trailing.append((key[:-1].lower(), value))
+                out.trailing.append((_lower(key[:-1]), value))
             else:
-                out.exact.setdefault(key.lower(), value)
+                out.exact.setdefault(_lower(key), value)
         out.leading.sort(key=lambda p: -len(p[0]))
         out.trailing.sort(key=lambda p: -len(p[0]))
         return out
@@ -53,15 +62,16 @@ class CompiledMap:
         captures (``$1``..) and named captures (``$name``)."""
         if self.hostnames and value.endswith("."):
             value = value[:-1]
-        hit = self.exact.get(value)
+        low = _lower(value)
+        hit = self.exact.get(low)
         if hit is not None:
             return hit, (), {}
         if self.hostnames:
             for suffix, v in self.leading:
-                if value.endswith(suffix):
+                if low.endswith(suffix):
                     return v, (), {}
             for prefix, v in self.trailing:
-                if value.startswith(prefix):
+                if low.startswith(prefix):
                     return v, (), {}
         for rx, v in self.regexes:
             m = rx.search(value)

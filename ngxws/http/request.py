@@ -1,6 +1,6 @@
 """An HTTP/1.x request head, as nginx sees it after parsing.
 
-The bytes are parsed by httptools (llhttp, the parser Node.js uses) in
+The bytes are read by ``http.parser`` (nginx's grammar) for
 ``proxy.client``; this module holds what is derived from the head without
 I/O: the normalised URI nginx matches locations on and header look-up
 (what an ``Upgrade`` header leads to is ``proxy.upgrade``'s).
@@ -8,8 +8,17 @@ I/O: the normalised URI nginx matches locations on and header look-up
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
+
+# an absolute-form target: nginx accepts any scheme (ngx_http_parse_request_line)
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# names valid_host() accepts without its per-character walk
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?(?::[0-9]*)?")
 
 
 class BadRequest(Exception):
@@ -27,6 +36,8 @@ def normalise_uri(path: str) -> str:
     """
     if not path.startswith("/"):
         raise BadRequest(400, "URI does not start with /")
+    if "%" in path and _BAD_ESCAPE.search(path):
+        raise BadRequest(400, "invalid %-escape in URI")  # ngx_http_parse_complex_uri's sw_quoted
     decoded = unquote(path, errors="surrogateescape") if "%" in path else path
     if "\x00" in decoded:
         raise BadRequest(400, "NUL in URI")
@@ -65,7 +76,7 @@ class HeadBuffers:
     than NUM large buffers, a 400 ("Request Header Or Cookie Too Large").
     """
 
-    __slots__ = ("num", "size", "cap", "used", "line", "busy", "request_line", "done", "end", "_blank")
+    __slots__ = ("num", "size", "cap", "used", "line", "busy", "request_line", "done", "_blank", "at")
 
     def __init__(self, num: int, size: int, first: int = 1024) -> None:
         self.num = num
@@ -79,8 +90,8 @@ class HeadBuffers:
         self.busy = 0  # large buffers in use
         self.request_line = True
         self.done = False
-        self.end = 0  # once done: where the head ended in the bytes of the last feed()
         self._blank = True  # the line read so far is empty (end of head when it ends)
+        self.at = 0  # where in the data fed last the head outgrew the buffers
 
     def feed(self, data: bytes) -> int:
         """Account for ``data``; 0 while the head fits, else nginx's status."""
@@ -89,6 +100,7 @@ class HeadBuffers:
         while i < n and not self.done:
             if self.used == self.cap:
                 if self.line >= self.size or self.busy >= self.num:
+                    self.at = i
                     return 414 if self.request_line else 400
                 self.busy += 1
                 self.cap = self.size
@@ -108,7 +120,6 @@ class HeadBuffers:
             i += nl + 1
             if self._blank and not line_part.strip(b"\r") and not self.request_line:
                 self.done = True
-                self.end = i
                 break
             self.request_line = False
             self.line = 0
@@ -117,19 +128,35 @@ class HeadBuffers:
 
 
 def valid_host(host: str) -> bool:
-    """ngx_http_validate_host(): no ``/``, ``\\``, NUL or ``..``; a
-    ``[...]`` literal must close; the name may not start with a dot."""
-    h = host.strip()
-    if h.startswith("["):
-        if "]" not in h:
+    """ngx_http_validate_host(): no ``/``, control bytes or spaces, no
+    ``..``; a trailing dot and a ``:port`` (or what follows a ``[...]``
+    literal) are cut off, and something must remain."""
+    if _PLAIN_HOST.fullmatch(host):
+        return True
+    dot_pos = len(host)
+    host_len = len(host)
+    state = 0  # 0 usual, 1 in a [literal], 2 the rest (port)
+    for i, ch in enumerate(host):
+        if ch == ".":
+            if dot_pos == i - 1:
+                return False
+            dot_pos = i
+        elif ch == ":":
+            if state == 0:
+                host_len = i
+                state = 2
+        elif ch == "[":
+            if i == 0:
+                state = 1
+        elif ch == "]":
+            if state == 1:
+                host_len = i + 1
+                state = 2
+        elif ch == "/" or ch <= " " or ch == "\x7f":
             return False
-        h = h[h.index("]") + 1 :]
-        return h == "" or (h.startswith(":") and h[1:].isdigit())
-    if h.startswith("."):
-        return False
-    if "/" in h or "\\" in h or "\0" in h or ".." in h:
-        return False
-    return True
+    if dot_pos == host_len - 1:
+        host_len -= 1
+    return host_len > 0
 
 
 @dataclass
@@ -146,11 +173,14 @@ class RequestHead:
     args: str | None = None
     request_uri: str = ""  # $request_uri: the target minus an absolute-form's scheme://host
     uri_host: str | None = None  # the host of an absolute-form target (wins over Host)
+    # the client's $request_uri when this head is an internal redirect or a
+    # subrequest (nginx never changes r->unparsed_uri)
+    client_uri: str | None = None
     _index: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.request_uri = self.target
-        if self.target[:8].lower().startswith(("http://", "https://")):
+        if _ABSOLUTE.match(self.target):
             # absolute-form: nginx takes the path part (and the host from it)
             after_scheme = self.target.split("://", 1)[1]
             end = len(after_scheme)
@@ -178,6 +208,16 @@ class RequestHead:
         return f"{self.method} {self.target} HTTP/{self.version}"
 
     @property
+    def fails_preconditions(self) -> bool:
+        """ngx_http_not_modified_filter on a 200 nginx makes itself (no ETag,
+        no Last-Modified): If-Unmodified-Since, or If-Match other than
+        ``*``, cannot hold, and the answer is 412."""
+        if self._index.get("if-unmodified-since") is not None:
+            return True
+        match = self._index.get("if-match")
+        return match is not None and match != "*"
+
+    @property
     def host(self) -> str | None:
         return self._index.get("host")
 
@@ -185,3 +225,13 @@ class RequestHead:
     def header_map(self) -> dict[str, str]:
         """Lower-cased name -> first value; what ``$http_NAME`` reads."""
         return self._index
+
+
+def valid_websocket_key(key: str) -> bool:
+    """A Sec-WebSocket-Key is base64 of 16 bytes (24 characters)."""
+    if len(key) != 24:
+        return False
+    try:
+        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
+    except (binascii.Error, UnicodeEncodeError):
+        return False

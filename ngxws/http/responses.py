@@ -17,6 +17,10 @@ SERVER = f"ngxws/{__version__}"
 
 # nginx's own reason phrases where they differ from Python's table.
 _REASONS = {
+    302: "Moved Temporarily",
+    405: "Not Allowed",
+    408: "Request Time-out",
+    504: "Gateway Time-out",
     413: "Request Entity Too Large",
     414: "Request-URI Too Large",
     494: "Request Header Or Cookie Too Large",
@@ -24,6 +28,7 @@ _REASONS = {
     496: "SSL Certificate Required",
     497: "HTTP Request Sent to HTTPS Port",
     499: "Client Closed Request",
+    503: "Service Temporarily Unavailable",  # limit_req/limit_conn's default answer
     418: "I'm a teapot",
 }
 
@@ -56,8 +61,23 @@ def status_line(status: int) -> str:
     return f"HTTP/1.1 {status} {r}" if r else f"HTTP/1.1 {status}"
 
 
+# nginx's 400s with a page of their own (ngx_http_error_495_page, _496_page):
+# the status line says 400, the title names the cause.
+_AS_400 = {
+    495: "The SSL certificate error",
+    496: "No required SSL certificate was sent",
+}
+
+
 def error_body(status: int) -> bytes:
     """The HTML nginx sends for an error status (ngx_http_special_response)."""
+    cause = _AS_400.get(status)
+    if cause is not None:
+        return (
+            f"<html>\r\n<head><title>400 {cause}</title></head>\r\n<body>\r\n"
+            f"<center><h1>400 Bad Request</h1></center>\r\n<center>{cause}</center>\r\n"
+            f"<hr><center>ngxws</center>\r\n</body>\r\n</html>\r\n"
+        ).encode()
     title = f"{status} {reason(status)}".rstrip()
     return (
         f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
@@ -102,7 +122,7 @@ def error_response(
     """nginx's answer for an error status, body included."""
     paged = status in _PAGED
     return build_response(
-        status,
+        400 if status in _AS_400 else status,
         error_body(status) if paged else b"",
         content_type="text/html" if paged else None,
         keep_alive=keep_alive,
@@ -111,6 +131,9 @@ def error_response(
     )
 
 
-def redirect_response(status: int, location: str, *, keep_alive: bool = True) -> bytes:
+def redirect_response(
+    status: int, location: str, *, keep_alive: bool = True, extra_headers: list[tuple[str, str]] | None = None
+) -> bytes:
     """301/302 with ``Location``, as nginx's auto-redirect and ``return 301 URL``."""
-    return error_response(status, keep_alive=keep_alive, extra_headers=[("Location", location)])
+    headers = [*(extra_headers or ()), ("Location", location)]
+    return error_response(status, keep_alive=keep_alive, extra_headers=headers)

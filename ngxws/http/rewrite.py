@@ -1,9 +1,6 @@
-"""nginx's rewrite phase as ngxws runs it, and the content type of a URI.
-
-Pure functions of the request's variables: ``if (...) { return ... }``
-blocks and ``return`` (ngx_http_rewrite_module), and the type
-ngx_http_set_content_type() gives a ``return`` text.
-"""
+"""The rewrite phase ngxws runs (ngx_http_rewrite_module's ``if`` and
+``return``), for requests and for auth subrequests alike, and the content
+type ngx_http_set_content_type() gives a ``return`` text."""
 
 from __future__ import annotations
 
@@ -12,7 +9,7 @@ from ngxws.http.upstream_request import RequestVariables
 from ngxws.routing.locations import compile_pcre
 
 
-def rewrite_phase(ifs: tuple[IfReturn, ...], ret: Return | None, v: RequestVariables) -> Return | None:
+def run_rewrite(ifs: tuple[IfReturn, ...], ret: Return | None, v: RequestVariables) -> Return | None:
     """The rewrite phase ngxws runs: ``if (...) { return }`` blocks and
     ``return`` in config order (nginx stops at the first return that runs)."""
     for rule in ifs:

@@ -18,13 +18,17 @@ sent with ``Content-Length``.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from ngxws.client_certs import ConnectionTLS, ssl_variable
 from ngxws.config.model import ProxyPass, ProxySettings
 from ngxws.http.maps import CompiledMap
+from ngxws.http.realip import ClientAddress
 from ngxws.http.request import RequestHead
+from ngxws.limits.state import RequestLimits
 from ngxws.routing.servers import normalise_host
 
 # nginx's ngx_http_proxy_headers: defaults, empty ones only hide the client's.
@@ -56,9 +60,20 @@ class RequestVariables:
     proxy_host: str = ""
     remote_user: str = ""
     body_length: int | None = None
+    chunked: bool = False  # a streamed chunked body goes upstream chunked
     captures: tuple[str, ...] = ()
     maps: Mapping[str, CompiledMap] = field(default_factory=dict)
     named: Mapping[str, str] = field(default_factory=dict)  # (?<name>...) captures
+    tls: ConnectionTLS | None = None  # $ssl_* (empty on a plain connection)
+    # variables auth_request_set gave values (they survive internal redirects)
+    auth_set: Mapping[str, str] = field(default_factory=dict)
+    # the response of the upstream the (sub)request spoke to, for
+    # $upstream_status and $upstream_http_NAME
+    upstream_status: str = ""
+    upstream_headers: tuple[tuple[str, str], ...] = ()
+    limits: RequestLimits | None = None  # $limit_req_status, $limit_conn_status
+    # $realip_remote_*, $proxy_protocol_* (the connection's peer and PROXY preface)
+    client_address: ClientAddress | None = None
     _depth: int = 0
 
     def get(self, name: str) -> str:
@@ -79,18 +94,30 @@ class RequestVariables:
             return self.server_name
         if name in self.named:
             return self.named[name]
+        if name in self.auth_set:
+            return self.auth_set[name]
+        if name.startswith("upstream_"):
+            return self._upstream(name[9:])
+        if name == "binary_remote_addr":
+            return binary_addr(self.remote_addr)
+        if name in ("limit_req_status", "limit_conn_status"):  # empty until the phase ran
+            return "" if self.limits is None else str(getattr(self.limits, name[6:]))
         compiled = self.maps.get(name)
         if compiled is not None:
             return self._map(compiled)
+        if name.startswith("ssl_"):
+            return ssl_variable(self.tls, name)
+        if name.startswith(("realip_", "proxy_protocol_")) and self.client_address is not None:
+            return self.client_address.variable(name) or ""
         simple = {
             "proxy_host": self.proxy_host,
             "remote_addr": self.remote_addr,
-            "remote_port": str(self.remote_port),
+            "remote_port": str(self.remote_port) if self.remote_port else "",  # unix:, realip
             "server_addr": self.server_addr,
             "server_port": str(self.server_port),
             "server_name": self.server_name,
             "scheme": self.scheme,
-            "request_uri": h.request_uri,
+            "request_uri": h.request_uri if h.client_uri is None else h.client_uri,
             "uri": h.path,
             "document_uri": h.path,
             "args": h.args or "",
@@ -102,19 +129,30 @@ class RequestVariables:
             "proxy_internal_body_length": ""
             if self.body_length is None
             else str(self.body_length),
-            "proxy_internal_chunked": "",
+            "proxy_internal_chunked": "chunked" if self.chunked else "",
         }
         if name in simple:
             return simple[name]
         if name == "proxy_add_x_forwarded_for":
-            prior = h.header("x-forwarded-for")
-            return f"{prior}, {self.remote_addr}" if prior else self.remote_addr
+            # every X-Forwarded-For line, joined (nginx's headers_in.x_forwarded_for array)
+            prior = [v for k, v in h.headers if k.lower() == "x-forwarded-for"]
+            return ", ".join([*prior, self.remote_addr])
         if name.startswith("arg_"):
             for pair in (h.args or "").split("&"):
                 k, _, v = pair.partition("=")
                 if k == name[4:]:
                     return v
             return ""
+        return ""
+
+    def _upstream(self, name: str) -> str:
+        if name == "status":
+            return self.upstream_status
+        if name.startswith("http_"):
+            wanted = name[5:].replace("_", "-").lower()
+            for key, value in self.upstream_headers:
+                if key.lower() == wanted:
+                    return value
         return ""
 
     def _map(self, compiled: CompiledMap) -> str:
@@ -140,6 +178,16 @@ class RequestVariables:
         if "$" not in template:
             return template
         return _VAR.sub(lambda m: self.get(m.group(1) or m.group(2)), template)
+
+
+def binary_addr(addr: str) -> str:
+    """``$binary_remote_addr``: the address's 4 or 16 bytes (one character
+    per byte); for a unix socket, its text (``unix:``), as nginx gives."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    try:
+        return socket.inet_pton(family, addr.split("%", 1)[0]).decode("latin-1")
+    except OSError:
+        return addr
 
 
 def proxy_uri(pp: ProxyPass, location_pattern: str, location_modifier: str, v: RequestVariables) -> str:

@@ -1,15 +1,15 @@
 """One client connection, from its first byte to a response or a tunnel.
 
-The request head is parsed by httptools; the request is matched to a server
+The request is read by ``http.parser`` (nginx's grammar); the request is matched to a server
 and a location (``routing``), and then, as nginx with the module would:
 
 - a ``ws_stat`` location answers with the statistics page;
 - a request with an ``Upgrade`` header on a ``proxy_pass`` location goes
   upstream with the headers nginx would send; on a 101 to websocket the
   client gets the upstream's 101 and both sockets are handed to a ``Tunnel``
-  (``proxy.upgrade`` says what other 101s become) -- unless
-  ``ws_max_connections`` tunnels exist, in which case ngxws completes the
-  handshake itself and closes with 1013;
+  (``proxy.upgrade``: other 101s, and ``ws_max_connections``, which counts
+  established tunnels -- at the cap ngxws completes the handshake itself and
+  closes with 1013);
 - any other request on a ``proxy_pass`` location is proxied as HTTP/1.1,
   the response streamed back, and the client connection kept alive;
 - no location: 404; an unreachable upstream: 502 (504 on timeout).
@@ -20,15 +20,12 @@ Pipelined requests are answered in order, one at a time.
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
 from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
-import httptools
-
-from ngxws.access import check_basic_auth, client_allowed
+from ngxws.access import basic_user
+from ngxws.client_certs import ConnectionTLS, request_status
 from ngxws.config.model import (
     ErrorPage,
     Listen,
@@ -37,15 +34,18 @@ from ngxws.config.model import (
     Return,
     Server,
 )
-from ngxws.http.request import BadRequest, HeadBuffers, RequestHead, valid_host
+from ngxws.http.body import RequestBody
+from ngxws.http.body_plan import BodyPlan, plan_body
+from ngxws.http.parser import RequestParser, UpgradeRequest
+from ngxws.http.realip import ClientAddress
+from ngxws.http.request import BadRequest, HeadBuffers, RequestHead
 from ngxws.http.responses import (
-    SERVER,
     build_response,
     error_response,
     redirect_response,
-    status_line,
 )
-from ngxws.http.rewrite import content_type_for, rewrite_phase
+from ngxws.http.rewrite import content_type_for
+from ngxws.http.rewrite import run_rewrite as _rewrite
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
@@ -53,19 +53,15 @@ from ngxws.http.upstream_request import (
     proxy_uri,
     split_proxy_url,
 )
+from ngxws.limits.state import RequestLimits
+from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
-from ngxws.proxy.tunnel import Tunnel
-from ngxws.proxy.upgrade import (
-    EARLY_DATA_LIMIT,
-    asks_websocket,
-    carries_upgrade,
-    masked_close_frame,
-    refusal,
-    switched_to_websocket,
-    switching_head,
-)
+from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
+from ngxws.proxy.response_pass import SendTimer, pass_response
+from ngxws.proxy.upgrade import EARLY_DATA_LIMIT, proxy_upgrade, refuse_switch
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
-from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
+from ngxws.proxy.upstream_response import UpstreamResponse
+from ngxws.proxy_protocol import ProxyHeader
 from ngxws.routing.locations import find_named, match_location
 from ngxws.routing.servers import VirtualHosts
 from ngxws.sinks.statspage import (
@@ -74,8 +70,6 @@ from ngxws.sinks.statspage import (
     render_prometheus,
     render_text,
 )
-from ngxws.sinks.timefmt import http_date_now
-from ngxws.sinks.wslog import ConnInfo, log_text
 from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
@@ -86,45 +80,41 @@ class _Pending:
     """A request whose head (and body) the parser has delivered."""
 
     __slots__ = (
-        "head", "body", "upgrade", "leftover", "lost", "error", "redirects", "complete", "status_override"
+        "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override",
+        "limits", "sender", "http09",
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
         self.head = head
-        self.body: list[bytes] = []
-        self.upgrade = False  # carries Upgrade: parsing stops after it until it is answered
+        self.body: RequestBody | None = None  # memory, temp file or pipe (ngxws.http.body)
+        self.sender: asyncio.Task[None] | None = None  # writing the body upstream
+        self.upgrade = False  # carries Upgrade: nothing after it is parsed until it is answered
         self.leftover = b""  # what the client sent after it meanwhile
-        self.lost = False  # bytes after it went to the parser (a chunked body's end is not located)
         self.error = error
-        self.redirects = 0  # error_page hops, bounded like nginx's 10 internal redirects
+        self.redirects = 0  # error_page hops: one, as nginx with recursive_error_pages off
         self.complete = False  # answer before the body (declared length over the limit)
         self.status_override: int | None = None  # error_page's code for the final answer
-
-
-def _status_line(override: int | None, response: UpstreamResponse) -> str:
-    if override is not None and override != response.status:
-        return status_line(override)
-    return f"HTTP/1.1 {response.status} {response.reason}".rstrip()
+        self.limits = RequestLimits()  # limit_req/limit_conn state, kept across internal redirects
+        self.http09 = False  # an HTTP/0.9 request: answered without status line and headers
 
 
 # ngx_http_special_response_handler() drops keep-alive after these.
 _CLOSING_STATUSES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
 
 
-class _HeldBack(Exception):
-    """A message began behind an upgrade request that is not answered yet."""
-
-
 class ClientConnection(asyncio.Protocol):
     """HTTP phase of a client connection (the tunnel phase is ``Tunnel``'s)."""
 
-    def __init__(self, worker: Worker, listen: Listen, vhosts: VirtualHosts) -> None:
+    def __init__(
+        self, worker: Worker, listen: Listen, vhosts: VirtualHosts, proxy: ProxyHeader | None = None
+    ) -> None:
+        self.address = ClientAddress("", 0, proxy)  # proxy: a PROXY protocol preface's addresses
         self.worker = worker
         self.listen = listen
         self.vhosts = vhosts
         self.scheme = "https" if listen.ssl else "http"
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser = RequestParser(self)
         self.queue: deque[_Pending] = deque()
         self.task: asyncio.Task[None] | None = None
         self.remote_addr = ""
@@ -139,28 +129,28 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._body_size = 0
-        self._body_left: int | None = None  # Content-Length still to come
         self._current: _Pending | None = None
         self._held: _Pending | None = None  # an upgrade request not answered yet
         self._timer: asyncio.TimerHandle | None = None
         self._max_body = 1024 * 1024
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
-        self.remote_user = ""  # $remote_user once auth_basic let the request through
+        self._body_timer: ReadTimer | None = None  # client_body_timeout
+        self._send_timer = SendTimer(vhosts.default.send_timeout)
+        self.remote_user = ""  # $remote_user: the Basic user name of the request
+        self.tls: ConnectionTLS | None = None  # $ssl_* and client certificate checks
+        self.auth_vars: dict[str, str] = {}  # auth_request_set's variables
+        # WWW-Authenticate of a 401/403: nginx keeps it in headers_out through error_page
+        self.error_headers: list[tuple[str, str]] = []
+        self._headless = False  # the next _write is a head to drop (HTTP/0.9)
 
     # -- asyncio.Protocol -------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("sockname")
-        if isinstance(peer, tuple):
-            self.remote_addr, self.remote_port = str(peer[0]), int(peer[1])
-        else:
-            self.remote_addr, self.remote_port = "unix:", 0
-        if isinstance(sock, tuple):
-            self.server_addr, self.server_port = str(sock[0]), int(sock[1])
-        else:
-            self.server_addr, self.server_port = "unix:", 0
+        self.address = ClientAddress.of(transport, self.address.proxy)  # realip's, per request
+        (self.remote_addr, self.remote_port), (self.server_addr, self.server_port) = self.address.ends
+        sslobj = transport.get_extra_info("ssl_object")
+        self.tls = ConnectionTLS(sslobj) if sslobj is not None else None
         self.worker.connections.add(self)
         self._arm_timer(self.vhosts.default.client_header_timeout)
 
@@ -175,56 +165,40 @@ class ClientConnection(asyncio.Protocol):
             if len(held.leftover) > EARLY_DATA_LIMIT:
                 self._pause()
             return
-        # The parser is fed one message at a time (head, then a declared
-        # body), so that it stops exactly after an upgrade request.
-        while data:
-            piece = data
-            if not self._head_buffers.done:
-                status = self._head_buffers.feed(data)
-                if status:
-                    self._reject(status)
-                    break
-                if self._head_buffers.done:
-                    piece = data[: self._head_buffers.end]
-            elif self._body_left is not None and self._body_left > 0:
-                piece = data[: self._body_left]
-            data = data[len(piece) :] if len(piece) < len(data) else b""
-            if not self._parse(piece, data):
-                break
-            if self._held is not None:
-                self._held.leftover = data
-                break
-        self._kick()
-
-    def _parse(self, piece: bytes, rest: bytes) -> bool:
-        """Feed one piece to the parser; False when parsing stops here."""
+        if not self._head_buffers.done:
+            status = self._head_buffers.feed(data)
+            if status:
+                # nginx parses as it reads: a bad byte before the overflow is seen first
+                status = self.parser.error_in(data[: self._head_buffers.at]) or status
+                self._current = None
+                self.queue.append(_Pending(None, error=status))
+                self._pause()
+                self._kick()
+                return
         try:
-            self.parser.feed_data(piece)
-        except httptools.HttpParserUpgrade as exc:
-            # llhttp completes the message before it reports the upgrade
+            self.parser.feed_data(data)
+        except UpgradeRequest as exc:
+            # the request (and its body) is complete: the rest is the tunnel's
             pending = self.queue[-1] if self.queue else None
             if pending is not None and pending.head is not None:
                 pending.upgrade = True
-                pending.leftover = piece[exc.args[0] :] + rest
+                pending.leftover = data[exc.args[0] :]
                 self._held = pending
-            return False
-        except httptools.HttpParserError as exc:
-            # a BadRequest raised in a callback reaches us wrapped
-            cause = exc.__cause__ or exc.__context__
-            if self._held is not None:  # bytes behind an upgrade request (its chunked body's end)
-                self._held.lost = True
-                return False
-            return self._reject(cause.status if isinstance(cause, BadRequest) else 400)
+            else:
+                self._pause()
         except BadRequest as exc:
-            return self._reject(exc.status)
-        return True
-
-    def _reject(self, status: int) -> bool:
-        """An unusable request: answered with ``status`` in its turn, nothing read after it."""
-        self._current = None
-        self.queue.append(_Pending(None, error=status))
-        self._pause()
-        return False
+            cur, self._current = self._current, None
+            if cur is not None and cur.head is not None and cur in self.queue and cur.error != 413:
+                # its body is malformed: the request fails whole, nothing
+                # of it goes upstream (nginx reads the body first, and
+                # checks what came with the head when it discards it)
+                cur.head, cur.error = None, exc.status
+            else:
+                # a discarded body that is malformed: nginx just closes
+                self.queue.append(_Pending(None, error=-1 if cur is not None else exc.status))
+            self.queue[-1].http09 = getattr(exc, "http09", False)
+            self._pause()
+        self._kick()
 
     def eof_received(self) -> bool | None:
         self.eof = True
@@ -234,11 +208,21 @@ class ClientConnection(asyncio.Protocol):
             return None
         if self.task is None and not self.queue:
             return None  # close
+        cur = self._current
+        if cur is not None and cur.body is not None and not cur.body.complete and not cur.complete:
+            # ngx_http_read_client_request_body(): the body can never be whole
+            self.worker.log_info("client prematurely closed connection while reading client request body")
+            return None
         return True  # finish answering what was asked
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_timer()
+        self._end_body_timer()
+        self._send_timer.stop()
+        for p in (self._current, *self.queue):
+            if p is not None:
+                forget(None, p.body)
         self.worker.connections.discard(self)
         if self.task is not None and not self.handed_over:
             self.task.cancel()
@@ -248,16 +232,16 @@ class ClientConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.upstream_transport is not None:
             self.upstream_transport.pause_reading()
+        self._send_timer.start(self._send_timed_out)
 
     def resume_writing(self) -> None:
+        self._send_timer.stop()
         if self.upstream_transport is not None and not self.upstream_transport.is_closing():
             self.upstream_transport.resume_reading()
 
-    # -- httptools callbacks ---------------------------------------------
+    # -- request parser callbacks ---------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._held is not None:
-            raise _HeldBack
         self._url = b""
         self._headers = []
         self._body_size = 0
@@ -268,6 +252,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # sizes are checked on the raw bytes (HeadBuffers, in data_received)
+        # names nginx ignores (ignore_invalid_headers, underscores) never reach here (parser)
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
@@ -281,72 +266,72 @@ class ClientConnection(asyncio.Protocol):
             headers=self._headers,
             keep_alive=p.should_keep_alive(),
         )
-        if version == "1.1" and head.host is None:
-            raise BadRequest(400, "client sent HTTP/1.1 request without Host header")
-        if int(version.split(".")[0]) > 1:
-            raise BadRequest(505, "client sent an unsupported HTTP version")
-        if sum(1 for name, _ in self._headers if name.lower() == "host") > 1:
-            raise BadRequest(400, "client sent duplicate host header")
-        for host in (head.host, head.uri_host):
-            if host is not None and not valid_host(host):
-                raise BadRequest(400, "client sent invalid host header")
+        # nginx's checks on the head (Host, versions, Transfer-Encoding...)
+        # were made by the parser
         self._current = _Pending(head)
-        self._current.upgrade = carries_upgrade(head)
+        self._current.http09 = version == "0.9"
         self.queue.append(self._current)
-        self._max_body, proxied = self._body_limit(head)
-        if proxied and version == "1.1" and len(self.queue) == 1 and self.task is None:
+        plan, scope = self._body_plan(head)
+        self._max_body = plan.limit
+        # a body nginx discards (the answer does not wait for it) is not stored
+        body = self._current.body = None if plan.at_once else open_body(head, scope, plan.proxied)
+        if body is not None and self.transport is not None:
+            body.on_drained = self._resume
+            self._body_timer = ReadTimer(self.transport, scope.client_body_timeout, self._body_timed_out)
+        if plan.sends_continue and version == "1.1" and len(self.queue) == 1 and self.task is None:
             expect = head.header("expect")
-            if expect is not None and expect.strip().lower() == "100-continue":
-                # ngx_http_test_expect(), run when the proxy reads the body
+            if expect is not None and expect.lower() == "100-continue":
+                # ngx_http_test_expect(), run when the body is read or discarded
                 self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
         declared = head.header("content-length")
-        self._body_left = int(declared) if declared is not None and declared.isdigit() else None
         if self._max_body and declared is not None and declared.isdigit() and int(declared) > self._max_body:
             # nginx answers 413 on the declared length, before reading the body
             self._current.error = 413
             self._current.complete = True
             self._pause()
+        elif plan.at_once:
+            self._current.complete = True  # answered at once, the body is discarded
         if len(self.queue) > 1:
             self._pause()
 
-    def _body_limit(self, head: RequestHead) -> tuple[int, bool]:
-        """client_max_body_size of the location the request will reach (0: no
-        limit), and whether that location will proxy (read the body)."""
+    def _body_plan(self, head: RequestHead) -> tuple[BodyPlan, Location | Server]:
+        """What happens to the body (ngxws.http.body_plan), and the location
+        (or server) whose client_body_* settings apply."""
         server = self.vhosts.select(head.uri_host or head.host)
-        if server.return_ is not None or server.ifs:
-            return server.client_max_body_size, False
         match = match_location(server.locations, head.path)
-        if match is None:
-            return server.client_max_body_size, False
-        loc = match.location
-        proxied = (
-            loc.proxy_pass is not None
-            and not match.redirect
-            and loc.return_ is None
-            and not loc.ifs
-            and not loc.access.rules
-            and loc.access.auth_basic is None
-        )
-        return loc.client_max_body_size, proxied
+        scope: Location | Server = server
+        if match is not None and not server.ifs and server.return_ is None:
+            scope = match.location
+        return plan_body(server, match), scope
 
     def on_body(self, body: bytes) -> None:
         cur = self._current
         if cur is None:
             return
+        if self._body_timer is not None:
+            self._body_timer.touch()
         self._body_size += len(body)
-        if self._body_left is not None:
-            self._body_left -= len(body)
         if self._max_body and self._body_size > self._max_body:
             if not cur.error:
                 cur.error = 413
+            if cur.body is not None and cur.body.streaming:
+                self._close()  # part of it went upstream already: nginx ends the request
             return
-        cur.body.append(body)
+        if cur.body is not None:
+            try:
+                cur.body.feed(body)
+            except OSError as exc:  # temp file: disk full, no such directory...
+                self.worker.log_error(f"cannot store the request body: {exc}")
+                self._close()
+                return
+            if cur.body.over_buffer:
+                self._pause()  # streaming: the upstream takes it slower than it comes
 
     def on_message_complete(self) -> None:
-        if self._current is not None and self._current.upgrade:
-            self._held = self._current
-        self._current = None
-        self._body_left = None
+        cur, self._current = self._current, None
+        if cur is not None and cur.body is not None:
+            cur.body.finish()
+        self._end_body_timer()
         self._head_buffers.reset()
 
     # -- request processing ---------------------------------------------
@@ -364,13 +349,15 @@ class ClientConnection(asyncio.Protocol):
         if self.task is not None or not self.queue:
             return
         first = self.queue[0]
-        if first.head is not None and self._current is first and not first.complete:
+        streaming = first.body is not None and first.body.streaming
+        if first.head is not None and self._current is first and not (first.upgrade or first.complete or streaming):
             return  # body still arriving
         self.queue.popleft()
         self.task = asyncio.ensure_future(self._answer(first))
 
     async def _answer(self, pending: _Pending) -> None:
         keep = False
+        self._headless = pending.http09
         try:
             keep = await self._dispatch(pending)
         except BadRequest as exc:
@@ -380,23 +367,23 @@ class ClientConnection(asyncio.Protocol):
             self._write(error_response(500))
         finally:
             self.task = None
+            if not self.handed_over:
+                pending.limits.release()  # a tunnel gives its limit_conn counts back when it closes
+            if pending.body is not None and not pending.body.complete:
+                keep = False  # answered before the (streamed) body was all in
+            forget(pending.sender, pending.body)
         if self.handed_over or self.closed:
             return
-        held = self._held if self._held is pending else None
-        if held is not None:
-            # not upgraded: the connection goes on with a fresh parser
-            # (llhttp stops at an upgrade) from the bytes that came after
-            self._held = None
-            self.parser = httptools.HttpRequestParser(self)
-            self._head_buffers.reset()
-            keep = keep and not held.lost
+        if self._held is pending:
+            self._held = None  # not upgraded: the parser reads on from what came after it
         if not keep or (self.eof and not self.queue):
             self._close()
             return
         self._arm_timer(self.vhosts.default.keepalive_timeout)
-        if held is not None and held.leftover:
-            asyncio.get_running_loop().call_soon(self.data_received, held.leftover)
         self._resume()
+        if pending.leftover:  # an upgrade that did not happen: read on, before anything newer
+            leftover, pending.leftover = pending.leftover, b""
+            self.data_received(leftover)
         self._kick()
 
     async def _dispatch(self, pending: _Pending) -> bool:
@@ -404,23 +391,34 @@ class ClientConnection(asyncio.Protocol):
 
         nginx's phases, in order: server rewrite (``if``/``return`` at
         server level), find config (location; its auto-redirect; the body
-        size check), location rewrite (``if``/``return``), access
-        (allow/deny, then auth_basic), content (stats page or proxy)."""
+        size check), location rewrite (``if``/``return``), preaccess
+        (limit_req, limit_conn), access (``access_phase``), content (stats
+        page or proxy)."""
         if pending.head is None:
-            self._write(error_response(pending.error or 400))
+            if pending.error >= 0:
+                self._write(error_response(pending.error or 400))
             return False
         head = pending.head
         server = self.vhosts.select(head.uri_host or head.host)
         keep = head.keep_alive
-        self.remote_user = ""
+        self.remote_user = basic_user(head.header("authorization"))  # nginx's $remote_user
+        self.remote_addr, self.remote_port = self.address.begin_request(server.realip, head.headers)
+        tls_status = request_status(self.tls, server, self.vhosts, head.uri_host or head.host)
+        if tls_status:  # 421/495/496, before any phase; nginx closes after each
+            return await self._answer_error(tls_status, pending, server, None, False)
+        self.auth_vars, self.error_headers = {}, []
         v = self._variables(head, server, ())
-        ret = rewrite_phase(server.ifs, server.return_, v)
+        ret = _rewrite(server.ifs, server.return_, v)
         if ret is not None:
             return await self._answer_return(ret, pending, server, None, v, keep)
         match = match_location(server.locations, head.path)
         if match is None:
+            if server.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, server.limits, v)):
+                return await self._answer_error(refused, pending, server, None, keep)
             return await self._answer_error(404, pending, server, None, keep)
         loc = match.location
+        if loc.internal:  # ngx_http_core_find_config_phase(): 404 to a client's own request
+            return await self._answer_error(404, pending, server, loc, keep)
         if match.redirect:
             target = head.path + "/" + (f"?{head.args}" if head.args is not None else "")
             self._write(redirect_response(301, self._absolute(head, server, target), keep_alive=keep))
@@ -442,25 +440,23 @@ class ClientConnection(asyncio.Protocol):
         head = pending.head
         assert head is not None
         v = self._variables(head, server, captures)
-        ret = rewrite_phase(loc.ifs, loc.return_, v)
+        ret = _rewrite(loc.ifs, loc.return_, v)
         if ret is not None:
             return await self._answer_return(ret, pending, server, loc, v, keep)
-        access = loc.access
-        if access.rules and not client_allowed(access.rules, self.remote_addr):
-            self.worker.log_error(f'access forbidden by rule, client: {self.remote_addr}, request: "{head.request_line}"')
-            return await self._answer_error(403, pending, server, loc, keep)
-        if access.auth_basic is not None:
-            result = check_basic_auth(access, head.header("authorization"), v.render(access.auth_basic))
-            if result.status:
-                extra = [("WWW-Authenticate", result.challenge)] if result.challenge else None
-                return await self._answer_error(result.status, pending, server, loc, keep, extra)
-            self.remote_user = result.user
+        addr = self.address.run(loc.realip, head.headers)  # PREACCESS: the location's realip
+        self.remote_addr, self.remote_port = v.remote_addr, v.remote_port = addr
+        if loc.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, loc.limits, v)):
+            return await self._answer_error(refused, pending, server, loc, keep)
+        if loc.access.restricted:
+            denied = await run_access_phase(self, head, server, loc, v)
+            if denied is not None:
+                return await self._answer_error(denied.status, pending, server, loc, keep, denied.headers or None)
         if loc.ws_stat:
             return self._answer_stats(head, keep)
         if loc.proxy_pass is None:
             return await self._answer_error(404, pending, server, loc, keep)
         if pending.upgrade:
-            return await self._proxy_upgrade(pending, server, loc, captures)
+            return await proxy_upgrade(self, pending, server, loc, captures)
         return await self._proxy_http(pending, server, loc, captures)
 
     async def _answer_error(
@@ -476,17 +472,18 @@ class ClientConnection(asyncio.Protocol):
         names the status, else nginx's built-in page."""
         head = pending.head
         assert head is not None
+        if status in _CLOSING_STATUSES:
+            keep = False  # ngx_http_special_response_handler(), before error_page
+        self.error_headers = [*self.error_headers, *(extra_headers or ())]
         pages = loc.error_pages if loc is not None else server.error_pages
         page = next((p for p in pages if status in p.codes), None)
-        if page is not None and pending.redirects < 10:
+        if page is not None and pending.redirects < 1:
             pending.redirects += 1
             handled = await self._error_page(page, status, pending, server, keep)
             if handled is not None:
                 return handled
-        if status in _CLOSING_STATUSES:
-            keep = False
         shown = pending.status_override or status
-        self._write(error_response(shown, keep_alive=keep, extra_headers=extra_headers, head_only=head.method == "HEAD"))
+        self._write(error_response(shown, keep_alive=keep, extra_headers=self.error_headers, head_only=head.method == "HEAD"))
         return keep
 
     async def _error_page(
@@ -506,7 +503,7 @@ class ClientConnection(asyncio.Protocol):
             return await self._run_location(pending, server, named, (), keep)
         if target.startswith(("http://", "https://")):
             code = page.response if page.response in (301, 302, 303, 307, 308) else 302
-            self._write(redirect_response(code, target, keep_alive=keep))
+            self._write(redirect_response(code, target, keep_alive=keep, extra_headers=self.error_headers))
             return keep
         # nginx's err_status: without "=" the original code is kept, "="
         # takes the target's, "=CODE" sets one
@@ -517,11 +514,13 @@ class ClientConnection(asyncio.Protocol):
             version=head.version,
             headers=head.headers,
             keep_alive=head.keep_alive,
+            client_uri=head.client_uri or head.request_uri,
         )
         inner = _Pending(redirected)
         inner.upgrade = pending.upgrade
         inner.redirects = pending.redirects
         inner.status_override = pending.status_override
+        inner.limits = pending.limits
         match = match_location(server.locations, redirected.path)
         if match is None:
             return None
@@ -577,7 +576,7 @@ class ClientConnection(asyncio.Protocol):
             url = v.render(ret.text)
             if url.startswith("/"):
                 url = self._absolute(head, server, url)
-            self._write(redirect_response(pending.status_override or ret.code, url, keep_alive=keep))
+            self._write(redirect_response(pending.status_override or ret.code, url, keep_alive=keep, extra_headers=self.error_headers))
             return keep
         if ret.text is None and ret.code >= 400:
             return await self._answer_error(ret.code, pending, server, loc, keep)
@@ -585,10 +584,12 @@ class ClientConnection(asyncio.Protocol):
         scope = loc if loc is not None else server
         ctype = content_type_for(head.path, scope.types, scope.default_type)
         code = pending.status_override or ret.code
+        if code == 200 and head.fails_preconditions:
+            return await self._answer_error(412, pending, server, loc, keep)
         if code in (204, 304):
-            self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True))
+            self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True, extra_headers=self.error_headers))
             return keep
-        self._write(build_response(code, body, content_type=ctype, keep_alive=keep, head_only=head_only))
+        self._write(build_response(code, body, content_type=ctype, keep_alive=keep, head_only=head_only, extra_headers=self.error_headers))
         return keep
 
     def _answer_stats(self, head: RequestHead, keep: bool) -> bool:
@@ -615,6 +616,9 @@ class ClientConnection(asyncio.Protocol):
             captures=captures,
             remote_user=self.remote_user,
             maps=self.worker.maps,
+            tls=self.tls,
+            auth_set=self.auth_vars,
+            client_address=self.address,
         )
 
     async def _open_upstream(
@@ -624,11 +628,10 @@ class ClientConnection(asyncio.Protocol):
         head = pending.head
         assert head is not None and loc.proxy_pass is not None
         v = self._variables(head, server, captures)
+        v.limits = pending.limits
         pp = self._target(loc.proxy_pass, v)
         v.proxy_host = proxy_host_of(pp)
-        body = b"".join(pending.body)
-        if body or head.header("content-length") is not None or head.header("transfer-encoding"):
-            v.body_length = len(body)
+        v.body_length, v.chunked = upstream_framing(head, pending.body)
         uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)
         if pp.unix is not None:
             selector = self.worker.pools.unix_selector(pp.unix)
@@ -645,8 +648,23 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             link.transport.close()
             raise asyncio.CancelledError
-        link.transport.write(build_upstream_head(uri, loc.proxy, v) + body)
+        link.transport.write(build_upstream_head(uri, loc.proxy, v))
+        body = pending.body
+        if body is not None and pending.sender is not None:  # sent once already (error_page)
+            forget(pending.sender, None)
+            body.rewind()
+        if body is not None and (body.size or body.streaming) and loc.proxy.pass_request_body:
+            pending.sender = asyncio.ensure_future(
+                send_body(link.transport, response, body, v.chunked, loc.proxy.send_timeout)
+            )
         try:
+            if pending.sender is not None:
+                # an upstream may answer before it has read the whole body
+                await asyncio.wait((pending.sender, response.head_done), return_when=asyncio.FIRST_COMPLETED)
+                if not response.head_done.done() and isinstance(pending.sender.exception(), asyncio.TimeoutError):
+                    response.head_done.cancel()  # nobody waits for it any more
+                    link.transport.close()
+                    raise UpstreamUnavailable(504, "upstream timed out while sending request to upstream")
             await within(response.head_done, loc.proxy.read_timeout)
         except asyncio.TimeoutError:
             link.transport.close()
@@ -665,147 +683,20 @@ class ClientConnection(asyncio.Protocol):
         try:
             response, _addr = await self._open_upstream(pending, server, loc, captures)
         except UpstreamUnavailable as exc:
-            self.worker.log_error(f"{exc} while proxying {head.request_line}")
+            self.worker.log_upstream_failure(exc, head.request_line)
             return await self._answer_error(exc.status, pending, server, loc, keep)
         if response.status == 101:  # a switch nobody asked for
-            return await self._refuse_switch(pending, server, loc, response)
-        return await self._pass_response(pending, response, keep)
-
-    async def _pass_response(self, pending: _Pending, response: UpstreamResponse, keep: bool) -> bool:
-        """Stream an upstream's (non-101) answer to the client as nginx frames it."""
-        head = pending.head
-        assert head is not None
-        known_length = response.content_length is not None and not response.chunked
-        chunked = not known_length and head.version == "1.1"
-        if not known_length and not chunked:
-            keep = False  # HTTP/1.0 client, unknown length: close-delimited
-        lines = [
-            _status_line(pending.status_override, response),
-            f"Server: {SERVER}",
-            f"Date: {http_date_now()}",
-        ]
-        for name, value in response.headers:
-            if name.lower() not in HIDDEN_RESPONSE_HEADERS:
-                lines.append(f"{name}: {value}")
-        if chunked:
-            lines.append("Transfer-Encoding: chunked")
-        lines.append("Connection: keep-alive" if keep else "Connection: close")
-        self._write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        transport = self.transport
-        assert transport is not None
-        if chunked and head.method != "HEAD":
-            response.start_body(lambda b: transport.write(b"%x\r\n%b\r\n" % (len(b), b)))
-        else:
-            response.start_body(transport.write)
-        await response.body_done
-        if chunked and head.method != "HEAD" and response.error is None:
-            self._write(b"0\r\n\r\n")
-        if self.upstream_transport is not None:
-            self.upstream_transport.close()
-            self.upstream_transport = None
-        if response.error is not None:
-            self.worker.log_error(response.error)
-            return False
-        return keep
-
-    async def _proxy_upgrade(
-        self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
-    ) -> bool:
-        """A request with an ``Upgrade`` header.  Returns whether the connection
-        stays open (not switched: the answer is passed on like any other)."""
-        head = pending.head
-        assert head is not None
-        worker = self.worker
-        ws = server.ws
-        # The cap counts established tunnels (the module counts when the 101
-        # passes): checked here, before the upstream is contacted, and again,
-        # atomically, when the 101 comes.
-        if asks_websocket(head) and worker.counters.at_limit(ws.max_connections):
-            self._write(refusal(head) or error_response(400))
-            return False
-        try:
-            response, upstream_addr = await self._open_upstream(pending, server, loc, captures)
-        except UpstreamUnavailable as exc:
-            worker.log_error(f"{exc} while proxying {head.request_line}")
-            await self._answer_error(exc.status, pending, server, loc, False)
-            return False
-        if response.status != 101:
-            return await self._pass_response(pending, response, head.keep_alive)
-        held = self._held
-        if (held is not None and held.lost) or not switched_to_websocket(head, response.headers):
-            return await self._refuse_switch(pending, server, loc, response)
-        if not worker.counters.try_open(worker.slot, ws.max_connections):
-            # tunnels completed while this one waited: over the cap after all
-            self._drop_upstream(masked_close_frame(1013, "Try Again Later"))
-            self._write(refusal(head) or error_response(400))
-            return False
-        opened = False
-        try:
-            self._write(switching_head(response.reason, response.headers))
-            assert self.transport is not None and self.upstream_transport is not None
-            logger, logfile = worker.ws_logger(server, lambda: self._conn_info(head, upstream_addr))
-            tunnel = Tunnel(
-                worker,
-                worker.slot,
-                self.transport,
-                self.upstream_transport,
-                logger,
-                logfile,
-                loc.proxy.read_timeout,
-                ws.conn_age,
-                send_timeout=loc.proxy.send_timeout,
-                client_send_timeout=loc.send_timeout,
-            )
-            self.handed_over = True
-            opened = True
-            self._cancel_timer()
-            worker.connections.discard(self)
-            tunnel.start(held.leftover if held is not None else b"", response.leftover)
-            return False
-        finally:
-            if not opened:
-                worker.counters.close(worker.slot)
-
-    async def _refuse_switch(
-        self, pending: _Pending, server: Server, loc: Location, response: UpstreamResponse
-    ) -> bool:
-        """A 101 ngxws does not tunnel (``proxy.upgrade`` says why): 502, and
-        both connections closed.  nginx would tunnel it (h2c smuggling)."""
-        head = pending.head
-        assert head is not None
-        said = ", ".join(v for n, v in response.headers if n.lower() == "upgrade") or "-"
-        self.worker.log_error(
-            f'upstream switched protocols to "{said}", which is not tunnelled, '
-            f'while reading response header from upstream, request: "{head.request_line}"'
-        )
-        self._drop_upstream()
-        return await self._answer_error(502, pending, server, loc, False)
-
-    def _drop_upstream(self, last_words: bytes = b"") -> None:
-        upstream, self.upstream_transport = self.upstream_transport, None
-        if upstream is not None:
-            if last_words:
-                upstream.write(last_words)
-            upstream.close()
-
-    def _conn_info(self, head: RequestHead, upstream_addr: str) -> ConnInfo:
-        return ConnInfo(
-            request=log_text(head.request_line),
-            uri=log_text(head.path),
-            request_id=secrets.token_hex(16),
-            remote_user=log_text(self.remote_user),
-            remote_addr=self.remote_addr,
-            remote_port=str(self.remote_port),
-            server_addr=self.server_addr,
-            server_port=str(self.server_port),
-            upstream_addr=upstream_addr,
-            headers={k: log_text(v) for k, v in head.header_map.items()},
-            opened_at=time.time(),
-        )
+            return await refuse_switch(self, pending, server, loc, response)
+        self._send_timer.seconds = loc.send_timeout
+        return await pass_response(self, head, pending.status_override, response, keep)
 
     # -- output and lifetime -----------------------------------------------
 
     def _write(self, data: bytes) -> None:
+        if self._headless:
+            # HTTP/0.9: nginx's header filter sends no head, only the body
+            self._headless = False
+            data = data.partition(b"\r\n\r\n")[2]
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
@@ -821,6 +712,28 @@ class ClientConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _end_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        # ngx_http_read_client_request_body_handler(): 408 terminates the
+        # request -- nothing is sent, the connection (and upstream) closes
+        self._body_timer = None
+        self.worker.log_info("client timed out (110: Connection timed out) while reading client request body")
+        if self.upstream_transport is not None:
+            self.upstream_transport.close()
+        self._close()
+
+    def _send_timed_out(self) -> None:
+        # send_timeout: nginx finalizes with 408 and closes; the unsent rest is dropped
+        if self.handed_over:
+            return  # the tunnel keeps its own send_timeout
+        self.worker.log_info("client timed out (110: Connection timed out) while sending to client")
+        if self.transport is not None:
+            self.transport.abort()
 
     def _timeout(self) -> None:
         # client_header_timeout / keepalive_timeout: nginx just closes.

@@ -5,7 +5,19 @@ two small protocols relay each read as it came (the very same ``bytes``
 object is written to the other side: no unmasking, no re-framing, no copy).
 On the way, a header-only ``FrameTracker`` per direction counts frames and
 payload into this worker's shared counter slot, and, only when the server
-logs frames, yields per-frame tuples for the log templates.
+logs frames, yields per-frame tuples for the log templates.  A frame counts,
+and is logged, in the read that brings its last byte (the module's
+frame_counter_process_message), so log lines of the two directions come in
+the order frames completed.
+
+Fair turns: each relay step spends from the worker's per-loop-turn
+allowance (``turns.py``).  Once it is spent, a side that logs every frame
+keeps what it read (``held``), stops reading and relays it in later turns,
+``LOGGED_CHUNK`` bytes per step; a side that does not log relays its read at
+once (cheap, and still in the CPU cache) and then stops reading until a later
+turn.  Bytes are never reordered or dropped by this, and a frame's line is
+written before the frame is forwarded, so every frame that left ngxws has
+its line.
 
 Backpressure: when one side's write buffer passes its high-water mark,
 reading from the other side stops until it drains, so a tunnel holds at
@@ -33,9 +45,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ngxws.accounting import counters as C
+from ngxws.proxy.turns import (
+    LINE_COST,
+    LOGGED_CHUNK,
+    RESUME_COST,
+    SMALL_READ,
+    UNLOGGED_SHIFT,
+    relay_turns,
+)
 from ngxws.ws.frames import FrameTracker, encode_close_frame
 
 if TYPE_CHECKING:
@@ -68,14 +89,56 @@ class _Side(asyncio.Protocol):
         # writes *to* this side's socket blocked: (proxy_)send_timeout running
         self.send_timeout = 60.0
         self.send_timer: asyncio.TimerHandle | None = None
+        self.turns = relay_turns(asyncio.get_running_loop())
+        self.held = b""  # read but not yet relayed: waiting for a turn (reading paused)
+        self.held_at = 0  # where in ``held`` the bytes not yet relayed begin
+        self.out_blocked = False  # the other socket's write buffer is full (reading paused)
+        self.eof_pending = False  # our peer closed; close once ``held`` is relayed
+        self.read_stopped = False  # for good: a close frame of ours is pending
+        self.queued = False  # waiting in ``turns`` for a turn (reading paused)
 
     def data_received(self, data: bytes) -> None:
+        if self.held:
+            self._hold(data, 0)  # rare: older bytes still wait for their turn
+            return
+        if not self.tunnel.log_each_frame:
+            # Relay at once, while the bytes are still in the CPU cache (held
+            # and scanned a few turns later, they cost twice as much); once
+            # the turn's allowance is spent, read no more until a later turn.
+            self._relay(data)
+            if self.turns.left <= 0 and not self.queued:
+                self.queued = True
+                self.source.pause_reading()
+                self.turns.wait(self)
+            return
+        if self.turns.left <= 0 and len(data) > SMALL_READ:
+            # this turn's allowance is spent: keep the bytes, stop reading,
+            # relay them in a later turn.  A small read goes through anyway:
+            # it is cheap, and it is what an interactive tunnel sends -- it
+            # must not queue behind floods.
+            self._hold(data, 0)
+            return
+        self._step(data, 0)
+
+    def _step(self, data: bytes, start: int) -> None:
+        """Relay ``data[start:]`` -- at most one chunk of it when every frame
+        is logged (a bounded number of lines); hold the rest for a later turn."""
+        end = len(data)
+        if self.tunnel.log_each_frame and end - start > LOGGED_CHUNK:
+            end = start + LOGGED_CHUNK
+            self._hold(data, end)
+        self._relay(data if start == 0 and end == len(data) else data[start:end])
+
+    def _relay(self, data: bytes) -> None:
+        """Track, count, log and forward ``data``."""
         t = self.tunnel
         t.last_activity = time.monotonic()
         if not t.log_each_frame:
             frames, payload = self.feed(data)
+            self.turns.spend(len(data) >> UNLOGGED_SHIFT)
         else:
             frames, payload = t.log_frames(self.tracker.feed_frames(data), self.SOURCE)
+            self.turns.spend(len(data) + LINE_COST * frames)
         a = self.array
         b = self.base
         a[b + self.FRAMES] += frames
@@ -85,8 +148,56 @@ class _Side(asyncio.Protocol):
         if self.tracker.error:
             t.close(reason="frame length cannot be followed")
 
+    def _hold(self, data: bytes, start: int) -> None:
+        """Keep ``data[start:]`` for a later turn (no copy: an offset)."""
+        if self.held:
+            self.held = self.held[self.held_at :] + data[start:]
+            self.held_at = 0
+            return
+        self.held = data
+        self.held_at = start
+        self.source.pause_reading()
+        if not self.queued:
+            self.queued = True
+            self.turns.wait(self)
+
+    def run_held(self) -> None:
+        """Our turn (``RelayTurns``): relay one chunk of what was held, or
+        (nothing held) read again, charged the cost of one full read."""
+        self.queued = False
+        if self.tunnel.closed:
+            self.held = b""
+            return
+        if not self.held:
+            self.turns.spend(RESUME_COST)
+        else:
+            data, self.held = self.held, b""
+            self._step(data, self.held_at)  # holds (and re-queues) what is beyond one chunk
+            if self.held or self.tunnel.closed:
+                return
+        if self.eof_pending:
+            self.tunnel.close()
+        else:
+            self.resume_if_free()
+
+    def resume_if_free(self) -> None:
+        """Read again unless something still says stop (bytes waiting for a
+        turn, a full write buffer on the other side, a close frame of ours)."""
+        if not (
+            self.held
+            or self.queued
+            or self.out_blocked
+            or self.read_stopped
+            or self.source.is_closing()
+        ):
+            self.source.resume_reading()
+
     def eof_received(self) -> bool | None:
-        # nginx finalizes the upgraded request when either side closes.
+        # nginx finalizes the upgraded request when either side closes --
+        # after relaying what it had read before the end.
+        if self.held:
+            self.eof_pending = True
+            return True  # keep the transport: closed once the held bytes are relayed
         self.tunnel.close()
         return None
 
@@ -98,7 +209,9 @@ class _Side(asyncio.Protocol):
         # from the other side) is full: stop reading from the other side,
         # and give the blocked write (proxy_)send_timeout to drain.
         t = self.tunnel
-        t.peer_of(self).source.pause_reading()
+        peer = t.peer_of(self)
+        peer.out_blocked = True
+        peer.source.pause_reading()
         if self.send_timer is None and not t.closed:
             self.send_timer = asyncio.get_running_loop().call_later(
                 self.send_timeout, t.send_timed_out, self
@@ -108,9 +221,9 @@ class _Side(asyncio.Protocol):
         if self.send_timer is not None:
             self.send_timer.cancel()
             self.send_timer = None
-        other = self.tunnel.peer_of(self).source
-        if not other.is_closing():
-            other.resume_reading()
+        peer = self.tunnel.peer_of(self)
+        peer.out_blocked = False
+        peer.resume_if_free()
 
 
 class ClientSide(_Side):
@@ -128,8 +241,8 @@ class UpstreamSide(_Side):
     SOURCE = "upstream"
     TIMED_OUT = "upstream timed out"
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+    def _relay(self, data: bytes) -> None:
+        super()._relay(data)
         t = self.tunnel
         if t.pending_close is not None and self.tracker.at_boundary:
             t.send_close_now()
@@ -162,6 +275,7 @@ class Tunnel:
         # Per-frame tuples are only built when a template consumes them.
         self.log_each_frame = self.logger is not None and self.logger.wants_frames
         self.closed = False
+        self.on_close: Callable[[], None] | None = None  # what the request holds until the end (limit_conn)
         self.pending_close: tuple[int, str] | None = None
         self.last_activity = time.monotonic()
         self.read_timeout = read_timeout
@@ -195,8 +309,8 @@ class Tunnel:
             self.upstream_side.data_received(upstream_leftover)
         if client_leftover:
             self.client_side.data_received(client_leftover)
-        self.client.resume_reading()
-        self.upstream.resume_reading()
+        self.client_side.resume_if_free()
+        self.upstream_side.resume_if_free()
 
     def peer_of(self, side: _Side) -> _Side:
         return self.upstream_side if side is self.client_side else self.client_side
@@ -207,8 +321,7 @@ class Tunnel:
         payload = 0
         for f in frames:
             payload += f[1]
-        for line in self.logger.lines_for_frames(frames, source, time.time()):
-            self.logfile.append(line)
+        self.logfile.extend(self.logger.lines_for_frames(frames, source, time.time()))
         return len(frames), payload
 
     def _check_idle(self) -> None:
@@ -232,6 +345,7 @@ class Tunnel:
         if self.closed or self.pending_close is not None:
             return
         self.pending_close = (code, reason)
+        self.client_side.read_stopped = True
         self.client.pause_reading()
         if self.upstream_side.tracker.at_boundary:
             self.send_close_now()
@@ -244,6 +358,14 @@ class Tunnel:
         if not self.client.is_closing():
             self.client.write(encode_close_frame(code, reason))
         self.close()
+
+    def stop_reading(self) -> None:
+        """Fast stop, first step: read nothing more, so no new line is made
+        while the worker writes the lines it holds."""
+        for side in (self.client_side, self.upstream_side):
+            side.read_stopped = True
+            if not side.source.is_closing():
+                side.source.pause_reading()
 
     def close(self, reason: str = "", abort: bool = False) -> None:
         """End the tunnel once: close both sockets (pending writes flushed,
@@ -269,6 +391,8 @@ class Tunnel:
                 side.source.close()
         self.worker.counters.close(self.slot)
         self.worker.tunnels.discard(self)
+        if self.on_close is not None:
+            self.on_close()
         if self.logger is not None and self.logfile is not None:
             line = self.logger.close_line(time.time())
             if line is not None:

@@ -10,23 +10,35 @@ ngxws deliberately differs: nginx tunnels it, which lets a client speak
 HTTP/2 straight to the backend past the proxy's ``deny``/``auth_basic``
 rules (h2c smuggling); ngxws answers 502 and closes both sides.
 
-Pure functions on heads; no I/O.
+``ws_max_connections`` counts established tunnels, as the module does (it
+counts a connection when the 101 passes): an upgrade waiting for its 101
+is not one.  The cap is checked before the upstream is contacted (the
+module's answer: ngxws's own 101 and close 1013), and again, atomically
+(``SharedCounters.try_open``), when the 101 comes -- tunnels completed
+meanwhile refuse it, with a close 1013 to both sides.
+
+The rules on heads are pure functions; ``proxy_upgrade`` is the asyncio
+flow ``ClientConnection`` runs for a request ``http.parser`` reported as
+an upgrade (the bytes and message framing stay ``proxy.handshake``'s).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from websockets.utils import accept_key
-
+from ngxws.config.model import Location, Server
 from ngxws.http.request import RequestHead
-from ngxws.http.responses import SERVER
-from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS
-from ngxws.sinks.timefmt import http_date_now
+from ngxws.proxy.handshake import conn_info, refusal, switching_head
+from ngxws.proxy.response_pass import pass_response
+from ngxws.proxy.tunnel import Tunnel
+from ngxws.proxy.upstream import UpstreamUnavailable
+from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.ws.frames import encode_close_frame
+
+if TYPE_CHECKING:
+    from ngxws.proxy.client import ClientConnection, _Pending
 
 # What a client may send while its upgrade waits for the upstream's 101
 # (nginx keeps such bytes in its header buffer and relays them once
@@ -45,11 +57,6 @@ def tokens(value: str | None) -> list[str]:
         if name:
             out.append(name)
     return out
-
-
-def carries_upgrade(head: RequestHead) -> bool:
-    """nginx's ``r->headers_in.upgrade``: the request has an ``Upgrade`` header."""
-    return head.header("upgrade") is not None
 
 
 def asks_websocket(head: RequestHead) -> bool:
@@ -71,47 +78,6 @@ def switched_to_websocket(head: RequestHead, response_headers: Sequence[tuple[st
     return chosen == ["websocket"]
 
 
-def valid_key(key: str) -> bool:
-    """A Sec-WebSocket-Key is base64 of 16 bytes (24 characters)."""
-    if len(key) != 24:
-        return False
-    try:
-        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
-    except (binascii.Error, UnicodeEncodeError):
-        return False
-
-
-def refusal(head: RequestHead) -> bytes | None:
-    """``ws_max_connections`` reached: the handshake completed by ngxws and
-    close 1013 (the module's answer); None when the key is unusable (400)."""
-    key = head.header("sec-websocket-key") or ""
-    if not valid_key(key):
-        return None
-    return (
-        "HTTP/1.1 101 Switching Protocols\r\n"
-        f"Server: {SERVER}\r\n"
-        f"Date: {http_date_now()}\r\n"
-        "Upgrade: websocket\r\n"
-        "Connection: upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
-    ).encode("latin-1") + encode_close_frame(1013, "Try Again Later")
-
-
-def switching_head(reason: str, headers: Sequence[tuple[str, str]]) -> bytes:
-    """The upstream's 101 as nginx passes it: its own Server/Date, Connection: upgrade."""
-    lines = [
-        f"HTTP/1.1 101 {reason or 'Switching Protocols'}",
-        f"Server: {SERVER}",
-        f"Date: {http_date_now()}",
-        "Connection: upgrade",
-    ]
-    for name, value in headers:
-        low = name.lower()
-        if low == "upgrade" or low not in HIDDEN_RESPONSE_HEADERS:
-            lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
 def masked_close_frame(code: int, reason: str, mask: bytes | None = None) -> bytes:
     """A close frame as a client sends it (masked, RFC 6455 5.3): what ngxws
     tells an upstream whose 101 came when the cap was already reached."""
@@ -120,3 +86,89 @@ def masked_close_frame(code: int, reason: str, mask: bytes | None = None) -> byt
     payload = frame[2:]
     masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
     return bytes((frame[0], 0x80 | len(payload))) + key + masked
+
+
+async def proxy_upgrade(
+    conn: ClientConnection, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
+) -> bool:
+    """A request with an ``Upgrade`` header on a ``proxy_pass`` location.
+    Returns whether the connection stays open (not switched: the answer is
+    passed on like any other, and reading goes on after the request)."""
+    head = pending.head
+    assert head is not None
+    worker = conn.worker
+    ws = server.ws
+    key = head.header("sec-websocket-key") or ""
+    if asks_websocket(head) and worker.counters.at_limit(ws.max_connections):
+        conn._write(refusal(key))  # the upstream is never contacted
+        return False
+    try:
+        response, upstream_addr = await conn._open_upstream(pending, server, loc, captures)
+    except UpstreamUnavailable as exc:
+        worker.log_upstream_failure(exc, head.request_line)
+        await conn._answer_error(exc.status, pending, server, loc, False)
+        return False
+    if response.status != 101:
+        conn._send_timer.seconds = loc.send_timeout
+        return await pass_response(conn, head, pending.status_override, response, head.keep_alive)
+    if not switched_to_websocket(head, response.headers):
+        return await refuse_switch(conn, pending, server, loc, response)
+    if not worker.counters.try_open(worker.slot, ws.max_connections):
+        # tunnels completed while this one waited: over the cap after all
+        drop_upstream(conn, masked_close_frame(1013, "Try Again Later"))
+        conn._write(refusal(key))
+        return False
+    opened = False
+    try:
+        conn._write(switching_head(response))
+        assert conn.transport is not None and conn.upstream_transport is not None
+        logger, logfile = worker.ws_logger(server, lambda: conn_info(conn, head, upstream_addr))
+        tunnel = Tunnel(
+            worker,
+            worker.slot,
+            conn.transport,
+            conn.upstream_transport,
+            logger,
+            logfile,
+            loc.proxy.read_timeout,
+            ws.conn_age,
+            send_timeout=loc.proxy.send_timeout,
+            client_send_timeout=loc.send_timeout,
+        )
+        tunnel.on_close = pending.limits.release
+        conn.handed_over = True
+        opened = True
+        conn._cancel_timer()
+        worker.connections.discard(conn)
+        # what the client sent after the request while it waited (an
+        # error_page hop runs a copy of the request: the bytes are the held one's)
+        held = conn._held if conn._held is not None else pending
+        tunnel.start(held.leftover, response.leftover)
+        return False
+    finally:
+        if not opened:
+            worker.counters.close(worker.slot)
+
+
+async def refuse_switch(
+    conn: ClientConnection, pending: _Pending, server: Server, loc: Location, response: UpstreamResponse
+) -> bool:
+    """A 101 ngxws does not tunnel (see the module docstring): 502, and both
+    connections closed.  nginx would tunnel it (h2c smuggling)."""
+    head = pending.head
+    assert head is not None
+    said = ", ".join(v for n, v in response.headers if n.lower() == "upgrade") or "-"
+    conn.worker.log_error(
+        f'upstream switched protocols to "{said}", which is not tunnelled, '
+        f'while reading response header from upstream, request: "{head.request_line}"'
+    )
+    drop_upstream(conn)
+    return await conn._answer_error(502, pending, server, loc, False)
+
+
+def drop_upstream(conn: ClientConnection, last_words: bytes = b"") -> None:
+    upstream, conn.upstream_transport = conn.upstream_transport, None
+    if upstream is not None:
+        if last_words:
+            upstream.write(last_words)
+        upstream.close()

@@ -9,22 +9,30 @@ back so ``max_fails``/``fail_timeout`` take effect.
 from __future__ import annotations
 
 import asyncio
-import socket
+
+# getaddrinfo() imports this codec on first use; with every descriptor taken
+# that import fails (EMFILE) and a request would die of it.  Import it now.
+import encodings.idna  # noqa: F401
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ngxws.config.model import Config, ProxyPass, ProxySettings
+from ngxws.fdlimits import errno_text, fd_exhausted
 from ngxws.proxy.deadline import within
 from ngxws.routing.peers import PeerSelector, PeerTarget
 from ngxws.tls import UpstreamTLS
 
 
 class UpstreamUnavailable(Exception):
-    """No peer could be reached: nginx answers 502 (or 504 on timeout)."""
+    """No peer could be reached: nginx answers 502 (or 504 on timeout).
 
-    def __init__(self, status: int, detail: str) -> None:
+    ``alert``: the detail is a whole nginx error line (``socket() failed
+    ...``), logged at nginx's level for it, not ngxws's "... while proxying"."""
+
+    def __init__(self, status: int, detail: str, alert: bool = False) -> None:
         super().__init__(detail)
         self.status = status
+        self.alert = alert
 
 
 @dataclass
@@ -100,7 +108,17 @@ async def connect_upstream(
             selector.failed(peer)
             last_status, last_error = 504, f"upstream timed out (connect) to {peer.label}"
             continue
-        except (OSError, socket.gaierror) as exc:
+        except OSError as exc:
+            if fd_exhausted(exc):
+                # nginx: socket() failed -> NGX_ERROR -> 500, no next peer,
+                # the peer not blamed (ngx_event_connect_peer)
+                scheme = "https" if tls is not None else "http"
+                raise UpstreamUnavailable(
+                    500,
+                    f"socket() failed {errno_text(exc)} while connecting to upstream, "
+                    f'upstream: "{scheme}://{peer.label}/"',
+                    alert=True,
+                ) from None
             selector.failed(peer)
             last_status, last_error = 502, f"connect() to {peer.label} failed ({exc})"
             continue

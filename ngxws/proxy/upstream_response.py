@@ -63,6 +63,9 @@ class UpstreamResponse(asyncio.Protocol):
         self.on_pause: Callable[[], None] | None = None
         self.on_resume: Callable[[], None] | None = None
         self.error: str | None = None
+        self._write_paused = False
+        self._lost = False
+        self._drain_waiter: asyncio.Future[None] | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -85,6 +88,8 @@ class UpstreamResponse(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._wake_writer()
         if not self.head_done.done():
             self._fail("upstream prematurely closed connection while reading response header")
             return
@@ -96,11 +101,33 @@ class UpstreamResponse(asyncio.Protocol):
                 self.error = "upstream prematurely closed connection while reading upstream"
                 self.body_done.set_result(None)
 
-    def pause_writing(self) -> None:  # pragma: no cover - request bodies are small
-        pass
+    def pause_writing(self) -> None:
+        # the request body fills the upstream's socket: the sender waits in drain()
+        self._write_paused = True
 
-    def resume_writing(self) -> None:  # pragma: no cover
-        pass
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_writer()
+
+    async def drain(self) -> None:
+        """Return once the transport takes more (at once if it does now);
+        ConnectionError once the upstream is gone."""
+        if self._lost:
+            raise ConnectionError("upstream closed the connection")
+        if not self._write_paused:
+            return
+        waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._drain_waiter = None
+        if self._lost:
+            raise ConnectionError("upstream closed the connection")
+
+    def _wake_writer(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # httptools callbacks
     def on_status(self, status: bytes) -> None:

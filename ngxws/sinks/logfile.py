@@ -23,7 +23,7 @@ __all__ = ["MAX_BUFFER", "LogFile", "LogFiles"]
 
 log = logging.getLogger(__name__)
 
-MAX_BUFFER = 1024 * 1024
+MAX_BUFFER = 256 * 1024
 """Buffered characters after which ``append`` flushes at once."""
 
 # Paths that name the process's own stdio.  They are written through fd 1/2
@@ -89,6 +89,15 @@ class LogFile:
             raise ValueError(f"append to closed log file {self.path!r}")
         self._buffer.append(line)
         self._pending += len(line) + 1
+        if self._pending > MAX_BUFFER:
+            self.flush()
+
+    def extend(self, lines: list[str]) -> None:
+        """``append`` each of ``lines`` (one call per relayed chunk, not per line)."""
+        if self._closed:
+            raise ValueError(f"append to closed log file {self.path!r}")
+        self._buffer.extend(lines)
+        self._pending += sum(map(len, lines)) + len(lines)
         if self._pending > MAX_BUFFER:
             self.flush()
 

@@ -38,24 +38,31 @@ What each variable prints is mirrored from the module (spec: module.md,
 - names follow nginx's syntax (``[A-Za-z0-9_]+``, case-insensitive,
   ``${name}``); the module used ``strstr`` and so also matched prefixes
   (``$urix`` printed ``$uri`` then ``x``); here that is the unknown ``$urix``.
-- an unknown variable prints ``???``; a ``$`` not followed by a name (or an
-  unterminated ``${``) stays literal text, as in the module.
 - no truncation to fixed widths, no deletion of capital ``X``.
 - in open/close lines the frame-only variables (``$ws_opcode``,
   ``$ws_payload_size``, ``$ws_message_size``, ``$ws_packet_source``) print
   ``???``; ``$ws_conn_age`` is real (0 at open).
 - a control frame in the middle of a fragmented message does not reset
   ``$ws_message_size`` (the chainstack fork zeroes it).
+
+As in the module, which substitutes only the names it knows, an unknown
+variable (``$ws_`` in ``"$ws_ x"``, ``$status``) stays literal text, and so
+does a ``$`` not followed by a name or an unterminated ``${``; ``ngxws
+check`` warns about each unknown name.  ``???`` is printed where the module
+prints it (a ``$http_NAME`` header the request did not have, no
+``$upstream_addr``/``$request_id``) and for the frame-only variables in
+open/close lines (above).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
 
+from ngxws.client_certs import SSL_VARIABLES
 from ngxws.config.model import WsLogTemplates
 from ngxws.sinks import timefmt
 from ngxws.sinks.timefmt import TimeCache
@@ -67,12 +74,14 @@ __all__ = [
     "UPSTREAM",
     "BoundTemplate",
     "ConnInfo",
+    "log_text",
     "EventLineFn",
     "FrameLineFn",
     "FrameLogger",
     "Template",
     "Variable",
     "compile_template",
+    "module_reading",
 ]
 
 UNKNOWN = "???"  # the module's UNKNOWN_VAR: printed for a value that cannot be known
@@ -128,8 +137,30 @@ _CONN_VARIABLES = frozenset(
     }
 )
 
-KNOWN_VARIABLES = frozenset(_SLOT_EXPR) | _CONN_VARIABLES
-"""Every variable name a template may use, ``http_*`` aside."""
+KNOWN_VARIABLES = frozenset(_SLOT_EXPR) | _CONN_VARIABLES | SSL_VARIABLES
+"""Every variable name a template may use, ``http_*`` aside.  The ``$ssl_*``
+ones are ngxws's addition (the module has none): nginx's values on a TLS
+connection, ``???`` on a plain one."""
+
+
+def module_reading(written: str) -> str | None:
+    """The known variable the module printed for an unknown variable as written.
+
+    The module finds its names with a case-sensitive ``strstr`` and skips a
+    match only when a ``_`` follows, so ``$ws_opcodex`` printed
+    ``$ws_opcode`` then ``x``; ngxws reads whole names and leaves
+    ``$ws_opcodex`` as text.  For ``ngxws check`` to say so; None when the
+    module left it as text too (``${...}`` never matched there).
+    """
+    if not written.startswith("$") or written.startswith("${"):
+        return None
+    name = written[1:]
+    best = None
+    for known in KNOWN_VARIABLES:
+        if name.startswith(known) and name[len(known)] != "_":
+            if best is None or len(known) > len(best):
+                best = known
+    return best
 
 
 @dataclass(frozen=True)
@@ -148,12 +179,14 @@ class Variable:
 class ConnInfo:
     """What a tunnel knows about itself when it opens; constant afterwards.
 
-    Strings are as nginx's variables print them.  ``remote_user`` is ``""``
-    without basic auth (prints empty); ``upstream_addr`` is ``""`` when no
-    peer is connected and ``request_id`` ``""`` when none was made (both
-    then print ``???``).  ``headers`` maps lower-cased request header names
-    to values (when a header repeats, the module printed the last
-    occurrence: it searched from the end).  For byte-exact logs, decode
+    Strings are as nginx's variables print them.  ``remote_user`` is the
+    user name of an ``Authorization: Basic`` header, auth_basic or not
+    (nginx's variable, which the module reads), ``""`` without one;
+    ``upstream_addr`` is ``""`` when no peer is connected and ``request_id``
+    ``""`` when none was made (both then print ``???``).  ``headers`` are
+    the request's ``(name, value)`` pairs in order (or a name -> value
+    mapping); a header that repeats prints its last occurrence, as the
+    module's http_header_var searches the header list from the end.  For byte-exact logs, decode
     header bytes the way ``LogFile`` encodes (UTF-8, ``surrogateescape``).  ``opened_at`` is
     ``time.time()`` when the tunnel opened.
     """
@@ -168,16 +201,8 @@ class ConnInfo:
     opened_at: float
     remote_user: str = ""
     upstream_addr: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def log_text(value: str) -> str:
-    """Heads are decoded as latin-1 (bytes kept 1:1 for forwarding); log files
-    are written as UTF-8 with surrogateescape, so re-decode to get the very
-    bytes the client sent into the log."""
-    if value.isascii():
-        return value
-    return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] = field(default_factory=dict)
+    ssl: Callable[[str], str] | None = None  # $ssl_* of a TLS connection
 
 
 class _ConnValues:
@@ -200,10 +225,13 @@ class _ConnValues:
             if self._headers is None:
                 # The module's compare_hdr: case-insensitive, and a ``_`` in
                 # the variable matches a ``-`` (or ``_``) in the header name.
-                self._headers = {k.lower().replace("-", "_"): v for k, v in conn.headers.items()}
+                pairs = conn.headers.items() if isinstance(conn.headers, Mapping) else conn.headers
+                self._headers = {k.lower().replace("-", "_"): v for k, v in pairs}
             return self._headers.get(name[5:], UNKNOWN)
         if name == "remote_ip":
             return conn.remote_addr
+        if name in SSL_VARIABLES:
+            return conn.ssl(name) if conn.ssl is not None else UNKNOWN
         if name == "upstream_addr" or name == "request_id":
             return cast(str, getattr(conn, name)) or UNKNOWN
         if name in _CONN_VARIABLES:
@@ -306,6 +334,7 @@ class Template:
 
     text: str
     parts: tuple[str | Variable, ...]
+    unknown: tuple[str, ...] = ()  # unknown variables as written, left in ``parts`` as text
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -314,8 +343,8 @@ class Template:
 
     @property
     def unknown_variables(self) -> tuple[str, ...]:
-        """Names that will print ``???`` on every line (for ``ngxws check``)."""
-        return tuple(p.name for p in self.parts if isinstance(p, Variable) and not p.known)
+        """Unknown variables as written (``$foo``, ``${foo}``): printed as literal text."""
+        return self.unknown
 
     def bind(self, conn: ConnInfo, clock: TimeCache | None = None) -> BoundTemplate:
         """Pre-render ``conn``'s constants; see ``BoundTemplate``.
@@ -375,20 +404,31 @@ def compile_template(text: str) -> Template:
     """Split ``text`` into literals and variables.
 
     Never fails: whatever the module accepted must keep working, so text
-    that is not a variable (a lone ``$``, an unterminated ``${``) stays
-    literal.  Cached, since every connection of a server compiles the same
-    texts and ``Template`` is immutable.
+    that is not a known variable (an unknown name, a lone ``$``, an
+    unterminated ``${``) stays literal, as the module leaves it.  Cached,
+    since every connection of a server compiles the same texts and
+    ``Template`` is immutable.
     """
     parts: list[str | Variable] = []
+    unknown: list[str] = []
+    literal = ""
     pos = 0
     for m in _VARIABLE_RE.finditer(text):
-        if m.start() > pos:
-            parts.append(text[pos : m.start()])
-        parts.append(Variable((m.group(1) or m.group(2)).lower()))
+        literal += text[pos : m.start()]
         pos = m.end()
-    if pos < len(text):
-        parts.append(text[pos:])
-    return Template(text, tuple(parts))
+        var = Variable((m.group(1) or m.group(2)).lower())
+        if not var.known:
+            unknown.append(m.group(0))
+            literal += m.group(0)
+            continue
+        if literal:
+            parts.append(literal)
+            literal = ""
+        parts.append(var)
+    literal += text[pos:]
+    if literal:
+        parts.append(literal)
+    return Template(text, tuple(parts), tuple(unknown))
 
 
 class FrameLogger:
@@ -482,3 +522,12 @@ class FrameLogger:
         else:
             self._msg_upstream = size
         return out
+
+
+def log_text(value: str) -> str:
+    """Heads are decoded as latin-1 (bytes kept 1:1 for forwarding); log files
+    are written as UTF-8 with surrogateescape, so re-decode to get the very
+    bytes the client sent into the log."""
+    if value.isascii():
+        return value
+    return value.encode("latin-1", "surrogateescape").decode("utf-8", "surrogateescape")

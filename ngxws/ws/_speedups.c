@@ -24,7 +24,9 @@
 
 typedef struct {
     PyObject_HEAD
-    uint64_t skip;                  /* payload bytes of the last counted frame still to come */
+    uint64_t skip;                  /* payload bytes of the frame in flight still to come */
+    uint64_t pending_len;           /* its payload length, reported when skip reaches 0 */
+    unsigned char pending_b0;       /* its FIN/opcode byte, for feed_frames */
     unsigned char head[MAX_HEADER]; /* start of a header cut by the end of the last chunk */
     unsigned char head_len;         /* always < MAX_HEADER */
     char error;                     /* stream cannot be followed: count nothing more */
@@ -88,13 +90,25 @@ append_frame(PyObject *list, unsigned char b0, uint64_t length)
     return rc;
 }
 
+/* A frame whose header has passed but whose last `missing` payload bytes have not. */
+static inline void
+hold(FrameTracker *self, unsigned char b0, uint64_t length, uint64_t missing)
+{
+    self->skip = missing;
+    self->pending_len = length;
+    self->pending_b0 = b0;
+}
+
 /*
- * Scan one chunk, updating the tracker state; count completed headers into
- * *frames / *payload and, if list is not NULL, append one tuple per frame.
+ * Scan one chunk, updating the tracker state; count the frames completed in
+ * it (last payload byte in this chunk, as the module's
+ * frame_counter_process_message reports them) into *frames / *payload and,
+ * if list is not NULL, append one tuple per frame.
  * Returns -1 only if appending to list failed (a Python exception is set).
  *
- * *payload cannot overflow: only the last frame of a chunk may declare more
- * payload than the chunk holds, and that one is below 2**63.
+ * *payload cannot overflow: only the first frame of a chunk (the one that was
+ * in flight) may have a payload longer than the chunk, and that one is below
+ * 2**63.
  */
 static int
 scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
@@ -107,14 +121,18 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
     if (self->error)
         goto done;
     if (self->skip) {
-        if (self->skip >= n) {
+        if (self->skip > n) {
             self->skip -= n;
             goto done;
         }
         pos = (size_t)self->skip;
         self->skip = 0;
+        frames = 1;
+        payload = self->pending_len;
+        if (list != NULL && append_frame(list, self->pending_b0, self->pending_len) < 0)
+            return -1;
     }
-    if (self->head_len) {
+    else if (self->head_len) {
         /* Finish the header kept from the last chunk with the start of this one. */
         unsigned char buf[MAX_HEADER];
         size_t kept = self->head_len;
@@ -133,16 +151,16 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
             self->error = 1;
             goto done;
         }
+        pos = (size_t)hdr - kept; /* > 0: the kept bytes alone were not a header */
+        avail = n - pos;
+        if (len > avail) {
+            hold(self, buf[0], len, len - avail);
+            goto done;
+        }
         frames = 1;
         payload = len;
         if (list != NULL && append_frame(list, buf[0], len) < 0)
             return -1;
-        pos = (size_t)hdr - kept; /* > 0: the kept bytes alone were not a header */
-        avail = n - pos;
-        if (len > avail) {
-            self->skip = len - avail;
-            goto done;
-        }
         pos += (size_t)len;
     }
     /* The hot loop: header arithmetic, then jump over the payload. */
@@ -159,15 +177,15 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
             }
             break;
         }
+        avail -= (size_t)hdr;
+        if (len > avail) {
+            hold(self, p[pos], len, len - avail);
+            break;
+        }
         frames++;
         payload += len;
         if (list != NULL && append_frame(list, p[pos], len) < 0)
             return -1;
-        avail -= (size_t)hdr;
-        if (len > avail) {
-            self->skip = len - avail;
-            break;
-        }
         pos += (size_t)hdr + (size_t)len;
     }
 done:
@@ -199,7 +217,7 @@ scan_object(FrameTracker *self, PyObject *data, uint64_t *frames, uint64_t *payl
 
 PyDoc_STRVAR(feed_doc,
 "feed(data, /)\n--\n\n"
-"Scan one chunk; return (frames, payload) for frame headers completed in it.");
+"Scan one chunk; return (frames, payload) for frames completed in it.");
 
 static PyObject *
 FrameTracker_feed(FrameTracker *self, PyObject *data)
@@ -231,7 +249,7 @@ FrameTracker_feed(FrameTracker *self, PyObject *data)
 PyDoc_STRVAR(feed_frames_doc,
 "feed_frames(data, /)\n--\n\n"
 "Scan one chunk like feed(); return [(opcode, payload_length, fin), ...],\n"
-"one per frame header completed in it.");
+"one per frame completed in it.");
 
 static PyObject *
 FrameTracker_feed_frames(FrameTracker *self, PyObject *data)
@@ -268,7 +286,7 @@ FrameTracker_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, ":FrameTracker", kwlist))
         return NULL;
-    self = (FrameTracker *)type->tp_alloc(type, 0); /* zeroed: skip 0, no head, no error */
+    self = (FrameTracker *)type->tp_alloc(type, 0); /* zeroed: nothing in flight, no head, no error */
     return (PyObject *)self;
 }
 

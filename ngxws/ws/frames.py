@@ -12,16 +12,22 @@ payload without looking at it, so its cost is per frame, not per byte.
 
 Its whole state between chunks is:
 
-* ``skip``: payload bytes of the last counted frame still to come;
+* ``skip``: payload bytes of the frame in flight still to come, and that
+  frame's first header byte and payload length (reported when it completes);
 * ``head``: the first bytes of a header that a chunk cut short (at most 13).
 
 When both are empty the stream is between two frames (``at_boundary``): the
 one place the proxy may insert a close frame of its own.
 
-A frame is counted when its header is complete, even though its payload may
-arrive over many later reads; that is also when the module counts it.  Unlike
-the module, a header may be split at any byte: the module assumes the extended
-length arrives in one read and misparses (or crashes) otherwise.
+A frame is reported when its last payload byte has passed (a frame with an
+empty payload: when its header has), as the module's
+``frame_counter_process_message`` returns 1 only at the end of the payload
+and its caller then counts the frame, adds its payload length and writes the
+log line.  So counts never include a frame still in flight, a frame cut off
+by a closed connection is never counted, and log lines of the two directions
+follow the order in which frames completed.  Unlike the module, a header may
+be split at any byte: the module assumes the extended length arrives in one
+read and misparses (or crashes) otherwise.
 
 The tracker observes and never judges: RSV bits, reserved opcodes, unmasked
 client frames and oversized control frames are all counted, because failing
@@ -92,10 +98,12 @@ class PyFrameTracker:
     C extension is not built.
     """
 
-    __slots__ = ("_error", "_head", "_skip")
+    __slots__ = ("_error", "_head", "_pending_b0", "_pending_len", "_skip")
 
     def __init__(self) -> None:
-        self._skip = 0  # payload bytes of the current frame not yet seen
+        self._skip = 0  # payload bytes of the frame in flight not yet seen
+        self._pending_len = 0  # that frame's payload length, reported when skip reaches 0
+        self._pending_b0 = 0  # and its FIN/opcode byte (for feed_frames)
         self._head = b""  # start of a header cut by the end of the last chunk
         self._error = False
 
@@ -115,67 +123,76 @@ class PyFrameTracker:
         return not (self._skip or self._head or self._error)
 
     def feed(self, data: bytes | bytearray | memoryview) -> tuple[int, int]:
-        """Scan one chunk; return ``(frames, payload)`` for frame headers completed in it.
+        """Scan one chunk; return ``(frames, payload)`` for frames completed in it.
 
-        ``frames`` is how many headers were completed by this chunk and
-        ``payload`` the sum of their payload lengths (declared, not yet
-        necessarily received).
+        ``frames`` is how many frames had their last byte in this chunk and
+        ``payload`` the sum of their payload lengths.
         """
         if self._error:
             return _NOTHING
         n = len(data)
         pos = self._skip
+        frames = 0
+        total = 0
         if pos:
-            if pos >= n:
+            if pos > n:
                 self._skip = pos - n
                 return _NOTHING
             self._skip = 0
-        frames = 0
-        total = 0
-        if self._head:
+            frames = 1
+            total = self._pending_len
+        elif self._head:
+            b0 = self._head[0]
             hdr, length = self._finish_head(data)
             if hdr <= 0:
                 return _NOTHING
+            pos = hdr + length
+            if pos > n:
+                self._hold(b0, length, pos - n)
+                return _NOTHING
             frames = 1
             total = length
-            pos = hdr + length
         # Hot loop, kept in one piece: _finish_head and feed_frames hold the
         # same header arithmetic, each tested against this one.
         while pos < n:
             if pos + 2 > n:
+                self._head = bytes(data[pos:])
                 break
             b1 = data[pos + 1]
             length = b1 & 0x7F
             hdr = pos + 6 if b1 & 0x80 else pos + 2
             if length < 126:
                 if hdr > n:
+                    self._head = bytes(data[pos:])
                     break
             elif length == 126:
                 hdr += 2
                 if hdr > n:
+                    self._head = bytes(data[pos:])
                     break
                 length = (data[pos + 2] << 8) | data[pos + 3]
             else:
                 hdr += 8
                 if hdr > n:
+                    self._head = bytes(data[pos:])
                     break
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
                 if length >> 63:
                     self._error = True
-                    return (frames, total)
+                    break
+            end = hdr + length
+            if end > n:
+                self._hold(data[pos], length, end - n)
+                break
             frames += 1
             total += length
-            pos = hdr + length
-        if pos > n:
-            self._skip = pos - n
-        elif pos < n:
-            self._head = bytes(data[pos:])
+            pos = end
         return (frames, total) if frames else _NOTHING
 
     def feed_frames(self, data: bytes | bytearray | memoryview) -> list[tuple[int, int, bool]]:
         """Scan one chunk like :meth:`feed`; return ``(opcode, payload_length, fin)`` per frame.
 
-        One tuple per header completed in this chunk, in stream order.  Used
+        One tuple per frame completed in this chunk, in stream order.  Used
         only for per-frame logging, so it may allocate per frame.
         """
         out: list[tuple[int, int, bool]] = []
@@ -184,17 +201,22 @@ class PyFrameTracker:
         n = len(data)
         pos = self._skip
         if pos:
-            if pos >= n:
+            if pos > n:
                 self._skip = pos - n
                 return out
             self._skip = 0
-        if self._head:
+            b0 = self._pending_b0
+            out.append((b0 & 0x0F, self._pending_len, bool(b0 & 0x80)))
+        elif self._head:
             b0 = self._head[0]
             hdr, length = self._finish_head(data)
             if hdr <= 0:
                 return out
-            out.append((b0 & 0x0F, length, bool(b0 & 0x80)))
             pos = hdr + length
+            if pos > n:
+                self._hold(b0, length, pos - n)
+                return out
+            out.append((b0 & 0x0F, length, bool(b0 & 0x80)))
         while pos < n:
             hdr, length = _parse_header(data, pos, n)
             if hdr == 0:
@@ -204,11 +226,19 @@ class PyFrameTracker:
                 self._error = True
                 return out
             b0 = data[pos]
+            end = hdr + length
+            if end > n:
+                self._hold(b0, length, end - n)
+                return out
             out.append((b0 & 0x0F, length, bool(b0 & 0x80)))
-            pos = hdr + length
-        if pos > n:
-            self._skip = pos - n
+            pos = end
         return out
+
+    def _hold(self, b0: int, length: int, missing: int) -> None:
+        """A frame whose header has passed but whose last ``missing`` payload bytes have not."""
+        self._skip = missing
+        self._pending_len = length
+        self._pending_b0 = b0
 
     def _finish_head(self, data: bytes | bytearray | memoryview) -> tuple[int, int]:
         """Complete the header kept from the last chunk with the start of ``data``.

@@ -75,7 +75,8 @@ class RecordingBackend:
     1.5 s, ``/chunked`` answers chunked, ``/eof`` close-delimited,
     ``/status/NNN`` with that status; a websocket upgrade gets a 101 and then
     every byte echoed (``/mute``: nothing is ever sent back; ``/deaf``: nothing
-    is ever read again).  Otherwise a small 200 naming the backend.
+    is ever read again).  ``AUTH_PATHS`` answer as an auth service (``_auth``).
+    Otherwise a small 200 naming the backend.
     """
 
     def __init__(self, name: str, unix: str | None = None) -> None:
@@ -143,6 +144,11 @@ class RecordingBackend:
                 with self._lock:
                     self.records.append(Received(self.name, head + b"\r\n\r\n", body))
                 path = head.split(b" ", 2)[1].decode("latin-1")
+                if any(p in path for p in AUTH_PATHS):
+                    self._auth(conn, path, headers)
+                    if not _keeps_alive(head, headers):
+                        return
+                    continue
                 if headers.get("upgrade", "").lower() == "websocket":
                     self._upgrade(conn, headers, buf, echo="/mute" not in path, deaf="/deaf" in path)
                     return
@@ -187,6 +193,33 @@ class RecordingBackend:
         )
         return True
 
+    def _auth(self, conn: socket.socket, path: str, headers: dict[str, str]) -> None:
+        """What Authelia's /api/authz/auth-request and oauth2-proxy's /oauth2/auth
+        answer nginx's auth_request: by the session cookie (or a bearer token)
+        200/202 with the user in headers, else 401 with a challenge and where
+        to log in (Authelia's Location); ``session=forbidden`` 403,
+        ``session=broken`` 500."""
+        cookie = headers.get("cookie", "")
+        if "session=good" in cookie or headers.get("authorization") == "Bearer good":
+            status = b"202 Accepted" if "oauth2" in path else b"200 OK"
+            extra = (
+                b"Remote-User: alice\r\nRemote-Groups: admins,dev\r\nRemote-Name: Alice\r\n"
+                b"Remote-Email: alice@example.com\r\nX-Auth-Request-User: alice\r\n"
+                b"X-Auth-Request-Email: alice@example.com\r\n"
+            )
+        elif "session=forbidden" in cookie:
+            status, extra = b"403 Forbidden", b""
+        elif "session=broken" in cookie:
+            status, extra = b"500 Internal Server Error", b""
+        else:
+            target = headers.get("x-original-url", "").encode("latin-1")
+            status = b"401 Unauthorized"
+            extra = (
+                b'WWW-Authenticate: Bearer realm="auth"\r\nWWW-Authenticate: Basic realm="auth"\r\n'
+                b"Location: https://auth.example.com/?rd=" + target + b"\r\n"
+            )
+        conn.sendall(b"HTTP/1.1 " + status + b"\r\n" + extra + b"Content-Length: 5\r\n\r\nauth\n")
+
     def _upgrade(self, conn: socket.socket, headers: dict[str, str], rest: bytes, echo: bool, deaf: bool = False) -> None:
         key = headers.get("sec-websocket-key", "").encode()
         accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
@@ -208,6 +241,10 @@ class RecordingBackend:
                 return
             if echo:
                 conn.sendall(chunk)
+
+
+# Paths RecordingBackend answers as an auth service (Authelia's, oauth2-proxy's).
+AUTH_PATHS = ("/api/authz/", "/oauth2/auth")
 
 
 def _header_dict(head: bytes) -> dict[str, str]:
@@ -385,9 +422,11 @@ class Exchange:
     after how long it did (rounded to 0.5 s).  ``pause`` sleeps between
     sending the head and the rest (``split`` bytes) to test timeouts.
     ``tls`` speaks TLS on the socket (certificate not verified; SNI is
-    ``server_name``).  ``flood`` writes one endless websocket frame after
+    ``server_name``, none when empty; ``client_cert``: a file among the group's ``files``
+    holding the certificate and key the client presents).  ``flood`` writes one endless websocket frame after
     the 101 until the socket stays unwritable, and records in which window
-    after that the server gave up (see ``_flood``).
+    after that the server gave up (see ``_flood``).  ``preface``: raw bytes
+    (a PROXY protocol header) written right after connecting, before TLS.
     """
 
     requests: Sequence[bytes]
@@ -399,6 +438,8 @@ class Exchange:
     tls: bool = False
     server_name: str = "example.com"
     flood: bool = False
+    client_cert: str = ""
+    preface: bytes = b""
 
 
 @dataclass
@@ -518,11 +559,15 @@ def observe(running: Running, kind: str, case: Case) -> list[object]:
         sock.settimeout(5)
         try:
             sock.connect(addr if family != socket.AF_UNIX else addr[0])
+            if ex.preface:
+                sock.sendall(ex.preface)
             if ex.tls:
                 ctx = ssl.create_default_context()
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
-                sock = ctx.wrap_socket(sock, server_hostname=ex.server_name)
+                if ex.client_cert:
+                    ctx.load_cert_chain(side.dir / ex.client_cert)
+                sock = ctx.wrap_socket(sock, server_hostname=ex.server_name or None)
             buf = b""
             for i, data in enumerate(ex.requests):
                 if data:  # b"": read one more answer (pipelining)

@@ -1,0 +1,55 @@
+"""Access checks nginx would make that the config makes through directives
+ngxws does not run, found after loading (the per-directive ones are in
+``directives.UNENFORCED_ACCESS`` rules).
+
+``set`` is not implemented: a variable it would give a value stays empty.
+That is harmless for most uses, but not when an ``if (...) { return ...; }``
+that ngxws does run tests the variable -- the common "access flag" recipe::
+
+    set $allowed 0;
+    if ($remote_addr = 10.0.0.1) { set $allowed 1; }
+    if ($allowed = 0) { return 403; }
+
+-- where the condition would then see a different value than in nginx, and
+a return meant to refuse may never run.  Such a ``set`` fails closed like
+the access directives ngxws does not enforce.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+
+from ngxws.config.model import Config, IfReturn, Ignored, Location, Source
+
+__all__ = ["sets_tested_by_returns"]
+
+
+def sets_tested_by_returns(config: Config, sets: Sequence[tuple[str, Source]]) -> list[Ignored]:
+    """Every ``set $name`` (``sets``: name without ``$``, where it stands)
+    whose variable an ``if`` ngxws runs tests."""
+    if not sets:
+        return []
+    tests = [(rule, " ".join(rule.condition)) for rule in _ifs(config)]
+    found: list[Ignored] = []
+    for name, source in sets:
+        used = re.compile(r"\$(?:\{" + re.escape(name) + r"\}|" + re.escape(name) + r"(?!\w))")
+        rule = next((r for r, text in tests if used.search(text)), None)
+        if rule is None:
+            continue
+        where = f" at {rule.source}" if rule.source is not None else ""
+        reason = f"set is not implemented, and the if{where} tests ${name} to decide its return"
+        found.append(Ignored("set", source, False, reason))
+    return found
+
+
+def _ifs(config: Config) -> Iterator[IfReturn]:
+    for server in config.servers:
+        yield from server.ifs
+        yield from _location_ifs(server.locations)
+
+
+def _location_ifs(locations: tuple[Location, ...]) -> Iterator[IfReturn]:
+    for loc in locations:
+        yield from loc.ifs
+        yield from _location_ifs(loc.locations)

@@ -1,0 +1,56 @@
+"""What nginx does with a request's body, decided from its head and the
+location it reaches (no I/O).
+
+- A proxied location reads the whole body before the upstream is
+  contacted (``proxy_request_buffering on``), and answers
+  ``Expect: 100-continue`` with ``100 Continue`` when it starts reading.
+- Any other answer is sent without waiting for the body, which nginx
+  discards (ngx_http_discard_request_body).  A ``return`` that sends a
+  response (a code below 400, or any code with a text or URL: it goes
+  through ngx_http_send_response) tests Expect first and so sends
+  ``100 Continue`` too; error pages do not (ngx_http_special_response_handler
+  sets expect_tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ngxws.config.model import Location, Return, Server
+from ngxws.routing.locations import LocationMatch
+
+
+@dataclass(frozen=True)
+class BodyPlan:
+    limit: int  # client_max_body_size of the location (0: none)
+    proxied: bool  # the body is read and goes upstream
+    at_once: bool  # answered without waiting for the body
+    sends_continue: bool  # "Expect: 100-continue" gets "100 Continue"
+
+
+def _sends_response(ret: Return) -> bool:
+    return ret.code != 444 and (ret.code < 400 or ret.text is not None)
+
+
+def plan_body(server: Server, match: LocationMatch | None) -> BodyPlan:
+    """The plan for a request on ``server`` whose URI matched ``match``.
+
+    Where the outcome depends on the request (``if`` blocks, access
+    checks, limits on a proxied location) the body is waited for, as when it
+    is proxied, and no 100 is sent early."""
+    if server.ifs:
+        return BodyPlan(server.client_max_body_size, False, False, False)
+    if server.return_ is not None:
+        return BodyPlan(server.client_max_body_size, False, True, _sends_response(server.return_))
+    if match is None:
+        return BodyPlan(server.client_max_body_size, False, True, False)  # 404
+    loc: Location = match.location
+    if match.redirect:
+        return BodyPlan(loc.client_max_body_size, False, True, False)
+    if loc.ifs or loc.access.restricted or loc.limits.any:
+        return BodyPlan(loc.client_max_body_size, False, loc.proxy_pass is None and loc.return_ is None, False)
+    if loc.return_ is not None:
+        return BodyPlan(loc.client_max_body_size, False, True, _sends_response(loc.return_))
+    if loc.proxy_pass is not None:
+        return BodyPlan(loc.client_max_body_size, True, False, True)
+    return BodyPlan(loc.client_max_body_size, False, True, False)

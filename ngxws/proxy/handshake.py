@@ -1,0 +1,77 @@
+"""The bytes of a websocket handshake's answer that ngxws writes itself (pure).
+
+- ``switching_head``: the upstream's 101 as nginx passes it on;
+- ``refusal``: ``ws_max_connections`` reached -- the module completes the
+  handshake itself and closes with 1013 "Try Again Later";
+- ``conn_info``: what ws_log templates read about the connection.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import TYPE_CHECKING
+
+from websockets.utils import accept_key
+
+from ngxws.client_certs import ssl_variable
+from ngxws.http.request import RequestHead, valid_websocket_key
+from ngxws.http.responses import SERVER, error_response
+from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
+from ngxws.sinks.timefmt import http_date_now
+from ngxws.sinks.wslog import ConnInfo, log_text
+from ngxws.ws.frames import encode_close_frame
+
+if TYPE_CHECKING:
+    from ngxws.proxy.client import ClientConnection
+
+__all__ = ["switching_head", "refusal", "conn_info"]
+
+
+def switching_head(response: UpstreamResponse) -> bytes:
+    """The upstream's 101 as nginx passes it: its own Server/Date, Connection: upgrade."""
+    lines = [
+        f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}",
+        f"Server: {SERVER}",
+        f"Date: {http_date_now()}",
+        "Connection: upgrade",
+    ]
+    for name, value in response.headers:
+        low = name.lower()
+        if low == "upgrade":
+            lines.append(f"{name}: {value}")
+        elif low not in HIDDEN_RESPONSE_HEADERS:
+            lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def refusal(key: str) -> bytes:
+    """ws_max_connections reached: our own 101 and close 1013 (a 400 when the
+    client's Sec-WebSocket-Key cannot be answered)."""
+    if not valid_websocket_key(key):
+        return error_response(400)
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        f"Server: {SERVER}\r\n"
+        f"Date: {http_date_now()}\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+    ).encode("latin-1") + encode_close_frame(1013, "Try Again Later")
+
+
+def conn_info(conn: ClientConnection, head: RequestHead, upstream_addr: str) -> ConnInfo:
+    return ConnInfo(
+        request=log_text(head.request_line),
+        uri=log_text(head.path),
+        request_id=secrets.token_hex(16),
+        remote_user=log_text(conn.remote_user),
+        remote_addr=conn.remote_addr,
+        remote_port=str(conn.remote_port),
+        server_addr=conn.server_addr,
+        server_port=str(conn.server_port),
+        upstream_addr=upstream_addr,
+        headers=[(k, log_text(v)) for k, v in head.headers],
+        ssl=(lambda name: ssl_variable(tls, name)) if (tls := conn.tls) is not None else None,
+        opened_at=time.time(),
+    )
