@@ -53,6 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ngxws import __version__, sdnotify
+from ngxws.accounting.breakdown import labels as breakdown_labels
 from ngxws.accounting.counters import MAX_SLOTS, SharedCounters
 from ngxws.channel import READY, Command, channel_pair
 from ngxws.channel import send as channel_send
@@ -314,6 +315,8 @@ class Master:
     ) -> Generation:
         self._generations += 1
         gen = Generation(self._generations, config, sockets, workers, zones=zones)
+        assert self.counters is not None
+        self.counters.register(breakdown_labels(config))  # before the fork: every worker knows them
         for index in range(workers):
             self._spawn(gen, index)
         return gen

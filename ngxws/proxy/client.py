@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 from ngxws.access import basic_user
+from ngxws.accounting.breakdown import record_upgrade
 from ngxws.client_certs import ConnectionTLS, request_status
 from ngxws.config.model import (
     ErrorPage,
@@ -63,12 +64,7 @@ from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.proxy_protocol import ProxyHeader
 from ngxws.routing.locations import find_named, match_location
 from ngxws.routing.servers import VirtualHosts
-from ngxws.sinks.statspage import (
-    PROMETHEUS_CONTENT_TYPE,
-    TEXT_CONTENT_TYPE,
-    render_prometheus,
-    render_text,
-)
+from ngxws.sinks.statsformats import stats_body
 from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
@@ -588,11 +584,7 @@ class ClientConnection(asyncio.Protocol):
         if head.method not in ("GET", "HEAD"):
             self._write(error_response(405, keep_alive=keep))
             return keep
-        totals = self.worker.counters.totals()
-        if head.args is not None and "format=prometheus" in head.args.split("&"):
-            body, ctype = render_prometheus(totals), PROMETHEUS_CONTENT_TYPE
-        else:
-            body, ctype = render_text(totals), TEXT_CONTENT_TYPE
+        body, ctype = stats_body(self.worker.counters, head.args)  # text, ?format=prometheus|json
         self._write(build_response(200, body, content_type=ctype, keep_alive=keep, head_only=head.method == "HEAD"))
         return keep
 
@@ -689,7 +681,9 @@ class ClientConnection(asyncio.Protocol):
         assert head is not None
         worker = self.worker
         ws = server.ws
-        if not worker.counters.try_open(worker.slot, ws.max_connections):
+        row, counts = worker.keys.base(server, loc), worker.counters.array  # breakdown.py
+        if not worker.counters.try_open(row, ws.max_connections):
+            record_upgrade(counts, row, 1013)
             self._write(refusal(head.header("sec-websocket-key") or ""))
             return False
         opened = False
@@ -697,9 +691,11 @@ class ClientConnection(asyncio.Protocol):
             try:
                 response, upstream_addr = await self._open_upstream(pending, server, loc, captures)
             except UpstreamUnavailable as exc:
+                record_upgrade(counts, row, exc.status, unavailable=True)
                 worker.log_upstream_failure(exc, head.request_line)
                 await self._answer_error(exc.status, pending, server, loc, False)
                 return False
+            record_upgrade(counts, row, response.status)
             if response.status != 101:
                 # not upgraded: an ordinary answer, and the connection goes
                 # on with a fresh parser (llhttp stops at an Upgrade request)
@@ -716,7 +712,7 @@ class ClientConnection(asyncio.Protocol):
             logger, logfile = worker.ws_logger(server, lambda: conn_info(self, head, upstream_addr))
             tunnel = Tunnel(
                 worker,
-                worker.slot,
+                row,
                 self.transport,
                 self.upstream_transport,
                 logger,
@@ -735,7 +731,7 @@ class ClientConnection(asyncio.Protocol):
             return False
         finally:
             if not opened:
-                worker.counters.close(worker.slot)
+                worker.counters.close(row)
 
     # -- output and lifetime -----------------------------------------------
 
