@@ -6,7 +6,8 @@ config load (``labels``), so the number of series is bounded by the config
 ``server_name`` (``_`` when it has none); two server blocks with the same
 first name get ``#2``, ``#3`` ... in config order.  A location is labelled
 by its modifier and pattern as written (``/ws``, ``= /x``, ``~ ^/a``, ``@n``);
-nested locations by their own label (they are distinct blocks).
+nested locations by their own label (they are distinct blocks).  Only
+locations with ``proxy_pass`` get a key: no tunnel opens anywhere else.
 
 Row layout (``counters.KEY_FIELDS`` signed 64-bit counters per worker and
 key): fields 0-6 are the traffic counters the relay adds to on every read
@@ -59,14 +60,17 @@ def server_labels(config: Config) -> dict[int, str]:
 
 def location_label(loc: Location) -> str:
     if loc.modifier in ("", "@"):
-        return f"{loc.modifier}{loc.pattern}"
+        return loc.pattern  # a named location's pattern has its "@"
     return f"{loc.modifier} {loc.pattern}"
 
 
 def _walk(locs: tuple[Location, ...]) -> list[Location]:
+    """The locations (nested ones included) where a tunnel can open: those
+    with ``proxy_pass``; the others never count anything."""
     out: list[Location] = []
     for loc in locs:
-        out.append(loc)
+        if loc.proxy_pass is not None:
+            out.append(loc)
         out.extend(_walk(loc.locations))
     return out
 
