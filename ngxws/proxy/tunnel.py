@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING
 
 from ngxws.accounting import counters as C
 from ngxws.accounting.breakdown import record_close
+from ngxws.proxy.close_details import Tally
 from ngxws.proxy.turns import (
     LINE_COST,
     LOGGED_CHUNK,
@@ -58,6 +59,7 @@ from ngxws.proxy.turns import (
     UNLOGGED_SHIFT,
     relay_turns,
 )
+from ngxws.sinks.wslog import CloseInfo
 from ngxws.ws.frames import FrameTracker, encode_close_frame
 
 if TYPE_CHECKING:
@@ -280,6 +282,7 @@ class Tunnel:
         self.log_each_frame = self.logger is not None and self.logger.wants_frames
         self.closed = False
         self.closer = ""  # who ended it first: one of breakdown.CLOSERS
+        self.sent_close: tuple[int, str] | None = None  # our own close frame to the client
         self.opened_at = time.monotonic()
         self.on_close: Callable[[], None] | None = None  # what the request holds until the end (limit_conn)
         self.pending_close: tuple[int, str] | None = None
@@ -289,6 +292,12 @@ class Tunnel:
         self.upstream_side = UpstreamSide(self)
         self.client_side.send_timeout = client_send_timeout
         self.upstream_side.send_timeout = send_timeout
+        if self.logger is not None and self.logger.wants_close_details:
+            # the close line wants this tunnel's own totals / close frames:
+            # only such a tunnel's sides feed through a tally (close_details.py)
+            for side, masked in ((self.client_side, True), (self.upstream_side, False)):
+                side.tracker = Tally(side.tracker, masked)  # type: ignore[assignment]
+                side.feed = side.tracker.feed
         self.client_side.source = client
         self.client_side.out = upstream
         self.upstream_side.source = upstream
@@ -353,7 +362,7 @@ class Tunnel:
         if self.closed or self.pending_close is not None:
             return
         self.closed_by("ngxws_age" if code == 4001 else "ngxws_shutdown")
-        self.pending_close = (code, reason)
+        self.pending_close = self.sent_close = (code, reason)
         self.client_side.read_stopped = True
         self.client.pause_reading()
         if self.upstream_side.tracker.at_boundary:
@@ -372,6 +381,22 @@ class Tunnel:
         """Note who ended the tunnel first (the first call wins)."""
         if not self.closer:
             self.closer = closer
+
+    def _close_info(self) -> CloseInfo:
+        """The close line's ngxws variables ($ws_close_*, per-direction totals)."""
+        c, u = self.client_side.tracker, self.upstream_side.tracker
+        if not isinstance(c, Tally) or not isinstance(u, Tally):
+            return CloseInfo(self.closer or "ngxws_shutdown", sent=self.sent_close)
+        return CloseInfo(
+            self.closer or "ngxws_shutdown",
+            close_client=c.close,
+            close_upstream=u.close,
+            sent=self.sent_close,
+            frames_client=c.frames,
+            frames_upstream=u.frames,
+            payload_client=c.payload,
+            payload_upstream=u.payload,
+        )
 
     def stop_reading(self) -> None:
         """Fast stop, first step: read nothing more, so no new line is made
@@ -414,7 +439,7 @@ class Tunnel:
         if self.on_close is not None:
             self.on_close()
         if self.logger is not None and self.logfile is not None:
-            line = self.logger.close_line(time.time())
+            line = self.logger.close_line(time.time(), self._close_info())
             if line is not None:
                 self.logfile.append(line)
             self.logfile.flush()
