@@ -62,7 +62,7 @@ from ngxws.errorlog import ALERT, EMERG, NOTICE, check_error_log, reopen_error_l
 from ngxws.limits.zones import LimitZones, ZoneKeyChanged
 from ngxws.listen_sockets import ListenSockets
 from ngxws.listeners import BindError, listener_table, tls_context
-from ngxws.sinks.logfile import LogFile
+from ngxws.sinks.logfile import LogFiles
 from ngxws.worker import (
     EXIT_FATAL,
     SHUTDOWN_GRACE,
@@ -127,7 +127,7 @@ def preflight(config: Config) -> list[str]:
             continue
         seen.add(path)
         try:
-            LogFile(path).close()
+            LogFiles().get(path).close()  # a file, or syslog:... (resolved now, as nginx does)
         except OSError as exc:
             problems.append(f'open() "{path}" failed ({exc.errno}: {exc.strerror})')
     for listen, vhosts, servers in listener_table(config).values():
