@@ -45,6 +45,12 @@ What each variable prints is mirrored from the module (spec: module.md,
 - a control frame in the middle of a fragmented message does not reset
   ``$ws_message_size`` (the chainstack fork zeroes it).
 
+ngxws's own variables (``NGXWS_VARIABLES``; ``ngxws check`` marks them):
+``$ws_conn_duration`` (ms since the 101, any line), ``$ws_opcode_name``
+(frame lines) and the close-line ones (``CLOSE_ONLY``, from ``CloseInfo``;
+``???`` in frame and open lines).  ``escape=`` (``logescape``) applies to
+every variable's value, never to the template's text.
+
 As in the module, which substitutes only the names it knows, an unknown
 variable (``$ws_`` in ``"$ws_ x"``, ``$status``) stays literal text, and so
 does a ``$`` not followed by a name or an unterminated ``${``; ``ngxws
