@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint run bench nginx clean
+.PHONY: venv test lint run bench nginx promtool clean
 
 venv: $(STAMP)
 
@@ -18,11 +18,14 @@ $(STAMP): setup.cfg setup.py pyproject.toml ngxws/ws/_speedups.c
 nginx:
 	@sh scripts/install-nginx.sh
 
+promtool:
+	@sh scripts/install-promtool.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check ngxws tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) nginx lint
+test: $(STAMP) nginx promtool lint
 	$(BIN)/python -m pytest -q
 
 run: $(STAMP)

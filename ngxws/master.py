@@ -53,6 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ngxws import __version__, sdnotify
+from ngxws.accounting.breakdown import labels as breakdown_labels
 from ngxws.accounting.counters import MAX_SLOTS, SharedCounters
 from ngxws.channel import READY, Command, channel_pair
 from ngxws.channel import send as channel_send
@@ -61,7 +62,7 @@ from ngxws.errorlog import ALERT, EMERG, NOTICE, check_error_log, reopen_error_l
 from ngxws.limits.zones import LimitZones, ZoneKeyChanged
 from ngxws.listen_sockets import ListenSockets
 from ngxws.listeners import BindError, listener_table, tls_context
-from ngxws.sinks.logfile import LogFile
+from ngxws.sinks.logfile import LogFiles
 from ngxws.worker import (
     EXIT_FATAL,
     SHUTDOWN_GRACE,
@@ -126,7 +127,7 @@ def preflight(config: Config) -> list[str]:
             continue
         seen.add(path)
         try:
-            LogFile(path).close()
+            LogFiles().get(path).close()  # a file, or syslog:... (resolved now, as nginx does)
         except OSError as exc:
             problems.append(f'open() "{path}" failed ({exc.errno}: {exc.strerror})')
     for listen, vhosts, servers in listener_table(config).values():
@@ -314,6 +315,8 @@ class Master:
     ) -> Generation:
         self._generations += 1
         gen = Generation(self._generations, config, sockets, workers, zones=zones)
+        assert self.counters is not None
+        self.counters.register(breakdown_labels(config))  # before the fork: every worker knows them
         for index in range(workers):
             self._spawn(gen, index)
         return gen

@@ -28,6 +28,8 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ngxws.accounting.breakdown import KeyMap
+from ngxws.accounting.breakdown import labels as breakdown_labels
 from ngxws.accounting.counters import SharedCounters
 from ngxws.channel import READY, Command
 from ngxws.channel import send as channel_send
@@ -107,6 +109,8 @@ class Worker:
         self.limiter = Limiter(zones if zones is not None else LimitZones.for_config(config))
         self.counters = counters
         self.slot = slot
+        counters.register(breakdown_labels(config))  # a no-op under a master, which did it before forking
+        self.keys = KeyMap(config, counters, slot)  # (server, location) -> this worker's counter row
         self.channel = channel
         self.pools = UpstreamPools(config)
         self.logs = LogFiles()

@@ -177,7 +177,7 @@ def test_ws_directive_table_matches_the_spec() -> None:
     assert rows == {
         "ws_stat": ({"location"}, {0}, False),
         "ws_log": ({"server"}, {1}, False),
-        "ws_log_format": ({"server"}, {1, 2}, False),
+        "ws_log_format": ({"server"}, {1, 2, 3}, False),  # ngxws: a leading escape=
         "ws_max_connections": ({"server"}, {1}, False),
         "ws_conn_age": ({"server"}, {1}, False),
         "ws_log_enabled": ({"server"}, {1}, True),

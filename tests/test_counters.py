@@ -10,7 +10,6 @@ from ngxws.accounting.counters import (
     ACTIVE,
     CLIENT_BYTES,
     CLIENT_FRAMES,
-    SLOT_FIELDS,
     UPSTREAM_PAYLOAD,
     SharedCounters,
 )
@@ -74,7 +73,7 @@ def test_retired_slots_are_reused_and_keep_their_totals() -> None:
     assert c.totals().client_frames == 42  # never reset
     c.array[again + CLIENT_FRAMES] += 1
     assert c.totals().client_frames == 43
-    assert b == SLOT_FIELDS
+    assert b == c.region  # one region (every location row) per worker
     try:
         c.allocate_slot()
     except RuntimeError:

@@ -29,6 +29,7 @@ from typing import Any, cast
 import uvloop
 from harness import free_port, ngxws, read_head, upgrade_request
 
+from ngxws.accounting.counters import KEY_FIELDS
 from ngxws.proxy.tunnel import Tunnel
 
 # A masked binary frame header announcing 1 TiB of payload: everything sent
@@ -39,7 +40,7 @@ CHUNK = b"\0" * 65536
 
 class _Counters:
     def __init__(self) -> None:
-        self.array = [0] * 16
+        self.array = [0] * KEY_FIELDS  # one breakdown row: traffic, closes, durations
         self.closed: list[int] = []
 
     def close(self, base: int) -> None:

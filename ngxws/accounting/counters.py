@@ -7,6 +7,14 @@ mapping, created by the master before it forks: a worker only ever writes
 its own slot, so the per-read path takes no lock, and the stats page sums
 all slots when it is read.
 
+Each worker slot is a *region*: one row of ``KEY_FIELDS`` counters per
+(server, location) key of the breakdown (``breakdown.py``), key 0 holding
+what no location claims.  A tunnel adds to its location's row in its
+worker's region, so the per-read path is the same three additions it always
+was (only the base differs) and the global totals are the sum of every row.
+Keys are fixed at config load by the master (``register``) and never
+reused, so cardinality is bounded by ``max_keys`` whatever the reloads.
+
 Slots outlive the worker that used them.  A slot whose worker has exited is
 handed to the next worker the master starts (after a reload or a crash);
 that worker keeps adding to the totals already there, so totals never reset
@@ -41,8 +49,13 @@ CLIENT_BYTES = 3
 UPSTREAM_FRAMES = 4
 UPSTREAM_PAYLOAD = 5
 UPSTREAM_BYTES = 6
-SLOT_FIELDS = 8  # one spare, keeps a slot at 64 bytes (one cache line)
 _COUNTED_FIELDS = 7
+# The rest of a row (rare events: upgrades, closes) is laid out in breakdown.py.
+KEY_FIELDS = 64  # one row per (worker, location): 512 bytes, 8 cache lines
+SLOT_FIELDS = KEY_FIELDS  # kept for callers indexing one row
+MAX_KEYS = 256
+"""Default number of breakdown keys ((server, location) pairs, all reloads together)."""
+_HIGH_WATER = KEY_FIELDS - 1  # in the first row: worker slots handed out so far (master writes)
 
 MAX_SLOTS = 256
 """Default number of slots: live workers at once, draining ones included."""
@@ -69,15 +82,48 @@ class SharedCounters:
     ``try_open``/``close`` on their own slot and ``totals``/``active``.
     """
 
-    def __init__(self, slots: int = MAX_SLOTS) -> None:
+    def __init__(self, slots: int = MAX_SLOTS, max_keys: int = MAX_KEYS) -> None:
         self.slots = slots
-        self._fd = _shared_file(slots * SLOT_FIELDS * 8)
-        self._map = mmap.mmap(self._fd, slots * SLOT_FIELDS * 8)
+        self.max_keys = max_keys
+        self.region = max_keys * KEY_FIELDS  # one worker slot, in array items
+        size = slots * self.region * 8
+        # sparse: a memfd page is only allocated once a worker touches it
+        self._fd = _shared_file(size)
+        self._map = mmap.mmap(self._fd, size)
         # signed 64-bit: counters never wrap in practice (2**63 bytes).
         self.array = memoryview(self._map).cast("q")
-        # Master-side bookkeeping (workers get a stale copy and never use it).
+        # Master-side bookkeeping (workers get a copy as of their fork).
         self._next_slot = 0
         self._free: list[int] = []
+        # (server label, location label) -> key index; key 0 is "other".
+        self.keys: dict[tuple[str, str], int] = {("", ""): 0}
+
+    def register(self, labels: list[tuple[str, str]]) -> None:
+        """Master, at config load: give every new (server, location) label a
+        key of its own; past ``max_keys`` they share key 0 (``other``)."""
+        for label in labels:
+            if label not in self.keys and len(self.keys) < self.max_keys:
+                self.keys[label] = len(self.keys)
+
+    def key_base(self, slot: int, label: tuple[str, str]) -> int:
+        """The row of ``label`` in the worker region starting at ``slot``."""
+        return slot + self.keys.get(label, 0) * KEY_FIELDS
+
+    def _used_slots(self) -> int:
+        # shared, so a worker also sees slots handed out after its fork
+        return max(1, min(self.slots, self.array[_HIGH_WATER]))
+
+    def rows(self, key: int) -> list[int]:
+        """The base of ``key``'s row in every worker slot handed out so far."""
+        return [s * self.region + key * KEY_FIELDS for s in range(self._used_slots())]
+
+    def _all_rows(self) -> list[int]:
+        nkeys = len(self.keys)
+        return [
+            s * self.region + k * KEY_FIELDS
+            for s in range(self._used_slots())
+            for k in range(nkeys)
+        ]
 
     # -- master side -------------------------------------------------------
 
@@ -92,8 +138,9 @@ class SharedCounters:
             return self._free.pop(0)
         if self._next_slot >= self.slots:
             raise RuntimeError(f"all {self.slots} counter slots are in use by live workers")
-        base = self._next_slot * SLOT_FIELDS
+        base = self._next_slot * self.region
         self._next_slot += 1
+        self.array[_HIGH_WATER] = self._next_slot
         return base
 
     def free_slots(self) -> int:
@@ -103,7 +150,8 @@ class SharedCounters:
     def retire_slot(self, base: int) -> None:
         """The worker on ``base`` is gone (reaped): its tunnels are gone with
         it, its traffic totals stay, and the slot can be reused."""
-        self.array[base + ACTIVE] = 0
+        for k in range(len(self.keys)):
+            self.array[base + k * KEY_FIELDS + ACTIVE] = 0
         if base not in self._free:
             self._free.append(base)
 
@@ -111,13 +159,15 @@ class SharedCounters:
 
     def active(self) -> int:
         """Open tunnels across every worker."""
-        return sum(self.array[ACTIVE::SLOT_FIELDS])
+        a = self.array
+        return sum([a[r] for r in self._all_rows()])
 
     def totals(self) -> Totals:
         """Sum every slot (used or not: a worker forked earlier cannot know
         which slots the master handed out since): what the ws_stat page shows."""
         a = self.array
-        sums = [sum(a[f::SLOT_FIELDS]) for f in range(_COUNTED_FIELDS)]
+        rows = self._all_rows()
+        sums = [sum([a[r + f] for r in rows]) for f in range(_COUNTED_FIELDS)]
         return Totals(
             active=sums[ACTIVE],
             client_frames=sums[CLIENT_FRAMES],

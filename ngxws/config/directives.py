@@ -105,8 +105,9 @@ WS_DIRECTIVES: Mapping[str, WsRule] = {
     "ws_stat": WsRule(contexts=frozenset({"location"}), nargs=frozenset({0})),
     # NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1
     "ws_log": WsRule(contexts=_SRV, nargs=frozenset({1})),
-    # NGX_HTTP_SRV_CONF | NGX_CONF_TAKE12 (frame template, or KEYWORD template)
-    "ws_log_format": WsRule(contexts=_SRV, nargs=frozenset({1, 2})),
+    # NGX_HTTP_SRV_CONF | NGX_CONF_TAKE12 (frame template, or KEYWORD template);
+    # ngxws: a leading escape=default|json|none (nginx's log_format parameter)
+    "ws_log_format": WsRule(contexts=_SRV, nargs=frozenset({1, 2, 3})),
     # NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1, non-negative integer
     "ws_max_connections": WsRule(contexts=_SRV, nargs=frozenset({1})),
     # NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1, nginx time

@@ -92,6 +92,12 @@ from ngxws.config.model import (
 )
 from ngxws.config.units import TimeSlot, parse_flag, parse_size, parse_time
 from ngxws.config.wiretext import wire
+from ngxws.config.wslog_params import (
+    check_syslog_target,
+    ngxws_only_in_format,
+    ngxws_only_notice,
+    split_escape,
+)
 from ngxws.http.realip import trusted_source
 from ngxws.sinks.wslog import compile_template, module_reading
 
@@ -917,12 +923,24 @@ class _Reader:
         assert isinstance(owner, _ServerBlock)
         # The module's own setters keep the last value: no "is duplicate".
         if name == "ws_log":
+            if args[0].startswith("syslog:"):
+                self.notices.append((ngxws_only_notice(f'ws_log "{args[0]}"'), node.source))
+                owner.ws_log = args[0]  # checked when opened (sinks/syslog.py), as nginx does at load
+                check_syslog_target(node, args[0])
+                return
             owner.ws_log = self._prefix_path(args[0])
         elif name == "ws_log_enabled":
             owner.ws_log_enabled = parse_flag(args[0])
         elif name == "ws_log_format":
+            mode, args = split_escape(node, args)
             for unknown in compile_template(args[-1]).unknown_variables:
                 self.notices.append((_unknown_variable_notice(unknown), node.source))
+            for text in ngxws_only_in_format(mode, args[-1]):
+                self.notices.append((text, node.source))
+            if mode:
+                kind = "frame" if len(args) == 1 else args[0]
+                for key in ("client", "server") if kind == "message" else (kind,):
+                    owner.ws_templates["escape:" + key] = mode
             if len(args) == 1:
                 owner.ws_templates["frame"] = args[0]
             elif args[0] in WS_LOG_FORMAT_KEYWORDS:
@@ -2049,6 +2067,7 @@ class _Builder:
                 close=t.get("close"),
                 client=t.get("client"),
                 server=t.get("server"),
+                escapes=tuple((k[7:], v) for k, v in t.items() if k.startswith("escape:")),
             ),
             max_connections=raw.ws_max_connections,
             conn_age=raw.ws_conn_age,

@@ -191,6 +191,8 @@ class WsLogTemplates:
     close: str | None = None
     client: str | None = None
     server: str | None = None
+    # ngxws: ``ws_log_format escape=...`` per template kind (frame, open, ...)
+    escapes: tuple[tuple[str, str], ...] = ()
 
 
 DEFAULT_FRAME_TEMPLATE = "$time_local: packet received from $ws_packet_source"
@@ -230,6 +232,7 @@ class WsSettings:
             close=t.close if t.close is not None else DEFAULT_CLOSE_TEMPLATE,
             client=t.client,
             server=t.server,
+            escapes=t.escapes,
         )
 
 

@@ -64,12 +64,7 @@ from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.proxy_protocol import ProxyHeader
 from ngxws.routing.locations import find_named, match_location
 from ngxws.routing.servers import VirtualHosts
-from ngxws.sinks.statspage import (
-    PROMETHEUS_CONTENT_TYPE,
-    TEXT_CONTENT_TYPE,
-    render_prometheus,
-    render_text,
-)
+from ngxws.sinks.statsformats import stats_body
 from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
@@ -596,11 +591,7 @@ class ClientConnection(asyncio.Protocol):
         if head.method not in ("GET", "HEAD"):
             self._write(error_response(405, keep_alive=keep))
             return keep
-        totals = self.worker.counters.totals()
-        if head.args is not None and "format=prometheus" in head.args.split("&"):
-            body, ctype = render_prometheus(totals), PROMETHEUS_CONTENT_TYPE
-        else:
-            body, ctype = render_text(totals), TEXT_CONTENT_TYPE
+        body, ctype = stats_body(self.worker.counters, head.args)  # text, ?format=prometheus|json
         self._write(build_response(200, body, content_type=ctype, keep_alive=keep, head_only=head.method == "HEAD"))
         return keep
 

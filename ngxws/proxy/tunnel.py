@@ -49,6 +49,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ngxws.accounting import counters as C
+from ngxws.accounting.breakdown import record_close
+from ngxws.proxy.close_details import Tally
 from ngxws.proxy.turns import (
     LINE_COST,
     LOGGED_CHUNK,
@@ -57,6 +59,7 @@ from ngxws.proxy.turns import (
     UNLOGGED_SHIFT,
     relay_turns,
 )
+from ngxws.sinks.wslog import CloseInfo
 from ngxws.ws.frames import FrameTracker, encode_close_frame
 
 if TYPE_CHECKING:
@@ -146,6 +149,7 @@ class _Side(asyncio.Protocol):
         a[b + self.BYTES] += len(data)
         self.out.write(data)
         if self.tracker.error:
+            t.closed_by("ngxws_error")
             t.close(reason="frame length cannot be followed")
 
     def _hold(self, data: bytes, start: int) -> None:
@@ -195,6 +199,7 @@ class _Side(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # nginx finalizes the upgraded request when either side closes --
         # after relaying what it had read before the end.
+        self.tunnel.closed_by(self.SOURCE)
         if self.held:
             self.eof_pending = True
             return True  # keep the transport: closed once the held bytes are relayed
@@ -202,6 +207,7 @@ class _Side(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.tunnel.closed_by(self.SOURCE)
         self.tunnel.close()
 
     def pause_writing(self) -> None:
@@ -275,6 +281,9 @@ class Tunnel:
         # Per-frame tuples are only built when a template consumes them.
         self.log_each_frame = self.logger is not None and self.logger.wants_frames
         self.closed = False
+        self.closer = ""  # who ended it first: one of breakdown.CLOSERS
+        self.sent_close: tuple[int, str] | None = None  # our own close frame to the client
+        self.opened_at = time.monotonic()
         self.on_close: Callable[[], None] | None = None  # what the request holds until the end (limit_conn)
         self.pending_close: tuple[int, str] | None = None
         self.last_activity = time.monotonic()
@@ -283,6 +292,12 @@ class Tunnel:
         self.upstream_side = UpstreamSide(self)
         self.client_side.send_timeout = client_send_timeout
         self.upstream_side.send_timeout = send_timeout
+        if self.logger is not None and self.logger.wants_close_details:
+            # the close line wants this tunnel's own totals / close frames:
+            # only such a tunnel's sides feed through a tally (close_details.py)
+            for side, masked in ((self.client_side, True), (self.upstream_side, False)):
+                side.tracker = Tally(side.tracker, masked)  # type: ignore[assignment]
+                side.feed = side.tracker.feed
         self.client_side.source = client
         self.client_side.out = upstream
         self.upstream_side.source = upstream
@@ -329,6 +344,7 @@ class Tunnel:
             return
         idle = time.monotonic() - self.last_activity
         if idle >= self.read_timeout:
+            self.closed_by("ngxws_timeout")
             self.close(reason="upstream timed out")
             return
         self._timers[0] = asyncio.get_running_loop().call_later(
@@ -338,13 +354,15 @@ class Tunnel:
     def send_timed_out(self, side: _Side) -> None:
         """A write to ``side``'s socket stayed blocked for its send timeout
         (``side.send_timer`` stays set: ``close`` aborts that socket)."""
+        self.closed_by("ngxws_timeout")
         self.close(reason=side.TIMED_OUT)
 
     def close_with(self, code: int, reason: str) -> None:
         """Send the client a close frame of our own between two upstream frames, then close."""
         if self.closed or self.pending_close is not None:
             return
-        self.pending_close = (code, reason)
+        self.closed_by("ngxws_age" if code == 4001 else "ngxws_shutdown")
+        self.pending_close = self.sent_close = (code, reason)
         self.client_side.read_stopped = True
         self.client.pause_reading()
         if self.upstream_side.tracker.at_boundary:
@@ -358,6 +376,27 @@ class Tunnel:
         if not self.client.is_closing():
             self.client.write(encode_close_frame(code, reason))
         self.close()
+
+    def closed_by(self, closer: str) -> None:
+        """Note who ended the tunnel first (the first call wins)."""
+        if not self.closer:
+            self.closer = closer
+
+    def _close_info(self) -> CloseInfo:
+        """The close line's ngxws variables ($ws_close_*, per-direction totals)."""
+        c, u = self.client_side.tracker, self.upstream_side.tracker
+        if not isinstance(c, Tally) or not isinstance(u, Tally):
+            return CloseInfo(self.closer or "ngxws_shutdown", sent=self.sent_close)
+        return CloseInfo(
+            self.closer or "ngxws_shutdown",
+            close_client=c.close,
+            close_upstream=u.close,
+            sent=self.sent_close,
+            frames_client=c.frames,
+            frames_upstream=u.frames,
+            payload_client=c.payload,
+            payload_upstream=u.payload,
+        )
 
     def stop_reading(self) -> None:
         """Fast stop, first step: read nothing more, so no new line is made
@@ -390,11 +429,17 @@ class Tunnel:
             else:
                 side.source.close()
         self.worker.counters.close(self.slot)
+        record_close(
+            self.worker.counters.array,
+            self.slot,
+            self.closer or "ngxws_shutdown",  # a fast stop aborts without a reason
+            time.monotonic() - self.opened_at,
+        )
         self.worker.tunnels.discard(self)
         if self.on_close is not None:
             self.on_close()
         if self.logger is not None and self.logfile is not None:
-            line = self.logger.close_line(time.time())
+            line = self.logger.close_line(time.time(), self._close_info())
             if line is not None:
                 self.logfile.append(line)
             self.logfile.flush()

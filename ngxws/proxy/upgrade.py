@@ -28,6 +28,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ngxws.accounting.breakdown import record_upgrade
 from ngxws.config.model import Location, Server
 from ngxws.http.request import RequestHead
 from ngxws.proxy.handshake import conn_info, refusal, switching_head
@@ -99,25 +100,33 @@ async def proxy_upgrade(
     worker = conn.worker
     ws = server.ws
     key = head.header("sec-websocket-key") or ""
+    # this location's row of the shared counters (accounting/breakdown.py)
+    row, counts = worker.keys.base(server, loc), worker.counters.array
     if asks_websocket(head) and worker.counters.at_limit(ws.max_connections):
+        record_upgrade(counts, row, 1013)
         conn._write(refusal(key))  # the upstream is never contacted
         return False
     try:
         response, upstream_addr = await conn._open_upstream(pending, server, loc, captures)
     except UpstreamUnavailable as exc:
+        record_upgrade(counts, row, exc.status, unavailable=True)
         worker.log_upstream_failure(exc, head.request_line)
         await conn._answer_error(exc.status, pending, server, loc, False)
         return False
     if response.status != 101:
+        record_upgrade(counts, row, response.status)
         conn._send_timer.seconds = loc.send_timeout
         return await pass_response(conn, head, pending.status_override, response, head.keep_alive)
     if not switched_to_websocket(head, response.headers):
+        record_upgrade(counts, row, 502)  # what the client gets: a refused switch
         return await refuse_switch(conn, pending, server, loc, response)
-    if not worker.counters.try_open(worker.slot, ws.max_connections):
+    if not worker.counters.try_open(row, ws.max_connections):
         # tunnels completed while this one waited: over the cap after all
+        record_upgrade(counts, row, 1013)
         drop_upstream(conn, masked_close_frame(1013, "Try Again Later"))
         conn._write(refusal(key))
         return False
+    record_upgrade(counts, row, 101)
     opened = False
     try:
         conn._write(switching_head(response))
@@ -125,7 +134,7 @@ async def proxy_upgrade(
         logger, logfile = worker.ws_logger(server, lambda: conn_info(conn, head, upstream_addr))
         tunnel = Tunnel(
             worker,
-            worker.slot,
+            row,
             conn.transport,
             conn.upstream_transport,
             logger,
@@ -147,7 +156,7 @@ async def proxy_upgrade(
         return False
     finally:
         if not opened:
-            worker.counters.close(worker.slot)
+            worker.counters.close(row)
 
 
 async def refuse_switch(

@@ -191,7 +191,12 @@ class LogFiles:
         it cannot be)."""
         f = self._files.get(path)
         if f is None or f.closed:
-            f = LogFile(path)
+            if path.startswith("syslog:"):  # ws_log syslog:server=... (ngxws)
+                from ngxws.sinks.syslog import SyslogSink
+
+                f = SyslogSink(path)
+            else:
+                f = LogFile(path)
             self._files[path] = f
         return f
 

@@ -45,6 +45,12 @@ What each variable prints is mirrored from the module (spec: module.md,
 - a control frame in the middle of a fragmented message does not reset
   ``$ws_message_size`` (the chainstack fork zeroes it).
 
+ngxws's own variables (``NGXWS_VARIABLES``; ``ngxws check`` marks them):
+``$ws_conn_duration`` (ms since the 101, any line), ``$ws_opcode_name``
+(frame lines) and the close-line ones (``CLOSE_ONLY``, from ``CloseInfo``;
+``???`` in frame and open lines).  ``escape=`` (``logescape``) applies to
+every variable's value, never to the template's text.
+
 As in the module, which substitutes only the names it knows, an unknown
 variable (``$ws_`` in ``"$ws_ x"``, ``$status``) stays literal text, and so
 does a ``$`` not followed by a name or an unterminated ``${``; ``ngxws
@@ -65,6 +71,7 @@ from typing import Any, cast
 from ngxws.client_certs import SSL_VARIABLES
 from ngxws.config.model import WsLogTemplates
 from ngxws.sinks import timefmt
+from ngxws.sinks.logescape import escape
 from ngxws.sinks.timefmt import TimeCache
 
 __all__ = [
@@ -92,7 +99,26 @@ UPSTREAM = "upstream"
 _VARIABLE_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
 
 # Variables whose value only exists for a frame: ``???`` in open/close lines.
-_FRAME_ONLY = frozenset({"ws_opcode", "ws_payload_size", "ws_message_size", "ws_packet_source"})
+_FRAME_ONLY = frozenset(
+    {"ws_opcode", "ws_payload_size", "ws_message_size", "ws_packet_source", "ws_opcode_name"}
+)
+
+# ngxws's close-line variables (``CloseInfo``): ``???`` in frame and open lines.
+CLOSE_ONLY = frozenset(
+    {
+        "ws_close_code",
+        "ws_close_reason",
+        "ws_close_initiator",
+        "ws_frames_client",
+        "ws_frames_upstream",
+        "ws_payload_client",
+        "ws_payload_upstream",
+    }
+)
+# Close-line variables only a per-tunnel tally (close_details.Tally) can know.
+TALLIED = CLOSE_ONLY - {"ws_close_initiator"}
+
+OPCODE_NAMES = {0: "continuation", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
 
 # Per-line slots and the expression that renders each in a generated line
 # function.  Names available to the expressions: the frame_line parameters,
@@ -106,6 +132,9 @@ _SLOT_EXPR: dict[str, str] = {
     # The module prints ngx_time() - start, both whole seconds: mirror that
     # (not int(now - opened_at)); clamp at 0 should the clock step back.
     "ws_conn_age": "(int(now) - opened if now >= opened else 0)",
+    # ngxws: milliseconds since the 101, at this line
+    "ws_conn_duration": "(int((now - opened_at) * 1000) if now >= opened_at else 0)",
+    "ws_opcode_name": "opnames.get(opcode) or str(opcode)",
     "time_local": "http_date(now)",
     "time_iso8601": "iso8601(now)",
     "msec": "msec(now)",
@@ -116,6 +145,8 @@ _SLOT_FORMAT: dict[str, str] = {
     "ws_message_size": "%d",
     "ws_packet_source": "%s",
     "ws_conn_age": "%d",
+    "ws_conn_duration": "%d",
+    "ws_opcode_name": "%s",
     "time_local": "%s",
     "time_iso8601": "%s",
     "msec": "%s",
@@ -137,10 +168,14 @@ _CONN_VARIABLES = frozenset(
     }
 )
 
-KNOWN_VARIABLES = frozenset(_SLOT_EXPR) | _CONN_VARIABLES | SSL_VARIABLES
-"""Every variable name a template may use, ``http_*`` aside.  The ``$ssl_*``
-ones are ngxws's addition (the module has none): nginx's values on a TLS
+NGXWS_VARIABLES = frozenset({"ws_conn_duration", "ws_opcode_name"}) | CLOSE_ONLY | SSL_VARIABLES
+"""ngxws's additions: a config using one does not run under nginx with the
+module (``ngxws check`` says so).  ``$ssl_*``: nginx's values on a TLS
 connection, ``???`` on a plain one."""
+
+KNOWN_VARIABLES = frozenset(_SLOT_EXPR) | _CONN_VARIABLES | SSL_VARIABLES | CLOSE_ONLY
+"""Every variable name a template may use, ``http_*`` aside."""
+_MODULE_VARIABLES = KNOWN_VARIABLES - NGXWS_VARIABLES
 
 
 def module_reading(written: str) -> str | None:
@@ -156,7 +191,7 @@ def module_reading(written: str) -> str | None:
         return None
     name = written[1:]
     best = None
-    for known in KNOWN_VARIABLES:
+    for known in _MODULE_VARIABLES:
         if name.startswith(known) and name[len(known)] != "_":
             if best is None or len(known) > len(best):
                 best = known
@@ -253,7 +288,7 @@ _FACTORIES: dict[tuple[str, tuple[str, ...]], Callable[..., Callable[..., str]]]
 
 
 def _line_function(
-    params: str, slots: tuple[str, ...], fmt: str, opened: int, clock: TimeCache
+    params: str, slots: tuple[str, ...], fmt: str, opened_at: float, clock: TimeCache
 ) -> Callable[..., str]:
     """A function ``(params) -> str`` that is ``fmt % (slot values)``.
 
@@ -265,16 +300,16 @@ def _line_function(
     if factory is None:
         body = f"fmt % ({', '.join(_SLOT_EXPR[s] for s in slots)},)" if slots else "fmt"
         source = (
-            "def factory(fmt, opened, http_date, iso8601, msec):\n"
+            "def factory(fmt, opened, opened_at, http_date, iso8601, msec):\n"
             f"    def line({params}):\n"
             f"        return {body}\n"
             "    return line\n"
         )
         namespace: dict[str, Any] = {}
-        exec(source, {"__builtins__": {}, "int": int}, namespace)
+        exec(source, {"__builtins__": {}, "int": int, "str": str, "opnames": OPCODE_NAMES}, namespace)
         factory = cast(Callable[..., Callable[..., str]], namespace["factory"])
         _FACTORIES[key] = factory
-    return factory(fmt, opened, clock.http_date, clock.iso8601_local, clock.msec)
+    return factory(fmt, int(opened_at), opened_at, clock.http_date, clock.iso8601_local, clock.msec)
 
 
 class BoundTemplate:
@@ -285,23 +320,40 @@ class BoundTemplate:
     on the hot path).  Both return the line without a trailing newline.
     """
 
-    __slots__ = ("event_line", "frame_line", "template")
+    __slots__ = (
+        "_clock", "_close_pieces", "_escape", "_event_slots", "_opened_at",
+        "event_line", "frame_line", "template",
+    )
 
     frame_line: FrameLineFn
     event_line: EventLineFn
 
-    def __init__(self, template: Template, values: _ConnValues, opened_at: float, clock: TimeCache):
+    def __init__(
+        self,
+        template: Template,
+        values: _ConnValues,
+        opened_at: float,
+        clock: TimeCache,
+        escape_mode: str = "",
+    ):
+        """``escape_mode``: ``ws_log_format``'s ``escape=`` (``logescape``),
+        applied to every variable's value; "" writes them as they are."""
         self.template = template
-        opened = int(opened_at)
+        self._opened_at = opened_at
+        self._clock = clock
+        self._escape = escape_mode
         frame_fmt: list[str] = []
         frame_slots: list[str] = []
         event_fmt: list[str] = []
         event_slots: list[str] = []
+        # the close line's format, with CLOSE_ONLY names still to fill in
+        close_pieces: list[str | Variable] = []
         for part in template.parts:
             if isinstance(part, str):
                 text = part.replace("%", "%%")
                 frame_fmt.append(text)
                 event_fmt.append(text)
+                close_pieces.append(text)
             elif part.name in _SLOT_EXPR:
                 frame_fmt.append(_SLOT_FORMAT[part.name])
                 frame_slots.append(part.name)
@@ -310,16 +362,84 @@ class BoundTemplate:
                 else:
                     event_fmt.append(_SLOT_FORMAT[part.name])
                     event_slots.append(part.name)
+                close_pieces.append(event_fmt[-1])
+            elif part.name in CLOSE_ONLY:
+                frame_fmt.append(UNKNOWN)
+                event_fmt.append(UNKNOWN)
+                close_pieces.append(part)
             else:
-                text = values.get(part.name).replace("%", "%%")
+                text = escape(values.get(part.name), escape_mode).replace("%", "%%")
                 frame_fmt.append(text)
                 event_fmt.append(text)
+                close_pieces.append(text)
         self.frame_line = _line_function(
-            _FRAME_PARAMS, tuple(frame_slots), _finish(frame_fmt, frame_slots), opened, clock
+            _FRAME_PARAMS, tuple(frame_slots), _finish(frame_fmt, frame_slots), opened_at, clock
         )
         self.event_line = _line_function(
-            _EVENT_PARAMS, tuple(event_slots), _finish(event_fmt, event_slots), opened, clock
+            _EVENT_PARAMS, tuple(event_slots), _finish(event_fmt, event_slots), opened_at, clock
         )
+        self._event_slots = tuple(event_slots)
+        self._close_pieces = close_pieces if any(isinstance(p, Variable) for p in close_pieces) else None
+
+    @property
+    def uses_close_details(self) -> bool:
+        """Whether the template needs a per-tunnel tally (close code, totals)."""
+        return any(isinstance(p, Variable) and p.name in TALLIED for p in self._close_pieces or ())
+
+    def close_line(self, now: float, info: CloseInfo | None) -> str:
+        """The line at the tunnel's end: ``event_line`` plus the close variables."""
+        if self._close_pieces is None:
+            return self.event_line(now)
+        fmt = "".join(
+            p if isinstance(p, str) else escape(_close_value(info, p.name), self._escape).replace("%", "%%")
+            for p in self._close_pieces
+        )
+        if not self._event_slots:
+            fmt = fmt.replace("%%", "%")  # used as-is (see _finish)
+        return _line_function(_EVENT_PARAMS, self._event_slots, fmt, self._opened_at, self._clock)(now)
+
+
+@dataclass(frozen=True)
+class CloseInfo:
+    """What a tunnel knows at its end, for the close line's ngxws variables.
+
+    ``initiator``: who ended it first (``accounting.breakdown.CLOSERS``);
+    ``close_client``/``close_upstream``: (code, reason) of the close frame
+    each side sent, when read (``proxy.close_details``); for a close ngxws
+    sends itself (4001, 1001) that code and reason.  Totals are None when no
+    tally ran (the template does not use them).
+    """
+
+    initiator: str
+    close_client: tuple[int, str] | None = None
+    close_upstream: tuple[int, str] | None = None
+    sent: tuple[int, str] | None = None  # the close frame ngxws sent the client
+    frames_client: int | None = None
+    frames_upstream: int | None = None
+    payload_client: int | None = None
+    payload_upstream: int | None = None
+
+    def close(self) -> tuple[int, str] | None:
+        """The close that ended the tunnel: the initiator's."""
+        if self.initiator == "client":
+            return self.close_client
+        if self.initiator == "upstream":
+            return self.close_upstream
+        return self.sent
+
+
+def _close_value(info: CloseInfo | None, name: str) -> str:
+    if info is None:
+        return UNKNOWN
+    if name == "ws_close_initiator":
+        return info.initiator
+    if name in ("ws_close_code", "ws_close_reason"):
+        close = info.close()
+        if close is None:
+            return UNKNOWN
+        return str(close[0]) if name == "ws_close_code" else close[1]
+    value = getattr(info, name[3:])
+    return UNKNOWN if value is None else str(value)
 
 
 def _finish(fmt: list[str], slots: list[str]) -> str:
@@ -385,6 +505,12 @@ class Template:
                 out.append(UNKNOWN if value is None else str(value))
             elif name == "ws_conn_age":
                 out.append(str(max(int(now) - int(conn.opened_at), 0)))
+            elif name == "ws_conn_duration":
+                out.append(str(max(int((now - conn.opened_at) * 1000), 0)))
+            elif name == "ws_opcode_name":
+                out.append(UNKNOWN if opcode is None else OPCODE_NAMES.get(opcode) or str(opcode))
+            elif name in CLOSE_ONLY:
+                out.append(UNKNOWN)
             elif name == "time_local":
                 out.append(timefmt.http_date(now))
             elif name == "time_iso8601":
@@ -458,18 +584,19 @@ class FrameLogger:
     ) -> None:
         values = _ConnValues(conn)
         clk = clock or _SHARED_CLOCK
+        escapes = dict(templates.escapes)
 
-        def bind(text: str | None) -> BoundTemplate | None:
+        def bind(text: str | None, kind: str) -> BoundTemplate | None:
             if text is None:
                 return None
-            return BoundTemplate(compile_template(text), values, conn.opened_at, clk)
+            return BoundTemplate(compile_template(text), values, conn.opened_at, clk, escapes.get(kind, ""))
 
-        self._frame = bind(templates.frame)
+        self._frame = bind(templates.frame, "frame")
         # The frame template wins: don't even bind the message ones.
-        self._client = bind(templates.client) if self._frame is None else None
-        self._server = bind(templates.server) if self._frame is None else None
-        self._open = bind(templates.open)
-        self._close = bind(templates.close)
+        self._client = bind(templates.client, "client") if self._frame is None else None
+        self._server = bind(templates.server, "server") if self._frame is None else None
+        self._open = bind(templates.open, "open")
+        self._close = bind(templates.close, "close")
         self._msg_client = 0
         self._msg_upstream = 0
 
@@ -482,9 +609,14 @@ class FrameLogger:
         """The line for the tunnel opening, or None when no open template."""
         return None if self._open is None else self._open.event_line(now)
 
-    def close_line(self, now: float) -> str | None:
+    @property
+    def wants_close_details(self) -> bool:
+        """Whether the close line needs the tunnel's own tally (``close_details``)."""
+        return self._close is not None and self._close.uses_close_details
+
+    def close_line(self, now: float, info: CloseInfo | None = None) -> str | None:
         """The line for the tunnel closing, or None when no close template."""
-        return None if self._close is None else self._close.event_line(now)
+        return None if self._close is None else self._close.close_line(now, info)
 
     def lines_for_frames(
         self, frames: list[tuple[int, int, bool]], source: str, now: float

@@ -1,0 +1,269 @@
+"""The ws_stat breakdown (issue 14): per (server, location) counters summed
+across two worker processes, scraped during traffic in its three formats.
+
+A real ngxws with ``worker_processes 2`` in front of a real ``websockets``
+echo backend; clients send known messages on several locations of several
+servers, and the page must show exactly that traffic per location: frames,
+payload and tcp bytes computed here from the frame sizes the clients sent
+(no compression, masked client frames).  The JSON document validates
+against ``ngxws/sinks/stats_schema.json`` (jsonschema), the Prometheus page
+passes ``promtool check metrics`` (Debian's prometheus package) and parses
+with the Prometheus client's own parser to the same numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from harness import (
+    free_port,
+    ngxws,
+    parse_stats,
+    read_head,
+    run,
+    upgrade_request,
+    wait_for,
+    ws_backend,
+)
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import ClientConnection, connect
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "ngxws/sinks/stats_schema.json").read_text())
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+
+_WS = """
+            proxy_pass http://127.0.0.1:{backend};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+"""
+
+
+def _conf(p1: int, p2: int, p3: int, backend: int, dead: int) -> str:
+    ws = _WS.format(backend=backend)
+    return f"""
+worker_processes 2;
+events {{ worker_connections 1024; }}
+http {{
+    server {{
+        listen 127.0.0.1:{p1};
+        server_name one.test;
+        location /websocket_status {{ ws_stat; }}
+        location /a {{ {ws} }}
+        location /b {{ {ws} }}
+        location /n {{
+            proxy_pass http://127.0.0.1:{p1}/missing;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+        }}
+        location = /missing {{ return 404; }}
+        location /dead {{
+            proxy_pass http://127.0.0.1:{dead};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{p2};
+        server_name two.test;
+        ws_max_connections 9;  # the module's cap counts every server's tunnels: 5 + 3 + 1
+        location /c {{ {ws} }}
+    }}
+    server {{
+        listen 127.0.0.1:{p3};
+        server_name aged.test;
+        ws_conn_age 1s;
+        location / {{ {ws} }}
+    }}
+}}
+"""
+
+
+def _client_frame_size(n: int) -> int:
+    return n + 4 + (2 if n < 126 else 4 if n < 65536 else 10)
+
+
+def _server_frame_size(n: int) -> int:
+    return n + (2 if n < 126 else 4 if n < 65536 else 10)
+
+
+# location -> (tunnels, message sizes sent on each)
+TRAFFIC: dict[tuple[str, str], tuple[int, list[int]]] = {
+    ("one.test", "/a"): (5, [1, 100, 125, 126, 3000]),
+    ("one.test", "/b"): (3, [70000, 0, 10]),
+    ("two.test", "/c"): (1, [7, 8, 9, 10]),
+}
+
+
+def _expected(tunnels: int, sizes: list[int]) -> dict[str, Any]:
+    return {
+        "active": tunnels,
+        "client": {
+            "frames": tunnels * len(sizes),
+            "payload": tunnels * sum(sizes),
+            "tcp_bytes": tunnels * sum(_client_frame_size(n) for n in sizes),
+        },
+        "upstream": {
+            "frames": tunnels * len(sizes),
+            "payload": tunnels * sum(sizes),
+            "tcp_bytes": tunnels * sum(_server_frame_size(n) for n in sizes),
+        },
+    }
+
+
+def _rows(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["server"], r["location"]): r for r in doc["locations"]}
+
+
+def _traffic(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("active", "client", "upstream")}
+
+
+def _promtool(text: bytes) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, timeout=30)
+
+
+def _prom_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _refused(port: int, path: str, host: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(upgrade_request(path, host=host))
+        head, _ = read_head(s)
+        return head
+
+
+def test_breakdown_equals_the_traffic_sent_per_location(tmp_path: Path) -> None:
+    p1, p2, p3, dead = free_port(), free_port(), free_port(), free_port()
+    with ws_backend() as backend, ngxws(_conf(p1, p2, p3, backend, dead), tmp_path, p1) as px:
+        ports = {"one.test": p1, "two.test": p2}
+
+        async def scenario() -> dict[str, Any]:
+            conns: list[ClientConnection] = []
+            try:
+                for (server, location), (tunnels, sizes) in TRAFFIC.items():
+                    for _ in range(tunnels):
+                        ws = await connect(
+                            f"ws://127.0.0.1:{ports[server]}{location}",
+                            compression=None,
+                            ping_interval=None,
+                            max_size=None,
+                        )
+                        conns.append(ws)
+                        for n in sizes:
+                            await ws.send(b"x" * n)
+                            assert await ws.recv() == b"x" * n
+                # during traffic: every tunnel open, every echo back
+                loop = asyncio.get_running_loop()
+                json_page = await loop.run_in_executor(None, px.get, "/websocket_status?format=json")
+                prom_page = await loop.run_in_executor(None, px.get, "/websocket_status?format=prometheus")
+                text_page = await loop.run_in_executor(None, px.stats)
+                cap_head = await loop.run_in_executor(None, _refused, p2, "/c", "two.test")
+                return {"json": json_page, "prom": prom_page, "text": text_page, "cap": cap_head}
+            finally:
+                for ws in conns:
+                    await ws.close()
+
+        got = run(scenario(), timeout=90)
+        status, headers, body = got["json"]
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        doc = json.loads(body)
+        jsonschema.validate(doc, SCHEMA)
+        rows = _rows(doc)
+        for key, (tunnels, sizes) in TRAFFIC.items():
+            assert _traffic(rows[key]) == _expected(tunnels, sizes), key
+            assert rows[key]["upgrades"]["switched"] == tunnels
+        # the rows add up to the totals, which are the v1 text page's numbers
+        text = parse_stats(got["text"])
+        assert doc["totals"]["active"] == text["active"] == sum(t for t, _ in TRAFFIC.values())
+        assert doc["totals"]["client"]["tcp_bytes"] == text["client_bytes"]
+        assert doc["totals"]["upstream"]["payload"] == text["upstream_payload"]
+        assert got["cap"].startswith(b"HTTP/1.1 101")  # the module's refusal: 101, then close 1013
+
+        status, headers, prom = got["prom"]
+        assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        checked = _promtool(prom)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        samples = _prom_samples(prom.decode())
+        assert samples[("nginx_websocket_tcp_bytes_total", (("direction", "in"),))] == text["client_bytes"]
+        for (server, location), (tunnels, sizes) in TRAFFIC.items():
+            want = _expected(tunnels, sizes)
+            labels = (("direction", "in"), ("location", location), ("server", server))
+            assert samples[("ngxws_websocket_tcp_bytes_total", labels)] == want["client"]["tcp_bytes"]
+            labels = (("direction", "out"), ("location", location), ("server", server))
+            assert samples[("ngxws_websocket_frames_total", labels)] == want["upstream"]["frames"]
+            assert samples[("ngxws_websocket_connections_active", (("location", location), ("server", server)))] == tunnels
+
+        # upgrade outcomes: the cap, an upstream's 404, an upstream that is not there
+        assert _refused(p1, "/n", "one.test").startswith(b"HTTP/1.1 404")
+        assert _refused(p1, "/dead", "one.test").startswith(b"HTTP/1.1 502")
+
+        def final() -> dict[str, Any]:
+            status, _, body = px.get("/websocket_status?format=json")
+            assert status == 200
+            return dict(json.loads(body))
+
+        assert wait_for(lambda: final()["totals"]["active"] == 0, timeout=10)
+        doc = final()
+        jsonschema.validate(doc, SCHEMA)
+        rows = _rows(doc)
+        assert rows[("two.test", "/c")]["upgrades"]["rejected_cap"] == 1
+        assert rows[("one.test", "/n")]["upgrades"]["upstream_status"]["404"] == 1
+        assert rows[("one.test", "/dead")]["upgrades"]["connect_error"] == 1
+        for key, (tunnels, _sizes) in TRAFFIC.items():
+            row = rows[key]
+            assert sum(row["closes"].values()) == tunnels, key
+            assert row["closes"]["client"] + row["closes"]["upstream"] == tunnels, row["closes"]
+            assert row["duration_seconds"]["count"] == tunnels
+            assert row["duration_seconds"]["buckets"][-1]["count"] == tunnels
+
+        # ws_conn_age: ngxws closes first, with 4001, counted as such
+        async def aged() -> None:
+            async with connect(f"ws://127.0.0.1:{p3}/", compression=None, ping_interval=None) as ws:
+                started = time.monotonic()
+                try:
+                    await asyncio.wait_for(ws.recv(), 10)
+                except Exception:
+                    pass
+                assert time.monotonic() - started < 10
+
+        run(aged(), timeout=30)
+        assert wait_for(lambda: _rows(final())[("aged.test", "/")]["closes"]["ngxws_age"] == 1, timeout=10)
+        row = _rows(final())[("aged.test", "/")]
+        # closed by its 1 s age: about a second (the bucket edge is 1 s, so a
+        # timer that fires on the dot may land on either side of it)
+        assert row["duration_seconds"]["buckets"][2]["count"] == 1  # at most 10 s
+        assert 0.9 <= row["duration_seconds"]["sum"] <= 10
+        assert _promtool(px.get("/websocket_status?format=prometheus")[2]).returncode == 0
+
+
+def test_text_page_stays_the_default(tmp_path: Path) -> None:
+    """No format, an unknown one, or format=text: the module's page, byte for byte."""
+    p1, p2, p3, dead = free_port(), free_port(), free_port(), free_port()
+    with ws_backend() as backend, ngxws(_conf(p1, p2, p3, backend, dead), tmp_path, p1) as px:
+        for path in ("/websocket_status", "/websocket_status?format=xml", "/websocket_status?x=1&format=text"):
+            status, headers, body = px.get(path)
+            assert status == 200 and headers["Content-Type"] == "text/plain"
+            assert body == (
+                b"WebSocket connections: 0\n"
+                b"client websocket frames  | client websocket payload | client tcp data\n"
+                b"0 0 0\n"
+                b"upstream websocket frames  | upstream websocket payload | upstream tcp data\n"
+                b"0 0 0\n"
+            )
