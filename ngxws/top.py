@@ -33,8 +33,8 @@ SCHEMA_ID = "ngxws-stats/1"  # statsformats.SCHEMA_ID (not imported: top needs n
 DIRECTIONS = ("client", "upstream")
 # who ended a tunnel (the JSON's ``closes`` members) and the close code that went with it
 CLOSE_CODES = {
-    "client": "its code",
-    "upstream": "its code",
+    "client": "its own",
+    "upstream": "its own",
     "ngxws_age": "4001",
     "ngxws_shutdown": "1001",
     "ngxws_timeout": "none",
@@ -207,14 +207,16 @@ def render(doc: dict[str, Any], prev: dict[str, Any] | None, source: str) -> lis
             row.append(_fmt_rate(_rate(tot[d][field], ptot[d][field], dt) if ptot is not None else None))
         rows.append(row)
     lines += _table(["direction", "frames", "frames/s", "payload", "payload/s", "tcp_bytes", "tcp_bytes/s"], rows, 1)
-    closes = tot["closes"]
-    lines += [
-        "",
-        "closes: " + "  ".join(f"{who}({CLOSE_CODES.get(who, '?')}) {n}" for who, n in closes.items()),
-    ]
+    closes: dict[str, int] = tot["closes"]
+    lines.append("")
+    lines += _table(
+        ["closed by", *closes],
+        [["close code", *(CLOSE_CODES.get(who, "?") for who in closes)], ["tunnels", *(str(n) for n in closes.values())]],
+        1,
+    )
     duration = tot["duration_seconds"]
     if duration["count"]:
-        lines[-1] += f"   mean lifetime {duration['sum'] / duration['count']:.1f}s"
+        lines.append(f"mean tunnel lifetime {duration['sum'] / duration['count']:.1f}s over {duration['count']} closed")
     lines.append("")
     prev_rows = {(r["server"], r["location"]): r for r in (prev["locations"] if prev is not None else [])}
     rows = []
