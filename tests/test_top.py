@@ -456,3 +456,31 @@ def test_top_url_and_errors(tmp_path: Path) -> None:
         bad.write_text("events {}\nhttp { server {\n listen 127.0.0.1:99999; } }\n")
         broken = _top(bad, "--once")  # a bad config: nginx's words, file:line
         assert broken.returncode == 1 and 'invalid port in "127.0.0.1:99999"' in broken.stderr and "bad.conf:3" in broken.stderr
+
+
+def test_top_over_tls_on_loopback(tmp_path: Path) -> None:
+    """An ssl-only listener: https, the certificate (for another name) not
+    verified on loopback; the numbers are the JSON's."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("stats.example")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "c.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "k.pem"))
+    port = free_port()
+    conf_text = f"""
+events {{}}
+http {{
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate c.pem;
+        ssl_certificate_key k.pem;
+        location /st {{ ws_stat; }}
+    }}
+}}
+"""
+    with ngxws(conf_text, tmp_path, port) as server:
+        shown = _top(server.conf, "--once", "--interval", "0")
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.rstrip("\n").split("\n")
+        assert lines[0].startswith(f"ngxws top  https://127.0.0.1:{port}/st  ")
+        assert lines[2].startswith("open tunnels 0 ")
+        assert lines[5].split() == ["client", "0", "-", "0", "-", "0", "-"]  # one snapshot: no rates
