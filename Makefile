@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint run bench nginx promtool clean
+.PHONY: venv test lint run bench nginx promtool chromium clean
 
 venv: $(STAMP)
 
@@ -21,11 +21,14 @@ nginx:
 promtool:
 	@sh scripts/install-promtool.sh
 
+chromium:
+	@sh scripts/install-chromium.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check ngxws tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) nginx promtool lint
+test: $(STAMP) nginx promtool chromium lint
 	$(BIN)/python -m pytest -q
 
 run: $(STAMP)

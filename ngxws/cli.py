@@ -105,3 +105,25 @@ def run(conf: str, prefix: str | None, allow: tuple[str, ...]) -> None:
     if config.error_log is not None:
         _warn(config)  # on the terminal too; the master writes them to the error log
     sys.exit(serve(config))
+
+
+@main.command()
+@_conf_option
+@_prefix_option
+@click.option("--url", default=None, metavar="URL", help="the ws_stat location's URL (default: found in the config)")
+@click.option("--once", is_flag=True, help="print one screen without escape codes and exit (for scripts)")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0), help="seconds between refreshes")
+@click.option("-n", "iterations", default=0, type=click.IntRange(min=0), help="stop after N refreshes (0: until interrupted)")
+def top(conf: str, prefix: str | None, url: str | None, once: bool, interval: float, iterations: int) -> None:
+    """Live websocket numbers of the running instance in the terminal (its ws_stat JSON)."""
+    from ngxws.top import run_top, stats_target, target_from_url
+
+    if url is not None:
+        target = target_from_url(url)
+    else:
+        found = stats_target(_load(conf, prefix, None))  # None: only reading where the page is
+        if found is None:
+            click.echo(f"ngxws: no ws_stat location reachable over TCP in {conf} (give --url)", err=True)
+            sys.exit(1)
+        target = found
+    sys.exit(run_top(target, interval, once, iterations))

@@ -591,7 +591,7 @@ class ClientConnection(asyncio.Protocol):
         if head.method not in ("GET", "HEAD"):
             self._write(error_response(405, keep_alive=keep))
             return keep
-        body, ctype = stats_body(self.worker.counters, head.args)  # text, ?format=prometheus|json
+        body, ctype = stats_body(self.worker.counters, head.args, head.header("accept"))  # text, ?format=prometheus|json|html
         self._write(build_response(200, body, content_type=ctype, keep_alive=keep, head_only=head.method == "HEAD"))
         return keep
 

@@ -7,7 +7,9 @@ ngxws adds to the module's text page.
   ``server`` and ``location`` labels, written by the Prometheus client
   library's own exposition code (``prometheus_client.generate_latest``);
 - ``?format=json``: the document described by ``stats_schema.json``
-  (versioned by its ``schema`` member, ``ngxws-stats/1``).
+  (versioned by its ``schema`` member, ``ngxws-stats/1``);
+- ``?format=html`` or a browser's ``Accept: text/html``: the live dashboard
+  (``dashboard.py``), which polls ``?format=json``.
 
 Every number is live: the relay adds to the shared rows on every read, the
 rare-event counters (upgrade outcomes, closes, durations) when the event
@@ -31,6 +33,7 @@ from prometheus_client.core import (
 
 from ngxws.accounting import breakdown as B
 from ngxws.accounting import counters as C
+from ngxws.sinks import dashboard
 from ngxws.sinks.statspage import (
     PROMETHEUS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
@@ -58,8 +61,11 @@ def requested_format(args: str | None) -> str:
     return "text"
 
 
-def stats_body(counters: C.SharedCounters, args: str | None) -> tuple[bytes, str]:
-    """The page's body and Content-Type for a request with query ``args``."""
+def stats_body(counters: C.SharedCounters, args: str | None, accept: str | None = None) -> tuple[bytes, str]:
+    """The page's body and Content-Type for a request with query ``args``
+    and ``Accept`` header ``accept``."""
+    if dashboard.wants_html(args, accept):
+        return dashboard.PAGE, dashboard.HTML_CONTENT_TYPE
     fmt = requested_format(args)
     if fmt == "prometheus":
         registry = CollectorRegistry(auto_describe=False)
