@@ -470,7 +470,7 @@ def _escape_html(text: str) -> str:
 
 
 # ngx_escape_uri(NGX_ESCAPE_URI_COMPONENT) leaves these as they are
-_URI_COMPONENT_SAFE = "-._~!$&'()*+,;=:@"
+_URI_COMPONENT_SAFE = "-._~"
 
 
 def autoindex_html(

@@ -159,7 +159,8 @@ async def _send(
     status = pending.status_override or answer.status
     if status != answer.status:  # error_page to a file: the error's code, the whole file
         answer = file_answer(info, ctype, loc.static, [], True)
-        headers = [h for h in answer.headers if h[0] not in ("Accept-Ranges", "ETag", "Last-Modified")]
+        # the header filter drops Last-Modified on a non-200, range adds nothing; the ETag stays
+        headers = [h for h in answer.headers if h[0] not in ("Accept-Ranges", "Last-Modified")]
         answer = type(answer)(status, headers, 0, info.size)
     head_only = head.method == "HEAD" or answer.status == 304
     client._write(build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
