@@ -56,7 +56,6 @@ from ngxws.config.directives import (
 )
 from ngxws.config.enforcement import sets_tested_by_returns
 from ngxws.config.limits import LOG_LEVELS as _LIMIT_LOG_LEVELS
-from ngxws.config.static import STATIC_DIRECTIVES, StaticConfigError, StaticCore, read_static, static_conf
 from ngxws.config.limits import (
     LimitConfigError,
     LimitConn,
@@ -90,6 +89,13 @@ from ngxws.config.model import (
     UpstreamPeer,
     WsLogTemplates,
     WsSettings,
+)
+from ngxws.config.static import (
+    STATIC_DIRECTIVES,
+    StaticConfigError,
+    StaticCore,
+    read_static,
+    static_conf,
 )
 from ngxws.config.units import TimeSlot, parse_flag, parse_size, parse_time
 from ngxws.config.wiretext import wire

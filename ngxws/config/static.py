@@ -106,8 +106,8 @@ def read_static(
         for arg in args:
             if not arg:
                 raise StaticConfigError('index "" in "index" directive is invalid')
-        own_index = own.get("static_index") if "static_index" in own else ()
-        return {"static_index": tuple(own_index) + tuple(args)}
+        own_index: tuple[str, ...] = own.get("static_index", ())
+        return {"static_index": own_index + tuple(args)}
     if name == "try_files":
         if len(args) < 2:
             raise StaticConfigError('invalid number of arguments in "try_files" directive')

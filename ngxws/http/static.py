@@ -369,7 +369,7 @@ def file_answer(
         elif parse_http_time(if_range) != info.mtime:
             return whole
     parsed = parse_ranges(rng[6:], info.size)
-    if parsed == "416":
+    if isinstance(parsed, str):
         return FileAnswer(416, [("Content-Range", f"bytes */{info.size}")])
     if parsed is None or len(parsed) != 1:
         return whole
