@@ -163,7 +163,7 @@ def _unenforced(reason: str, *harmless_args: tuple[str, ...]) -> StockRule:
 
 
 _TUNING = "performance tuning; ngxws manages its own I/O"
-_STATIC = "static file serving is not implemented; such requests get 404"
+_STATIC = "this part of static file serving is not implemented"
 _REWRITE = "rewrite module is not implemented"
 _CACHE = "proxy caching is not implemented; every request goes to the upstream"
 _GZIP_SUB = "only matters when gzip is on (gzip itself is reported)"
