@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import procfs
+from bench.static_load import STATIC_ROOT
 
 NGXWS = "ngxws"
 NGINX = "nginx"
@@ -78,10 +79,13 @@ def render_conf(spec: ConfSpec) -> str:
         "\n"
         "http {\n"
         f"    {access_log};\n"
+        "    sendfile on;\n"  # as Debian's nginx.conf (nginx's default is off); W10
         "    server {\n"
         f"        listen 127.0.0.1:{spec.listen_port};\n"
         f"{ws_lines}"
         f"{stat}"
+        # W9/W10: static files (bench/static_load.py writes them)
+        f"        location /static/ {{ alias {STATIC_ROOT}/; }}\n"
         "        location / {\n"
         f"            proxy_pass http://127.0.0.1:{spec.backend_port};\n"
         "            proxy_http_version 1.1;\n"

@@ -40,6 +40,7 @@ from bench.loadgen import (
     tick_frames,
 )
 from bench.proxies import ProxyFailed, ProxyProcess
+from bench.static_load import BIG, SMALL, ensure_files, run_clients
 from bench.wire import Opcode, client_frame, close_payload, server_frame, upgrade_request
 
 HOST = "127.0.0.1"
@@ -504,6 +505,26 @@ async def run_probed_flood(ctx: CellContext, conns: int, payload_size: int, prob
     return Measurement(value=value, work=2.0 * probes, window=window, extra=extra)
 
 
+async def run_static(ctx: CellContext, conns: int, path: str, per_mb: bool) -> Measurement:
+    """W9/W10: keep-alive GETs of a static file (bench/static_load.py)."""
+    ensure_files()
+    ctx.check_proxy()
+    before = ctx.probe.snapshot()
+    counter, seconds, answers, body = await run_clients(HOST, ctx.port, path, conns, ctx.warmup, ctx.duration)
+    after = ctx.probe.snapshot()
+    ctx.check_proxy()
+    window = Probe.window(before, after)
+    if per_mb:
+        mb = body / 1e6
+        if mb <= 0:
+            raise NoProgress(f"no body bytes in the measure window ({counter.last_error})")
+        return Measurement(value=mb / seconds, work=mb, window=window, extra={"errors": float(counter.errors)})
+    if answers <= 0:
+        raise NoProgress(f"no answer in the measure window ({counter.last_error})")
+    return Measurement(value=answers / seconds, work=float(answers), window=window,
+                       extra={"errors": float(counter.errors)})
+
+
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
         key="W1",
@@ -596,6 +617,28 @@ WORKLOADS: tuple[Workload, ...] = (
         run=partial(run_probed_flood, conns=64, payload_size=64, probes=50),
         ws_log=True,
         probed=True,
+    ),
+    Workload(
+        key="W9",
+        name="static small",
+        description="32 keep-alive conns GET a 1 KiB file (location /static/ alias)",
+        metric="requests/s",
+        higher_is_better=True,
+        work_unit="request",
+        target=Target(">=", 0.3),
+        target_note="",
+        run=partial(run_static, conns=32, path=SMALL, per_mb=False),
+    ),
+    Workload(
+        key="W10",
+        name="static 1 GiB",
+        description="2 keep-alive conns GET a 1 GiB file over and over",
+        metric="MB/s",
+        higher_is_better=True,
+        work_unit="MB",
+        target=Target(">=", 0.5),
+        target_note="",
+        run=partial(run_static, conns=2, path=BIG, per_mb=True),
     ),
 )
 

@@ -559,10 +559,6 @@ NEEDS: dict[str, tuple[str, bool]] = {
     "jupyterhub-service-prefix": ("needs: server-level rewrite ... permanent (issue 11)", False),
     "lemmy-map-proxpass": ("needs: rewrite ... permanent (issue 11)", False),
     "socketio-behind-proxy": ("needs: rewrite ... break (issue 11)", False),
-    "phoenix-try-files": ("needs: try_files and named locations (issue 12)", True),
-    "mastodon": ("needs: try_files from root (issue 12)", False),
-    "jumpserver": ("needs: static files from root (issue 12)", False),
-    "openems-edge": ("needs: try_files, index and static files (issue 12)", False),
     "django-daphne-uwsgi": ("needs: uwsgi_pass (not implemented, no issue yet)", False),
 }
 

@@ -164,7 +164,7 @@ def _unenforced(reason: str, *harmless_args: tuple[str, ...]) -> StockRule:
 
 
 _TUNING = "performance tuning; ngxws manages its own I/O"
-_STATIC = "static file serving is not implemented; such requests get 404"
+_STATIC = "this part of static file serving is not implemented"
 _REWRITE = "rewrite module is not implemented"
 _CACHE = "proxy caching is not implemented; every request goes to the upstream"
 _GZIP_SUB = "only matters when gzip is on (gzip itself is reported)"
@@ -318,8 +318,8 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "keepalive_disable": _harmless(_TUNING),
     "msie_padding": _harmless(_TUNING),
     "msie_refresh": _harmless(_TUNING),
-    "etag": _harmless(_STATIC),
-    "if_modified_since": _harmless(_STATIC),
+    "etag": _honoured(unique=True),
+    "if_modified_since": _honoured(unique=True),
     "max_ranges": _harmless(_STATIC),
     "disable_symlinks": _harmless(_STATIC),
     # ngx_http_limit_req_module / ngx_http_limit_conn_module (ngxws/limits/)
@@ -378,10 +378,10 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "zone": _harmless("upstream state is per ngxws worker"),
     "keepalive_timeout_upstream": _harmless(_TUNING),
     "random_index": _harmless(_STATIC),
-    "autoindex_exact_size": _harmless(_STATIC),
-    "autoindex_format": _harmless(_STATIC),
-    "autoindex_localtime": _harmless(_STATIC),
-    "index": _changes(_STATIC),
+    "autoindex_exact_size": _honoured(unique=True),
+    "autoindex_format": _honoured(unique=True),
+    "autoindex_localtime": _honoured(unique=True),
+    "index": _honoured(),
     "recursive_error_pages": _changes("error_page applies once per request", ("off",)),
     "absolute_redirect": _changes("redirects ngxws generates are always absolute"),
     "port_in_redirect": _changes("redirects ngxws generates always carry the port"),
@@ -445,10 +445,10 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "ssi": _changes("SSI is not implemented", ("off",)),
     "mirror": _changes("requests are not mirrored", ("off",)),
     "error_page": _honoured(),
-    "root": _changes(_STATIC),
-    "alias": _changes(_STATIC),
-    "try_files": _changes(_STATIC),
-    "autoindex": _changes(_STATIC, ("off",)),
+    "root": _honoured(),
+    "alias": _honoured(),
+    "try_files": _honoured(unique=True),
+    "autoindex": _honoured(unique=True),
     "stub_status": _changes("the nginx status page is not served (ws_stat is)"),
     "set_real_ip_from": _honoured(),
     "real_ip_header": _honoured(unique=True),

@@ -90,6 +90,13 @@ from ngxws.config.model import (
     WsLogTemplates,
     WsSettings,
 )
+from ngxws.config.static import (
+    STATIC_DIRECTIVES,
+    StaticConfigError,
+    StaticCore,
+    read_static,
+    static_conf,
+)
 from ngxws.config.units import TimeSlot, parse_flag, parse_size, parse_time
 from ngxws.config.wiretext import wire
 from ngxws.config.wslog_params import (
@@ -491,7 +498,7 @@ def _crossplane_errors(payload: Mapping[str, Any], tree: _Tree) -> list[_Reading
 
 
 @dataclass(frozen=True)
-class _Core:
+class _Core(StaticCore):  # the static directives' slots: config/static.py
     """Non-proxy settings that nginx inherits individually (http -> server ->
     location); a level's own values are stored as ``replace()`` overrides."""
 
@@ -777,6 +784,7 @@ class _Reader:
             "internal": self._internal,
             "include": lambda node, owner: None,  # already inlined by _Tree
             **dict.fromkeys(_LIMIT_DIRECTIVES, self._limit),
+            **dict.fromkeys(STATIC_DIRECTIVES, self._static),
         }
         # limit_*_zone names: the zone, or None while only limit_req/limit_conn named it
         self.limit_zones: dict[str, tuple[str, LimitZone | None]] = {}
@@ -1338,6 +1346,15 @@ class _Reader:
         if http is None:
             return {}
         return {u.name.lower(): u.name for u in http.upstreams}
+
+    def _static(self, node: _Node, owner: _Owner) -> None:
+        """root, alias, index, try_files... (config/static.py)."""
+        assert isinstance(owner, _Level)
+        location = (owner.modifier, owner.pattern) if isinstance(owner, _LocationBlock) else None
+        try:
+            owner.core.update(read_static(node.name, node.args, owner.core, owner=owner, location=location))
+        except StaticConfigError as exc:
+            raise node.error(str(exc)) from None
 
     # -- limit_req / limit_conn (parsing in config/limits.py) -----------------------
 
@@ -2106,6 +2123,7 @@ class _Builder:
             client_body_timeout=eff.core.client_body_timeout,
             client_body_buffer_size=eff.core.client_body_buffer_size,
             client_body_temp_path=eff.core.client_body_temp_path,
+            static=static_conf(eff.core, self.reader.prefix, raw, raw.modifier),
         )
 
     def _check_duplicate_locations(self, locations: Sequence[_LocationBlock]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ngxws.config.limits import Limits, LimitZone
+from ngxws.config.static import StaticConf
 
 
 @dataclass(frozen=True)
@@ -341,6 +342,7 @@ class Location:
     client_body_buffer_size: int = 16 * 1024
     client_body_temp_path: str | None = None
     realip: RealIP = field(default_factory=RealIP)  # run before access (PREACCESS)
+    static: StaticConf = field(default_factory=StaticConf)  # root/alias/index/try_files (no proxy_pass)
 
 
 @dataclass(frozen=True)

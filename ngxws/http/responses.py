@@ -95,8 +95,10 @@ def build_response(
     extra_headers: list[tuple[str, str]] | None = None,
     head_only: bool = False,
     now: float | None = None,
+    length: int | None = None,
 ) -> bytes:
-    """A complete response with Content-Length framing."""
+    """A complete response with Content-Length framing (``length``: the
+    length declared when the body goes out apart, -1 for no Content-Length)."""
     lines = [
         status_line(status),
         f"Server: {SERVER}",
@@ -104,7 +106,10 @@ def build_response(
     ]
     if content_type is not None:
         lines.append(f"Content-Type: {content_type}")
-    lines.append(f"Content-Length: {len(body)}")
+    if length is None:
+        lines.append(f"Content-Length: {len(body)}")
+    elif length >= 0:
+        lines.append(f"Content-Length: {length}")
     for name, value in extra_headers or ():
         lines.append(f"{name}: {value}")
     lines.append("Connection: keep-alive" if keep_alive else "Connection: close")

@@ -58,6 +58,8 @@ from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
 from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
 from ngxws.proxy.response_pass import SendTimer, pass_response
+from ngxws.proxy.static_phase import serve_static
+from ngxws.proxy.static_send import WriteGate
 from ngxws.proxy.upgrade import EARLY_DATA_LIMIT, proxy_upgrade, refuse_switch
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import UpstreamResponse
@@ -76,7 +78,7 @@ class _Pending:
 
     __slots__ = (
         "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override",
-        "limits", "sender", "http09",
+        "limits", "sender", "http09", "uri_changes",
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
@@ -91,6 +93,7 @@ class _Pending:
         self.status_override: int | None = None  # error_page's code for the final answer
         self.limits = RequestLimits()  # limit_req/limit_conn state, kept across internal redirects
         self.http09 = False  # an HTTP/0.9 request: answered without status line and headers
+        self.uri_changes = 0  # internal redirects so far (static_phase: index, try_files)
 
 
 # ngx_http_special_response_handler() drops keep-alive after these.
@@ -131,6 +134,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
         self._body_timer: ReadTimer | None = None  # client_body_timeout
         self._send_timer = SendTimer(vhosts.default.send_timeout)
+        self.write_gate = WriteGate()  # pause/resume_writing, for files sent (static_send)
         self.remote_user = ""  # $remote_user: the Basic user name of the request
         self.tls: ConnectionTLS | None = None  # $ssl_* and client certificate checks
         self.auth_vars: dict[str, str] = {}  # auth_request_set's variables
@@ -228,9 +232,11 @@ class ClientConnection(asyncio.Protocol):
         if self.upstream_transport is not None:
             self.upstream_transport.pause_reading()
         self._send_timer.start(self._send_timed_out)
+        self.write_gate.pause()
 
     def resume_writing(self) -> None:
         self._send_timer.stop()
+        self.write_gate.resume()
         if self.upstream_transport is not None and not self.upstream_transport.is_closing():
             self.upstream_transport.resume_reading()
 
@@ -448,8 +454,8 @@ class ClientConnection(asyncio.Protocol):
                 return await self._answer_error(denied.status, pending, server, loc, keep, denied.headers or None)
         if loc.ws_stat:
             return self._answer_stats(head, keep)
-        if loc.proxy_pass is None:
-            return await self._answer_error(404, pending, server, loc, keep)
+        if loc.proxy_pass is None:  # files: root/alias, index, try_files (static_phase)
+            return await serve_static(self, pending, server, loc, captures, keep)
         if pending.upgrade:
             return await proxy_upgrade(self, pending, server, loc, captures)
         return await self._proxy_http(pending, server, loc, captures)

@@ -307,6 +307,10 @@ class Group:
     main: str = ""
     events: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    # a docroot both servers serve (``@ROOT@``): written once, with one
+    # fixed mtime, so ETag/Last-Modified can be compared; a name ending in
+    # "/" is a directory
+    docroot: dict[str, bytes] = field(default_factory=dict)
 
     def render(self, values: dict[str, str]) -> str:
         text = (
@@ -322,13 +326,16 @@ class Group:
 class Side:
     """nginx or ngxws running one group's conf."""
 
-    def __init__(self, kind: str, group: Group, backends: Sequence[RecordingBackend], dead: int) -> None:
+    def __init__(
+        self, kind: str, group: Group, backends: Sequence[RecordingBackend], dead: int, root: str = ""
+    ) -> None:
         self.kind = kind
         self.dir = Path(tempfile.mkdtemp(prefix=f"diff-{kind}-{group.name}-"))
         self.ports = [free_port() for _ in range(LISTENS)]
         values = {f"L{i}": str(p) for i, p in enumerate(self.ports)}
         values.update({f"B{i}": str(b.port) for i, b in enumerate(backends) if b.port})
         values["DEAD"] = str(dead)
+        values["ROOT"] = root
         values["DIR"] = str(self.dir)
         values["BSOCK"] = str(backends[-1].sock.getsockname())
         for name, text in group.files.items():
@@ -378,6 +385,29 @@ class Side:
         return socket.AF_INET, ("127.0.0.1", self.ports[int(target[1:])])
 
 
+DOCROOT_MTIME = 1704164645  # Tue, 02 Jan 2024 03:04:05 GMT
+
+
+def write_docroot(root: str, files: dict[str, bytes]) -> None:
+    """The group's docroot, every entry (and the root) with DOCROOT_MTIME."""
+    os.makedirs(root, exist_ok=True)
+    for name, data in files.items():
+        path = os.path.join(root, name)
+        if name.endswith("/"):
+            os.makedirs(path, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if data.startswith(b"symlink:"):
+            os.symlink(data[8:].decode(), path)
+            continue
+        with open(path, "wb") as f:
+            f.write(data)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), (DOCROOT_MTIME, DOCROOT_MTIME), follow_symlinks=False)
+    os.utime(root, (DOCROOT_MTIME, DOCROOT_MTIME))
+
+
 class Running:
     """A group's servers and backends, started once and shared by its cases."""
 
@@ -388,9 +418,11 @@ class Running:
         self.backends.append(RecordingBackend("bunix", unix=os.path.join(self.sock_dir, "b.sock")))
         self.dead = free_port()
         self.sides: dict[str, Side] = {}
+        self.root = os.path.join(self.sock_dir, "root")
+        write_docroot(self.root, group.docroot)
         try:
             for kind in ("nginx", "ngxws"):
-                self.sides[kind] = Side(kind, group, self.backends, self.dead)
+                self.sides[kind] = Side(kind, group, self.backends, self.dead, self.root)
         except Exception:
             self.close()
             raise

@@ -1,0 +1,199 @@
+"""The content phase of a location without ``proxy_pass``: static files.
+
+Thin wiring between the client connection and ``ngxws.http.static`` (the
+decisions) and ``ngxws.proxy.static_send`` (the bytes): it carries out
+what the pure core decided -- an internal redirect (index, try_files'
+last URI) re-matches the location as nginx's ngx_http_internal_redirect(),
+bounded by NGX_HTTP_MAX_URI_CHANGES; a named location runs from its
+rewrite phase; a status goes through the client's error path (so
+``error_page`` applies); a file goes out with sendfile.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from ngxws.http.request import BadRequest, RequestHead
+from ngxws.http.responses import build_response
+from ngxws.http.rewrite import content_type_for
+from ngxws.http.static import (
+    MAX_URI_CHANGES,
+    Continue,
+    FileInfo,
+    Internal,
+    Listing,
+    Named,
+    Redirect,
+    Serve,
+    Status,
+    autoindex_html,
+    content,
+    file_answer,
+    map_uri_to_path,
+    try_files,
+)
+from ngxws.proxy.static_send import send_file, stat_path
+from ngxws.routing.locations import find_named, match_location
+
+if TYPE_CHECKING:
+    from ngxws.config.model import Location, Server
+    from ngxws.proxy.client import ClientConnection, _Pending
+
+__all__ = ["serve_static"]
+
+_URI_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+async def serve_static(
+    client: ClientConnection,
+    pending: _Pending,
+    server: Server,
+    loc: Location,
+    captures: tuple[str, ...],
+    keep: bool,
+) -> bool:
+    head = pending.head
+    assert head is not None
+    conf = loc.static
+    v = client._variables(head, server, captures)
+    uri, add_uri_to_alias = head.path, False
+    if conf.try_files:
+        tried = try_files(uri, conf, loc.pattern, loc.modifier, v.render, stat_path)
+        if isinstance(tried, Continue):
+            uri, add_uri_to_alias = tried.uri, tried.add_uri_to_alias
+        else:
+            return await _carry_out(client, pending, server, loc, tried, keep)
+    path = map_uri_to_path(uri, conf, loc.pattern, loc.modifier, v.render, add_uri_to_alias)
+    outcome = content(head.method, uri, head.args, path, conf, stat_path)
+    if isinstance(outcome, Serve):
+        ctype = content_type_for(uri, loc.types, loc.default_type)
+        return await _send(client, pending, server, loc, outcome.path, outcome.info, ctype, keep)
+    if isinstance(outcome, Listing):
+        return _listing(client, head, uri, outcome.path, conf.autoindex_exact_size, conf.autoindex_localtime, keep)
+    if isinstance(outcome, Redirect):
+        client._write(_redirect(client, head, server, outcome.location, keep))
+        return keep
+    return await _carry_out(client, pending, server, loc, outcome, keep)
+
+
+async def _carry_out(
+    client: ClientConnection,
+    pending: _Pending,
+    server: Server,
+    loc: Location,
+    outcome: Internal | Named | Status,
+    keep: bool,
+) -> bool:
+    if isinstance(outcome, Status):
+        return await client._answer_error(outcome.code, pending, server, loc, keep)
+    if isinstance(outcome, Named):
+        named = find_named(server.locations, outcome.name)
+        if named is None:
+            return await client._answer_error(500, pending, server, None, keep)
+        return await client._run_location(pending, server, named, (), keep)
+    return await internal_redirect(client, pending, server, outcome.uri, outcome.args, keep)
+
+
+async def internal_redirect(
+    client: ClientConnection, pending: _Pending, server: Server, uri: str, args: str | None, keep: bool
+) -> bool:
+    """ngx_http_internal_redirect(): the same request with a new URI, its
+    location found again; more than MAX_URI_CHANGES is a 500."""
+    from ngxws.proxy.client import _Pending as PendingRequest
+
+    head = pending.head
+    assert head is not None
+    changes = pending.uri_changes + 1
+    if changes > MAX_URI_CHANGES:
+        return await client._answer_error(500, pending, server, None, keep)
+    target = quote(uri.encode("utf-8", "surrogateescape"), safe=_URI_SAFE)
+    try:
+        redirected = RequestHead(
+            method=head.method,
+            target=target + (f"?{args}" if args is not None else ""),
+            version=head.version,
+            headers=head.headers,
+            keep_alive=head.keep_alive,
+            client_uri=head.client_uri or head.request_uri,
+        )
+    except BadRequest:
+        return await client._answer_error(500, pending, server, None, keep)
+    redirected.path = uri
+    inner = PendingRequest(redirected)
+    inner.upgrade = pending.upgrade
+    inner.redirects = pending.redirects
+    inner.status_override = pending.status_override
+    inner.limits = pending.limits
+    inner.body = pending.body
+    inner.uri_changes = changes
+    match = match_location(server.locations, uri)
+    if match is None:
+        return await client._answer_error(404, inner, server, None, keep)
+    return await client._run_location(inner, server, match.location, match.captures, keep)
+
+
+def _redirect(client: ClientConnection, head: RequestHead, server: Server, location: str, keep: bool) -> bytes:
+    from ngxws.http.responses import redirect_response
+
+    return redirect_response(301, client._absolute(head, server, location), keep_alive=keep)
+
+
+async def _send(
+    client: ClientConnection,
+    pending: _Pending,
+    server: Server,
+    loc: Location,
+    path: str,
+    info: FileInfo,
+    ctype: str,
+    keep: bool,
+) -> bool:
+    head = pending.head
+    assert head is not None
+    answer = file_answer(info, ctype, loc.static, head.headers, head.version != "0.9")
+    if answer.status in (412, 416):
+        return await client._answer_error(answer.status, pending, server, loc, keep, answer.headers or None)
+    status = pending.status_override or answer.status
+    if status != answer.status:  # error_page to a file: the error's code, the whole file
+        answer = file_answer(info, ctype, loc.static, [], True)
+        # the header filter drops Last-Modified on a non-200, range adds nothing; the ETag stays
+        headers = [h for h in answer.headers if h[0] not in ("Accept-Ranges", "Last-Modified")]
+        answer = type(answer)(status, headers, 0, info.size)
+    head_only = head.method == "HEAD" or answer.status == 304
+    client._write(build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
+                                 extra_headers=answer.headers, length=-1))
+    if head_only or answer.length == 0 or client.transport is None:
+        return keep
+    ok = await send_file(client.transport, client.write_gate, path, answer.offset, answer.length)
+    return keep and ok
+
+
+def _listing(
+    client: ClientConnection, head: RequestHead, uri: str, path: str, exact: bool, localtime: bool, keep: bool
+) -> bool:
+    entries: list[tuple[str, FileInfo]] = []
+    try:
+        names = os.listdir(path)
+    except OSError:
+        names = []
+    for name in names[:100_000]:  # bounded, whatever the directory holds
+        info = stat_path(os.path.join(path, name))
+        if isinstance(info, FileInfo):
+            entries.append((name, info))
+        elif info not in (2, 40):  # ENOENT, ELOOP: a broken link is left out, as nginx
+            entries.append((name, FileInfo("other", 0, 0)))
+    body = autoindex_html(uri, entries, exact_size=exact, localtime=localtime, gmtoff=-time.timezone)
+    headers = [("Content-Type", "text/html")]
+    if head.method == "HEAD":  # ngx_http_chunked_header_filter() leaves HEAD alone
+        pass
+    elif head.version == "1.1":
+        headers.append(("Transfer-Encoding", "chunked"))
+        framed = (b"%x\r\n" % len(body)) + body + b"\r\n0\r\n\r\n" if body else b"0\r\n\r\n"
+    else:
+        framed, keep = body, False
+    data = build_response(200, content_type=None, keep_alive=keep, head_only=True, extra_headers=headers, length=-1)
+    client._write(data if head.method == "HEAD" else data + framed)
+    return keep
