@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint run bench nginx clean
+.PHONY: venv test lint run bench bench-table nginx clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,11 @@ run: $(STAMP)
 
 bench: $(STAMP) nginx
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.readme
+
+# README's benchmark table, from bench/results/latest.json (never typed by hand)
+bench-table: $(STAMP)
+	$(BIN)/python -m bench.readme
 
 clean:
 	rm -rf $(VENV) build *.egg-info ngxws/ws/*.so

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.machine import describe
 from bench.proxies import NGINX, NGXWS
 from bench.workloads import BY_KEY, Workload
 
@@ -69,6 +70,11 @@ class SideSummary:
     backend_pct: float | None
     extra: dict[str, float]
     errors: list[str]
+    # From the CPU shares of the pinned cores (None without pinning): a side
+    # at >= SATURATED_PCT of its cores.  A saturated load side means the
+    # number measures the load generator + backend, not the proxy.
+    proxy_saturated: bool | None = None
+    load_saturated: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -92,10 +98,32 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(clean) if clean else None
 
 
-def _summarize_side(cells: list[CellResult]) -> SideSummary:
+def saturation(
+    proxy_pct: float | None,
+    gen_pct: float | None,
+    backend_pct: float | None,
+    pin: dict[str, list[int]] | None,
+) -> tuple[bool | None, bool | None]:
+    """``(proxy_saturated, load_saturated)``: each side's CPU as a share of
+    the cores it was pinned to, against :data:`SATURATED_PCT`.  ``(None,
+    None)`` without pinning (then the shares say nothing about headroom)."""
+    if not pin or not pin.get("proxy_cpus") or not pin.get("load_cpus"):
+        return None, None
+    proxy = (proxy_pct or 0.0) / len(pin["proxy_cpus"])
+    load = ((gen_pct or 0.0) + (backend_pct or 0.0)) / len(pin["load_cpus"])
+    return proxy >= SATURATED_PCT, load >= SATURATED_PCT
+
+
+def _summarize_side(
+    cells: list[CellResult], pin: dict[str, list[int]] | None = None
+) -> SideSummary:
     ok = [c for c in cells if c.value is not None]
     values = [c.value for c in ok if c.value is not None]
     extra_keys = sorted({k for c in ok for k in c.extra})
+    proxy_pct = _median([v for c in ok if (v := c.share(c.proxy_cpu_s)) is not None])
+    gen_pct = _median([v for c in ok if (v := c.share(c.gen_cpu_s)) is not None])
+    backend_pct = _median([v for c in ok if (v := c.share(c.backend_cpu_s)) is not None])
+    proxy_full, load_full = saturation(proxy_pct, gen_pct, backend_pct, pin)
     return SideSummary(
         rounds_ok=len(ok),
         rounds=len(cells),
@@ -103,23 +131,32 @@ def _summarize_side(cells: list[CellResult]) -> SideSummary:
         min=min(values) if values else None,
         max=max(values) if values else None,
         proxy_us_per_unit=_median([v for c in ok if (v := c.proxy_us_per_unit) is not None]),
-        proxy_pct=_median([v for c in ok if (v := c.share(c.proxy_cpu_s)) is not None]),
-        gen_pct=_median([v for c in ok if (v := c.share(c.gen_cpu_s)) is not None]),
-        backend_pct=_median([v for c in ok if (v := c.share(c.backend_cpu_s)) is not None]),
+        proxy_pct=proxy_pct,
+        gen_pct=gen_pct,
+        backend_pct=backend_pct,
         extra={
             k: m
             for k in extra_keys
             if (m := _median([c.extra[k] for c in ok if k in c.extra])) is not None
         },
         errors=[f"round {c.round}: {c.error}" for c in cells if c.error],
+        proxy_saturated=proxy_full,
+        load_saturated=load_full,
     )
 
 
-def summarize(cells: list[CellResult], workers: int, workload: Workload, rounds: int) -> Summary:
-    """Reduce the cells of one ``(workers, workload)`` pair."""
+def summarize(
+    cells: list[CellResult],
+    workers: int,
+    workload: Workload,
+    rounds: int,
+    pin: dict[str, list[int]] | None = None,
+) -> Summary:
+    """Reduce the cells of one ``(workers, workload)`` pair (``pin``: the
+    affinity plan, for the saturation flags)."""
     mine = [c for c in cells if c.workers == workers and c.workload == workload.key]
     sides = {
-        side: _summarize_side([c for c in mine if c.side == side])
+        side: _summarize_side([c for c in mine if c.side == side], pin)
         for side in (NGXWS, NGINX)
         if any(c.side == side for c in mine)
     }
@@ -170,11 +207,9 @@ def _bound_by(stats: SideSummary, pin: dict[str, list[int]]) -> str:
     is saturated; when neither is, the number is latency-bound (the workload
     keeps too little in flight to fill either side).
     """
-    if not pin["proxy_cpus"] or not pin["load_cpus"]:
+    proxy_full, load_full = saturation(stats.proxy_pct, stats.gen_pct, stats.backend_pct, pin)
+    if proxy_full is None:
         return ""
-    proxy = (stats.proxy_pct or 0.0) / len(pin["proxy_cpus"])
-    load = ((stats.gen_pct or 0.0) + (stats.backend_pct or 0.0)) / len(pin["load_cpus"])
-    proxy_full, load_full = proxy >= SATURATED_PCT, load >= SATURATED_PCT
     if proxy_full and load_full:
         return "  [both sides saturated]"
     if load_full:
@@ -187,6 +222,8 @@ def _bound_by(stats: SideSummary, pin: dict[str, list[int]]) -> str:
 def render_table(summaries: list[Summary], meta: dict[str, Any]) -> str:
     """The human-readable report: one block per workload, grouped by worker_processes."""
     lines: list[str] = []
+    if "machine" in meta:
+        lines.append("machine: " + describe(meta["machine"]))
     for workers in meta["workers"]:
         block = [s for s in summaries if s.workers == workers]
         if not block:
