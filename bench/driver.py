@@ -267,6 +267,7 @@ class Driver:
             gen_cpu_s=window.gen_cpu_s,
             backend_cpu_s=window.backend_cpu_s,
             extra=extra,
+            cpu_busy_s={str(cpu): busy for cpu, busy in window.cpu_busy_s.items()},
         )
 
     def _cleanup_cell(self, cell: CellResult) -> None:

@@ -58,11 +58,13 @@ def _load_flag(sides: dict[str, Any]) -> str:
     """``SATURATED (ngxws)`` when a side's load generator + backend filled
     their cores, ``ok`` when neither did, ``-`` when unknown (no pinning)."""
     flags = {name: side.get("load_saturated") for name, side in sides.items()}
+    busy = [b for side in sides.values() if (b := side.get("load_cpus_busy_pct")) is not None]
+    shown = f" (CPU busy {max(busy):.0f} %)" if busy else ""
     saturated = [name for name, full in flags.items() if full]
     if saturated:
-        return "**SATURATED** (" + ", ".join(saturated) + ")"
+        return "**SATURATED** (" + ", ".join(saturated) + ")" + shown
     if flags and all(full is False for full in flags.values()):
-        return "ok"
+        return "ok" + shown
     return "-"
 
 
@@ -123,8 +125,9 @@ def render(document: dict[str, Any]) -> str:
     lines += [
         "",
         "Load side: the load generator and backend on their own pinned CPU(s); "
-        "**SATURATED** means they used >= 90 % of those CPUs, so that row measures the "
-        "load side and understates the faster proxy.",
+        "**SATURATED** means they used >= 90 % of those CPUs, or the CPUs were that busy "
+        "with anyone's work (CPU busy: the highest of both sides' medians, from /proc/stat), "
+        "so that row measures the load side and understates the faster proxy.",
     ]
     return "\n".join(lines)
 

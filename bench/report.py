@@ -40,6 +40,8 @@ class CellResult:
     gen_cpu_s: float | None = None
     backend_cpu_s: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    # seconds each CPU was busy over the window, whoever used it (keys: CPU numbers as text)
+    cpu_busy_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def proxy_us_per_unit(self) -> float | None:
@@ -53,6 +55,13 @@ class CellResult:
         if cpu_s is None or not self.seconds:
             return None
         return 100.0 * cpu_s / self.seconds
+
+    def busy_pct(self, cpus: list[int]) -> float | None:
+        """How busy ``cpus`` were over the window (anyone's work), in % of them."""
+        if not cpus or not self.seconds or not self.cpu_busy_s:
+            return None
+        busy = sum(self.cpu_busy_s.get(str(cpu), 0.0) for cpu in cpus)
+        return 100.0 * busy / (self.seconds * len(cpus))
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,10 @@ class SideSummary:
     # number measures the load generator + backend, not the proxy.
     proxy_saturated: bool | None = None
     load_saturated: bool | None = None
+    # How busy the load side's CPUs were, whoever used them (/proc/stat): on
+    # a shared machine other jobs can starve the load side without the load
+    # generator's own share showing it.
+    load_cpus_busy_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -103,14 +116,19 @@ def saturation(
     gen_pct: float | None,
     backend_pct: float | None,
     pin: dict[str, list[int]] | None,
+    load_busy_pct: float | None = None,
 ) -> tuple[bool | None, bool | None]:
     """``(proxy_saturated, load_saturated)``: each side's CPU as a share of
-    the cores it was pinned to, against :data:`SATURATED_PCT`.  ``(None,
-    None)`` without pinning (then the shares say nothing about headroom)."""
+    the cores it was pinned to, against :data:`SATURATED_PCT`.  The load side
+    also counts as saturated when its CPUs were that busy with anyone's work
+    (``load_busy_pct``, from /proc/stat): starved by other jobs, it could not
+    have sent more either.  ``(None, None)`` without pinning (then the shares
+    say nothing about headroom)."""
     if not pin or not pin.get("proxy_cpus") or not pin.get("load_cpus"):
         return None, None
     proxy = (proxy_pct or 0.0) / len(pin["proxy_cpus"])
     load = ((gen_pct or 0.0) + (backend_pct or 0.0)) / len(pin["load_cpus"])
+    load = max(load, load_busy_pct or 0.0)
     return proxy >= SATURATED_PCT, load >= SATURATED_PCT
 
 
@@ -123,7 +141,10 @@ def _summarize_side(
     proxy_pct = _median([v for c in ok if (v := c.share(c.proxy_cpu_s)) is not None])
     gen_pct = _median([v for c in ok if (v := c.share(c.gen_cpu_s)) is not None])
     backend_pct = _median([v for c in ok if (v := c.share(c.backend_cpu_s)) is not None])
-    proxy_full, load_full = saturation(proxy_pct, gen_pct, backend_pct, pin)
+    load_busy = _median(
+        [v for c in ok if (v := c.busy_pct(pin["load_cpus"] if pin else [])) is not None]
+    )
+    proxy_full, load_full = saturation(proxy_pct, gen_pct, backend_pct, pin, load_busy)
     return SideSummary(
         rounds_ok=len(ok),
         rounds=len(cells),
@@ -142,6 +163,7 @@ def _summarize_side(
         errors=[f"round {c.round}: {c.error}" for c in cells if c.error],
         proxy_saturated=proxy_full,
         load_saturated=load_full,
+        load_cpus_busy_pct=load_busy,
     )
 
 
@@ -207,7 +229,9 @@ def _bound_by(stats: SideSummary, pin: dict[str, list[int]]) -> str:
     is saturated; when neither is, the number is latency-bound (the workload
     keeps too little in flight to fill either side).
     """
-    proxy_full, load_full = saturation(stats.proxy_pct, stats.gen_pct, stats.backend_pct, pin)
+    proxy_full, load_full = saturation(
+        stats.proxy_pct, stats.gen_pct, stats.backend_pct, pin, stats.load_cpus_busy_pct
+    )
     if proxy_full is None:
         return ""
     if proxy_full and load_full:

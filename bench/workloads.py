@@ -71,6 +71,7 @@ class Snapshot:
     round_trips: int
     connections_done: int
     errors: int
+    cpu_busy: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class Window:
     round_trips: int
     connections_done: int
     errors: int
+    # seconds each CPU was busy (anyone's work), for the load-side saturation flag
+    cpu_busy_s: dict[int, float] = field(default_factory=dict)
 
 
 class Probe:
@@ -106,6 +109,7 @@ class Probe:
             round_trips=stats.round_trips if stats else 0,
             connections_done=stats.connections_done if stats else 0,
             errors=stats.errors if stats else 0,
+            cpu_busy=procfs.cpu_busy(),
         )
 
     @staticmethod
@@ -120,6 +124,10 @@ class Probe:
             round_trips=after.round_trips - before.round_trips,
             connections_done=after.connections_done - before.connections_done,
             errors=after.errors - before.errors,
+            cpu_busy_s={
+                cpu: max(0.0, busy - before.cpu_busy.get(cpu, busy))
+                for cpu, busy in after.cpu_busy.items()
+            },
         )
 
 

@@ -9,12 +9,14 @@ affinity, worker count, per-workload saturation).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from bench import procfs
 from bench.machine import cpu_model, describe
 from bench.readme import BEGIN, END, main, render, replace_block
 from bench.report import saturation
@@ -142,6 +144,14 @@ def test_saturation_from_pinned_shares() -> None:
     assert saturation(50.0, 46.0, 47.0, pin) == (False, True)
     assert saturation(95.0, 10.0, 10.0, pin) == (True, False)
     assert saturation(95.0, 10.0, 10.0, {"proxy_cpus": [], "load_cpus": []}) == (None, None)
+    # the load side's CPU busy with other jobs: starved, so saturated all the same
+    assert saturation(50.0, 10.0, 10.0, pin, load_busy_pct=95.0) == (False, True)
+
+
+def test_cpu_busy_reads_every_cpu() -> None:
+    busy = procfs.cpu_busy()
+    assert set(busy) >= set(os.sched_getaffinity(0))
+    assert all(seconds >= 0 for seconds in busy.values())
 
 
 def test_cpu_model_from_cpuinfo() -> None:
