@@ -42,12 +42,17 @@ def _value(value: float | None, metric: str) -> str:
     if metric == "proxy CPU %":
         return f"{value:.1f} %"
     if "ms" in metric:
-        return f"{value:.1f} ms"
+        return f"{value:,.1f} ms"
     return f"{value:,.1f} {metric}"
 
 
 def _us(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
+    """Three significant digits down to ns-sized costs (W1: ~0.05 us per frame)."""
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
 
 
 def _ratio(value: float | None) -> str:
@@ -59,7 +64,8 @@ def _load_flag(sides: dict[str, Any]) -> str:
     their cores, ``ok`` when neither did, ``-`` when unknown (no pinning)."""
     flags = {name: side.get("load_saturated") for name, side in sides.items()}
     busy = [b for side in sides.values() if (b := side.get("load_cpus_busy_pct")) is not None]
-    shown = f" (CPU busy {max(busy):.0f} %)" if busy else ""
+    # /proc/stat counts in ticks: a fully busy CPU can read a tick over 100 %
+    shown = f" (CPU busy {min(100.0, max(busy)):.0f} %)" if busy else ""
     saturated = [name for name, full in flags.items() if full]
     if saturated:
         return "**SATURATED** (" + ", ".join(saturated) + ")" + shown

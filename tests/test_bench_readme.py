@@ -117,7 +117,7 @@ def test_render_names_machine_and_flags_saturated_load_side() -> None:
     assert "CPython 3.11.7" in text and "uvloop 0.23.0" in text and "nginx/1.22.1" in text
     assert "proxy pinned to CPU 0, load generator + backend to CPU 1" in text
     row = next(line for line in text.splitlines() if line.startswith("| W4"))
-    assert "**SATURATED** (ngxws)" in row and "1,000 /s" in row and "40.00 vs 40.00" in row
+    assert "**SATURATED** (ngxws)" in row and "1,000 /s" in row and "40 vs 40" in row
     calm = next(line for line in render(_document(False)).splitlines() if line.startswith("| W4"))
     assert calm.endswith("| ok |")
 
