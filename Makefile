@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint run bench nginx promtool chromium clean
+.PHONY: venv test lint run bench bench-table nginx promtool chromium clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,11 @@ run: $(STAMP)
 
 bench: $(STAMP) nginx
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.readme
+
+# README's benchmark table, from bench/results/latest.json (never typed by hand)
+bench-table: $(STAMP)
+	$(BIN)/python -m bench.readme
 
 clean:
 	rm -rf $(VENV) build *.egg-info ngxws/ws/*.so

@@ -40,6 +40,7 @@ from typing import Any
 from bench import procfs
 from bench.backend import BackendCounters
 from bench.loadgen import UpgradeFailed
+from bench.machine import machine_facts
 from bench.proxies import (
     NGXWS,
     ConfSpec,
@@ -266,6 +267,7 @@ class Driver:
             gen_cpu_s=window.gen_cpu_s,
             backend_cpu_s=window.backend_cpu_s,
             extra=extra,
+            cpu_busy_s={str(cpu): busy for cpu, busy in window.cpu_busy_s.items()},
         )
 
     def _cleanup_cell(self, cell: CellResult) -> None:
@@ -335,6 +337,13 @@ def _meta(options: Options, affinity: Affinity, nofile: int) -> dict[str, Any]:
         "affinity": affinity.as_json(),
         "rlimit_nofile": nofile,
         "cpu_clock": "schedstat (ns)" if procfs.cpu_seconds(os.getpid()) else "stat ticks",
+        "machine": machine_facts(
+            nginx=nginx_version(options.nginx_bin),
+            proxy_cpus=affinity.as_json()["proxy_cpus"],
+            load_cpus=affinity.as_json()["load_cpus"],
+            workers=options.workers,
+            cwd=options.cwd,
+        ),
     }
 
 
@@ -367,7 +376,7 @@ async def run_bench(options: Options) -> tuple[list[CellResult], list[Summary], 
         if not options.keep:
             shutil.rmtree(rundir, ignore_errors=True)
     summaries = [
-        summarize(cells, workers, BY_KEY[key], options.rounds)
+        summarize(cells, workers, BY_KEY[key], options.rounds, affinity.as_json())
         for workers in options.workers
         for key in options.workloads
     ]

@@ -71,6 +71,27 @@ def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(max(0.0, value - before.get(pid, 0.0)) for pid, value in after.items())
 
 
+def cpu_busy() -> dict[int, float]:
+    """Seconds each CPU has been busy since boot, whoever ran on it (/proc/stat:
+    everything but idle and iowait).  On a shared machine this says whether a
+    pinned side's CPU was taken by something else during a window."""
+    busy: dict[int, float] = {}
+    try:
+        lines = (_PROC / "stat").read_text().splitlines()
+    except OSError:
+        return busy
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        try:
+            ticks = [int(x) for x in rest.split()[:8]]
+            busy[int(name[3:])] = (sum(ticks) - ticks[3] - ticks[4]) / _TICK
+        except (ValueError, IndexError):
+            continue
+    return busy
+
+
 @dataclass(frozen=True)
 class Memory:
     """Resident memory of a set of processes, in bytes."""

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.machine import describe
 from bench.proxies import NGINX, NGXWS
 from bench.workloads import BY_KEY, Workload
 
@@ -39,6 +40,8 @@ class CellResult:
     gen_cpu_s: float | None = None
     backend_cpu_s: float | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    # seconds each CPU was busy over the window, whoever used it (keys: CPU numbers as text)
+    cpu_busy_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def proxy_us_per_unit(self) -> float | None:
@@ -52,6 +55,13 @@ class CellResult:
         if cpu_s is None or not self.seconds:
             return None
         return 100.0 * cpu_s / self.seconds
+
+    def busy_pct(self, cpus: list[int]) -> float | None:
+        """How busy ``cpus`` were over the window (anyone's work), in % of them."""
+        if not cpus or not self.seconds or not self.cpu_busy_s:
+            return None
+        busy = sum(self.cpu_busy_s.get(str(cpu), 0.0) for cpu in cpus)
+        return 100.0 * busy / (self.seconds * len(cpus))
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,15 @@ class SideSummary:
     backend_pct: float | None
     extra: dict[str, float]
     errors: list[str]
+    # From the CPU shares of the pinned cores (None without pinning): a side
+    # at >= SATURATED_PCT of its cores.  A saturated load side means the
+    # number measures the load generator + backend, not the proxy.
+    proxy_saturated: bool | None = None
+    load_saturated: bool | None = None
+    # How busy the load side's CPUs were, whoever used them (/proc/stat): on
+    # a shared machine other jobs can starve the load side without the load
+    # generator's own share showing it.
+    load_cpus_busy_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -92,10 +111,40 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(clean) if clean else None
 
 
-def _summarize_side(cells: list[CellResult]) -> SideSummary:
+def saturation(
+    proxy_pct: float | None,
+    gen_pct: float | None,
+    backend_pct: float | None,
+    pin: dict[str, list[int]] | None,
+    load_busy_pct: float | None = None,
+) -> tuple[bool | None, bool | None]:
+    """``(proxy_saturated, load_saturated)``: each side's CPU as a share of
+    the cores it was pinned to, against :data:`SATURATED_PCT`.  The load side
+    also counts as saturated when its CPUs were that busy with anyone's work
+    (``load_busy_pct``, from /proc/stat): starved by other jobs, it could not
+    have sent more either.  ``(None, None)`` without pinning (then the shares
+    say nothing about headroom)."""
+    if not pin or not pin.get("proxy_cpus") or not pin.get("load_cpus"):
+        return None, None
+    proxy = (proxy_pct or 0.0) / len(pin["proxy_cpus"])
+    load = ((gen_pct or 0.0) + (backend_pct or 0.0)) / len(pin["load_cpus"])
+    load = max(load, load_busy_pct or 0.0)
+    return proxy >= SATURATED_PCT, load >= SATURATED_PCT
+
+
+def _summarize_side(
+    cells: list[CellResult], pin: dict[str, list[int]] | None = None
+) -> SideSummary:
     ok = [c for c in cells if c.value is not None]
     values = [c.value for c in ok if c.value is not None]
     extra_keys = sorted({k for c in ok for k in c.extra})
+    proxy_pct = _median([v for c in ok if (v := c.share(c.proxy_cpu_s)) is not None])
+    gen_pct = _median([v for c in ok if (v := c.share(c.gen_cpu_s)) is not None])
+    backend_pct = _median([v for c in ok if (v := c.share(c.backend_cpu_s)) is not None])
+    load_busy = _median(
+        [v for c in ok if (v := c.busy_pct(pin["load_cpus"] if pin else [])) is not None]
+    )
+    proxy_full, load_full = saturation(proxy_pct, gen_pct, backend_pct, pin, load_busy)
     return SideSummary(
         rounds_ok=len(ok),
         rounds=len(cells),
@@ -103,23 +152,33 @@ def _summarize_side(cells: list[CellResult]) -> SideSummary:
         min=min(values) if values else None,
         max=max(values) if values else None,
         proxy_us_per_unit=_median([v for c in ok if (v := c.proxy_us_per_unit) is not None]),
-        proxy_pct=_median([v for c in ok if (v := c.share(c.proxy_cpu_s)) is not None]),
-        gen_pct=_median([v for c in ok if (v := c.share(c.gen_cpu_s)) is not None]),
-        backend_pct=_median([v for c in ok if (v := c.share(c.backend_cpu_s)) is not None]),
+        proxy_pct=proxy_pct,
+        gen_pct=gen_pct,
+        backend_pct=backend_pct,
         extra={
             k: m
             for k in extra_keys
             if (m := _median([c.extra[k] for c in ok if k in c.extra])) is not None
         },
         errors=[f"round {c.round}: {c.error}" for c in cells if c.error],
+        proxy_saturated=proxy_full,
+        load_saturated=load_full,
+        load_cpus_busy_pct=load_busy,
     )
 
 
-def summarize(cells: list[CellResult], workers: int, workload: Workload, rounds: int) -> Summary:
-    """Reduce the cells of one ``(workers, workload)`` pair."""
+def summarize(
+    cells: list[CellResult],
+    workers: int,
+    workload: Workload,
+    rounds: int,
+    pin: dict[str, list[int]] | None = None,
+) -> Summary:
+    """Reduce the cells of one ``(workers, workload)`` pair (``pin``: the
+    affinity plan, for the saturation flags)."""
     mine = [c for c in cells if c.workers == workers and c.workload == workload.key]
     sides = {
-        side: _summarize_side([c for c in mine if c.side == side])
+        side: _summarize_side([c for c in mine if c.side == side], pin)
         for side in (NGXWS, NGINX)
         if any(c.side == side for c in mine)
     }
@@ -170,11 +229,11 @@ def _bound_by(stats: SideSummary, pin: dict[str, list[int]]) -> str:
     is saturated; when neither is, the number is latency-bound (the workload
     keeps too little in flight to fill either side).
     """
-    if not pin["proxy_cpus"] or not pin["load_cpus"]:
+    proxy_full, load_full = saturation(
+        stats.proxy_pct, stats.gen_pct, stats.backend_pct, pin, stats.load_cpus_busy_pct
+    )
+    if proxy_full is None:
         return ""
-    proxy = (stats.proxy_pct or 0.0) / len(pin["proxy_cpus"])
-    load = ((stats.gen_pct or 0.0) + (stats.backend_pct or 0.0)) / len(pin["load_cpus"])
-    proxy_full, load_full = proxy >= SATURATED_PCT, load >= SATURATED_PCT
     if proxy_full and load_full:
         return "  [both sides saturated]"
     if load_full:
@@ -187,6 +246,8 @@ def _bound_by(stats: SideSummary, pin: dict[str, list[int]]) -> str:
 def render_table(summaries: list[Summary], meta: dict[str, Any]) -> str:
     """The human-readable report: one block per workload, grouped by worker_processes."""
     lines: list[str] = []
+    if "machine" in meta:
+        lines.append("machine: " + describe(meta["machine"]))
     for workers in meta["workers"]:
         block = [s for s in summaries if s.workers == workers]
         if not block:

@@ -436,20 +436,54 @@ def test_every_prefix_counts_complete_frames(
         streams().map(lambda s: s[0]),
     ),
     points=st.lists(st.integers(0, 10**6), max_size=12),
-    modes=st.lists(st.booleans(), min_size=13, max_size=13),
+    modes=st.lists(st.integers(0, 2), min_size=13, max_size=13),
+    index=st.integers(0, 5),
 )
-def test_c_matches_python(data: bytes, points: list[int], modes: list[bool]) -> None:
-    """Chunk by chunk, on any bytes at all, including garbage and mixed feed/feed_frames."""
+def test_c_matches_python(data: bytes, points: list[int], modes: list[int], index: int) -> None:
+    """Chunk by chunk, on any bytes at all, including garbage and mixed
+    feed/feed_frames/count: same results, same counter slots, same read count."""
     assert CFrameTracker is not None
     chunks = cut(data, [p % (len(data) + 1) for p in points])
-    py, c = PyFrameTracker(), CFrameTracker()
-    for chunk, use_frames in zip(chunks, modes, strict=False):
-        if use_frames:
+    py_slots = memoryview(bytearray(8 * 8)).cast("q")
+    c_slots = memoryview(bytearray(8 * 8)).cast("q")
+    py, c = PyFrameTracker(py_slots, index), CFrameTracker(c_slots, index)
+    for chunk, mode in zip(chunks, modes, strict=False):
+        if mode == 2:
+            assert c.count(chunk) is py.count(chunk)
+        elif mode == 1:
             assert c.feed_frames(chunk) == py.feed_frames(chunk)
         else:
             assert c.feed(chunk) == py.feed(chunk)
         assert c.error is py.error
         assert c.at_boundary is py.at_boundary
+        assert c.reads == py.reads
+        assert c_slots.tolist() == py_slots.tolist()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_count_adds_to_the_slot(impl: Tracker) -> None:
+    """count(): frames completed, their payload and every byte read go to
+    counters[index:index+3]; nothing else in the array is touched."""
+    slots = memoryview(bytearray(8 * 8)).cast("q")
+    slots[0] = 7
+    t = impl(slots, 4)  # type: ignore[call-arg]
+    assert t.count(hello()[:3]) is False
+    assert slots.tolist() == [7, 0, 0, 0, 0, 0, 3, 0]
+    assert t.count(hello()[3:] + hello()) is False
+    assert slots.tolist() == [7, 0, 0, 0, 2, 10, 14, 0]
+    assert t.reads == 2
+    assert t.count(BAD_LENGTH) is True  # stream lost: bytes still counted, frames no more
+    assert slots.tolist() == [7, 0, 0, 0, 2, 10, 14 + len(BAD_LENGTH), 0]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_count_slot_checked(impl: Tracker) -> None:
+    slots = memoryview(bytearray(8 * 8)).cast("q")
+    with pytest.raises(IndexError):
+        impl(slots, 6)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        impl(memoryview(bytes(64)).cast("q"), 0)  # type: ignore[call-arg]
+    assert impl().count(hello()) is False  # no slot: scan only
 
 
 # --- second opinion: frames serialized by the websockets library ------------------------

@@ -40,7 +40,7 @@ CHUNK = b"\0" * 65536
 
 class _Counters:
     def __init__(self) -> None:
-        self.array = [0] * KEY_FIELDS  # one breakdown row: traffic, closes, durations
+        self.array = memoryview(bytearray(KEY_FIELDS * 8)).cast("q")  # one breakdown row
         self.closed: list[int] = []
 
     def close(self, base: int) -> None:
@@ -72,7 +72,7 @@ class _Held(asyncio.Protocol):
 
 
 async def _tunnel(
-    send_timeout: float, client_send_timeout: float
+    send_timeout: float, client_send_timeout: float, read_timeout: float = 30.0
 ) -> tuple[Tunnel, _Worker, socket.socket, socket.socket]:
     """A started Tunnel; returns it with the test's ends of the client and upstream sockets."""
     loop = asyncio.get_running_loop()
@@ -91,7 +91,7 @@ async def _tunnel(
         cast(asyncio.Transport, upstream_t),
         None,
         None,
-        30.0,
+        read_timeout,
         None,
         send_timeout=send_timeout,
         client_send_timeout=client_send_timeout,
@@ -156,6 +156,34 @@ def _sees_close(sock: socket.socket, timeout: float = 2.0) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def test_idle_tunnel_is_closed_after_proxy_read_timeout_and_traffic_keeps_it() -> None:
+    """proxy_read_timeout counts from the last read either way.  The relay
+    reads no clock: the trackers count reads and the idle check compares the
+    count IDLE_CHECKS times per timeout, so an idle tunnel closes between one
+    and 1 + 1/IDLE_CHECKS timeouts after its last byte."""
+
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _tunnel(30, 30, read_timeout=0.4)
+        ping = bytes((0x89, 0x80)) + b"\x01\x02\x03\x04"  # masked empty ping
+        for _ in range(8):  # 1.2 s of a frame every 0.15 s, alternating directions
+            client.send(ping)
+            await asyncio.sleep(0.075)
+            upstream.send(bytes((0x8A, 0)))
+            await asyncio.sleep(0.075)
+            assert not tunnel.closed
+        last = time.monotonic()
+        closed = await _closed_within(tunnel, 5.0)
+        assert tunnel.closed
+        assert 0.35 <= closed - last <= 1.5, closed - last
+        assert worker.info == ["websocket tunnel closed: upstream timed out"]
+        slots = worker.counters.array.tolist()
+        assert slots[1:7] == [8, 0, 8 * len(ping), 8, 0, 16]  # counted by the trackers' count()
+        client.close()
+        upstream.close()
+
+    _run(scenario())
 
 
 def test_upstream_that_stops_reading_is_cut_after_proxy_send_timeout() -> None:

@@ -3,7 +3,7 @@
 Only a tunnel whose close template uses ``$ws_close_code``,
 ``$ws_close_reason`` or the per-direction ``$ws_frames_*``/``$ws_payload_*``
 pays for this: ``Tally`` then stands in for the side's frame tracker (same
-interface: ``feed``, ``feed_frames``, ``error``, ``at_boundary``), adds the
+interface: ``count``, ``feed``, ``feed_frames``, ``error``, ``at_boundary``), adds the
 frames of each read to the tunnel's own totals and, when a read ends with
 a close frame, reads its status code and reason.  Every other tunnel keeps
 the bare tracker, so the relay's per-read work is unchanged for them.
@@ -27,8 +27,8 @@ class Tracker(Protocol):
     def error(self) -> bool: ...
     @property
     def at_boundary(self) -> bool: ...
-    def feed(self, data: bytes, /) -> tuple[int, int]: ...
-    def feed_frames(self, data: bytes, /) -> list[tuple[int, int, bool]]: ...
+    def feed(self, data: bytes | bytearray | memoryview, /) -> tuple[int, int]: ...
+    def feed_frames(self, data: bytes | bytearray | memoryview, /) -> list[tuple[int, int, bool]]: ...
 
 
 def parse_close(frame: bytes, payload_length: int, masked: bool) -> tuple[int, str] | None:
@@ -50,11 +50,14 @@ def parse_close(frame: bytes, payload_length: int, masked: bool) -> tuple[int, s
 class Tally:
     """One direction's frame tracker, counting for this tunnel alone."""
 
-    __slots__ = ("close", "frames", "masked", "payload", "tracker")
+    __slots__ = ("close", "counters", "frames", "index", "masked", "payload", "tracker")
 
-    def __init__(self, tracker: Tracker, masked: bool) -> None:
+    def __init__(self, tracker: Tracker, masked: bool, counters: memoryview, index: int) -> None:
         self.tracker = tracker
         self.masked = masked  # client frames carry a mask
+        # the shared slot FrameTracker.count() adds to: frames, payload, bytes
+        self.counters = counters
+        self.index = index
         self.frames = 0
         self.payload = 0
         self.close: tuple[int, str] | None = None
@@ -67,11 +70,20 @@ class Tally:
     def at_boundary(self) -> bool:
         return self.tracker.at_boundary
 
-    def feed(self, data: bytes) -> tuple[int, int]:
+    def feed(self, data: bytes | bytearray | memoryview) -> tuple[int, int]:
         frames = self.feed_frames(data)
         return len(frames), sum(f[1] for f in frames)
 
-    def feed_frames(self, data: bytes) -> list[tuple[int, int, bool]]:
+    def count(self, data: bytes | bytearray | memoryview) -> bool:
+        """``FrameTracker.count``: the shared slot's additions, tallied here too."""
+        frames, payload = self.feed(data)
+        c, i = self.counters, self.index
+        c[i] += frames
+        c[i + 1] += payload
+        c[i + 2] += len(data)
+        return self.tracker.error
+
+    def feed_frames(self, data: bytes | bytearray | memoryview) -> list[tuple[int, int, bool]]:
         frames = self.tracker.feed_frames(data)
         if frames:
             self.frames += len(frames)
@@ -79,5 +91,5 @@ class Tally:
                 self.payload += f[1]
             last = frames[-1]
             if last[0] == OPCODE_CLOSE and self.close is None and self.tracker.at_boundary:
-                self.close = parse_close(data, last[1], self.masked)
+                self.close = parse_close(bytes(data[-(last[1] + 14) :]), last[1], self.masked)
         return frames

@@ -30,6 +30,9 @@ typedef struct {
     unsigned char head[MAX_HEADER]; /* start of a header cut by the end of the last chunk */
     unsigned char head_len;         /* always < MAX_HEADER */
     char error;                     /* stream cannot be followed: count nothing more */
+    uint64_t reads;                 /* chunks fed so far: the tunnel's idle check compares it */
+    int64_t *slot;                  /* counters[index]: frames, payload, bytes (count() adds) */
+    Py_buffer counters;             /* held while slot is set: keeps the mapping exported */
 } FrameTracker;
 
 /*
@@ -118,6 +121,7 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
     size_t pos = 0, avail;
     int hdr;
 
+    self->reads++;
     if (self->error)
         goto done;
     if (self->skip) {
@@ -266,6 +270,49 @@ FrameTracker_feed_frames(FrameTracker *self, PyObject *data)
     return list;
 }
 
+PyDoc_STRVAR(count_doc,
+"count(data, /)\n--\n\n"
+"Scan one chunk like feed() and add (frames, payload, len(data)) to the\n"
+"three counters at counters[index:index+3]; return error.\n\n"
+"The relay's one call per read: frame scan and this worker's shared-memory\n"
+"slot update together, no result tuple, no Python arithmetic.");
+
+static PyObject *
+FrameTracker_count(FrameTracker *self, PyObject *data)
+{
+    uint64_t frames, payload;
+    Py_ssize_t n;
+
+    if (PyBytes_Check(data)) {
+        n = PyBytes_GET_SIZE(data);
+        scan(self, (const unsigned char *)PyBytes_AS_STRING(data), (size_t)n, &frames,
+             &payload, NULL);
+    }
+    else {
+        Py_buffer view;
+
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        n = view.len;
+        scan(self, (const unsigned char *)view.buf, (size_t)n, &frames, &payload, NULL);
+        PyBuffer_Release(&view);
+    }
+    if (self->slot != NULL) {
+        /* Signed 64-bit like the Python view of the mapping ('q'); the
+         * worker owns its slot, so plain adds (no atomics), as the module's. */
+        self->slot[0] += (int64_t)frames;
+        self->slot[1] += (int64_t)payload;
+        self->slot[2] += (int64_t)n;
+    }
+    return PyBool_FromLong(self->error);
+}
+
+static PyObject *
+FrameTracker_get_reads(FrameTracker *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong((unsigned long long)self->reads);
+}
+
 static PyObject *
 FrameTracker_get_error(FrameTracker *self, void *Py_UNUSED(closure))
 {
@@ -281,12 +328,36 @@ FrameTracker_get_at_boundary(FrameTracker *self, void *Py_UNUSED(closure))
 static PyObject *
 FrameTracker_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {NULL};
+    static char *kwlist[] = {"counters", "index", NULL};
+    PyObject *counters = Py_None;
+    Py_ssize_t index = 0;
     FrameTracker *self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, ":FrameTracker", kwlist))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|On:FrameTracker", kwlist, &counters, &index))
         return NULL;
     self = (FrameTracker *)type->tp_alloc(type, 0); /* zeroed: nothing in flight, no head, no error */
+    if (self == NULL || counters == Py_None)
+        return (PyObject *)self;
+    if (PyObject_GetBuffer(counters, &self->counters, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        Py_DECREF(self);
+        /* the same exception as the Python reference, whatever the exporter says */
+        PyErr_SetString(PyExc_TypeError, "counters must be a writable array of signed 64-bit ints");
+        return NULL;
+    }
+    if (index < 0 || (size_t)self->counters.len < ((size_t)index + 3) * sizeof(int64_t)) {
+        PyBuffer_Release(&self->counters);
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_IndexError, "counters[index:index+3] out of range");
+        return NULL;
+    }
+    if (self->counters.itemsize != (Py_ssize_t)sizeof(int64_t) ||
+        ((uintptr_t)self->counters.buf % sizeof(int64_t)) != 0) {
+        PyBuffer_Release(&self->counters);
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_TypeError, "counters must be an aligned array of signed 64-bit ints");
+        return NULL;
+    }
+    self->slot = (int64_t *)self->counters.buf + index;
     return (PyObject *)self;
 }
 
@@ -295,6 +366,8 @@ FrameTracker_dealloc(FrameTracker *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
 
+    if (self->slot != NULL)
+        PyBuffer_Release(&self->counters);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp); /* instances of heap types own a reference to their type */
 }
@@ -302,12 +375,15 @@ FrameTracker_dealloc(FrameTracker *self)
 static PyMethodDef FrameTracker_methods[] = {
     {"feed", (PyCFunction)FrameTracker_feed, METH_O, feed_doc},
     {"feed_frames", (PyCFunction)FrameTracker_feed_frames, METH_O, feed_frames_doc},
+    {"count", (PyCFunction)FrameTracker_count, METH_O, count_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef FrameTracker_getset[] = {
     {"error", (getter)FrameTracker_get_error, NULL,
      "True once the stream cannot be followed; then feed*() return nothing.", NULL},
+    {"reads", (getter)FrameTracker_get_reads, NULL,
+     "How many chunks were fed (feed, feed_frames or count) so far.", NULL},
     {"at_boundary", (getter)FrameTracker_get_at_boundary, NULL,
      "True when the bytes fed so far end exactly between two frames (False after error).",
      NULL},
@@ -315,7 +391,7 @@ static PyGetSetDef FrameTracker_getset[] = {
 };
 
 PyDoc_STRVAR(FrameTracker_doc,
-"FrameTracker()\n--\n\n"
+"FrameTracker(counters=None, index=0)\n--\n\n"
 "Follows one direction of a websocket byte stream, reading frame headers only.\n\n"
 "C version of ngxws.ws.frames.PyFrameTracker, with the identical interface.");
 

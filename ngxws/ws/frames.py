@@ -98,9 +98,29 @@ class PyFrameTracker:
     C extension is not built.
     """
 
-    __slots__ = ("_error", "_head", "_pending_b0", "_pending_len", "_skip")
+    __slots__ = (
+        "_counters",
+        "_error",
+        "_head",
+        "_index",
+        "_pending_b0",
+        "_pending_len",
+        "_reads",
+        "_skip",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, counters: memoryview | None = None, index: int = 0) -> None:
+        """``counters`` (a writable array of signed 64-bit ints, e.g. this
+        worker's shared slot) and ``index``: where :meth:`count` adds frames,
+        payload and bytes (``counters[index:index + 3]``)."""
+        if counters is not None:
+            if counters.itemsize != 8 or counters.readonly:
+                raise TypeError("counters must be a writable array of signed 64-bit ints")
+            if index < 0 or len(counters) < index + 3:
+                raise IndexError("counters[index:index+3] out of range")
+        self._counters = counters
+        self._index = index
+        self._reads = 0  # chunks fed: the tunnel's idle check compares it, no clock per read
         self._skip = 0  # payload bytes of the frame in flight not yet seen
         self._pending_len = 0  # that frame's payload length, reported when skip reaches 0
         self._pending_b0 = 0  # and its FIN/opcode byte (for feed_frames)
@@ -110,6 +130,27 @@ class PyFrameTracker:
     @property
     def error(self) -> bool:
         """True once the stream cannot be followed; then ``feed*()`` return nothing."""
+        return self._error
+
+    @property
+    def reads(self) -> int:
+        """How many chunks were fed (``feed``, ``feed_frames`` or ``count``) so far."""
+        return self._reads
+
+    def count(self, data: bytes | bytearray | memoryview) -> bool:
+        """Scan one chunk like :meth:`feed` and add ``(frames, payload,
+        len(data))`` to ``counters[index:index + 3]``; return :attr:`error`.
+
+        The relay's one call per read (in C: no result tuple, no Python
+        arithmetic); here the reference for what the C one must do.
+        """
+        frames, payload = self.feed(data)
+        c = self._counters
+        if c is not None:
+            i = self._index
+            c[i] += frames
+            c[i + 1] += payload
+            c[i + 2] += len(data)
         return self._error
 
     @property
@@ -128,6 +169,7 @@ class PyFrameTracker:
         ``frames`` is how many frames had their last byte in this chunk and
         ``payload`` the sum of their payload lengths.
         """
+        self._reads += 1
         if self._error:
             return _NOTHING
         n = len(data)
@@ -196,6 +238,7 @@ class PyFrameTracker:
         only for per-frame logging, so it may allocate per frame.
         """
         out: list[tuple[int, int, bool]] = []
+        self._reads += 1
         if self._error:
             return out
         n = len(data)
