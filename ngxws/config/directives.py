@@ -1,7 +1,8 @@
 """Directive rules, as data: what the module's directives accept, and what
 ngxws does with every stock nginx directive it meets.
 
-Two tables, both read by ``loader.py`` and nothing else:
+Two tables, read by the loading stages (``reader.py``) and nothing else;
+the value setters for the same names are ``setters.SETTERS``:
 
 ``WS_DIRECTIVES``
     The module's own directives, in the form of nginx's ``ngx_command_t``
