@@ -321,6 +321,7 @@ class Builder:
             types=eff.core.types,
             send_timeout=eff.core.send_timeout,
             internal=raw.internal,
+            unserved_handler=raw.unserved_handler,
             limits=limits(eff.core),
             client_body_timeout=eff.core.client_body_timeout,
             client_body_buffer_size=eff.core.client_body_buffer_size,

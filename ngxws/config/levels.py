@@ -140,6 +140,7 @@ class LocationBlock(Level):
     return_: Return | None = None
     locations: list[LocationBlock] = field(default_factory=list)
     internal: bool = False
+    unserved_handler: str | None = None  # uwsgi_pass...: see directives.UNSERVED_HANDLERS
 
     @property
     def name(self) -> str:

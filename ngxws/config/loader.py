@@ -35,7 +35,7 @@ from dataclasses import replace
 import crossplane
 
 from ngxws.config.build import Builder
-from ngxws.config.enforcement import sets_tested_by_returns
+from ngxws.config.enforcement import refusal, sets_tested_by_returns
 from ngxws.config.model import Config
 from ngxws.config.reader import Reader
 from ngxws.config.reading import (
@@ -125,10 +125,6 @@ def load_config(
     allowed = frozenset(allow_unenforced)
     for item in config.unenforced:
         if item.name not in allowed:
-            raise ConfigError(
-                f'"{item.name}" is access control ngxws does not enforce ({item.reason})',
-                item.source.file,
-                item.source.line,
-                hint=f"--allow-unenforced {item.name} to run anyway",
-            )
+            message, hint = refusal(item)
+            raise ConfigError(message, item.source.file, item.source.line, hint=hint)
     return replace(config, allow_unenforced=allowed)

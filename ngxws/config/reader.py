@@ -29,6 +29,7 @@ from ngxws.config.directives import (
     CHECKED_NOT_ACTED_ON,
     DATA_BLOCKS,
     NEWER_STOCK_DIRECTIVES,
+    UNSERVED_HANDLERS,
     WS_DIRECTIVES,
     WS_LOG_FORMAT_KEYWORDS,
     Handling,
@@ -192,6 +193,8 @@ class Reader:
                 "this if block is skipped: its refusing return does not run",
             )
         self.ignore(node, rule)
+        if name in UNSERVED_HANDLERS and isinstance(owner, LocationBlock):
+            owner.unserved_handler = name
         if node.block is not None and name in _CROSSPLANE_DIRECTIVES and name not in DATA_BLOCKS:
             self._check_skipped(node.block)
 
@@ -224,6 +227,8 @@ class Reader:
                 self.set_variables.append((node.args[0].lstrip("$"), node.source))
             if node.name.startswith("ws_"):
                 self._ws_rule(node)
+            if node.name in UNSERVED_HANDLERS and node.ctx[:1] == ("http",):
+                self.ignore(node, stock_rule(node.name, True))  # refused, as outside the block
             if node.ctx[:1] == ("stream",) and node.name == "listen" and node.args:
                 self.ignored.append(not_served_listen(node.args, node.source))
             if node.name == "proxy_pass" and node.args and node.ctx[:1] == ("http",):

@@ -15,6 +15,7 @@ import ipaddress
 import os
 from collections.abc import Callable
 
+from ngxws.config.enforcement import unenforced_state
 from ngxws.config.model import (
     Config,
     Fork,
@@ -268,7 +269,7 @@ def unenforced_warnings(config: Config) -> list[str]:
     """One line per access directive the operator let through unenforced
     (``--allow-unenforced``), for the terminal and the error log."""
     return [
-        f'"{i.name}" in {i.source.file}:{i.source.line} is NOT enforced ({i.reason}), '
+        f'"{i.name}" in {i.source.file}:{i.source.line} is {unenforced_state(i)}, '
         f"allowed by --allow-unenforced {i.name}"
         for i in config.unenforced
     ]

@@ -453,8 +453,8 @@ class ClientConnection(asyncio.Protocol):
                 return await self._answer_error(denied.status, pending, server, loc, keep, denied.headers or None)
         if loc.ws_stat:
             return self._answer_stats(head, keep)
-        if loc.proxy_pass is None:
-            return await self._answer_error(404, pending, server, loc, keep)
+        if loc.proxy_pass is None:  # 502: a content handler ngxws cannot run (model.Location)
+            return await self._answer_error(404 if loc.unserved_handler is None else 502, pending, server, loc, keep)
         if pending.upgrade:
             return await proxy_upgrade(self, pending, server, loc, captures)
         return await self._proxy_http(pending, server, loc, captures)
