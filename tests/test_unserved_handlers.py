@@ -104,6 +104,8 @@ def test_check_exits_1_and_names_the_option(tmp_path: Path) -> None:
     allowed = _cli("check", "-c", str(conf), "--allow-unenforced", "uwsgi_pass")
     assert allowed.returncode == 0, allowed.stderr
     assert f'[warn] "uwsgi_pass" in {conf}:6 is NOT served (' in allowed.stderr
+    assert "content handlers NOT served (allowed with --allow-unenforced):" in allowed.stdout
+    assert "access control NOT enforced" not in allowed.stdout
 
 
 def test_run_with_the_option_answers_502_there(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import ipaddress
 import os
 from collections.abc import Callable
 
+from ngxws.config.directives import UNSERVED_HANDLERS
 from ngxws.config.enforcement import unenforced_state
 from ngxws.config.model import (
     Config,
@@ -63,12 +64,10 @@ def render_check_report(config: Config) -> str:
     lines.extend(_honoured(config.honoured, base))
     lines.append("")
     lines.extend(_migration(config.ignored, base))
-    if config.unenforced:
+    for title, items in _allowed(config):
         lines.append("")
-        lines.append("access control NOT enforced (allowed with --allow-unenforced):")
-        lines.extend(
-            f"{_INDENT}{_where(i.source, base)}  {i.name} -- {i.reason}" for i in config.unenforced
-        )
+        lines.append(f"{title} (allowed with --allow-unenforced):")
+        lines.extend(f"{_INDENT}{_where(i.source, base)}  {i.name} -- {i.reason}" for i in items)
     if config.warnings:
         lines.append("")
         lines.append("warnings (nginx -t would print these too):")
@@ -78,6 +77,15 @@ def render_check_report(config: Config) -> str:
         lines.append("warnings (ngxws only):")
         lines.extend(f"{_INDENT}{_where(src, base)}  {text}" for text, src in config.notices)
     return "\n".join(lines) + "\n"
+
+
+def _allowed(config: Config) -> list[tuple[str, list[Ignored]]]:
+    """What ``--allow-unenforced`` let through, by kind: access control,
+    and content handlers whose locations answer 502 (UNSERVED_HANDLERS)."""
+    handlers = [i for i in config.unenforced if i.name in UNSERVED_HANDLERS]
+    access = [i for i in config.unenforced if i.name not in UNSERVED_HANDLERS]
+    kinds = [("access control NOT enforced", access), ("content handlers NOT served", handlers)]
+    return [(title, items) for title, items in kinds if items]
 
 
 def _listeners(config: Config) -> list[str]:
