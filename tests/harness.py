@@ -101,13 +101,20 @@ def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None
 class Ngxws:
     """``python -m ngxws run -c CONF -p PREFIX`` as a child process."""
 
-    def __init__(self, conf: Path, prefix: Path, port: int, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        conf: Path,
+        prefix: Path,
+        port: int,
+        extra_env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.conf = conf
         self.prefix = prefix
         self.port = port
         env = dict(os.environ, PYTHONUNBUFFERED="1", **(extra_env or {}))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ngxws", "run", "-c", str(conf), "-p", str(prefix)],
+            [sys.executable, "-m", "ngxws", "run", "-c", str(conf), "-p", str(prefix), *args],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -1,7 +1,8 @@
 """Directive rules, as data: what the module's directives accept, and what
 ngxws does with every stock nginx directive it meets.
 
-Two tables, both read by ``loader.py`` and nothing else:
+Two tables, read by the loading stages (``reader.py``) and nothing else;
+the value setters for the same names are ``setters.SETTERS``:
 
 ``WS_DIRECTIVES``
     The module's own directives, in the form of nginx's ``ngx_command_t``
@@ -45,6 +46,7 @@ __all__ = [
     "UNLISTED_RULE",
     "NEWER_STOCK_DIRECTIVES",
     "THIRD_PARTY_ACCESS",
+    "UNSERVED_HANDLERS",
 ]
 
 
@@ -466,11 +468,14 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
         "is not implemented; the http part runs without it"
     ),
     "mail": _changes("the mail proxy is not implemented; its block is skipped"),
-    "fastcgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
-    "uwsgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
-    "scgi_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
-    "grpc_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
-    "memcached_pass": _changes("only HTTP upstreams (proxy_pass) are supported"),
+    # content handlers ngxws cannot run (UNSERVED_HANDLERS): refused unless allowed
+    "fastcgi_pass": _unenforced("the FastCGI protocol is not implemented"),
+    "uwsgi_pass": _unenforced("the uwsgi protocol is not implemented"),
+    "scgi_pass": _unenforced("the SCGI protocol is not implemented"),
+    "grpc_pass": _unenforced("gRPC proxying is not implemented"),
+    "memcached_pass": _unenforced("the memcached protocol is not implemented"),
+    "perl": _unenforced("embedded Perl is not implemented"),
+    "js_content": _unenforced("njs (JavaScript) handlers are not implemented"),
     "random": _changes("balancing falls back to round robin"),
     "sticky": _changes("balancing falls back to round robin"),
     # --- access control ngxws does not enforce: refused unless allowed ------
@@ -508,6 +513,14 @@ THIRD_PARTY_ACCESS: Mapping[str, StockRule] = {
     "auth_jwt_enabled": _unenforced("JSON Web Tokens are not validated", ("off",)),
     "modsecurity": _unenforced("the ModSecurity firewall does not run", ("off",)),
 }
+
+# Content handlers ngxws cannot run.  nginx would serve their locations;
+# ngxws would answer 404 there (accepted, then wrong), so like unenforced
+# access control they refuse the config unless ``--allow-unenforced`` names
+# them, and then their locations answer 502 (an unreachable backend).
+UNSERVED_HANDLERS: frozenset[str] = frozenset(
+    {"fastcgi_pass", "uwsgi_pass", "scgi_pass", "grpc_pass", "memcached_pass", "perl", "js_content"}
+)
 
 # Directives ngxws reads and checks like nginx but does not act on: reported
 # as ignored (after the usual checks), not as honoured.

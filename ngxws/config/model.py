@@ -343,6 +343,10 @@ class Location:
     client_body_temp_path: str | None = None
     realip: RealIP = field(default_factory=RealIP)  # run before access (PREACCESS)
     static: StaticConf = field(default_factory=StaticConf)  # root/alias/index/try_files (no proxy_pass)
+    # a content handler ngxws cannot run (``uwsgi_pass``...), let through by
+    # --allow-unenforced: the location answers 502, as nginx would with its
+    # backend unreachable, rather than 404 (no such page)
+    unserved_handler: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ import ipaddress
 import os
 from collections.abc import Callable
 
+from ngxws.config.directives import UNSERVED_HANDLERS
+from ngxws.config.enforcement import unenforced_state
 from ngxws.config.model import (
     Config,
     Fork,
@@ -62,12 +64,10 @@ def render_check_report(config: Config) -> str:
     lines.extend(_honoured(config.honoured, base))
     lines.append("")
     lines.extend(_migration(config.ignored, base))
-    if config.unenforced:
+    for title, items in _allowed(config):
         lines.append("")
-        lines.append("access control NOT enforced (allowed with --allow-unenforced):")
-        lines.extend(
-            f"{_INDENT}{_where(i.source, base)}  {i.name} -- {i.reason}" for i in config.unenforced
-        )
+        lines.append(f"{title} (allowed with --allow-unenforced):")
+        lines.extend(f"{_INDENT}{_where(i.source, base)}  {i.name} -- {i.reason}" for i in items)
     if config.warnings:
         lines.append("")
         lines.append("warnings (nginx -t would print these too):")
@@ -77,6 +77,15 @@ def render_check_report(config: Config) -> str:
         lines.append("warnings (ngxws only):")
         lines.extend(f"{_INDENT}{_where(src, base)}  {text}" for text, src in config.notices)
     return "\n".join(lines) + "\n"
+
+
+def _allowed(config: Config) -> list[tuple[str, list[Ignored]]]:
+    """What ``--allow-unenforced`` let through, by kind: access control,
+    and content handlers whose locations answer 502 (UNSERVED_HANDLERS)."""
+    handlers = [i for i in config.unenforced if i.name in UNSERVED_HANDLERS]
+    access = [i for i in config.unenforced if i.name not in UNSERVED_HANDLERS]
+    kinds = [("access control NOT enforced", access), ("content handlers NOT served", handlers)]
+    return [(title, items) for title, items in kinds if items]
 
 
 def _listeners(config: Config) -> list[str]:
@@ -268,7 +277,7 @@ def unenforced_warnings(config: Config) -> list[str]:
     """One line per access directive the operator let through unenforced
     (``--allow-unenforced``), for the terminal and the error log."""
     return [
-        f'"{i.name}" in {i.source.file}:{i.source.line} is NOT enforced ({i.reason}), '
+        f'"{i.name}" in {i.source.file}:{i.source.line} is {unenforced_state(i)}, '
         f"allowed by --allow-unenforced {i.name}"
         for i in config.unenforced
     ]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["TimeSlot", "parse_time", "parse_size", "parse_flag"]
+__all__ = ["TimeSlot", "parse_time", "parse_size", "parse_flag", "atoi"]
 
 # nginx works in ngx_int_t / size_t; on the 64-bit builds everyone runs that is
 # this bound, and overflowing it is an error there, so it is one here.
@@ -149,3 +149,10 @@ def parse_flag(text: str) -> bool:
     if low == "off":
         return False
     raise ValueError(f'invalid flag "{text}": it must be "on" or "off"')
+
+
+def atoi(text: str) -> int | None:
+    """``ngx_atoi()``: plain decimal digits, else None."""
+    if text and text.isascii() and text.isdigit():
+        return int(text)
+    return None

@@ -454,8 +454,10 @@ class ClientConnection(asyncio.Protocol):
                 return await self._answer_error(denied.status, pending, server, loc, keep, denied.headers or None)
         if loc.ws_stat:
             return self._answer_stats(head, keep)
-        if loc.proxy_pass is None:  # files: root/alias, index, try_files (static_phase)
-            return await serve_static(self, pending, server, loc, captures, keep)
+        if loc.proxy_pass is None:
+            if loc.unserved_handler is not None:  # a content handler ngxws cannot run (model.Location)
+                return await self._answer_error(502, pending, server, loc, keep)
+            return await serve_static(self, pending, server, loc, captures, keep)  # root/alias, index, try_files
         if pending.upgrade:
             return await proxy_upgrade(self, pending, server, loc, captures)
         return await self._proxy_http(pending, server, loc, captures)
