@@ -164,7 +164,6 @@ def _unenforced(reason: str, *harmless_args: tuple[str, ...]) -> StockRule:
 
 _TUNING = "performance tuning; ngxws manages its own I/O"
 _STATIC = "static file serving is not implemented; such requests get 404"
-_REWRITE = "rewrite module is not implemented"
 _CACHE = "proxy caching is not implemented; every request goes to the upstream"
 _GZIP_SUB = "only matters when gzip is on (gzip itself is reported)"
 _HEADERS = "response header manipulation is not implemented"
@@ -389,10 +388,10 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "gzip": _changes("responses are not compressed", ("off",)),
     "gzip_static": _changes(_STATIC, ("off",)),
     "gunzip": _changes("responses are not decompressed", ("off",)),
-    "rewrite": _changes(_REWRITE),
-    "if": _changes("only if (...) { return ...; } is run; this block is skipped"),
-    "set": _changes(_REWRITE),
-    "break": _changes(_REWRITE),
+    "rewrite": _honoured(),  # ngxws/config/rewrite.py, run by ngxws/http/rewrite.py
+    "if": _honoured(),
+    "set": _honoured(),
+    "break": _honoured(),
     "add_header": _changes(_HEADERS),
     "add_trailer": _changes(_HEADERS),
     "expires": _changes(_HEADERS),

@@ -90,6 +90,14 @@ from ngxws.config.model import (
     WsLogTemplates,
     WsSettings,
 )
+from ngxws.config.rewrite import (
+    REWRITE_STEP_DIRECTIVES,
+    RawIf,
+    ReturnStep,
+    build_steps,
+    if_condition_error,
+    read_step,
+)
 from ngxws.config.units import TimeSlot, parse_flag, parse_size, parse_time
 from ngxws.config.wiretext import wire
 from ngxws.http.realip import trusted_source
@@ -558,6 +566,7 @@ class _Level:
     error_pages: list[ErrorPage] = field(default_factory=list)
     ifs: list[IfReturn] = field(default_factory=list)
     auth_request_set: list[tuple[str, str]] = field(default_factory=list)
+    steps: list[Any] = field(default_factory=list)  # rewrite module, in order (config/rewrite.py)
 
 
 @dataclass(kw_only=True)
@@ -787,6 +796,10 @@ class _Reader:
     def _directive(self, node: _Node, owner: _Owner) -> None:
         name = node.name
         self._positions.setdefault((node.source.file, node.source.line), len(self._positions))
+        if name in REWRITE_STEP_DIRECTIVES and isinstance(owner, (_ServerBlock, _LocationBlock)):
+            read_step(node, owner.steps, node.error)
+            self.honoured.append((name, node.source))
+            return
         if name == "set" and node.args:
             self.set_variables.append((node.args[0].lstrip("$"), node.source))
         if name in (";", "{"):
@@ -1210,19 +1223,20 @@ class _Reader:
             ret = Return(code=code, text=wire(node.args[1]) if len(node.args) > 1 else None)
         if owner.return_ is None:  # the first return runs; later ones never do
             owner.return_ = ret
+        owner.steps.append(ReturnStep(ret))
 
     def _if(self, node: _Node, owner: _Owner) -> bool:
-        """``if (COND) { return ...; }`` in a server or location is run; any
-        other ``if`` is reported as ignored (False: not handled here)."""
+        """``if (COND) { ... }`` in a server or location: its body is read
+        into a nameless location (nginx's if-location, config/rewrite.py)."""
         if not isinstance(owner, (_ServerBlock, _LocationBlock)) or node.block is None:
             return False
-        body = [n for n in node.block if n.name != "#"]
-        if len(body) != 1 or body[0].name != "return" or not _if_condition_supported(node.args):
-            return False
-        holder = _LocationBlock(source=node.source, modifier="", pattern="")
-        self._return(body[0], holder)
-        assert holder.return_ is not None
-        owner.ifs.append(IfReturn(tuple(node.args), holder.return_, node.source))
+        error = if_condition_error(node.args)
+        if error is not None:
+            raise node.error(error)
+        pattern = owner.pattern if isinstance(owner, _LocationBlock) else ""
+        block = _LocationBlock(source=node.source, modifier="if", pattern=pattern)
+        self._walk(node.block, block)
+        owner.steps.append(RawIf(tuple(node.args), block, node.source, isinstance(owner, _ServerBlock)))
         return True
 
     def _internal(self, node: _Node, owner: _Owner) -> None:
@@ -1303,7 +1317,7 @@ class _Reader:
         url = node.args[0]
         proxy_pass = _parse_proxy_pass(node, url)
         if not proxy_pass.has_variables:
-            if proxy_pass.uri is not None and owner.modifier in ("~", "~*", "@"):
+            if proxy_pass.uri is not None and owner.modifier in ("~", "~*", "@", "if"):
                 raise node.error(_PROXY_PASS_URI_ERROR)
             if proxy_pass.unix is None and _explicit_port(url):
                 host = proxy_pass.host.lower()
@@ -2019,6 +2033,7 @@ class _Builder:
             large_client_header_buffers=core.large_client_header_buffers,
             source=raw.source,
             return_=raw.return_,
+            rewrites=build_steps(raw.steps, lambda block: self._location(block, eff, upstreams)),
             ssl_ciphers=core.ssl_ciphers,
             default_type=core.default_type,
             ifs=tuple(raw.ifs),
@@ -2065,7 +2080,7 @@ class _Builder:
             name = upstreams.get(proxy_pass.host.lower())
             if name is not None:
                 proxy_pass = replace(proxy_pass, upstream=name)
-        return Location(
+        location = Location(
             modifier=raw.modifier,
             pattern=raw.pattern,
             proxy_pass=proxy_pass,
@@ -2088,6 +2103,19 @@ class _Builder:
             client_body_buffer_size=eff.core.client_body_buffer_size,
             client_body_temp_path=eff.core.client_body_temp_path,
         )
+        if not raw.steps:
+            return location
+        return replace(location, rewrites=build_steps(raw.steps, lambda block: self._if_location(block, eff, upstreams, location)))
+
+    def _if_location(
+        self, raw: _LocationBlock, parent: _Effective, upstreams: Mapping[str, str], enclosing: Location
+    ) -> Location:
+        # ngx_http_proxy_merge_loc_conf(): a nameless (if) location without
+        # proxy_pass of its own takes the enclosing one's
+        inner = self._location(raw, parent, upstreams)
+        if inner.proxy_pass is None and enclosing.proxy_pass is not None:
+            inner = replace(inner, proxy_pass=enclosing.proxy_pass)
+        return inner
 
     def _check_duplicate_locations(self, locations: Sequence[_LocationBlock]) -> None:
         """ngx_http_join_exact_locations(): two prefix (plain or ``^~``) or two

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from ngxws.config.limits import Limits, LimitZone
+
+if TYPE_CHECKING:
+    from ngxws.config.rewrite import Step
 
 
 @dataclass(frozen=True)
@@ -328,6 +332,7 @@ class Location:
     ifs: tuple[IfReturn, ...] = ()
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES  # extension -> MIME type
+    rewrites: tuple[Step, ...] = ()  # rewrite/set/break/return/if in config order
     send_timeout: float = 60.0  # ``send_timeout``: a write to the client blocked that long ends it
     internal: bool = False  # ``internal;``: a client's own request gets 404 here
     limits: Limits = field(default_factory=Limits)  # limit_req / limit_conn in force here
@@ -367,6 +372,7 @@ class Server:
     ifs: tuple[IfReturn, ...] = ()
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
+    rewrites: tuple[Step, ...] = ()  # server-level rewrite directives (before find-config)
     send_timeout: float = 60.0
     client_body_timeout: float = 60.0
     client_body_buffer_size: int = 16 * 1024

@@ -74,6 +74,8 @@ class RequestVariables:
     limits: RequestLimits | None = None  # $limit_req_status, $limit_conn_status
     # $realip_remote_*, $proxy_protocol_* (the connection's peer and PROXY preface)
     client_address: ClientAddress | None = None
+    # ``set $name`` values of this request (ngx_http_rewrite_module)
+    variables: dict[str, str] = field(default_factory=dict)
     _depth: int = 0
 
     def get(self, name: str) -> str:
@@ -85,6 +87,8 @@ class RequestVariables:
             if i == 0:
                 return h.path
             return self.captures[i - 1] if i <= len(self.captures) else ""
+        if name in self.variables:
+            return self.variables[name]
         if name.startswith("http_"):
             return h.header(name[5:].replace("_", "-")) or ""
         if name == "host":
