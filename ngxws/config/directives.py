@@ -218,6 +218,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "hash": _honoured(),
     "keepalive": _honoured(unique=True),
     "map": _honoured(),
+    "geo": _honoured(),  # ngxws/config/geo.py
     "return": _honoured(),
     "allow": _honoured(),
     "deny": _honoured(),
@@ -456,7 +457,6 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "chunked_transfer_encoding": _changes(
         "chunked encoding is used as the upstream sends it", ("on",)
     ),
-    "geo": _unenforced("variables from the client address are not evaluated (they are empty)"),
     "split_clients": _changes(_VARS),
     "ssl_password_file": _changes("encrypted certificate keys are not supported"),
     "stream": _changes(

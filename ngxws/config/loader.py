@@ -55,6 +55,7 @@ from ngxws.config.directives import (
     stock_rule,
 )
 from ngxws.config.enforcement import sets_tested_by_returns
+from ngxws.config.geo import read_geo
 from ngxws.config.limits import LOG_LEVELS as _LIMIT_LOG_LEVELS
 from ngxws.config.limits import (
     LimitConfigError,
@@ -770,6 +771,7 @@ class _Reader:
             "hash": self._balance,
             "keepalive": self._keepalive,
             "map": self._map,
+            "geo": lambda node, owner: self.maps.append(read_geo(node, lambda n, m: n.error(m))),
             "listen": self._listen,
             "server_name": self._server_name,
             "location": self._location,

@@ -425,6 +425,7 @@ class Map:
     hostnames: bool = False
     volatile: bool = False
     source: Source | None = None
+    geo: str = ""  # a geo block: "cidr" or "ranges" (ngxws/config/geo.py)
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,8 @@ def route(server: Server, v: RequestVariables, stat: Stat = no_files, internal: 
             return Routed(location=loc, status=404)
         if match.redirect:
             return Routed(location=loc, status=301)
-        if match.captures or loc.modifier in ("~", "~*"):
-            v.captures, v.named = match.captures, {}
+        if loc.modifier in ("~", "~*"):
+            v.captures, v.named = match.captures, _named(loc, head.path)
         script = _Script(loc)
         _run(loc.rewrites, v, script, stat)
         if script.stop == "return":
@@ -92,6 +92,14 @@ def route(server: Server, v: RequestVariables, stat: Stat = no_files, internal: 
         if changes == 0:  # "rewrite or internal redirection cycle"
             return Routed(location=script.location, status=500)
         internal = True
+
+
+def _named(loc: Location, uri: str) -> dict[str, str]:
+    # the location regex's (?<name>...) captures (match_location keeps $1.. only)
+    if "(?<" not in loc.pattern and "(?P<" not in loc.pattern:
+        return {}
+    m = compile_pcre(loc.pattern, loc.modifier == "~*").search(uri)
+    return {k: g or "" for k, g in m.groupdict().items()} if m is not None else {}
 
 
 def run_location_script(loc: Location, v: RequestVariables, stat: Stat = no_files) -> Routed:

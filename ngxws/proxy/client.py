@@ -20,6 +20,7 @@ Pipelined requests are answered in order, one at a time.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from collections import deque
 from collections.abc import Mapping
@@ -84,6 +85,9 @@ def stat_file(path: str) -> os.stat_result | None:
         return os.stat(path)
     except (OSError, ValueError):
         return None
+
+
+_CONNECTIONS = itertools.count(1)
 
 
 class _Pending:
@@ -152,6 +156,8 @@ class ClientConnection(asyncio.Protocol):
         # WWW-Authenticate of a 401/403: nginx keeps it in headers_out through error_page
         self.error_headers: list[tuple[str, str]] = []
         self.script_vars: dict[str, str] = {}  # set $name (the rewrite module)
+        self.number = next(_CONNECTIONS)  # $connection
+        self.requests = 0  # $connection_requests
         self.script_named: Mapping[str, str] = {}  # (?<name>...) of the last regex match
         self._headless = False  # the next _write is a head to drop (HTTP/0.9)
 
@@ -419,6 +425,7 @@ class ClientConnection(asyncio.Protocol):
         if tls_status:  # 421/495/496, before any phase; nginx closes after each
             return await self._answer_error(tls_status, pending, server, None, False)
         self.auth_vars, self.error_headers = {}, []
+        self.requests += 1
         captures, self.script_named = self.vhosts.name_captures(server, head.uri_host or head.host)
         self.script_vars = {}
         v = self._variables(head, server, captures)
@@ -646,6 +653,8 @@ class ClientConnection(asyncio.Protocol):
             client_address=self.address,
             variables=self.script_vars,
             named=self.script_named,
+            connection=self.number,
+            connection_requests=self.requests,
         )
 
     async def _open_upstream(
@@ -658,6 +667,7 @@ class ClientConnection(asyncio.Protocol):
         v.limits = pending.limits
         pp = self._target(loc.proxy_pass, v)
         v.proxy_host = proxy_host_of(pp)
+        v.proxy_port = str(pp.port) if pp.unix is None else ""
         v.body_length, v.chunked = upstream_framing(head, pending.body)
         uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)
         if pp.unix is not None:
