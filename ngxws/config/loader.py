@@ -771,6 +771,8 @@ class _Reader:
             "hash": self._balance,
             "keepalive": self._keepalive,
             "map": self._map,
+            **{name: self._rewrite_step for name in REWRITE_STEP_DIRECTIVES},
+            "if": lambda node, owner: None,  # a block _directive() did not take: nginx refuses it
             "geo": lambda node, owner: self.maps.append(read_geo(node, lambda n, m: n.error(m))),
             "listen": self._listen,
             "server_name": self._server_name,
@@ -798,12 +800,6 @@ class _Reader:
     def _directive(self, node: _Node, owner: _Owner) -> None:
         name = node.name
         self._positions.setdefault((node.source.file, node.source.line), len(self._positions))
-        if name in REWRITE_STEP_DIRECTIVES and isinstance(owner, (_ServerBlock, _LocationBlock)):
-            read_step(node, owner.steps, node.error)
-            self.honoured.append((name, node.source))
-            return
-        if name == "set" and node.args:
-            self.set_variables.append((node.args[0].lstrip("$"), node.source))
         if name in (";", "{"):
             raise node.error(f'unexpected "{name}"')
         if name.startswith("ws_"):
@@ -1240,6 +1236,10 @@ class _Reader:
         self._walk(node.block, block)
         owner.steps.append(RawIf(tuple(node.args), block, node.source, isinstance(owner, _ServerBlock)))
         return True
+
+    def _rewrite_step(self, node: _Node, owner: _Owner) -> None:
+        if isinstance(owner, (_ServerBlock, _LocationBlock)):
+            read_step(node, owner.steps, node.error)
 
     def _internal(self, node: _Node, owner: _Owner) -> None:
         if isinstance(owner, _LocationBlock):
