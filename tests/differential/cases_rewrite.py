@@ -143,83 +143,83 @@ case("server-name-numbered-captures", "rewrite_levels", get("/p", host="left-rig
 case("server-name-captures-return", "rewrite_levels", get("/cap/", host="xy-zz.num.example"), target="L2")
 case("server-name-named-return", "rewrite_levels", get("/cap/", host="qq.cap.example"), target="L2")
 
-group(Group("rewrite_if", f"""
-    server {{
+group(Group("rewrite_if", """
+    server {
         listen 127.0.0.1:@L0@;
-        location /eq {{ if ($arg_a = "yes") {{ return 200 "eq"; }} return 200 "ne"; }}
-        location /neq {{ if ($arg_a != yes) {{ return 200 "differs"; }} return 200 "same"; }}
-        location /re {{ if ($arg_a ~ ^(\\d+)-(\\d+)$) {{ return 200 "re [$1] [$2]"; }} return 200 "no"; }}
-        location /rei {{ if ($http_x_k ~* ^abc(.*)) {{ return 200 "rei [$1]"; }} return 200 "no"; }}
-        location /nre {{ if ($arg_a !~ ^x) {{ return 200 "nre"; }} return 200 "x"; }}
-        location /nrei {{ if ($arg_a !~* ^x) {{ return 200 "nrei"; }} return 200 "x"; }}
-        location /bare {{ if ($arg_a) {{ return 200 "true [$arg_a]"; }} return 200 "false"; }}
-        location /named {{ if ($uri ~ ^/named/(?<part>\\w+)) {{ return 200 "named [$part]"; }} return 200 "no"; }}
-        location /f {{ if (-f @DIR@/present.txt) {{ return 200 "file"; }} return 200 "nofile"; }}
-        location /nf {{ if (!-f @DIR@/absent.txt) {{ return 200 "nofile"; }} return 200 "file"; }}
-        location /fdir {{ if (-f @DIR@) {{ return 200 "file"; }} return 200 "notfile"; }}
-        location /d {{ if (-d @DIR@) {{ return 200 "dir"; }} return 200 "nodir"; }}
-        location /nd {{ if (!-d @DIR@/present.txt) {{ return 200 "notdir"; }} return 200 "dir"; }}
-        location /e {{ if (-e @DIR@/present.txt) {{ return 200 "exists"; }} return 200 "absent"; }}
-        location /edir {{ if (-e @DIR@) {{ return 200 "exists"; }} return 200 "absent"; }}
-        location /ne {{ if (!-e @DIR@/absent.txt) {{ return 200 "absent"; }} return 200 "exists"; }}
-        location /x {{ if (-x @DIR@/present.txt) {{ return 200 "exec"; }} return 200 "noexec"; }}
-        location /nx {{ if (!-x @DIR@/present.txt) {{ return 200 "noexec"; }} return 200 "exec"; }}
-        location /xdir {{ if (-x @DIR@) {{ return 200 "exec"; }} return 200 "noexec"; }}
-        location /fvar {{ if (-f @DIR@/$arg_name) {{ return 200 "file [$arg_name]"; }} return 200 "nofile"; }}
-        location /setif {{
+        location /eq { if ($arg_a = "yes") { return 200 "eq"; } return 200 "ne"; }
+        location /neq { if ($arg_a != yes) { return 200 "differs"; } return 200 "same"; }
+        location /re { if ($arg_a ~ ^(\\d+)-(\\d+)$) { return 200 "re [$1] [$2]"; } return 200 "no"; }
+        location /rei { if ($http_x_k ~* ^abc(.*)) { return 200 "rei [$1]"; } return 200 "no"; }
+        location /nre { if ($arg_a !~ ^x) { return 200 "nre"; } return 200 "x"; }
+        location /nrei { if ($arg_a !~* ^x) { return 200 "nrei"; } return 200 "x"; }
+        location /bare { if ($arg_a) { return 200 "true [$arg_a]"; } return 200 "false"; }
+        location /named { if ($uri ~ ^/named/(?<part>\\w+)) { return 200 "named [$part]"; } return 200 "no"; }
+        location /f { if (-f @DIR@/present.txt) { return 200 "file"; } return 200 "nofile"; }
+        location /nf { if (!-f @DIR@/absent.txt) { return 200 "nofile"; } return 200 "file"; }
+        location /fdir { if (-f @DIR@) { return 200 "file"; } return 200 "notfile"; }
+        location /d { if (-d @DIR@) { return 200 "dir"; } return 200 "nodir"; }
+        location /nd { if (!-d @DIR@/present.txt) { return 200 "notdir"; } return 200 "dir"; }
+        location /e { if (-e @DIR@/present.txt) { return 200 "exists"; } return 200 "absent"; }
+        location /edir { if (-e @DIR@) { return 200 "exists"; } return 200 "absent"; }
+        location /ne { if (!-e @DIR@/absent.txt) { return 200 "absent"; } return 200 "exists"; }
+        location /x { if (-x @DIR@/present.txt) { return 200 "exec"; } return 200 "noexec"; }
+        location /nx { if (!-x @DIR@/present.txt) { return 200 "noexec"; } return 200 "exec"; }
+        location /xdir { if (-x @DIR@) { return 200 "exec"; } return 200 "noexec"; }
+        location /fvar { if (-f @DIR@/$arg_name) { return 200 "file [$arg_name]"; } return 200 "nofile"; }
+        location /setif {
             set $who anon;
-            if ($http_x_user) {{ set $who $http_x_user; }}
-            if ($request_method = POST) {{ set $who "$who-post"; }}
+            if ($http_x_user) { set $who $http_x_user; }
+            if ($request_method = POST) { set $who "$who-post"; }
             return 200 "who [$who]";
-        }}
-        location /ifproxy/ {{
+        }
+        location /ifproxy/ {
             proxy_pass http://127.0.0.1:@B0@;
             proxy_set_header X-Outer outer;
-            if ($arg_alt) {{
+            if ($arg_alt) {
                 proxy_pass http://127.0.0.1:@B1@;
-            }}
-        }}
-        location /ifheaders/ {{
+            }
+        }
+        location /ifheaders/ {
             proxy_pass http://127.0.0.1:@B0@;
             proxy_set_header X-Outer outer;
-            if ($arg_h) {{
+            if ($arg_h) {
                 proxy_pass http://127.0.0.1:@B1@;
-            }}
-        }}
-        location /ifinherit/ {{
+            }
+        }
+        location /ifinherit/ {
             proxy_pass http://127.0.0.1:@B0@;
             proxy_set_header X-Outer outer;
-            if ($arg_h) {{
+            if ($arg_h) {
                 set $flag on;
-            }}
-        }}
-        location /evil/ {{
+            }
+        }
+        location /evil/ {
             set $true 1;
             proxy_pass http://127.0.0.1:@B0@;
             proxy_set_header X-Outer outer;
-            if ($true) {{ proxy_pass http://127.0.0.1:@B1@; }}
-            if ($true) {{ proxy_pass http://127.0.0.1:@B2@; }}
-        }}
-        location /evilret/ {{
+            if ($true) { proxy_pass http://127.0.0.1:@B1@; }
+            if ($true) { proxy_pass http://127.0.0.1:@B2@; }
+        }
+        location /evilret/ {
             set $true 1;
-            if ($true) {{ set $x inside; }}
+            if ($true) { set $x inside; }
             return 200 "after if [$x]";
-        }}
-        location /ifrewrite/ {{
-            if ($arg_go) {{ rewrite ^/ifrewrite/(.*)$ /ifdest/$1 last; }}
+        }
+        location /ifrewrite/ {
+            if ($arg_go) { rewrite ^/ifrewrite/(.*)$ /ifdest/$1 last; }
             return 200 "stayed";
-        }}
-        location /ifbreak/ {{
-            if ($arg_stop) {{ break; }}
+        }
+        location /ifbreak/ {
+            if ($arg_stop) { break; }
             return 200 "not stopped";
-        }}
-        location /ifdest/ {{ return 200 "dest [$uri] [$args]"; }}
-        location /capture-order/ {{
-            if ($uri ~ ^/capture-order/(\\w+)) {{ set $first $1; }}
+        }
+        location /ifdest/ { return 200 "dest [$uri] [$args]"; }
+        location /capture-order/ {
+            if ($uri ~ ^/capture-order/(\\w+)) { set $first $1; }
             rewrite ^/capture-order/\\w+/(\\w+)$ /ifdest/$first-$1 last;
-        }}
-        location / {{ return 200 "root"; }}
-    }}
+        }
+        location / { return 200 "root"; }
+    }
 """, files={"present.txt": "here\\n"}))
 
 case("if-eq-true", "rewrite_if", get("/eq?a=yes"))
