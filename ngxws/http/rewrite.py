@@ -64,11 +64,12 @@ class _Script:
 def route(server: Server, v: RequestVariables, stat: Stat = no_files, internal: bool = False) -> Routed:
     """nginx's server rewrite, find config, location rewrite and post
     rewrite phases for the request ``v.head`` (which rewrites replace)."""
-    script = _Script(None)
-    _run(server.rewrites, v, script, stat)
-    if script.stop == "return":
-        return Routed(ret=script.ret, redirect_url=script.redirect_url)
-    internal = internal or script.uri_changed
+    if server.rewrites:
+        script = _Script(None)
+        _run(server.rewrites, v, script, stat)
+        if script.stop == "return":
+            return Routed(ret=script.ret, redirect_url=script.redirect_url)
+        internal = internal or script.uri_changed
     changes = MAX_URI_CHANGES + 1
     while True:
         head = v.head
@@ -82,6 +83,8 @@ def route(server: Server, v: RequestVariables, stat: Stat = no_files, internal: 
             return Routed(location=loc, status=301)
         if loc.modifier in ("~", "~*"):
             v.captures, v.named = match.captures, _named(loc, head.path)
+        if not loc.rewrites:  # the common proxy location: nothing to run
+            return Routed(location=loc)
         script = _Script(loc)
         _run(loc.rewrites, v, script, stat)
         if script.stop == "return":
