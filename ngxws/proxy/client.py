@@ -551,10 +551,16 @@ class ClientConnection(asyncio.Protocol):
         inner.redirects = pending.redirects
         inner.status_override = pending.status_override
         inner.limits = pending.limits
-        match = match_location(server.locations, redirected.path)
-        if match is None:
+        # ngx_http_internal_redirect(): from the server rewrite phase on,
+        # through the same bounded loop as rewrites (ngxws.http.rewrite)
+        v = self._variables(redirected, server, ())
+        routed = route(server, v, stat_file, internal=True)
+        inner.head = v.head
+        if routed.ret is not None:
+            return await self._answer_return(routed.ret, inner, server, routed.location, v, keep, routed.redirect_url)
+        if routed.location is None or routed.status == 500:
             return None
-        return await self._run_location(inner, server, match.location, match.captures, keep)
+        return await self._run_location(inner, server, routed.location, v.captures, keep, routed=True)
 
     def _target(self, pp: ProxyPass, v: RequestVariables) -> ProxyPass:
         """``proxy_pass`` with variables, rendered for this request: the host

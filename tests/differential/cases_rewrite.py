@@ -50,6 +50,10 @@ group(Group("rewrite_flags", f"""
         location /internal-only/ {{ internal; return 200 "internal [$uri]"; }}
         location /to-internal/ {{ rewrite ^ /internal-only/x last; }}
         location /target/ {{ proxy_pass http://127.0.0.1:@B0@; {_ECHO} }}
+        location /ep/ {{ error_page 404 /eptarget/x; return 404; }}
+        location /epeq/ {{ error_page 404 = /eptarget/y?k=1; return 404; }}
+        location /eptarget/ {{ rewrite ^/eptarget/(.*)$ /target/$1 last; }}
+        location /epcycle/ {{ error_page 404 /epcycle/again; return 404; }}
         location /ws/ {{ rewrite ^/ws/(.*)$ /target/ws/$1 break; proxy_pass http://127.0.0.1:@B0@; {UPGRADE_LOC} }}
         location / {{ return 200 "root [$uri] [$args]"; }}
     }}
@@ -85,6 +89,9 @@ case("rewrite-empty-uri-500", "rewrite_flags", get("/empty/x"))
 case("rewrite-reaches-internal", "rewrite_flags", get("/to-internal/"))
 case("internal-direct-404", "rewrite_flags", get("/internal-only/x"))
 case("rewrite-encoded-uri", "rewrite_flags", get("/brk/a%20b?q=%41"))
+case("error-page-uri-rewritten", "rewrite_flags", get("/ep/a"))
+case("error-page-equals-rewritten", "rewrite_flags", get("/epeq/a?z=2"))
+case("error-page-cycle", "rewrite_flags", get("/epcycle/a"))
 case("rewrite-head", "rewrite_flags", req("HEAD", "/redir/a"))
 case("rewrite-post-last", "rewrite_flags", req("POST", "/last/p", body=b"hello"))
 case("rewrite-break-upgrade", "rewrite_flags", upgrade("/ws/chat?room=1"), ws=True)
