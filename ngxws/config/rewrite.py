@@ -93,10 +93,9 @@ def rewrite_step(args: Sequence[str], source: Source) -> RewriteStep | str:
         return "empty replacement"
     if flag is not None and flag not in REWRITE_FLAGS:
         return f'invalid parameter "{flag}"'
-    try:
-        re.compile(_pcre(regex))
-    except re.error:
-        return f'pcre2_compile() failed: invalid regex in "{regex}"'
+    problem = regex_error(regex)
+    if problem is not None:
+        return problem
     redirect = {"redirect": 302, "permanent": 301}.get(flag or "", 0)
     if redirect == 0 and replacement.startswith(("http://", "https://", "$scheme")):
         redirect = 302
@@ -122,21 +121,28 @@ def if_condition_error(args: Sequence[str]) -> str | None:
         return 'invalid condition "if"'
     first = args[0]
     if len(args) == 1:
-        if first.startswith("$") or first.startswith("!$"):
+        if first.startswith("$"):  # nginx has no "!$v"
             return None
         return f'invalid condition "{first}"'
     if len(args) == 2 and first in FILE_TESTS:
         return None
     if len(args) == 3 and first.startswith("$") and args[1] in IF_OPERATORS:
         if "~" in args[1]:
-            try:
-                re.compile(_pcre(args[2]))
-            except re.error:
-                return f'pcre2_compile() failed: invalid regex in "{args[2]}"'
+            return regex_error(args[2])
         return None
     if len(args) >= 2 and first.startswith("$"):
         return f'unexpected "{args[1]}" in condition'
     return f'invalid condition "{first}"'
+
+
+def regex_error(regex: str) -> str | None:
+    """nginx's words for a regex PCRE2 refuses (the usual cases), None when valid."""
+    try:
+        re.compile(_pcre(regex))
+    except re.error as exc:
+        why = "missing closing parenthesis" if "missing )" in str(exc) else exc.msg
+        return f'pcre2_compile() failed: {why} in "{regex}"'
+    return None
 
 
 def _pcre(pattern: str) -> str:
