@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
+import secrets
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
@@ -59,6 +59,7 @@ from ngxws.http.upstream_request import (
 from ngxws.limits.state import RequestLimits
 from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
+from ngxws.proxy.files import stat_file
 from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
 from ngxws.proxy.response_pass import SendTimer, pass_response
 from ngxws.proxy.upgrade import EARLY_DATA_LIMIT, proxy_upgrade, refuse_switch
@@ -77,14 +78,6 @@ from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
     from ngxws.worker import Worker
-
-
-def stat_file(path: str) -> os.stat_result | None:
-    """What ``if (-f ...)`` and its kin ask (nginx stats without a cache)."""
-    try:
-        return os.stat(path)
-    except (OSError, ValueError):
-        return None
 
 
 _CONNECTIONS = itertools.count(1)
@@ -158,6 +151,7 @@ class ClientConnection(asyncio.Protocol):
         self.script_vars: dict[str, str] = {}  # set $name (the rewrite module)
         self.number = next(_CONNECTIONS)  # $connection
         self.requests = 0  # $connection_requests
+        self.request_id = ""  # $request_id of the current request, made when first read
         self.script_named: Mapping[str, str] = {}  # (?<name>...) of the last regex match
         self._headless = False  # the next _write is a head to drop (HTTP/0.9)
 
@@ -426,6 +420,7 @@ class ClientConnection(asyncio.Protocol):
             return await self._answer_error(tls_status, pending, server, None, False)
         self.auth_vars, self.error_headers = {}, []
         self.requests += 1
+        self.request_id = ""
         captures, self.script_named = self.vhosts.name_captures(server, head.uri_host or head.host)
         self.script_vars = {}
         v = self._variables(head, server, captures)
@@ -661,7 +656,15 @@ class ClientConnection(asyncio.Protocol):
             named=self.script_named,
             connection=self.number,
             connection_requests=self.requests,
+            random_hex=self.current_request_id,
         )
+
+    def current_request_id(self) -> str:
+        """``$request_id``: one per request, whoever reads it first (the
+        proxy's headers, a return, or the ws log at tunnel open)."""
+        if not self.request_id:
+            self.request_id = secrets.token_hex(16)
+        return self.request_id
 
     async def _open_upstream(
         self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
