@@ -31,8 +31,9 @@ from ngxws.config.directives import (
     Handling,
 )
 from ngxws.config.loader import ConfigError, load_config
-from ngxws.config.model import Config, Fork, Location, Server, Source
+from ngxws.config.model import Config, Fork, Location, Return, Server, Source
 from ngxws.config.report import render_check_report
+from ngxws.config.rewrite import IfStep, ReturnStep
 
 CONFIGS = Path(__file__).parent / "configs"
 BAD_CASES = sorted(p.name for p in CONFIGS.glob("bad_*") if p.is_dir())
@@ -475,7 +476,6 @@ MIGRATION_IGNORED = [
     ("proxy_buffers", "sites-enabled/websocket", 19, True),
     ("access_log", "sites-enabled/websocket", 20, True),
     ("more_set_headers", "sites-enabled/websocket", 21, False),  # unknown to nginx
-    ("rewrite", "sites-enabled/websocket", 25, False),
     ("proxy_cache", "sites-enabled/websocket", 26, False),
     ("gzip", "sites-enabled/websocket", 28, True),  # "gzip off"
     ("chunked_transfer_encoding", "sites-enabled/websocket", 29, True),  # "on" is the default
@@ -718,8 +718,9 @@ http {
     )
     config = load_config(str(conf))
     root = location(config.servers[0], "/")
-    assert root.ifs[0].condition == ("$http_upgrade", "=", "websocket")
-    assert root.ifs[0].return_.code == 418
+    first = root.rewrites[0]
+    assert isinstance(first, IfStep) and first.condition == ("$http_upgrade", "=", "websocket")
+    assert first.steps == (ReturnStep(Return(418)),)
     assert root.error_pages[0].codes == (418,) and root.error_pages[0].target == "@websocket"
     assert root.error_pages[0].response == 0
     assert root.proxy_pass is not None and root.proxy_pass.has_variables
@@ -728,15 +729,19 @@ http {
     assert "load_module -- ngxws has the websocket module built in" in report
 
 
-def test_if_with_other_directives_stays_ignored(tmp_path: Path) -> None:
+def test_if_with_other_directives_is_a_nested_location(tmp_path: Path) -> None:
     conf = tmp_path / "nginx.conf"
     conf.write_text(
         "events {}\nhttp { server { listen 8080; location / {"
         " if (-f $request_filename) { rewrite ^ /x break; } return 204; } } }\n"
     )
     config = load_config(str(conf))
-    assert location(config.servers[0], "/").ifs == ()
-    assert [i.name for i in config.ignored] == ["if"]
+    first, second = location(config.servers[0], "/").rewrites
+    assert isinstance(first, IfStep) and first.location is not None
+    assert first.condition == ("-f", "$request_filename")
+    assert [type(s).__name__ for s in first.steps] == ["RewriteStep"]
+    assert second == ReturnStep(Return(204))
+    assert [i.name for i in config.ignored] == []
 
 
 def test_quoted_escapes_like_nginx(tmp_path: Path) -> None:

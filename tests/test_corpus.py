@@ -552,13 +552,6 @@ def test_corpus_is_big_enough_and_every_case_says_what_to_try() -> None:
 # lands and must then leave this table.  What differs exactly is listed
 # in configs/realworld/SOURCES.md.
 NEEDS: dict[str, tuple[str, bool]] = {
-    "code-server-snippet": ("needs: set (issue 11)", True),
-    "orleans-guac": ("needs: set (issue 11)", True),
-    "lemmy-if-set": ("needs: set and if blocks (issue 11)", False),
-    "grafana-subpath": ("needs: rewrite ... break (issue 11)", False),
-    "jupyterhub-service-prefix": ("needs: server-level rewrite ... permanent (issue 11)", False),
-    "lemmy-map-proxpass": ("needs: rewrite ... permanent (issue 11)", False),
-    "socketio-behind-proxy": ("needs: rewrite ... break (issue 11)", False),
     "django-daphne-uwsgi": ("differs on purpose: ngxws refuses uwsgi_pass (see REFUSED)", False),
 }
 

@@ -20,6 +20,9 @@ from harness import ROOT, free_port, wait_for, wait_port
 
 from ngxws.config.directives import THIRD_PARTY_ACCESS, Handling, stock_rule
 from ngxws.config.loader import ConfigError, load_config
+from ngxws.http.request import RequestHead
+from ngxws.http.rewrite import route
+from ngxws.http.upstream_request import RequestVariables
 
 CONF = """\
 events {{}}
@@ -51,7 +54,6 @@ REFUSED = [
     ("secure_link_secret s3cret;", "secure_link_secret"),
     ("limit_except GET { deny all; }", "limit_except"),
     ("proxy_ssl_crl crl.pem;", "proxy_ssl_crl"),
-    ("if ($http_x_token != \"secret\") { set $x 1; return 403; }", "if"),
 ]
 
 
@@ -169,19 +171,18 @@ http {
 """
 
 
-def test_set_tested_by_a_return_fails_closed(tmp_path: Path) -> None:
-    """The access-flag recipe: ngxws runs the if's return but not the sets
-    it depends on, so the first such set is refused; a set nothing tests is
-    only reported."""
+def test_set_tested_by_a_return_is_run(tmp_path: Path) -> None:
+    """The access-flag recipe: since issue 11 ngxws runs the sets and ifs
+    (ngxws.http.rewrite) and nothing is left unenforced; the pure route()
+    refuses and admits as nginx would."""
     conf = tmp_path / "nginx.conf"
     conf.write_text(SET_FLAG)
-    with pytest.raises(ConfigError) as info:
-        load_config(str(conf))
-    assert info.value.line == 5
-    assert str(info.value) == (
-        f'"set" is access control ngxws does not enforce (set is not implemented, and the if at {conf}:8 '
-        f"tests $allowed to decide its return) in {conf}:5; --allow-unenforced set to run anyway"
-    )
-    config = load_config(str(conf), allow_unenforced=["set"])
-    assert [(i.name, i.source.line) for i in config.unenforced] == [("set", 5), ("set", 7)]
-    assert [i.source.line for i in config.ignored if i.name == "set"] == [5, 11]
+    config = load_config(str(conf))
+    assert config.unenforced == ()
+    assert [i.name for i in config.ignored if i.name in ("set", "if")] == []
+    server = config.servers[0]
+    for addr, code in (("10.0.0.1", 200), ("10.0.0.2", 403)):
+        head = RequestHead("GET", "/", "1.1", [("Host", "x")], True)
+        v = RequestVariables(head, addr, 1, "127.0.0.1", 1, "")
+        routed = route(server, v)
+        assert routed.ret is not None and routed.ret.code == code

@@ -39,6 +39,7 @@ from ngxws.config.model import (
 )
 from ngxws.config.reader import Reader
 from ngxws.config.reading import ConfigError
+from ngxws.config.rewrite import build_steps
 from ngxws.config.static import static_conf
 
 __all__ = ["Builder"]
@@ -258,6 +259,7 @@ class Builder:
             large_client_header_buffers=core.large_client_header_buffers,
             source=raw.source,
             return_=raw.return_,
+            rewrites=build_steps(raw.steps, lambda block: self._location(block, eff, upstreams)),
             ssl_ciphers=core.ssl_ciphers,
             default_type=core.default_type,
             ifs=tuple(raw.ifs),
@@ -305,7 +307,7 @@ class Builder:
             name = upstreams.get(proxy_pass.host.lower())
             if name is not None:
                 proxy_pass = replace(proxy_pass, upstream=name)
-        return Location(
+        location = Location(
             modifier=raw.modifier,
             pattern=raw.pattern,
             proxy_pass=proxy_pass,
@@ -330,6 +332,21 @@ class Builder:
             client_body_temp_path=eff.core.client_body_temp_path,
             static=static_conf(eff.core, self.reader.prefix, raw, raw.modifier),
         )
+        if not raw.steps:
+            return location
+        return replace(
+            location, rewrites=build_steps(raw.steps, lambda block: self._if_location(block, eff, upstreams, location))
+        )
+
+    def _if_location(
+        self, raw: LocationBlock, parent: _Effective, upstreams: Mapping[str, str], enclosing: Location
+    ) -> Location:
+        # ngx_http_proxy_merge_loc_conf(): a nameless (if) location without
+        # proxy_pass of its own takes the enclosing one's
+        inner = self._location(raw, parent, upstreams)
+        if inner.proxy_pass is None and enclosing.proxy_pass is not None:
+            inner = replace(inner, proxy_pass=enclosing.proxy_pass)
+        return inner
 
     def _check_duplicate_locations(self, locations: Sequence[LocationBlock]) -> None:
         """ngx_http_join_exact_locations(): two prefix (plain or ``^~``) or two

@@ -167,7 +167,6 @@ def _unenforced(reason: str, *harmless_args: tuple[str, ...]) -> StockRule:
 
 _TUNING = "performance tuning; ngxws manages its own I/O"
 _STATIC = "this part of static file serving is not implemented"
-_REWRITE = "rewrite module is not implemented"
 _CACHE = "proxy caching is not implemented; every request goes to the upstream"
 _GZIP_SUB = "only matters when gzip is on (gzip itself is reported)"
 _HEADERS = "response header manipulation is not implemented"
@@ -222,6 +221,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "hash": _honoured(),
     "keepalive": _honoured(unique=True),
     "map": _honoured(),
+    "geo": _honoured(),  # ngxws/config/geo.py
     "return": _honoured(),
     "allow": _honoured(),
     "deny": _honoured(),
@@ -392,10 +392,10 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "gzip": _changes("responses are not compressed", ("off",)),
     "gzip_static": _changes(_STATIC, ("off",)),
     "gunzip": _changes("responses are not decompressed", ("off",)),
-    "rewrite": _changes(_REWRITE),
-    "if": _changes("only if (...) { return ...; } is run; this block is skipped"),
-    "set": _changes(_REWRITE),
-    "break": _changes(_REWRITE),
+    "rewrite": _honoured(),  # ngxws/config/rewrite.py, run by ngxws/http/rewrite.py
+    "if": _honoured(),
+    "set": _honoured(),
+    "break": _honoured(),
     "add_header": _changes(_HEADERS),
     "add_trailer": _changes(_HEADERS),
     "expires": _changes(_HEADERS),
@@ -460,7 +460,6 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "chunked_transfer_encoding": _changes(
         "chunked encoding is used as the upstream sends it", ("on",)
     ),
-    "geo": _unenforced("variables from the client address are not evaluated (they are empty)"),
     "split_clients": _changes(_VARS),
     "ssl_password_file": _changes("encrypted certificate keys are not supported"),
     "stream": _changes(

@@ -111,6 +111,7 @@ class Level:
     error_pages: list[ErrorPage] = field(default_factory=list)
     ifs: list[IfReturn] = field(default_factory=list)
     auth_request_set: list[tuple[str, str]] = field(default_factory=list)
+    steps: list[Any] = field(default_factory=list)  # rewrite module, in order (config/rewrite.py)
 
 
 @dataclass(kw_only=True)

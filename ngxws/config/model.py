@@ -14,9 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from ngxws.config.limits import Limits, LimitZone
 from ngxws.config.static import StaticConf
+
+if TYPE_CHECKING:
+    from ngxws.config.rewrite import Step
 
 
 @dataclass(frozen=True)
@@ -332,6 +336,7 @@ class Location:
     ifs: tuple[IfReturn, ...] = ()
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES  # extension -> MIME type
+    rewrites: tuple[Step, ...] = ()  # rewrite/set/break/return/if in config order
     send_timeout: float = 60.0  # ``send_timeout``: a write to the client blocked that long ends it
     internal: bool = False  # ``internal;``: a client's own request gets 404 here
     limits: Limits = field(default_factory=Limits)  # limit_req / limit_conn in force here
@@ -376,6 +381,7 @@ class Server:
     ifs: tuple[IfReturn, ...] = ()
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
+    rewrites: tuple[Step, ...] = ()  # server-level rewrite directives (before find-config)
     send_timeout: float = 60.0
     client_body_timeout: float = 60.0
     client_body_buffer_size: int = 16 * 1024
@@ -428,6 +434,7 @@ class Map:
     hostnames: bool = False
     volatile: bool = False
     source: Source | None = None
+    geo: str = ""  # a geo block: "cidr" or "ranges" (ngxws/config/geo.py)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from ngxws.config.directives import (
     context_name,
     stock_rule,
 )
+from ngxws.config.geo import read_geo
 from ngxws.config.levels import (
     LIMIT_DIRECTIVES,
     HttpBlock,
@@ -53,7 +54,6 @@ from ngxws.config.limit_reading import LimitReading
 from ngxws.config.listen_params import not_served_listen, parse_listen_params
 from ngxws.config.model import (
     ErrorPage,
-    IfReturn,
     Ignored,
     Listen,
     Map,
@@ -61,6 +61,13 @@ from ngxws.config.model import (
     Source,
 )
 from ngxws.config.reading import Node
+from ngxws.config.rewrite import (
+    REWRITE_STEP_DIRECTIVES,
+    RawIf,
+    ReturnStep,
+    if_condition_error,
+    read_step,
+)
 from ngxws.config.setters import SETTERS, invalid_value
 from ngxws.config.static import STATIC_DIRECTIVES, StaticConfigError, read_static
 from ngxws.config.units import TimeSlot, atoi, parse_flag, parse_time
@@ -135,6 +142,9 @@ class Reader:
             "hash": self._balance,
             "keepalive": self._keepalive,
             "map": self._map,
+            **{name: self._rewrite_step for name in REWRITE_STEP_DIRECTIVES},
+            "if": lambda node, owner: None,  # a block _directive() did not take: nginx refuses it
+            "geo": lambda node, owner: self.maps.append(read_geo(node, lambda n, m: n.error(m))),
             "listen": self._listen,
             "server_name": self._server_name,
             "location": self._location,
@@ -160,8 +170,6 @@ class Reader:
     def _directive(self, node: Node, owner: Owner) -> None:
         name = node.name
         self._positions.setdefault((node.source.file, node.source.line), len(self._positions))
-        if name == "set" and node.args:
-            self.set_variables.append((node.args[0].lstrip("$"), node.source))
         if name in (";", "{"):
             raise node.error(f'unexpected "{name}"')
         if name.startswith("ws_"):
@@ -573,20 +581,25 @@ class Reader:
             ret = Return(code=code, text=wire(node.args[1]) if len(node.args) > 1 else None)
         if owner.return_ is None:  # the first return runs; later ones never do
             owner.return_ = ret
+        owner.steps.append(ReturnStep(ret))
 
     def _if(self, node: Node, owner: Owner) -> bool:
-        """``if (COND) { return ...; }`` in a server or location is run; any
-        other ``if`` is reported as ignored (False: not handled here)."""
+        """``if (COND) { ... }`` in a server or location: its body is read
+        into a nameless location (nginx's if-location, config/rewrite.py)."""
         if not isinstance(owner, (ServerBlock, LocationBlock)) or node.block is None:
             return False
-        body = [n for n in node.block if n.name != "#"]
-        if len(body) != 1 or body[0].name != "return" or not _if_condition_supported(node.args):
-            return False
-        holder = LocationBlock(source=node.source, modifier="", pattern="")
-        self._return(body[0], holder)
-        assert holder.return_ is not None
-        owner.ifs.append(IfReturn(tuple(node.args), holder.return_, node.source))
+        error = if_condition_error(node.args)
+        if error is not None:
+            raise node.error(error)
+        pattern = owner.pattern if isinstance(owner, LocationBlock) else ""
+        block = LocationBlock(source=node.source, modifier="if", pattern=pattern)
+        self._walk(node.block, block)
+        owner.steps.append(RawIf(tuple(node.args), block, node.source, isinstance(owner, ServerBlock)))
         return True
+
+    def _rewrite_step(self, node: Node, owner: Owner) -> None:
+        if isinstance(owner, (ServerBlock, LocationBlock)):
+            read_step(node, owner.steps, node.error)
 
     def _internal(self, node: Node, owner: Owner) -> None:
         if isinstance(owner, LocationBlock):
@@ -666,7 +679,7 @@ class Reader:
         url = node.args[0]
         proxy_pass = parse_proxy_pass(node, url)
         if not proxy_pass.has_variables:
-            if proxy_pass.uri is not None and owner.modifier in ("~", "~*", "@"):
+            if proxy_pass.uri is not None and owner.modifier in ("~", "~*", "@", "if"):
                 raise node.error(PROXY_PASS_URI_ERROR)
             if proxy_pass.unix is None and explicit_port(url):
                 host = proxy_pass.host.lower()

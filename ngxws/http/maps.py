@@ -11,6 +11,7 @@ rendered by the caller.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -81,7 +82,50 @@ class CompiledMap:
         return self.default, (), {}
 
 
+class CompiledGeo(CompiledMap):
+    """A ``geo`` block: the longest network holding the address (ranges:
+    the last range holding it, as later ranges overwrite earlier ones in
+    ngx_http_geo_add_range()), else ``default``; an address that does not
+    parse finds the default (nginx looks up 255.255.255.255)."""
+
+    networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]
+    ranges: list[tuple[int, int, str]]
+
+    @classmethod
+    def of_geo(cls, m: Map) -> CompiledGeo:
+        out = cls(m.expression, False, m.default)
+        out.networks, out.ranges = [], []
+        for key, value in m.entries:
+            if m.geo == "ranges":
+                low, _, high = key.partition("-")
+                out.ranges.append((int(ipaddress.IPv4Address(low)), int(ipaddress.IPv4Address(high)), value))
+            else:
+                out.networks.append((ipaddress.ip_network(key), value))
+        out.networks.sort(key=lambda p: -p[0].prefixlen)
+        out.ranges.reverse()
+        return out
+
+    def lookup(self, value: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
+        try:
+            addr = ipaddress.ip_address(value)
+        except ValueError:
+            return self.default, (), {}
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        if self.ranges:
+            if isinstance(addr, ipaddress.IPv4Address):
+                n = int(addr)
+                for low, high, v in self.ranges:
+                    if low <= n <= high:
+                        return v, (), {}
+            return self.default, (), {}
+        for net, v in self.networks:
+            if addr.version == net.version and addr in net:
+                return v, (), {}
+        return self.default, (), {}
+
+
 def compile_maps(maps: tuple[Map, ...]) -> dict[str, CompiledMap]:
-    """Variable name (without ``$``) -> compiled map; a later map of the same
-    name replaces an earlier one, as nginx's variable table does."""
-    return {m.variable: CompiledMap.of(m) for m in maps}
+    """Variable name (without ``$``) -> compiled map (or geo); a later one of
+    the same name replaces an earlier one, as nginx's variable table does."""
+    return {m.variable: CompiledGeo.of_geo(m) if m.geo else CompiledMap.of(m) for m in maps}

@@ -18,8 +18,10 @@ sent with ``Content-Length``.
 from __future__ import annotations
 
 import re
+import secrets
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -28,6 +30,7 @@ from ngxws.config.model import ProxyPass, ProxySettings
 from ngxws.http.maps import CompiledMap
 from ngxws.http.realip import ClientAddress
 from ngxws.http.request import RequestHead
+from ngxws.http.variables import other_variable
 from ngxws.limits.state import RequestLimits
 from ngxws.routing.servers import normalise_host
 
@@ -42,6 +45,10 @@ _DEFAULT_HEADERS: tuple[tuple[str, str], ...] = (
     ("Expect", ""),
     ("Upgrade", ""),
 )
+
+def _request_id() -> str:
+    return secrets.token_hex(16)  # $request_id: 16 random bytes in hex
+
 
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
@@ -74,6 +81,15 @@ class RequestVariables:
     limits: RequestLimits | None = None  # $limit_req_status, $limit_conn_status
     # $realip_remote_*, $proxy_protocol_* (the connection's peer and PROXY preface)
     client_address: ClientAddress | None = None
+    # ``set $name`` values of this request (ngx_http_rewrite_module)
+    variables: dict[str, str] = field(default_factory=dict)
+    # connection facts and injected clock/randomness (ngxws.http.variables)
+    connection: int = 0
+    connection_requests: int = 0
+    proxy_port: str = ""
+    request_id: str = ""
+    clock: Callable[[], float] = time.time
+    random_hex: Callable[[], str] = _request_id
     _depth: int = 0
 
     def get(self, name: str) -> str:
@@ -85,6 +101,8 @@ class RequestVariables:
             if i == 0:
                 return h.path
             return self.captures[i - 1] if i <= len(self.captures) else ""
+        if name in self.variables:
+            return self.variables[name]
         if name.startswith("http_"):
             return h.header(name[5:].replace("_", "-")) or ""
         if name == "host":
@@ -122,7 +140,7 @@ class RequestVariables:
             "document_uri": h.path,
             "args": h.args or "",
             "query_string": h.args or "",
-            "is_args": "?" if h.args is not None else "",
+            "is_args": "?" if h.args else "",
             "request_method": h.method,
             "server_protocol": f"HTTP/{h.version}",
             "remote_user": self.remote_user,
@@ -140,10 +158,10 @@ class RequestVariables:
         if name.startswith("arg_"):
             for pair in (h.args or "").split("&"):
                 k, _, v = pair.partition("=")
-                if k == name[4:]:
+                if k.lower() == name[4:].lower():  # ngx_http_arg(): no regard to case
                     return v
             return ""
-        return ""
+        return other_variable(self, name)
 
     def _upstream(self, name: str) -> str:
         if name == "status":

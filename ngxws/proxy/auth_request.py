@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from ngxws.config.model import Server
 from ngxws.http.request import RequestHead
-from ngxws.http.rewrite import run_rewrite
+from ngxws.http.rewrite import run_location_script
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
@@ -96,9 +96,10 @@ async def _run(
         return 301, None, None
     loc = match.location
     v = conn._variables(sub, server, match.captures)
-    ret = run_rewrite(loc.ifs, loc.return_, v)
-    if ret is not None:
-        return ret.code, None, v
+    script = run_location_script(loc, v)  # no file tests in a subrequest's script
+    if script.ret is not None:
+        return script.ret.code, None, v
+    loc = script.location or loc
     if loc.ws_stat:
         return 200, None, v
     if loc.proxy_pass is None:

@@ -20,7 +20,10 @@ Pipelined requests are answered in order, one at a time.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
@@ -34,6 +37,7 @@ from ngxws.config.model import (
     Return,
     Server,
 )
+from ngxws.config.rewrite import scripted
 from ngxws.http.body import RequestBody
 from ngxws.http.body_plan import BodyPlan, plan_body
 from ngxws.http.parser import RequestParser, UpgradeRequest
@@ -44,8 +48,7 @@ from ngxws.http.responses import (
     error_response,
     redirect_response,
 )
-from ngxws.http.rewrite import content_type_for
-from ngxws.http.rewrite import run_rewrite as _rewrite
+from ngxws.http.rewrite import content_type_for, route, run_location_script
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
@@ -56,6 +59,7 @@ from ngxws.http.upstream_request import (
 from ngxws.limits.state import RequestLimits
 from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
+from ngxws.proxy.files import stat_file
 from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
 from ngxws.proxy.response_pass import SendTimer, pass_response
 from ngxws.proxy.static_phase import serve_static
@@ -71,6 +75,9 @@ from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
     from ngxws.worker import Worker
+
+
+_CONNECTIONS = itertools.count(1)
 
 
 class _Pending:
@@ -140,6 +147,11 @@ class ClientConnection(asyncio.Protocol):
         self.auth_vars: dict[str, str] = {}  # auth_request_set's variables
         # WWW-Authenticate of a 401/403: nginx keeps it in headers_out through error_page
         self.error_headers: list[tuple[str, str]] = []
+        self.script_vars: dict[str, str] = {}  # set $name (the rewrite module)
+        self.number = next(_CONNECTIONS)  # $connection
+        self.requests = 0  # $connection_requests
+        self.request_id = ""  # $request_id of the current request, made when first read
+        self.script_named: Mapping[str, str] = {}  # (?<name>...) of the last regex match
         self._headless = False  # the next _write is a head to drop (HTTP/0.9)
 
     # -- asyncio.Protocol -------------------------------------------------
@@ -301,7 +313,7 @@ class ClientConnection(asyncio.Protocol):
         server = self.vhosts.select(head.uri_host or head.host)
         match = match_location(server.locations, head.path)
         scope: Location | Server = server
-        if match is not None and not server.ifs and server.return_ is None:
+        if match is not None and not server.ifs and not scripted(server.rewrites) and server.return_ is None:
             scope = match.location
         return plan_body(server, match), scope
 
@@ -408,26 +420,34 @@ class ClientConnection(asyncio.Protocol):
         if tls_status:  # 421/495/496, before any phase; nginx closes after each
             return await self._answer_error(tls_status, pending, server, None, False)
         self.auth_vars, self.error_headers = {}, []
-        v = self._variables(head, server, ())
-        ret = _rewrite(server.ifs, server.return_, v)
-        if ret is not None:
-            return await self._answer_return(ret, pending, server, None, v, keep)
-        match = match_location(server.locations, head.path)
-        if match is None:
+        self.requests += 1
+        self.request_id = ""
+        captures, self.script_named = self.vhosts.name_captures(server, head.uri_host or head.host)
+        self.script_vars = {}
+        v = self._variables(head, server, captures)
+        routed = route(server, v, stat_file)  # rewrite phases + find config (http/rewrite.py)
+        pending.head = head = v.head
+        self.script_named = v.named
+        loc = routed.location
+        if pending.error == 413 and loc is not None:  # find config checks the body first
+            self._write(error_response(413))
+            return False
+        if routed.ret is not None:
+            return await self._answer_return(routed.ret, pending, server, loc, v, keep, routed.redirect_url)
+        if loc is None:
             if server.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, server.limits, v)):
                 return await self._answer_error(refused, pending, server, None, keep)
             return await self._answer_error(404, pending, server, None, keep)
-        loc = match.location
-        if loc.internal:  # ngx_http_core_find_config_phase(): 404 to a client's own request
-            return await self._answer_error(404, pending, server, loc, keep)
-        if match.redirect:
+        if routed.status == 301:  # the auto-redirect to uri/
             target = head.path + "/" + (f"?{head.args}" if head.args is not None else "")
             self._write(redirect_response(301, self._absolute(head, server, target), keep_alive=keep))
             return keep
-        if pending.error == 413:
-            self._write(error_response(413))
-            return False
-        return await self._run_location(pending, server, loc, match.captures, keep)
+        if routed.status:  # 404 internal location, 500 rewrite cycle
+            return await self._answer_error(routed.status, pending, server, loc, keep)
+        if not routed.valid_location and loc.proxy_pass is not None and not loc.proxy_pass.has_variables:
+            # rewrite ... break: proxy_pass sends the whole URI (r->valid_location = 0)
+            loc = replace(loc, proxy_pass=replace(loc.proxy_pass, uri=None))
+        return await self._run_location(pending, server, loc, v.captures, keep, routed=True)
 
     async def _run_location(
         self,
@@ -436,14 +456,19 @@ class ClientConnection(asyncio.Protocol):
         loc: Location,
         captures: tuple[str, ...],
         keep: bool,
+        routed: bool = False,
     ) -> bool:
-        """From the location rewrite phase on (also the target of ``error_page ... @name``)."""
+        """From the location rewrite phase on (also the target of ``error_page
+        ... @name``); ``routed``: route() ran that phase already."""
         head = pending.head
         assert head is not None
         v = self._variables(head, server, captures)
-        ret = _rewrite(loc.ifs, loc.return_, v)
-        if ret is not None:
-            return await self._answer_return(ret, pending, server, loc, v, keep)
+        if not routed:
+            script = run_location_script(loc, v, stat_file)
+            if script.ret is not None:
+                return await self._answer_return(script.ret, pending, server, loc, v, keep, script.redirect_url)
+            assert script.location is not None
+            loc, captures = script.location, v.captures
         addr = self.address.run(loc.realip, head.headers)  # PREACCESS: the location's realip
         self.remote_addr, self.remote_port = v.remote_addr, v.remote_port = addr
         if loc.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, loc.limits, v)):
@@ -524,10 +549,16 @@ class ClientConnection(asyncio.Protocol):
         inner.redirects = pending.redirects
         inner.status_override = pending.status_override
         inner.limits = pending.limits
-        match = match_location(server.locations, redirected.path)
-        if match is None:
+        # ngx_http_internal_redirect(): from the server rewrite phase on,
+        # through the same bounded loop as rewrites (ngxws.http.rewrite)
+        v = self._variables(redirected, server, ())
+        routed = route(server, v, stat_file, internal=True)
+        inner.head = v.head
+        if routed.ret is not None:
+            return await self._answer_return(routed.ret, inner, server, routed.location, v, keep, routed.redirect_url)
+        if routed.location is None or routed.status == 500:
             return None
-        return await self._run_location(inner, server, match.location, match.captures, keep)
+        return await self._run_location(inner, server, routed.location, v.captures, keep, routed=True)
 
     def _target(self, pp: ProxyPass, v: RequestVariables) -> ProxyPass:
         """``proxy_pass`` with variables, rendered for this request: the host
@@ -566,8 +597,10 @@ class ClientConnection(asyncio.Protocol):
         loc: Location | None,
         v: RequestVariables,
         keep: bool,
+        rendered_url: str | None = None,
     ) -> bool:
-        """``return`` as ngx_http_rewrite_module sends it."""
+        """``return`` as ngx_http_rewrite_module sends it (``rendered_url``:
+        a redirecting ``rewrite``'s URL, already rendered)."""
         head = pending.head
         assert head is not None
         head_only = head.method == "HEAD"
@@ -576,7 +609,7 @@ class ClientConnection(asyncio.Protocol):
         if ret.code in (301, 302, 303, 307, 308):
             if ret.text is None:
                 return await self._answer_error(ret.code, pending, server, loc, keep)
-            url = v.render(ret.text)
+            url = rendered_url if rendered_url is not None else v.render(ret.text)
             if url.startswith("/"):
                 url = self._absolute(head, server, url)
             self._write(redirect_response(pending.status_override or ret.code, url, keep_alive=keep, extra_headers=self.error_headers))
@@ -618,7 +651,19 @@ class ClientConnection(asyncio.Protocol):
             tls=self.tls,
             auth_set=self.auth_vars,
             client_address=self.address,
+            variables=self.script_vars,
+            named=self.script_named,
+            connection=self.number,
+            connection_requests=self.requests,
+            random_hex=self.current_request_id,
         )
+
+    def current_request_id(self) -> str:
+        """``$request_id``: one per request, whoever reads it first (the
+        proxy's headers, a return, or the ws log at tunnel open)."""
+        if not self.request_id:
+            self.request_id = secrets.token_hex(16)
+        return self.request_id
 
     async def _open_upstream(
         self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
@@ -630,6 +675,7 @@ class ClientConnection(asyncio.Protocol):
         v.limits = pending.limits
         pp = self._target(loc.proxy_pass, v)
         v.proxy_host = proxy_host_of(pp)
+        v.proxy_port = str(pp.port) if pp.unix is None else ""
         v.body_length, v.chunked = upstream_framing(head, pending.body)
         uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)
         if pp.unix is not None:

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import TYPE_CHECKING
 
@@ -64,7 +63,7 @@ def conn_info(conn: ClientConnection, head: RequestHead, upstream_addr: str) -> 
     return ConnInfo(
         request=log_text(head.request_line),
         uri=log_text(head.path),
-        request_id=secrets.token_hex(16),
+        request_id=conn.current_request_id(),  # the request's, as proxy_set_header saw it
         remote_user=log_text(conn.remote_user),
         remote_addr=conn.remote_addr,
         remote_port=str(conn.remote_port),

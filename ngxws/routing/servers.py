@@ -68,6 +68,27 @@ class VirtualHosts:
                 return s
         return self.default
 
+    def name_captures(self, server: Server, host: str | None) -> tuple[tuple[str, ...], dict[str, str]]:
+        """The captures (``$1``.., named) of the regex ``server_name`` that
+        chose ``server`` for ``host`` (ngx_http_validate_host's regex match
+        sets the request's captures); empty when a plain name chose it."""
+        if not self.regexes or not host:
+            return (), {}
+        name = normalise_host(host)
+        if (
+            name in self.exact
+            or any(name.endswith(suffix) for suffix, _ in self.leading)
+            or any(name.startswith(prefix) for prefix, _ in self.trailing)
+        ):
+            return (), {}
+        for rx, s in self.regexes:
+            m = rx.search(name)
+            if m is not None:
+                if s is not server:
+                    return (), {}
+                return tuple(g or "" for g in m.groups()), {k: g or "" for k, g in m.groupdict().items()}
+        return (), {}
+
 
 def normalise_host(host: str) -> str:
     """Host header -> the name nginx matches: no port, no trailing dot, lower case."""
