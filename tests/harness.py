@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ports import free_port
 from websockets.asyncio.server import ServerConnection, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,12 +80,6 @@ def mask_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes = b"\x
         head = struct.pack("!BBQ", b0, 0x80 | 127, n)
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return head + mask + masked
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:

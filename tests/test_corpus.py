@@ -59,6 +59,7 @@ import crossplane
 import pytest
 import trustme
 from harness import ROOT, Ngxws, parse_stats, served_in_thread, wait_for, ws_backend
+from ports import free_port
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, unix_serve
 from websockets.exceptions import InvalidStatus
@@ -160,12 +161,6 @@ class Localized:
         if (True, port) in self.ports:
             out.append(("::1", self.ports[(True, port)]))
         return out
-
-
-def free_port(family: socket.AddressFamily = socket.AF_INET) -> int:
-    with socket.socket(family) as s:
-        s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _conf_files(folder: Path) -> list[Path]:

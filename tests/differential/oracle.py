@@ -50,11 +50,8 @@ BACKENDS = 4
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
-def free_port(family: int = socket.AF_INET) -> int:
-    with socket.socket(family) as s:
-        s.bind(("127.0.0.1", 0) if family == socket.AF_INET else ("::1", 0))
-        return int(s.getsockname()[1])
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ports import free_port  # noqa: E402  (tests/ports.py: ports outside the ephemeral range)
 
 # -- backends -----------------------------------------------------------------
 
