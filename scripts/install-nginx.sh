@@ -2,9 +2,9 @@
 # Make Debian's nginx available for `make test` and `make bench`, and leave it NOT running.
 #
 # Idempotent: when an nginx binary is already there, nothing is installed.
-# Otherwise (root only): a policy-rc.d that forbids service starts is put in
-# place for the duration of the install (so the package does not start nginx
-# on port 80), nginx-light is installed (or nginx if that fails), and any
+# Otherwise (root only, apt-install.sh: no service starts during the install,
+# so the package does not start nginx on port 80) nginx-light is installed
+# (or nginx if that fails), and any
 # nginx service the package started anyway is stopped by the pid in its pid
 # file.  Other nginx processes (e.g. a running benchmark's) are never touched.
 #
@@ -13,7 +13,6 @@
 set -eu
 
 PID_FILE=/run/nginx.pid
-POLICY=/usr/sbin/policy-rc.d
 
 find_nginx() {
     command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true
@@ -46,31 +45,10 @@ if [ -n "$nginx_bin" ]; then
     exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-nginx: nginx is not installed and this is not root." >&2
-    echo "install-nginx: run 'sudo scripts/install-nginx.sh' (or: apt-get install nginx-light)" >&2
-    echo "install-nginx: with policy-rc.d forbidding service starts, then run make again." >&2
-    exit 1
-fi
-
-created_policy=no
-if [ ! -e "$POLICY" ]; then
-    printf '#!/bin/sh\n# written by ngxws scripts/install-nginx.sh: no service starts during install\nexit 101\n' >"$POLICY"
-    chmod 755 "$POLICY"
-    created_policy=yes
-fi
-cleanup() {
-    if [ "$created_policy" = yes ]; then
-        rm -f "$POLICY"
-    fi
-}
-trap cleanup EXIT
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q || { echo "install-nginx: apt-get update failed" >&2; exit 1; }
-if ! apt-get install -y -q nginx-light; then
+here=$(dirname "$0")
+if ! sh "$here/apt-install.sh" install-nginx nginx-light; then
     echo "install-nginx: nginx-light failed, trying nginx" >&2
-    apt-get install -y -q nginx || { echo "install-nginx: apt-get install nginx failed" >&2; exit 1; }
+    sh "$here/apt-install.sh" install-nginx nginx
 fi
 
 stop_service_nginx
