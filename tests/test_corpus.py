@@ -428,9 +428,9 @@ SERVER_NAMES = r"(?m)^\s*server_name\s+([^;]+);"
 UPSTREAM_NAMES = r"(?m)^\s*(?:proxy_ssl_name\s+|proxy_pass\s+https://)([^;/:\s]+)"
 
 
-@pytest.fixture(scope="module")
-def certs(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("corpus-pki")
+def write_corpus_pki(ca: trustme.CA, folder: Path) -> dict[str, Path]:
+    """One CA's certificates for every server name and https upstream the
+    corpus names (shared by the differential corpus test)."""
     server = ca.issue_cert(*corpus_names(SERVER_NAMES), "localhost", "127.0.0.1")
     upstream = ca.issue_cert(*corpus_names(UPSTREAM_NAMES), "localhost", "127.0.0.1")
     paths = {
@@ -446,6 +446,11 @@ def certs(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     paths["upstream_cert"].write_bytes(b"".join(p.bytes() for p in upstream.cert_chain_pems))
     upstream.private_key_pem.write_to_path(str(paths["upstream_key"]))
     return paths
+
+
+@pytest.fixture(scope="module")
+def certs(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_corpus_pki(ca, tmp_path_factory.mktemp("corpus-pki"))
 
 
 @contextmanager

@@ -59,13 +59,11 @@ from test_corpus import (
     NEEDS,
     NGINX,
     NGINX_VERSION,
-    SERVER_NAMES,
-    UPSTREAM_NAMES,
     Backends,
-    corpus_names,
     localize,
     ngxws_check,
     read_header,
+    write_corpus_pki,
 )
 
 sys.path.insert(0, str(Path(__file__).parent / "differential"))
@@ -498,23 +496,7 @@ def run_case(case: str, pki: dict[str, Path], root: Path) -> CaseResult:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ca = trustme.CA()
-    folder = tmp_path_factory.mktemp("corpus-diff-pki")
-    server = ca.issue_cert(*corpus_names(SERVER_NAMES), "localhost", "127.0.0.1")
-    upstream = ca.issue_cert(*corpus_names(UPSTREAM_NAMES), "localhost", "127.0.0.1")
-    paths = {
-        "ca": folder / "ca.pem",
-        "cert": folder / "server.crt",
-        "key": folder / "server.key",
-        "upstream_cert": folder / "upstream.crt",
-        "upstream_key": folder / "upstream.key",
-    }
-    ca.cert_pem.write_to_path(str(paths["ca"]))
-    paths["cert"].write_bytes(b"".join(p.bytes() for p in server.cert_chain_pems))
-    server.private_key_pem.write_to_path(str(paths["key"]))
-    paths["upstream_cert"].write_bytes(b"".join(p.bytes() for p in upstream.cert_chain_pems))
-    upstream.private_key_pem.write_to_path(str(paths["upstream_key"]))
-    return paths
+    return write_corpus_pki(trustme.CA(), tmp_path_factory.mktemp("corpus-diff-pki"))
 
 
 ORACLE_CASES = oracle_cases() if NGINX is not None else []
