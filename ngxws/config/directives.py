@@ -396,9 +396,9 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "if": _honoured(),
     "set": _honoured(),
     "break": _honoured(),
-    "add_header": _changes(_HEADERS),
+    "add_header": _honoured(),  # ngxws/config/headers.py, sent by ngxws/http/headers_filter.py
     "add_trailer": _changes(_HEADERS),
-    "expires": _changes(_HEADERS),
+    "expires": _honoured(),
     "charset": _changes(_HEADERS, ("off",)),
     "override_charset": _changes(_HEADERS, ("off",)),
     "more_set_headers": _changes(_HEADERS),

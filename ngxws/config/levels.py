@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from ngxws.config.headers import Expires, HeadersConf
 from ngxws.config.limits import LimitConn, LimitReq, Limits
 from ngxws.config.model import (
     DEFAULT_TYPES,
@@ -87,6 +88,13 @@ class Core(StaticCore):  # the static directives' slots: config/static.py
     real_ip_from: tuple[str, ...] = ()
     real_ip_header: str = "X-Real-IP"
     real_ip_recursive: bool = False
+    # add_header / expires (config/headers.py): one slot each, so a level
+    # with any add_header replaces the parent's whole list
+    hdr_add: tuple[tuple[str, str, bool], ...] = ()
+    hdr_expires: Expires | None = None
+
+    def headers_conf(self) -> HeadersConf:
+        return HeadersConf(self.hdr_add, self.hdr_expires)
 
 
 @dataclass(kw_only=True)

@@ -1,0 +1,102 @@
+"""``add_header`` and ``expires`` (ngx_http_headers_module): their settings,
+nginx's argument checks (ngx_http_headers_add, ngx_http_headers_expires)
+and inheritance.
+
+Both live in ``Core`` as one slot each, so a level inherits them as
+ngx_http_headers_merge_conf() does: ``expires`` is merged on its own, and a
+level with any ``add_header`` replaces the parent's whole list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ngxws.config.units import TimeSlot, parse_time
+
+if TYPE_CHECKING:
+    from ngxws.config.levels import Level
+    from ngxws.config.reading import Node
+    from ngxws.config.setters import Setter, SetterContext
+
+__all__ = ["Expires", "HeadersConf", "HEADER_SETTERS", "parse_expires"]
+
+
+@dataclass(frozen=True)
+class Expires:
+    """``kind``: "epoch", "max", "off" (only from a variable's value),
+    "access" (now + seconds), "modified" (Last-Modified + seconds), "daily"
+    (the next ``seconds`` after midnight, the ``@`` form).  ``template``:
+    the value as written when it holds variables (parsed per request, as
+    ngx_http_set_expires() does)."""
+
+    kind: str
+    seconds: int = 0
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class HeadersConf:
+    """What the header filter adds in a location: (name, value, always)."""
+
+    add: tuple[tuple[str, str, bool], ...] = ()
+    expires: Expires | None = None
+
+
+def parse_expires(value: str, modified: bool) -> Expires | str:
+    """ngx_http_parse_expires(): the setting, or nginx's error text."""
+    if not modified and value in ("epoch", "max", "off"):
+        return Expires(value)
+    kind = "modified" if modified else "access"
+    minus = False
+    if value.startswith("@"):
+        if modified:
+            return 'daily time cannot be used with "modified" parameter'
+        kind, value = "daily", value[1:]
+    elif value.startswith(("+", "-")):
+        minus, value = value[0] == "-", value[1:]
+    try:
+        seconds = int(parse_time(value, TimeSlot.SEC))
+    except ValueError:
+        return "invalid value"
+    if kind == "daily" and seconds > 24 * 60 * 60:
+        return "daily time value must be less than 24 hours"
+    return Expires(kind, -seconds if minus else seconds)
+
+
+def _expires(ctx: SetterContext, node: Node, level: Level) -> None:
+    # ngx_http_headers_expires(): "off" is a value of the slot, so "expires off"
+    # in a location overrides the server's
+    if "hdr_expires" in level.core:
+        raise node.error('"expires" directive is duplicate')
+    args = list(node.args)
+    modified = len(args) == 2
+    if modified and args[0] != "modified":
+        raise node.error('"expires" directive invalid value')
+    value = args[-1]
+    if "$" in value:
+        level.core["hdr_expires"] = Expires("modified" if modified else "access", 0, value)
+        return
+    parsed = parse_expires(value, modified)
+    if isinstance(parsed, str):
+        raise node.error(f'"expires" directive {parsed}')
+    level.core["hdr_expires"] = None if parsed.kind == "off" else parsed
+
+
+def _add_header(ctx: SetterContext, node: Node, level: Level) -> None:
+    args = list(node.args)
+    always = False
+    if len(args) == 3:
+        if args[2] != "always":
+            raise node.error(f'invalid parameter "{args[2]}"')
+        always = True
+    own = level.core.get("hdr_add")
+    entries = list(own) if own is not None else []
+    entries.append((args[0], args[1], always))
+    level.core["hdr_add"] = tuple(entries)
+
+
+HEADER_SETTERS: dict[str, Setter] = {
+    "expires": _expires,
+    "add_header": _add_header,
+}

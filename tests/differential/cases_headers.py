@@ -1,0 +1,121 @@
+"""add_header and expires (issue 12, item 1): ngx_http_headers_module's
+filter on static files, ``return``, error pages, redirects and proxied
+answers; ``always``; variables in values; inheritance (a level with any
+add_header replaces the parent's whole list; expires is inherited on its
+own); the expires forms (duration, negative, 0, epoch, max, off,
+``modified``, ``@`` time of day).
+
+Expires of ``expires 1h`` depends on the second each server answers in, so
+those cases compare Cache-Control only; ``epoch``, ``max`` and ``modified``
+(from the docroot's fixed mtime) compare Expires too.
+"""
+
+from __future__ import annotations
+
+from cases import case
+from cases import group as add_group
+from oracle import Group, get, req
+
+ADDED = frozenset({"x-a", "x-b", "x-c", "x-var", "x-always", "x-srv", "etag", "last-modified"})
+CC = ADDED | {"cache-control"}
+EXP = CC | {"expires"}
+
+DOCROOT: dict[str, bytes] = {
+    "index.html": b"<h1>home</h1>\n",
+    "a.txt": b"0123456789",
+    "img.png": bytes(range(64)),
+    "dir/index.html": b"dir\n",
+}
+
+add_group(Group("addheader", docroot=DOCROOT, http="""
+    add_header X-Srv http-level;
+    server {
+        listen 127.0.0.1:@L0@;
+        include /etc/nginx/mime.types;
+        root @ROOT@;
+        add_header X-A server-a;
+        add_header X-Always server-always always;
+        expires 1h;
+        location / { }
+        location /inherit/ { alias @ROOT@/; }
+        location /own/ { alias @ROOT@/; add_header X-B own-b; }
+        location /noexp/ { alias @ROOT@/; expires off; }
+        location /neg/ { alias @ROOT@/; expires -1h; }
+        location /zero/ { alias @ROOT@/; expires 0; }
+        location /epoch/ { alias @ROOT@/; expires epoch; }
+        location /max/ { alias @ROOT@/; expires max; }
+        location /mod/ { alias @ROOT@/; expires modified 1h; }
+        location /modbig/ { alias @ROOT@/; expires modified 100000d; }
+        location /plus/ { alias @ROOT@/; expires +30m; }
+        location /daily/ { alias @ROOT@/; expires "@23h30m"; }
+        location /var/ { alias @ROOT@/; add_header X-Var "$uri|$arg_q|$request_method"; }
+        location /empty/ { alias @ROOT@/; add_header X-Var $arg_missing; add_header X-B b; }
+        location /etag/ { alias @ROOT@/; add_header ETag '"mine"'; add_header Last-Modified "Mon, 01 Jan 2001 00:00:00 GMT"; }
+        location /cc/ { alias @ROOT@/; expires 10s; add_header Cache-Control private; }
+        location = /ret200 { return 200 "hi\\n"; }
+        location = /ret204 { return 204; }
+        location = /ret302 { return 302 http://example.com/x; }
+        location = /ret301rel { return 301 /elsewhere; }
+        location = /ret404 { return 404; }
+        location = /ret500 { add_header X-B b; add_header X-C c always; return 500; }
+        location = /rettext403 { return 403 "no\\n"; }
+        location /p/ { proxy_pass http://127.0.0.1:@B0@; }
+        location /pown/ { proxy_pass http://127.0.0.1:@B0@; add_header X-B b; add_header X-C c always; expires max; }
+        location /pauto/ { proxy_pass http://127.0.0.1:@B0@; }
+        location /pexp/ { proxy_pass http://127.0.0.1:@B0@; expires epoch; }
+    }
+    server {
+        listen 127.0.0.1:@L1@;
+        root @ROOT@;
+        location / { }
+        location /x/ { alias @ROOT@/; add_header X-B x-b always; }
+    }
+"""))
+
+
+def hc(id: str, data: bytes, expect: int, fields: frozenset[str] = CC, target: str = "L0") -> None:
+    case(f"add_header: {id}", "addheader", data, expect=(expect,), fields=fields, target=target)
+
+
+hc("static 200 gets the server's headers and expires", get("/a.txt"), 200)
+hc("static index.html", get("/"), 200)
+hc("static png", get("/img.png"), 200)
+hc("static 404: only always", get("/missing.txt"), 404, EXP)
+hc("static 304 gets them", get("/a.txt", extra='If-None-Match: "65937d25-a"\r\n'), 304)
+hc("static 206 gets them", get("/a.txt", extra="Range: bytes=0-3\r\n"), 206)
+hc("static 416: only always", get("/a.txt", extra="Range: bytes=50-60\r\n"), 416, EXP)
+hc("directory slash 301 gets them", get("/dir"), 301)
+hc("inherited location", get("/inherit/a.txt"), 200)
+hc("own add_header replaces the server's list", get("/own/a.txt"), 200)
+hc("own add_header: 404 has no always any more", get("/own/nope"), 404, EXP)
+hc("expires off", get("/noexp/a.txt"), 200, EXP)
+hc("expires negative", get("/neg/a.txt"), 200)
+hc("expires 0", get("/zero/a.txt"), 200)
+hc("expires epoch", get("/epoch/a.txt"), 200, EXP)
+hc("expires max", get("/max/a.txt"), 200, EXP)
+hc("expires modified (past)", get("/mod/a.txt"), 200, EXP)
+hc("expires modified (future)", get("/modbig/a.txt"), 200, ADDED | {"expires"})
+hc("expires +30m", get("/plus/a.txt"), 200)
+hc("expires @time of day", get("/daily/a.txt"), 200, ADDED | {"expires"})
+hc("variables in add_header", get("/var/a.txt?q=7"), 200)
+hc("variables in add_header, HEAD", req("HEAD", "/var/a.txt"), 200)
+hc("empty value adds nothing", get("/empty/a.txt"), 200)
+hc("add_header ETag / Last-Modified replace", get("/etag/a.txt"), 200)
+hc("Cache-Control added after expires", get("/cc/a.txt"), 200)
+hc("return 200 text", get("/ret200"), 200)
+hc("return 204", get("/ret204"), 204)
+hc("return 302 URL", get("/ret302"), 302, EXP)
+hc("return 301 relative", get("/ret301rel"), 301, EXP)
+hc("return 404", get("/ret404"), 404, EXP)
+hc("return 500 in a location with always", get("/ret500"), 500, EXP)
+hc("return 403 text", get("/rettext403"), 403, EXP)
+hc("proxied 200", get("/p/x"), 200)
+hc("proxied 404 from upstream", get("/p/status/404"), 404, EXP)
+hc("proxied 302 from upstream", get("/p/status/302"), 302)
+hc("proxied, own list, expires max", get("/pown/x"), 200, EXP)
+hc("proxied 500, own list", get("/pown/status/500"), 500, EXP)
+hc("proxied chunked", get("/p/chunked"), 200)
+hc("proxied auto-redirect 301", get("/pauto"), 301)
+hc("proxied expires epoch", get("/pexp/x"), 200, EXP)
+hc("http-level add_header in a server without its own", get("/a.txt", host="other"), 200, target="L1")
+hc("location always on 404", get("/x/nope", host="other"), 404, target="L1")
