@@ -90,3 +90,25 @@ def test_expires_from_a_variable() -> None:
     assert got == [("Expires", "Thu, 01 Jan 1970 00:00:01 GMT"), ("Cache-Control", "no-cache")]
     assert apply_headers(HeadersConf((), conf), 200, [], lambda t: "junk", now=NOW) == []
     assert apply_headers(HeadersConf((), conf), 200, [], lambda t: "off", now=NOW) == []
+
+
+def test_charset_recoding_refused(tmp_path: Path) -> None:
+    conf = _conf(tmp_path, "charset utf-8;\n        location / { source_charset koi8-r; }")
+    with pytest.raises(ConfigError) as err:
+        load_config(conf)
+    assert str(err.value) == (
+        'ngxws does not recode responses: "source_charset koi8-r" differs from "charset utf-8"'
+        f" in {conf}:6"
+    )
+    conf = _conf(tmp_path, "charset utf-8; override_charset on;")
+    with pytest.raises(ConfigError) as err:
+        load_config(conf)
+    assert str(err.value) == f'"override_charset on" would recode responses, which ngxws does not do in {conf}:5'
+
+
+def test_charset_settings(tmp_path: Path) -> None:
+    conf = _conf(tmp_path, "charset utf-8; source_charset UTF-8;\n        location / { charset_types application/json; }")
+    (server,) = load_config(conf).servers
+    (loc,) = server.locations
+    assert loc.headers.charset == "utf-8"
+    assert loc.headers.charset_types == frozenset({"text/html", "application/json"})

@@ -368,7 +368,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "http2_max_requests": _harmless(_TUNING),
     "http2_recv_timeout": _harmless(_TUNING),
     "charset_map": _harmless(_STATIC),
-    "source_charset": _harmless(_STATIC),
+    "source_charset": _honoured(),  # only where it names the charset (config/headers.py)
     "gzip_buffers": _harmless(_GZIP_SUB),
     "gzip_comp_level": _harmless(_GZIP_SUB),
     "gzip_disable": _harmless(_GZIP_SUB),
@@ -399,8 +399,9 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "add_header": _honoured(),  # ngxws/config/headers.py, sent by ngxws/http/headers_filter.py
     "add_trailer": _changes(_HEADERS),
     "expires": _honoured(),
-    "charset": _changes(_HEADERS, ("off",)),
-    "override_charset": _changes(_HEADERS, ("off",)),
+    "charset": _honoured(),  # the Content-Type label only (http/headers_filter.py)
+    "charset_types": _honoured(),
+    "override_charset": _honoured(),  # "on" refused: it recodes
     "more_set_headers": _changes(_HEADERS),
     "more_clear_headers": _changes(_HEADERS),
     "proxy_hide_header": _changes("upstream response headers are passed unfiltered"),

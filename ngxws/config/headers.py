@@ -1,6 +1,12 @@
-"""``add_header`` and ``expires`` (ngx_http_headers_module): their settings,
-nginx's argument checks (ngx_http_headers_add, ngx_http_headers_expires)
-and inheritance.
+"""``add_header`` and ``expires`` (ngx_http_headers_module), ``charset``
+and ``charset_types`` (ngx_http_charset_filter_module, header part only):
+their settings, nginx's argument checks (ngx_http_headers_add,
+ngx_http_headers_expires) and inheritance.
+
+ngxws never recodes a body: ``source_charset`` is accepted when it names
+the ``charset`` in force (nginx then only labels the answer) and
+``override_charset on`` is refused -- both would otherwise need a
+``charset_map`` recoding.
 
 Both live in ``Core`` as one slot each, so a level inherits them as
 ngx_http_headers_merge_conf() does: ``expires`` is merged on its own, and a
@@ -19,7 +25,13 @@ if TYPE_CHECKING:
     from ngxws.config.reading import Node
     from ngxws.config.setters import Setter, SetterContext
 
-__all__ = ["Expires", "HeadersConf", "HEADER_SETTERS", "parse_expires"]
+__all__ = ["CHARSET_TYPES", "Expires", "HeadersConf", "HEADER_SETTERS", "parse_expires"]
+
+# ngx_http_charset_default_types; text/html is in every charset_types list
+# (ngx_http_types_slot with ngx_http_html_default_types)
+CHARSET_TYPES = frozenset(
+    {"text/html", "text/xml", "text/plain", "text/vnd.wap.wml", "application/javascript", "application/rss+xml"}
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,12 @@ class HeadersConf:
 
     add: tuple[tuple[str, str, bool], ...] = ()
     expires: Expires | None = None
+    charset: str | None = None  # None: "charset off"
+    charset_types: frozenset[str] = CHARSET_TYPES
+
+    @property
+    def active(self) -> bool:
+        return self.expires is not None or bool(self.add) or self.charset is not None
 
 
 def parse_expires(value: str, modified: bool) -> Expires | str:
@@ -96,7 +114,37 @@ def _add_header(ctx: SetterContext, node: Node, level: Level) -> None:
     level.core["hdr_add"] = tuple(entries)
 
 
+def _charset(ctx: SetterContext, node: Node, level: Level) -> None:
+    value = node.args[0]
+    if "$" in value:
+        raise node.error('"charset" with variables is not supported by ngxws')
+    level.core["hdr_charset"] = None if value == "off" else value
+
+
+def _charset_types(ctx: SetterContext, node: Node, level: Level) -> None:
+    level.core["hdr_charset_types"] = frozenset({"text/html", *(a.lower() for a in node.args)})
+
+
+def _source_charset(ctx: SetterContext, node: Node, level: Level) -> None:
+    # checked against the charset in force when the location is built
+    level.core["hdr_source_charset"] = (node.args[0], node.file, node.line)
+
+
+def _override_charset(ctx: SetterContext, node: Node, level: Level) -> None:
+    value = node.args[0].lower()
+    if value not in ("on", "off"):
+        raise node.error(
+            f'invalid value "{node.args[0]}" in "override_charset" directive, it must be "on" or "off"'
+        )
+    if value == "on":
+        raise node.error('"override_charset on" would recode responses, which ngxws does not do')
+
+
 HEADER_SETTERS: dict[str, Setter] = {
     "expires": _expires,
     "add_header": _add_header,
+    "charset": _charset,
+    "charset_types": _charset_types,
+    "source_charset": _source_charset,
+    "override_charset": _override_charset,
 }

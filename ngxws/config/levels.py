@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from ngxws.config.headers import Expires, HeadersConf
+from ngxws.config.headers import CHARSET_TYPES, Expires, HeadersConf
 from ngxws.config.limits import LimitConn, LimitReq, Limits
 from ngxws.config.model import (
     DEFAULT_TYPES,
@@ -21,6 +21,7 @@ from ngxws.config.model import (
     Source,
     UpstreamPeer,
 )
+from ngxws.config.reading import ConfigError
 from ngxws.config.static import StaticCore
 
 __all__ = [
@@ -92,9 +93,19 @@ class Core(StaticCore):  # the static directives' slots: config/static.py
     # with any add_header replaces the parent's whole list
     hdr_add: tuple[tuple[str, str, bool], ...] = ()
     hdr_expires: Expires | None = None
+    hdr_charset: str | None = None
+    hdr_charset_types: frozenset[str] = CHARSET_TYPES
+    hdr_source_charset: tuple[str, str, int] | None = None  # (charset, file, line)
 
     def headers_conf(self) -> HeadersConf:
-        return HeadersConf(self.hdr_add, self.hdr_expires)
+        source = self.hdr_source_charset
+        if source is not None and self.hdr_charset is not None and source[0].lower() != self.hdr_charset.lower():
+            # ngx_http_charset_filter_module would recode through a charset_map
+            raise ConfigError(
+                f'ngxws does not recode responses: "source_charset {source[0]}" differs from '
+                f'"charset {self.hdr_charset}"', source[1], source[2]
+            )
+        return HeadersConf(self.hdr_add, self.hdr_expires, self.hdr_charset, self.hdr_charset_types)
 
 
 @dataclass(kw_only=True)

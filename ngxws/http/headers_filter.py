@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from ngxws.config.headers import Expires, HeadersConf, parse_expires
 from ngxws.sinks.timefmt import http_date
 
-__all__ = ["SAFE_STATUSES", "apply_headers", "parse_http_date"]
+__all__ = ["SAFE_STATUSES", "apply_headers", "labelled", "parse_http_date"]
 
 # ngx_http_headers_filter(): expires, and add_header without "always", only
 # for these statuses
@@ -35,6 +35,23 @@ def parse_http_date(value: str) -> float | None:
         return float(calendar.timegm(time.strptime(value.strip(), "%a, %d %b %Y %H:%M:%S GMT")))
     except ValueError:
         return None
+
+
+def labelled(conf: HeadersConf, status: int, content_type: str | None) -> str | None:
+    """``charset``: the Content-Type with ``; charset=X`` added, as
+    ngx_http_charset_header_filter() + ngx_http_header_filter() write it --
+    only for a bare type in ``charset_types`` (a type with parameters, a
+    charset of its own included, is sent as it is), never on a 301/302
+    (ngx_http_set_charset)."""
+    charset = conf.charset
+    if charset is None or not content_type or status in (301, 302):
+        return content_type
+    if ";" in content_type or " " in content_type:
+        return content_type
+    types = conf.charset_types
+    if content_type.lower() not in types and "*" not in types:
+        return content_type
+    return f"{content_type}; charset={charset}"
 
 
 def _next_time(seconds: int, now: float) -> int:
@@ -86,8 +103,10 @@ def apply_headers(
     """The headers to send: ``headers`` with Expires/Cache-Control set by
     ``expires`` and ``add_header``'s lines added (empty values add nothing)."""
     out = list(headers)
-    if conf.expires is None and not conf.add:
+    if not conf.active:
         return out
+    if conf.charset is not None:
+        out = [(n, labelled(conf, status, v) or v) if n.lower() == "content-type" else (n, v) for n, v in out]
     safe = status in SAFE_STATUSES
     clock = time.time() if now is None else now
     if conf.expires is not None and safe:

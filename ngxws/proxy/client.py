@@ -60,7 +60,7 @@ from ngxws.limits.state import RequestLimits
 from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
 from ngxws.proxy.files import stat_file
-from ngxws.proxy.header_phase import filtered
+from ngxws.proxy.header_phase import charset_of, filtered, typed
 from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
 from ngxws.proxy.response_pass import SendTimer, pass_response
 from ngxws.proxy.static_phase import serve_static
@@ -512,7 +512,7 @@ class ClientConnection(asyncio.Protocol):
             if handled is not None:
                 return handled
         shown = pending.status_override or status
-        self._write(error_response(shown, keep_alive=keep, extra_headers=filtered(self, loc, server, head, shown, self.error_headers), head_only=head.method == "HEAD"))
+        self._write(error_response(shown, keep_alive=keep, extra_headers=filtered(self, loc, server, head, shown, self.error_headers), head_only=head.method == "HEAD", charset=charset_of(loc, shown)))
         return keep
 
     async def _error_page(
@@ -614,7 +614,7 @@ class ClientConnection(asyncio.Protocol):
             if url.startswith("/"):
                 url = self._absolute(head, server, url)
             code = pending.status_override or ret.code
-            self._write(redirect_response(code, url, keep_alive=keep, extra_headers=filtered(self, loc, server, head, code, self.error_headers)))
+            self._write(redirect_response(code, url, keep_alive=keep, extra_headers=filtered(self, loc, server, head, code, self.error_headers), charset=charset_of(loc, code)))
             return keep
         if ret.text is None and ret.code >= 400:
             return await self._answer_error(ret.code, pending, server, loc, keep)
@@ -628,7 +628,7 @@ class ClientConnection(asyncio.Protocol):
             # ngx_http_header_filter(): a 204 has no Content-Length
             self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True, extra_headers=filtered(self, loc, server, head, code, self.error_headers), length=-1 if code == 204 else None))
             return keep
-        self._write(build_response(code, body, content_type=ctype, keep_alive=keep, head_only=head_only, extra_headers=filtered(self, loc, server, head, code, self.error_headers)))
+        self._write(build_response(code, body, content_type=typed(loc, code, ctype), keep_alive=keep, head_only=head_only, extra_headers=filtered(self, loc, server, head, code, self.error_headers)))
         return keep
 
     def _answer_stats(self, head: RequestHead, keep: bool) -> bool:

@@ -119,3 +119,53 @@ hc("proxied auto-redirect 301", get("/pauto"), 301)
 hc("proxied expires epoch", get("/pexp/x"), 200, EXP)
 hc("http-level add_header in a server without its own", get("/a.txt", host="other"), 200, target="L1")
 hc("location always on 404", get("/x/nope", host="other"), 404, target="L1")
+
+
+# --- charset: the Content-Type label only ------------------------------------------
+
+add_group(Group("charset", docroot=DOCROOT | {"t.txt": b"text\n", "d.json": b"{}\n", "x.xml": b"<x/>\n"}, http="""
+    server {
+        listen 127.0.0.1:@L0@;
+        include /etc/nginx/mime.types;
+        root @ROOT@;
+        charset utf-8;
+        location / { }
+        location /off/ { alias @ROOT@/; charset off; }
+        location /types/ { alias @ROOT@/; charset_types application/json; }
+        location /all/ { alias @ROOT@/; charset_types *; charset koi8-r; }
+        location /same/ { alias @ROOT@/; source_charset utf-8; }
+        location /ovoff/ { alias @ROOT@/; override_charset off; }
+        location = /ret200 { return 200 "hi\\n"; }
+        location = /ret307 { return 307 /x; }
+        location = /ret302 { return 302 /x; }
+        location = /ret404 { return 404; }
+        location /p/ { proxy_pass http://127.0.0.1:@B0@; }
+        location /pjson/ { proxy_pass http://127.0.0.1:@B0@; default_type application/json; }
+    }
+"""))
+
+
+def cs(id: str, data: bytes, expect: int) -> None:
+    case(f"charset: {id}", "charset", data, expect=(expect,), fields=frozenset({"content-type"}))
+
+
+cs("text/html", get("/"), 200)
+cs("text/plain", get("/t.txt"), 200)
+cs("text/xml", get("/x.xml"), 200)
+cs("image/png untouched", get("/img.png"), 200)
+cs("application/json untouched", get("/d.json"), 200)
+cs("charset off", get("/off/index.html"), 200)
+cs("charset_types replaces the list (text/html stays)", get("/types/d.json"), 200)
+cs("charset_types drops text/plain", get("/types/t.txt"), 200)
+cs("charset_types keeps text/html", get("/types/index.html"), 200)
+cs("charset_types *", get("/all/img.png"), 200)
+cs("source_charset naming the charset", get("/same/t.txt"), 200)
+cs("override_charset off", get("/ovoff/t.txt"), 200)
+cs("404 error page", get("/nope"), 404)
+cs("directory 301", get("/dir"), 301)
+cs("return 200 text (default_type text/plain)", get("/ret200"), 200)
+cs("return 307 page", get("/ret307"), 307)
+cs("return 302 page: no charset on 301/302", get("/ret302"), 302)
+cs("return 404 page", get("/ret404"), 404)
+cs("proxied text/plain from upstream", get("/p/x"), 200)
+cs("proxied 404", get("/p/status/404"), 404)
