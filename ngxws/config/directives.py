@@ -385,9 +385,9 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "autoindex_localtime": _honoured(unique=True),
     "index": _honoured(),
     "recursive_error_pages": _changes("error_page applies once per request", ("off",)),
-    "absolute_redirect": _changes("redirects ngxws generates are always absolute"),
-    "port_in_redirect": _changes("redirects ngxws generates always carry the port"),
-    "server_name_in_redirect": _changes("redirects ngxws generates use the Host header"),
+    "absolute_redirect": _honoured(),  # proxy/header_phase.py redirect_location
+    "port_in_redirect": _honoured(),
+    "server_name_in_redirect": _honoured(),
     # --- ignored, changes behaviour -----------------------------------------
     "gzip": _changes("responses are not compressed", ("off",)),
     "gzip_static": _changes(_STATIC, ("off",)),

@@ -55,6 +55,12 @@ class HeadersConf:
     expires: Expires | None = None
     charset: str | None = None  # None: "charset off"
     charset_types: frozenset[str] = CHARSET_TYPES
+    # how the header filter completes a Location starting with "/"
+    # (ngx_http_header_filter: absolute_redirect, port_in_redirect,
+    # server_name_in_redirect)
+    absolute_redirect: bool = True
+    port_in_redirect: bool = True
+    server_name_in_redirect: bool = False
 
     @property
     def active(self) -> bool:

@@ -96,6 +96,9 @@ class Core(StaticCore):  # the static directives' slots: config/static.py
     hdr_charset: str | None = None
     hdr_charset_types: frozenset[str] = CHARSET_TYPES
     hdr_source_charset: tuple[str, str, int] | None = None  # (charset, file, line)
+    absolute_redirect: bool = True
+    port_in_redirect: bool = True
+    server_name_in_redirect: bool = False
 
     def headers_conf(self) -> HeadersConf:
         source = self.hdr_source_charset
@@ -105,7 +108,10 @@ class Core(StaticCore):  # the static directives' slots: config/static.py
                 f'ngxws does not recode responses: "source_charset {source[0]}" differs from '
                 f'"charset {self.hdr_charset}"', source[1], source[2]
             )
-        return HeadersConf(self.hdr_add, self.hdr_expires, self.hdr_charset, self.hdr_charset_types)
+        return HeadersConf(
+            self.hdr_add, self.hdr_expires, self.hdr_charset, self.hdr_charset_types,
+            self.absolute_redirect, self.port_in_redirect, self.server_name_in_redirect,
+        )  # fmt: skip
 
 
 @dataclass(kw_only=True)

@@ -368,5 +368,8 @@ SETTERS: Mapping[str, Setter] = {
     "ssl_trusted_certificate": _core_file,
     "ssl_crl": _core_file,
     "ssl_reject_handshake": _core_flag("ssl_reject_handshake"),
-    **HEADER_SETTERS,  # add_header, expires
+    **HEADER_SETTERS,  # add_header, expires, charset...
+    "absolute_redirect": _core_flag("absolute_redirect"),
+    "port_in_redirect": _core_flag("port_in_redirect"),
+    "server_name_in_redirect": _core_flag("server_name_in_redirect"),
 }

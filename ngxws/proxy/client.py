@@ -60,7 +60,7 @@ from ngxws.limits.state import RequestLimits
 from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
 from ngxws.proxy.files import stat_file
-from ngxws.proxy.header_phase import charset_of, filtered, typed
+from ngxws.proxy.header_phase import charset_of, filtered, redirect_location, typed
 from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
 from ngxws.proxy.response_pass import SendTimer, pass_response
 from ngxws.proxy.static_phase import serve_static
@@ -441,7 +441,7 @@ class ClientConnection(asyncio.Protocol):
             return await self._answer_error(404, pending, server, None, keep)
         if routed.status == 301:  # the auto-redirect to uri/
             target = head.path + "/" + (f"?{head.args}" if head.args is not None else "")
-            self._write(redirect_response(301, self._absolute(head, server, target), keep_alive=keep, extra_headers=filtered(self, loc, server, head, 301, [])))
+            self._write(redirect_response(301, self._absolute(head, server, target, loc), keep_alive=keep, extra_headers=filtered(self, loc, server, head, 301, [])))
             return keep
         if routed.status:  # 404 internal location, 500 rewrite cycle
             return await self._answer_error(routed.status, pending, server, loc, keep)
@@ -581,14 +581,8 @@ class ClientConnection(asyncio.Protocol):
             has_variables=False,
         )
 
-    def _absolute(self, head: RequestHead, server: Server, path: str) -> str:
-        # nginx's auto-redirect and relative `return` URLs are absolute.
-        host = head.uri_host or head.host or (server.server_names[0] if server.server_names else self.server_addr)
-        default = 443 if self.scheme == "https" else 80
-        if ":" in host and not host.endswith("]"):
-            host = host.rsplit(":", 1)[0]
-        port = "" if self.server_port == default else f":{self.server_port}"
-        return f"{self.scheme}://{host}{port}{path}"
+    def _absolute(self, head: RequestHead, server: Server, path: str, loc: Location | None = None) -> str:
+        return redirect_location(self, head, server, loc, path)  # proxy/header_phase.py
 
     async def _answer_return(
         self,
@@ -612,7 +606,7 @@ class ClientConnection(asyncio.Protocol):
                 return await self._answer_error(ret.code, pending, server, loc, keep)
             url = rendered_url if rendered_url is not None else v.render(ret.text)
             if url.startswith("/"):
-                url = self._absolute(head, server, url)
+                url = self._absolute(head, server, url, loc)
             code = pending.status_override or ret.code
             self._write(redirect_response(code, url, keep_alive=keep, extra_headers=filtered(self, loc, server, head, code, self.error_headers), charset=charset_of(loc, code)))
             return keep

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ngxws.config.headers import HeadersConf
 from ngxws.http.headers_filter import apply_headers, labelled
 from ngxws.http.request import RequestHead
 
@@ -42,3 +43,26 @@ def charset_of(loc: Location | None, status: int) -> str | None:
     """The charset nginx's own error page (text/html) is labelled with."""
     label = typed(loc, status, "text/html")
     return None if label is None or label == "text/html" else label.rpartition("=")[2]
+
+
+def redirect_location(
+    client: ClientConnection, head: RequestHead, server: Server, loc: Location | None, path: str
+) -> str:
+    """A Location nginx generates from a path (the directory slash, the
+    auto-redirect, ``return 301 /x``), as ngx_http_header_filter() completes
+    it: relative with ``absolute_redirect off``; else the Host (the first
+    server_name with ``server_name_in_redirect on``) and, with
+    ``port_in_redirect on``, the local port when it is not the scheme's."""
+    conf = loc.headers if loc is not None else HeadersConf()
+    if not conf.absolute_redirect:
+        return path
+    if conf.server_name_in_redirect:
+        host = server.server_names[0] if server.server_names else ""
+    else:
+        # no Host (HTTP/1.0): the local address, not a server_name
+        host = head.uri_host or head.host or client.server_addr
+    if ":" in host and not host.endswith("]"):
+        host = host.rsplit(":", 1)[0]
+    default = 443 if client.scheme == "https" else 80
+    port = "" if not conf.port_in_redirect or client.server_port == default else f":{client.server_port}"
+    return f"{client.scheme}://{host}{port}{path}"

@@ -77,7 +77,7 @@ async def serve_static(
         return _listing(client, head, uri, outcome.path, conf.autoindex_exact_size, conf.autoindex_localtime, keep,
                         lambda h: filtered(client, loc, server, head, 200, h))
     if isinstance(outcome, Redirect):
-        client._write(_redirect(client, head, server, outcome.location, keep, filtered(client, loc, server, head, 301, [])))
+        client._write(_redirect(client, head, server, loc, outcome.location, keep, filtered(client, loc, server, head, 301, [])))
         return keep
     return await _carry_out(client, pending, server, loc, outcome, keep)
 
@@ -138,11 +138,11 @@ async def internal_redirect(
     return await client._run_location(inner, server, match.location, match.captures, keep)
 
 
-def _redirect(client: ClientConnection, head: RequestHead, server: Server, location: str, keep: bool,
+def _redirect(client: ClientConnection, head: RequestHead, server: Server, loc: Location, location: str, keep: bool,
               extra: list[tuple[str, str]]) -> bytes:  # fmt: skip
     from ngxws.http.responses import redirect_response
 
-    return redirect_response(301, client._absolute(head, server, location), keep_alive=keep, extra_headers=extra)
+    return redirect_response(301, client._absolute(head, server, location, loc), keep_alive=keep, extra_headers=extra)
 
 
 async def _send(

@@ -74,7 +74,7 @@ add_group(Group("addheader", docroot=DOCROOT, http="""
 
 
 def hc(id: str, data: bytes, expect: int, fields: frozenset[str] = CC, target: str = "L0") -> None:
-    case(f"add_header: {id}", "addheader", data, expect=(expect,), fields=fields, target=target)
+    case(id, "addheader", data, expect=(expect,), fields=fields, target=target)
 
 
 hc("static 200 gets the server's headers and expires", get("/a.txt"), 200)
@@ -146,7 +146,7 @@ add_group(Group("charset", docroot=DOCROOT | {"t.txt": b"text\n", "d.json": b"{}
 
 
 def cs(id: str, data: bytes, expect: int) -> None:
-    case(f"charset: {id}", "charset", data, expect=(expect,), fields=frozenset({"content-type"}))
+    case(id, "charset", data, expect=(expect,), fields=frozenset({"content-type"}))
 
 
 cs("text/html", get("/"), 200)
@@ -169,3 +169,54 @@ cs("return 302 page: no charset on 301/302", get("/ret302"), 302)
 cs("return 404 page", get("/ret404"), 404)
 cs("proxied text/plain from upstream", get("/p/x"), 200)
 cs("proxied 404", get("/p/status/404"), 404)
+
+
+# --- the Location of redirects nginx makes itself ----------------------------------
+
+add_group(Group("redirects", docroot=DOCROOT, http="""
+    server {
+        listen 127.0.0.1:@L0@;
+        server_name primary.test alias.test;
+        root @ROOT@;
+        location / { }
+        location /rel/ { alias @ROOT@/; absolute_redirect off; }
+        location /noport/ { alias @ROOT@/; port_in_redirect off; }
+        location /sn/ { alias @ROOT@/; server_name_in_redirect on; }
+        location = /ret { return 301 /x; }
+        location = /retrel { absolute_redirect off; return 301 /x?a=1; }
+        location = /retnoport { port_in_redirect off; return 302 /x; }
+        location = /retsn { server_name_in_redirect on; return 307 /x; }
+        location = /retfull { absolute_redirect off; return 301 http://other.test/y; }
+        location /prel/ { absolute_redirect off; proxy_pass http://127.0.0.1:@B0@; }
+        location /pnoport/ { port_in_redirect off; proxy_pass http://127.0.0.1:@B0@; }
+    }
+    server {
+        listen 127.0.0.1:@L1@;
+        absolute_redirect off;
+        root @ROOT@;
+        location / { }
+        location = /ret { return 302 /z; }
+        location /on/ { alias @ROOT@/; absolute_redirect on; }
+    }
+"""))
+
+
+def rd(id: str, data: bytes, expect: int, target: str = "L0") -> None:
+    case(id, "redirects", data, expect=(expect,), target=target)
+
+
+rd("directory slash: absolute with port", get("/dir"), 301)
+rd("directory slash, absolute_redirect off", get("/rel/dir"), 301)
+rd("directory slash, port_in_redirect off", get("/noport/dir"), 301)
+rd("directory slash, server_name_in_redirect on", get("/sn/dir", host="alias.test"), 301)
+rd("return 301 /x", get("/ret"), 301)
+rd("return 301 /x?a=1, absolute_redirect off", get("/retrel"), 301)
+rd("return 302 /x, port_in_redirect off", get("/retnoport"), 302)
+rd("return 307 /x, server_name_in_redirect on", get("/retsn", host="alias.test"), 307)
+rd("return 301 full URL stays", get("/retfull"), 301)
+rd("location auto-redirect, absolute_redirect off", get("/prel"), 301)
+rd("location auto-redirect, port_in_redirect off", get("/pnoport"), 301)
+rd("server-level absolute_redirect off: slash", get("/dir", host="b.test"), 301, target="L1")
+rd("server-level absolute_redirect off: return", get("/ret", host="b.test"), 302, target="L1")
+rd("location turns it back on", get("/on/dir", host="b.test"), 301, target="L1")
+rd("HTTP/1.0 without Host: the server name", b"GET /dir HTTP/1.0\r\n\r\n", 301)
