@@ -131,7 +131,7 @@ async def proxy_upgrade(
     record_upgrade(counts, row, 101)
     opened = False
     try:
-        conn._write(switching_head(response))
+        conn._write(switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h)))
         assert conn.transport is not None and conn.upstream_transport is not None
         logger, logfile = worker.ws_logger(server, lambda: conn_info(conn, head, upstream_addr))
         tunnel = Tunnel(

@@ -12,9 +12,9 @@ those cases compare Cache-Control only; ``epoch``, ``max`` and ``modified``
 
 from __future__ import annotations
 
-from cases import case
+from cases import UPGRADE_LOC, case
 from cases import group as add_group
-from oracle import Group, get, req
+from oracle import Group, get, req, upgrade
 
 ADDED = frozenset({"x-a", "x-b", "x-c", "x-var", "x-always", "x-srv", "etag", "last-modified"})
 CC = ADDED | {"cache-control"}
@@ -220,3 +220,22 @@ rd("server-level absolute_redirect off: slash", get("/dir", host="b.test"), 301,
 rd("server-level absolute_redirect off: return", get("/ret", host="b.test"), 302, target="L1")
 rd("location turns it back on", get("/on/dir", host="b.test"), 301, target="L1")
 rd("HTTP/1.0 without Host: the server name", b"GET /dir HTTP/1.0\r\n\r\n", 301)
+
+
+# --- a websocket's 101: the header filter runs on it too (only "always" lines) -----
+
+add_group(Group("ws101", http="""
+    server {
+        listen 127.0.0.1:@L0@;
+        add_header X-A a;
+        add_header X-Always yes always;
+        expires 1h;
+        charset utf-8;
+        location /ws/ { proxy_pass http://127.0.0.1:@B0@;""" + UPGRADE_LOC + """ }
+    }
+"""))
+
+case("101 of a websocket upgrade", "ws101", upgrade("/ws/echo"), expect=(101,), ws=True,
+     fields=frozenset({"x-a", "x-always", "cache-control", "expires"}))
+case("plain answer in the same location", "ws101", get("/ws/x"), expect=(200,),
+     fields=frozenset({"x-a", "x-always", "cache-control"}))
