@@ -472,7 +472,6 @@ MIGRATION_IGNORED = [
     ("gzip", "nginx.conf", 30, False),
     ("gzip_types", "nginx.conf", 31, True),
     ("proxy_cache_path", "nginx.conf", 34, False),
-    ("add_header", "sites-enabled/websocket", 6, False),
     ("proxy_buffers", "sites-enabled/websocket", 19, True),
     ("access_log", "sites-enabled/websocket", 20, True),
     ("more_set_headers", "sites-enabled/websocket", 21, False),  # unknown to nginx

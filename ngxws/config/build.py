@@ -326,6 +326,7 @@ class Builder:
             send_timeout=eff.core.send_timeout,
             internal=raw.internal,
             unserved_handler=raw.unserved_handler,
+            headers=eff.core.headers_conf(),
             limits=limits(eff.core),
             client_body_timeout=eff.core.client_body_timeout,
             client_body_buffer_size=eff.core.client_body_buffer_size,

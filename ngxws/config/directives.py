@@ -368,7 +368,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "http2_max_requests": _harmless(_TUNING),
     "http2_recv_timeout": _harmless(_TUNING),
     "charset_map": _harmless(_STATIC),
-    "source_charset": _harmless(_STATIC),
+    "source_charset": _honoured(),  # only where it names the charset (config/headers.py)
     "gzip_buffers": _harmless(_GZIP_SUB),
     "gzip_comp_level": _harmless(_GZIP_SUB),
     "gzip_disable": _harmless(_GZIP_SUB),
@@ -385,9 +385,9 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "autoindex_localtime": _honoured(unique=True),
     "index": _honoured(),
     "recursive_error_pages": _changes("error_page applies once per request", ("off",)),
-    "absolute_redirect": _changes("redirects ngxws generates are always absolute"),
-    "port_in_redirect": _changes("redirects ngxws generates always carry the port"),
-    "server_name_in_redirect": _changes("redirects ngxws generates use the Host header"),
+    "absolute_redirect": _honoured(),  # proxy/header_phase.py redirect_location
+    "port_in_redirect": _honoured(),
+    "server_name_in_redirect": _honoured(),
     # --- ignored, changes behaviour -----------------------------------------
     "gzip": _changes("responses are not compressed", ("off",)),
     "gzip_static": _changes(_STATIC, ("off",)),
@@ -396,11 +396,12 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "if": _honoured(),
     "set": _honoured(),
     "break": _honoured(),
-    "add_header": _changes(_HEADERS),
+    "add_header": _honoured(),  # ngxws/config/headers.py, sent by ngxws/http/headers_filter.py
     "add_trailer": _changes(_HEADERS),
-    "expires": _changes(_HEADERS),
-    "charset": _changes(_HEADERS, ("off",)),
-    "override_charset": _changes(_HEADERS, ("off",)),
+    "expires": _honoured(),
+    "charset": _honoured(),  # the Content-Type label only (http/headers_filter.py)
+    "charset_types": _honoured(),
+    "override_charset": _honoured(),  # "on" refused: it recodes
     "more_set_headers": _changes(_HEADERS),
     "more_clear_headers": _changes(_HEADERS),
     "proxy_hide_header": _changes("upstream response headers are passed unfiltered"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from ngxws.config.headers import CHARSET_TYPES, Expires, HeadersConf
 from ngxws.config.limits import LimitConn, LimitReq, Limits
 from ngxws.config.model import (
     DEFAULT_TYPES,
@@ -20,6 +21,7 @@ from ngxws.config.model import (
     Source,
     UpstreamPeer,
 )
+from ngxws.config.reading import ConfigError
 from ngxws.config.static import StaticCore
 
 __all__ = [
@@ -87,6 +89,29 @@ class Core(StaticCore):  # the static directives' slots: config/static.py
     real_ip_from: tuple[str, ...] = ()
     real_ip_header: str = "X-Real-IP"
     real_ip_recursive: bool = False
+    # add_header / expires (config/headers.py): one slot each, so a level
+    # with any add_header replaces the parent's whole list
+    hdr_add: tuple[tuple[str, str, bool], ...] = ()
+    hdr_expires: Expires | None = None
+    hdr_charset: str | None = None
+    hdr_charset_types: frozenset[str] = CHARSET_TYPES
+    hdr_source_charset: tuple[str, str, int] | None = None  # (charset, file, line)
+    absolute_redirect: bool = True
+    port_in_redirect: bool = True
+    server_name_in_redirect: bool = False
+
+    def headers_conf(self) -> HeadersConf:
+        source = self.hdr_source_charset
+        if source is not None and self.hdr_charset is not None and source[0].lower() != self.hdr_charset.lower():
+            # ngx_http_charset_filter_module would recode through a charset_map
+            raise ConfigError(
+                f'ngxws does not recode responses: "source_charset {source[0]}" differs from '
+                f'"charset {self.hdr_charset}"', source[1], source[2]
+            )
+        return HeadersConf(
+            self.hdr_add, self.hdr_expires, self.hdr_charset, self.hdr_charset_types,
+            self.absolute_redirect, self.port_in_redirect, self.server_name_in_redirect,
+        )  # fmt: skip
 
 
 @dataclass(kw_only=True)

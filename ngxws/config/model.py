@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ngxws.config.headers import HeadersConf
 from ngxws.config.limits import Limits, LimitZone
 from ngxws.config.static import StaticConf
 
@@ -352,6 +353,7 @@ class Location:
     # --allow-unenforced: the location answers 502, as nginx would with its
     # backend unreachable, rather than 404 (no such page)
     unserved_handler: str | None = None
+    headers: HeadersConf = field(default_factory=HeadersConf)  # add_header / expires
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from ngxws.client_certs import VERIFY_CLIENT
 from ngxws.config.directives import Handling, StockRule
+from ngxws.config.headers import HEADER_SETTERS
 from ngxws.config.levels import Level, LocationBlock
 from ngxws.config.reading import Node, ReadingError
 from ngxws.config.units import TimeSlot, atoi, parse_flag, parse_size, parse_time
@@ -367,4 +368,8 @@ SETTERS: Mapping[str, Setter] = {
     "ssl_trusted_certificate": _core_file,
     "ssl_crl": _core_file,
     "ssl_reject_handshake": _core_flag("ssl_reject_handshake"),
+    **HEADER_SETTERS,  # add_header, expires, charset...
+    "absolute_redirect": _core_flag("absolute_redirect"),
+    "port_in_redirect": _core_flag("port_in_redirect"),
+    "server_name_in_redirect": _core_flag("server_name_in_redirect"),
 }

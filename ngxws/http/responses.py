@@ -123,13 +123,15 @@ def error_response(
     keep_alive: bool = False,
     extra_headers: list[tuple[str, str]] | None = None,
     head_only: bool = False,
+    charset: str | None = None,
 ) -> bytes:
-    """nginx's answer for an error status, body included."""
+    """nginx's answer for an error status, body included (``charset``: the
+    label the charset filter adds to its text/html)."""
     paged = status in _PAGED
     return build_response(
         400 if status in _AS_400 else status,
         error_body(status) if paged else b"",
-        content_type="text/html" if paged else None,
+        content_type=(f"text/html; charset={charset}" if charset else "text/html") if paged else None,
         keep_alive=keep_alive,
         extra_headers=extra_headers,
         head_only=head_only,
@@ -137,8 +139,13 @@ def error_response(
 
 
 def redirect_response(
-    status: int, location: str, *, keep_alive: bool = True, extra_headers: list[tuple[str, str]] | None = None
+    status: int,
+    location: str,
+    *,
+    keep_alive: bool = True,
+    extra_headers: list[tuple[str, str]] | None = None,
+    charset: str | None = None,
 ) -> bytes:
     """301/302 with ``Location``, as nginx's auto-redirect and ``return 301 URL``."""
     headers = [*(extra_headers or ()), ("Location", location)]
-    return error_response(status, keep_alive=keep_alive, extra_headers=headers)
+    return error_response(status, keep_alive=keep_alive, extra_headers=headers, charset=charset)

@@ -60,6 +60,7 @@ from ngxws.limits.state import RequestLimits
 from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
 from ngxws.proxy.files import stat_file
+from ngxws.proxy.header_phase import charset_of, filtered, redirect_location, typed
 from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
 from ngxws.proxy.response_pass import SendTimer, pass_response
 from ngxws.proxy.static_phase import serve_static
@@ -440,7 +441,7 @@ class ClientConnection(asyncio.Protocol):
             return await self._answer_error(404, pending, server, None, keep)
         if routed.status == 301:  # the auto-redirect to uri/
             target = head.path + "/" + (f"?{head.args}" if head.args is not None else "")
-            self._write(redirect_response(301, self._absolute(head, server, target), keep_alive=keep))
+            self._write(redirect_response(301, self._absolute(head, server, target, loc), keep_alive=keep, extra_headers=filtered(self, loc, server, head, 301, [])))
             return keep
         if routed.status:  # 404 internal location, 500 rewrite cycle
             return await self._answer_error(routed.status, pending, server, loc, keep)
@@ -511,7 +512,7 @@ class ClientConnection(asyncio.Protocol):
             if handled is not None:
                 return handled
         shown = pending.status_override or status
-        self._write(error_response(shown, keep_alive=keep, extra_headers=self.error_headers, head_only=head.method == "HEAD"))
+        self._write(error_response(shown, keep_alive=keep, extra_headers=filtered(self, loc, server, head, shown, self.error_headers), head_only=head.method == "HEAD", charset=charset_of(loc, shown)))
         return keep
 
     async def _error_page(
@@ -580,14 +581,8 @@ class ClientConnection(asyncio.Protocol):
             has_variables=False,
         )
 
-    def _absolute(self, head: RequestHead, server: Server, path: str) -> str:
-        # nginx's auto-redirect and relative `return` URLs are absolute.
-        host = head.uri_host or head.host or (server.server_names[0] if server.server_names else self.server_addr)
-        default = 443 if self.scheme == "https" else 80
-        if ":" in host and not host.endswith("]"):
-            host = host.rsplit(":", 1)[0]
-        port = "" if self.server_port == default else f":{self.server_port}"
-        return f"{self.scheme}://{host}{port}{path}"
+    def _absolute(self, head: RequestHead, server: Server, path: str, loc: Location | None = None) -> str:
+        return redirect_location(self, head, server, loc, path)  # proxy/header_phase.py
 
     async def _answer_return(
         self,
@@ -611,8 +606,9 @@ class ClientConnection(asyncio.Protocol):
                 return await self._answer_error(ret.code, pending, server, loc, keep)
             url = rendered_url if rendered_url is not None else v.render(ret.text)
             if url.startswith("/"):
-                url = self._absolute(head, server, url)
-            self._write(redirect_response(pending.status_override or ret.code, url, keep_alive=keep, extra_headers=self.error_headers))
+                url = self._absolute(head, server, url, loc)
+            code = pending.status_override or ret.code
+            self._write(redirect_response(code, url, keep_alive=keep, extra_headers=filtered(self, loc, server, head, code, self.error_headers), charset=charset_of(loc, code)))
             return keep
         if ret.text is None and ret.code >= 400:
             return await self._answer_error(ret.code, pending, server, loc, keep)
@@ -623,9 +619,10 @@ class ClientConnection(asyncio.Protocol):
         if code == 200 and head.fails_preconditions:
             return await self._answer_error(412, pending, server, loc, keep)
         if code in (204, 304):
-            self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True, extra_headers=self.error_headers))
+            # ngx_http_header_filter(): a 204 has no Content-Length
+            self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True, extra_headers=filtered(self, loc, server, head, code, self.error_headers), length=-1 if code == 204 else None))
             return keep
-        self._write(build_response(code, body, content_type=ctype, keep_alive=keep, head_only=head_only, extra_headers=self.error_headers))
+        self._write(build_response(code, body, content_type=typed(loc, code, ctype), keep_alive=keep, head_only=head_only, extra_headers=filtered(self, loc, server, head, code, self.error_headers)))
         return keep
 
     def _answer_stats(self, head: RequestHead, keep: bool) -> bool:
@@ -733,7 +730,7 @@ class ClientConnection(asyncio.Protocol):
         if response.status == 101:  # a switch nobody asked for
             return await refuse_switch(self, pending, server, loc, response)
         self._send_timer.seconds = loc.send_timeout
-        return await pass_response(self, head, pending.status_override, response, keep)
+        return await pass_response(self, head, pending.status_override, response, keep, lambda c, h: filtered(self, loc, server, head, c, h))
 
     # -- output and lifetime -----------------------------------------------
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from websockets.utils import accept_key
@@ -27,20 +28,23 @@ if TYPE_CHECKING:
 __all__ = ["switching_head", "refusal", "conn_info"]
 
 
-def switching_head(response: UpstreamResponse) -> bytes:
-    """The upstream's 101 as nginx passes it: its own Server/Date, Connection: upgrade."""
+def switching_head(
+    response: UpstreamResponse,
+    headers_filter: Callable[[int, list[tuple[str, str]]], list[tuple[str, str]]] | None = None,
+) -> bytes:
+    """The upstream's 101 as nginx passes it: its own Server/Date, Connection:
+    upgrade; ``headers_filter``: add_header's ``always`` lines (the headers
+    filter runs on a 101 too)."""
     lines = [
         f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}",
         f"Server: {SERVER}",
         f"Date: {http_date_now()}",
         "Connection: upgrade",
     ]
-    for name, value in response.headers:
-        low = name.lower()
-        if low == "upgrade":
-            lines.append(f"{name}: {value}")
-        elif low not in HIDDEN_RESPONSE_HEADERS:
-            lines.append(f"{name}: {value}")
+    headers = [(n, v) for n, v in response.headers if n.lower() == "upgrade" or n.lower() not in HIDDEN_RESPONSE_HEADERS]
+    if headers_filter is not None:
+        headers = headers_filter(101, headers)
+    lines += [f"{name}: {value}" for name, value in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 

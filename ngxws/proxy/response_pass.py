@@ -40,6 +40,7 @@ async def pass_response(
     status_override: int | None,
     response: UpstreamResponse,
     keep: bool,
+    headers_filter: Callable[[int, list[tuple[str, str]]], list[tuple[str, str]]] | None = None,
 ) -> bool:
     """Stream the answer to the client; return whether the connection stays open."""
     known_length = response.content_length is not None and not response.chunked
@@ -50,12 +51,12 @@ async def pass_response(
         _status_line(status_override, response),
         f"Server: {SERVER}",
         f"Date: {http_date_now()}",
-        # WWW-Authenticate of a 401/403 that error_page sent here: nginx keeps it in headers_out
-        *(f"{name}: {value}" for name, value in conn.error_headers),
     ]
-    for name, value in response.headers:
-        if name.lower() not in HIDDEN_RESPONSE_HEADERS:
-            lines.append(f"{name}: {value}")
+    # WWW-Authenticate of a 401/403 that error_page sent here: nginx keeps it in headers_out
+    headers = [*conn.error_headers, *((n, v) for n, v in response.headers if n.lower() not in HIDDEN_RESPONSE_HEADERS)]
+    if headers_filter is not None:  # add_header / expires (proxy/header_phase.py)
+        headers = headers_filter(status_override or response.status, headers)
+    lines += [f"{name}: {value}" for name, value in headers]
     if chunked:
         lines.append("Transfer-Encoding: chunked")
     lines.append("Connection: keep-alive" if keep else "Connection: close")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -35,6 +36,7 @@ from ngxws.http.static import (
     map_uri_to_path,
     try_files,
 )
+from ngxws.proxy.header_phase import filtered
 from ngxws.proxy.static_send import send_file, stat_path
 from ngxws.routing.locations import find_named, match_location
 
@@ -72,9 +74,10 @@ async def serve_static(
         ctype = content_type_for(uri, loc.types, loc.default_type)
         return await _send(client, pending, server, loc, outcome.path, outcome.info, ctype, keep)
     if isinstance(outcome, Listing):
-        return _listing(client, head, uri, outcome.path, conf.autoindex_exact_size, conf.autoindex_localtime, keep)
+        return _listing(client, head, uri, outcome.path, conf.autoindex_exact_size, conf.autoindex_localtime, keep,
+                        lambda h: filtered(client, loc, server, head, 200, h))
     if isinstance(outcome, Redirect):
-        client._write(_redirect(client, head, server, outcome.location, keep))
+        client._write(_redirect(client, head, server, loc, outcome.location, keep, filtered(client, loc, server, head, 301, [])))
         return keep
     return await _carry_out(client, pending, server, loc, outcome, keep)
 
@@ -135,10 +138,11 @@ async def internal_redirect(
     return await client._run_location(inner, server, match.location, match.captures, keep)
 
 
-def _redirect(client: ClientConnection, head: RequestHead, server: Server, location: str, keep: bool) -> bytes:
+def _redirect(client: ClientConnection, head: RequestHead, server: Server, loc: Location, location: str, keep: bool,
+              extra: list[tuple[str, str]]) -> bytes:  # fmt: skip
     from ngxws.http.responses import redirect_response
 
-    return redirect_response(301, client._absolute(head, server, location), keep_alive=keep)
+    return redirect_response(301, client._absolute(head, server, location, loc), keep_alive=keep, extra_headers=extra)
 
 
 async def _send(
@@ -155,7 +159,10 @@ async def _send(
     assert head is not None
     answer = file_answer(info, ctype, loc.static, head.headers, head.version != "0.9")
     if answer.status in (412, 416):
-        return await client._answer_error(answer.status, pending, server, loc, keep, answer.headers or None)
+        # the range filter answers 416 after the headers filter saw the file's 200
+        # (the precondition check, 412, runs before it)
+        seen = filtered(client, loc, server, head, 200, answer.headers) if answer.status == 416 else answer.headers
+        return await client._answer_error(answer.status, pending, server, loc, keep, seen or None)
     status = pending.status_override or answer.status
     if status != answer.status:  # error_page to a file: the error's code, the whole file
         answer = file_answer(info, ctype, loc.static, [], True)
@@ -163,8 +170,9 @@ async def _send(
         headers = [h for h in answer.headers if h[0] not in ("Accept-Ranges", "Last-Modified")]
         answer = type(answer)(status, headers, 0, info.size)
     head_only = head.method == "HEAD" or answer.status == 304
+    headers = filtered(client, loc, server, head, answer.status, answer.headers)
     client._write(build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
-                                 extra_headers=answer.headers, length=-1))
+                                 extra_headers=headers, length=-1))
     if head_only or answer.length == 0 or client.transport is None:
         return keep
     ok = await send_file(client.transport, client.write_gate, path, answer.offset, answer.length)
@@ -172,7 +180,8 @@ async def _send(
 
 
 def _listing(
-    client: ClientConnection, head: RequestHead, uri: str, path: str, exact: bool, localtime: bool, keep: bool
+    client: ClientConnection, head: RequestHead, uri: str, path: str, exact: bool, localtime: bool, keep: bool,
+    headers_filter: Callable[[list[tuple[str, str]]], list[tuple[str, str]]],
 ) -> bool:
     entries: list[tuple[str, FileInfo]] = []
     try:
@@ -194,6 +203,6 @@ def _listing(
         framed = (b"%x\r\n" % len(body)) + body + b"\r\n0\r\n\r\n" if body else b"0\r\n\r\n"
     else:
         framed, keep = body, False
-    data = build_response(200, content_type=None, keep_alive=keep, head_only=True, extra_headers=headers, length=-1)
+    data = build_response(200, content_type=None, keep_alive=keep, head_only=True, extra_headers=headers_filter(headers), length=-1)
     client._write(data if head.method == "HEAD" else data + framed)
     return keep

@@ -32,6 +32,7 @@ from ngxws.accounting.breakdown import record_upgrade
 from ngxws.config.model import Location, Server
 from ngxws.http.request import RequestHead
 from ngxws.proxy.handshake import conn_info, refusal, switching_head
+from ngxws.proxy.header_phase import filtered
 from ngxws.proxy.response_pass import pass_response
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable
@@ -116,7 +117,8 @@ async def proxy_upgrade(
     if response.status != 101:
         record_upgrade(counts, row, response.status)
         conn._send_timer.seconds = loc.send_timeout
-        return await pass_response(conn, head, pending.status_override, response, head.keep_alive)
+        return await pass_response(conn, head, pending.status_override, response, head.keep_alive,
+                                   lambda status, h: filtered(conn, loc, server, head, status, h))
     if not switched_to_websocket(head, response.headers):
         record_upgrade(counts, row, 502)  # what the client gets: a refused switch
         return await refuse_switch(conn, pending, server, loc, response)
@@ -129,7 +131,7 @@ async def proxy_upgrade(
     record_upgrade(counts, row, 101)
     opened = False
     try:
-        conn._write(switching_head(response))
+        conn._write(switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h)))
         assert conn.transport is not None and conn.upstream_transport is not None
         logger, logfile = worker.ws_logger(server, lambda: conn_info(conn, head, upstream_addr))
         tunnel = Tunnel(

@@ -1,0 +1,68 @@
+"""Where the client connection runs the headers filter (``add_header``,
+``expires``): one call per response head, with the location's settings and
+the request's variables (ngx_http_headers_filter runs for the main request's
+every response: static, ``return``, error pages, redirects, proxied)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ngxws.config.headers import HeadersConf
+from ngxws.http.headers_filter import apply_headers, labelled
+from ngxws.http.request import RequestHead
+
+if TYPE_CHECKING:
+    from ngxws.config.model import Location, Server
+    from ngxws.proxy.client import ClientConnection
+
+__all__ = ["filtered", "typed"]
+
+
+def filtered(
+    client: ClientConnection,
+    loc: Location | None,
+    server: Server,
+    head: RequestHead,
+    status: int,
+    headers: Sequence[tuple[str, str]],
+) -> list[tuple[str, str]]:
+    """``headers`` as the headers filter leaves them for ``status``."""
+    if loc is None or not loc.headers.active:
+        return list(headers)
+    v = client._variables(head, server, ())
+    return apply_headers(loc.headers, status, headers, v.render)
+
+
+def typed(loc: Location | None, status: int, content_type: str | None) -> str | None:
+    """The Content-Type of an answer ngxws writes itself, labelled by ``charset``."""
+    return content_type if loc is None else labelled(loc.headers, status, content_type)
+
+
+def charset_of(loc: Location | None, status: int) -> str | None:
+    """The charset nginx's own error page (text/html) is labelled with."""
+    label = typed(loc, status, "text/html")
+    return None if label is None or label == "text/html" else label.rpartition("=")[2]
+
+
+def redirect_location(
+    client: ClientConnection, head: RequestHead, server: Server, loc: Location | None, path: str
+) -> str:
+    """A Location nginx generates from a path (the directory slash, the
+    auto-redirect, ``return 301 /x``), as ngx_http_header_filter() completes
+    it: relative with ``absolute_redirect off``; else the Host (the first
+    server_name with ``server_name_in_redirect on``) and, with
+    ``port_in_redirect on``, the local port when it is not the scheme's."""
+    conf = loc.headers if loc is not None else HeadersConf()
+    if not conf.absolute_redirect:
+        return path
+    if conf.server_name_in_redirect:
+        host = server.server_names[0] if server.server_names else ""
+    else:
+        # no Host (HTTP/1.0): the local address, not a server_name
+        host = head.uri_host or head.host or client.server_addr
+    if ":" in host and not host.endswith("]"):
+        host = host.rsplit(":", 1)[0]
+    default = 443 if client.scheme == "https" else 80
+    port = "" if not conf.port_in_redirect or client.server_port == default else f":{client.server_port}"
+    return f"{client.scheme}://{host}{port}{path}"
