@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING
 __all__ = [
     "CFrameTracker",
     "CloseCode",
+    "OPCODE_CLASSES",
     "FrameTracker",
     "Opcode",
     "PyFrameTracker",
@@ -84,6 +85,12 @@ class CloseCode(enum.IntEnum):
     CONNECTION_AGED = 4001  # ws_conn_age reached: "Connection is Aged"
 
 
+# The per-opcode counters :meth:`PyFrameTracker.count` adds to (at
+# ``counters[opcodes + i]``), in this order; "other" is every reserved opcode.
+OPCODE_CLASSES: tuple[str, ...] = ("text", "binary", "continuation", "close", "ping", "pong", "other")
+# opcode -> index in OPCODE_CLASSES (the C one has the same table, OPCLASS)
+_OPCLASS: tuple[int, ...] = (2, 0, 1, 6, 6, 6, 6, 6, 3, 4, 5, 6, 6, 6, 6, 6)
+
 # Nothing completed in this chunk: the common answer while a large payload
 # streams through, so it is one shared tuple rather than a new one per read.
 _NOTHING: tuple[int, int] = (0, 0)
@@ -103,23 +110,29 @@ class PyFrameTracker:
         "_error",
         "_head",
         "_index",
+        "_ops",
         "_pending_b0",
         "_pending_len",
         "_reads",
         "_skip",
     )
 
-    def __init__(self, counters: memoryview | None = None, index: int = 0) -> None:
+    def __init__(self, counters: memoryview | None = None, index: int = 0, opcodes: int = -1) -> None:
         """``counters`` (a writable array of signed 64-bit ints, e.g. this
         worker's shared slot) and ``index``: where :meth:`count` adds frames,
-        payload and bytes (``counters[index:index + 3]``)."""
+        payload and bytes (``counters[index:index + 3]``); ``opcodes`` (if
+        not negative): where it adds completed frames per opcode class
+        (``counters[opcodes + OPCODE_CLASSES.index(name)]``)."""
         if counters is not None:
             if counters.itemsize != 8 or counters.readonly:
                 raise TypeError("counters must be a writable array of signed 64-bit ints")
             if index < 0 or len(counters) < index + 3:
                 raise IndexError("counters[index:index+3] out of range")
+            if opcodes >= 0 and len(counters) < opcodes + 7:
+                raise IndexError("counters[opcodes:opcodes+7] out of range")
         self._counters = counters
         self._index = index
+        self._ops = opcodes if counters is not None else -1
         self._reads = 0  # chunks fed: the tunnel's idle check compares it, no clock per read
         self._skip = 0  # payload bytes of the frame in flight not yet seen
         self._pending_len = 0  # that frame's payload length, reported when skip reaches 0
@@ -144,8 +157,18 @@ class PyFrameTracker:
         The relay's one call per read (in C: no result tuple, no Python
         arithmetic); here the reference for what the C one must do.
         """
-        frames, payload = self.feed(data)
         c = self._counters
+        ops = self._ops
+        if ops >= 0 and c is not None:
+            # The reference (and the fallback) takes the per-frame path only
+            # when asked for opcodes; C counts them inside its one scan.
+            frames = payload = 0
+            for opcode, length, _fin in self.feed_frames(data):
+                frames += 1
+                payload += length
+                c[ops + _OPCLASS[opcode]] += 1
+        else:
+            frames, payload = self.feed(data)
         if c is not None:
             i = self._index
             c[i] += frames
