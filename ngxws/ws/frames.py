@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING
 __all__ = [
     "CFrameTracker",
     "CloseCode",
+    "OPCLASS",
     "OPCODE_CLASSES",
     "FrameTracker",
     "Opcode",
@@ -89,7 +90,7 @@ class CloseCode(enum.IntEnum):
 # ``counters[opcodes + i]``), in this order; "other" is every reserved opcode.
 OPCODE_CLASSES: tuple[str, ...] = ("text", "binary", "continuation", "close", "ping", "pong", "other")
 # opcode -> index in OPCODE_CLASSES (the C one has the same table, OPCLASS)
-_OPCLASS: tuple[int, ...] = (2, 0, 1, 6, 6, 6, 6, 6, 3, 4, 5, 6, 6, 6, 6, 6)
+OPCLASS: tuple[int, ...] = (2, 0, 1, 6, 6, 6, 6, 6, 3, 4, 5, 6, 6, 6, 6, 6)
 
 # Nothing completed in this chunk: the common answer while a large payload
 # streams through, so it is one shared tuple rather than a new one per read.
@@ -166,7 +167,7 @@ class PyFrameTracker:
             for opcode, length, _fin in self.feed_frames(data):
                 frames += 1
                 payload += length
-                c[ops + _OPCLASS[opcode]] += 1
+                c[ops + OPCLASS[opcode]] += 1
         else:
             frames, payload = self.feed(data)
         if c is not None:
