@@ -33,6 +33,7 @@ from websockets.frames import Close, Frame
 from websockets.frames import Opcode as WsOpcode
 
 from ngxws.ws.frames import (
+    MESSAGE_SIZE_BOUNDS,
     OPCODE_CLASSES,
     CFrameTracker,
     CloseCode,
@@ -449,8 +450,8 @@ def test_c_matches_python(
     included), same read count."""
     assert CFrameTracker is not None
     chunks = cut(data, [p % (len(data) + 1) for p in points])
-    py_slots = memoryview(bytearray(16 * 8)).cast("q")
-    c_slots = memoryview(bytearray(16 * 8)).cast("q")
+    py_slots = memoryview(bytearray(24 * 8)).cast("q")
+    c_slots = memoryview(bytearray(24 * 8)).cast("q")
     py = PyFrameTracker(py_slots, index, opcodes)
     c = CFrameTracker(c_slots, index, opcodes)
     for chunk, mode in zip(chunks, modes, strict=False):
@@ -485,8 +486,9 @@ def test_count_adds_to_the_slot(impl: Tracker) -> None:
 @pytest.mark.parametrize("impl", IMPLS)
 def test_count_adds_per_opcode(impl: Tracker) -> None:
     """count() with ``opcodes``: each completed frame adds 1 to its class in
-    OPCODE_CLASSES order; a frame in flight is not counted until it completes."""
-    slots = memoryview(bytearray(12 * 8)).cast("q")
+    OPCODE_CLASSES order; a frame in flight is not counted until it completes.
+    Then the message-size histogram: a data message counts at its FIN frame."""
+    slots = memoryview(bytearray(16 * 8)).cast("q")
     t = impl(slots, 0, 3)  # type: ignore[call-arg]
     text = bytes((0x01, 2)) + b"ab"  # text, not FIN
     cont = bytes((0x80, 1)) + b"c"  # continuation, FIN
@@ -501,8 +503,11 @@ def test_count_adds_per_opcode(impl: Tracker) -> None:
     assert slots.tolist()[:3] == [8, 2 + 1 + 200 + 2 + 5, len(stream)]
     assert slots.tolist()[3:10] == [2, 1, 1, 1, 1, 1, 1]
     assert dict(zip(OPCODE_CLASSES, slots.tolist()[3:10], strict=True))["other"] == 1
+    # messages: "ab"+"c" (3 bytes, two frames), 200 bytes, hello (5 bytes)
+    assert slots.tolist()[10:16] == [2, 1, 0, 0, 0, 0]
+    assert len(MESSAGE_SIZE_BOUNDS) + 1 == 6
     with pytest.raises(IndexError):
-        impl(slots, 0, 6)  # type: ignore[call-arg]
+        impl(slots, 0, 4)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("impl", IMPLS)

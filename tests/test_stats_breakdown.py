@@ -126,6 +126,16 @@ def _opcodes(tunnels: int, sizes: list[int], closes: int = 0) -> dict[str, int]:
     }
 
 
+def _message_sizes(tunnels: int, sizes: list[int]) -> dict[str, Any]:
+    """The binary messages and the text one, cumulative per bound."""
+    every = [*sizes, len(TEXT.encode())]
+    bounds = (64, 1024, 16384, 262144, 1048576)
+    return {
+        "buckets": [{"le": b, "count": tunnels * sum(1 for n in every if n <= b)} for b in bounds],
+        "count": tunnels * len(every),
+    }
+
+
 def _expected(tunnels: int, sizes: list[int]) -> dict[str, Any]:
     extra = len(TEXT.encode()) + len(PING)
     client_ops = {**_opcodes(tunnels, sizes), "ping": tunnels}
@@ -137,12 +147,14 @@ def _expected(tunnels: int, sizes: list[int]) -> dict[str, Any]:
             "payload": tunnels * (sum(sizes) + extra),
             "tcp_bytes": tunnels * (sum(_client_frame_size(n) for n in sizes) + extra + 2 * 6),
             "opcodes": client_ops,
+            "message_size_bytes": _message_sizes(tunnels, sizes),
         },
         "upstream": {
             "frames": tunnels * (len(sizes) + 2),
             "payload": tunnels * (sum(sizes) + extra),
             "tcp_bytes": tunnels * (sum(_server_frame_size(n) for n in sizes) + extra + 2 * 2),
             "opcodes": upstream_ops,
+            "message_size_bytes": _message_sizes(tunnels, sizes),
         },
     }
 
@@ -239,6 +251,11 @@ def test_breakdown_equals_the_traffic_sent_per_location(tmp_path: Path) -> None:
             for opcode, n in want["upstream"]["opcodes"].items():
                 key = ("ngxws_websocket_opcode_frames_total", (*labels[:2], ("opcode", opcode), labels[2]))
                 assert samples[key] == n, key
+            hist = want["upstream"]["message_size_bytes"]
+            key = ("ngxws_websocket_message_size_bytes_bucket", (*labels[:1], ("le", "1024.0"), *labels[1:]))
+            assert samples[key] == hist["buckets"][1]["count"], key
+            key = ("ngxws_websocket_message_size_bytes_bucket", (*labels[:1], ("le", "+Inf"), *labels[1:]))
+            assert samples[key] == hist["count"], key  # (no _sum kept, so no _count either)
             assert samples[("ngxws_websocket_connections_active", (("location", location), ("server", server)))] == tunnels
 
         # upgrade outcomes: the cap, an upstream's 404, an upstream that is not there

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ngxws.accounting import counters as C
-from ngxws.ws.frames import OPCLASS
+from ngxws.ws.frames import OPCODE_FIELDS
 
 if TYPE_CHECKING:
     from ngxws.config.model import Config, Location, Server
@@ -51,16 +51,11 @@ CLOSED = 42  # tunnels closed (the histogram's count)
 # Added by the relay's one count() call per read, at each frame's completion
 # (the C scan knows the opcode already), so they cost the data path nothing
 # but one add per frame.  Messages are not counted apart: every message
-# starts with exactly one text or binary frame.
-OPCODES_CLIENT = 43  # 43..49
-OPCODES_UPSTREAM = 50  # 50..56
-
-
-def add_opcodes(array: memoryview, index: int, frames: list[tuple[int, int, bool]]) -> None:
-    """Per-opcode counts for frames from ``feed_frames`` (the logged path;
-    ``FrameTracker.count`` adds them itself)."""
-    for opcode, _, _ in frames:
-        array[index + OPCLASS[opcode]] += 1
+# starts with exactly one text or binary frame (and ends in one histogram bucket).
+# Each block: frames.OPCODE_FIELDS counters, the 7 opcode classes then the
+# data-message size histogram (per-bucket counts, frames.MESSAGE_SIZE_BOUNDS).
+OPCODES_CLIENT = 43  # 43..55
+OPCODES_UPSTREAM = OPCODES_CLIENT + OPCODE_FIELDS  # 56..68
 
 
 def server_labels(config: Config) -> dict[int, str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ngxws.ws.frames import OPCLASS
+from ngxws.ws.frames import OpcodeTally
 
 OPCODE_CLOSE = 8
 
@@ -60,7 +60,7 @@ class Tally:
         # the shared slot FrameTracker.count() adds to: frames, payload, bytes
         self.counters = counters
         self.index = index
-        self.opcodes = opcodes  # and where it adds frames per opcode class
+        self.opcodes = OpcodeTally(counters, opcodes)  # and its per-opcode / message-size counters
         self.frames = 0
         self.payload = 0
         self.close: tuple[int, str] | None = None
@@ -82,8 +82,7 @@ class Tally:
         seen = self.feed_frames(data)
         frames, payload = len(seen), sum(f[1] for f in seen)
         c, i = self.counters, self.index
-        for opcode, _, _ in seen:
-            c[self.opcodes + OPCLASS[opcode]] += 1
+        self.opcodes.add(seen)
         c[i] += frames
         c[i + 1] += payload
         c[i + 2] += len(data)

@@ -61,7 +61,7 @@ from ngxws.proxy.turns import (
     relay_turns,
 )
 from ngxws.sinks.wslog import CloseInfo
-from ngxws.ws.frames import FrameTracker, encode_close_frame
+from ngxws.ws.frames import FrameTracker, OpcodeTally, encode_close_frame
 
 if TYPE_CHECKING:
     from ngxws.sinks.logfile import LogFile
@@ -96,6 +96,7 @@ class _Side(asyncio.Protocol):
             tunnel.worker.counters.array, tunnel.slot + self.FRAMES, tunnel.slot + self.OPCODES
         )
         self.count = self.tracker.count
+        self.opcodes = OpcodeTally(tunnel.worker.counters.array, tunnel.slot + self.OPCODES)  # logged path
         self.unlogged = not tunnel.log_each_frame  # fixed for the tunnel's life
         self.array = tunnel.worker.counters.array
         self.base = tunnel.slot
@@ -156,7 +157,7 @@ class _Side(asyncio.Protocol):
         else:
             t = self.tunnel
             seen = self.tracker.feed_frames(data)
-            B.add_opcodes(self.array, self.base + self.OPCODES, seen)
+            self.opcodes.add(seen)
             frames, payload = t.log_frames(seen, self.SOURCE)
             self.spend(len(data) + LINE_COST * frames)
             a = self.array

@@ -33,13 +33,42 @@ typedef struct {
     uint64_t reads;                 /* chunks fed so far: the tunnel's idle check compares it */
     int64_t *slot;                  /* counters[index]: frames, payload, bytes (count() adds) */
     Py_buffer counters;             /* held while slot is set: keeps the mapping exported */
-    int64_t *ops;                   /* counters[opcodes]: frames per opcode class (count() adds) */
+    int64_t *ops;                   /* counters[opcodes]: frames per opcode class, message sizes */
+    uint64_t msg;                   /* payload so far of the data message in flight (count()) */
 } FrameTracker;
 
 /* Opcode -> its counter in ops (frames.OPCODE_CLASSES): text, binary,
  * continuation, close, ping, pong, other (reserved 3-7, 0xB-0xF). */
 static const unsigned char OPCLASS[16] = {2, 0, 1, 6, 6, 6, 6, 6, 3, 4, 5, 6, 6, 6, 6, 6};
-#define OPCOUNT(b0) do { if (ops != NULL) ops[OPCLASS[(b0) & 0x0F]]++; } while (0)
+#define N_CLASSES 7
+
+/*
+ * A frame completed (count() with opcodes): one more frame of its class, and
+ * at the FIN of a data message its size into the histogram that follows the
+ * classes (frames.MESSAGE_SIZE_BOUNDS: <=64, <=1Ki, <=16Ki, <=256Ki, <=1Mi,
+ * more).  A text or binary frame starts a message, continuations add to it;
+ * control frames (which may come between fragments) leave it alone.
+ */
+static inline void
+frame_done(FrameTracker *self, int64_t *ops, unsigned int b0, uint64_t len)
+{
+    unsigned int op = b0 & 0x0F;
+    uint64_t m;
+    int b;
+
+    ops[OPCLASS[op]]++;
+    if (op > 2)
+        return;
+    m = op ? len : self->msg + len;
+    if (!(b0 & 0x80)) {
+        self->msg = m;
+        return;
+    }
+    self->msg = 0;
+    b = m <= 64 ? 0 : m <= 1024 ? 1 : m <= 16384 ? 2 : m <= 262144 ? 3 : m <= 1048576 ? 4 : 5;
+    ops[N_CLASSES + b]++;
+}
+#define OPCOUNT(b0, len) do { if (ops != NULL) frame_done(self, ops, (b0), (len)); } while (0)
 
 /*
  * Decode the header at p, given `avail` readable bytes.
@@ -139,7 +168,7 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         self->skip = 0;
         frames = 1;
         payload = self->pending_len;
-        OPCOUNT(self->pending_b0);
+        OPCOUNT(self->pending_b0, self->pending_len);
         if (list != NULL && append_frame(list, self->pending_b0, self->pending_len) < 0)
             return -1;
     }
@@ -170,7 +199,7 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         }
         frames = 1;
         payload = len;
-        OPCOUNT(buf[0]);
+        OPCOUNT(buf[0], len);
         if (list != NULL && append_frame(list, buf[0], len) < 0)
             return -1;
         pos += (size_t)len;
@@ -196,7 +225,7 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         }
         frames++;
         payload += len;
-        OPCOUNT(p[pos]);
+        OPCOUNT(p[pos], len);
         if (list != NULL && append_frame(list, p[pos], len) < 0)
             return -1;
         pos += (size_t)hdr + (size_t)len;
@@ -367,10 +396,10 @@ FrameTracker_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "counters must be an aligned array of signed 64-bit ints");
         return NULL;
     }
-    if (opcodes >= 0 && (size_t)self->counters.len < ((size_t)opcodes + 7) * sizeof(int64_t)) {
+    if (opcodes >= 0 && (size_t)self->counters.len < ((size_t)opcodes + 13) * sizeof(int64_t)) {
         PyBuffer_Release(&self->counters);
         Py_DECREF(self);
-        PyErr_SetString(PyExc_IndexError, "counters[opcodes:opcodes+7] out of range");
+        PyErr_SetString(PyExc_IndexError, "counters[opcodes:opcodes+13] out of range");
         return NULL;
     }
     self->slot = (int64_t *)self->counters.buf + index;
