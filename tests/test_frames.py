@@ -33,6 +33,8 @@ from websockets.frames import Close, Frame
 from websockets.frames import Opcode as WsOpcode
 
 from ngxws.ws.frames import (
+    MESSAGE_SIZE_BOUNDS,
+    OPCODE_CLASSES,
     CFrameTracker,
     CloseCode,
     Opcode,
@@ -438,15 +440,20 @@ def test_every_prefix_counts_complete_frames(
     points=st.lists(st.integers(0, 10**6), max_size=12),
     modes=st.lists(st.integers(0, 2), min_size=13, max_size=13),
     index=st.integers(0, 5),
+    opcodes=st.sampled_from([-1, 8, 9]),
 )
-def test_c_matches_python(data: bytes, points: list[int], modes: list[int], index: int) -> None:
+def test_c_matches_python(
+    data: bytes, points: list[int], modes: list[int], index: int, opcodes: int
+) -> None:
     """Chunk by chunk, on any bytes at all, including garbage and mixed
-    feed/feed_frames/count: same results, same counter slots, same read count."""
+    feed/feed_frames/count: same results, same counter slots (opcode counters
+    included), same read count."""
     assert CFrameTracker is not None
     chunks = cut(data, [p % (len(data) + 1) for p in points])
-    py_slots = memoryview(bytearray(8 * 8)).cast("q")
-    c_slots = memoryview(bytearray(8 * 8)).cast("q")
-    py, c = PyFrameTracker(py_slots, index), CFrameTracker(c_slots, index)
+    py_slots = memoryview(bytearray(24 * 8)).cast("q")
+    c_slots = memoryview(bytearray(24 * 8)).cast("q")
+    py = PyFrameTracker(py_slots, index, opcodes)
+    c = CFrameTracker(c_slots, index, opcodes)
     for chunk, mode in zip(chunks, modes, strict=False):
         if mode == 2:
             assert c.count(chunk) is py.count(chunk)
@@ -474,6 +481,33 @@ def test_count_adds_to_the_slot(impl: Tracker) -> None:
     assert t.reads == 2
     assert t.count(BAD_LENGTH) is True  # stream lost: bytes still counted, frames no more
     assert slots.tolist() == [7, 0, 0, 0, 2, 10, 14 + len(BAD_LENGTH), 0]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_count_adds_per_opcode(impl: Tracker) -> None:
+    """count() with ``opcodes``: each completed frame adds 1 to its class in
+    OPCODE_CLASSES order; a frame in flight is not counted until it completes.
+    Then the message-size histogram: a data message counts at its FIN frame."""
+    slots = memoryview(bytearray(16 * 8)).cast("q")
+    t = impl(slots, 0, 3)  # type: ignore[call-arg]
+    text = bytes((0x01, 2)) + b"ab"  # text, not FIN
+    cont = bytes((0x80, 1)) + b"c"  # continuation, FIN
+    binary = bytes((0x82, 126, 0, 200)) + bytes(200)
+    ping, pong = bytes((0x89, 0)), bytes((0x8A, 0))
+    close = bytes((0x88, 2, 0x03, 0xE8))
+    reserved = bytes((0x83, 0))
+    stream = text + cont + binary + ping + pong + close + reserved + hello()
+    t.count(stream[:10])
+    assert slots.tolist()[3:10] == [1, 0, 1, 0, 0, 0, 0]  # binary still in flight
+    t.count(stream[10:])
+    assert slots.tolist()[:3] == [8, 2 + 1 + 200 + 2 + 5, len(stream)]
+    assert slots.tolist()[3:10] == [2, 1, 1, 1, 1, 1, 1]
+    assert dict(zip(OPCODE_CLASSES, slots.tolist()[3:10], strict=True))["other"] == 1
+    # messages: "ab"+"c" (3 bytes, two frames), 200 bytes, hello (5 bytes)
+    assert slots.tolist()[10:16] == [2, 1, 0, 0, 0, 0]
+    assert len(MESSAGE_SIZE_BOUNDS) + 1 == 6
+    with pytest.raises(IndexError):
+        impl(slots, 0, 4)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("impl", IMPLS)

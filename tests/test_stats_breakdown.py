@@ -106,18 +106,55 @@ TRAFFIC: dict[tuple[str, str], tuple[int, list[int]]] = {
 }
 
 
+# besides the binary messages: one text message (echoed as text) and one ping
+# (answered by the backend's pong) per tunnel
+TEXT = "h\u00e9llo"  # 6 bytes of UTF-8
+PING = b"p"
+
+
+def _opcodes(tunnels: int, sizes: list[int], closes: int = 0) -> dict[str, int]:
+    """One direction's per-opcode frames: the binary messages, the text one,
+    a ping (client) or pong (upstream), and ``closes`` close frames."""
+    return {
+        "text": tunnels,
+        "binary": tunnels * len(sizes),
+        "continuation": 0,
+        "close": closes,
+        "ping": 0,
+        "pong": 0,
+        "other": 0,
+    }
+
+
+def _message_sizes(tunnels: int, sizes: list[int]) -> dict[str, Any]:
+    """The binary messages and the text one, cumulative per bound."""
+    every = [*sizes, len(TEXT.encode())]
+    bounds = (64, 1024, 16384, 262144, 1048576)
+    return {
+        "buckets": [{"le": b, "count": tunnels * sum(1 for n in every if n <= b)} for b in bounds],
+        "count": tunnels * len(every),
+    }
+
+
 def _expected(tunnels: int, sizes: list[int]) -> dict[str, Any]:
+    extra = len(TEXT.encode()) + len(PING)
+    client_ops = {**_opcodes(tunnels, sizes), "ping": tunnels}
+    upstream_ops = {**_opcodes(tunnels, sizes), "pong": tunnels}
     return {
         "active": tunnels,
         "client": {
-            "frames": tunnels * len(sizes),
-            "payload": tunnels * sum(sizes),
-            "tcp_bytes": tunnels * sum(_client_frame_size(n) for n in sizes),
+            "frames": tunnels * (len(sizes) + 2),
+            "payload": tunnels * (sum(sizes) + extra),
+            "tcp_bytes": tunnels * (sum(_client_frame_size(n) for n in sizes) + extra + 2 * 6),
+            "opcodes": client_ops,
+            "message_size_bytes": _message_sizes(tunnels, sizes),
         },
         "upstream": {
-            "frames": tunnels * len(sizes),
-            "payload": tunnels * sum(sizes),
-            "tcp_bytes": tunnels * sum(_server_frame_size(n) for n in sizes),
+            "frames": tunnels * (len(sizes) + 2),
+            "payload": tunnels * (sum(sizes) + extra),
+            "tcp_bytes": tunnels * (sum(_server_frame_size(n) for n in sizes) + extra + 2 * 2),
+            "opcodes": upstream_ops,
+            "message_size_bytes": _message_sizes(tunnels, sizes),
         },
     }
 
@@ -169,6 +206,9 @@ def test_breakdown_equals_the_traffic_sent_per_location(tmp_path: Path) -> None:
                         for n in sizes:
                             await ws.send(b"x" * n)
                             assert await ws.recv() == b"x" * n
+                        await ws.send(TEXT)
+                        assert await ws.recv() == TEXT
+                        await asyncio.wait_for(await ws.ping(PING), 10)  # its pong is back
                 # during traffic: every tunnel open, every echo back
                 loop = asyncio.get_running_loop()
                 json_page = await loop.run_in_executor(None, px.get, "/websocket_status?format=json")
@@ -208,6 +248,14 @@ def test_breakdown_equals_the_traffic_sent_per_location(tmp_path: Path) -> None:
             assert samples[("ngxws_websocket_tcp_bytes_total", labels)] == want["client"]["tcp_bytes"]
             labels = (("direction", "out"), ("location", location), ("server", server))
             assert samples[("ngxws_websocket_frames_total", labels)] == want["upstream"]["frames"]
+            for opcode, n in want["upstream"]["opcodes"].items():
+                key = ("ngxws_websocket_opcode_frames_total", (*labels[:2], ("opcode", opcode), labels[2]))
+                assert samples[key] == n, key
+            hist = want["upstream"]["message_size_bytes"]
+            key = ("ngxws_websocket_message_size_bytes_bucket", (*labels[:1], ("le", "1024.0"), *labels[1:]))
+            assert samples[key] == hist["buckets"][1]["count"], key
+            key = ("ngxws_websocket_message_size_bytes_bucket", (*labels[:1], ("le", "+Inf"), *labels[1:]))
+            assert samples[key] == hist["count"], key  # (no _sum kept, so no _count either)
             assert samples[("ngxws_websocket_connections_active", (("location", location), ("server", server)))] == tunnels
 
         # upgrade outcomes: the cap, an upstream's 404, an upstream that is not there
@@ -229,6 +277,9 @@ def test_breakdown_equals_the_traffic_sent_per_location(tmp_path: Path) -> None:
         for key, (tunnels, _sizes) in TRAFFIC.items():
             row = rows[key]
             assert sum(row["closes"].values()) == tunnels, key
+            # the client's close frame and the backend's answer, one each per tunnel
+            assert row["client"]["opcodes"]["close"] == tunnels, key
+            assert row["upstream"]["opcodes"]["close"] == tunnels, key
             assert row["closes"]["client"] + row["closes"]["upstream"] == tunnels, row["closes"]
             assert row["duration_seconds"]["count"] == tunnels
             assert row["duration_seconds"]["buckets"][-1]["count"] == tunnels

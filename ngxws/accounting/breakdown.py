@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ngxws.accounting import counters as C
+from ngxws.ws.frames import OPCODE_FIELDS
 
 if TYPE_CHECKING:
     from ngxws.config.model import Config, Location, Server
@@ -45,6 +46,16 @@ DURATION_BOUNDS: tuple[float, ...] = (0.1, 1.0, 10.0, 60.0, 300.0, 1800.0, 3600.
 DURATION_BASE = 32  # 32..39: per-bucket (not cumulative) counts, 40: above the last bound
 DURATION_SUM_MS = 41
 CLOSED = 42  # tunnels closed (the histogram's count)
+
+# -- frames per opcode class, per direction (frames.OPCODE_CLASSES order) ----------
+# Added by the relay's one count() call per read, at each frame's completion
+# (the C scan knows the opcode already), so they cost the data path nothing
+# but one add per frame.  Messages are not counted apart: every message
+# starts with exactly one text or binary frame (and ends in one histogram bucket).
+# Each block: frames.OPCODE_FIELDS counters, the 7 opcode classes then the
+# data-message size histogram (per-bucket counts, frames.MESSAGE_SIZE_BOUNDS).
+OPCODES_CLIENT = 43  # 43..55
+OPCODES_UPSTREAM = OPCODES_CLIENT + OPCODE_FIELDS  # 56..68
 
 
 def server_labels(config: Config) -> dict[int, str]:

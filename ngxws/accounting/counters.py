@@ -51,7 +51,7 @@ UPSTREAM_PAYLOAD = 5
 UPSTREAM_BYTES = 6
 _COUNTED_FIELDS = 7
 # The rest of a row (rare events: upgrades, closes) is laid out in breakdown.py.
-KEY_FIELDS = 64  # one row per (worker, location): 512 bytes, 8 cache lines
+KEY_FIELDS = 128  # one row per (worker, location): 1 KiB (breakdown.py uses 0..68)
 SLOT_FIELDS = KEY_FIELDS  # kept for callers indexing one row
 MAX_KEYS = 256
 """Default number of breakdown keys ((server, location) pairs, all reloads together)."""

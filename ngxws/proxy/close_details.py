@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ngxws.ws.frames import OpcodeTally
+
 OPCODE_CLOSE = 8
 
 
@@ -50,14 +52,15 @@ def parse_close(frame: bytes, payload_length: int, masked: bool) -> tuple[int, s
 class Tally:
     """One direction's frame tracker, counting for this tunnel alone."""
 
-    __slots__ = ("close", "counters", "frames", "index", "masked", "payload", "tracker")
+    __slots__ = ("close", "counters", "frames", "index", "masked", "opcodes", "payload", "tracker")
 
-    def __init__(self, tracker: Tracker, masked: bool, counters: memoryview, index: int) -> None:
+    def __init__(self, tracker: Tracker, masked: bool, counters: memoryview, index: int, opcodes: int) -> None:
         self.tracker = tracker
         self.masked = masked  # client frames carry a mask
         # the shared slot FrameTracker.count() adds to: frames, payload, bytes
         self.counters = counters
         self.index = index
+        self.opcodes = OpcodeTally(counters, opcodes)  # and its per-opcode / message-size counters
         self.frames = 0
         self.payload = 0
         self.close: tuple[int, str] | None = None
@@ -76,8 +79,10 @@ class Tally:
 
     def count(self, data: bytes | bytearray | memoryview) -> bool:
         """``FrameTracker.count``: the shared slot's additions, tallied here too."""
-        frames, payload = self.feed(data)
+        seen = self.feed_frames(data)
+        frames, payload = len(seen), sum(f[1] for f in seen)
         c, i = self.counters, self.index
+        self.opcodes.add(seen)
         c[i] += frames
         c[i + 1] += payload
         c[i + 2] += len(data)

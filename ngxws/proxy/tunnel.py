@@ -48,6 +48,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ngxws.accounting import breakdown as B
 from ngxws.accounting import counters as C
 from ngxws.accounting.breakdown import record_close
 from ngxws.proxy.close_details import Tally
@@ -60,7 +61,7 @@ from ngxws.proxy.turns import (
     relay_turns,
 )
 from ngxws.sinks.wslog import CloseInfo
-from ngxws.ws.frames import FrameTracker, encode_close_frame
+from ngxws.ws.frames import FrameTracker, OpcodeTally, encode_close_frame
 
 if TYPE_CHECKING:
     from ngxws.sinks.logfile import LogFile
@@ -81,6 +82,7 @@ class _Side(asyncio.Protocol):
     """Reads one socket, counts, writes to the other.  Subclasses name the direction."""
 
     FRAMES = 0
+    OPCODES = 0  # breakdown.OPCODES_*: this direction's per-opcode counters
     PAYLOAD = 0
     BYTES = 0
     SOURCE = ""
@@ -90,8 +92,11 @@ class _Side(asyncio.Protocol):
         self.tunnel = tunnel
         # The tracker adds to this worker's shared slot itself (count()): one
         # C call per read does the frame scan and the counter update.
-        self.tracker = FrameTracker(tunnel.worker.counters.array, tunnel.slot + self.FRAMES)
+        self.tracker = FrameTracker(
+            tunnel.worker.counters.array, tunnel.slot + self.FRAMES, tunnel.slot + self.OPCODES
+        )
         self.count = self.tracker.count
+        self.opcodes = OpcodeTally(tunnel.worker.counters.array, tunnel.slot + self.OPCODES)  # logged path
         self.unlogged = not tunnel.log_each_frame  # fixed for the tunnel's life
         self.array = tunnel.worker.counters.array
         self.base = tunnel.slot
@@ -151,7 +156,9 @@ class _Side(asyncio.Protocol):
             self.spend(len(data) >> UNLOGGED_SHIFT)
         else:
             t = self.tunnel
-            frames, payload = t.log_frames(self.tracker.feed_frames(data), self.SOURCE)
+            seen = self.tracker.feed_frames(data)
+            self.opcodes.add(seen)
+            frames, payload = t.log_frames(seen, self.SOURCE)
             self.spend(len(data) + LINE_COST * frames)
             a = self.array
             b = self.base
@@ -246,6 +253,7 @@ class _Side(asyncio.Protocol):
 
 class ClientSide(_Side):
     FRAMES = C.CLIENT_FRAMES
+    OPCODES = B.OPCODES_CLIENT
     PAYLOAD = C.CLIENT_PAYLOAD
     BYTES = C.CLIENT_BYTES
     SOURCE = "client"
@@ -254,6 +262,7 @@ class ClientSide(_Side):
 
 class UpstreamSide(_Side):
     FRAMES = C.UPSTREAM_FRAMES
+    OPCODES = B.OPCODES_UPSTREAM
     PAYLOAD = C.UPSTREAM_PAYLOAD
     BYTES = C.UPSTREAM_BYTES
     SOURCE = "upstream"
@@ -309,7 +318,7 @@ class Tunnel:
             # the close line wants this tunnel's own totals / close frames:
             # only such a tunnel's sides feed through a tally (close_details.py)
             for side, masked in ((self.client_side, True), (self.upstream_side, False)):
-                tally = Tally(side.tracker, masked, side.array, side.base + side.FRAMES)
+                tally = Tally(side.tracker, masked, side.array, side.base + side.FRAMES, side.base + side.OPCODES)
                 side.tracker = tally  # type: ignore[assignment]
                 side.count = tally.count
         self.client_side.source = client

@@ -40,6 +40,7 @@ from ngxws.sinks.statspage import (
     render_prometheus,
     render_text,
 )
+from ngxws.ws.frames import MESSAGE_SIZE_BOUNDS, OPCODE_CLASSES, OPCODE_FIELDS
 
 SCHEMA_ID = "ngxws-stats/1"
 JSON_CONTENT_TYPE = "application/json"
@@ -48,6 +49,8 @@ _DIRECTIONS = (
     ("client", "in", C.CLIENT_FRAMES, C.CLIENT_PAYLOAD, C.CLIENT_BYTES),
     ("upstream", "out", C.UPSTREAM_FRAMES, C.UPSTREAM_PAYLOAD, C.UPSTREAM_BYTES),
 )
+# direction (JSON name) -> first of its per-opcode counters (OPCODE_CLASSES order)
+_OPCODES = {"client": B.OPCODES_CLIENT, "upstream": B.OPCODES_UPSTREAM}
 
 
 def requested_format(args: str | None) -> str:
@@ -83,7 +86,21 @@ def stats_body(counters: C.SharedCounters, args: str | None, accept: str | None 
 def _traffic(k: B.KeyStats | list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {"active": k[C.ACTIVE]}
     for name, _, frames, payload, tcp in _DIRECTIONS:
-        out[name] = {"frames": k[frames], "payload": k[payload], "tcp_bytes": k[tcp]}
+        base = _OPCODES[name]
+        ops = {c: k[base + i] for i, c in enumerate(OPCODE_CLASSES)}
+        cumulative = 0
+        buckets = []
+        for i, bound in enumerate(MESSAGE_SIZE_BOUNDS):
+            cumulative += k[base + len(OPCODE_CLASSES) + i]
+            buckets.append({"le": bound, "count": cumulative})
+        messages = {"buckets": buckets, "count": cumulative + k[base + OPCODE_FIELDS - 1]}
+        out[name] = {
+            "frames": k[frames],
+            "payload": k[payload],
+            "tcp_bytes": k[tcp],
+            "opcodes": ops,
+            "message_size_bytes": messages,
+        }
     return out
 
 
@@ -159,16 +176,38 @@ class _Collector:
         closes = CounterMetricFamily(
             "ngxws_websocket_closes", "Tunnels closed, by who ended them first", labels=[*_LABELS, "initiator"]
         )
+        opcodes = CounterMetricFamily(
+            "ngxws_websocket_opcode_frames",
+            "Websocket frames relayed, by opcode (text and binary frames also count messages)",
+            labels=[*_LABELS, "direction", "opcode"],
+        )
+        messages = HistogramMetricFamily(
+            "ngxws_websocket_message_size_bytes",
+            "Websocket data messages relayed (text or binary, up to FIN), by payload size",
+            labels=[*_LABELS, "direction"],
+        )
         duration = HistogramMetricFamily(
             "ngxws_websocket_duration_seconds", "Tunnel lifetime", labels=_LABELS
         )
         for k in self.keys:
             lv = [k.server, k.location]
             active.add_metric(lv, k[C.ACTIVE])
-            for _, direction, f, p, t in _DIRECTIONS:
+            for name, direction, f, p, t in _DIRECTIONS:
                 frames.add_metric([*lv, direction], k[f])
                 payload.add_metric([*lv, direction], k[p])
                 tcp.add_metric([*lv, direction], k[t])
+                base = _OPCODES[name]
+                for i, c in enumerate(OPCODE_CLASSES):
+                    opcodes.add_metric([*lv, direction, c], k[base + i])
+                upto = 0
+                sizes: list[tuple[str, float]] = []
+                for i, edge in enumerate(MESSAGE_SIZE_BOUNDS):
+                    upto += k[base + len(OPCODE_CLASSES) + i]
+                    sizes.append((repr(float(edge)), upto))
+                sizes.append(("+Inf", upto + k[base + OPCODE_FIELDS - 1]))
+                # no sum kept (it would cost the relay an add per message): the
+                # payload family has the bytes
+                messages.add_metric([*lv, direction], sizes, None)  # type: ignore[arg-type]
             upgrades.add_metric([*lv, "switched", "101"], k[B.UPGRADED])
             upgrades.add_metric([*lv, "rejected_cap", "1013"], k[B.REJECTED_CAP])
             upgrades.add_metric([*lv, "connect_error", "502"], k[B.CONNECT_ERROR])
@@ -185,4 +224,4 @@ class _Collector:
                 buckets.append((repr(bound), cumulative))
             buckets.append(("+Inf", k[B.CLOSED]))
             duration.add_metric(lv, buckets, k[B.DURATION_SUM_MS] / 1000)
-        yield from (active, frames, payload, tcp, upgrades, closes, duration)
+        yield from (active, frames, payload, tcp, opcodes, messages, upgrades, closes, duration)

@@ -33,7 +33,42 @@ typedef struct {
     uint64_t reads;                 /* chunks fed so far: the tunnel's idle check compares it */
     int64_t *slot;                  /* counters[index]: frames, payload, bytes (count() adds) */
     Py_buffer counters;             /* held while slot is set: keeps the mapping exported */
+    int64_t *ops;                   /* counters[opcodes]: frames per opcode class, message sizes */
+    uint64_t msg;                   /* payload so far of the data message in flight (count()) */
 } FrameTracker;
+
+/* Opcode -> its counter in ops (frames.OPCODE_CLASSES): text, binary,
+ * continuation, close, ping, pong, other (reserved 3-7, 0xB-0xF). */
+static const unsigned char OPCLASS[16] = {2, 0, 1, 6, 6, 6, 6, 6, 3, 4, 5, 6, 6, 6, 6, 6};
+#define N_CLASSES 7
+
+/*
+ * A frame completed (count() with opcodes): one more frame of its class, and
+ * at the FIN of a data message its size into the histogram that follows the
+ * classes (frames.MESSAGE_SIZE_BOUNDS: <=64, <=1Ki, <=16Ki, <=256Ki, <=1Mi,
+ * more).  A text or binary frame starts a message, continuations add to it;
+ * control frames (which may come between fragments) leave it alone.
+ */
+static inline void
+frame_done(FrameTracker *self, int64_t *ops, unsigned int b0, uint64_t len)
+{
+    unsigned int op = b0 & 0x0F;
+    uint64_t m;
+    int b;
+
+    ops[OPCLASS[op]]++;
+    if (op > 2)
+        return;
+    m = op ? len : self->msg + len;
+    if (!(b0 & 0x80)) {
+        self->msg = m;
+        return;
+    }
+    self->msg = 0;
+    b = m <= 64 ? 0 : m <= 1024 ? 1 : m <= 16384 ? 2 : m <= 262144 ? 3 : m <= 1048576 ? 4 : 5;
+    ops[N_CLASSES + b]++;
+}
+#define OPCOUNT(b0, len) do { if (ops != NULL) frame_done(self, ops, (b0), (len)); } while (0)
 
 /*
  * Decode the header at p, given `avail` readable bytes.
@@ -115,7 +150,7 @@ hold(FrameTracker *self, unsigned char b0, uint64_t length, uint64_t missing)
  */
 static int
 scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
-     uint64_t *payload_out, PyObject *list)
+     uint64_t *payload_out, PyObject *list, int64_t *ops)
 {
     uint64_t frames = 0, payload = 0, len = 0;
     size_t pos = 0, avail;
@@ -133,6 +168,7 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         self->skip = 0;
         frames = 1;
         payload = self->pending_len;
+        OPCOUNT(self->pending_b0, self->pending_len);
         if (list != NULL && append_frame(list, self->pending_b0, self->pending_len) < 0)
             return -1;
     }
@@ -163,6 +199,7 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         }
         frames = 1;
         payload = len;
+        OPCOUNT(buf[0], len);
         if (list != NULL && append_frame(list, buf[0], len) < 0)
             return -1;
         pos += (size_t)len;
@@ -188,6 +225,7 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         }
         frames++;
         payload += len;
+        OPCOUNT(p[pos], len);
         if (list != NULL && append_frame(list, p[pos], len) < 0)
             return -1;
         pos += (size_t)hdr + (size_t)len;
@@ -211,10 +249,10 @@ scan_object(FrameTracker *self, PyObject *data, uint64_t *frames, uint64_t *payl
 
     if (PyBytes_Check(data))
         return scan(self, (const unsigned char *)PyBytes_AS_STRING(data),
-                    (size_t)PyBytes_GET_SIZE(data), frames, payload, list);
+                    (size_t)PyBytes_GET_SIZE(data), frames, payload, list, NULL);
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return -1;
-    rc = scan(self, (const unsigned char *)view.buf, (size_t)view.len, frames, payload, list);
+    rc = scan(self, (const unsigned char *)view.buf, (size_t)view.len, frames, payload, list, NULL);
     PyBuffer_Release(&view);
     return rc;
 }
@@ -286,7 +324,7 @@ FrameTracker_count(FrameTracker *self, PyObject *data)
     if (PyBytes_Check(data)) {
         n = PyBytes_GET_SIZE(data);
         scan(self, (const unsigned char *)PyBytes_AS_STRING(data), (size_t)n, &frames,
-             &payload, NULL);
+             &payload, NULL, self->ops);
     }
     else {
         Py_buffer view;
@@ -294,7 +332,7 @@ FrameTracker_count(FrameTracker *self, PyObject *data)
         if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
             return NULL;
         n = view.len;
-        scan(self, (const unsigned char *)view.buf, (size_t)n, &frames, &payload, NULL);
+        scan(self, (const unsigned char *)view.buf, (size_t)n, &frames, &payload, NULL, self->ops);
         PyBuffer_Release(&view);
     }
     if (self->slot != NULL) {
@@ -328,12 +366,13 @@ FrameTracker_get_at_boundary(FrameTracker *self, void *Py_UNUSED(closure))
 static PyObject *
 FrameTracker_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"counters", "index", NULL};
+    static char *kwlist[] = {"counters", "index", "opcodes", NULL};
     PyObject *counters = Py_None;
-    Py_ssize_t index = 0;
+    Py_ssize_t index = 0, opcodes = -1;
     FrameTracker *self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|On:FrameTracker", kwlist, &counters, &index))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|Onn:FrameTracker", kwlist, &counters, &index,
+                                     &opcodes))
         return NULL;
     self = (FrameTracker *)type->tp_alloc(type, 0); /* zeroed: nothing in flight, no head, no error */
     if (self == NULL || counters == Py_None)
@@ -357,7 +396,15 @@ FrameTracker_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "counters must be an aligned array of signed 64-bit ints");
         return NULL;
     }
+    if (opcodes >= 0 && (size_t)self->counters.len < ((size_t)opcodes + 13) * sizeof(int64_t)) {
+        PyBuffer_Release(&self->counters);
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_IndexError, "counters[opcodes:opcodes+13] out of range");
+        return NULL;
+    }
     self->slot = (int64_t *)self->counters.buf + index;
+    if (opcodes >= 0)
+        self->ops = (int64_t *)self->counters.buf + opcodes;
     return (PyObject *)self;
 }
 
@@ -391,7 +438,7 @@ static PyGetSetDef FrameTracker_getset[] = {
 };
 
 PyDoc_STRVAR(FrameTracker_doc,
-"FrameTracker(counters=None, index=0)\n--\n\n"
+"FrameTracker(counters=None, index=0, opcodes=-1)\n--\n\n"
 "Follows one direction of a websocket byte stream, reading frame headers only.\n\n"
 "C version of ngxws.ws.frames.PyFrameTracker, with the identical interface.");
 

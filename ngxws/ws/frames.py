@@ -53,6 +53,11 @@ from typing import TYPE_CHECKING
 __all__ = [
     "CFrameTracker",
     "CloseCode",
+    "OPCLASS",
+    "MESSAGE_SIZE_BOUNDS",
+    "OPCODE_CLASSES",
+    "OPCODE_FIELDS",
+    "OpcodeTally",
     "FrameTracker",
     "Opcode",
     "PyFrameTracker",
@@ -84,6 +89,18 @@ class CloseCode(enum.IntEnum):
     CONNECTION_AGED = 4001  # ws_conn_age reached: "Connection is Aged"
 
 
+# The per-opcode counters :meth:`PyFrameTracker.count` adds to (at
+# ``counters[opcodes + i]``), in this order; "other" is every reserved opcode.
+OPCODE_CLASSES: tuple[str, ...] = ("text", "binary", "continuation", "close", "ping", "pong", "other")
+# opcode -> index in OPCODE_CLASSES (the C one has the same table, OPCLASS)
+OPCLASS: tuple[int, ...] = (2, 0, 1, 6, 6, 6, 6, 6, 3, 4, 5, 6, 6, 6, 6, 6)
+
+# After them, at ``counters[opcodes + 7 + i]``: data messages (text or binary
+# frame, then continuations up to FIN) whose payload was at most
+# MESSAGE_SIZE_BOUNDS[i] bytes, per bucket (not cumulative); the 6th: larger.
+MESSAGE_SIZE_BOUNDS: tuple[int, ...] = (64, 1024, 16384, 262144, 1048576)
+OPCODE_FIELDS = len(OPCODE_CLASSES) + len(MESSAGE_SIZE_BOUNDS) + 1  # 13 counters
+
 # Nothing completed in this chunk: the common answer while a large payload
 # streams through, so it is one shared tuple rather than a new one per read.
 _NOTHING: tuple[int, int] = (0, 0)
@@ -103,23 +120,30 @@ class PyFrameTracker:
         "_error",
         "_head",
         "_index",
+        "_ops",
         "_pending_b0",
         "_pending_len",
         "_reads",
         "_skip",
     )
 
-    def __init__(self, counters: memoryview | None = None, index: int = 0) -> None:
+    def __init__(self, counters: memoryview | None = None, index: int = 0, opcodes: int = -1) -> None:
         """``counters`` (a writable array of signed 64-bit ints, e.g. this
         worker's shared slot) and ``index``: where :meth:`count` adds frames,
-        payload and bytes (``counters[index:index + 3]``)."""
+        payload and bytes (``counters[index:index + 3]``); ``opcodes`` (if
+        not negative): where it adds completed frames per opcode class
+        (``counters[opcodes + OPCODE_CLASSES.index(name)]``) and, after
+        them, completed data messages per size bucket (MESSAGE_SIZE_BOUNDS)."""
         if counters is not None:
             if counters.itemsize != 8 or counters.readonly:
                 raise TypeError("counters must be a writable array of signed 64-bit ints")
             if index < 0 or len(counters) < index + 3:
                 raise IndexError("counters[index:index+3] out of range")
+            if opcodes >= 0 and len(counters) < opcodes + OPCODE_FIELDS:
+                raise IndexError("counters[opcodes:opcodes+13] out of range")
         self._counters = counters
         self._index = index
+        self._ops = OpcodeTally(counters, opcodes) if counters is not None and opcodes >= 0 else None
         self._reads = 0  # chunks fed: the tunnel's idle check compares it, no clock per read
         self._skip = 0  # payload bytes of the frame in flight not yet seen
         self._pending_len = 0  # that frame's payload length, reported when skip reaches 0
@@ -144,8 +168,15 @@ class PyFrameTracker:
         The relay's one call per read (in C: no result tuple, no Python
         arithmetic); here the reference for what the C one must do.
         """
-        frames, payload = self.feed(data)
         c = self._counters
+        if self._ops is not None:
+            # The reference (and the fallback) takes the per-frame path only
+            # when asked for opcodes; C counts them inside its one scan.
+            seen = self.feed_frames(data)
+            self._ops.add(seen)
+            frames, payload = len(seen), sum(f[1] for f in seen)
+        else:
+            frames, payload = self.feed(data)
         if c is not None:
             i = self._index
             c[i] += frames
@@ -301,6 +332,37 @@ class PyFrameTracker:
             self._error = True
             return -1, 0
         return hdr - len(kept), length
+
+
+class OpcodeTally:
+    """Per-opcode frames and message sizes at ``counters[index:index + OPCODE_FIELDS]``
+    for frames from ``feed_frames`` (what the C ``count`` does inside its scan)."""
+
+    __slots__ = ("counters", "index", "msg")
+
+    def __init__(self, counters: memoryview, index: int) -> None:
+        self.counters = counters
+        self.index = index
+        self.msg = 0  # payload so far of the data message in flight
+
+    def add(self, frames: list[tuple[int, int, bool]]) -> None:
+        c, i = self.counters, self.index
+        for opcode, length, fin in frames:
+            c[i + OPCLASS[opcode]] += 1
+            if opcode <= 2:  # data: text/binary start a message, continuations add
+                size = length if opcode else self.msg + length
+                if fin:
+                    self.msg = 0
+                    c[i + 7 + _size_bucket(size)] += 1
+                else:
+                    self.msg = size
+
+
+def _size_bucket(size: int) -> int:
+    for i, bound in enumerate(MESSAGE_SIZE_BOUNDS):
+        if size <= bound:
+            return i
+    return len(MESSAGE_SIZE_BOUNDS)
 
 
 def _parse_header(data: bytes | bytearray | memoryview, pos: int, n: int) -> tuple[int, int]:
