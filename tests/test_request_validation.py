@@ -5,13 +5,12 @@ backend that counts the connections it is offered."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import free_port, ngxws, read_head, read_until_closed, wait_for
+from harness import accept_in_threads, free_port, ngxws, read_head, read_until_closed, wait_for
 
 
 class CountingBackend:
@@ -25,16 +24,10 @@ class CountingBackend:
         self.port = int(self.sock.getsockname()[1])
         self.accepted = 0
         self.requests: list[tuple[bytes, bytes]] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        accept_in_threads(self.sock, self._serve, self._count)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def _count(self, conn: socket.socket) -> None:
+        self.accepted += 1
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
