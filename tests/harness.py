@@ -354,6 +354,16 @@ def read_until_closed(sock: socket.socket, timeout: float = 5.0) -> bytes:
         return out
 
 
+def read_at_least(sock: socket.socket, have: bytes, n: int) -> bytes:
+    """``have`` and what ``sock`` sends next, until there are ``n`` bytes or the peer closes."""
+    while len(have) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        have += chunk
+    return have
+
+
 def parse_stats(page: str) -> dict[str, int]:
     """The v1 page by position, as users' scripts read it."""
     lines = page.split("\n")

@@ -40,6 +40,7 @@ from harness import (
     accept_in_threads,
     free_port,
     mask_frame,
+    read_at_least,
     read_head,
     switching_protocols,
     upgrade_request,
@@ -73,11 +74,7 @@ def recording_backend() -> Iterator[tuple[int, queue.Queue[tuple[bytes, bytes]]]
             conn.sendall(switching_protocols(head))
             conn.settimeout(10)
             try:
-                while len(rest) < len(FRAME):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    rest += chunk
+                rest = read_at_least(conn, rest, len(FRAME))
             except OSError:
                 pass
             got.put((head, rest))

@@ -10,7 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import accept_in_threads, free_port, ngxws, read_head, read_until_closed, wait_for
+from harness import (
+    accept_in_threads,
+    free_port,
+    ngxws,
+    read_at_least,
+    read_head,
+    read_until_closed,
+    wait_for,
+)
 
 
 class CountingBackend:
@@ -118,11 +126,7 @@ def test_an_upgrade_body_is_a_body_and_the_rest_is_tunnelled(tmp_path: Path) -> 
         head, rest = read_head(s)
         assert head.startswith(b"HTTP/1.1 101 ")
         s.settimeout(5)
-        while len(rest) < len(b"tunnel"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
+        rest = read_at_least(s, rest, len(b"tunnel"))
         assert rest == b"tunnel"  # echoed through the tunnel
         assert wait_for(lambda: len(backend.requests) == 1)
         head_sent, body = backend.requests[0]

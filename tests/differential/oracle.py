@@ -48,7 +48,7 @@ BACKENDS = 4
 
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from harness import accept_in_threads, ws_accept  # noqa: E402  (tests/harness.py: raw-peer helpers)
+from harness import accept_in_threads, read_at_least, ws_accept  # noqa: E402  (tests/harness.py: raw-peer helpers)
 from ports import free_port  # noqa: E402  (tests/ports.py: ports outside the ephemeral range)
 
 # -- backends -----------------------------------------------------------------
@@ -600,12 +600,7 @@ def observe(running: Running, kind: str, case: Case) -> list[object]:
                     break
                 if resp.status == 101 and ex.ws:
                     sock.sendall(WS_FRAME)
-                    got = buf
-                    while len(got) < len(WS_FRAME):
-                        chunk = sock.recv(65536)
-                        if not chunk:
-                            break
-                        got += chunk
+                    got = read_at_least(sock, buf, len(WS_FRAME))
                     buf = b""
                     out.append(("ws echo", got == WS_FRAME))
                 if resp.status == 101 and ex.flood:
