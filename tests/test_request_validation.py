@@ -45,11 +45,7 @@ class CountingBackend:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value)
-            while len(rest) < length:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                rest += chunk
+            rest = read_at_least(conn, rest, length)
             body, rest = rest[:length], rest[length:]
             self.requests.append((head, body))
             if b"\r\nupgrade:" in head.lower():

@@ -119,11 +119,7 @@ class RecordingBackend:
                 body = b""
                 if "content-length" in headers:
                     n = int(headers["content-length"])
-                    while len(buf) < n:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        buf += chunk
+                    buf = read_at_least(conn, buf, n)
                     body, buf = buf[:n], buf[n:]
                 elif "chunked" in headers.get("transfer-encoding", "").lower():
                     body, buf = _read_chunked(conn, buf)
@@ -544,11 +540,7 @@ def _read_response(sock: socket.socket, buf: bytes, head_request: bool) -> tuple
         pass
     elif "content-length" in hmap:
         n = int(hmap["content-length"])
-        while len(buf) < n:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
+        buf = read_at_least(sock, buf, n)
         body, buf = buf[:n], buf[n:]
     elif "chunked" in hmap.get("transfer-encoding", ""):
         body, buf = _read_chunked(sock, buf)
