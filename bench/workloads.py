@@ -20,7 +20,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -244,9 +245,9 @@ def _require_work(work: float, what: str, stats: LoadStats | None = None) -> Non
         raise NoProgress(f"no {what} in the measure window{detail}")
 
 
-async def run_flood(ctx: CellContext, conns: int, payload_size: int, opcode: Opcode) -> Measurement:
-    """W1/W2/W3: ``conns`` clients write fixed-size frames as fast as they are taken."""
-    frame = client_frame(opcode, b"\x42" * payload_size)
+@asynccontextmanager
+async def flooding(ctx: CellContext, conns: int, frame: bytes) -> AsyncIterator[None]:
+    """``conns`` clients write ``frame`` to /sink as fast as it is taken, until the block ends."""
     batch = frame * max(1, FLOOD_BATCH_BYTES // len(frame))
     request = upgrade_request(f"/sink?fixed={len(frame)}", ctx.host_header)
     clients: list[FloodClient] = []
@@ -254,11 +255,18 @@ async def run_flood(ctx: CellContext, conns: int, payload_size: int, opcode: Opc
         clients = await open_clients(lambda: FloodClient(request, batch), HOST, ctx.port, conns)
         for client in clients:
             client.start()
-        window = await ctx.measure()
+        yield
     finally:
         for client in clients:
             client.stop()
         abort_all(clients)
+
+
+async def run_flood(ctx: CellContext, conns: int, payload_size: int, opcode: Opcode) -> Measurement:
+    """W1/W2/W3: ``conns`` clients write fixed-size frames as fast as they are taken."""
+    frame = client_frame(opcode, b"\x42" * payload_size)
+    async with flooding(ctx, conns, frame):
+        window = await ctx.measure()
     _require_intact(window)
     frames = window.backend["bytes_in"] / len(frame)
     _require_work(frames, "frame reached the backend")
@@ -488,23 +496,13 @@ async def run_probed_flood(ctx: CellContext, conns: int, payload_size: int, prob
     """W8: W2's flood; meanwhile ``probes`` status-page GETs and ``probes``
     upgrade + echo, one at a time, timed from another process."""
     frame = client_frame(Opcode.TEXT, b"\x42" * payload_size)
-    batch = frame * max(1, FLOOD_BATCH_BYTES // len(frame))
-    request = upgrade_request(f"/sink?fixed={len(frame)}", ctx.host_header)
-    clients: list[FloodClient] = []
-    try:
-        clients = await open_clients(lambda: FloodClient(request, batch), HOST, ctx.port, conns)
-        for client in clients:
-            client.start()
+    async with flooding(ctx, conns, frame):
         await asyncio.sleep(ctx.warmup)
         ctx.check_proxy()
         before = ctx.probe.snapshot()
         samples = await _run_probes(ctx, probes)
         after = ctx.probe.snapshot()
         ctx.check_proxy()
-    finally:
-        for client in clients:
-            client.stop()
-        abort_all(clients)
     window = Probe.window(before, after)
     _require_intact(window)
     extra = _latency_extra("stat", samples["stat"]) | _latency_extra("upgrade", samples["upgrade"])

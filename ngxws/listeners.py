@@ -17,10 +17,11 @@ import socket
 import ssl
 import stat
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from ngxws.config.model import Config, Listen, Server
 from ngxws.errorlog import ALERT
+from ngxws.first_bytes import FirstBytesReader
 from ngxws.http.responses import build_response, error_response
 from ngxws.routing.servers import VirtualHosts, virtual_hosts
 from ngxws.socket_options import apply_socket_options
@@ -184,7 +185,7 @@ def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> Any:
     return sslproto.SSLProtocol
 
 
-class TLSAcceptor(asyncio.Protocol):
+class TLSAcceptor(FirstBytesReader):
     """The first protocol of every connection on a ``listen ... ssl`` socket.
 
     It looks at the first bytes the client sends: a TLS ClientHello (a
@@ -212,11 +213,6 @@ class TLSAcceptor(asyncio.Protocol):
         self._hello = bytearray()  # a ClientHello read whole for ssl_reject_handshake
         self._refuses = handshake_refuser(context)
         self._handed_over = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # (uvloop's TCPTransport is not registered as an asyncio.Transport)
-        self.transport = cast(asyncio.Transport, transport)
-        self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
@@ -268,24 +264,6 @@ class TLSAcceptor(asyncio.Protocol):
             view[:n] = data[:n]
             tls.buffer_updated(n)
             data = data[n:]
-
-    def eof_received(self) -> bool | None:
-        self._cancel_timer()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timer()
-
-    def _expire(self) -> None:
-        # client_header_timeout before a byte or a whole head: nginx closes silently.
-        self._timer = None
-        if self.transport is not None and not self._handed_over:
-            self.transport.abort()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 def _could_be_request(buf: bytes | bytearray) -> bool:

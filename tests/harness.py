@@ -8,6 +8,8 @@ conf file, exactly as a user would.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
 import signal
 import socket
@@ -25,6 +27,7 @@ from ports import free_port
 from websockets.asyncio.server import ServerConnection, serve
 
 ROOT = Path(__file__).resolve().parent.parent
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 WS_LOCATION = """
@@ -226,9 +229,6 @@ def served_in_thread(start: Callable[[], Awaitable[Any]]) -> Iterator[None]:
 def raw_backend(reply_101: bool = True) -> Iterator[tuple[int, list[bytes], threading.Event]]:
     """A raw TCP peer: answers the handshake with a fixed 101, then records every
     byte it receives after the head (to check byte transparency)."""
-    import base64
-    import hashlib
-
     received: list[bytes] = []
     done = threading.Event()
     srv = socket.socket()
@@ -241,18 +241,8 @@ def raw_backend(reply_101: bool = True) -> Iterator[tuple[int, list[bytes], thre
             head, rest = read_head(conn, timeout=10)
             if not head:
                 return
-            key = b""
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"sec-websocket-key:"):
-                    key = line.split(b":", 1)[1].strip()
-            accept = base64.b64encode(
-                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-            )
             if reply_101:
-                conn.sendall(
-                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-                )
+                conn.sendall(switching_protocols(head))
             if rest:
                 received.append(rest)
             try:
@@ -265,20 +255,70 @@ def raw_backend(reply_101: bool = True) -> Iterator[tuple[int, list[bytes], thre
                 pass
             done.set()
 
-    def accept_loop() -> None:
+    accept_in_threads(srv, serve_one)
+    try:
+        yield port, received, done
+    finally:
+        srv.close()
+
+
+def accept_in_threads(
+    srv: socket.socket,
+    serve: Callable[[socket.socket], None],
+    on_accept: Callable[[socket.socket], None] | None = None,
+) -> None:
+    """Accept on ``srv`` in a daemon thread until it is closed; each connection is
+    given to ``on_accept`` (if any) and then served by ``serve`` in its own daemon thread."""
+
+    def loop() -> None:
         while True:
             try:
                 conn, _ = srv.accept()
             except OSError:
                 return
-            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+            if on_accept is not None:
+                on_accept(conn)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
-    t = threading.Thread(target=accept_loop, daemon=True)
-    t.start()
-    try:
-        yield port, received, done
-    finally:
-        srv.close()
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def ws_accept(key: bytes) -> bytes:
+    """The Sec-WebSocket-Accept value for ``key`` (RFC 6455 section 4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+
+
+def request_key(head: bytes) -> bytes:
+    """The Sec-WebSocket-Key of a request head (the last one), or b""."""
+    key = b""
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"sec-websocket-key:"):
+            key = line.split(b":", 1)[1].strip()
+    return key
+
+
+def switching_protocols(head: bytes) -> bytes:
+    """A websocket 101 answering the request ``head``."""
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + ws_accept(request_key(head)) + b"\r\n\r\n"
+    )
+
+
+def live_children(parent: int) -> set[int]:
+    """Live (not zombie) children of ``parent``, from /proc."""
+    out: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] not in ("Z", "X"):
+            out.add(int(entry))
+    return out
 
 
 def upgrade_request(path: str = "/", key: str = "dGhlIHNhbXBsZSBub25jZQ==", host: str = "localhost") -> bytes:
@@ -312,6 +352,16 @@ def read_until_closed(sock: socket.socket, timeout: float = 5.0) -> bytes:
             out += chunk
     except (TimeoutError, ConnectionResetError):
         return out
+
+
+def read_at_least(sock: socket.socket, have: bytes, n: int) -> bytes:
+    """``have`` and what ``sock`` sends next, until there are ``n`` bytes or the peer closes."""
+    while len(have) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        have += chunk
+    return have
 
 
 def parse_stats(page: str) -> dict[str, int]:

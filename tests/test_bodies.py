@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from harness import Ngxws, free_port, read_head, wait_for
+from harness import Ngxws, accept_in_threads, free_port, read_head, wait_for
 
 from ngxws.http.body import RequestBody
 
@@ -66,16 +66,7 @@ class CountingBackend:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = int(self.sock.getsockname()[1])
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        assert self.sock is not None
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        accept_in_threads(self.sock, self._serve)
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:

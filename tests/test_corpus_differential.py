@@ -68,7 +68,7 @@ from test_corpus import (
 
 sys.path.insert(0, str(Path(__file__).parent / "differential"))
 
-from harness import ROOT  # noqa: E402
+from harness import ROOT, read_at_least  # noqa: E402
 from oracle import WS_FRAME, RecordingBackend, _read_response, upgrade  # noqa: E402
 
 WORKERS = 6  # cases at a time: mostly waiting on ngxws's start-up
@@ -415,12 +415,7 @@ class Side:
             }
             if resp.status == 101:
                 sock.sendall(WS_FRAME)
-                got = buf
-                while len(got) < len(WS_FRAME):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    got += chunk
+                got = read_at_least(sock, buf, len(WS_FRAME))
                 seen["echo"] = got == WS_FRAME
             seen["backend"] = self._records()
             return seen

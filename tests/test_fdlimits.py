@@ -18,14 +18,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from harness import ROOT, free_port, wait_for, wait_port
+from harness import ROOT, accept_in_threads, free_port, wait_for, wait_port
 
 from ngxws.config.loader import ConfigError, load_config
 
@@ -49,15 +48,7 @@ def http_backend() -> Iterator[int]:
             except OSError:
                 pass
 
-    def loop() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=one, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
+    accept_in_threads(srv, one)
     try:
         yield int(srv.getsockname()[1])
     finally:

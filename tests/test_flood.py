@@ -17,15 +17,21 @@ same length).
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import signal
 import socket
 import time
 from pathlib import Path
 
 import pytest
-from harness import Ngxws, free_port, mask_frame, parse_stats, upgrade_request, ws_conf
+from harness import (
+    Ngxws,
+    free_port,
+    mask_frame,
+    parse_stats,
+    switching_protocols,
+    upgrade_request,
+    ws_conf,
+)
 
 FRAME = mask_frame(0x1, b"x" * 16)  # 22 bytes on the wire
 BATCH = FRAME * (65536 // len(FRAME))
@@ -55,17 +61,7 @@ class Backend(asyncio.Protocol):
             if b"\r\n\r\n" not in self.head:
                 return
             head, _, data = self.head.partition(b"\r\n\r\n")
-            key = b""
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"sec-websocket-key:"):
-                    key = line.split(b":", 1)[1].strip()
-            accept = base64.b64encode(
-                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-            )
-            self.transport.write(  # type: ignore[attr-defined]
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            self.transport.write(switching_protocols(head))  # type: ignore[attr-defined]
             self.upgraded = True
             self.echo = head.startswith(b"GET /echo ")
             Backend.received[id(self)] = 0

@@ -22,14 +22,11 @@ internal redirects; they are not requested.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import queue
 import re
 import shutil
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +34,17 @@ from typing import Any
 
 import crossplane
 import pytest
-from harness import ROOT, Ngxws, free_port, mask_frame, read_head, upgrade_request
+from harness import (
+    ROOT,
+    Ngxws,
+    accept_in_threads,
+    free_port,
+    mask_frame,
+    read_at_least,
+    read_head,
+    switching_protocols,
+    upgrade_request,
+)
 
 from ngxws.config.loader import load_config
 from ngxws.config.model import Location, Server
@@ -47,7 +54,6 @@ CONFIGS = ROOT / "tests" / "configs"
 FIXTURES = sorted(p.name for p in CONFIGS.iterdir() if (p / "check.txt").exists())
 # A request path for each regex location of the fixtures.
 REGEX_SAMPLES = {"^/var/(?<rest>.*)$": "/var/x"}
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 FRAME = mask_frame(1, b"through the tunnel")
 
 
@@ -65,32 +71,15 @@ def recording_backend() -> Iterator[tuple[int, queue.Queue[tuple[bytes, bytes]]]
     def serve(conn: socket.socket) -> None:
         with conn:
             head, rest = read_head(conn, timeout=10)
-            key = re.search(rb"(?im)^sec-websocket-key:\s*(\S+)", head)
-            accept = base64.b64encode(hashlib.sha1((key.group(1) if key else b"") + GUID).digest())
-            conn.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            conn.sendall(switching_protocols(head))
             conn.settimeout(10)
             try:
-                while len(rest) < len(FRAME):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    rest += chunk
+                rest = read_at_least(conn, rest, len(FRAME))
             except OSError:
                 pass
             got.put((head, rest))
 
-    def accept_loop() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept_loop, daemon=True).start()
+    accept_in_threads(srv, serve)
     try:
         yield int(srv.getsockname()[1]), got
     finally:

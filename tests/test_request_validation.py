@@ -5,13 +5,20 @@ backend that counts the connections it is offered."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import free_port, ngxws, read_head, read_until_closed, wait_for
+from harness import (
+    accept_in_threads,
+    free_port,
+    ngxws,
+    read_at_least,
+    read_head,
+    read_until_closed,
+    wait_for,
+)
 
 
 class CountingBackend:
@@ -25,16 +32,10 @@ class CountingBackend:
         self.port = int(self.sock.getsockname()[1])
         self.accepted = 0
         self.requests: list[tuple[bytes, bytes]] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        accept_in_threads(self.sock, self._serve, self._count)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def _count(self, conn: socket.socket) -> None:
+        self.accepted += 1
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
@@ -44,11 +45,7 @@ class CountingBackend:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value)
-            while len(rest) < length:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                rest += chunk
+            rest = read_at_least(conn, rest, length)
             body, rest = rest[:length], rest[length:]
             self.requests.append((head, body))
             if b"\r\nupgrade:" in head.lower():
@@ -125,11 +122,7 @@ def test_an_upgrade_body_is_a_body_and_the_rest_is_tunnelled(tmp_path: Path) -> 
         head, rest = read_head(s)
         assert head.startswith(b"HTTP/1.1 101 ")
         s.settimeout(5)
-        while len(rest) < len(b"tunnel"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
+        rest = read_at_least(s, rest, len(b"tunnel"))
         assert rest == b"tunnel"  # echoed through the tunnel
         assert wait_for(lambda: len(backend.requests) == 1)
         head_sent, body = backend.requests[0]

@@ -90,11 +90,8 @@ SECOND = _doc(
     [("", "", 0, (0, 0, 0), (0, 0, 0), 0), ("a.test", "/ws", 3, (30, 300, 480), (60, 600, 720), 3), ("b.test", "= /x", 1, (5, 0, 30), (0, 0, 0), 1)],
 )
 
-RENDER_CASES = [
-    pytest.param(
-        FIRST,
-        None,
-        """\
+# FIRST rendered alone, or after a later snapshot (no rate either way)
+FIRST_NO_RATES = """\
         ngxws top  http://127.0.0.1:8080/st  2025-11-26 03:45:00 UTC
 
         open tunnels 2   upgrades: switched 2  rejected_cap 0  connect_error 0  connect_timeout 0  upstream_status 1
@@ -110,7 +107,13 @@ RENDER_CASES = [
 
         server   location  open  client.frames  client.f/s  client.tcp  client.B/s  upstream.frames  upstream.f/s  upstream.tcp  upstream.B/s  upgrades  refused  closed
         (other)  -            0              0           -           0           -                0             -             0             -         0        0       0
-        a.test   /ws          2             10           -         160           -               20             -           240             -         2        0       0""",
+        a.test   /ws          2             10           -         160           -               20             -           240             -         2        0       0"""
+
+RENDER_CASES = [
+    pytest.param(
+        FIRST,
+        None,
+        FIRST_NO_RATES,
         id="first snapshot: no rates",
     ),
     pytest.param(
@@ -139,23 +142,7 @@ RENDER_CASES = [
     pytest.param(
         FIRST,
         SECOND,
-        """\
-        ngxws top  http://127.0.0.1:8080/st  2025-11-26 03:45:00 UTC
-
-        open tunnels 2   upgrades: switched 2  rejected_cap 0  connect_error 0  connect_timeout 0  upstream_status 1
-
-        direction  frames  frames/s  payload  payload/s  tcp_bytes  tcp_bytes/s
-        client         10         -      100          -        160            -
-        upstream       20         -      200          -        240            -
-
-        closed by    client  upstream  ngxws_age  ngxws_shutdown  ngxws_timeout  ngxws_error
-        close code  its own   its own       4001            1001           none         none
-        tunnels           2         0          1               0              0            0
-        mean tunnel lifetime 3.0s over 3 closed
-
-        server   location  open  client.frames  client.f/s  client.tcp  client.B/s  upstream.frames  upstream.f/s  upstream.tcp  upstream.B/s  upgrades  refused  closed
-        (other)  -            0              0           -           0           -                0             -             0             -         0        0       0
-        a.test   /ws          2             10           -         160           -               20             -           240             -         2        0       0""",
+        FIRST_NO_RATES,
         id="time went backwards (a restart): no rates",
     ),
 ]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import uvloop
-from harness import free_port, ngxws, read_head, upgrade_request
+from harness import free_port, ngxws, read_head, switching_protocols, upgrade_request
 
 from ngxws.accounting.counters import KEY_FIELDS
 from ngxws.proxy.tunnel import Tunnel
@@ -284,8 +284,6 @@ def deaf_backend() -> Iterator[int]:
     (It cannot tell when the proxy gives up: the proxy's FIN waits behind
     the bytes this peer never reads.  The client sees it: its own unread
     bytes make the proxy's close a reset.)"""
-    import base64
-    import hashlib
 
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -306,18 +304,7 @@ def deaf_backend() -> Iterator[int]:
             if not chunk:
                 return
             buf += chunk
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in buf.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept = base64.b64encode(
-            hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-        )
-        conn.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        conn.sendall(switching_protocols(buf.partition(b"\r\n\r\n")[0]))
         # never recv again; the connection is closed when the test ends
 
     threading.Thread(target=serve, daemon=True).start()

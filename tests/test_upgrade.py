@@ -19,8 +19,6 @@ tests/differential/cases_upgrade.py.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import os
 import socket
 import threading
@@ -31,13 +29,16 @@ from pathlib import Path
 
 import pytest
 from harness import (
+    accept_in_threads,
     free_port,
+    live_children,
     mask_frame,
     ngxws,
     parse_stats,
     read_head,
     read_until_closed,
     run,
+    switching_protocols,
     upgrade_request,
     wait_for,
     ws_backend,
@@ -45,7 +46,6 @@ from harness import (
 )
 from websockets.asyncio.client import connect
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PROXY = """
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
@@ -74,15 +74,7 @@ class HeldBackend:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(256)
         self.port = int(self.sock.getsockname()[1])
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        accept_in_threads(self.sock, self._serve)
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
@@ -91,20 +83,12 @@ class HeldBackend:
                 return
             with self._lock:
                 self.heads.append(head)
-            key = b""
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"sec-websocket-key:"):
-                    key = line.split(b":", 1)[1].strip()
-            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
             if self.mode == "gate":
                 self._wait_or_eof(conn, self.release)
             if self.mode == "h2c":
                 conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
             elif self.mode in ("gate", "ws"):
-                conn.sendall(
-                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-                )
+                conn.sendall(switching_protocols(head))
             got = rest + read_until_closed(conn, timeout=20)
             with self._lock:
                 self.after.append(got)
@@ -141,21 +125,8 @@ def spelled(path: str, upgrade: str | None, connection: str | None, extra: str =
 
 def worker_pid(master: int) -> int:
     """The one worker of ``master`` (``worker_processes 1``), from /proc."""
-    def children() -> list[int]:
-        out = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as f:
-                        fields = f.read().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == master and fields[0] not in ("Z", "X"):
-                    out.append(int(entry))
-        return out
-
-    assert wait_for(lambda: len(children()) == 1)
-    return children()[0]
+    assert wait_for(lambda: len(live_children(master)) == 1)
+    return next(iter(live_children(master)))
 
 
 def fds(pid: int) -> int:

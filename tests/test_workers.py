@@ -22,6 +22,7 @@ from harness import (
     ROOT,
     Ngxws,
     free_port,
+    live_children,
     parse_stats,
     run,
     upgrade_request,
@@ -55,27 +56,11 @@ def start(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> tuple
     port = int(text.split("listen 127.0.0.1:", 1)[1].split(";", 1)[0])
     (tmp_path / "nginx.conf").write_text(text)
     server = Ngxws(tmp_path / "nginx.conf", tmp_path, port, extra_env=env)
-    assert wait_for(lambda: len(workers_of(server.proc.pid)) == 2 or "worker_processes 1" in text)
+    assert wait_for(lambda: len(live_children(server.proc.pid)) == 2 or "worker_processes 1" in text)
     return server, port
 
 
 # --- /proc: which process holds what -----------------------------------------
-
-
-def workers_of(master: int) -> set[int]:
-    """Live (not zombie) children of ``master``."""
-    out: set[int] = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master and fields[0] not in ("Z", "X"):
-            out.add(int(entry))
-    return out
 
 
 def owners(port: int, pids: set[int]) -> dict[int, int]:
@@ -181,7 +166,7 @@ def test_traffic_spreads_over_both_workers_and_page_totals_are_the_sum(tmp_path:
         port = free_port()
         server, _ = start(tmp_path, conf(port, backend))
         try:
-            pids = workers_of(server.proc.pid)
+            pids = live_children(server.proc.pid)
 
             async def scenario() -> Counter[int]:
                 conns = await open_ws(port, clients)
@@ -231,7 +216,7 @@ def test_connection_cap_holds_across_workers_under_a_burst(tmp_path: Path) -> No
         port = free_port()
         server, _ = start(tmp_path, conf(port, backend, f"ws_max_connections {limit};"))
         try:
-            pids = workers_of(server.proc.pid)
+            pids = live_children(server.proc.pid)
 
             async def one_burst() -> Counter[tuple[int | None, str]]:
                 # Connect all first and note each one's worker, then send all upgrades at once.
@@ -300,7 +285,7 @@ def test_reload_keeps_open_tunnel_while_new_connections_get_the_new_config(tmp_p
         )
         server, _ = start(tmp_path, old_conf)
         try:
-            old_pids = workers_of(server.proc.pid)
+            old_pids = live_children(server.proc.pid)
 
             async def scenario() -> None:
                 [kept] = await open_ws(port, 1)
@@ -332,11 +317,11 @@ def test_reload_keeps_open_tunnel_while_new_connections_get_the_new_config(tmp_p
                 # the old tunnel still runs, on the old worker, to the old backend
                 await kept.send("after")
                 assert await kept.recv() == "after"
-                children = workers_of(server.proc.pid)
+                children = live_children(server.proc.pid)
                 assert holder in children
                 assert len(children - old_pids) == 2
                 assert wait_for(
-                    lambda: workers_of(server.proc.pid) == children - (old_pids - {holder})
+                    lambda: live_children(server.proc.pid) == children - (old_pids - {holder})
                 )
                 after = parse_stats(server.stats())
                 assert after["active"] == 1
@@ -347,8 +332,8 @@ def test_reload_keeps_open_tunnel_while_new_connections_get_the_new_config(tmp_p
 
             run(scenario())
             # the last old worker leaves once its tunnel has ended
-            assert wait_for(lambda: not (workers_of(server.proc.pid) & old_pids), 5)
-            assert len(workers_of(server.proc.pid)) == 2
+            assert wait_for(lambda: not (live_children(server.proc.pid) & old_pids), 5)
+            assert len(live_children(server.proc.pid)) == 2
         finally:
             code, _, err = server.stop(signal.SIGQUIT)
         assert code == 0, err
@@ -365,7 +350,7 @@ def test_bad_config_on_reload_keeps_the_old_one_and_logs_why(tmp_path: Path) -> 
         good = conf(port, backend)
         server, _ = start(tmp_path, good)
         try:
-            pids = workers_of(server.proc.pid)
+            pids = live_children(server.proc.pid)
             (tmp_path / "nginx.conf").write_text(
                 good.replace(
                     "location /websocket_status", "ws_lgo on;\n location /websocket_status"
@@ -379,7 +364,7 @@ def test_bad_config_on_reload_keeps_the_old_one_and_logs_why(tmp_path: Path) -> 
             assert 'unknown directive "ws_lgo"' in line and "nginx.conf:" in line
             assert "keeping the running configuration" in line
             time.sleep(0.3)
-            assert workers_of(server.proc.pid) == pids  # nothing restarted
+            assert live_children(server.proc.pid) == pids  # nothing restarted
             assert parse_stats(server.stats())["active"] == 0
 
             async def echo() -> None:
@@ -456,7 +441,7 @@ def test_quit_sends_1001_to_open_clients_and_loses_no_log_line(tmp_path: Path) -
     with ws_backend() as backend:
         port = free_port()
         server, _ = start(tmp_path, conf(port, backend, source_log(log)))
-        pids = workers_of(server.proc.pid)
+        pids = live_children(server.proc.pid)
 
         async def scenario() -> list[tuple[int | None, str | None]]:
             conns = await open_ws(port, clients)
@@ -500,7 +485,7 @@ def test_killed_worker_is_replaced_and_the_page_corrected(tmp_path: Path) -> Non
         port = free_port()
         server, _ = start(tmp_path, conf(port, backend))
         try:
-            pids = workers_of(server.proc.pid)
+            pids = live_children(server.proc.pid)
 
             async def scenario() -> None:
                 conns = await open_ws(port, clients)
@@ -518,11 +503,11 @@ def test_killed_worker_is_replaced_and_the_page_corrected(tmp_path: Path) -> Non
                 os.kill(victim, signal.SIGKILL)
                 assert wait_for(
                     lambda: (
-                        len(workers_of(server.proc.pid) - {victim}) == 2
-                        and victim not in workers_of(server.proc.pid)
+                        len(live_children(server.proc.pid) - {victim}) == 2
+                        and victim not in live_children(server.proc.pid)
                     )
                 )
-                replacement = (workers_of(server.proc.pid) - pids).pop()
+                replacement = (live_children(server.proc.pid) - pids).pop()
                 assert wait_for(lambda: parse_stats(server.stats())["active"] == clients - lost)
                 after = parse_stats(server.stats())
                 for key in before:  # totals kept: the dead worker's traffic still counts
@@ -583,7 +568,7 @@ def test_signal_commands_use_the_pid_file_and_systemd_hears_of_it(tmp_path: Path
         try:
             assert notified().startswith("READY=1")  # once both workers accept
             assert (tmp_path / "ngxws.pid").read_text().strip() == str(server.proc.pid)
-            pids = workers_of(server.proc.pid)
+            pids = live_children(server.proc.pid)
 
             result = ngxws_cli(tmp_path, "-s", "reload")
             assert result.returncode == 0, result.stderr
@@ -591,8 +576,8 @@ def test_signal_commands_use_the_pid_file_and_systemd_hears_of_it(tmp_path: Path
             assert notified().startswith("READY=1")
             assert wait_for(
                 lambda: (
-                    len(workers_of(server.proc.pid)) == 2
-                    and not (workers_of(server.proc.pid) & pids)
+                    len(live_children(server.proc.pid)) == 2
+                    and not (live_children(server.proc.pid) & pids)
                 )
             )
 
@@ -621,7 +606,7 @@ def test_worker_connections_caps_each_worker(tmp_path: Path) -> None:
             async def scenario() -> None:
                 conns = await open_ws(port, 2)  # 2 tunnels = 4 connections (client + upstream each)
                 idle = socket.create_connection(("127.0.0.1", port))  # the 5th
-                assert wait_for(lambda: len(owners(port, workers_of(server.proc.pid))) == 3)
+                assert wait_for(lambda: len(owners(port, live_children(server.proc.pid))) == 3)
                 over = socket.create_connection(("127.0.0.1", port))
                 over.settimeout(5)
                 assert over.recv(1) == b""  # closed at once

@@ -18,8 +18,8 @@ import socket
 import ssl
 import struct
 from collections.abc import Callable
-from typing import cast
 
+from ngxws.first_bytes import FirstBytesReader
 from ngxws.proxy_protocol import Broken, Incomplete, ProxyHeader, read_preface
 
 __all__ = ["PrefaceReader", "preface_factory"]
@@ -27,7 +27,7 @@ __all__ = ["PrefaceReader", "preface_factory"]
 log = logging.getLogger("ngxws")
 
 
-class PrefaceReader(asyncio.Protocol):
+class PrefaceReader(FirstBytesReader):
     """Reads the preface, then ``next_protocol(header)`` takes over."""
 
     def __init__(
@@ -42,10 +42,6 @@ class PrefaceReader(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._buf = b""
         self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
@@ -76,24 +72,6 @@ class PrefaceReader(asyncio.Protocol):
         protocol.connection_made(transport)
         if rest and not transport.is_closing():
             protocol.data_received(rest)
-
-    def eof_received(self) -> bool | None:
-        self._cancel_timer()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timer()
-
-    def _expire(self) -> None:
-        # nginx: client_header_timeout before the request (preface included) closes silently
-        self._timer = None
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 def preface_factory(

@@ -26,8 +26,6 @@ What is normalised, and why (everything else must agree):
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import re
 import shutil
@@ -47,10 +45,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 LISTENS = 4
 BACKENDS = 4
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import accept_in_threads, read_at_least, ws_accept  # noqa: E402  (tests/harness.py: raw-peer helpers)
 from ports import free_port  # noqa: E402  (tests/ports.py: ports outside the ephemeral range)
 
 # -- backends -----------------------------------------------------------------
@@ -91,7 +89,7 @@ class RecordingBackend:
             self.port = int(self.sock.getsockname()[1])
         self.sock.listen(128)
         self._conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        accept_in_threads(self.sock, self._serve, self._conns.append)
 
     def take(self) -> list[Received]:
         with self._lock:
@@ -105,15 +103,6 @@ class RecordingBackend:
                 c.close()
             except OSError:
                 pass
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self._conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
@@ -130,11 +119,7 @@ class RecordingBackend:
                 body = b""
                 if "content-length" in headers:
                     n = int(headers["content-length"])
-                    while len(buf) < n:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        buf += chunk
+                    buf = read_at_least(conn, buf, n)
                     body, buf = buf[:n], buf[n:]
                 elif "chunked" in headers.get("transfer-encoding", "").lower():
                     body, buf = _read_chunked(conn, buf)
@@ -219,7 +204,7 @@ class RecordingBackend:
 
     def _upgrade(self, conn: socket.socket, headers: dict[str, str], rest: bytes, echo: bool, deaf: bool = False) -> None:
         key = headers.get("sec-websocket-key", "").encode()
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+        accept = ws_accept(key)
         conn.sendall(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Accept: " + accept + b"\r\nX-Backend: " + self.name.encode() + b"\r\n\r\n"
@@ -555,11 +540,7 @@ def _read_response(sock: socket.socket, buf: bytes, head_request: bool) -> tuple
         pass
     elif "content-length" in hmap:
         n = int(hmap["content-length"])
-        while len(buf) < n:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
+        buf = read_at_least(sock, buf, n)
         body, buf = buf[:n], buf[n:]
     elif "chunked" in hmap.get("transfer-encoding", ""):
         body, buf = _read_chunked(sock, buf)
@@ -611,12 +592,7 @@ def observe(running: Running, kind: str, case: Case) -> list[object]:
                     break
                 if resp.status == 101 and ex.ws:
                     sock.sendall(WS_FRAME)
-                    got = buf
-                    while len(got) < len(WS_FRAME):
-                        chunk = sock.recv(65536)
-                        if not chunk:
-                            break
-                        got += chunk
+                    got = read_at_least(sock, buf, len(WS_FRAME))
                     buf = b""
                     out.append(("ws echo", got == WS_FRAME))
                 if resp.status == 101 and ex.flood:
