@@ -74,7 +74,7 @@ from ngxws.sinks.statsformats import stats_body
 from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
-    from ngxws.worker import Worker
+    from ngxws.proxy.context import WorkerContext
 
 
 _CONNECTIONS = itertools.count(1)
@@ -111,7 +111,7 @@ class ClientConnection(asyncio.Protocol):
     """HTTP phase of a client connection (the tunnel phase is ``Tunnel``'s)."""
 
     def __init__(
-        self, worker: Worker, listen: Listen, vhosts: VirtualHosts, proxy: ProxyHeader | None = None
+        self, worker: WorkerContext, listen: Listen, vhosts: VirtualHosts, proxy: ProxyHeader | None = None
     ) -> None:
         self.address = ClientAddress("", 0, proxy)  # proxy: a PROXY protocol preface's addresses
         self.worker = worker
