@@ -18,12 +18,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ngxws.accounting.breakdown import KeyMap
     from ngxws.accounting.counters import SharedCounters
-    from ngxws.config.model import Config, Server
+    from ngxws.client_certs import ConnectionTLS
+    from ngxws.config.model import Config, Location, ProxyPass, Server
     from ngxws.http.maps import CompiledMap
+    from ngxws.http.request import RequestHead
+    from ngxws.http.upstream_request import RequestVariables
     from ngxws.limits.preaccess import Limiter
+    from ngxws.proxy.pending import Pending
+    from ngxws.proxy.static_send import WriteGate
     from ngxws.proxy.upstream import UpstreamPools, UpstreamUnavailable
+    from ngxws.proxy.upstream_response import UpstreamResponse
     from ngxws.sinks.logfile import LogFile
     from ngxws.sinks.wslog import ConnInfo, FrameLogger
 
@@ -67,3 +75,71 @@ class WorkerContext(Protocol):
     def log_info(self, message: str) -> None: ...
 
     def log_upstream_failure(self, exc: UpstreamUnavailable, request_line: str) -> None: ...
+
+
+class Settable(Protocol):
+    """A per-connection timeout a location may change (``send_timeout``)."""
+
+    seconds: float
+
+
+class RequestIO(Protocol):
+    """What the per-request helpers (access_phase, auth_request, handshake,
+    response_pass, upgrade, static_phase) use of the client connection that
+    runs them; implemented by ``ngxws.proxy.client.ClientConnection``.  They
+    take this, not the class, so they need not import the module that
+    imports them."""
+
+    worker: WorkerContext
+    transport: asyncio.Transport | None
+    upstream_transport: asyncio.Transport | None
+    remote_addr: str
+    remote_port: int
+    server_addr: str
+    server_port: int
+    remote_user: str
+    tls: ConnectionTLS | None
+    auth_vars: dict[str, str]
+    error_headers: list[tuple[str, str]]
+    handed_over: bool
+    write_gate: WriteGate
+    _held: Pending | None
+
+    @property
+    def _send_timer(self) -> Settable: ...
+
+    def current_request_id(self) -> str: ...
+
+    def _write(self, data: bytes) -> None: ...
+
+    def _cancel_timer(self) -> None: ...
+
+    def _absolute(self, head: RequestHead, server: Server, path: str) -> str: ...
+
+    def _variables(self, head: RequestHead, server: Server, captures: tuple[str, ...]) -> RequestVariables: ...
+
+    def _target(self, pp: ProxyPass, v: RequestVariables) -> ProxyPass: ...
+
+    async def _open_upstream(
+        self, pending: Pending, server: Server, loc: Location, captures: tuple[str, ...]
+    ) -> tuple[UpstreamResponse, str]: ...
+
+    async def _run_location(
+        self,
+        pending: Pending,
+        server: Server,
+        loc: Location,
+        captures: tuple[str, ...],
+        keep: bool,
+        routed: bool = False,
+    ) -> bool: ...
+
+    async def _answer_error(
+        self,
+        status: int,
+        pending: Pending,
+        server: Server,
+        loc: Location | None,
+        keep: bool,
+        extra_headers: list[tuple[str, str]] | None = None,
+    ) -> bool: ...

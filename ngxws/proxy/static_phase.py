@@ -40,7 +40,8 @@ from ngxws.routing.locations import find_named, match_location
 
 if TYPE_CHECKING:
     from ngxws.config.model import Location, Server
-    from ngxws.proxy.client import ClientConnection, _Pending
+    from ngxws.proxy.context import RequestIO
+    from ngxws.proxy.pending import Pending
 
 __all__ = ["serve_static"]
 
@@ -48,8 +49,8 @@ _URI_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 async def serve_static(
-    client: ClientConnection,
-    pending: _Pending,
+    client: RequestIO,
+    pending: Pending,
     server: Server,
     loc: Location,
     captures: tuple[str, ...],
@@ -80,8 +81,8 @@ async def serve_static(
 
 
 async def _carry_out(
-    client: ClientConnection,
-    pending: _Pending,
+    client: RequestIO,
+    pending: Pending,
     server: Server,
     loc: Location,
     outcome: Internal | Named | Status,
@@ -98,11 +99,11 @@ async def _carry_out(
 
 
 async def internal_redirect(
-    client: ClientConnection, pending: _Pending, server: Server, uri: str, args: str | None, keep: bool
+    client: RequestIO, pending: Pending, server: Server, uri: str, args: str | None, keep: bool
 ) -> bool:
     """ngx_http_internal_redirect(): the same request with a new URI, its
     location found again; more than MAX_URI_CHANGES is a 500."""
-    from ngxws.proxy.client import _Pending as PendingRequest
+    from ngxws.proxy.pending import Pending as PendingRequest
 
     head = pending.head
     assert head is not None
@@ -135,15 +136,15 @@ async def internal_redirect(
     return await client._run_location(inner, server, match.location, match.captures, keep)
 
 
-def _redirect(client: ClientConnection, head: RequestHead, server: Server, location: str, keep: bool) -> bytes:
+def _redirect(client: RequestIO, head: RequestHead, server: Server, location: str, keep: bool) -> bytes:
     from ngxws.http.responses import redirect_response
 
     return redirect_response(301, client._absolute(head, server, location), keep_alive=keep)
 
 
 async def _send(
-    client: ClientConnection,
-    pending: _Pending,
+    client: RequestIO,
+    pending: Pending,
     server: Server,
     loc: Location,
     path: str,
@@ -172,7 +173,7 @@ async def _send(
 
 
 def _listing(
-    client: ClientConnection, head: RequestHead, uri: str, path: str, exact: bool, localtime: bool, keep: bool
+    client: RequestIO, head: RequestHead, uri: str, path: str, exact: bool, localtime: bool, keep: bool
 ) -> bool:
     entries: list[tuple[str, FileInfo]] = []
     try:
