@@ -39,6 +39,7 @@ from ngxws.config.model import (
 )
 from ngxws.config.rewrite import scripted
 from ngxws.http.body_plan import BodyPlan, plan_body
+from ngxws.http.content import Error, ProxyHTTP, Static, StatsPage, Upgrade, decide
 from ngxws.http.parser import RequestParser, UpgradeRequest
 from ngxws.http.realip import ClientAddress
 from ngxws.http.request import BadRequest, HeadBuffers, RequestHead
@@ -457,15 +458,17 @@ class ClientConnection(asyncio.Protocol):
             denied = await run_access_phase(self, head, server, loc, v)
             if denied is not None:
                 return await self._answer_error(denied.status, pending, server, loc, keep, denied.headers or None)
-        if loc.ws_stat:
-            return self._answer_stats(head, keep)
-        if loc.proxy_pass is None:
-            if loc.unserved_handler is not None:  # a content handler ngxws cannot run (model.Location)
-                return await self._answer_error(502, pending, server, loc, keep)
-            return await serve_static(self, pending, server, loc, captures, keep)  # root/alias, index, try_files
-        if pending.upgrade:
-            return await proxy_upgrade(self, pending, server, loc, captures)
-        return await self._proxy_http(pending, server, loc, captures)
+        match decide(loc, pending.upgrade):  # CONTENT (ngxws.http.content)
+            case StatsPage():
+                return self._answer_stats(head, keep)
+            case Error(status):
+                return await self._answer_error(status, pending, server, loc, keep)
+            case Static():
+                return await serve_static(self, pending, server, loc, captures, keep)
+            case Upgrade():
+                return await proxy_upgrade(self, pending, server, loc, captures)
+            case ProxyHTTP():
+                return await self._proxy_http(pending, server, loc, captures)
 
     async def _answer_error(
         self,
