@@ -47,8 +47,7 @@ from ngxws.sinks.logfile import LogFile, LogFiles
 from ngxws.sinks.wslog import ConnInfo, FrameLogger
 
 if TYPE_CHECKING:
-    from ngxws.proxy.client import ClientConnection
-    from ngxws.proxy.tunnel import Tunnel
+    from ngxws.proxy.context import HeldConnection, HeldTunnel
 
 log = logging.getLogger("ngxws")
 
@@ -114,8 +113,8 @@ class Worker:
         self.channel = channel
         self.pools = UpstreamPools(config)
         self.logs = LogFiles()
-        self.tunnels: set[Tunnel] = set()
-        self.connections: set[ClientConnection] = set()
+        self.tunnels: set[HeldTunnel] = set()
+        self.connections: set[HeldConnection] = set()
         self.draining = False
         self._servers: list[asyncio.AbstractServer] = []
         self._stopped: asyncio.Event | None = None

@@ -7,11 +7,11 @@ clients and monitoring sometimes match on them, so ngxws keeps the layout
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterable
 from http import HTTPStatus
 
 from ngxws import __version__
-from ngxws.sinks.timefmt import http_date
+from ngxws.sinks.timefmt import http_date, http_date_now
 
 SERVER = f"ngxws/{__version__}"
 
@@ -54,6 +54,34 @@ def reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
+
+
+# An interim answer (ngx_http_send_continue / the 100-continue handler):
+# nginx writes the status line alone, no Server, Date or other header.
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def response_head(
+    first_line: str,
+    headers: Iterable[tuple[str, str]] = (),
+    *,
+    connection: str | None = None,
+    now: float | None = None,
+) -> bytes:
+    """Every response head ngxws writes: the status line, ``Server`` and
+    ``Date`` (nginx's header filter puts them first), ``headers`` in the
+    order given, then ``Connection: <connection>`` when given (last, where
+    ngx_http_header_filter writes it).  A head with its Connection header
+    elsewhere (the 101s) passes it in ``headers`` and ``connection=None``."""
+    lines = [
+        first_line,
+        f"Server: {SERVER}",
+        f"Date: {http_date_now() if now is None else http_date(now)}",
+        *(f"{name}: {value}" for name, value in headers),
+    ]
+    if connection is not None:
+        lines.append(f"Connection: {connection}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def status_line(status: int) -> str:
@@ -99,21 +127,17 @@ def build_response(
 ) -> bytes:
     """A complete response with Content-Length framing (``length``: the
     length declared when the body goes out apart, -1 for no Content-Length)."""
-    lines = [
-        status_line(status),
-        f"Server: {SERVER}",
-        f"Date: {http_date(time.time() if now is None else now)}",
-    ]
+    headers: list[tuple[str, str]] = []
     if content_type is not None:
-        lines.append(f"Content-Type: {content_type}")
+        headers.append(("Content-Type", content_type))
     if length is None:
-        lines.append(f"Content-Length: {len(body)}")
+        headers.append(("Content-Length", str(len(body))))
     elif length >= 0:
-        lines.append(f"Content-Length: {length}")
-    for name, value in extra_headers or ():
-        lines.append(f"{name}: {value}")
-    lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        headers.append(("Content-Length", str(length)))
+    headers.extend(extra_headers or ())
+    head = response_head(
+        status_line(status), headers, connection="keep-alive" if keep_alive else "close", now=now
+    )
     return head if head_only else head + body
 
 

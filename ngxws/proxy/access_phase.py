@@ -26,7 +26,7 @@ from ngxws.http.upstream_request import RequestVariables
 from ngxws.proxy.auth_request import auth_subrequest
 
 if TYPE_CHECKING:
-    from ngxws.proxy.client import ClientConnection
+    from ngxws.proxy.context import RequestIO
 
 OK = 0
 
@@ -74,7 +74,7 @@ class Verdicts:
 
 
 async def run_access_phase(
-    conn: ClientConnection,
+    conn: RequestIO,
     head: RequestHead,
     server: Server,
     loc: Location,

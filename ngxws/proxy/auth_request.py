@@ -39,7 +39,7 @@ from ngxws.routing.locations import match_location
 from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
-    from ngxws.proxy.client import ClientConnection
+    from ngxws.proxy.context import RequestIO
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class SubrequestResult:
 
 
 async def auth_subrequest(
-    conn: ClientConnection,
+    conn: RequestIO,
     head: RequestHead,
     server: Server,
     uri: str,
@@ -86,7 +86,7 @@ async def auth_subrequest(
 
 
 async def _run(
-    conn: ClientConnection, sub: RequestHead, head: RequestHead, server: Server
+    conn: RequestIO, sub: RequestHead, head: RequestHead, server: Server
 ) -> tuple[int, tuple[tuple[str, str], ...] | None, RequestVariables | None]:
     """(status, upstream response headers or None when no upstream answered, variables)."""
     match = match_location(server.locations, sub.path)

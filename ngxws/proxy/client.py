@@ -38,12 +38,13 @@ from ngxws.config.model import (
     Server,
 )
 from ngxws.config.rewrite import scripted
-from ngxws.http.body import RequestBody
 from ngxws.http.body_plan import BodyPlan, plan_body
+from ngxws.http.content import Error, ProxyHTTP, Static, StatsPage, Upgrade, decide
 from ngxws.http.parser import RequestParser, UpgradeRequest
 from ngxws.http.realip import ClientAddress
 from ngxws.http.request import BadRequest, HeadBuffers, RequestHead
 from ngxws.http.responses import (
+    CONTINUE,
     build_response,
     error_response,
     redirect_response,
@@ -56,11 +57,11 @@ from ngxws.http.upstream_request import (
     proxy_uri,
     split_proxy_url,
 )
-from ngxws.limits.state import RequestLimits
 from ngxws.proxy.access_phase import run_access_phase
 from ngxws.proxy.deadline import within
 from ngxws.proxy.files import stat_file
 from ngxws.proxy.header_phase import charset_of, filtered, redirect_location, typed
+from ngxws.proxy.pending import Pending
 from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
 from ngxws.proxy.response_pass import SendTimer, pass_response
 from ngxws.proxy.static_phase import serve_static
@@ -75,33 +76,13 @@ from ngxws.sinks.statsformats import stats_body
 from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
-    from ngxws.worker import Worker
+    from ngxws.proxy.context import WorkerContext
 
 
 _CONNECTIONS = itertools.count(1)
 
 
-class _Pending:
-    """A request whose head (and body) the parser has delivered."""
-
-    __slots__ = (
-        "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override",
-        "limits", "sender", "http09", "uri_changes",
-    )
-
-    def __init__(self, head: RequestHead | None, error: int = 0) -> None:
-        self.head = head
-        self.body: RequestBody | None = None  # memory, temp file or pipe (ngxws.http.body)
-        self.sender: asyncio.Task[None] | None = None  # writing the body upstream
-        self.upgrade = False  # carries Upgrade: nothing after it is parsed until it is answered
-        self.leftover = b""  # what the client sent after it meanwhile
-        self.error = error
-        self.redirects = 0  # error_page hops: one, as nginx with recursive_error_pages off
-        self.complete = False  # answer before the body (declared length over the limit)
-        self.status_override: int | None = None  # error_page's code for the final answer
-        self.limits = RequestLimits()  # limit_req/limit_conn state, kept across internal redirects
-        self.http09 = False  # an HTTP/0.9 request: answered without status line and headers
-        self.uri_changes = 0  # internal redirects so far (static_phase: index, try_files)
+_Pending = Pending  # the name client.py's code uses
 
 
 # ngx_http_special_response_handler() drops keep-alive after these.
@@ -112,7 +93,7 @@ class ClientConnection(asyncio.Protocol):
     """HTTP phase of a client connection (the tunnel phase is ``Tunnel``'s)."""
 
     def __init__(
-        self, worker: Worker, listen: Listen, vhosts: VirtualHosts, proxy: ProxyHeader | None = None
+        self, worker: WorkerContext, listen: Listen, vhosts: VirtualHosts, proxy: ProxyHeader | None = None
     ) -> None:
         self.address = ClientAddress("", 0, proxy)  # proxy: a PROXY protocol preface's addresses
         self.worker = worker
@@ -296,7 +277,7 @@ class ClientConnection(asyncio.Protocol):
             expect = head.header("expect")
             if expect is not None and expect.lower() == "100-continue":
                 # ngx_http_test_expect(), run when the body is read or discarded
-                self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self._write(CONTINUE)
         declared = head.header("content-length")
         if self._max_body and declared is not None and declared.isdigit() and int(declared) > self._max_body:
             # nginx answers 413 on the declared length, before reading the body
@@ -478,15 +459,17 @@ class ClientConnection(asyncio.Protocol):
             denied = await run_access_phase(self, head, server, loc, v)
             if denied is not None:
                 return await self._answer_error(denied.status, pending, server, loc, keep, denied.headers or None)
-        if loc.ws_stat:
-            return self._answer_stats(head, keep)
-        if loc.proxy_pass is None:
-            if loc.unserved_handler is not None:  # a content handler ngxws cannot run (model.Location)
-                return await self._answer_error(502, pending, server, loc, keep)
-            return await serve_static(self, pending, server, loc, captures, keep)  # root/alias, index, try_files
-        if pending.upgrade:
-            return await proxy_upgrade(self, pending, server, loc, captures)
-        return await self._proxy_http(pending, server, loc, captures)
+        match decide(loc, pending.upgrade):  # CONTENT (ngxws.http.content)
+            case StatsPage():
+                return self._answer_stats(head, keep)
+            case Error(status):
+                return await self._answer_error(status, pending, server, loc, keep)
+            case Static():
+                return await serve_static(self, pending, server, loc, captures, keep)
+            case Upgrade():
+                return await proxy_upgrade(self, pending, server, loc, captures)
+            case ProxyHTTP():
+                return await self._proxy_http(pending, server, loc, captures)
 
     async def _answer_error(
         self,

@@ -16,14 +16,13 @@ from websockets.utils import accept_key
 
 from ngxws.client_certs import ssl_variable
 from ngxws.http.request import RequestHead, valid_websocket_key
-from ngxws.http.responses import SERVER, error_response
+from ngxws.http.responses import error_response, response_head
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
-from ngxws.sinks.timefmt import http_date_now
 from ngxws.sinks.wslog import ConnInfo, log_text
 from ngxws.ws.frames import encode_close_frame
 
 if TYPE_CHECKING:
-    from ngxws.proxy.client import ClientConnection
+    from ngxws.proxy.context import RequestIO
 
 __all__ = ["switching_head", "refusal", "conn_info"]
 
@@ -35,17 +34,10 @@ def switching_head(
     """The upstream's 101 as nginx passes it: its own Server/Date, Connection:
     upgrade; ``headers_filter``: add_header's ``always`` lines (the headers
     filter runs on a 101 too)."""
-    lines = [
-        f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}",
-        f"Server: {SERVER}",
-        f"Date: {http_date_now()}",
-        "Connection: upgrade",
-    ]
     headers = [(n, v) for n, v in response.headers if n.lower() == "upgrade" or n.lower() not in HIDDEN_RESPONSE_HEADERS]
     if headers_filter is not None:
         headers = headers_filter(101, headers)
-    lines += [f"{name}: {value}" for name, value in headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return response_head(f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}", [("Connection", "upgrade"), *headers])
 
 
 def refusal(key: str) -> bytes:
@@ -53,17 +45,11 @@ def refusal(key: str) -> bytes:
     client's Sec-WebSocket-Key cannot be answered)."""
     if not valid_websocket_key(key):
         return error_response(400)
-    return (
-        "HTTP/1.1 101 Switching Protocols\r\n"
-        f"Server: {SERVER}\r\n"
-        f"Date: {http_date_now()}\r\n"
-        "Upgrade: websocket\r\n"
-        "Connection: upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
-    ).encode("latin-1") + encode_close_frame(1013, "Try Again Later")
+    accept = [("Upgrade", "websocket"), ("Connection", "upgrade"), ("Sec-WebSocket-Accept", accept_key(key))]
+    return response_head("HTTP/1.1 101 Switching Protocols", accept) + encode_close_frame(1013, "Try Again Later")
 
 
-def conn_info(conn: ClientConnection, head: RequestHead, upstream_addr: str) -> ConnInfo:
+def conn_info(conn: RequestIO, head: RequestHead, upstream_addr: str) -> ConnInfo:
     return ConnInfo(
         request=log_text(head.request_line),
         uri=log_text(head.path),

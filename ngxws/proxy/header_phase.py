@@ -14,13 +14,13 @@ from ngxws.http.request import RequestHead
 
 if TYPE_CHECKING:
     from ngxws.config.model import Location, Server
-    from ngxws.proxy.client import ClientConnection
+    from ngxws.proxy.context import RequestIO
 
 __all__ = ["filtered", "typed"]
 
 
 def filtered(
-    client: ClientConnection,
+    client: RequestIO,
     loc: Location | None,
     server: Server,
     head: RequestHead,
@@ -46,7 +46,7 @@ def charset_of(loc: Location | None, status: int) -> str | None:
 
 
 def redirect_location(
-    client: ClientConnection, head: RequestHead, server: Server, loc: Location | None, path: str
+    client: RequestIO, head: RequestHead, server: Server, loc: Location | None, path: str
 ) -> str:
     """A Location nginx generates from a path (the directory slash, the
     auto-redirect, ``return 301 /x``), as ngx_http_header_filter() completes

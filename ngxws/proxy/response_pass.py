@@ -20,12 +20,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ngxws.http.request import RequestHead
-from ngxws.http.responses import SERVER, status_line
+from ngxws.http.responses import response_head, status_line
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
-from ngxws.sinks.timefmt import http_date_now
 
 if TYPE_CHECKING:
-    from ngxws.proxy.client import ClientConnection
+    from ngxws.proxy.context import RequestIO
 
 
 def _status_line(override: int | None, response: UpstreamResponse) -> str:
@@ -35,7 +34,7 @@ def _status_line(override: int | None, response: UpstreamResponse) -> str:
 
 
 async def pass_response(
-    conn: ClientConnection,
+    conn: RequestIO,
     head: RequestHead,
     status_override: int | None,
     response: UpstreamResponse,
@@ -47,20 +46,17 @@ async def pass_response(
     chunked = not known_length and head.version == "1.1"
     if not known_length and not chunked:
         keep = False  # HTTP/1.0 client, unknown length: close-delimited
-    lines = [
-        _status_line(status_override, response),
-        f"Server: {SERVER}",
-        f"Date: {http_date_now()}",
-    ]
     # WWW-Authenticate of a 401/403 that error_page sent here: nginx keeps it in headers_out
     headers = [*conn.error_headers, *((n, v) for n, v in response.headers if n.lower() not in HIDDEN_RESPONSE_HEADERS)]
     if headers_filter is not None:  # add_header / expires (proxy/header_phase.py)
         headers = headers_filter(status_override or response.status, headers)
-    lines += [f"{name}: {value}" for name, value in headers]
     if chunked:
-        lines.append("Transfer-Encoding: chunked")
-    lines.append("Connection: keep-alive" if keep else "Connection: close")
-    conn._write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        headers.append(("Transfer-Encoding", "chunked"))
+    conn._write(
+        response_head(
+            _status_line(status_override, response), headers, connection="keep-alive" if keep else "close"
+        )
+    )
     transport = conn.transport
     assert transport is not None
     if chunked and head.method != "HEAD":

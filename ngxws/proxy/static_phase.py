@@ -42,7 +42,8 @@ from ngxws.routing.locations import find_named, match_location
 
 if TYPE_CHECKING:
     from ngxws.config.model import Location, Server
-    from ngxws.proxy.client import ClientConnection, _Pending
+    from ngxws.proxy.context import RequestIO
+    from ngxws.proxy.pending import Pending
 
 __all__ = ["serve_static"]
 
@@ -50,8 +51,8 @@ _URI_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 async def serve_static(
-    client: ClientConnection,
-    pending: _Pending,
+    client: RequestIO,
+    pending: Pending,
     server: Server,
     loc: Location,
     captures: tuple[str, ...],
@@ -83,8 +84,8 @@ async def serve_static(
 
 
 async def _carry_out(
-    client: ClientConnection,
-    pending: _Pending,
+    client: RequestIO,
+    pending: Pending,
     server: Server,
     loc: Location,
     outcome: Internal | Named | Status,
@@ -101,11 +102,11 @@ async def _carry_out(
 
 
 async def internal_redirect(
-    client: ClientConnection, pending: _Pending, server: Server, uri: str, args: str | None, keep: bool
+    client: RequestIO, pending: Pending, server: Server, uri: str, args: str | None, keep: bool
 ) -> bool:
     """ngx_http_internal_redirect(): the same request with a new URI, its
     location found again; more than MAX_URI_CHANGES is a 500."""
-    from ngxws.proxy.client import _Pending as PendingRequest
+    from ngxws.proxy.pending import Pending as PendingRequest
 
     head = pending.head
     assert head is not None
@@ -138,7 +139,7 @@ async def internal_redirect(
     return await client._run_location(inner, server, match.location, match.captures, keep)
 
 
-def _redirect(client: ClientConnection, head: RequestHead, server: Server, loc: Location, location: str, keep: bool,
+def _redirect(client: RequestIO, head: RequestHead, server: Server, loc: Location, location: str, keep: bool,
               extra: list[tuple[str, str]]) -> bytes:  # fmt: skip
     from ngxws.http.responses import redirect_response
 
@@ -146,8 +147,8 @@ def _redirect(client: ClientConnection, head: RequestHead, server: Server, loc: 
 
 
 async def _send(
-    client: ClientConnection,
-    pending: _Pending,
+    client: RequestIO,
+    pending: Pending,
     server: Server,
     loc: Location,
     path: str,
@@ -180,7 +181,7 @@ async def _send(
 
 
 def _listing(
-    client: ClientConnection, head: RequestHead, uri: str, path: str, exact: bool, localtime: bool, keep: bool,
+    client: RequestIO, head: RequestHead, uri: str, path: str, exact: bool, localtime: bool, keep: bool,
     headers_filter: Callable[[list[tuple[str, str]]], list[tuple[str, str]]],
 ) -> bool:
     entries: list[tuple[str, FileInfo]] = []

@@ -64,9 +64,9 @@ from ngxws.sinks.wslog import CloseInfo
 from ngxws.ws.frames import FrameTracker, OpcodeTally, encode_close_frame
 
 if TYPE_CHECKING:
+    from ngxws.proxy.context import WorkerContext
     from ngxws.sinks.logfile import LogFile
     from ngxws.sinks.wslog import FrameLogger
-    from ngxws.worker import Worker
 
 # How long a pending close waits for the upstream to finish the frame it is
 # in the middle of, before the tunnel is closed without a close frame.
@@ -280,7 +280,7 @@ class Tunnel:
 
     def __init__(
         self,
-        worker: Worker,
+        worker: WorkerContext,
         slot: int,
         client: asyncio.Transport,
         upstream: asyncio.Transport,

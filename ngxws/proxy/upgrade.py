@@ -40,7 +40,8 @@ from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.ws.frames import encode_close_frame
 
 if TYPE_CHECKING:
-    from ngxws.proxy.client import ClientConnection, _Pending
+    from ngxws.proxy.context import RequestIO
+    from ngxws.proxy.pending import Pending
 
 # What a client may send while its upgrade waits for the upstream's 101
 # (nginx keeps such bytes in its header buffer and relays them once
@@ -91,7 +92,7 @@ def masked_close_frame(code: int, reason: str, mask: bytes | None = None) -> byt
 
 
 async def proxy_upgrade(
-    conn: ClientConnection, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
+    conn: RequestIO, pending: Pending, server: Server, loc: Location, captures: tuple[str, ...]
 ) -> bool:
     """A request with an ``Upgrade`` header on a ``proxy_pass`` location.
     Returns whether the connection stays open (not switched: the answer is
@@ -162,7 +163,7 @@ async def proxy_upgrade(
 
 
 async def refuse_switch(
-    conn: ClientConnection, pending: _Pending, server: Server, loc: Location, response: UpstreamResponse
+    conn: RequestIO, pending: Pending, server: Server, loc: Location, response: UpstreamResponse
 ) -> bool:
     """A 101 ngxws does not tunnel (see the module docstring): 502, and both
     connections closed.  nginx would tunnel it (h2c smuggling)."""
@@ -177,7 +178,7 @@ async def refuse_switch(
     return await conn._answer_error(502, pending, server, loc, False)
 
 
-def drop_upstream(conn: ClientConnection, last_words: bytes = b"") -> None:
+def drop_upstream(conn: RequestIO, last_words: bytes = b"") -> None:
     upstream, conn.upstream_transport = conn.upstream_transport, None
     if upstream is not None:
         if last_words:

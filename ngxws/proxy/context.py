@@ -1,0 +1,146 @@
+"""The narrow view of a worker that the connection protocols get.
+
+A client connection, a tunnel and the per-request helpers (upgrade, auth
+subrequest, ...) need a handful of the worker's things: its counters and
+counter rows, config lookups, upstream pools, the limiter, the ws_log
+loggers, the error log, and the registries of live connections and tunnels
+(nginx's cycle->connections, which shutdown and drain walk).  They get them
+through this Protocol, not the ``Worker`` class: ``worker.py`` imports the
+protocols to serve, so the protocols importing it back made an import circle.
+
+This module imports nothing from ``ngxws.proxy`` or ``ngxws.worker`` at run
+time; the types below are for the checker only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ngxws.accounting.breakdown import KeyMap
+    from ngxws.accounting.counters import SharedCounters
+    from ngxws.client_certs import ConnectionTLS
+    from ngxws.config.model import Config, Location, ProxyPass, Server
+    from ngxws.http.maps import CompiledMap
+    from ngxws.http.request import RequestHead
+    from ngxws.http.upstream_request import RequestVariables
+    from ngxws.limits.preaccess import Limiter
+    from ngxws.proxy.pending import Pending
+    from ngxws.proxy.static_send import WriteGate
+    from ngxws.proxy.upstream import UpstreamPools, UpstreamUnavailable
+    from ngxws.proxy.upstream_response import UpstreamResponse
+    from ngxws.sinks.logfile import LogFile
+    from ngxws.sinks.wslog import ConnInfo, FrameLogger
+
+
+class HeldConnection(Protocol):
+    """What the worker does to a client connection it holds: on stop or
+    drain, idle keep-alive connections are closed (nginx's
+    ngx_close_idle_connections)."""
+
+    def shutdown(self) -> None: ...
+
+
+class HeldTunnel(Protocol):
+    """What the worker does to a websocket tunnel it holds on stop."""
+
+    def close_with(self, code: int, reason: str) -> None: ...
+
+    def stop_reading(self) -> None: ...
+
+    def close(self, reason: str = "", abort: bool = False) -> None: ...
+
+
+class WorkerContext(Protocol):
+    """Implemented by ``ngxws.worker.Worker``."""
+
+    config: Config
+    counters: SharedCounters
+    keys: KeyMap
+    limiter: Limiter
+    maps: dict[str, CompiledMap]
+    pools: UpstreamPools
+    connections: set[HeldConnection]
+    tunnels: set[HeldTunnel]
+
+    def ws_logger(
+        self, server: Server, conn: Callable[[], ConnInfo]
+    ) -> tuple[FrameLogger | None, LogFile | None]: ...
+
+    def log_error(self, message: str) -> None: ...
+
+    def log_info(self, message: str) -> None: ...
+
+    def log_upstream_failure(self, exc: UpstreamUnavailable, request_line: str) -> None: ...
+
+
+class Settable(Protocol):
+    """A per-connection timeout a location may change (``send_timeout``)."""
+
+    seconds: float
+
+
+class RequestIO(Protocol):
+    """What the per-request helpers (access_phase, auth_request, handshake,
+    response_pass, upgrade, static_phase) use of the client connection that
+    runs them; implemented by ``ngxws.proxy.client.ClientConnection``.  They
+    take this, not the class, so they need not import the module that
+    imports them."""
+
+    worker: WorkerContext
+    transport: asyncio.Transport | None
+    upstream_transport: asyncio.Transport | None
+    remote_addr: str
+    remote_port: int
+    server_addr: str
+    server_port: int
+    scheme: str  # "http" or "https": the listen socket's
+    remote_user: str
+    tls: ConnectionTLS | None
+    auth_vars: dict[str, str]
+    error_headers: list[tuple[str, str]]
+    handed_over: bool
+    write_gate: WriteGate
+    _held: Pending | None
+
+    @property
+    def _send_timer(self) -> Settable: ...
+
+    def current_request_id(self) -> str: ...
+
+    def _write(self, data: bytes) -> None: ...
+
+    def _cancel_timer(self) -> None: ...
+
+    def _absolute(self, head: RequestHead, server: Server, path: str, loc: Location | None = None) -> str: ...
+
+    def _variables(self, head: RequestHead, server: Server, captures: tuple[str, ...]) -> RequestVariables: ...
+
+    def _target(self, pp: ProxyPass, v: RequestVariables) -> ProxyPass: ...
+
+    async def _open_upstream(
+        self, pending: Pending, server: Server, loc: Location, captures: tuple[str, ...]
+    ) -> tuple[UpstreamResponse, str]: ...
+
+    async def _run_location(
+        self,
+        pending: Pending,
+        server: Server,
+        loc: Location,
+        captures: tuple[str, ...],
+        keep: bool,
+        routed: bool = False,
+    ) -> bool: ...
+
+    async def _answer_error(
+        self,
+        status: int,
+        pending: Pending,
+        server: Server,
+        loc: Location | None,
+        keep: bool,
+        extra_headers: list[tuple[str, str]] | None = None,
+    ) -> bool: ...
