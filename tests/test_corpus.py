@@ -551,9 +551,7 @@ def test_corpus_is_big_enough_and_every_case_says_what_to_try() -> None:
 # xfail, this file the second; each flips to a failure when the feature
 # lands and must then leave this table.  What differs exactly is listed
 # in configs/realworld/SOURCES.md.
-NEEDS: dict[str, tuple[str, bool]] = {
-    "django-daphne-uwsgi": ("differs on purpose: ngxws refuses uwsgi_pass (see REFUSED)", False),
-}
+NEEDS: dict[str, tuple[str, bool]] = {}
 
 # Cases nginx -t accepts and ngxws check refuses on purpose (fail closed: a
 # content handler ngxws cannot run would otherwise answer 404 where nginx
@@ -587,7 +585,7 @@ def test_sources_table_names_every_case_and_what_it_follows() -> None:
             assert f"| {m.group(1)} | `{m.group(2)}` |" in row, case
     assert following >= 50
     assert set(NEEDS) <= set(CASES)
-    assert set(REFUSED) <= set(NEEDS)
+    assert set(REFUSED) <= set(CASES)
 
 
 @pytest.mark.parametrize("case", [_ngxws_param(c) for c in CASES])
