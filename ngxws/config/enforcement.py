@@ -21,13 +21,10 @@ what they are: not access control, but locations nginx would serve.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
-
 from ngxws.config.directives import UNSERVED_HANDLERS
-from ngxws.config.model import Config, IfReturn, Ignored, Location, Source
+from ngxws.config.model import Ignored
 
-__all__ = ["refusal", "sets_tested_by_returns", "unenforced_state"]
+__all__ = ["refusal", "unenforced_state"]
 
 
 def refusal(item: Ignored) -> tuple[str, str]:
@@ -45,33 +42,3 @@ def unenforced_state(item: Ignored) -> str:
     if item.name in UNSERVED_HANDLERS:
         return f"NOT served ({item.reason}; its location answers 502)"
     return f"NOT enforced ({item.reason})"
-
-
-def sets_tested_by_returns(config: Config, sets: Sequence[tuple[str, Source]]) -> list[Ignored]:
-    """Every ``set $name`` (``sets``: name without ``$``, where it stands)
-    whose variable an ``if`` ngxws runs tests."""
-    if not sets:
-        return []
-    tests = [(rule, " ".join(rule.condition)) for rule in _ifs(config)]
-    found: list[Ignored] = []
-    for name, source in sets:
-        used = re.compile(r"\$(?:\{" + re.escape(name) + r"\}|" + re.escape(name) + r"(?!\w))")
-        rule = next((r for r, text in tests if used.search(text)), None)
-        if rule is None:
-            continue
-        where = f" at {rule.source}" if rule.source is not None else ""
-        reason = f"set is not implemented, and the if{where} tests ${name} to decide its return"
-        found.append(Ignored("set", source, False, reason))
-    return found
-
-
-def _ifs(config: Config) -> Iterator[IfReturn]:
-    for server in config.servers:
-        yield from server.ifs
-        yield from _location_ifs(server.locations)
-
-
-def _location_ifs(locations: tuple[Location, ...]) -> Iterator[IfReturn]:
-    for loc in locations:
-        yield from loc.ifs
-        yield from _location_ifs(loc.locations)

@@ -14,7 +14,6 @@ from ngxws.config.limits import LimitConn, LimitReq, Limits
 from ngxws.config.model import (
     DEFAULT_TYPES,
     ErrorPage,
-    IfReturn,
     Listen,
     ProxyPass,
     Return,
@@ -134,7 +133,6 @@ class Level:
     certificates_written: list[str] = field(default_factory=list)
     certificate_keys: list[str] = field(default_factory=list)
     error_pages: list[ErrorPage] = field(default_factory=list)
-    ifs: list[IfReturn] = field(default_factory=list)
     auth_request_set: list[tuple[str, str]] = field(default_factory=list)
     steps: list[Any] = field(default_factory=list)  # rewrite module, in order (config/rewrite.py)
 

@@ -35,7 +35,7 @@ from dataclasses import replace
 import crossplane
 
 from ngxws.config.build import Builder
-from ngxws.config.enforcement import refusal, sets_tested_by_returns
+from ngxws.config.enforcement import refusal
 from ngxws.config.model import Config
 from ngxws.config.reader import Reader
 from ngxws.config.reading import (
@@ -116,10 +116,6 @@ def load_config(
     if first_parse_error is not None:
         raise plain_error(first_parse_error)
     config = Builder(reader).build()
-    guarded = sets_tested_by_returns(config, reader.set_variables)
-    if guarded:
-        unenforced = sorted([*config.unenforced, *guarded], key=lambda i: reader.order(i.source))
-        config = replace(config, unenforced=tuple(unenforced))
     if allow_unenforced is None:
         return config
     allowed = frozenset(allow_unenforced)

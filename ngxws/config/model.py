@@ -251,20 +251,6 @@ class Return:
 
 
 @dataclass(frozen=True)
-class IfReturn:
-    """``if (CONDITION) { return ...; }`` -- the only ``if`` body ngxws runs
-    (the websocket recipe's ``if ($http_upgrade ...) { return 418; }``).
-
-    ``condition`` holds the words between the parentheses: ``("$v",)``,
-    ``("$v", "=", "text")``, ``("$v", "~*", "regex")``, ``("!$v",)``...
-    """
-
-    condition: tuple[str, ...]
-    return_: Return
-    source: Source | None = None
-
-
-@dataclass(frozen=True)
 class ErrorPage:
     """``error_page CODE... [=[RESPONSE]] URI|@name|URL;``.
 
@@ -334,7 +320,6 @@ class Location:
     locations: tuple[Location, ...] = ()
     source: Source | None = None
     default_type: str = "text/plain"  # Content-Type of ``return CODE text`` answers
-    ifs: tuple[IfReturn, ...] = ()
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES  # extension -> MIME type
     rewrites: tuple[Step, ...] = ()  # rewrite/set/break/return/if in config order
@@ -380,7 +365,6 @@ class Server:
     return_: Return | None = None  # server-level ``return`` (runs before location matching)
     ssl_ciphers: str | None = None
     default_type: str = "text/plain"
-    ifs: tuple[IfReturn, ...] = ()
     error_pages: tuple[ErrorPage, ...] = ()
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES
     rewrites: tuple[Step, ...] = ()  # server-level rewrite directives (before find-config)

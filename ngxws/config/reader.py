@@ -113,8 +113,6 @@ class Reader:
         self.unenforced: list[Ignored] = []
         # every "set $name" (also in skipped blocks), for enforcement.py, and
         # the reading position of each directive's place
-        self.set_variables: list[tuple[str, Source]] = []
-        self._positions: dict[tuple[str, int], int] = {}
         self.warnings: list[str] = []
         self.notices: list[tuple[str, Source]] = []
         self.maps: list[Map] = []
@@ -169,7 +167,6 @@ class Reader:
 
     def _directive(self, node: Node, owner: Owner) -> None:
         name = node.name
-        self._positions.setdefault((node.source.file, node.source.line), len(self._positions))
         if name in (";", "{"):
             raise node.error(f'unexpected "{name}"')
         if name.startswith("ws_"):
@@ -214,10 +211,6 @@ class Reader:
         if node.block is not None and name in _CROSSPLANE_DIRECTIVES and name not in DATA_BLOCKS:
             self._check_skipped(node.block)
 
-    def order(self, source: Source) -> int:
-        """Reading position of the directive at ``source`` (for sorting reports)."""
-        return self._positions.get((source.file, source.line), len(self._positions))
-
     def ignore(self, node: Node, rule: StockRule, name: str | None = None) -> None:
         args = tuple(a.lower() for a in node.args)
         reason = rule.reason
@@ -238,9 +231,6 @@ class Reader:
         for node in nodes:
             if node.name in (";", "{"):
                 raise node.error(f'unexpected "{node.name}"')
-            self._positions.setdefault((node.source.file, node.source.line), len(self._positions))
-            if node.name == "set" and node.args:
-                self.set_variables.append((node.args[0].lstrip("$"), node.source))
             if node.name.startswith("ws_"):
                 self._ws_rule(node)
             if node.name in UNSERVED_HANDLERS and node.ctx[:1] == ("http",):
@@ -707,9 +697,6 @@ class Reader:
         setter(self, node, level)
 
 
-_IF_OPERATORS = ("=", "!=", "~", "~*", "!~", "!~*")
-
-
 def _refuses(node: Node) -> bool:
     """Whether a block holds a ``return`` of an error code (4xx, 5xx, 444)."""
     for n in node.block or ():
@@ -718,14 +705,6 @@ def _refuses(node: Node) -> bool:
         if n.block and _refuses(n):
             return True
     return False
-
-
-def _if_condition_supported(args: Sequence[str]) -> bool:
-    """Conditions on variables (``$v``, ``$v = x``, ``$v ~* re``...); file
-    tests (``-f``...) are not."""
-    if len(args) == 1:
-        return args[0].lstrip("!").startswith("$")
-    return len(args) == 3 and args[0].startswith("$") and args[1] in _IF_OPERATORS
 
 
 def _split_location_name(text: str) -> tuple[str, str]:

@@ -39,7 +39,7 @@ def plan_body(server: Server, match: LocationMatch | None) -> BodyPlan:
     Where the outcome depends on the request (``if`` blocks, access
     checks, limits on a proxied location) the body is waited for, as when it
     is proxied, and no 100 is sent early."""
-    if server.ifs or scripted(server.rewrites):
+    if scripted(server.rewrites):
         return BodyPlan(server.client_max_body_size, False, False, False)
     if server.return_ is not None:
         return BodyPlan(server.client_max_body_size, False, True, _sends_response(server.return_))
@@ -48,7 +48,7 @@ def plan_body(server: Server, match: LocationMatch | None) -> BodyPlan:
     loc: Location = match.location
     if match.redirect:
         return BodyPlan(loc.client_max_body_size, False, True, False)
-    if loc.ifs or scripted(loc.rewrites) or loc.access.restricted or loc.limits.any:
+    if scripted(loc.rewrites) or loc.access.restricted or loc.limits.any:
         return BodyPlan(loc.client_max_body_size, False, loc.proxy_pass is None and loc.return_ is None, False)
     if loc.return_ is not None:
         return BodyPlan(loc.client_max_body_size, False, True, _sends_response(loc.return_))

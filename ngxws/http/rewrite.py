@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from os import stat_result
 
-from ngxws.config.model import IfReturn, Location, Return, Server
+from ngxws.config.model import Location, Return, Server
 from ngxws.config.rewrite import BreakStep, IfStep, ReturnStep, RewriteStep, SetStep, Step
 from ngxws.http.request import RequestHead
 from ngxws.http.upstream_request import RequestVariables, escape_uri
@@ -186,15 +186,6 @@ def rewritten_head(head: RequestHead, uri: str, args: str | None) -> RequestHead
     )
     new.path, new.args, new.uri_host = uri, args if args else None, head.uri_host
     return new
-
-
-def run_rewrite(ifs: tuple[IfReturn, ...], ret: Return | None, v: RequestVariables) -> Return | None:
-    """The rewrite phase ngxws runs: ``if (...) { return }`` blocks and
-    ``return`` in config order (nginx stops at the first return that runs)."""
-    for rule in ifs:
-        if if_condition(rule.condition, v):
-            return rule.return_
-    return ret
 
 
 def if_condition(cond: tuple[str, ...], v: RequestVariables, stat: Stat = no_files) -> bool:

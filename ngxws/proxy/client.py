@@ -295,7 +295,7 @@ class ClientConnection(asyncio.Protocol):
         server = self.vhosts.select(head.uri_host or head.host)
         match = match_location(server.locations, head.path)
         scope: Location | Server = server
-        if match is not None and not server.ifs and not scripted(server.rewrites) and server.return_ is None:
+        if match is not None and not scripted(server.rewrites) and server.return_ is None:
             scope = match.location
         return plan_body(server, match), scope
 
