@@ -5,7 +5,7 @@ Pure functions except ``check_basic_auth``, which reads the user file on
 every request as nginx does (so edits take effect without a reload).
 
 The order they run in, with auth_request, and ``satisfy``: see
-``ngxws.proxy.access_phase``.
+``ngxws.http.access_phase``.
 
 Password hashes, as ngx_crypt() accepts them: ``$apr1$`` (Apache's
 MD5-crypt variant) and ``$1$`` (MD5-crypt) computed here; ``{PLAIN}``,
@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ngxws.config.model import Access
@@ -103,8 +104,17 @@ class AuthResult:
     challenge: str | None = None
 
 
-def check_basic_auth(access: Access, authorization: str | None, realm: str) -> AuthResult:
-    """nginx's auth_basic handler: ``realm`` is the rendered realm text."""
+def read_file(path: str) -> bytes:
+    """A whole file (the password file, read per request as nginx reads it)."""
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def check_basic_auth(
+    access: Access, authorization: str | None, realm: str, read: Callable[[str], bytes] = read_file
+) -> AuthResult:
+    """nginx's auth_basic handler: ``realm`` is the rendered realm text;
+    ``read`` reads the user file (injected: the engine opens no file)."""
     if access.auth_basic is None or access.auth_basic_user_file is None:
         return AuthResult(0)
     challenge = f'Basic realm="{realm}"'
@@ -113,8 +123,7 @@ def check_basic_auth(access: Access, authorization: str | None, realm: str) -> A
         return AuthResult(401, challenge=challenge)
     user, password = creds
     try:
-        with open(access.auth_basic_user_file, "rb") as f:
-            text = f.read().decode("latin-1")
+        text = read(access.auth_basic_user_file).decode("latin-1")
     except FileNotFoundError:
         return AuthResult(403, user)
     except OSError:

@@ -28,6 +28,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ngxws.access import read_file
 from ngxws.accounting.breakdown import KeyMap
 from ngxws.accounting.breakdown import labels as breakdown_labels
 from ngxws.accounting.counters import SharedCounters
@@ -36,10 +37,12 @@ from ngxws.channel import send as channel_send
 from ngxws.config.model import Config, Server
 from ngxws.errorlog import ALERT, NOTICE, reopen_error_log, setup_error_log
 from ngxws.fdlimits import apply_rlimit_nofile
+from ngxws.http.engine import World
 from ngxws.http.maps import compile_maps
 from ngxws.limits.preaccess import Limiter
 from ngxws.limits.zones import LimitZones
 from ngxws.listeners import ListenKey, accepting_factory, listener_table, tls_context
+from ngxws.proxy.files import stat_file
 from ngxws.proxy.preface import preface_factory
 from ngxws.proxy.upstream import UpstreamPools, UpstreamUnavailable
 from ngxws.proxy_protocol import ProxyHeader
@@ -106,6 +109,8 @@ class Worker:
         # limit_req / limit_conn zones: the master's (shared by every worker),
         # or this process's own when a worker runs alone (tests)
         self.limiter = Limiter(zones if zones is not None else LimitZones.for_config(config))
+        # the request engine's view of the world: files, limit zones, the error log
+        self.world = World(stat=stat_file, limiter=self.limiter, read_file=read_file, log_error=self.log_error)
         self.counters = counters
         self.slot = slot
         counters.register(breakdown_labels(config))  # a no-op under a master, which did it before forking

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ngxws.access import access_verdict
-from ngxws.proxy.access_phase import Denial, Verdicts
+from ngxws.http.access_phase import Denial, Verdicts
 
 BASIC = ("WWW-Authenticate", 'Basic realm="b"')
 BEARER = ("WWW-Authenticate", 'Bearer realm="a"')

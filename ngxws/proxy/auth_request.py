@@ -78,7 +78,7 @@ async def auth_subrequest(
     sub.args = None  # ngx_http_subrequest(r, uri, NULL, ...): no arguments
     status, headers, v = await _run(conn, sub, head, server)
     if v is None:
-        v = conn._variables(sub, server, ())
+        v = conn.variables(sub, server, ())
     v.upstream_status = str(status) if headers is not None else ""
     v.upstream_headers = headers or ()
     variables = tuple((name, v.render(value)) for name, value in sets)
@@ -95,7 +95,7 @@ async def _run(
     if match.redirect:
         return 301, None, None
     loc = match.location
-    v = conn._variables(sub, server, match.captures)
+    v = conn.variables(sub, server, match.captures)
     script = run_location_script(loc, v)  # no file tests in a subrequest's script
     if script.ret is not None:
         return script.ret.code, None, v
@@ -106,7 +106,7 @@ async def _run(
         return 404, None, v
     worker = conn.worker
     try:
-        pp = conn._target(loc.proxy_pass, v)
+        pp = conn.proxy_target(loc.proxy_pass, v)
     except UpstreamUnavailable as exc:
         worker.log_error(f"{exc} while sending auth request {sub.path}")
         return exc.status, None, v

@@ -27,29 +27,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
-from ngxws.access import basic_user
-from ngxws.client_certs import ConnectionTLS, request_status
-from ngxws.config.model import (
-    ErrorPage,
-    Listen,
-    Location,
-    ProxyPass,
-    Return,
-    Server,
-)
+from ngxws.client_certs import ConnectionTLS
+from ngxws.config.model import Listen, Location, ProxyPass, Server
 from ngxws.config.rewrite import scripted
 from ngxws.http.body_plan import BodyPlan, plan_body
-from ngxws.http.content import Error, ProxyHTTP, Static, StatsPage, Upgrade, decide
+from ngxws.http.engine import at_location, on_error, start
 from ngxws.http.parser import RequestParser, UpgradeRequest
 from ngxws.http.realip import ClientAddress
 from ngxws.http.request import BadRequest, HeadBuffers, RequestHead
-from ngxws.http.responses import (
-    CONTINUE,
-    build_response,
-    error_response,
-    redirect_response,
-)
-from ngxws.http.rewrite import content_type_for, route, run_location_script
+from ngxws.http.responses import CONTINUE, error_response
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
@@ -57,22 +43,18 @@ from ngxws.http.upstream_request import (
     proxy_uri,
     split_proxy_url,
 )
-from ngxws.proxy.access_phase import run_access_phase
+from ngxws.proxy.actions import carry_out
 from ngxws.proxy.deadline import within
-from ngxws.proxy.files import stat_file
-from ngxws.proxy.header_phase import charset_of, filtered, redirect_location, typed
 from ngxws.proxy.pending import Pending
 from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
-from ngxws.proxy.response_pass import SendTimer, pass_response
-from ngxws.proxy.static_phase import serve_static
+from ngxws.proxy.response_pass import SendTimer
 from ngxws.proxy.static_send import WriteGate
-from ngxws.proxy.upgrade import EARLY_DATA_LIMIT, proxy_upgrade, refuse_switch
+from ngxws.proxy.upgrade import EARLY_DATA_LIMIT
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.proxy_protocol import ProxyHeader
-from ngxws.routing.locations import find_named, match_location
+from ngxws.routing.locations import match_location
 from ngxws.routing.servers import VirtualHosts
-from ngxws.sinks.statsformats import stats_body
 from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
@@ -83,10 +65,6 @@ _CONNECTIONS = itertools.count(1)
 
 
 _Pending = Pending  # the name client.py's code uses
-
-
-# ngx_http_special_response_handler() drops keep-alive after these.
-_CLOSING_STATUSES = frozenset({400, 408, 413, 414, 494, 495, 496, 497, 500, 501})
 
 
 class ClientConnection(asyncio.Protocol):
@@ -117,12 +95,12 @@ class ClientConnection(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._body_size = 0
         self._current: _Pending | None = None
-        self._held: _Pending | None = None  # an upgrade request not answered yet
+        self.held: _Pending | None = None  # an upgrade request not answered yet
         self._timer: asyncio.TimerHandle | None = None
         self._max_body = 1024 * 1024
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
         self._body_timer: ReadTimer | None = None  # client_body_timeout
-        self._send_timer = SendTimer(vhosts.default.send_timeout)
+        self.send_timer = SendTimer(vhosts.default.send_timeout)
         self.write_gate = WriteGate()  # pause/resume_writing, for files sent (static_send)
         self.remote_user = ""  # $remote_user: the Basic user name of the request
         self.tls: ConnectionTLS | None = None  # $ssl_* and client certificate checks
@@ -148,7 +126,7 @@ class ClientConnection(asyncio.Protocol):
         self._arm_timer(self.vhosts.default.client_header_timeout)
 
     def data_received(self, data: bytes) -> None:
-        held = self._held
+        held = self.held
         if held is not None:
             # nginx reads no further than an upgrade request until it is
             # answered: what comes meanwhile is the tunnel's first bytes (or
@@ -176,7 +154,7 @@ class ClientConnection(asyncio.Protocol):
             if pending is not None and pending.head is not None:
                 pending.upgrade = True
                 pending.leftover = data[exc.args[0] :]
-                self._held = pending
+                self.held = pending
             else:
                 self._pause()
         except BadRequest as exc:
@@ -195,7 +173,7 @@ class ClientConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         self.eof = True
-        if self._held is not None and not self.handed_over:
+        if self.held is not None and not self.handed_over:
             # the client left while its upgrade waits: nginx finalizes the
             # request (499) and closes the upstream connection with it
             return None
@@ -210,9 +188,9 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._cancel_timer()
+        self.cancel_timer()
         self._end_body_timer()
-        self._send_timer.stop()
+        self.send_timer.stop()
         for p in (self._current, *self.queue):
             if p is not None:
                 forget(None, p.body)
@@ -225,11 +203,11 @@ class ClientConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.upstream_transport is not None:
             self.upstream_transport.pause_reading()
-        self._send_timer.start(self._send_timed_out)
+        self.send_timer.start(self._send_timed_out)
         self.write_gate.pause()
 
     def resume_writing(self) -> None:
-        self._send_timer.stop()
+        self.send_timer.stop()
         self.write_gate.resume()
         if self.upstream_transport is not None and not self.upstream_transport.is_closing():
             self.upstream_transport.resume_reading()
@@ -251,7 +229,7 @@ class ClientConnection(asyncio.Protocol):
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
-        self._cancel_timer()
+        self.cancel_timer()
         p = self.parser
         version = p.get_http_version()
         head = RequestHead(
@@ -277,7 +255,7 @@ class ClientConnection(asyncio.Protocol):
             expect = head.header("expect")
             if expect is not None and expect.lower() == "100-continue":
                 # ngx_http_test_expect(), run when the body is read or discarded
-                self._write(CONTINUE)
+                self.write(CONTINUE)
         declared = head.header("content-length")
         if self._max_body and declared is not None and declared.isdigit() and int(declared) > self._max_body:
             # nginx answers 413 on the declared length, before reading the body
@@ -356,10 +334,10 @@ class ClientConnection(asyncio.Protocol):
         try:
             keep = await self._dispatch(pending)
         except BadRequest as exc:
-            self._write(error_response(exc.status))
+            self.write(error_response(exc.status))
         except Exception as exc:  # never let one request kill the worker
             self.worker.log_error(f"internal error: {exc!r}")
-            self._write(error_response(500))
+            self.write(error_response(500))
         finally:
             self.task = None
             if not self.handed_over:
@@ -369,8 +347,8 @@ class ClientConnection(asyncio.Protocol):
             forget(pending.sender, pending.body)
         if self.handed_over or self.closed:
             return
-        if self._held is pending:
-            self._held = None  # not upgraded: the parser reads on from what came after it
+        if self.held is pending:
+            self.held = None  # not upgraded: the parser reads on from what came after it
         if not keep or (self.eof and not self.queue):
             self._close()
             return
@@ -382,96 +360,22 @@ class ClientConnection(asyncio.Protocol):
         self._kick()
 
     async def _dispatch(self, pending: _Pending) -> bool:
-        """Answer one request; return whether the connection stays open.
-
-        nginx's phases, in order: server rewrite (``if``/``return`` at
-        server level), find config (location; its auto-redirect; the body
-        size check), location rewrite (``if``/``return``), preaccess
-        (limit_req, limit_conn), access (``access_phase``), content (stats
-        page or proxy)."""
+        """Answer one request; return whether the connection stays open: the
+        engine (ngxws.http.engine) runs nginx's phases and says what to do,
+        ``actions`` does it."""
         if pending.head is None:
             if pending.error >= 0:
-                self._write(error_response(pending.error or 400))
+                self.write(error_response(pending.error or 400))
             return False
-        head = pending.head
-        server = self.vhosts.select(head.uri_host or head.host)
-        keep = head.keep_alive
-        self.remote_user = basic_user(head.header("authorization"))  # nginx's $remote_user
-        self.remote_addr, self.remote_port = self.address.begin_request(server.realip, head.headers)
-        tls_status = request_status(self.tls, server, self.vhosts, head.uri_host or head.host)
-        if tls_status:  # 421/495/496, before any phase; nginx closes after each
-            return await self._answer_error(tls_status, pending, server, None, False)
-        self.auth_vars, self.error_headers = {}, []
-        self.requests += 1
-        self.request_id = ""
-        captures, self.script_named = self.vhosts.name_captures(server, head.uri_host or head.host)
-        self.script_vars = {}
-        v = self._variables(head, server, captures)
-        routed = route(server, v, stat_file)  # rewrite phases + find config (http/rewrite.py)
-        pending.head = head = v.head
-        self.script_named = v.named
-        loc = routed.location
-        if pending.error == 413 and loc is not None:  # find config checks the body first
-            self._write(error_response(413))
-            return False
-        if routed.ret is not None:
-            return await self._answer_return(routed.ret, pending, server, loc, v, keep, routed.redirect_url)
-        if loc is None:
-            if server.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, server.limits, v)):
-                return await self._answer_error(refused, pending, server, None, keep)
-            return await self._answer_error(404, pending, server, None, keep)
-        if routed.status == 301:  # the auto-redirect to uri/
-            target = head.path + "/" + (f"?{head.args}" if head.args is not None else "")
-            self._write(redirect_response(301, self._absolute(head, server, target, loc), keep_alive=keep, extra_headers=filtered(self, loc, server, head, 301, [])))
-            return keep
-        if routed.status:  # 404 internal location, 500 rewrite cycle
-            return await self._answer_error(routed.status, pending, server, loc, keep)
-        if not routed.valid_location and loc.proxy_pass is not None and not loc.proxy_pass.has_variables:
-            # rewrite ... break: proxy_pass sends the whole URI (r->valid_location = 0)
-            loc = replace(loc, proxy_pass=replace(loc.proxy_pass, uri=None))
-        return await self._run_location(pending, server, loc, v.captures, keep, routed=True)
+        return await carry_out(self, start(self.worker.world, self, self.vhosts, pending))
 
-    async def _run_location(
-        self,
-        pending: _Pending,
-        server: Server,
-        loc: Location,
-        captures: tuple[str, ...],
-        keep: bool,
-        routed: bool = False,
+    async def run_location(
+        self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...], keep: bool
     ) -> bool:
-        """From the location rewrite phase on (also the target of ``error_page
-        ... @name``); ``routed``: route() ran that phase already."""
-        head = pending.head
-        assert head is not None
-        v = self._variables(head, server, captures)
-        if not routed:
-            script = run_location_script(loc, v, stat_file)
-            if script.ret is not None:
-                return await self._answer_return(script.ret, pending, server, loc, v, keep, script.redirect_url)
-            assert script.location is not None
-            loc, captures = script.location, v.captures
-        addr = self.address.run(loc.realip, head.headers)  # PREACCESS: the location's realip
-        self.remote_addr, self.remote_port = v.remote_addr, v.remote_port = addr
-        if loc.limits.any and (refused := await self.worker.limiter.preaccess(pending.limits, loc.limits, v)):
-            return await self._answer_error(refused, pending, server, loc, keep)
-        if loc.access.restricted:
-            denied = await run_access_phase(self, head, server, loc, v)
-            if denied is not None:
-                return await self._answer_error(denied.status, pending, server, loc, keep, denied.headers or None)
-        match decide(loc, pending.upgrade):  # CONTENT (ngxws.http.content)
-            case StatsPage():
-                return self._answer_stats(head, keep)
-            case Error(status):
-                return await self._answer_error(status, pending, server, loc, keep)
-            case Static():
-                return await serve_static(self, pending, server, loc, captures, keep)
-            case Upgrade():
-                return await proxy_upgrade(self, pending, server, loc, captures)
-            case ProxyHTTP():
-                return await self._proxy_http(pending, server, loc, captures)
+        """From the location rewrite phase on (try_files, index, error_page @name)."""
+        return await carry_out(self, at_location(self.worker.world, self, pending, server, loc, captures, keep))
 
-    async def _answer_error(
+    async def answer_error(
         self,
         status: int,
         pending: _Pending,
@@ -480,71 +384,11 @@ class ClientConnection(asyncio.Protocol):
         keep: bool,
         extra_headers: list[tuple[str, str]] | None = None,
     ) -> bool:
-        """An error nginx generates itself: through ``error_page`` if one
-        names the status, else nginx's built-in page."""
-        head = pending.head
-        assert head is not None
-        if status in _CLOSING_STATUSES:
-            keep = False  # ngx_http_special_response_handler(), before error_page
-        self.error_headers = [*self.error_headers, *(extra_headers or ())]
-        pages = loc.error_pages if loc is not None else server.error_pages
-        page = next((p for p in pages if status in p.codes), None)
-        if page is not None and pending.redirects < 1:
-            pending.redirects += 1
-            handled = await self._error_page(page, status, pending, server, keep)
-            if handled is not None:
-                return handled
-        shown = pending.status_override or status
-        self._write(error_response(shown, keep_alive=keep, extra_headers=filtered(self, loc, server, head, shown, self.error_headers), head_only=head.method == "HEAD", charset=charset_of(loc, shown)))
-        return keep
+        """An error nginx generates itself (error_page, else its own page)."""
+        action = on_error(self.worker.world, self, status, pending, server, loc, keep, extra_headers)
+        return await carry_out(self, action)
 
-    async def _error_page(
-        self, page: ErrorPage, status: int, pending: _Pending, server: Server, keep: bool
-    ) -> bool | None:
-        """``error_page``: a named location runs from its rewrite phase; a URI
-        is an internal redirect (the location is looked up again); a URL is
-        a 302.  None when the target does not exist (the built-in page is sent)."""
-        head = pending.head
-        assert head is not None
-        v = self._variables(head, server, ())
-        target = v.render(page.target)
-        if target.startswith("@"):
-            named = find_named(server.locations, target)
-            if named is None:
-                return None
-            return await self._run_location(pending, server, named, (), keep)
-        if target.startswith(("http://", "https://")):
-            code = page.response if page.response in (301, 302, 303, 307, 308) else 302
-            self._write(redirect_response(code, target, keep_alive=keep, extra_headers=self.error_headers))
-            return keep
-        # nginx's err_status: without "=" the original code is kept, "="
-        # takes the target's, "=CODE" sets one
-        pending.status_override = status if page.response is None else (page.response or None)
-        redirected = RequestHead(
-            method="HEAD" if head.method == "HEAD" else "GET",
-            target=target,
-            version=head.version,
-            headers=head.headers,
-            keep_alive=head.keep_alive,
-            client_uri=head.client_uri or head.request_uri,
-        )
-        inner = _Pending(redirected)
-        inner.upgrade = pending.upgrade
-        inner.redirects = pending.redirects
-        inner.status_override = pending.status_override
-        inner.limits = pending.limits
-        # ngx_http_internal_redirect(): from the server rewrite phase on,
-        # through the same bounded loop as rewrites (ngxws.http.rewrite)
-        v = self._variables(redirected, server, ())
-        routed = route(server, v, stat_file, internal=True)
-        inner.head = v.head
-        if routed.ret is not None:
-            return await self._answer_return(routed.ret, inner, server, routed.location, v, keep, routed.redirect_url)
-        if routed.location is None or routed.status == 500:
-            return None
-        return await self._run_location(inner, server, routed.location, v.captures, keep, routed=True)
-
-    def _target(self, pp: ProxyPass, v: RequestVariables) -> ProxyPass:
+    def proxy_target(self, pp: ProxyPass, v: RequestVariables) -> ProxyPass:
         """``proxy_pass`` with variables, rendered for this request: the host
         may name an upstream block, else it is an address or a name."""
         if not pp.has_variables:
@@ -564,59 +408,7 @@ class ClientConnection(asyncio.Protocol):
             has_variables=False,
         )
 
-    def _absolute(self, head: RequestHead, server: Server, path: str, loc: Location | None = None) -> str:
-        return redirect_location(self, head, server, loc, path)  # proxy/header_phase.py
-
-    async def _answer_return(
-        self,
-        ret: Return,
-        pending: _Pending,
-        server: Server,
-        loc: Location | None,
-        v: RequestVariables,
-        keep: bool,
-        rendered_url: str | None = None,
-    ) -> bool:
-        """``return`` as ngx_http_rewrite_module sends it (``rendered_url``:
-        a redirecting ``rewrite``'s URL, already rendered)."""
-        head = pending.head
-        assert head is not None
-        head_only = head.method == "HEAD"
-        if ret.code == 444:  # nginx closes without a response
-            return False
-        if ret.code in (301, 302, 303, 307, 308):
-            if ret.text is None:
-                return await self._answer_error(ret.code, pending, server, loc, keep)
-            url = rendered_url if rendered_url is not None else v.render(ret.text)
-            if url.startswith("/"):
-                url = self._absolute(head, server, url, loc)
-            code = pending.status_override or ret.code
-            self._write(redirect_response(code, url, keep_alive=keep, extra_headers=filtered(self, loc, server, head, code, self.error_headers), charset=charset_of(loc, code)))
-            return keep
-        if ret.text is None and ret.code >= 400:
-            return await self._answer_error(ret.code, pending, server, loc, keep)
-        body = v.render(ret.text or "").encode("latin-1", "replace")
-        scope = loc if loc is not None else server
-        ctype = content_type_for(head.path, scope.types, scope.default_type)
-        code = pending.status_override or ret.code
-        if code == 200 and head.fails_preconditions:
-            return await self._answer_error(412, pending, server, loc, keep)
-        if code in (204, 304):
-            # ngx_http_header_filter(): a 204 has no Content-Length
-            self._write(build_response(code, b"", content_type=None, keep_alive=keep, head_only=True, extra_headers=filtered(self, loc, server, head, code, self.error_headers), length=-1 if code == 204 else None))
-            return keep
-        self._write(build_response(code, body, content_type=typed(loc, code, ctype), keep_alive=keep, head_only=head_only, extra_headers=filtered(self, loc, server, head, code, self.error_headers)))
-        return keep
-
-    def _answer_stats(self, head: RequestHead, keep: bool) -> bool:
-        if head.method not in ("GET", "HEAD"):
-            self._write(error_response(405, keep_alive=keep))
-            return keep
-        body, ctype = stats_body(self.worker.counters, head.args, head.header("accept"))  # text, ?format=prometheus|json|html
-        self._write(build_response(200, body, content_type=ctype, keep_alive=keep, head_only=head.method == "HEAD"))
-        return keep
-
-    def _variables(self, head: RequestHead, server: Server, captures: tuple[str, ...]) -> RequestVariables:
+    def variables(self, head: RequestHead, server: Server, captures: tuple[str, ...]) -> RequestVariables:
         return RequestVariables(
             head=head,
             remote_addr=self.remote_addr,
@@ -645,15 +437,15 @@ class ClientConnection(asyncio.Protocol):
             self.request_id = secrets.token_hex(16)
         return self.request_id
 
-    async def _open_upstream(
+    async def open_upstream(
         self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
     ) -> tuple[UpstreamResponse, str]:
         """Connect, send the request head (and body); return the response reader."""
         head = pending.head
         assert head is not None and loc.proxy_pass is not None
-        v = self._variables(head, server, captures)
+        v = self.variables(head, server, captures)
         v.limits = pending.limits
-        pp = self._target(loc.proxy_pass, v)
+        pp = self.proxy_target(loc.proxy_pass, v)
         v.proxy_host = proxy_host_of(pp)
         v.proxy_port = str(pp.port) if pp.unix is None else ""
         v.body_length, v.chunked = upstream_framing(head, pending.body)
@@ -699,25 +491,9 @@ class ClientConnection(asyncio.Protocol):
             raise UpstreamUnavailable(502, str(exc)) from None
         return response, link.addr
 
-    async def _proxy_http(
-        self, pending: _Pending, server: Server, loc: Location, captures: tuple[str, ...]
-    ) -> bool:
-        head = pending.head
-        assert head is not None
-        keep = head.keep_alive
-        try:
-            response, _addr = await self._open_upstream(pending, server, loc, captures)
-        except UpstreamUnavailable as exc:
-            self.worker.log_upstream_failure(exc, head.request_line)
-            return await self._answer_error(exc.status, pending, server, loc, keep)
-        if response.status == 101:  # a switch nobody asked for
-            return await refuse_switch(self, pending, server, loc, response)
-        self._send_timer.seconds = loc.send_timeout
-        return await pass_response(self, head, pending.status_override, response, keep, lambda c, h: filtered(self, loc, server, head, c, h))
-
     # -- output and lifetime -----------------------------------------------
 
-    def _write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         if self._headless:
             # HTTP/0.9: nginx's header filter sends no head, only the body
             self._headless = False
@@ -730,10 +506,10 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
     def _arm_timer(self, seconds: float) -> None:
-        self._cancel_timer()
+        self.cancel_timer()
         self._timer = asyncio.get_running_loop().call_later(seconds, self._timeout)
 
-    def _cancel_timer(self) -> None:
+    def cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -9,7 +9,8 @@ through this Protocol, not the ``Worker`` class: ``worker.py`` imports the
 protocols to serve, so the protocols importing it back made an import circle.
 
 This module imports nothing from ``ngxws.proxy`` or ``ngxws.worker`` at run
-time; the types below are for the checker only.
+time (only the engine's pure ``Connection``, which ``RequestIO`` extends);
+the types below are for the checker only.
 """
 
 from __future__ import annotations
@@ -17,21 +18,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from ngxws.http.engine import Connection
+
 if TYPE_CHECKING:
     import asyncio
 
     from ngxws.accounting.breakdown import KeyMap
     from ngxws.accounting.counters import SharedCounters
-    from ngxws.client_certs import ConnectionTLS
     from ngxws.config.model import Config, Location, ProxyPass, Server
+    from ngxws.http.engine import World
     from ngxws.http.maps import CompiledMap
-    from ngxws.http.request import RequestHead
     from ngxws.http.upstream_request import RequestVariables
     from ngxws.limits.preaccess import Limiter
     from ngxws.proxy.pending import Pending
     from ngxws.proxy.static_send import WriteGate
     from ngxws.proxy.upstream import UpstreamPools, UpstreamUnavailable
     from ngxws.proxy.upstream_response import UpstreamResponse
+    from ngxws.routing.servers import VirtualHosts
     from ngxws.sinks.logfile import LogFile
     from ngxws.sinks.wslog import ConnInfo, FrameLogger
 
@@ -65,6 +68,7 @@ class WorkerContext(Protocol):
     pools: UpstreamPools
     connections: set[HeldConnection]
     tunnels: set[HeldTunnel]
+    world: World  # what the request engine may ask of the world (ngxws.http.engine)
 
     def ws_logger(
         self, server: Server, conn: Callable[[], ConnInfo]
@@ -83,59 +87,44 @@ class Settable(Protocol):
     seconds: float
 
 
-class RequestIO(Protocol):
-    """What the per-request helpers (access_phase, auth_request, handshake,
+class RequestIO(Connection, Protocol):
+    """What the per-request helpers (actions, auth_request, handshake,
     response_pass, upgrade, static_phase) use of the client connection that
     runs them; implemented by ``ngxws.proxy.client.ClientConnection``.  They
     take this, not the class, so they need not import the module that
-    imports them."""
+    imports them.  What the engine reads and sets of it is ``Connection``."""
 
     worker: WorkerContext
+    vhosts: VirtualHosts
     transport: asyncio.Transport | None
     upstream_transport: asyncio.Transport | None
-    remote_addr: str
-    remote_port: int
     server_addr: str
     server_port: int
     scheme: str  # "http" or "https": the listen socket's
-    remote_user: str
-    tls: ConnectionTLS | None
-    auth_vars: dict[str, str]
-    error_headers: list[tuple[str, str]]
     handed_over: bool
     write_gate: WriteGate
-    _held: Pending | None
+    held: Pending | None  # an upgrade request not answered yet
 
     @property
-    def _send_timer(self) -> Settable: ...
+    def send_timer(self) -> Settable: ...
 
     def current_request_id(self) -> str: ...
 
-    def _write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> None: ...
 
-    def _cancel_timer(self) -> None: ...
+    def cancel_timer(self) -> None: ...
 
-    def _absolute(self, head: RequestHead, server: Server, path: str, loc: Location | None = None) -> str: ...
+    def proxy_target(self, pp: ProxyPass, v: RequestVariables) -> ProxyPass: ...
 
-    def _variables(self, head: RequestHead, server: Server, captures: tuple[str, ...]) -> RequestVariables: ...
-
-    def _target(self, pp: ProxyPass, v: RequestVariables) -> ProxyPass: ...
-
-    async def _open_upstream(
+    async def open_upstream(
         self, pending: Pending, server: Server, loc: Location, captures: tuple[str, ...]
     ) -> tuple[UpstreamResponse, str]: ...
 
-    async def _run_location(
-        self,
-        pending: Pending,
-        server: Server,
-        loc: Location,
-        captures: tuple[str, ...],
-        keep: bool,
-        routed: bool = False,
+    async def run_location(
+        self, pending: Pending, server: Server, loc: Location, captures: tuple[str, ...], keep: bool
     ) -> bool: ...
 
-    async def _answer_error(
+    async def answer_error(
         self,
         status: int,
         pending: Pending,

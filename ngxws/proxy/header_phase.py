@@ -30,7 +30,7 @@ def filtered(
     """``headers`` as the headers filter leaves them for ``status``."""
     if loc is None or not loc.headers.active:
         return list(headers)
-    v = client._variables(head, server, ())
+    v = client.variables(head, server, ())
     return apply_headers(loc.headers, status, headers, v.render)
 
 

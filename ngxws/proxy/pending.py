@@ -33,3 +33,14 @@ class Pending:
         self.limits = RequestLimits()  # limit_req/limit_conn state, kept across internal redirects
         self.http09 = False  # an HTTP/0.9 request: answered without status line and headers
         self.uri_changes = 0  # internal redirects so far (static_phase: index, try_files)
+
+    def redirected(self, head: RequestHead) -> Pending:
+        """The request after ``error_page``'s internal redirect to a URI: the
+        new head, the same upgrade, error_page and limit state (the body is
+        not sent again)."""
+        inner = Pending(head)
+        inner.upgrade = self.upgrade
+        inner.redirects = self.redirects
+        inner.status_override = self.status_override
+        inner.limits = self.limits
+        return inner

@@ -52,7 +52,7 @@ async def pass_response(
         headers = headers_filter(status_override or response.status, headers)
     if chunked:
         headers.append(("Transfer-Encoding", "chunked"))
-    conn._write(
+    conn.write(
         response_head(
             _status_line(status_override, response), headers, connection="keep-alive" if keep else "close"
         )
@@ -66,7 +66,7 @@ async def pass_response(
     await response.body_done
     if chunked and head.method != "HEAD" and response.error is None:
         # an upstream error (proxy_read_timeout...) leaves the answer truncated
-        conn._write(b"0\r\n\r\n")
+        conn.write(b"0\r\n\r\n")
     if conn.upstream_transport is not None:
         conn.upstream_transport.close()
         conn.upstream_transport = None

@@ -36,7 +36,7 @@ from ngxws.http.static import (
     map_uri_to_path,
     try_files,
 )
-from ngxws.proxy.header_phase import filtered
+from ngxws.proxy.header_phase import filtered, redirect_location
 from ngxws.proxy.static_send import send_file, stat_path
 from ngxws.routing.locations import find_named, match_location
 
@@ -61,7 +61,7 @@ async def serve_static(
     head = pending.head
     assert head is not None
     conf = loc.static
-    v = client._variables(head, server, captures)
+    v = client.variables(head, server, captures)
     uri, add_uri_to_alias = head.path, False
     if conf.try_files:
         tried = try_files(uri, conf, loc.pattern, loc.modifier, v.render, stat_path)
@@ -78,7 +78,7 @@ async def serve_static(
         return _listing(client, head, uri, outcome.path, conf.autoindex_exact_size, conf.autoindex_localtime, keep,
                         lambda h: filtered(client, loc, server, head, 200, h))
     if isinstance(outcome, Redirect):
-        client._write(_redirect(client, head, server, loc, outcome.location, keep, filtered(client, loc, server, head, 301, [])))
+        client.write(_redirect(client, head, server, loc, outcome.location, keep, filtered(client, loc, server, head, 301, [])))
         return keep
     return await _carry_out(client, pending, server, loc, outcome, keep)
 
@@ -92,12 +92,12 @@ async def _carry_out(
     keep: bool,
 ) -> bool:
     if isinstance(outcome, Status):
-        return await client._answer_error(outcome.code, pending, server, loc, keep)
+        return await client.answer_error(outcome.code, pending, server, loc, keep)
     if isinstance(outcome, Named):
         named = find_named(server.locations, outcome.name)
         if named is None:
-            return await client._answer_error(500, pending, server, None, keep)
-        return await client._run_location(pending, server, named, (), keep)
+            return await client.answer_error(500, pending, server, None, keep)
+        return await client.run_location(pending, server, named, (), keep)
     return await internal_redirect(client, pending, server, outcome.uri, outcome.args, keep)
 
 
@@ -112,7 +112,7 @@ async def internal_redirect(
     assert head is not None
     changes = pending.uri_changes + 1
     if changes > MAX_URI_CHANGES:
-        return await client._answer_error(500, pending, server, None, keep)
+        return await client.answer_error(500, pending, server, None, keep)
     target = quote(uri.encode("utf-8", "surrogateescape"), safe=_URI_SAFE)
     try:
         redirected = RequestHead(
@@ -124,7 +124,7 @@ async def internal_redirect(
             client_uri=head.client_uri or head.request_uri,
         )
     except BadRequest:
-        return await client._answer_error(500, pending, server, None, keep)
+        return await client.answer_error(500, pending, server, None, keep)
     redirected.path = uri
     inner = PendingRequest(redirected)
     inner.upgrade = pending.upgrade
@@ -135,15 +135,15 @@ async def internal_redirect(
     inner.uri_changes = changes
     match = match_location(server.locations, uri)
     if match is None:
-        return await client._answer_error(404, inner, server, None, keep)
-    return await client._run_location(inner, server, match.location, match.captures, keep)
+        return await client.answer_error(404, inner, server, None, keep)
+    return await client.run_location(inner, server, match.location, match.captures, keep)
 
 
 def _redirect(client: RequestIO, head: RequestHead, server: Server, loc: Location, location: str, keep: bool,
               extra: list[tuple[str, str]]) -> bytes:  # fmt: skip
     from ngxws.http.responses import redirect_response
 
-    return redirect_response(301, client._absolute(head, server, location, loc), keep_alive=keep, extra_headers=extra)
+    return redirect_response(301, redirect_location(client, head, server, loc, location), keep_alive=keep, extra_headers=extra)
 
 
 async def _send(
@@ -163,7 +163,7 @@ async def _send(
         # the range filter answers 416 after the headers filter saw the file's 200
         # (the precondition check, 412, runs before it)
         seen = filtered(client, loc, server, head, 200, answer.headers) if answer.status == 416 else answer.headers
-        return await client._answer_error(answer.status, pending, server, loc, keep, seen or None)
+        return await client.answer_error(answer.status, pending, server, loc, keep, seen or None)
     status = pending.status_override or answer.status
     if status != answer.status:  # error_page to a file: the error's code, the whole file
         answer = file_answer(info, ctype, loc.static, [], True)
@@ -172,7 +172,7 @@ async def _send(
         answer = type(answer)(status, headers, 0, info.size)
     head_only = head.method == "HEAD" or answer.status == 304
     headers = filtered(client, loc, server, head, answer.status, answer.headers)
-    client._write(build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
+    client.write(build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
                                  extra_headers=headers, length=-1))
     if head_only or answer.length == 0 or client.transport is None:
         return keep
@@ -205,5 +205,5 @@ def _listing(
     else:
         framed, keep = body, False
     data = build_response(200, content_type=None, keep_alive=keep, head_only=True, extra_headers=headers_filter(headers), length=-1)
-    client._write(data if head.method == "HEAD" else data + framed)
+    client.write(data if head.method == "HEAD" else data + framed)
     return keep

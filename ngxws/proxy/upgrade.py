@@ -106,18 +106,18 @@ async def proxy_upgrade(
     row, counts = worker.keys.base(server, loc), worker.counters.array
     if asks_websocket(head) and worker.counters.at_limit(ws.max_connections):
         record_upgrade(counts, row, 1013)
-        conn._write(refusal(key))  # the upstream is never contacted
+        conn.write(refusal(key))  # the upstream is never contacted
         return False
     try:
-        response, upstream_addr = await conn._open_upstream(pending, server, loc, captures)
+        response, upstream_addr = await conn.open_upstream(pending, server, loc, captures)
     except UpstreamUnavailable as exc:
         record_upgrade(counts, row, exc.status, unavailable=True)
         worker.log_upstream_failure(exc, head.request_line)
-        await conn._answer_error(exc.status, pending, server, loc, False)
+        await conn.answer_error(exc.status, pending, server, loc, False)
         return False
     if response.status != 101:
         record_upgrade(counts, row, response.status)
-        conn._send_timer.seconds = loc.send_timeout
+        conn.send_timer.seconds = loc.send_timeout
         return await pass_response(conn, head, pending.status_override, response, head.keep_alive,
                                    lambda status, h: filtered(conn, loc, server, head, status, h))
     if not switched_to_websocket(head, response.headers):
@@ -127,12 +127,12 @@ async def proxy_upgrade(
         # tunnels completed while this one waited: over the cap after all
         record_upgrade(counts, row, 1013)
         drop_upstream(conn, masked_close_frame(1013, "Try Again Later"))
-        conn._write(refusal(key))
+        conn.write(refusal(key))
         return False
     record_upgrade(counts, row, 101)
     opened = False
     try:
-        conn._write(switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h)))
+        conn.write(switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h)))
         assert conn.transport is not None and conn.upstream_transport is not None
         logger, logfile = worker.ws_logger(server, lambda: conn_info(conn, head, upstream_addr))
         tunnel = Tunnel(
@@ -150,11 +150,11 @@ async def proxy_upgrade(
         tunnel.on_close = pending.limits.release
         conn.handed_over = True
         opened = True
-        conn._cancel_timer()
+        conn.cancel_timer()
         worker.connections.discard(conn)
         # what the client sent after the request while it waited (an
         # error_page hop runs a copy of the request: the bytes are the held one's)
-        held = conn._held if conn._held is not None else pending
+        held = conn.held if conn.held is not None else pending
         tunnel.start(held.leftover, response.leftover)
         return False
     finally:
@@ -175,7 +175,7 @@ async def refuse_switch(
         f'while reading response header from upstream, request: "{head.request_line}"'
     )
     drop_upstream(conn)
-    return await conn._answer_error(502, pending, server, loc, False)
+    return await conn.answer_error(502, pending, server, loc, False)
 
 
 def drop_upstream(conn: RequestIO, last_words: bytes = b"") -> None:
