@@ -21,8 +21,9 @@ import trustme
 
 from ngxws.client_certs import ConnectionTLS
 from ngxws.config.loader import load_config
-from ngxws.config.model import Config, Server
+from ngxws.config.model import Config, Location, Server
 from ngxws.http import engine
+from ngxws.http.body_plan import body_plan_for, over_declared_length
 from ngxws.http.engine import World
 from ngxws.http.realip import ClientAddress
 from ngxws.http.request import RequestHead
@@ -556,3 +557,25 @@ def test_the_engine_is_synchronous() -> None:
 def test_this_module_can_open_no_socket() -> None:
     with pytest.raises(AssertionError, match="opened a socket"):
         socket.socket()
+
+
+@pytest.mark.parametrize(
+    ("length", "limit", "over"),
+    [("11", 10, True), ("10", 10, False), ("2000000", 1048576, True), ("x", 10, False), (None, 10, False), ("5", 0, False)],
+)
+def test_a_declared_length_over_the_limit(length: str | None, limit: int, over: bool) -> None:
+    headers = [("Host", "a")] + ([("Content-Length", length)] if length is not None else [])
+    assert over_declared_length(RequestHead("POST", "/", "1.1", headers, True), limit) is over
+
+
+def test_find_config_before_the_body(hosts: dict[str, tuple[Config, VirtualHosts]]) -> None:
+    """The body's limit is the location's, unless server-level rewrites
+    must run first (then the server's: the location is not known yet)."""
+    config, vhosts = hosts["plain"]
+    head = RequestHead("POST", "/big/", "1.1", [("Host", "www.example"), ("Content-Length", "11")], True)
+    plan, scope = body_plan_for(vhosts, head)
+    assert scope is vhosts.select("www.example") and plan.limit == 1024 * 1024  # it has a rewrite
+    _, tls_hosts = hosts["tls"]
+    head = RequestHead("POST", "/x", "1.1", [("Host", "tls.example")], True)
+    plan, scope = body_plan_for(tls_hosts, head)
+    assert isinstance(scope, Location) and scope.pattern == "/" and plan.proxied

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 from ngxws.config.model import Location, Return, Server
 from ngxws.config.rewrite import scripted
-from ngxws.routing.locations import LocationMatch
+from ngxws.http.request import RequestHead
+from ngxws.routing.locations import LocationMatch, match_location
+from ngxws.routing.servers import VirtualHosts
 
 
 @dataclass(frozen=True)
@@ -55,3 +57,23 @@ def plan_body(server: Server, match: LocationMatch | None) -> BodyPlan:
     if loc.proxy_pass is not None:
         return BodyPlan(loc.client_max_body_size, True, False, True)
     return BodyPlan(loc.client_max_body_size, False, True, False)
+
+
+def body_plan_for(vhosts: VirtualHosts, head: RequestHead) -> tuple[BodyPlan, Location | Server]:
+    """Find config for a request head, as nginx runs it before the body is
+    read: the plan, and the location (or server) whose client_body_*
+    settings apply."""
+    server = vhosts.select(head.uri_host or head.host)
+    match = match_location(server.locations, head.path)
+    scope: Location | Server = server
+    if match is not None and not scripted(server.rewrites) and server.return_ is None:
+        scope = match.location
+    return plan_body(server, match), scope
+
+
+def over_declared_length(head: RequestHead, limit: int) -> bool:
+    """ngx_http_core_find_config_phase(): a Content-Length over
+    client_max_body_size is a 413 before any byte of the body is read
+    (the engine answers it once the location is found)."""
+    declared = head.header("content-length")
+    return bool(limit) and declared is not None and declared.isdigit() and int(declared) > limit

@@ -1,7 +1,8 @@
 """One client connection, from its first byte to a response or a tunnel.
 
-The request is read by ``http.parser`` (nginx's grammar); the request is matched to a server
-and a location (``routing``), and then, as nginx with the module would:
+The request is read by ``http.parser`` (nginx's grammar); ``http.engine`` runs nginx's
+phases on it, without I/O, and says what to do (``proxy.actions`` does it), as nginx
+with the module would:
 
 - a ``ws_stat`` location answers with the statistics page;
 - a request with an ``Upgrade`` header on a ``proxy_pass`` location goes
@@ -29,8 +30,7 @@ from typing import TYPE_CHECKING, cast
 
 from ngxws.client_certs import ConnectionTLS
 from ngxws.config.model import Listen, Location, ProxyPass, Server
-from ngxws.config.rewrite import scripted
-from ngxws.http.body_plan import BodyPlan, plan_body
+from ngxws.http.body_plan import body_plan_for, over_declared_length
 from ngxws.http.engine import at_location, on_error, start
 from ngxws.http.parser import RequestParser, UpgradeRequest
 from ngxws.http.realip import ClientAddress
@@ -53,7 +53,6 @@ from ngxws.proxy.upgrade import EARLY_DATA_LIMIT
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.proxy_protocol import ProxyHeader
-from ngxws.routing.locations import match_location
 from ngxws.routing.servers import VirtualHosts
 from ngxws.tls import upstream_tls
 
@@ -244,7 +243,7 @@ class ClientConnection(asyncio.Protocol):
         self._current = _Pending(head)
         self._current.http09 = version == "0.9"
         self.queue.append(self._current)
-        plan, scope = self._body_plan(head)
+        plan, scope = body_plan_for(self.vhosts, head)
         self._max_body = plan.limit
         # a body nginx discards (the answer does not wait for it) is not stored
         body = self._current.body = None if plan.at_once else open_body(head, scope, plan.proxied)
@@ -256,9 +255,7 @@ class ClientConnection(asyncio.Protocol):
             if expect is not None and expect.lower() == "100-continue":
                 # ngx_http_test_expect(), run when the body is read or discarded
                 self.write(CONTINUE)
-        declared = head.header("content-length")
-        if self._max_body and declared is not None and declared.isdigit() and int(declared) > self._max_body:
-            # nginx answers 413 on the declared length, before reading the body
+        if over_declared_length(head, self._max_body):  # answered before the body is read
             self._current.error = 413
             self._current.complete = True
             self._pause()
@@ -266,16 +263,6 @@ class ClientConnection(asyncio.Protocol):
             self._current.complete = True  # answered at once, the body is discarded
         if len(self.queue) > 1:
             self._pause()
-
-    def _body_plan(self, head: RequestHead) -> tuple[BodyPlan, Location | Server]:
-        """What happens to the body (ngxws.http.body_plan), and the location
-        (or server) whose client_body_* settings apply."""
-        server = self.vhosts.select(head.uri_host or head.host)
-        match = match_location(server.locations, head.path)
-        scope: Location | Server = server
-        if match is not None and not scripted(server.rewrites) and server.return_ is None:
-            scope = match.location
-        return plan_body(server, match), scope
 
     def on_body(self, body: bytes) -> None:
         cur = self._current
