@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from ngxws.proxy.static_send import WriteGate
     from ngxws.proxy.upstream import UpstreamPools, UpstreamUnavailable
     from ngxws.proxy.upstream_response import UpstreamResponse
-    from ngxws.routing.servers import VirtualHosts
     from ngxws.sinks.logfile import LogFile
     from ngxws.sinks.wslog import ConnInfo, FrameLogger
 
@@ -95,7 +94,6 @@ class RequestIO(Connection, Protocol):
     imports them.  What the engine reads and sets of it is ``Connection``."""
 
     worker: WorkerContext
-    vhosts: VirtualHosts
     transport: asyncio.Transport | None
     upstream_transport: asyncio.Transport | None
     server_addr: str
