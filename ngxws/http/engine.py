@@ -376,7 +376,8 @@ def _access(
     (ngxws.http.access_phase.Verdicts)."""
     access = loc.access
     if access.restricted:
-        head = v.head
+        head = state.head  # the shell's head: a named location's rewrite does not replace it
+        assert head is not None
         verdicts = Verdicts(access.satisfy_any)
         if access.rules:
             verdict = access_verdict(access.rules, conn.remote_addr)

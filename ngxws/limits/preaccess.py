@@ -21,7 +21,6 @@ request: "...", host: "..."``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -40,7 +39,7 @@ from ngxws.limits.state import (
 from ngxws.limits.table import NGX_AGAIN, NGX_BUSY, NGX_ERROR, NGX_OK
 from ngxws.limits.zones import SharedZone
 
-__all__ = ["Limiter", "monotonic_ms", "log_context"]
+__all__ = ["KeyOf", "Limiter", "monotonic_ms", "log_context"]
 
 log = logging.getLogger("ngxws")
 
@@ -66,29 +65,15 @@ def log_context(v: RequestVariables) -> str:
 
 
 class Limiter:
-    """A worker's view of the zones: runs the phase for one request."""
+    """A worker's view of the zones: the two handlers, which the request
+    engine (ngxws.http.engine) calls in this order -- limit_req, its delay
+    (the shell sleeps it), then limit_conn."""
 
     def __init__(
         self, zones: Mapping[str, SharedZone], clock: Callable[[], int] = monotonic_ms
     ) -> None:
         self.zones = zones
         self.clock = clock
-
-    async def preaccess(self, state: RequestLimits, limits: Limits, v: RequestVariables) -> int:
-        """Run both handlers for a request with variables ``v``; 0 to go on to
-        the access phase, else the status to answer with.  A delayed request
-        sleeps here (a client that goes away meanwhile cancels it)."""
-
-        def key_of(template: str) -> bytes:
-            return v.render(template).encode("latin-1", "replace")
-
-        context = log_context(v)
-        status, delay = self.limit_req(state, limits, key_of, context)
-        if status:
-            return status
-        if delay:
-            await asyncio.sleep(delay / 1000)
-        return self.limit_conn(state, limits, key_of, context)
 
     # -- ngx_http_limit_req_handler() --------------------------------------------
 
