@@ -183,7 +183,7 @@ def test_text_page_unchanged_for_non_browsers(tmp_path: Path) -> None:
         assert status == 200 and body == b"" and int(headers["Content-Length"]) == len(dashboard.PAGE)
         status, headers, body = _get(base + "?format=json", BROWSER_ACCEPT)
         assert headers["Content-Type"] == "application/json"
-        assert json.loads(body)["schema"] == "ngxws-stats/1"
+        assert json.loads(body)["schema"] == "ngxws-stats/2"
 
 
 def _json(url: str) -> dict[str, Any]:

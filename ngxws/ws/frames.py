@@ -69,6 +69,7 @@ __all__ = [
     "CFrameTracker",
     "CLOSE_CODE_BUCKETS",
     "CLOSE_CODE_FIELDS",
+    "CLOSE_NONE",
     "CloseCode",
     "DIRECTION_FIELDS",
     "close_code_bucket",
