@@ -20,7 +20,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness import free_port, mask_frame, ngxws, read_head, switching_protocols, upgrade_request, wait_for
+from harness import (
+    free_port,
+    mask_frame,
+    ngxws,
+    read_head,
+    switching_protocols,
+    upgrade_request,
+    wait_for,
+)
 
 
 def _conf(port: int, backend: int, log: Path) -> str:
