@@ -29,9 +29,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ngxws.config.model import Config, Listen, Location, Server
 
-SCHEMA_ID = "ngxws-stats/1"  # statsformats.SCHEMA_ID (not imported: top needs no prometheus_client)
+SCHEMA_ID = "ngxws-stats/2"  # statsformats.SCHEMA_ID (not imported: top needs no prometheus_client)
 DIRECTIONS = ("client", "upstream")
-# who ended a tunnel (the JSON's ``closes`` members) and the close code that went with it
+# who closed first (the JSON's ``closes`` members) and the close code that went with it
 CLOSE_CODES = {
     "client": "its own",
     "upstream": "its own",
@@ -39,6 +39,8 @@ CLOSE_CODES = {
     "ngxws_shutdown": "1001",
     "ngxws_timeout": "none",
     "ngxws_error": "none",
+    "client_tcp": "none",
+    "upstream_tcp": "none",
 }
 HOME_CLEAR = "\x1b[H"  # cursor home; each line then erases its rest, the last the screen below
 ERASE_LINE = "\x1b[K"
@@ -217,6 +219,7 @@ def render(doc: dict[str, Any], prev: dict[str, Any] | None, source: str) -> lis
     duration = tot["duration_seconds"]
     if duration["count"]:
         lines.append(f"mean tunnel lifetime {duration['sum'] / duration['count']:.1f}s over {duration['count']} closed")
+    lines += _frame_tables(tot)
     lines.append("")
     prev_rows = {(r["server"], r["location"]): r for r in (prev["locations"] if prev is not None else [])}
     rows = []
@@ -236,6 +239,29 @@ def render(doc: dict[str, Any], prev: dict[str, Any] | None, source: str) -> lis
         rows,
         2,
     )
+    return lines
+
+
+def _frame_tables(tot: dict[str, Any]) -> list[str]:
+    """Per direction: frames by opcode, the message-size histogram
+    (cumulative, as the JSON has it) and the first close frame's code
+    (the buckets either direction has seen; ``none``: no close frame).
+    Members an older document lacks are left out."""
+    lines: list[str] = []
+    if all("opcodes" in tot[d] for d in DIRECTIONS):
+        names = list(tot[DIRECTIONS[0]]["opcodes"])
+        lines += ["", *_table(["opcode", *names], [[d, *(str(tot[d]["opcodes"][n]) for n in names)] for d in DIRECTIONS], 1)]
+    if all("message_size_bytes" in tot[d] for d in DIRECTIONS):
+        edges = [f"le {b['le']}" for b in tot[DIRECTIONS[0]]["message_size_bytes"]["buckets"]]
+        rows = []
+        for d in DIRECTIONS:
+            hist = tot[d]["message_size_bytes"]
+            rows.append([d, *(str(b["count"]) for b in hist["buckets"]), str(hist["count"])])
+        lines += ["", *_table(["message size", *edges, "+Inf"], rows, 1)]
+    if all("close_codes" in tot[d] for d in DIRECTIONS):
+        codes = [c for c in tot[DIRECTIONS[0]]["close_codes"] if any(tot[d]["close_codes"][c] for d in DIRECTIONS)]
+        codes = codes or ["none"]
+        lines += ["", *_table(["first close code", *codes], [[d, *(str(tot[d]["close_codes"][c]) for c in codes)] for d in DIRECTIONS], 1)]
     return lines
 
 

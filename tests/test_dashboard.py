@@ -183,7 +183,16 @@ def test_text_page_unchanged_for_non_browsers(tmp_path: Path) -> None:
         assert status == 200 and body == b"" and int(headers["Content-Length"]) == len(dashboard.PAGE)
         status, headers, body = _get(base + "?format=json", BROWSER_ACCEPT)
         assert headers["Content-Type"] == "application/json"
-        assert json.loads(body)["schema"] == "ngxws-stats/1"
+        assert json.loads(body)["schema"] == "ngxws-stats/2"
+
+
+async def _closed_with(url: str, code: int) -> None:
+    """One short tunnel the client closes with ``code`` after one message."""
+    async with connect(url, compression=None, ping_interval=None) as ws:
+        await ws.send(b"y" * 3000)
+        await ws.recv()
+        await ws.recv()
+        await ws.close(code, "done")
 
 
 def _json(url: str) -> dict[str, Any]:
@@ -202,6 +211,8 @@ def test_dashboard_draws_live_curves(tmp_path: Path) -> None:
         try:
             assert load.open.wait(30), "clients did not connect"
             assert _json(base)["totals"]["active"] == clients
+            for code in (4000, 1000):  # two closed tunnels: the codes' table has rows
+                load.loop.run(_closed_with(f"ws://127.0.0.1:{port}/ws", code), timeout=30)
             profile = tmp_path / "chromium-profile"
             profile.mkdir()
             with chromium(base, profile) as page:  # the plain URL: the browser's Accept picks the page
@@ -223,7 +234,25 @@ def test_dashboard_draws_live_curves(tmp_path: Path) -> None:
                 assert ws_row[2] == str(clients)
                 assert int(ws_row[7].replace(",", "")) > 0 and int(ws_row[8].replace(",", "")) > 0
                 closes = page.eval("[...document.querySelectorAll('#closes tbody tr')].map(r => r.cells[0].textContent)")
-                assert closes == ["client", "upstream", "ngxws_age", "ngxws_shutdown", "ngxws_timeout", "ngxws_error"]
+                assert closes == [
+                    "client", "upstream", "ngxws_age", "ngxws_shutdown", "ngxws_timeout", "ngxws_error",
+                    "client_tcp", "upstream_tcp",
+                ]
+                table = "[...document.querySelectorAll('#{} tbody tr')].map(r => [...r.cells].map(c => c.textContent))"
+                who = {r[0]: r[2] for r in page.eval(table.format("closes"))}
+                assert who["client"] == "2", who  # the two tunnels above: their client's close frame came first
+                # first close codes per direction: the client's two, the backend's echo of each
+                codes = {r[0]: r[1:] for r in page.eval(table.format("codes"))}
+                assert codes == {"1000": ["1", "1"], "4000-4999": ["1", "1"]}, codes
+                doc = _json(base)["totals"]
+                opcodes = {r[0]: r[1:] for r in page.eval(table.format("opcodes"))}
+                assert list(opcodes) == ["text", "binary", "continuation", "close", "ping", "pong", "other"]
+                assert opcodes["close"] == ["2", "2"]
+                assert int(opcodes["binary"][0].replace(",", "")) > 0
+                sizes = page.eval(table.format("sizes"))
+                assert [r[0] for r in sizes] == ["64", "1,024", "16,384", "262,144", "1,048,576", "+Inf"]
+                assert int(sizes[2][1].replace(",", "")) >= 2 and int(sizes[-1][2].replace(",", "")) >= 4
+                assert int(sizes[-1][1].replace(",", "")) <= doc["client"]["message_size_bytes"]["count"]
                 # the live rate shown is the JSON's: client frames/s near clients / 20 ms, upstream twice that
                 rates = page.eval("[document.getElementById('t-cf').textContent, document.getElementById('t-uf').textContent]")
                 cf, uf = (float(r) for r in rates)

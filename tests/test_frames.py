@@ -447,11 +447,11 @@ def test_c_matches_python(
 ) -> None:
     """Chunk by chunk, on any bytes at all, including garbage and mixed
     feed/feed_frames/count: same results, same counter slots (opcode counters
-    included), same read count."""
+    included), same read count, same first close frame."""
     assert CFrameTracker is not None
     chunks = cut(data, [p % (len(data) + 1) for p in points])
-    py_slots = memoryview(bytearray(24 * 8)).cast("q")
-    c_slots = memoryview(bytearray(24 * 8)).cast("q")
+    py_slots = memoryview(bytearray(48 * 8)).cast("q")
+    c_slots = memoryview(bytearray(48 * 8)).cast("q")
     py = PyFrameTracker(py_slots, index, opcodes)
     c = CFrameTracker(c_slots, index, opcodes)
     for chunk, mode in zip(chunks, modes, strict=False):
@@ -464,6 +464,7 @@ def test_c_matches_python(
         assert c.error is py.error
         assert c.at_boundary is py.at_boundary
         assert c.reads == py.reads
+        assert c.close == py.close
         assert c_slots.tolist() == py_slots.tolist()
 
 
@@ -488,7 +489,7 @@ def test_count_adds_per_opcode(impl: Tracker) -> None:
     """count() with ``opcodes``: each completed frame adds 1 to its class in
     OPCODE_CLASSES order; a frame in flight is not counted until it completes.
     Then the message-size histogram: a data message counts at its FIN frame."""
-    slots = memoryview(bytearray(16 * 8)).cast("q")
+    slots = memoryview(bytearray(36 * 8)).cast("q")
     t = impl(slots, 0, 3)  # type: ignore[call-arg]
     text = bytes((0x01, 2)) + b"ab"  # text, not FIN
     cont = bytes((0x80, 1)) + b"c"  # continuation, FIN

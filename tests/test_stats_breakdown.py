@@ -1,5 +1,8 @@
 """The ws_stat breakdown (issue 14): per (server, location) counters summed
-across two worker processes, scraped during traffic in its three formats.
+across two worker processes, scraped during traffic in its three formats;
+then, once the tunnels ended -- closed by either side with chosen codes, or
+dropped without a close frame -- who closed first and each direction's
+first close code, per location, in the JSON and the Prometheus page.
 
 A real ngxws with ``worker_processes 2`` in front of a real ``websockets``
 echo backend; clients send known messages on several locations of several
@@ -35,6 +38,10 @@ from harness import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from ngxws.ws.frames import CLOSE_CODE_BUCKETS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "ngxws/sinks/stats_schema.json").read_text())
@@ -106,6 +113,65 @@ TRAFFIC: dict[tuple[str, str], tuple[int, list[int]]] = {
 }
 
 
+# How each location's tunnels end, in order (after the traffic above):
+# ("client", code) the client closes with code (the backend echoes it);
+# ("upstream", code) the backend closes with code, asked by a text message
+# (the client echoes it); "client_tcp" the client drops its TCP connection
+# without a close frame; "upstream_tcp" the backend drops its own.
+ENDINGS: dict[tuple[str, str], list[Any]] = {
+    ("one.test", "/a"): [("client", 1000), ("client", 4000), ("client", 3003), ("upstream", 1011), ("upstream", 4999)],
+    ("one.test", "/b"): ["client_tcp", "upstream_tcp", ("upstream", 1001)],
+    ("two.test", "/c"): [("client", 1000)],
+}
+
+
+def _bucket(code: int) -> str:
+    return str(code) if 1000 <= code <= 1015 else f"{code // 1000}000-{code // 1000}999"
+
+
+def _expected_closes(endings: list[Any]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """(closes by who closed first, client's first close codes, upstream's):
+    a close frame is echoed by the other side; a dropped TCP connection
+    leaves both directions without one."""
+    closers: dict[str, int] = {}
+    codes: dict[str, int] = {}
+    for end in endings:
+        who, bucket = (end, "none") if isinstance(end, str) else (end[0], _bucket(end[1]))
+        closers[who] = closers.get(who, 0) + 1
+        codes[bucket] = codes.get(bucket, 0) + 1
+    return closers, codes, dict(codes)
+
+
+async def _backend(ws: ServerConnection) -> None:
+    """Echo; "close CODE": close with that code; "drop": drop the TCP connection."""
+    try:
+        async for message in ws:
+            if isinstance(message, str) and message.startswith("close "):
+                await ws.close(int(message.split()[1]), "asked")
+                return
+            if message == "drop":
+                ws.transport.abort()
+                return
+            await ws.send(message)
+    except ConnectionClosed:
+        pass  # a client that closed with an error code, or dropped its connection
+
+
+async def _end(ws: ClientConnection, how: Any) -> None:
+    if how == "client_tcp":
+        ws.transport.abort()
+    elif how == "upstream_tcp":
+        await ws.send("drop")
+    elif how[0] == "client":
+        await ws.close(how[1], "done")
+    else:
+        await ws.send(f"close {how[1]}")
+    try:
+        await asyncio.wait_for(ws.wait_closed(), 10)
+    except (ConnectionClosed, TimeoutError, OSError):
+        pass
+
+
 # besides the binary messages: one text message (echoed as text) and one ping
 # (answered by the backend's pong) per tunnel
 TEXT = "h\u00e9llo"  # 6 bytes of UTF-8
@@ -148,6 +214,7 @@ def _expected(tunnels: int, sizes: list[int]) -> dict[str, Any]:
             "tcp_bytes": tunnels * (sum(_client_frame_size(n) for n in sizes) + extra + 2 * 6),
             "opcodes": client_ops,
             "message_size_bytes": _message_sizes(tunnels, sizes),
+            "close_codes": dict.fromkeys(CLOSE_CODE_BUCKETS, 0),  # during traffic: no close yet
         },
         "upstream": {
             "frames": tunnels * (len(sizes) + 2),
@@ -155,6 +222,7 @@ def _expected(tunnels: int, sizes: list[int]) -> dict[str, Any]:
             "tcp_bytes": tunnels * (sum(_server_frame_size(n) for n in sizes) + extra + 2 * 2),
             "opcodes": upstream_ops,
             "message_size_bytes": _message_sizes(tunnels, sizes),
+            "close_codes": dict.fromkeys(CLOSE_CODE_BUCKETS, 0),
         },
     }
 
@@ -188,11 +256,12 @@ def _refused(port: int, path: str, host: str) -> bytes:
 
 def test_breakdown_equals_the_traffic_sent_per_location(tmp_path: Path) -> None:
     p1, p2, p3, dead = free_port(), free_port(), free_port(), free_port()
-    with ws_backend() as backend, ngxws(_conf(p1, p2, p3, backend, dead), tmp_path, p1) as px:
+    with ws_backend(_backend) as backend, ngxws(_conf(p1, p2, p3, backend, dead), tmp_path, p1) as px:
         ports = {"one.test": p1, "two.test": p2}
 
         async def scenario() -> dict[str, Any]:
             conns: list[ClientConnection] = []
+            ends = [how for key in TRAFFIC for how in ENDINGS[key]]
             try:
                 for (server, location), (tunnels, sizes) in TRAFFIC.items():
                     for _ in range(tunnels):
@@ -217,8 +286,8 @@ def test_breakdown_equals_the_traffic_sent_per_location(tmp_path: Path) -> None:
                 cap_head = await loop.run_in_executor(None, _refused, p2, "/c", "two.test")
                 return {"json": json_page, "prom": prom_page, "text": text_page, "cap": cap_head}
             finally:
-                for ws in conns:
-                    await ws.close()
+                for ws, how in zip(conns, ends, strict=False):
+                    await _end(ws, how)
 
         got = run(scenario(), timeout=90)
         status, headers, body = got["json"]
@@ -277,10 +346,14 @@ def test_breakdown_equals_the_traffic_sent_per_location(tmp_path: Path) -> None:
         for key, (tunnels, _sizes) in TRAFFIC.items():
             row = rows[key]
             assert sum(row["closes"].values()) == tunnels, key
-            # the client's close frame and the backend's answer, one each per tunnel
-            assert row["client"]["opcodes"]["close"] == tunnels, key
-            assert row["upstream"]["opcodes"]["close"] == tunnels, key
-            assert row["closes"]["client"] + row["closes"]["upstream"] == tunnels, row["closes"]
+            # who closed first, and each direction's first close code
+            closers, client_codes, upstream_codes = _expected_closes(ENDINGS[key])
+            assert {k: n for k, n in row["closes"].items() if n} == closers, (key, row["closes"])
+            assert {k: n for k, n in row["client"]["close_codes"].items() if n} == client_codes, key
+            assert {k: n for k, n in row["upstream"]["close_codes"].items() if n} == upstream_codes, key
+            framed = sum(1 for end in ENDINGS[key] if not isinstance(end, str))
+            assert row["client"]["opcodes"]["close"] == framed, key  # a close frame and its echo per tunnel
+            assert row["upstream"]["opcodes"]["close"] == framed, key
             assert row["duration_seconds"]["count"] == tunnels
             assert row["duration_seconds"]["buckets"][-1]["count"] == tunnels
 
@@ -301,7 +374,27 @@ def test_breakdown_equals_the_traffic_sent_per_location(tmp_path: Path) -> None:
         # timer that fires on the dot may land on either side of it)
         assert row["duration_seconds"]["buckets"][2]["count"] == 1  # at most 10 s
         assert 0.9 <= row["duration_seconds"]["sum"] <= 10
-        assert _promtool(px.get("/websocket_status?format=prometheus")[2]).returncode == 0
+        # ngxws's own 4001 is not a frame from either side; the tunnel ended
+        # before the client's answer to it could pass
+        assert row["client"]["close_codes"]["none"] == row["upstream"]["close_codes"]["none"] == 1
+        assert sum(row["client"]["close_codes"].values()) == 1
+
+        prom = px.get("/websocket_status?format=prometheus")[2]
+        checked = _promtool(prom)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        samples = _prom_samples(prom.decode())
+        doc = final()
+        for r in doc["locations"]:
+            for name, direction in (("client", "in"), ("upstream", "out")):
+                for bucket in CLOSE_CODE_BUCKETS:
+                    labels = (("code", bucket), ("direction", direction), ("location", r["location"]), ("server", r["server"]))
+                    assert samples[("ngxws_websocket_close_codes_total", labels)] == r[name]["close_codes"][bucket]
+            for who, n in r["closes"].items():
+                labels = (("initiator", who), ("location", r["location"]), ("server", r["server"]))
+                assert samples[("ngxws_websocket_closes_total", labels)] == n
+        assert samples[
+            ("ngxws_websocket_close_codes_total", (("code", "4000-4999"), ("direction", "in"), ("location", "/a"), ("server", "one.test")))
+        ] == 2
 
 
 def test_text_page_stays_the_default(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def _doc(t: float, rows: list[tuple[str, str, int, tuple[int, int, int], tuple[i
         tuple(sum(r[4][i] for r in rows) for i in range(3)),  # type: ignore[arg-type]
     )
     doc = {
-        "schema": "ngxws-stats/1",
+        "schema": "ngxws-stats/2",
         "time": t,
         "totals": {**total, **_events(sum(r[5] for r in rows), {"client": 2, "ngxws_age": 1}, **{"404": 1})},
         "locations": locations,
@@ -100,9 +100,9 @@ FIRST_NO_RATES = """\
         client         10         -      100          -        160            -
         upstream       20         -      200          -        240            -
 
-        closed by    client  upstream  ngxws_age  ngxws_shutdown  ngxws_timeout  ngxws_error
-        close code  its own   its own       4001            1001           none         none
-        tunnels           2         0          1               0              0            0
+        closed by    client  upstream  ngxws_age  ngxws_shutdown  ngxws_timeout  ngxws_error  client_tcp  upstream_tcp
+        close code  its own   its own       4001            1001           none         none        none          none
+        tunnels           2         0          1               0              0            0           0             0
         mean tunnel lifetime 3.0s over 3 closed
 
         server   location  open  client.frames  client.f/s  client.tcp  client.B/s  upstream.frames  upstream.f/s  upstream.tcp  upstream.B/s  upgrades  refused  closed
@@ -128,9 +128,9 @@ RENDER_CASES = [
         client         35      12.5      300      100.0        510        175.0
         upstream       60      20.0      600      200.0        720        240.0
 
-        closed by    client  upstream  ngxws_age  ngxws_shutdown  ngxws_timeout  ngxws_error
-        close code  its own   its own       4001            1001           none         none
-        tunnels           2         0          1               0              0            0
+        closed by    client  upstream  ngxws_age  ngxws_shutdown  ngxws_timeout  ngxws_error  client_tcp  upstream_tcp
+        close code  its own   its own       4001            1001           none         none        none          none
+        tunnels           2         0          1               0              0            0           0             0
         mean tunnel lifetime 3.0s over 3 closed
 
         server   location  open  client.frames  client.f/s  client.tcp  client.B/s  upstream.frames  upstream.f/s  upstream.tcp  upstream.B/s  upgrades  refused  closed
@@ -163,9 +163,40 @@ def test_render_counter_reset_gives_no_rate() -> None:
     assert not any("-0." in line or re.search(r"\s-\d", line) for line in lines)
 
 
+def test_render_frame_tables() -> None:
+    """Frames by opcode, the message-size histogram (cumulative, as the JSON
+    has it) and the first close frame's code per direction: only the codes
+    seen either way, ``none`` for a tunnel that ended without one."""
+    doc = json.loads(json.dumps(FIRST))
+    for d, n in (("client", 1), ("upstream", 2)):
+        doc["totals"][d]["opcodes"] = dict.fromkeys(("text", "binary", "continuation", "close", "ping", "pong", "other"), n)
+        doc["totals"][d]["message_size_bytes"] = {
+            "buckets": [{"le": b, "count": n * (i + 1)} for i, b in enumerate((64, 1024, 16384, 262144, 1048576))],
+            "count": 9 * n,
+        }
+        doc["totals"][d]["close_codes"] = dict.fromkeys([*(str(c) for c in range(1000, 1016)), "3000-3999", "4000-4999", "other", "none"], 0)
+    doc["totals"]["client"]["close_codes"] |= {"1000": 2, "4000-4999": 1}
+    doc["totals"]["upstream"]["close_codes"] |= {"1000": 2, "none": 1}
+    jsonschema.validate(doc, SCHEMA)
+    lines = render(doc, None, "u")
+    at = lines.index("mean tunnel lifetime 3.0s over 3 closed") + 1
+    assert lines[at:at + 12] == textwrap.dedent("""
+        opcode    text  binary  continuation  close  ping  pong  other
+        client       1       1             1      1     1     1      1
+        upstream     2       2             2      2     2     2      2
+
+        message size  le 64  le 1024  le 16384  le 262144  le 1048576  +Inf
+        client            1        2         3          4           5     9
+        upstream          2        4         6          8          10    18
+
+        first close code  1000  4000-4999  none
+        client               2          1     0
+        upstream             2          0     1""").split("\n")
+
+
 def test_render_refuses_other_schema() -> None:
-    with pytest.raises(ValueError, match="ngxws-stats/1"):
-        render({"schema": "ngxws-stats/2"}, None, "u")
+    with pytest.raises(ValueError, match="ngxws-stats/2"):
+        render({"schema": "ngxws-stats/1"}, None, "u")  # closes meant something else there
 
 
 def test_paint() -> None:
@@ -316,6 +347,12 @@ def _parse(lines: list[str]) -> dict[str, Any]:
     closed_by = lines[8].split()[2:]
     counts = [int(n) for n in lines[10].split()[1:]]
     out["closes"] = dict(zip(closed_by, counts, strict=True))
+    for title, key in (("opcode ", "opcodes"), ("message size ", "message_size_bytes"), ("first close code ", "close_codes")):
+        at = next(i for i, line in enumerate(lines) if line.startswith(title))
+        columns = re.split(r"\s{2,}", lines[at])[1:]
+        for line in lines[at + 1 : at + 3]:
+            name, *counts = line.split()
+            out[name][key] = dict(zip(columns, (int(n) for n in counts), strict=True))
     start = next(i for i, line in enumerate(lines) if line.startswith("server "))
     header = re.split(r"\s{2,}", lines[start])
     for line in lines[start + 1 :]:
@@ -324,13 +361,25 @@ def _parse(lines: list[str]) -> dict[str, Any]:
     return out
 
 
+def _direction(d: dict[str, Any]) -> dict[str, Any]:
+    """What the screen shows of one direction of the JSON's totals (close
+    codes: the buckets seen, compared without the zeros)."""
+    hist = d["message_size_bytes"]
+    return {
+        **{k: d[k] for k in ("frames", "payload", "tcp_bytes")},
+        "opcodes": d["opcodes"],
+        "message_size_bytes": {**{f"le {b['le']}": b["count"] for b in hist["buckets"]}, "+Inf": hist["count"]},
+        "close_codes": {c: n for c, n in d["close_codes"].items() if n},
+    }
+
+
 def _expected(doc: dict[str, Any]) -> dict[str, Any]:
     tot = doc["totals"]
     return {
         "active": tot["active"],
         "switched": tot["upgrades"]["switched"],
-        "client": {k: tot["client"][k] for k in ("frames", "payload", "tcp_bytes")},
-        "upstream": {k: tot["upstream"][k] for k in ("frames", "payload", "tcp_bytes")},
+        "client": _direction(tot["client"]),
+        "upstream": _direction(tot["upstream"]),
         "closes": tot["closes"],
         "locations": {
             ("(other)" if not r["server"] else r["server"], "-" if not r["location"] else r["location"]): {
@@ -351,8 +400,13 @@ def _shown(parsed: dict[str, Any]) -> dict[str, Any]:
     return {
         "active": parsed["active"],
         "switched": parsed["switched"],
-        "client": {k: parsed["client"][k] for k in ("frames", "payload", "tcp_bytes")},
-        "upstream": {k: parsed["upstream"][k] for k in ("frames", "payload", "tcp_bytes")},
+        **{
+            d: {
+                **{k: v for k, v in parsed[d].items() if k not in ("rates", "close_codes")},
+                "close_codes": {c: n for c, n in parsed[d]["close_codes"].items() if n},
+            }
+            for d in ("client", "upstream")
+        },
         "closes": parsed["closes"],
         "locations": {
             key: {k: int(row[k]) for k in ("open", "client.frames", "client.tcp", "upstream.frames", "upstream.tcp", "upgrades", "closed")}

@@ -10,11 +10,12 @@ nested locations by their own label (they are distinct blocks).  Only
 locations with ``proxy_pass`` get a key: no tunnel opens anywhere else.
 
 Row layout (``counters.KEY_FIELDS`` signed 64-bit counters per worker and
-key): fields 0-6 are the traffic counters the relay adds to on every read
-(``counters.ACTIVE`` .. ``counters.UPSTREAM_BYTES``); the fields below are
-only touched at rare events -- an upgrade's outcome, a tunnel's close -- by
-the worker owning the row, so they take no lock either.  Nothing here runs
-per read.
+key), from the one table ``LAYOUT``: first the traffic counters the relay
+adds to on every read (``counters.ACTIVE`` .. ``counters.UPSTREAM_BYTES``)
+and the per-direction blocks its frame trackers add to in the same call;
+the others are only touched at rare events -- an upgrade's outcome, a
+tunnel's close -- by the worker owning the row, so they take no lock
+either.  Nothing here runs per read.
 """
 
 from __future__ import annotations
@@ -23,39 +24,78 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ngxws.accounting import counters as C
-from ngxws.ws.frames import OPCODE_FIELDS
+from ngxws.ws.frames import CLOSE_NONE, DIRECTION_FIELDS, OPCODE_FIELDS
 
 if TYPE_CHECKING:
     from ngxws.config.model import Config, Location, Server
 
-# -- upgrade outcomes -----------------------------------------------------------
-UPGRADED = 8  # upstream answered 101, tunnel opened
-REJECTED_CAP = 9  # ws_max_connections reached: 1013 sent, no upstream contacted
-CONNECT_ERROR = 10  # upstream unreachable / reset before its head (502)
-CONNECT_TIMEOUT = 11  # upstream timed out before its head (504)
 NON101_STATUSES: tuple[int, ...] = (200, 301, 302, 400, 401, 403, 404, 426, 429, 500, 502, 503, 504)
-NON101_BASE = 12  # one field per NON101_STATUSES entry, then "other"
-NON101_OTHER = NON101_BASE + len(NON101_STATUSES)  # 25
 
 # -- who closed a tunnel first ---------------------------------------------------
-CLOSERS: tuple[str, ...] = ("client", "upstream", "ngxws_age", "ngxws_shutdown", "ngxws_timeout", "ngxws_error")
-CLOSER_BASE = 26  # 26..31
+# The first of: a close frame completed from the client / the upstream (the
+# trackers see it in the read that brings its last byte), ngxws's own
+# decision (4001 at ws_conn_age, 1001 at a stop, a timeout, a frame length it
+# cannot follow).  Only when none of them happened before the tunnel ended:
+# the side whose TCP connection ended first (``*_tcp``: no close frame
+# either way -- what the peer reports as 1006).
+CLOSERS: tuple[str, ...] = (
+    "client",
+    "upstream",
+    "ngxws_age",
+    "ngxws_shutdown",
+    "ngxws_timeout",
+    "ngxws_error",
+    "client_tcp",
+    "upstream_tcp",
+)
 
 # -- tunnel duration histogram (seconds, upper bounds; +Inf is the count) ---------
 DURATION_BOUNDS: tuple[float, ...] = (0.1, 1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0)
-DURATION_BASE = 32  # 32..39: per-bucket (not cumulative) counts, 40: above the last bound
-DURATION_SUM_MS = 41
-CLOSED = 42  # tunnels closed (the histogram's count)
 
-# -- frames per opcode class, per direction (frames.OPCODE_CLASSES order) ----------
-# Added by the relay's one count() call per read, at each frame's completion
+# -- the row, from this one table: (block, its counters) in order -----------------
+# Per direction (frames.DIRECTION_FIELDS): the 7 opcode classes, the
+# data-message size histogram (per-bucket counts, frames.MESSAGE_SIZE_BOUNDS),
+# then the first close frame's code (frames.CLOSE_CODE_BUCKETS, "none" last).
+# The tracker adds to its direction's block in its one count() call per read
 # (the C scan knows the opcode already), so they cost the data path nothing
-# but one add per frame.  Messages are not counted apart: every message
-# starts with exactly one text or binary frame (and ends in one histogram bucket).
-# Each block: frames.OPCODE_FIELDS counters, the 7 opcode classes then the
-# data-message size histogram (per-bucket counts, frames.MESSAGE_SIZE_BOUNDS).
-OPCODES_CLIENT = 43  # 43..55
-OPCODES_UPSTREAM = OPCODES_CLIENT + OPCODE_FIELDS  # 56..68
+# but one add per frame; a close code, one add per tunnel.  Messages are not
+# counted apart: every message starts with exactly one text or binary frame.
+LAYOUT: tuple[tuple[str, int], ...] = (
+    ("traffic", C.COUNTED_FIELDS),  # counters.ACTIVE .. UPSTREAM_BYTES: on every read
+    ("upgraded", 1),  # upstream answered 101, tunnel opened
+    ("rejected_cap", 1),  # ws_max_connections reached: 1013 sent, no upstream contacted
+    ("connect_error", 1),  # upstream unreachable / reset before its head (502)
+    ("connect_timeout", 1),  # upstream timed out before its head (504)
+    ("non101", len(NON101_STATUSES) + 1),  # the upstream's other status, then "other"
+    ("closers", len(CLOSERS)),
+    ("duration", len(DURATION_BOUNDS) + 1),  # per-bucket (not cumulative), then above the last bound
+    ("duration_sum_ms", 1),
+    ("closed", 1),  # tunnels closed (the histogram's count)
+    ("client", DIRECTION_FIELDS),  # frames from the client
+    ("upstream", DIRECTION_FIELDS),  # frames from the upstream
+)
+AT: dict[str, int] = {}
+_at = 0
+for _name, _width in LAYOUT:
+    AT[_name] = _at
+    _at += _width
+ROW_USED = _at  # the row's last counter (counters.KEY_FIELDS - 1) is key 0's slot high-water mark
+assert ROW_USED < C.KEY_FIELDS, "grow counters.KEY_FIELDS"
+
+UPGRADED = AT["upgraded"]
+REJECTED_CAP = AT["rejected_cap"]
+CONNECT_ERROR = AT["connect_error"]
+CONNECT_TIMEOUT = AT["connect_timeout"]
+NON101_BASE = AT["non101"]  # one field per NON101_STATUSES entry, then "other"
+NON101_OTHER = NON101_BASE + len(NON101_STATUSES)
+CLOSER_BASE = AT["closers"]
+DURATION_BASE = AT["duration"]
+DURATION_SUM_MS = AT["duration_sum_ms"]
+CLOSED = AT["closed"]
+OPCODES_CLIENT = AT["client"]
+OPCODES_UPSTREAM = AT["upstream"]
+CLOSE_CODES_CLIENT = OPCODES_CLIENT + OPCODE_FIELDS  # frames.CLOSE_CODE_BUCKETS order
+CLOSE_CODES_UPSTREAM = OPCODES_UPSTREAM + OPCODE_FIELDS
 
 
 def server_labels(config: Config) -> dict[int, str]:
@@ -129,9 +169,15 @@ def record_upgrade(array: memoryview, base: int, status: int, *, unavailable: bo
     array[base + field] += 1
 
 
-def record_close(array: memoryview, base: int, closer: str, seconds: float) -> None:
-    """A tunnel on row ``base`` ended after ``seconds``; ``closer`` is one of CLOSERS."""
+def record_close(
+    array: memoryview, base: int, closer: str, seconds: float, *, silent: tuple[str, ...] = ()
+) -> None:
+    """A tunnel on row ``base`` ended after ``seconds``; ``closer`` is one of
+    CLOSERS; ``silent``: the directions (``client``, ``upstream``) from which
+    no close frame came (their trackers counted the code of those that did)."""
     array[base + CLOSER_BASE + CLOSERS.index(closer)] += 1
+    for direction in silent:
+        array[base + AT[direction] + OPCODE_FIELDS + CLOSE_NONE] += 1
     for i, bound in enumerate(DURATION_BOUNDS):
         if seconds <= bound:
             array[base + DURATION_BASE + i] += 1

@@ -49,9 +49,10 @@ CLIENT_BYTES = 3
 UPSTREAM_FRAMES = 4
 UPSTREAM_PAYLOAD = 5
 UPSTREAM_BYTES = 6
-_COUNTED_FIELDS = 7
+COUNTED_FIELDS = 7
+_COUNTED_FIELDS = COUNTED_FIELDS
 # The rest of a row (rare events: upgrades, closes) is laid out in breakdown.py.
-KEY_FIELDS = 128  # one row per (worker, location): 1 KiB (breakdown.py uses 0..68)
+KEY_FIELDS = 128  # one row per (worker, location): 1 KiB (breakdown.LAYOUT says how much is used)
 SLOT_FIELDS = KEY_FIELDS  # kept for callers indexing one row
 MAX_KEYS = 256
 """Default number of breakdown keys ((server, location) pairs, all reloads together)."""

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING
 from ngxws.accounting import breakdown as B
 from ngxws.accounting import counters as C
 from ngxws.accounting.breakdown import record_close
-from ngxws.proxy.close_details import Tally
+from ngxws.proxy.close_details import Tally, close_text
 from ngxws.proxy.turns import (
     LINE_COST,
     LOGGED_CHUNK,
@@ -114,6 +114,7 @@ class _Side(asyncio.Protocol):
         self.eof_pending = False  # our peer closed; close once ``held`` is relayed
         self.read_stopped = False  # for good: a close frame of ours is pending
         self.queued = False  # waiting in ``turns`` for a turn (reading paused)
+        self.saw_close = False  # the tunnel has noted this side's first close frame
 
     def data_received(self, data: bytes) -> None:
         if self.held:
@@ -165,11 +166,10 @@ class _Side(asyncio.Protocol):
             a[b + self.FRAMES] += frames
             a[b + self.PAYLOAD] += payload
             a[b + self.BYTES] += len(data)
-            lost = self.tracker.error
+            lost = self.tracker.error or (not self.saw_close and self.tracker.close is not None)
         self.write(data)
-        if lost:
-            self.tunnel.closed_by("ngxws_error")
-            self.tunnel.close(reason="frame length cannot be followed")
+        if lost:  # rare: the stream's first close frame, or a length it cannot follow
+            self.tunnel.noticed(self)
 
     def _hold(self, data: bytes, start: int) -> None:
         """Keep ``data[start:]`` for a later turn (no copy: an offset)."""
@@ -218,7 +218,7 @@ class _Side(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # nginx finalizes the upgraded request when either side closes --
         # after relaying what it had read before the end.
-        self.tunnel.closed_by(self.SOURCE)
+        self.tunnel.tcp_ended(self.SOURCE)
         if self.held:
             self.eof_pending = True
             return True  # keep the transport: closed once the held bytes are relayed
@@ -226,7 +226,7 @@ class _Side(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.tunnel.closed_by(self.SOURCE)
+        self.tunnel.tcp_ended(self.SOURCE)
         self.tunnel.close()
 
     def pause_writing(self) -> None:
@@ -302,7 +302,8 @@ class Tunnel:
         # Per-frame tuples are only built when a template consumes them.
         self.log_each_frame = self.logger is not None and self.logger.wants_frames
         self.closed = False
-        self.closer = ""  # who ended it first: one of breakdown.CLOSERS
+        self.closer = ""  # who closed first: a close frame's sender or ngxws_* (breakdown.CLOSERS)
+        self.tcp_closer = ""  # whose TCP connection ended first (counts only without the above)
         self.sent_close: tuple[int, str] | None = None  # our own close frame to the client
         self.opened_at = time.monotonic()
         self.on_close: Callable[[], None] | None = None  # what the request holds until the end (limit_conn)
@@ -317,8 +318,8 @@ class Tunnel:
         if self.logger is not None and self.logger.wants_close_details:
             # the close line wants this tunnel's own totals / close frames:
             # only such a tunnel's sides feed through a tally (close_details.py)
-            for side, masked in ((self.client_side, True), (self.upstream_side, False)):
-                tally = Tally(side.tracker, masked, side.array, side.base + side.FRAMES, side.base + side.OPCODES)
+            for side in (self.client_side, self.upstream_side):
+                tally = Tally(side.tracker, side.array, side.base + side.FRAMES, side.base + side.OPCODES)
                 side.tracker = tally  # type: ignore[assignment]
                 side.count = tally.count
         self.client_side.source = client
@@ -415,19 +416,44 @@ class Tunnel:
         self.close()
 
     def closed_by(self, closer: str) -> None:
-        """Note who ended the tunnel first (the first call wins)."""
+        """Note who closed first: a side's close frame or ngxws's own reason
+        (the first call wins)."""
         if not self.closer:
             self.closer = closer
+
+    def tcp_ended(self, source: str) -> None:
+        """``source``'s TCP connection ended (what decides only when no
+        close frame came and ngxws gave no reason before the end)."""
+        if not self.tcp_closer:
+            self.tcp_closer = source
+
+    def noticed(self, side: _Side) -> None:
+        """The rare news of a read (its tracker's count() said so): the
+        side's first close frame completed, or its stream cannot be followed."""
+        if not side.saw_close and side.tracker.close is not None:
+            side.saw_close = True
+            self.closed_by(side.SOURCE)
+        if side.tracker.error:
+            self.closed_by("ngxws_error")
+            self.close(reason="frame length cannot be followed")
+
+    def final_closer(self) -> str:
+        """breakdown.CLOSERS: the first close frame or ngxws reason, else
+        whose TCP ended first, else a fast stop (it aborts without a reason)."""
+        if self.closer:
+            return self.closer
+        return f"{self.tcp_closer}_tcp" if self.tcp_closer else "ngxws_shutdown"
 
     def _close_info(self) -> CloseInfo:
         """The close line's ngxws variables ($ws_close_*, per-direction totals)."""
         c, u = self.client_side.tracker, self.upstream_side.tracker
+        close_client, close_upstream = close_text(c.close), close_text(u.close)
         if not isinstance(c, Tally) or not isinstance(u, Tally):
-            return CloseInfo(self.closer or "ngxws_shutdown", sent=self.sent_close)
+            return CloseInfo(self.final_closer(), close_client, close_upstream, sent=self.sent_close)
         return CloseInfo(
-            self.closer or "ngxws_shutdown",
-            close_client=c.close,
-            close_upstream=u.close,
+            self.final_closer(),
+            close_client=close_client,
+            close_upstream=close_upstream,
             sent=self.sent_close,
             frames_client=c.frames,
             frames_upstream=u.frames,
@@ -469,8 +495,9 @@ class Tunnel:
         record_close(
             self.worker.counters.array,
             self.slot,
-            self.closer or "ngxws_shutdown",  # a fast stop aborts without a reason
+            self.final_closer(),
             time.monotonic() - self.opened_at,
+            silent=tuple(s.SOURCE for s in (self.client_side, self.upstream_side) if s.tracker.close is None),
         )
         self.worker.tunnels.discard(self)
         if self.on_close is not None:

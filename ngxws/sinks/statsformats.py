@@ -7,7 +7,7 @@ ngxws adds to the module's text page.
   ``server`` and ``location`` labels, written by the Prometheus client
   library's own exposition code (``prometheus_client.generate_latest``);
 - ``?format=json``: the document described by ``stats_schema.json``
-  (versioned by its ``schema`` member, ``ngxws-stats/1``);
+  (versioned by its ``schema`` member, ``ngxws-stats/2``);
 - ``?format=html`` or a browser's ``Accept: text/html``: the live dashboard
   (``dashboard.py``), which polls ``?format=json``.
 
@@ -40,9 +40,9 @@ from ngxws.sinks.statspage import (
     render_prometheus,
     render_text,
 )
-from ngxws.ws.frames import MESSAGE_SIZE_BOUNDS, OPCODE_CLASSES, OPCODE_FIELDS
+from ngxws.ws.frames import CLOSE_CODE_BUCKETS, MESSAGE_SIZE_BOUNDS, OPCODE_CLASSES, OPCODE_FIELDS
 
-SCHEMA_ID = "ngxws-stats/1"
+SCHEMA_ID = "ngxws-stats/2"
 JSON_CONTENT_TYPE = "application/json"
 
 _DIRECTIONS = (
@@ -100,6 +100,7 @@ def _traffic(k: B.KeyStats | list[int]) -> dict[str, Any]:
             "tcp_bytes": k[tcp],
             "opcodes": ops,
             "message_size_bytes": messages,
+            "close_codes": {b: k[base + OPCODE_FIELDS + i] for i, b in enumerate(CLOSE_CODE_BUCKETS)},
         }
     return out
 
@@ -174,7 +175,14 @@ class _Collector:
             labels=[*_LABELS, "outcome", "status"],
         )
         closes = CounterMetricFamily(
-            "ngxws_websocket_closes", "Tunnels closed, by who ended them first", labels=[*_LABELS, "initiator"]
+            "ngxws_websocket_closes",
+            "Tunnels closed, by who closed first (first close frame, else ngxws's reason, else *_tcp: whose TCP ended)",
+            labels=[*_LABELS, "initiator"],
+        )
+        codes = CounterMetricFamily(
+            "ngxws_websocket_close_codes",
+            "Tunnels by the code of the first close frame from each side (none: that side sent none)",
+            labels=[*_LABELS, "direction", "code"],
         )
         opcodes = CounterMetricFamily(
             "ngxws_websocket_opcode_frames",
@@ -199,6 +207,8 @@ class _Collector:
                 base = _OPCODES[name]
                 for i, c in enumerate(OPCODE_CLASSES):
                     opcodes.add_metric([*lv, direction, c], k[base + i])
+                for i, b in enumerate(CLOSE_CODE_BUCKETS):
+                    codes.add_metric([*lv, direction, b], k[base + OPCODE_FIELDS + i])
                 upto = 0
                 sizes: list[tuple[str, float]] = []
                 for i, edge in enumerate(MESSAGE_SIZE_BOUNDS):
@@ -224,4 +234,4 @@ class _Collector:
                 buckets.append((repr(bound), cumulative))
             buckets.append(("+Inf", k[B.CLOSED]))
             duration.add_metric(lv, buckets, k[B.DURATION_SUM_MS] / 1000)
-        yield from (active, frames, payload, tcp, opcodes, messages, upgrades, closes, duration)
+        yield from (active, frames, payload, tcp, opcodes, messages, upgrades, closes, codes, duration)

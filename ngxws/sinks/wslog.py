@@ -115,8 +115,9 @@ CLOSE_ONLY = frozenset(
         "ws_payload_upstream",
     }
 )
-# Close-line variables only a per-tunnel tally (close_details.Tally) can know.
-TALLIED = CLOSE_ONLY - {"ws_close_initiator"}
+# Close-line variables only a per-tunnel tally (close_details.Tally) can know
+# (the close frames are every tracker's own: no tally needed for those).
+TALLIED = CLOSE_ONLY - {"ws_close_initiator", "ws_close_code", "ws_close_reason"}
 
 OPCODE_NAMES = {0: "continuation", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
 
@@ -403,10 +404,10 @@ class BoundTemplate:
 class CloseInfo:
     """What a tunnel knows at its end, for the close line's ngxws variables.
 
-    ``initiator``: who ended it first (``accounting.breakdown.CLOSERS``);
-    ``close_client``/``close_upstream``: (code, reason) of the close frame
-    each side sent, when read (``proxy.close_details``); for a close ngxws
-    sends itself (4001, 1001) that code and reason.  Totals are None when no
+    ``initiator``: who closed first (``accounting.breakdown.CLOSERS``);
+    ``close_client``/``close_upstream``: (code, reason) of the first close
+    frame each side sent (``proxy.close_details.close_text``); for a close
+    ngxws sends itself (4001, 1001) that code and reason.  Totals are None when no
     tally ran (the template does not use them).
     """
 

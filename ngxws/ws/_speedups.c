@@ -35,7 +35,25 @@ typedef struct {
     Py_buffer counters;             /* held while slot is set: keeps the mapping exported */
     int64_t *ops;                   /* counters[opcodes]: frames per opcode class, message sizes */
     uint64_t msg;                   /* payload so far of the data message in flight (count()) */
+    /* The stream's first close frame (frames.py: "Close frames"): rare, so
+     * kept off the data path -- only a close frame's header or a chunk of
+     * its payload touches these. */
+    unsigned char cl_state;         /* CL_NONE, CL_TAKING (in flight), CL_SEEN */
+    unsigned char cl_new;           /* it completed since count() last returned */
+    unsigned char cl_masked;
+    unsigned char cl_mask[4];
+    unsigned char cl_want;          /* payload bytes kept: min(length, CLOSE_KEEP) */
+    unsigned char cl_have;          /* kept so far (unmasked) */
+    unsigned char cl_buf[125];
+    uint64_t cl_len;                /* its payload length */
 } FrameTracker;
+
+#define CL_NONE 0
+#define CL_TAKING 1
+#define CL_SEEN 2
+#define CLOSE_KEEP 125                  /* a control frame's largest payload (RFC 6455 5.5) */
+#define OPCODE_FIELDS 13                /* frames.OPCODE_FIELDS: classes, then message sizes */
+#define DIRECTION_FIELDS (OPCODE_FIELDS + 20) /* then frames.CLOSE_CODE_BUCKETS */
 
 /* Opcode -> its counter in ops (frames.OPCODE_CLASSES): text, binary,
  * continuation, close, ping, pong, other (reserved 3-7, 0xB-0xF). */
@@ -49,7 +67,7 @@ static const unsigned char OPCLASS[16] = {2, 0, 1, 6, 6, 6, 6, 6, 3, 4, 5, 6, 6,
  * more).  A text or binary frame starts a message, continuations add to it;
  * control frames (which may come between fragments) leave it alone.
  */
-static inline void
+static inline int
 frame_done(FrameTracker *self, int64_t *ops, unsigned int b0, uint64_t len)
 {
     unsigned int op = b0 & 0x0F;
@@ -58,17 +76,104 @@ frame_done(FrameTracker *self, int64_t *ops, unsigned int b0, uint64_t len)
 
     ops[OPCLASS[op]]++;
     if (op > 2)
-        return;
+        return op == 8; /* a close frame: the caller looks at it (data frames never get here) */
     m = op ? len : self->msg + len;
     if (!(b0 & 0x80)) {
         self->msg = m;
-        return;
+        return 0;
     }
     self->msg = 0;
     b = m <= 64 ? 0 : m <= 1024 ? 1 : m <= 16384 ? 2 : m <= 262144 ? 3 : m <= 1048576 ? 4 : 5;
     ops[N_CLASSES + b]++;
+    return 0;
 }
 #define OPCOUNT(b0, len) do { if (ops != NULL) frame_done(self, ops, (b0), (len)); } while (0)
+
+/*
+ * Close frames.  The tracker keeps the first close frame of its stream:
+ * code and reason (payload unmasked, at most CLOSE_KEEP bytes), and when it
+ * completes adds one to its code's bucket after the opcode block
+ * (frames.close_code_bucket) and sets cl_new, which count() returns.  Its
+ * header is seen where any header is (h: header start, hdr: its length);
+ * its payload may come in any number of chunks.
+ */
+static void
+close_begin(FrameTracker *self, const unsigned char *h, size_t hdr, uint64_t len)
+{
+    self->cl_masked = h[1] & 0x80;
+    if (self->cl_masked)
+        memcpy(self->cl_mask, h + hdr - 4, 4);
+    self->cl_len = len;
+    self->cl_want = (unsigned char)(len < CLOSE_KEEP ? len : CLOSE_KEEP);
+    self->cl_have = 0;
+    self->cl_state = CL_TAKING;
+}
+
+/* The next n payload bytes of the close frame in flight. */
+static void
+close_take(FrameTracker *self, const unsigned char *p, size_t n)
+{
+    size_t k = self->cl_have, i;
+
+    if (n > (size_t)(self->cl_want - k))
+        n = self->cl_want - k;
+    for (i = 0; i < n; i++, k++)
+        self->cl_buf[k] = self->cl_masked ? (unsigned char)(p[i] ^ self->cl_mask[k & 3]) : p[i];
+    self->cl_have = (unsigned char)k;
+}
+
+/* frames.PyFrameTracker.close's code: 1005 for an empty payload (RFC 6455
+ * 7.1.5), -1 for a one-byte one (no code can be read). */
+static long
+close_code(FrameTracker *self)
+{
+    if (self->cl_len == 0)
+        return 1005;
+    if (self->cl_len == 1)
+        return -1;
+    return ((long)self->cl_buf[0] << 8) | self->cl_buf[1];
+}
+
+static void
+close_end(FrameTracker *self)
+{
+    long code = close_code(self);
+    int b;
+
+    self->cl_state = CL_SEEN;
+    self->cl_new = 1;
+    if (self->ops == NULL)
+        return;
+    b = code >= 1000 && code <= 1015 ? (int)(code - 1000)
+        : code >= 3000 && code <= 3999 ? 16
+        : code >= 4000 && code <= 4999 ? 17
+        : 18;
+    self->ops[OPCODE_FIELDS + b]++;
+}
+
+/* A close frame whose header and payload are both in this chunk. */
+static void
+close_whole(FrameTracker *self, const unsigned char *h, size_t hdr, uint64_t len)
+{
+    if (self->cl_state != CL_NONE)
+        return; /* not the first */
+    close_begin(self, h, hdr, len);
+    close_take(self, h + hdr, (size_t)len);
+    close_end(self);
+}
+
+/* A frame complete in this chunk (h: its header, payload after it): its
+ * opcode counters (count()) and, for a close frame, the above.  A data
+ * frame costs nothing more than frame_done's own test of its opcode. */
+#define FRAME_DONE(h, hdr, len)                                                 \
+    do {                                                                        \
+        if (ops != NULL) {                                                      \
+            if (frame_done(self, ops, (h)[0], (len)))                           \
+                close_whole(self, (h), (hdr), (len));                           \
+        }                                                                       \
+        else if (((h)[0] & 0x0F) == 8)                                          \
+            close_whole(self, (h), (hdr), (len));                               \
+    } while (0)
 
 /*
  * Decode the header at p, given `avail` readable bytes.
@@ -160,6 +265,8 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
     if (self->error)
         goto done;
     if (self->skip) {
+        if (self->cl_state == CL_TAKING) /* the close frame in flight */
+            close_take(self, p, self->skip < n ? (size_t)self->skip : n);
         if (self->skip > n) {
             self->skip -= n;
             goto done;
@@ -169,6 +276,8 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         frames = 1;
         payload = self->pending_len;
         OPCOUNT(self->pending_b0, self->pending_len);
+        if (self->cl_state == CL_TAKING)
+            close_end(self);
         if (list != NULL && append_frame(list, self->pending_b0, self->pending_len) < 0)
             return -1;
     }
@@ -193,6 +302,10 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         }
         pos = (size_t)hdr - kept; /* > 0: the kept bytes alone were not a header */
         avail = n - pos;
+        if ((buf[0] & 0x0F) == 8 && self->cl_state == CL_NONE) { /* once per chunk at most */
+            close_begin(self, buf, (size_t)hdr, len);
+            close_take(self, p + pos, len < avail ? (size_t)len : avail);
+        }
         if (len > avail) {
             hold(self, buf[0], len, len - avail);
             goto done;
@@ -200,6 +313,8 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         frames = 1;
         payload = len;
         OPCOUNT(buf[0], len);
+        if (self->cl_state == CL_TAKING)
+            close_end(self);
         if (list != NULL && append_frame(list, buf[0], len) < 0)
             return -1;
         pos += (size_t)len;
@@ -220,12 +335,16 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         }
         avail -= (size_t)hdr;
         if (len > avail) {
+            if ((p[pos] & 0x0F) == 8 && self->cl_state == CL_NONE) { /* the chunk's last frame */
+                close_begin(self, p + pos, (size_t)hdr, len);
+                close_take(self, p + pos + hdr, avail);
+            }
             hold(self, p[pos], len, len - avail);
             break;
         }
         frames++;
         payload += len;
-        OPCOUNT(p[pos], len);
+        FRAME_DONE(p + pos, (size_t)hdr, len);
         if (list != NULL && append_frame(list, p[pos], len) < 0)
             return -1;
         pos += (size_t)hdr + (size_t)len;
@@ -311,7 +430,9 @@ FrameTracker_feed_frames(FrameTracker *self, PyObject *data)
 PyDoc_STRVAR(count_doc,
 "count(data, /)\n--\n\n"
 "Scan one chunk like feed() and add (frames, payload, len(data)) to the\n"
-"three counters at counters[index:index+3]; return error.\n\n"
+"three counters at counters[index:index+3]; return True when the relay\n"
+"must look: error, or the stream's first close frame completed since the\n"
+"last count().\n\n"
 "The relay's one call per read: frame scan and this worker's shared-memory\n"
 "slot update together, no result tuple, no Python arithmetic.");
 
@@ -342,7 +463,21 @@ FrameTracker_count(FrameTracker *self, PyObject *data)
         self->slot[1] += (int64_t)payload;
         self->slot[2] += (int64_t)n;
     }
+    if (self->cl_new) { /* rare: the first close frame completed */
+        self->cl_new = 0;
+        Py_RETURN_TRUE;
+    }
     return PyBool_FromLong(self->error);
+}
+
+static PyObject *
+FrameTracker_get_close(FrameTracker *self, void *Py_UNUSED(closure))
+{
+    if (self->cl_state != CL_SEEN)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(ly#)", close_code(self),
+                         (const char *)self->cl_buf + (self->cl_have > 2 ? 2 : self->cl_have),
+                         (Py_ssize_t)(self->cl_have > 2 ? self->cl_have - 2 : 0));
 }
 
 static PyObject *
@@ -396,10 +531,11 @@ FrameTracker_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "counters must be an aligned array of signed 64-bit ints");
         return NULL;
     }
-    if (opcodes >= 0 && (size_t)self->counters.len < ((size_t)opcodes + 13) * sizeof(int64_t)) {
+    if (opcodes >= 0 &&
+        (size_t)self->counters.len < ((size_t)opcodes + DIRECTION_FIELDS) * sizeof(int64_t)) {
         PyBuffer_Release(&self->counters);
         Py_DECREF(self);
-        PyErr_SetString(PyExc_IndexError, "counters[opcodes:opcodes+13] out of range");
+        PyErr_SetString(PyExc_IndexError, "counters[opcodes:opcodes+33] out of range");
         return NULL;
     }
     self->slot = (int64_t *)self->counters.buf + index;
@@ -431,6 +567,9 @@ static PyGetSetDef FrameTracker_getset[] = {
      "True once the stream cannot be followed; then feed*() return nothing.", NULL},
     {"reads", (getter)FrameTracker_get_reads, NULL,
      "How many chunks were fed (feed, feed_frames or count) so far.", NULL},
+    {"close", (getter)FrameTracker_get_close, NULL,
+     "(code, reason bytes) of the stream's first close frame once it completed, else None.",
+     NULL},
     {"at_boundary", (getter)FrameTracker_get_at_boundary, NULL,
      "True when the bytes fed so far end exactly between two frames (False after error).",
      NULL},

@@ -19,6 +19,21 @@ Its whole state between chunks is:
 When both are empty the stream is between two frames (``at_boundary``): the
 one place the proxy may insert a close frame of its own.
 
+Close frames: the one payload the tracker reads.  The stream's *first*
+close frame (opcode 8) is kept -- its status code and reason, unmasked,
+at most 125 payload bytes (a control frame's limit; an oversized one is
+cut there) -- however its header and payload are split over reads: the
+masking key and the bytes still wanted stay in the tracker until the
+frame completes.  Then :attr:`~PyFrameTracker.close` has ``(code,
+reason)`` (1005 for an empty payload, RFC 6455 7.1.5; -1 for a one-byte
+one, which has no code), the tracker adds one to the code's bucket
+(:func:`close_code_bucket`) after its opcode counters, and the next
+:meth:`~PyFrameTracker.count` returns True so the relay learns, in the
+read that completed it, which side sent the first close frame.  Data
+frames pay nothing for this: in C the test rides on the opcode test the
+per-opcode counters already make, and only a close frame's header, or a
+read that carries its payload, does more.
+
 A frame is reported when its last payload byte has passed (a frame with an
 empty payload: when its header has), as the module's
 ``frame_counter_process_message`` returns 1 only at the end of the payload
@@ -52,7 +67,12 @@ from typing import TYPE_CHECKING
 
 __all__ = [
     "CFrameTracker",
+    "CLOSE_CODE_BUCKETS",
+    "CLOSE_CODE_FIELDS",
+    "CLOSE_NONE",
     "CloseCode",
+    "DIRECTION_FIELDS",
+    "close_code_bucket",
     "OPCLASS",
     "MESSAGE_SIZE_BOUNDS",
     "OPCODE_CLASSES",
@@ -101,6 +121,36 @@ OPCLASS: tuple[int, ...] = (2, 0, 1, 6, 6, 6, 6, 6, 3, 4, 5, 6, 6, 6, 6, 6)
 MESSAGE_SIZE_BOUNDS: tuple[int, ...] = (64, 1024, 16384, 262144, 1048576)
 OPCODE_FIELDS = len(OPCODE_CLASSES) + len(MESSAGE_SIZE_BOUNDS) + 1  # 13 counters
 
+# After them, at ``counters[opcodes + OPCODE_FIELDS + i]``: streams whose first
+# close frame had a code in bucket i (close_code_bucket): every code of the
+# registered range 1000-1015 on its own (an empty close counts as 1005), then
+# 3000-3999 (registered with IANA), 4000-4999 (private use), everything else
+# (0-999, 1016-2999, 5000+, a one-byte payload), and -- added by the tunnel
+# when it ends, never by the tracker -- "none": no close frame came that way.
+CLOSE_CODE_BUCKETS: tuple[str, ...] = (
+    *(str(code) for code in range(1000, 1016)),
+    "3000-3999",
+    "4000-4999",
+    "other",
+    "none",
+)
+CLOSE_CODE_FIELDS = len(CLOSE_CODE_BUCKETS)  # 20
+CLOSE_NONE = CLOSE_CODE_FIELDS - 1
+DIRECTION_FIELDS = OPCODE_FIELDS + CLOSE_CODE_FIELDS  # a tracker's block: 33 counters
+CLOSE_KEEP = 125  # close payload bytes kept: a control frame's limit (RFC 6455 5.5)
+_CL_NONE, _CL_TAKING, _CL_SEEN = 0, 1, 2
+
+
+def close_code_bucket(code: int) -> int:
+    """The index in CLOSE_CODE_BUCKETS of a close frame's ``code`` (-1: no code)."""
+    if 1000 <= code <= 1015:
+        return code - 1000
+    if 3000 <= code <= 3999:
+        return 16
+    if 4000 <= code <= 4999:
+        return 17
+    return 18
+
 # Nothing completed in this chunk: the common answer while a large payload
 # streams through, so it is one shared tuple rather than a new one per read.
 _NOTHING: tuple[int, int] = (0, 0)
@@ -116,6 +166,12 @@ class PyFrameTracker:
     """
 
     __slots__ = (
+        "_cl_buf",
+        "_cl_key",
+        "_cl_len",
+        "_cl_new",
+        "_cl_state",
+        "_codes_at",
         "_counters",
         "_error",
         "_head",
@@ -133,17 +189,25 @@ class PyFrameTracker:
         payload and bytes (``counters[index:index + 3]``); ``opcodes`` (if
         not negative): where it adds completed frames per opcode class
         (``counters[opcodes + OPCODE_CLASSES.index(name)]``) and, after
-        them, completed data messages per size bucket (MESSAGE_SIZE_BOUNDS)."""
+        them, completed data messages per size bucket (MESSAGE_SIZE_BOUNDS)
+        and the first close frame's code bucket (CLOSE_CODE_BUCKETS)."""
         if counters is not None:
             if counters.itemsize != 8 or counters.readonly:
                 raise TypeError("counters must be a writable array of signed 64-bit ints")
             if index < 0 or len(counters) < index + 3:
                 raise IndexError("counters[index:index+3] out of range")
-            if opcodes >= 0 and len(counters) < opcodes + OPCODE_FIELDS:
-                raise IndexError("counters[opcodes:opcodes+13] out of range")
+            if opcodes >= 0 and len(counters) < opcodes + DIRECTION_FIELDS:
+                raise IndexError("counters[opcodes:opcodes+33] out of range")
         self._counters = counters
         self._index = index
         self._ops = OpcodeTally(counters, opcodes) if counters is not None and opcodes >= 0 else None
+        # the close-code buckets (whatever method scans: a close is rare)
+        self._codes_at = opcodes + OPCODE_FIELDS if counters is not None and opcodes >= 0 else -1
+        self._cl_state = _CL_NONE  # the stream's first close frame: none, in flight, seen
+        self._cl_new = False  # it completed since count() last returned
+        self._cl_key: bytes | None = None  # its masking key
+        self._cl_len = 0  # its payload length
+        self._cl_buf = bytearray()  # its payload so far, unmasked (at most CLOSE_KEEP)
         self._reads = 0  # chunks fed: the tunnel's idle check compares it, no clock per read
         self._skip = 0  # payload bytes of the frame in flight not yet seen
         self._pending_len = 0  # that frame's payload length, reported when skip reaches 0
@@ -161,9 +225,25 @@ class PyFrameTracker:
         """How many chunks were fed (``feed``, ``feed_frames`` or ``count``) so far."""
         return self._reads
 
+    @property
+    def close(self) -> tuple[int, bytes] | None:
+        """``(code, reason)`` of the stream's first close frame once it
+        completed (1005 for an empty payload, -1 for a one-byte one; the
+        reason as sent, cut at 123 bytes), else None."""
+        if self._cl_state != _CL_SEEN:
+            return None
+        buf = self._cl_buf
+        if self._cl_len == 0:
+            return 1005, b""
+        if self._cl_len == 1:
+            return -1, b""
+        return (buf[0] << 8) | buf[1], bytes(buf[2:])
+
     def count(self, data: bytes | bytearray | memoryview) -> bool:
         """Scan one chunk like :meth:`feed` and add ``(frames, payload,
-        len(data))`` to ``counters[index:index + 3]``; return :attr:`error`.
+        len(data))`` to ``counters[index:index + 3]``; return True when the
+        relay must look: :attr:`error`, or the stream's first close frame
+        completed since the last ``count`` (:attr:`close`).
 
         The relay's one call per read (in C: no result tuple, no Python
         arithmetic); here the reference for what the C one must do.
@@ -182,6 +262,9 @@ class PyFrameTracker:
             c[i] += frames
             c[i + 1] += payload
             c[i + 2] += len(data)
+        if self._cl_new:  # rare: the first close frame completed
+            self._cl_new = False
+            return True
         return self._error
 
     @property
@@ -208,23 +291,31 @@ class PyFrameTracker:
         frames = 0
         total = 0
         if pos:
+            if self._cl_state == _CL_TAKING:  # the close frame in flight
+                self._close_take(data, 0, pos)
             if pos > n:
                 self._skip = pos - n
                 return _NOTHING
             self._skip = 0
             frames = 1
             total = self._pending_len
+            if self._cl_state == _CL_TAKING:
+                self._close_end()
         elif self._head:
             b0 = self._head[0]
             hdr, length = self._finish_head(data)
             if hdr <= 0:
                 return _NOTHING
             pos = hdr + length
+            if self._cl_state == _CL_TAKING:
+                self._close_take(data, hdr, pos)
             if pos > n:
                 self._hold(b0, length, pos - n)
                 return _NOTHING
             frames = 1
             total = length
+            if self._cl_state == _CL_TAKING:
+                self._close_end()
         # Hot loop, kept in one piece: _finish_head and feed_frames hold the
         # same header arithmetic, each tested against this one.
         while pos < n:
@@ -255,8 +346,13 @@ class PyFrameTracker:
                     break
             end = hdr + length
             if end > n:
+                if data[pos] & 0x0F == 8 and self._cl_state == _CL_NONE:
+                    self._close_begin(data, pos, hdr, length)
+                    self._close_take(data, hdr, n)
                 self._hold(data[pos], length, end - n)
                 break
+            if data[pos] & 0x0F == 8:
+                self._close_whole(data, pos, hdr, length)
             frames += 1
             total += length
             pos = end
@@ -275,22 +371,30 @@ class PyFrameTracker:
         n = len(data)
         pos = self._skip
         if pos:
+            if self._cl_state == _CL_TAKING:
+                self._close_take(data, 0, pos)
             if pos > n:
                 self._skip = pos - n
                 return out
             self._skip = 0
             b0 = self._pending_b0
             out.append((b0 & 0x0F, self._pending_len, bool(b0 & 0x80)))
+            if self._cl_state == _CL_TAKING:
+                self._close_end()
         elif self._head:
             b0 = self._head[0]
             hdr, length = self._finish_head(data)
             if hdr <= 0:
                 return out
             pos = hdr + length
+            if self._cl_state == _CL_TAKING:
+                self._close_take(data, hdr, pos)
             if pos > n:
                 self._hold(b0, length, pos - n)
                 return out
             out.append((b0 & 0x0F, length, bool(b0 & 0x80)))
+            if self._cl_state == _CL_TAKING:
+                self._close_end()
         while pos < n:
             hdr, length = _parse_header(data, pos, n)
             if hdr == 0:
@@ -302,8 +406,13 @@ class PyFrameTracker:
             b0 = data[pos]
             end = hdr + length
             if end > n:
+                if b0 & 0x0F == 8 and self._cl_state == _CL_NONE:
+                    self._close_begin(data, pos, hdr, length)
+                    self._close_take(data, hdr, n)
                 self._hold(b0, length, end - n)
                 return out
+            if b0 & 0x0F == 8:
+                self._close_whole(data, pos, hdr, length)
             out.append((b0 & 0x0F, length, bool(b0 & 0x80)))
             pos = end
         return out
@@ -331,7 +440,42 @@ class PyFrameTracker:
         if hdr < 0:
             self._error = True
             return -1, 0
+        if buf[0] & 0x0F == 8 and self._cl_state == _CL_NONE:
+            self._close_begin(buf, 0, hdr, length)  # the caller takes its payload
         return hdr - len(kept), length
+
+    # -- the first close frame (rare: off the hot loops' common path) ----------
+
+    def _close_begin(self, data: bytes | bytearray | memoryview, pos: int, hdr: int, length: int) -> None:
+        """The header at ``data[pos:hdr]`` starts the stream's first close frame."""
+        self._cl_key = bytes(data[hdr - 4 : hdr]) if data[pos + 1] & 0x80 else None
+        self._cl_len = length
+        self._cl_buf = bytearray()
+        self._cl_state = _CL_TAKING
+
+    def _close_take(self, data: bytes | bytearray | memoryview, start: int, stop: int) -> None:
+        """``data[start:stop]`` (clipped to ``data``) is its payload's next part."""
+        have = len(self._cl_buf)
+        piece = bytes(data[start : min(stop, start + min(self._cl_len, CLOSE_KEEP) - have)])
+        key = self._cl_key
+        if key is not None:
+            piece = bytes(b ^ key[(have + i) & 3] for i, b in enumerate(piece))
+        self._cl_buf += piece
+
+    def _close_end(self) -> None:
+        self._cl_state = _CL_SEEN
+        self._cl_new = True
+        if self._codes_at >= 0:
+            assert self._counters is not None
+            code = self.close
+            self._counters[self._codes_at + close_code_bucket(code[0] if code else -1)] += 1
+
+    def _close_whole(self, data: bytes | bytearray | memoryview, pos: int, hdr: int, length: int) -> None:
+        """A close frame complete in ``data``: kept if it is the stream's first."""
+        if self._cl_state == _CL_NONE:
+            self._close_begin(data, pos, hdr, length)
+            self._close_take(data, hdr, hdr + length)
+            self._close_end()
 
 
 class OpcodeTally:
