@@ -134,7 +134,7 @@ async def proxy_upgrade(
     try:
         conn._write(switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h)))
         assert conn.transport is not None and conn.upstream_transport is not None
-        logger, logfile = worker.ws_logger(server, lambda: conn_info(conn, head, upstream_addr))
+        logger, logfile = worker.ws_logger(server, lambda: conn_info(conn._variables(head, server, captures), upstream_addr))
         tunnel = Tunnel(
             worker,
             row,
