@@ -508,6 +508,9 @@ class ClientConnection(asyncio.Protocol):
         assert head is not None
         v = self._variables(head, server, ())
         target = v.render(page.target)
+        # nginx's err_status: without "=" the original code is kept, "="
+        # takes the target's, "=CODE" sets one (a named location's too)
+        pending.status_override = status if page.response is None else (page.response or None)
         if target.startswith("@"):
             named = find_named(server.locations, target)
             if named is None:
@@ -517,9 +520,6 @@ class ClientConnection(asyncio.Protocol):
             code = page.response if page.response in (301, 302, 303, 307, 308) else 302
             self._write(redirect_response(code, target, keep_alive=keep, extra_headers=self.error_headers))
             return keep
-        # nginx's err_status: without "=" the original code is kept, "="
-        # takes the target's, "=CODE" sets one
-        pending.status_override = status if page.response is None else (page.response or None)
         redirected = RequestHead(
             method="HEAD" if head.method == "HEAD" else "GET",
             target=target,
@@ -536,6 +536,7 @@ class ClientConnection(asyncio.Protocol):
         # ngx_http_internal_redirect(): from the server rewrite phase on,
         # through the same bounded loop as rewrites (ngxws.http.rewrite)
         v = self._variables(redirected, server, ())
+        v.status = pending.status_override or 0  # $status: nginx's err_status
         routed = route(server, v, stat_file, internal=True)
         inner.head = v.head
         if routed.ret is not None:
@@ -582,6 +583,7 @@ class ClientConnection(asyncio.Protocol):
         head = pending.head
         assert head is not None
         head_only = head.method == "HEAD"
+        v.status = pending.status_override or ret.code  # set before the text renders (ngx_http_send_response)
         if ret.code == 444:  # nginx closes without a response
             return False
         if ret.code in (301, 302, 303, 307, 308):
@@ -652,7 +654,7 @@ class ClientConnection(asyncio.Protocol):
         head = pending.head
         assert head is not None and loc.proxy_pass is not None
         v = self._variables(head, server, captures)
-        v.limits = pending.limits
+        v.limits, v.status = pending.limits, pending.status_override or 0
         pp = self._target(loc.proxy_pass, v)
         v.proxy_host = proxy_host_of(pp)
         v.proxy_port = str(pp.port) if pp.unix is None else ""
