@@ -660,10 +660,7 @@ class ClientConnection(asyncio.Protocol):
         v.proxy_port = str(pp.port) if pp.unix is None else ""
         v.body_length, v.chunked = upstream_framing(head, pending.body)
         uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)
-        if pp.unix is not None:
-            selector = self.worker.pools.unix_selector(pp.unix)
-        else:
-            selector = self.worker.pools.selector(pp)
+        selector = await self.worker.pools.selector_for(pp, loc.proxy, loc.proxy_pass.has_variables)
         key = self.remote_addr
         if selector.balance == "hash" and selector.hash_key:
             key = v.render(selector.hash_key)

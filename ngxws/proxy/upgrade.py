@@ -113,8 +113,9 @@ async def proxy_upgrade(
     except UpstreamUnavailable as exc:
         record_upgrade(counts, row, exc.status, unavailable=True)
         worker.log_upstream_failure(exc, head.request_line)
-        await conn._answer_error(exc.status, pending, server, loc, False)
-        return False
+        # nginx finalizes the request with the error: the connection stays
+        # open when the request asked for it (ngx_http_finalize_request)
+        return await conn._answer_error(exc.status, pending, server, loc, head.keep_alive)
     if response.status != 101:
         record_upgrade(counts, row, response.status)
         conn._send_timer.seconds = loc.send_timeout
