@@ -13,7 +13,7 @@
 - concurrent lookups of one name share one query (``rn->waiting``).
 
 The wire format and the UDP exchange are dnspython's (``dns.asyncquery``);
-the clock is injectable so caching is tested without sleeping.
+the cache's clock is injectable so expiry is tested without sleeping.
 """
 
 from __future__ import annotations
@@ -90,9 +90,10 @@ class NameCache:
             done.exception()  # read: a waiter that went away leaves no warning
 
     async def _lookup(self, resolver: Resolver, name: str, timeout: float) -> list[str]:
-        deadline = self._clock() + timeout
+        deadline = asyncio.get_running_loop().time() + timeout
+        tries = int(timeout / self._resend) + 1  # one per resend period
         kinds = [dns.rdatatype.A, dns.rdatatype.AAAA] if resolver.ipv6 else [dns.rdatatype.A]
-        answers = await asyncio.gather(*(self._ask(resolver, name, kind, deadline) for kind in kinds))
+        answers = await asyncio.gather(*(self._ask(resolver, name, kind, deadline, tries) for kind in kinds))
         if any(found == TIMED_OUT for found, _ttl in answers):
             raise ResolveFailed(name, TIMED_OUT)  # nginx waits for both answers
         addresses = [a for found, _ttl in answers if isinstance(found, list) for a in found]
@@ -105,14 +106,16 @@ class NameCache:
         return addresses
 
     async def _ask(
-        self, resolver: Resolver, name: str, kind: dns.rdatatype.RdataType, deadline: float
+        self, resolver: Resolver, name: str, kind: dns.rdatatype.RdataType, deadline: float, tries: int
     ) -> tuple[list[str] | int, float]:
-        """One record type: (addresses, TTL) or (nginx's error code, 0)."""
+        """One record type: (addresses, TTL) or (nginx's error code, 0);
+        ``deadline`` on the event loop's clock."""
         query = dns.message.make_query(name, kind)
-        while True:
-            left = deadline - self._clock()
+        loop = asyncio.get_running_loop()
+        for _ in range(tries):
+            left = deadline - loop.time()
             if left <= 0:
-                return TIMED_OUT, 0.0
+                break
             turn = self._next.get(resolver, 0)
             self._next[resolver] = turn + 1
             host, port = resolver.servers[turn % len(resolver.servers)]
@@ -123,7 +126,7 @@ class NameCache:
             except (OSError, dns.exception.DNSException):
                 # an unreachable server or a garbled reply: nginx logs it and
                 # waits for the resend to the next server
-                await asyncio.sleep(min(self._resend, max(deadline - self._clock(), 0)))
+                await asyncio.sleep(min(self._resend, max(deadline - loop.time(), 0)))
                 continue
             code = reply.rcode()
             if code != dns.rcode.NOERROR:
@@ -135,3 +138,4 @@ class NameCache:
                     ttl = min(ttl, float(rrset.ttl))
                     found.extend(rdata.address for rdata in rrset)
             return (found, ttl) if found else (_HOST_NOT_FOUND, 0.0)
+        return TIMED_OUT, 0.0
