@@ -150,8 +150,8 @@ class Worker:
         log.error(message)
 
     def log_upstream_failure(self, exc: UpstreamUnavailable, request_line: str) -> None:
-        if exc.alert:  # a whole nginx line (socket() failed ...): its level, its context
-            log.log(ALERT, f'{exc}, request: "{request_line}"')
+        if exc.alert or exc.whole:  # a whole nginx line (socket() failed ...): its level, its context
+            log.log(ALERT if exc.alert else logging.ERROR, f'{exc}, request: "{request_line}"')
         else:
             log.error(f"{exc} while proxying {request_line}")
 

@@ -11,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ngxws.config.model import Fork, WsLogTemplates, WsSettings
+from ngxws.http.request import RequestHead
+from ngxws.http.upstream_request import RequestVariables
 from ngxws.sinks import timefmt
 from ngxws.sinks.timefmt import TimeCache
 from ngxws.sinks.wslog import (
@@ -28,19 +30,35 @@ from ngxws.sinks.wslog import (
 T0 = 1795596248.0
 NOW = T0 + 75.25  # 75 s into the tunnel, 250 ms into the second
 
-CONN = ConnInfo(
-    request="GET /chat?room=1 HTTP/1.1",
-    uri="/chat",
-    request_id="0123456789abcdef0123456789abcdef",
-    remote_user="alice",
-    remote_addr="192.0.2.7",
-    remote_port="51234",
-    server_addr="198.51.100.1",
-    server_port="8080",
-    upstream_addr="10.0.0.5:9000",
-    headers={"host": "example.com", "upgrade": "websocket", "x-forwarded-for": "203.0.113.9"},
-    opened_at=T0,
-)
+def make_conn(
+    request: str = "GET /chat?room=1 HTTP/1.1",
+    headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    request_id: str = "0123456789abcdef0123456789abcdef",
+    remote_user: str = "alice",
+    upstream_addr: str = "10.0.0.5:9000",
+    opened_at: float = T0,
+) -> ConnInfo:
+    """A tunnel's ConnInfo: the request's one evaluator over this request."""
+    method, target, protocol = request.split(" ")
+    pairs = list((headers if headers is not None else {
+        "host": "example.com", "upgrade": "websocket", "x-forwarded-for": "203.0.113.9"
+    }).items() if not isinstance(headers, list) else headers)  # fmt: skip
+    head = RequestHead(method, target, protocol[5:], pairs, keep_alive=True)
+    v = RequestVariables(
+        head=head,
+        remote_addr="192.0.2.7",
+        remote_port=51234,
+        server_addr="198.51.100.1",
+        server_port=8080,
+        server_name="example.com",
+        remote_user=remote_user,
+        upstream_addr=upstream_addr,
+        random_hex=lambda: request_id,
+    )
+    return ConnInfo(v, opened_at=opened_at)
+
+
+CONN = make_conn()
 
 
 @pytest.fixture(autouse=True)
@@ -222,7 +240,7 @@ def test_frame_values_per_call() -> None:
 
 
 def test_conn_age_is_whole_seconds_like_ngx_time() -> None:
-    conn = ConnInfo(**{**CONN.__dict__, "opened_at": T0 + 0.9})
+    conn = make_conn(opened_at=T0 + 0.9)
     bound = compile_template("$ws_conn_age").bind(conn)
     assert bound.frame_line(1, 0, 0, CLIENT, T0 + 0.95) == "0"
     assert bound.frame_line(1, 0, 0, CLIENT, T0 + 1.1) == "1"  # ngx_time() - start
@@ -239,16 +257,13 @@ def test_time_variables_follow_now() -> None:
 
 
 def test_http_header_matching() -> None:
-    conn = ConnInfo(
-        **{
-            **CONN.__dict__,
-            "headers": {
-                "x-request-start": "t=1",
-                "user_agent": "u",
-                "Sec-WebSocket-Key": "k",
-                "x-empty": "",
-            },
-        }
+    conn = make_conn(
+        headers={
+            "x-request-start": "t=1",
+            "user_agent": "u",
+            "Sec-WebSocket-Key": "k",
+            "x-empty": "",
+        },
     )
     assert frame("$http_x_request_start", conn) == "t=1"  # _ matches -
     assert frame("$http_X_Request_Start", conn) == "t=1"  # case-insensitive
@@ -261,12 +276,12 @@ def test_http_header_matching() -> None:
 
 
 def test_values_that_cannot_be_known_print_unknown() -> None:
-    conn = ConnInfo(**{**CONN.__dict__, "upstream_addr": "", "request_id": ""})
+    conn = make_conn(upstream_addr="", request_id="")
     assert frame("$upstream_addr|$request_id", conn) == "???|???"
 
 
 def test_remote_user_is_empty_when_none() -> None:
-    conn = ConnInfo(**{**CONN.__dict__, "remote_user": ""})
+    conn = make_conn(remote_user="")
     assert frame("[$remote_user]", conn) == "[]"
 
 
@@ -301,9 +316,9 @@ def test_module_reading_of_unknown_names(written: str, module: str | None) -> No
 def test_repeated_header_prints_the_last() -> None:
     """The module's http_header_var searches the header list from the end."""
     pairs = [("X-A", "first"), ("X_A", "second"), ("Other", "o"), ("x-a", "last")]
-    conn = ConnInfo(**{**CONN.__dict__, "headers": pairs})
+    conn = make_conn(headers=pairs)
     assert frame("$http_x_a|$http_other", conn) == "last|o"
-    conn = ConnInfo(**{**CONN.__dict__, "headers": {"x-a": "first", "X_A": "last"}})
+    conn = make_conn(headers={"x-a": "first", "X_A": "last"})
     assert frame("$http_x_a", conn) == "last"
 
 
@@ -315,17 +330,17 @@ def test_event_line_has_no_frame_values_but_has_age() -> None:
 
 def test_no_truncation_and_capital_x_kept() -> None:
     uri = "/X" * 200
-    conn = ConnInfo(**{**CONN.__dict__, "uri": uri, "request": f"GET {uri} HTTP/1.1"})
+    conn = make_conn(request=f"GET {uri} HTTP/1.1")
     assert frame("XXX $uri $request X", conn) == f"XXX {uri} GET {uri} HTTP/1.1 X"
 
 
 def test_percent_signs_are_literal_everywhere() -> None:
-    conn = ConnInfo(**{**CONN.__dict__, "uri": "/100%25%d%s", "headers": {"x-p": "%(x)s %%"}})
-    assert frame("100% $uri $http_x_p %d %s $ws_opcode %%", conn) == (
-        "100% /100%25%d%s %(x)s %% %d %s 1 %%"
+    conn = make_conn(request="GET /100%25?a=%d%s HTTP/1.1", headers={"x-p": "%(x)s %%"})
+    assert frame("100% $request $http_x_p %d %s $ws_opcode %%", conn) == (
+        "100% GET /100%25?a=%d%s HTTP/1.1 %(x)s %% %d %s 1 %%"
     )
     assert frame("100%% static %s", conn) == "100%% static %s"
-    assert event("100% $uri %% $ws_conn_age", conn) == "100% /100%25%d%s %% 75"
+    assert event("100% $request %% $ws_conn_age", conn) == "100% GET /100%25?a=%d%s HTTP/1.1 %% 75"
 
 
 def test_bound_template_uses_the_given_clock() -> None:
@@ -513,3 +528,17 @@ def test_source_must_be_client_or_upstream() -> None:
     fl = FrameLogger(WsSettings(log_path="/x").effective_templates(), CONN)
     with pytest.raises(ValueError):
         fl.lines_for_frames([(1, 1, True)], "server", T0)
+
+
+def test_values_come_from_the_request_evaluator() -> None:
+    """One evaluator: the ws log prints what ``RequestVariables.get`` gives
+    (the module read these through ngx_http_get_variable())."""
+    conn = make_conn(request="GET /a/../b%20c?x=1 HTTP/1.1")
+    v = conn.variables
+    names = ("request", "uri", "remote_addr", "remote_port", "server_addr", "server_port",
+             "remote_user", "request_id", "upstream_addr")  # fmt: skip
+    for name in names:
+        assert frame(f"${name}", conn) == v.get(name)
+    assert frame("$uri|$request", conn) == "/b c|GET /a/../b%20c?x=1 HTTP/1.1"
+    # names the module did not know stay text, though the evaluator knows them
+    assert frame("$server_name $host $status $args", conn) == "$server_name $host $status $args"

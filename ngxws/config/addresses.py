@@ -21,6 +21,7 @@ __all__ = [
     "PROXY_PASS_URI_ERROR",
     "address_text",
     "explicit_port",
+    "is_address",
     "is_ipv4",
     "parse_proxy_pass",
     "parse_upstream_server",
@@ -218,8 +219,13 @@ def _split_host_port(
 
 
 def is_ipv4(host: str) -> bool:
+    return ":" not in host and is_address(host)
+
+
+def is_address(host: str) -> bool:
+    """An IPv4 or IPv6 address: what ngx_parse_url() takes without resolving."""
     try:
-        ipaddress.IPv4Address(host)
+        ipaddress.ip_address(host)
     except ValueError:
         return False
     return True

@@ -306,8 +306,8 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "rewrite_log": _harmless(_TUNING),
     "uninitialized_variable_warn": _harmless(_TUNING),
     "server_tokens": _harmless("ngxws sends no version in its own responses"),
-    "resolver": _harmless("ngxws uses the system resolver"),
-    "resolver_timeout": _harmless("ngxws uses the system resolver"),
+    "resolver": _honoured(unique=True),  # proxy_pass with variables (ngxws.proxy.resolver)
+    "resolver_timeout": _honoured(unique=True),
     "client_header_buffer_size": _harmless(_TUNING),
     "client_body_in_file_only": _harmless(_TUNING),
     "client_body_in_single_buffer": _harmless(_TUNING),

@@ -140,6 +140,18 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class Resolver:
+    """One ``resolver`` directive (read by ngxws.config.resolver): its
+    servers, ``valid=`` (None: each answer's TTL) and ``ipv6=``.  Locations
+    that inherit it share it, and so share its cache, as they share nginx's
+    ngx_resolver_t."""
+
+    servers: tuple[tuple[str, int], ...]
+    valid: float | None = None
+    ipv6: bool = True
+
+
+@dataclass(frozen=True)
 class ProxySettings:
     """Effective ``proxy_*`` settings of a location, after inheritance.
 
@@ -175,6 +187,10 @@ class ProxySettings:
     ssl_ciphers: str = "DEFAULT"
     ssl_certificate: str | None = None
     ssl_certificate_key: str | None = None
+    # ``resolver`` / ``resolver_timeout`` (core module directives, read only
+    # by proxy_pass with variables): None asks the system (see README)
+    resolver: Resolver | None = None
+    resolver_timeout: float = 30.0
 
 
 class Fork(str, Enum):

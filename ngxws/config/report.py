@@ -11,10 +11,10 @@ the conf file's folder so the output is the same on every machine.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable
 
+from ngxws.config.addresses import is_address
 from ngxws.config.directives import UNSERVED_HANDLERS
 from ngxws.config.enforcement import unenforced_state
 from ngxws.config.model import (
@@ -155,7 +155,7 @@ def _proxied(loc: Location, pp: ProxyPass, config: Config, base: str) -> list[st
         if upstream is not None:
             lines.extend(f"{deep}{line}" for line in _upstream(upstream, base))
         else:
-            note = "" if _is_ip(pp.host) else " (name resolved when connecting)"
+            note = "" if is_address(pp.host) else " (name resolved when connecting)"
             lines.append(f"{deep}peer {_hostport(pp.host, pp.port)}{note}")
     # What a websocket upgrade through here sends, as nginx 1.22 does: the
     # hop-by-hop Upgrade only through proxy_set_header, "Connection: close"
@@ -361,14 +361,6 @@ def _count(n: int, noun: str) -> str:
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _duration(seconds: float) -> str:

@@ -26,6 +26,7 @@ from ngxws.config.directives import Handling, StockRule
 from ngxws.config.headers import HEADER_SETTERS
 from ngxws.config.levels import Level, LocationBlock
 from ngxws.config.reading import Node, ReadingError
+from ngxws.config.resolver import read_resolver
 from ngxws.config.units import TimeSlot, atoi, parse_flag, parse_size, parse_time
 from ngxws.config.wiretext import wire
 from ngxws.http.realip import trusted_source
@@ -141,6 +142,10 @@ def _core_flag(field: str) -> Setter:
         level.core[field] = parse_flag(node.args[0])
 
     return set_
+
+
+def _resolver(ctx: SetterContext, node: Node, level: Level) -> None:
+    level.proxy["resolver"] = read_resolver(node)
 
 
 # -- proxy module ---------------------------------------------------------------
@@ -352,6 +357,8 @@ SETTERS: Mapping[str, Setter] = {
     "client_header_timeout": _core_msec("client_header_timeout"),
     "large_client_header_buffers": _large_client_header_buffers,
     "send_timeout": _core_msec("send_timeout"),
+    "resolver": _resolver,  # read by proxy_pass with variables (ngxws.proxy.resolver)
+    "resolver_timeout": _proxy_msec("resolver_timeout"),
     "client_body_timeout": _core_msec("client_body_timeout"),
     "client_body_buffer_size": _core_size("client_body_buffer_size"),
     "client_body_temp_path": _client_body_temp_path,

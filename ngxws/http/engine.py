@@ -481,6 +481,9 @@ def _error_page(
     assert head is not None
     v = conn.variables(head, server, ())
     target = v.render(page.target)
+    # nginx's err_status: without "=" the original code is kept, "="
+    # takes the target's, "=CODE" sets one (a named location's too)
+    state.status_override = status if page.response is None else (page.response or None)
     if target.startswith("@"):
         named = find_named(server.locations, target)
         if named is None:
@@ -490,9 +493,6 @@ def _error_page(
         code = page.response if page.response in _REDIRECTS else 302
         # written as it stands: no headers filter, no charset
         return Redirect(code, target, head, server, None, keep, conn.error_headers)
-    # nginx's err_status: without "=" the original code is kept, "="
-    # takes the target's, "=CODE" sets one
-    state.status_override = status if page.response is None else (page.response or None)
     redirected = RequestHead(
         method="HEAD" if head.method == "HEAD" else "GET",
         target=target,
@@ -505,6 +505,7 @@ def _error_page(
     # ngx_http_internal_redirect(): from the server rewrite phase on,
     # through the same bounded loop as rewrites (ngxws.http.rewrite)
     v = conn.variables(redirected, server, ())
+    v.status = state.status_override or 0  # $status: nginx's err_status
     routed = route(server, v, world.stat, internal=True)
     inner.head = v.head
     if routed.ret is not None:
@@ -514,6 +515,7 @@ def _error_page(
     # the location's variables as a new request's: the captures of the
     # route, the named ones of the client's request
     fresh = conn.variables(v.head, server, v.captures)
+    fresh.status = v.status
     return at_location(world, conn, inner, server, routed.location, v.captures, keep, fresh)
 
 
@@ -532,6 +534,7 @@ def answer_return(
     a redirecting ``rewrite``'s URL, already rendered)."""
     head = state.head
     assert head is not None
+    v.status = state.status_override or ret.code  # set before the text renders (ngx_http_send_response)
     if ret.code == 444:  # nginx closes without a response
         return Close()
     if ret.code in _REDIRECTS:

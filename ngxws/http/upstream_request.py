@@ -78,6 +78,10 @@ class RequestVariables:
     # $upstream_status and $upstream_http_NAME
     upstream_status: str = ""
     upstream_headers: tuple[tuple[str, str], ...] = ()
+    upstream_addr: str = ""  # $upstream_addr: the peer the request reached
+    # $status (ngx_http_variable_status): nginx's err_status, else the status
+    # of the response being made; 0 ("000") before one is set
+    status: int = 0
     limits: RequestLimits | None = None  # $limit_req_status, $limit_conn_status
     # $realip_remote_*, $proxy_protocol_* (the connection's peer and PROXY preface)
     client_address: ClientAddress | None = None
@@ -166,6 +170,8 @@ class RequestVariables:
     def _upstream(self, name: str) -> str:
         if name == "status":
             return self.upstream_status
+        if name == "addr":
+            return self.upstream_addr
         if name.startswith("http_"):
             wanted = name[5:].replace("_", "-").lower()
             for key, value in self.upstream_headers:

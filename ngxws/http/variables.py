@@ -101,6 +101,8 @@ def other_variable(v: RequestVariables, name: str) -> str:
         return str(v.connection_requests)
     if name == "proxy_port":
         return v.proxy_port
+    if name == "status":
+        return f"{v.status:03d}"
     if name == "request":
         uri = h.client_uri if h.client_uri is not None else h.target
         return f"{h.method} {uri} HTTP/{h.version}"

@@ -107,6 +107,7 @@ async def _run(
     worker = conn.worker
     try:
         pp = conn.proxy_target(loc.proxy_pass, v)
+        selector = await worker.pools.selector_for(pp, loc.proxy, loc.proxy_pass.has_variables)
     except UpstreamUnavailable as exc:
         worker.log_error(f"{exc} while sending auth request {sub.path}")
         return exc.status, None, v
@@ -117,7 +118,6 @@ async def _run(
         # follows (hence the guides' proxy_set_header Content-Length "")
         v.body_length = int(length)
     uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)  # the subrequest's own URI
-    selector = worker.pools.unix_selector(pp.unix) if pp.unix else worker.pools.selector(pp)
     key = conn.remote_addr
     if selector.balance == "hash" and selector.hash_key:
         key = v.render(selector.hash_key)

@@ -431,16 +431,13 @@ class ClientConnection(asyncio.Protocol):
         head = pending.head
         assert head is not None and loc.proxy_pass is not None
         v = self.variables(head, server, captures)
-        v.limits = pending.limits
+        v.limits, v.status = pending.limits, pending.status_override or 0
         pp = self.proxy_target(loc.proxy_pass, v)
         v.proxy_host = proxy_host_of(pp)
         v.proxy_port = str(pp.port) if pp.unix is None else ""
         v.body_length, v.chunked = upstream_framing(head, pending.body)
         uri = proxy_uri(loc.proxy_pass, loc.pattern, loc.modifier, v)
-        if pp.unix is not None:
-            selector = self.worker.pools.unix_selector(pp.unix)
-        else:
-            selector = self.worker.pools.selector(pp)
+        selector = await self.worker.pools.selector_for(pp, loc.proxy, loc.proxy_pass.has_variables)
         key = self.remote_addr
         if selector.balance == "hash" and selector.hash_key:
             key = v.render(selector.hash_key)

@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING
 
 from websockets.utils import accept_key
 
-from ngxws.client_certs import ssl_variable
-from ngxws.http.request import RequestHead, valid_websocket_key
+from ngxws.http.request import valid_websocket_key
 from ngxws.http.responses import error_response, response_head
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
-from ngxws.sinks.wslog import ConnInfo, log_text
+from ngxws.sinks.wslog import ConnInfo
 from ngxws.ws.frames import encode_close_frame
 
 if TYPE_CHECKING:
-    from ngxws.proxy.context import RequestIO
+    from ngxws.http.upstream_request import RequestVariables
 
 __all__ = ["switching_head", "refusal", "conn_info"]
 
@@ -49,18 +48,8 @@ def refusal(key: str) -> bytes:
     return response_head("HTTP/1.1 101 Switching Protocols", accept) + encode_close_frame(1013, "Try Again Later")
 
 
-def conn_info(conn: RequestIO, head: RequestHead, upstream_addr: str) -> ConnInfo:
-    return ConnInfo(
-        request=log_text(head.request_line),
-        uri=log_text(head.path),
-        request_id=conn.current_request_id(),  # the request's, as proxy_set_header saw it
-        remote_user=log_text(conn.remote_user),
-        remote_addr=conn.remote_addr,
-        remote_port=str(conn.remote_port),
-        server_addr=conn.server_addr,
-        server_port=str(conn.server_port),
-        upstream_addr=upstream_addr,
-        headers=[(k, log_text(v)) for k, v in head.headers],
-        ssl=(lambda name: ssl_variable(tls, name)) if (tls := conn.tls) is not None else None,
-        opened_at=time.time(),
-    )
+def conn_info(v: RequestVariables, upstream_addr: str) -> ConnInfo:
+    """What ws_log templates read: the request's evaluator, with the peer the
+    tunnel reached as ``$upstream_addr``."""
+    v.upstream_addr = upstream_addr
+    return ConnInfo(v, opened_at=time.time())

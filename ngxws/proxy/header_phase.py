@@ -31,6 +31,7 @@ def filtered(
     if loc is None or not loc.headers.active:
         return list(headers)
     v = client.variables(head, server, ())
+    v.status = status  # $status: the response being sent (ngx_http_variable_status)
     return apply_headers(loc.headers, status, headers, v.render)
 
 

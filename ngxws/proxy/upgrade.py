@@ -113,8 +113,9 @@ async def proxy_upgrade(
     except UpstreamUnavailable as exc:
         record_upgrade(counts, row, exc.status, unavailable=True)
         worker.log_upstream_failure(exc, head.request_line)
-        await conn.answer_error(exc.status, pending, server, loc, False)
-        return False
+        # nginx finalizes the request with the error: the connection stays
+        # open when the request asked for it (ngx_http_finalize_request)
+        return await conn.answer_error(exc.status, pending, server, loc, head.keep_alive)
     if response.status != 101:
         record_upgrade(counts, row, response.status)
         conn.send_timer.seconds = loc.send_timeout
@@ -134,7 +135,7 @@ async def proxy_upgrade(
     try:
         conn.write(switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h)))
         assert conn.transport is not None and conn.upstream_transport is not None
-        logger, logfile = worker.ws_logger(server, lambda: conn_info(conn, head, upstream_addr))
+        logger, logfile = worker.ws_logger(server, lambda: conn_info(conn.variables(head, server, captures), upstream_addr))
         tunnel = Tunnel(
             worker,
             row,

@@ -16,9 +16,11 @@ import encodings.idna  # noqa: F401
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ngxws.config.addresses import is_address
 from ngxws.config.model import Config, ProxyPass, ProxySettings
 from ngxws.fdlimits import errno_text, fd_exhausted
 from ngxws.proxy.deadline import within
+from ngxws.proxy.resolver import NameCache, ResolveFailed
 from ngxws.routing.peers import PeerSelector, PeerTarget
 from ngxws.tls import UpstreamTLS
 
@@ -27,12 +29,15 @@ class UpstreamUnavailable(Exception):
     """No peer could be reached: nginx answers 502 (or 504 on timeout).
 
     ``alert``: the detail is a whole nginx error line (``socket() failed
-    ...``), logged at nginx's level for it, not ngxws's "... while proxying"."""
+    ...``), logged at nginx's level for it, not ngxws's "... while proxying";
+    ``whole``: a whole nginx line at the error level (``... could not be
+    resolved``)."""
 
-    def __init__(self, status: int, detail: str, alert: bool = False) -> None:
+    def __init__(self, status: int, detail: str, alert: bool = False, whole: bool = False) -> None:
         super().__init__(detail)
         self.status = status
         self.alert = alert
+        self.whole = whole
 
 
 @dataclass
@@ -56,6 +61,24 @@ class UpstreamPools:
     def __init__(self, config: Config) -> None:
         self._config = config
         self._selectors: dict[tuple[str, str, int], PeerSelector] = {}
+        self.names = NameCache()  # the ``resolver`` answers this worker keeps
+
+    async def selector_for(self, pp: ProxyPass, settings: ProxySettings, variable: bool) -> PeerSelector:
+        """The peers of a ``proxy_pass`` target (``variable``: rendered from
+        one with variables).  A rendered name that is no ``upstream {}`` and
+        no address is looked up as nginx does: with the ``resolver`` in force
+        (fresh peers per request, as ngx_http_upstream_create_round_robin_peer
+        makes them); without one, by the system (README: a difference)."""
+        if pp.unix is not None:
+            return self.unix_selector(pp.unix)
+        resolver = settings.resolver
+        if variable and pp.upstream is None and resolver is not None and not is_address(pp.host):
+            try:
+                found = await self.names.resolve(resolver, pp.host, settings.resolver_timeout)
+            except ResolveFailed as exc:
+                raise UpstreamUnavailable(502, str(exc), whole=True) from None
+            return PeerSelector([PeerTarget(address, pp.port) for address in found])
+        return self.selector(pp)
 
     def unix_selector(self, path: str) -> PeerSelector:
         key = ("unix:", path, 0)

@@ -33,7 +33,11 @@ the trailing newline**; ``logfile.LogFile.append`` adds it.
 Variables
 ---------
 What each variable prints is mirrored from the module (spec: module.md,
-"Log templates").  Deliberate differences, each one line:
+"Log templates").  The per-connection ones (``$request``, ``$remote_addr``,
+``$http_NAME`` ...) come from the request's one evaluator
+(``ngxws.http.upstream_request.RequestVariables``), as the module read them
+with ngx_http_get_variable(); only its presentation (``???``, the last
+``$http_NAME``) is added here.  Deliberate differences, each one line:
 
 - names follow nginx's syntax (``[A-Za-z0-9_]+``, case-insensitive,
   ``${name}``); the module used ``strstr`` and so also matched prefixes
@@ -63,16 +67,19 @@ open/close lines (above).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ngxws.client_certs import SSL_VARIABLES
 from ngxws.config.model import WsLogTemplates
 from ngxws.sinks import timefmt
 from ngxws.sinks.logescape import escape
 from ngxws.sinks.timefmt import TimeCache
+
+if TYPE_CHECKING:
+    from ngxws.http.upstream_request import RequestVariables
 
 __all__ = [
     "CLIENT",
@@ -153,7 +160,8 @@ _SLOT_FORMAT: dict[str, str] = {
     "msec": "%s",
 }
 
-# Per-connection constants (besides ``$http_NAME``), rendered once at bind.
+# Per-connection constants (besides ``$http_NAME``), rendered once at bind
+# from the request's evaluator.
 _CONN_VARIABLES = frozenset(
     {
         "request",
@@ -168,6 +176,9 @@ _CONN_VARIABLES = frozenset(
         "remote_ip",
     }
 )
+
+# the module prints ``???`` for these when there is none (no peer yet)
+_UNKNOWN_WHEN_EMPTY = frozenset({"upstream_addr", "request_id"})
 
 NGXWS_VARIABLES = frozenset({"ws_conn_duration", "ws_opcode_name"}) | CLOSE_ONLY | SSL_VARIABLES
 """ngxws's additions: a config using one does not run under nginx with the
@@ -215,64 +226,52 @@ class Variable:
 class ConnInfo:
     """What a tunnel knows about itself when it opens; constant afterwards.
 
-    Strings are as nginx's variables print them.  ``remote_user`` is the
-    user name of an ``Authorization: Basic`` header, auth_basic or not
-    (nginx's variable, which the module reads), ``""`` without one;
-    ``upstream_addr`` is ``""`` when no peer is connected and ``request_id``
-    ``""`` when none was made (both then print ``???``).  ``headers`` are
-    the request's ``(name, value)`` pairs in order (or a name -> value
-    mapping); a header that repeats prints its last occurrence, as the
-    module's http_header_var searches the header list from the end.  For byte-exact logs, decode
-    header bytes the way ``LogFile`` encodes (UTF-8, ``surrogateescape``).  ``opened_at`` is
-    ``time.time()`` when the tunnel opened.
+    ``variables`` is the request's evaluator, the one ``proxy_pass``,
+    ``add_header``, ``return``... read (``RequestVariables``): the module
+    read ``$request``, ``$uri``, ``$remote_user``, ``$remote_addr``... with
+    ngx_http_get_variable(), nginx's own evaluator, so the ws log does too,
+    with ``variables.upstream_addr`` the peer the tunnel reached.
+    ``opened_at`` is ``time.time()`` when the tunnel opened.
     """
 
-    request: str
-    uri: str
-    request_id: str
-    remote_addr: str
-    remote_port: str
-    server_addr: str
-    server_port: str
+    variables: RequestVariables
     opened_at: float
-    remote_user: str = ""
-    upstream_addr: str = ""
-    headers: Mapping[str, str] | Sequence[tuple[str, str]] = field(default_factory=dict)
-    ssl: Callable[[str], str] | None = None  # $ssl_* of a TLS connection
 
 
 class _ConnValues:
-    """Renders per-connection variables for one connection.
+    """Per-connection variables for one connection, as the module prints them:
+    the evaluator's value with the module's presentation on top.
 
     Shared by the up-to-five templates a ``FrameLogger`` binds, so the
-    header table is normalised once per connection, and only if a template
+    header table is built once per connection, and only if a template
     asks for a header.
     """
 
-    __slots__ = ("_conn", "_headers")
+    __slots__ = ("_headers", "_v")
 
     def __init__(self, conn: ConnInfo) -> None:
-        self._conn = conn
+        self._v = conn.variables
         self._headers: dict[str, str] | None = None
 
     def get(self, name: str) -> str:
-        conn = self._conn
+        v = self._v
         if name.startswith("http_"):
             if self._headers is None:
-                # The module's compare_hdr: case-insensitive, and a ``_`` in
-                # the variable matches a ``-`` (or ``_``) in the header name.
-                pairs = conn.headers.items() if isinstance(conn.headers, Mapping) else conn.headers
-                self._headers = {k.lower().replace("-", "_"): v for k, v in pairs}
-            return self._headers.get(name[5:], UNKNOWN)
+                # The module's http_header_var: case-insensitive, a ``_`` in
+                # the variable matches a ``-`` (or ``_``) in the header name,
+                # and the list searched from the end (the last occurrence;
+                # nginx's $http_NAME takes the first).
+                self._headers = {k.lower().replace("-", "_"): val for k, val in v.head.headers}
+            value = self._headers.get(name[5:])
+            return UNKNOWN if value is None else log_text(value)
         if name == "remote_ip":
-            return conn.remote_addr
-        if name in SSL_VARIABLES:
-            return conn.ssl(name) if conn.ssl is not None else UNKNOWN
-        if name == "upstream_addr" or name == "request_id":
-            return cast(str, getattr(conn, name)) or UNKNOWN
-        if name in _CONN_VARIABLES:
-            return cast(str, getattr(conn, name))
-        return UNKNOWN
+            name = "remote_addr"  # the module's c->addr_text, which realip sets too
+        elif name in SSL_VARIABLES and v.tls is None:
+            return UNKNOWN
+        value = v.get(name)
+        if not value and name in _UNKNOWN_WHEN_EMPTY:
+            return UNKNOWN
+        return log_text(value)
 
 
 FrameLineFn = Callable[[int, int, int, str, float], str]
