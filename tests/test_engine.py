@@ -440,7 +440,7 @@ PHASE_TABLE: list[tuple[str, str, str, list[tuple[str, str]], dict[str, object],
     ("limit_conn refused", "plain", "/conns/", [("X-Conn", "c")], {"before": 1}, ("error", 503, True)),
     # error_page
     ("error_page URI", "plain", "/errpage/", [], {}, ("respond", 200, b"hello /ret/fallback", None)),
-    ("error_page @named", "plain", "/named/", [], {}, ("respond", 200, b"named", None)),
+    ("error_page @named", "plain", "/named/", [], {}, ("respond", 403, b"named", None)),  # err_status: no "=" keeps 403
     ("error_page URL", "plain", "/errurl/", [], {}, ("redirect", 302, "http://example.org/404")),
     # the TLS checks of ngx_http_process_request(), before any phase
     ("496 no certificate", "tls", "/", [], {"tls": FakeTLS("tls.example")}, ("error", 496, False)),
@@ -544,7 +544,7 @@ def test_errors_of_the_content_phase_go_through_error_page(hosts: dict[str, tupl
     loc = match_location(server.locations, "/named/")
     assert loc is not None
     first = engine.on_error(world, conn, 403, state, server, loc.location, True)
-    assert _summary(first) == ("respond", 200, b"named", None)
+    assert _summary(first) == ("respond", 403, b"named", None)  # nginx keeps the error code (err_status)
     again = engine.on_error(world, conn, 403, state, server, loc.location, True)  # recursive_error_pages off
     assert _summary(again) == ("error", 403, True)
 
