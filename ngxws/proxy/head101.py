@@ -4,8 +4,10 @@ An upstream answers a websocket upgrade with a short head:
 ``HTTP/1.1 101 Switching Protocols`` and a few plain ``Name: value`` lines.
 ``parse_101`` reads exactly that shape with one regular expression; anything
 else -- another status or version, a folded or empty header value, spaces
-around a value, a control or non-ASCII byte, framing headers, a head not
-whole in the first read -- returns None and the caller feeds the bytes to
+around a value, a control or non-ASCII byte, framing headers, no
+``Upgrade`` header or no ``upgrade`` token in a plain ``Connection`` list
+(llhttp reads such a 101 as no upgrade: "upstream sent invalid response"),
+a head not whole in the first read -- returns None and the caller feeds the bytes to
 ``UpstreamResponse`` (httptools/llhttp, what every response went through
 before), so both give the same status, reason, headers and leftover bytes
 wherever this one answers (tests/test_head101.py compares them).
@@ -21,6 +23,8 @@ _VALUE = rb"[!-~](?:[ -~]*[!-~])?"
 _HEAD = re.compile(
     rb"HTTP/1\.1 101 (" + _VALUE + rb")\r\n((?:[!#$%&'*+.^_`|~0-9A-Za-z-]+: ?" + _VALUE + rb"\r\n)*)\r\n"
 )
+# a Connection value read the same by any tokenizer: ``a, b,c``
+_TOKENS = re.compile(r"[0-9A-Za-z-]+(?:, ?[0-9A-Za-z-]+)*")
 
 
 class Head101:
@@ -47,7 +51,19 @@ def parse_101(data: bytes) -> Head101 | None:
     if b"content-length" in low or b"transfer-encoding" in low:
         return None  # llhttp checks the framing headers even on a 101: leave them to it
     headers = []
+    upgrade = connection_upgrade = False
     for line in block.split(b"\r\n")[:-1]:
-        name, _, value = line.partition(b":")
-        headers.append((name.decode("ascii"), value.lstrip(b" ").decode("ascii")))
+        name, _, raw = line.partition(b":")
+        key, value = name.decode("ascii"), raw.lstrip(b" ").decode("ascii")
+        low_key = key.lower()
+        if low_key == "upgrade":
+            upgrade = True
+        elif low_key == "connection":
+            if _TOKENS.fullmatch(value) is None:
+                return None
+            if "upgrade" in value.lower().replace(" ", "").split(","):
+                connection_upgrade = True
+        headers.append((key, value))
+    if not (upgrade and connection_upgrade):
+        return None  # llhttp's upgrade needs both (llhttp__before_headers_complete)
     return Head101(m.group(1).decode("ascii"), headers, data[m.end() :])
