@@ -143,7 +143,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         self.address = ClientAddress.of(transport, self.address.proxy)  # realip's, per request
         (self.remote_addr, self.remote_port), (self.server_addr, self.server_port) = self.address.ends
-        sslobj = transport.get_extra_info("ssl_object")
+        sslobj = transport.get_extra_info("ssl_object") if self.listen.ssl else None  # none on a plain listener
         self.tls = ConnectionTLS(sslobj) if sslobj is not None else None
         self.worker.connections.add(self)
         self._arm_timer(self.vhosts.default.client_header_timeout)
