@@ -3,7 +3,7 @@
 Most upgrades ask nothing of the phases that can wait: the location is a
 ``proxy_pass`` to a fixed plain-HTTP address, with no rewrite script, no
 ``limit_req``/``limit_conn``, no access rules or ``auth_request``, no request
-body, on a plain listener.  For those (``plain_upgrade``, a pure check of
+body, on a plain listener.  For those (``plain_location``, a pure check of
 the config), ``start`` runs what ``ClientConnection._dispatch`` and
 ``_run_location`` run -- the same calls, synchronously -- and then drives the
 upgrade as nginx does, event by event:
@@ -50,6 +50,7 @@ from ngxws.routing.locations import match_location
 
 if TYPE_CHECKING:
     from ngxws.config.model import Location, Server
+    from ngxws.http.request import RequestHead
     from ngxws.proxy.pending import Pending
     from ngxws.routing.peers import PeerSelector, PeerTarget
     from ngxws.routing.servers import VirtualHosts
@@ -77,13 +78,11 @@ class FastConn(RequestIO, Protocol):
     def _answer(self, pending: Pending, resume: Awaitable[bool] | None = None) -> Coroutine[Any, Any, None]: ...
 
 
-def plain_upgrade(conn: FastConn, pending: Pending) -> tuple[Server, Location] | None:
-    """The server and location of an upgrade the callbacks can answer, or
-    None (the general path answers it).  Reads the config only."""
-    head = pending.head
-    if head is None or pending.error or pending.body is not None or pending.http09 or conn.tls is not None:
-        return None
-    server = conn.vhosts.select(head.uri_host or head.host)
+def plain_location(vhosts: VirtualHosts, head: RequestHead) -> tuple[Server, Location] | None:
+    """The server and location of an upgrade request whose phases cannot
+    answer or wait (no script, limit, access rule, variable target, TLS
+    upstream), or None: the general path runs it.  Reads the config only."""
+    server = vhosts.select(head.uri_host or head.host)
     if server.rewrites or server.return_ is not None:
         return None
     match = match_location(server.locations, head.path)
@@ -104,18 +103,21 @@ def plain_upgrade(conn: FastConn, pending: Pending) -> tuple[Server, Location] |
         or pp.scheme != "http"
     ):
         return None
-    if asks_websocket(head) and conn.worker.counters.at_limit(server.ws.max_connections):
-        return None  # the refusal (1013) is the general path's
     return server, loc
 
 
 def start(conn: FastConn, pending: Pending) -> bool:
     """Answer ``pending`` (an upgrade request) by callbacks if it is a
     plain one; False: not taken, the caller starts the general task."""
-    found = plain_upgrade(conn, pending)
+    head = pending.head
+    if head is None or pending.error or pending.body is not None or pending.http09 or conn.tls is not None:
+        return False
+    found = plain_location(conn.vhosts, head)
     if found is None:
         return False
     server, loc = found
+    if asks_websocket(head) and conn.worker.counters.at_limit(server.ws.max_connections):
+        return False  # the refusal (1013) is the general path's
     FastUpgrade(conn, pending, server, loc)
     return True
 
@@ -151,11 +153,11 @@ class FastUpgrade:
     def _phases(self) -> RequestVariables:
         """``_dispatch`` and ``_run_location`` for this request: the same
         state, in the same order (nothing in them can answer or wait here:
-        ``plain_upgrade`` checked)."""
+        ``plain_location`` checked)."""
         conn, pending, server, loc = self.conn, self.pending, self.server, self.loc
         head = pending.head
         assert head is not None and loc.proxy_pass is not None
-        conn._headless = False  # not HTTP/0.9: plain_upgrade checked
+        conn._headless = False  # not HTTP/0.9: start checked
         conn.remote_user = basic_user(head.header("authorization"))  # nginx's $remote_user
         conn.remote_addr, conn.remote_port = conn.address.begin_request(server.realip, head.headers)
         conn.auth_vars, conn.error_headers = {}, []
