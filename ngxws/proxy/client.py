@@ -267,7 +267,7 @@ class ClientConnection(asyncio.Protocol):
         self._current = _Pending(head)
         self._current.http09 = version == "0.9"
         self.queue.append(self._current)
-        plan, scope = self._body_plan(head)
+        plan, scope = self._body_plan(head, self._current)
         self._max_body = plan.limit
         # a body nginx discards (the answer does not wait for it) is not stored
         body = self._current.body = None if plan.at_once else open_body(head, scope, plan.proxied)
@@ -290,11 +290,12 @@ class ClientConnection(asyncio.Protocol):
         if len(self.queue) > 1:
             self._pause()
 
-    def _body_plan(self, head: RequestHead) -> tuple[BodyPlan, Location | Server]:
+    def _body_plan(self, head: RequestHead, pending: _Pending) -> tuple[BodyPlan, Location | Server]:
         """What happens to the body (ngxws.http.body_plan), and the location
         (or server) whose client_body_* settings apply."""
         server = self.vhosts.select(head.uri_host or head.host)
         match = match_location(server.locations, head.path)
+        pending.found = server, match
         scope: Location | Server = server
         if match is not None and not scripted(server.rewrites) and server.return_ is None:
             scope = match.location

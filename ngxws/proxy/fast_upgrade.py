@@ -46,7 +46,7 @@ from ngxws.proxy.request_body import upstream_framing
 from ngxws.proxy.upgrade import asks_websocket, tunnel_now, upgrade_answered, upstream_failed
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_failure, may_retry, timed_out
 from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse
-from ngxws.routing.locations import match_location
+from ngxws.routing.locations import LocationMatch, match_location
 
 if TYPE_CHECKING:
     from ngxws.config.model import Location, Server
@@ -78,14 +78,16 @@ class FastConn(RequestIO, Protocol):
     def _answer(self, pending: Pending, resume: Awaitable[bool] | None = None) -> Coroutine[Any, Any, None]: ...
 
 
-def plain_location(vhosts: VirtualHosts, head: RequestHead) -> tuple[Server, Location] | None:
+def plain_location(
+    vhosts: VirtualHosts, head: RequestHead, found: tuple[Server, LocationMatch | None] | None = None
+) -> tuple[Server, Location] | None:
     """The server and location of an upgrade request whose phases cannot
     answer or wait (no script, limit, access rule, variable target, TLS
-    upstream), or None: the general path runs it.  Reads the config only."""
-    server = vhosts.select(head.uri_host or head.host)
+    upstream), or None: the general path runs it.  Reads the config only;
+    ``found``: the server and match already looked up for this head."""
+    server, match = found if found is not None else _lookup(vhosts, head)
     if server.rewrites or server.return_ is not None:
         return None
-    match = match_location(server.locations, head.path)
     if match is None or match.redirect:
         return None
     loc = match.location
@@ -106,13 +108,18 @@ def plain_location(vhosts: VirtualHosts, head: RequestHead) -> tuple[Server, Loc
     return server, loc
 
 
+def _lookup(vhosts: VirtualHosts, head: RequestHead) -> tuple[Server, LocationMatch | None]:
+    server = vhosts.select(head.uri_host or head.host)
+    return server, match_location(server.locations, head.path)
+
+
 def start(conn: FastConn, pending: Pending) -> bool:
     """Answer ``pending`` (an upgrade request) by callbacks if it is a
     plain one; False: not taken, the caller starts the general task."""
     head = pending.head
     if head is None or pending.error or pending.body is not None or pending.http09 or conn.tls is not None:
         return False
-    found = plain_location(conn.vhosts, head)
+    found = plain_location(conn.vhosts, head, pending.found)
     if found is None:
         return False
     server, loc = found
@@ -166,9 +173,12 @@ class FastUpgrade:
         captures, conn.script_named = conn.vhosts.name_captures(server, head.uri_host or head.host)
         conn.script_vars = {}
         v = conn._variables(head, server, captures)
-        routed = route(server, v, stat_file)
+        if loc.modifier in ("~", "~*"):
+            # route() sets the captures; for a prefix location without a
+            # script (plain_location) it only finds the location again
+            routed = route(server, v, stat_file)
+            assert routed.location is loc and routed.ret is None and not routed.status and routed.valid_location
         conn.script_named = v.named
-        assert routed.location is loc and routed.ret is None and not routed.status and routed.valid_location
         addr = conn.address.run(loc.realip, head.headers)  # PREACCESS: the location's realip
         conn.remote_addr, conn.remote_port = v.remote_addr, v.remote_port = addr
         # _open_upstream's variables

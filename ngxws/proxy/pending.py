@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 
+from ngxws.config.model import Server
 from ngxws.http.body import RequestBody
 from ngxws.http.request import RequestHead
 from ngxws.limits.state import RequestLimits
+from ngxws.routing.locations import LocationMatch
 
 
 class Pending:
@@ -17,7 +19,7 @@ class Pending:
 
     __slots__ = (
         "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override",
-        "limits", "sender", "http09", "uri_changes",
+        "limits", "sender", "http09", "uri_changes", "found",
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
@@ -33,3 +35,5 @@ class Pending:
         self.limits = RequestLimits()  # limit_req/limit_conn state, kept across internal redirects
         self.http09 = False  # an HTTP/0.9 request: answered without status line and headers
         self.uri_changes = 0  # internal redirects so far (static_phase: index, try_files)
+        # (server, location match) the body plan looked up for this head (fast_upgrade reuses it)
+        self.found: tuple[Server, LocationMatch | None] | None = None
