@@ -134,7 +134,7 @@ class FastUpgrade:
 
     __slots__ = (
         "conn", "pending", "server", "loc", "v", "timer", "connecting", "peers", "selector",
-        "tried", "last", "reader", "transport", "addr", "done",
+        "tried", "last", "transport", "addr", "done",
     )
 
     def __init__(self, conn: FastConn, pending: Pending, server: Server, loc: Location) -> None:
@@ -144,7 +144,6 @@ class FastUpgrade:
         self.loc = loc
         self.timer: asyncio.TimerHandle | None = None
         self.connecting: _Stepper | None = None
-        self.reader: _HeadReader | None = None
         self.transport: asyncio.Transport | None = None
         self.addr = ""
         self.done = False
@@ -207,7 +206,7 @@ class FastUpgrade:
             return
         self.tried += 1
         loop = asyncio.get_running_loop()
-        reader = self.reader = _HeadReader(self)
+        reader = _HeadReader(self)  # not kept here: no cycle to leave to the collector
         if peer.conf.unix is not None:  # an upstream block's unix: server
             coro = loop.create_unix_connection(lambda: reader, peer.conf.unix)
         else:
