@@ -252,3 +252,20 @@ def test_refused_connect_is_502_and_the_next_peer_answers(tmp_path: Path) -> Non
             assert got.startswith(b"HTTP/1.1 101 "), got
     text = log.read_text()
     assert f"connect() to 127.0.0.1:{dead} failed (" in text and "while proxying GET /one/ HTTP/1.1" in text
+
+
+def test_the_connect_timer_moves_on_to_the_response_head(tmp_path: Path) -> None:
+    """proxy_connect_timeout shorter than proxy_read_timeout: the one timer
+    fires once the connect is long done and waits out the rest of the
+    head's time (504 after ~2 s, not ~1 s)."""
+    log = tmp_path / "error.log"
+    with silent_backend() as (backend, _):
+        loc = (f"location / {{ {UPGRADE} proxy_connect_timeout 1s; proxy_read_timeout 2s; "
+               f"proxy_pass http://127.0.0.1:{backend}; }}")
+        with ngxws(conf(port := free_port(), log, loc), tmp_path, port):
+            t0 = time.monotonic()
+            got = answer(port, "/z")
+            elapsed = time.monotonic() - t0
+    assert got.startswith(b"HTTP/1.1 504 "), got[:80]
+    assert 1.7 < elapsed < 10, elapsed
+    assert "upstream timed out while reading response header while proxying GET /z HTTP/1.1" in log.read_text()

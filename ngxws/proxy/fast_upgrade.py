@@ -133,7 +133,7 @@ class FastUpgrade:
     """One upgrade in flight, kept as ``conn.task`` (``cancel``: the client left)."""
 
     __slots__ = (
-        "conn", "pending", "server", "loc", "v", "timer", "connecting", "peers", "selector",
+        "conn", "pending", "server", "loc", "v", "timer", "deadline", "connecting", "peers", "selector",
         "tried", "last", "transport", "addr", "done",
     )
 
@@ -142,7 +142,10 @@ class FastUpgrade:
         self.pending = pending
         self.server = server
         self.loc = loc
+        # one handle: proxy_connect_timeout, then (moved on only when it
+        # fires, or when the head's deadline comes first) proxy_read_timeout
         self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0  # when the response head is late (loop time)
         self.connecting: _Stepper | None = None
         self.transport: asyncio.Transport | None = None
         self.addr = ""
@@ -212,7 +215,9 @@ class FastUpgrade:
         else:
             coro = loop.create_connection(lambda: reader, peer.host, peer.port)
         self.connecting = _Stepper(coro, lambda result, exc: self._connected(peer, result, exc))
-        self.timer = loop.call_later(self.loc.proxy.connect_timeout, self.connecting.expire)
+        if self.timer is not None:
+            self.timer.cancel()  # the previous peer's
+        self.timer = loop.call_later(self.loc.proxy.connect_timeout, self._expired)
 
     def _connected(self, peer: PeerTarget, result: Any, exc: BaseException | None) -> None:
         self.connecting = None
@@ -220,8 +225,6 @@ class FastUpgrade:
             if result is not None:
                 result[0].close()
             return
-        assert self.timer is not None
-        self.timer.cancel()
         if exc is not None:
             if isinstance(exc, asyncio.CancelledError):  # proxy_connect_timeout
                 self.selector.failed(peer)
@@ -251,7 +254,28 @@ class FastUpgrade:
         except Exception as err:
             self._resume(_raising(err))
             return
-        self.timer = asyncio.get_running_loop().call_later(self.loc.proxy.read_timeout, self._read_timed_out)
+        loop = asyncio.get_running_loop()
+        read_timeout = self.loc.proxy.read_timeout
+        self.deadline = loop.time() + read_timeout
+        if self.timer is None or self.deadline < self.timer.when():
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = loop.call_later(read_timeout, self._expired)
+
+    def _expired(self) -> None:
+        """The one timer: the connect is late, or (re-armed) the response head."""
+        self.timer = None
+        if self.done:
+            return
+        if self.connecting is not None:
+            self.connecting.expire()  # proxy_connect_timeout (_connected sees it cancelled)
+            return
+        loop = asyncio.get_running_loop()
+        left = self.deadline - loop.time()
+        if left > 0:
+            self.timer = loop.call_later(left, self._expired)
+            return
+        self._read_timed_out()
 
     # -- the response head -----------------------------------------------------
 
@@ -266,8 +290,9 @@ class FastUpgrade:
         """The response head is in (a simple 101, or ``UpstreamResponse``'s)."""
         if self.done:
             return
-        assert self.timer is not None
-        self.timer.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         conn, pending = self.conn, self.pending
         try:
             keep = tunnel_now(conn, pending, self.server, self.loc, response, self.addr)
