@@ -214,10 +214,11 @@ class FastUpgrade:
             coro = loop.create_unix_connection(lambda: reader, peer.conf.unix)
         else:
             coro = loop.create_connection(lambda: reader, peer.host, peer.port)
-        self.connecting = _Stepper(coro, lambda result, exc: self._connected(peer, result, exc))
         if self.timer is not None:
             self.timer.cancel()  # the previous peer's
         self.timer = loop.call_later(self.loc.proxy.connect_timeout, self._expired)
+        stepper = self.connecting = _Stepper(coro, lambda result, exc: self._connected(peer, result, exc))
+        stepper.step(None)  # may end at once (a socket() error): _connected runs from here
 
     def _connected(self, peer: PeerTarget, result: Any, exc: BaseException | None) -> None:
         self.connecting = None
@@ -366,9 +367,9 @@ class _Stepper:
         self.coro = coro
         self.then = then
         self.waiting: asyncio.Future[Any] | None = None
-        self._step(None)
 
-    def _step(self, _: object) -> None:
+    def step(self, _: object) -> None:
+        """Run the coroutine on to its next wait (or its end)."""
         self.waiting = None
         try:
             fut = self.coro.send(None)
@@ -380,7 +381,7 @@ class _Stepper:
             return
         fut._asyncio_future_blocking = False  # as Task.__step does
         self.waiting = fut
-        fut.add_done_callback(self._step)
+        fut.add_done_callback(self.step)
 
     def expire(self) -> None:
         if self.waiting is not None:
@@ -414,6 +415,8 @@ class _HeadReader(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is None:
+            return  # never connected: the connect's own error (or timeout) says it
         self._general().connection_lost(exc)
 
     def _general(self) -> UpstreamResponse:
