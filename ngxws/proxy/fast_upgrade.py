@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ngxws.access import basic_user
+from ngxws.http.parser import RequestParser, RequestProtocol
 from ngxws.http.realip import ClientAddress
 from ngxws.http.rewrite import route
 from ngxws.http.upstream_request import (
@@ -74,6 +75,7 @@ class FastConn(RequestIO, Protocol):
     script_vars: dict[str, str]
     script_named: Any
     _headless: bool
+    parser: RequestParser
 
     def _answer(self, pending: Pending, resume: Awaitable[bool] | None = None) -> Coroutine[Any, Any, None]: ...
 
@@ -308,6 +310,9 @@ class FastUpgrade:
             return
         self.done = True
         conn.task = None  # _answer's end for a request handed over: nothing else to do
+        # the parser reads nothing more: no conn<->parser cycle left for the
+        # cycle collector (the two go by reference counting)
+        conn.parser.proto = _GONE
 
     def head_failed(self, exc: ConnectionError) -> None:
         if self.done:
@@ -344,6 +349,16 @@ class FastUpgrade:
         self.conn.task = None
         self.pending.limits.release()
         return True
+
+
+class _Gone:
+    """The protocol of a parser whose connection was handed over."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(f"request parser used after its connection was handed over ({name})")
+
+
+_GONE: RequestProtocol = _Gone()  # type: ignore[assignment]
 
 
 async def _raising(exc: BaseException) -> bool:
