@@ -22,6 +22,7 @@ Every way flushes every ws_log line before the process exits.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -397,6 +398,11 @@ def run_worker_process(
         return EXIT_FATAL
 
     import uvloop
+
+    # What was built so far (modules, config, tables) lives as long as the
+    # worker: out of the collector's sight, its full collections stop
+    # walking it every few thousand connections.
+    gc.freeze()
 
     async def main() -> None:
         worker.install_signal_handlers()

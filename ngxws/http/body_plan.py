@@ -35,7 +35,27 @@ def _sends_response(ret: Return) -> bool:
     return ret.code != 444 and (ret.code < 400 or ret.text is not None)
 
 
+# plan_body's answers: a function of the config objects alone
+_PLANS: dict[tuple[int, int, bool], tuple[Server, Location | None, BodyPlan]] = {}
+_PLANS_LIMIT = 4096
+
+
 def plan_body(server: Server, match: LocationMatch | None) -> BodyPlan:
+    """``plan_body_uncached``'s answer, made once per server and location."""
+    loc = match.location if match is not None else None
+    redirect = match is not None and match.redirect
+    key = (id(server), id(loc), redirect)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is server and hit[1] is loc:
+        return hit[2]
+    if len(_PLANS) >= _PLANS_LIMIT:
+        _PLANS.clear()
+    plan = plan_body_uncached(server, match)
+    _PLANS[key] = (server, loc, plan)
+    return plan
+
+
+def plan_body_uncached(server: Server, match: LocationMatch | None) -> BodyPlan:
     """The plan for a request on ``server`` whose URI matched ``match``.
 
     Where the outcome depends on the request (``if`` blocks, access

@@ -64,6 +64,10 @@ def normalise_uri(path: str) -> str:
     return "/" + "/".join(out)
 
 
+# the line that ends a head: empty but for CRs, after a line end
+_BLANK_LINE = re.compile(rb"\n\r*\n")
+
+
 class HeadBuffers:
     """nginx's header buffers, simulated on the raw bytes of one request head
     (ngx_http_alloc_large_header_buffer), so ngxws refuses exactly the heads
@@ -95,6 +99,15 @@ class HeadBuffers:
 
     def feed(self, data: bytes) -> int:
         """Account for ``data``; 0 while the head fits, else nginx's status."""
+        if self.used == 0 and self.request_line and data[:1] not in (b"\r", b"\n"):
+            # the common case: a whole head within the first buffer -- where
+            # the line walk below would end, found in one search
+            m = _BLANK_LINE.search(data, 0, self.cap)
+            if m is not None:
+                self.used = m.end()
+                self.request_line = False
+                self.done = True
+                return 0
         i = 0
         n = len(data)
         while i < n and not self.done:

@@ -28,23 +28,13 @@ from urllib.parse import quote
 from ngxws.client_certs import ConnectionTLS, ssl_variable
 from ngxws.config.model import ProxyPass, ProxySettings
 from ngxws.http.maps import CompiledMap
+from ngxws.http.prepared_head import prepared
 from ngxws.http.realip import ClientAddress
 from ngxws.http.request import RequestHead
 from ngxws.http.variables import other_variable
 from ngxws.limits.state import RequestLimits
 from ngxws.routing.servers import normalise_host
 
-# nginx's ngx_http_proxy_headers: defaults, empty ones only hide the client's.
-_DEFAULT_HEADERS: tuple[tuple[str, str], ...] = (
-    ("Host", "$proxy_host"),
-    ("Connection", "close"),
-    ("Content-Length", "$proxy_internal_body_length"),
-    ("Transfer-Encoding", "$proxy_internal_chunked"),
-    ("TE", ""),
-    ("Keep-Alive", ""),
-    ("Expect", ""),
-    ("Upgrade", ""),
-)
 
 def _request_id() -> str:
     return secrets.token_hex(16)  # $request_id: 16 random bytes in hex
@@ -275,26 +265,27 @@ def build_upstream_head(
     settings: ProxySettings,
     v: RequestVariables,
 ) -> bytes:
-    """Serialise the upstream request head (no body)."""
+    """Serialise the upstream request head (no body): the settings' lines
+    prepared once (ngxws.http.prepared_head), the variables filled in."""
+    p = prepared(settings)
     h = v.head
-    lines = [f"{h.method} {uri} HTTP/{settings.http_version}"]
-    named: set[str] = set()
-    merged = list(settings.set_headers)
-    for name, _ in merged:
-        named.add(name.lower())
-    for name, value in _DEFAULT_HEADERS:
-        if name.lower() not in named:
-            merged.append((name, value))
-            named.add(name.lower())
-    for name, value in merged:
-        rendered = v.render(value)
-        if rendered:
-            lines.append(f"{name}: {rendered}")
-    if settings.pass_request_headers:
+    out = [f"{h.method} {uri} HTTP/{p.http_version}"]
+    for step in p.steps:
+        if isinstance(step, str):
+            out.append(step)  # constant lines
+            continue
+        prefix, template, var = step
+        rendered = v.get(var) if var else v.render(template)
+        if rendered:  # a header whose value renders empty is not sent
+            out.append(prefix)
+            out.append(rendered)
+    if p.pass_headers:
+        hidden = p.hidden
         for name, value in h.headers:
-            if name.lower() not in named:
-                lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+            if name.lower() not in hidden:
+                out.append(f"\r\n{name}: {value}")
+    out.append("\r\n\r\n")
+    return "".join(out).encode("latin-1", "replace")
 
 
 def proxy_host_of(pp: ProxyPass) -> str:

@@ -24,7 +24,7 @@ import asyncio
 import itertools
 import secrets
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
@@ -43,6 +43,7 @@ from ngxws.http.upstream_request import (
     proxy_uri,
     split_proxy_url,
 )
+from ngxws.proxy import fast_upgrade
 from ngxws.proxy.actions import carry_out
 from ngxws.proxy.deadline import within
 from ngxws.proxy.pending import Pending
@@ -80,7 +81,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = RequestParser(self)
         self.queue: deque[_Pending] = deque()
-        self.task: asyncio.Task[None] | None = None
+        self.task: fast_upgrade.Cancellable | None = None  # a Task, or a FastUpgrade
         self.remote_addr = ""
         self.remote_port = 0
         self.server_addr = ""
@@ -119,7 +120,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         self.address = ClientAddress.of(transport, self.address.proxy)  # realip's, per request
         (self.remote_addr, self.remote_port), (self.server_addr, self.server_port) = self.address.ends
-        sslobj = transport.get_extra_info("ssl_object")
+        sslobj = transport.get_extra_info("ssl_object") if self.listen.ssl else None  # none on a plain listener
         self.tls = ConnectionTLS(sslobj) if sslobj is not None else None
         self.worker.connections.add(self)
         self._arm_timer(self.vhosts.default.client_header_timeout)
@@ -313,13 +314,17 @@ class ClientConnection(asyncio.Protocol):
         if first.head is not None and self._current is first and not (first.upgrade or first.complete or streaming):
             return  # body still arriving
         self.queue.popleft()
+        if first.upgrade and fast_upgrade.start(self, first):
+            return  # a plain upgrade, answered by callbacks
         self.task = asyncio.ensure_future(self._answer(first))
 
-    async def _answer(self, pending: _Pending) -> None:
+    async def _answer(self, pending: _Pending, resume: Awaitable[bool] | None = None) -> None:
+        """Answer ``pending``; ``resume``: what is left of an answer begun
+        elsewhere (fast_upgrade), instead of the phases from the start."""
         keep = False
         self._headless = pending.http09
         try:
-            keep = await self._dispatch(pending)
+            keep = await (self._dispatch(pending) if resume is None else resume)
         except BadRequest as exc:
             self.write(error_response(exc.status))
         except Exception as exc:  # never let one request kill the worker

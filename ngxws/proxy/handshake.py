@@ -16,7 +16,7 @@ from websockets.utils import accept_key
 
 from ngxws.http.request import valid_websocket_key
 from ngxws.http.responses import error_response, response_head
-from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
+from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, SwitchHead
 from ngxws.sinks.wslog import ConnInfo
 from ngxws.ws.frames import encode_close_frame
 
@@ -27,7 +27,7 @@ __all__ = ["switching_head", "refusal", "conn_info"]
 
 
 def switching_head(
-    response: UpstreamResponse,
+    response: SwitchHead,
     headers_filter: Callable[[int, list[tuple[str, str]]], list[tuple[str, str]]] | None = None,
 ) -> bytes:
     """The upstream's 101 as nginx passes it: its own Server/Date, Connection:

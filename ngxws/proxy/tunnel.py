@@ -78,6 +78,22 @@ _CLOSE_GRACE = 1.0
 IDLE_CHECKS = 10
 
 
+class _Ended:
+    """What a side whose socket is gone sees as its tunnel: closed."""
+
+    closed = True
+    log_each_frame = False
+
+    def closed_by(self, closer: str) -> None:
+        pass
+
+    def close(self, reason: str = "", abort: bool = False) -> None:
+        pass
+
+
+_ENDED = _Ended()
+
+
 class _Side(asyncio.Protocol):
     """Reads one socket, counts, writes to the other.  Subclasses name the direction."""
 
@@ -228,6 +244,8 @@ class _Side(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.tunnel.tcp_ended(self.SOURCE)
         self.tunnel.close()
+        # our socket is gone: no tunnel<->side cycle left for the collector
+        self.tunnel = _ENDED  # type: ignore[assignment]
 
     def pause_writing(self) -> None:
         # our *write* side (self.source is what we read; writes to us come

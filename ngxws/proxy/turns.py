@@ -137,9 +137,17 @@ _BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RelayTurns] = (
 )
 
 
+# the last answer: a worker asks for its one loop's twice per tunnel (a
+# weak-keyed lookup makes a weak reference each time)
+_LAST: list[tuple[asyncio.AbstractEventLoop, RelayTurns]] = []
+
+
 def relay_turns(loop: asyncio.AbstractEventLoop) -> RelayTurns:
     """The one ``RelayTurns`` of ``loop`` (one per worker process)."""
+    if _LAST and _LAST[0][0] is loop:
+        return _LAST[0][1]
     turns = _BY_LOOP.get(loop)
     if turns is None:
         turns = _BY_LOOP[loop] = RelayTurns(loop.call_soon)
+    _LAST[:] = [(loop, turns)]
     return turns

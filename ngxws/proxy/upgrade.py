@@ -36,7 +36,7 @@ from ngxws.proxy.header_phase import filtered
 from ngxws.proxy.response_pass import pass_response
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable
-from ngxws.proxy.upstream_response import UpstreamResponse
+from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse
 from ngxws.ws.frames import encode_close_frame
 
 if TYPE_CHECKING:
@@ -111,31 +111,69 @@ async def proxy_upgrade(
     try:
         response, upstream_addr = await conn.open_upstream(pending, server, loc, captures)
     except UpstreamUnavailable as exc:
-        record_upgrade(counts, row, exc.status, unavailable=True)
-        worker.log_upstream_failure(exc, head.request_line)
-        # nginx finalizes the request with the error: the connection stays
-        # open when the request asked for it (ngx_http_finalize_request)
-        return await conn.answer_error(exc.status, pending, server, loc, head.keep_alive)
+        return await upstream_failed(conn, pending, server, loc, exc)
+    return await upgrade_answered(conn, pending, server, loc, response, upstream_addr)
+
+
+async def upstream_failed(
+    conn: RequestIO, pending: Pending, server: Server, loc: Location, exc: UpstreamUnavailable
+) -> bool:
+    """No upstream could be reached (or it timed out): 502/504, counted and logged."""
+    head = pending.head
+    assert head is not None
+    record_upgrade(conn.worker.counters.array, conn.worker.keys.base(server, loc), exc.status, unavailable=True)
+    conn.worker.log_upstream_failure(exc, head.request_line)
+    # nginx finalizes the request with the error: the connection stays
+    # open when the request asked for it (ngx_http_finalize_request)
+    return await conn.answer_error(exc.status, pending, server, loc, head.keep_alive)
+
+
+async def upgrade_answered(
+    conn: RequestIO, pending: Pending, server: Server, loc: Location, response: SwitchHead, upstream_addr: str
+) -> bool:
+    """The upstream's answer to the upgrade: a tunnel, or the answer passed on."""
+    head = pending.head
+    assert head is not None
+    keep = tunnel_now(conn, pending, server, loc, response, upstream_addr)
+    if keep is not None:
+        return keep
     if response.status != 101:
-        record_upgrade(counts, row, response.status)
+        assert isinstance(response, UpstreamResponse)  # a simple 101 is all head101 reads
+        record_upgrade(conn.worker.counters.array, conn.worker.keys.base(server, loc), response.status)
         conn.send_timer.seconds = loc.send_timeout
         return await pass_response(conn, head, pending.status_override, response, head.keep_alive,
                                    lambda status, h: filtered(conn, loc, server, head, status, h))
-    if not switched_to_websocket(head, response.headers):
-        record_upgrade(counts, row, 502)  # what the client gets: a refused switch
-        return await refuse_switch(conn, pending, server, loc, response)
+    record_upgrade(conn.worker.counters.array, conn.worker.keys.base(server, loc), 502)  # a refused switch
+    return await refuse_switch(conn, pending, server, loc, response)
+
+
+def tunnel_now(
+    conn: RequestIO, pending: Pending, server: Server, loc: Location, response: SwitchHead, upstream_addr: str
+) -> bool | None:
+    """A 101 to websocket, synchronously: the tunnel opens (or, the cap
+    reached meanwhile, both sides get 1013); returns False then (the
+    connection is not kept for HTTP).  None: not such a 101 (the caller
+    passes the answer on or refuses the switch)."""
+    head = pending.head
+    assert head is not None
+    if response.status != 101 or not switched_to_websocket(head, response.headers):
+        return None
+    worker = conn.worker
+    ws = server.ws
+    # this location's row of the shared counters (accounting/breakdown.py)
+    row, counts = worker.keys.base(server, loc), worker.counters.array
     if not worker.counters.try_open(row, ws.max_connections):
         # tunnels completed while this one waited: over the cap after all
         record_upgrade(counts, row, 1013)
         drop_upstream(conn, masked_close_frame(1013, "Try Again Later"))
-        conn.write(refusal(key))
+        conn.write(refusal(head.header("sec-websocket-key") or ""))
         return False
     record_upgrade(counts, row, 101)
     opened = False
     try:
         conn.write(switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h)))
         assert conn.transport is not None and conn.upstream_transport is not None
-        logger, logfile = worker.ws_logger(server, lambda: conn_info(conn.variables(head, server, captures), upstream_addr))
+        logger, logfile = worker.ws_logger(server, lambda: conn_info(conn.variables(head, server, ()), upstream_addr))
         tunnel = Tunnel(
             worker,
             row,
@@ -164,7 +202,7 @@ async def proxy_upgrade(
 
 
 async def refuse_switch(
-    conn: RequestIO, pending: Pending, server: Server, loc: Location, response: UpstreamResponse
+    conn: RequestIO, pending: Pending, server: Server, loc: Location, response: SwitchHead
 ) -> bool:
     """A 101 ngxws does not tunnel (see the module docstring): 502, and both
     connections closed.  nginx would tunnel it (h2c smuggling)."""

@@ -112,7 +112,7 @@ async def connect_upstream(
     last_error = "no live upstreams"
     tried = 0
     for peer in selector.candidates(client_addr):  # ip_hash: client address; hash: the rendered key
-        if tried and not _may_retry(settings, last_status):
+        if tried and not may_retry(settings, last_status):
             break
         tried += 1
         try:
@@ -129,21 +129,10 @@ async def connect_upstream(
             transport, protocol = await within(coro, settings.connect_timeout)
         except asyncio.TimeoutError:
             selector.failed(peer)
-            last_status, last_error = 504, f"upstream timed out (connect) to {peer.label}"
+            last_status, last_error = timed_out(peer)
             continue
         except OSError as exc:
-            if fd_exhausted(exc):
-                # nginx: socket() failed -> NGX_ERROR -> 500, no next peer,
-                # the peer not blamed (ngx_event_connect_peer)
-                scheme = "https" if tls is not None else "http"
-                raise UpstreamUnavailable(
-                    500,
-                    f"socket() failed {errno_text(exc)} while connecting to upstream, "
-                    f'upstream: "{scheme}://{peer.label}/"',
-                    alert=True,
-                ) from None
-            selector.failed(peer)
-            last_status, last_error = 502, f"connect() to {peer.label} failed ({exc})"
+            last_status, last_error = connect_failure(selector, peer, exc, tls)
             continue
         selector.succeeded(peer)
         # uvloop sets TCP_NODELAY on every TCP transport (as nginx's
@@ -153,7 +142,32 @@ async def connect_upstream(
     raise UpstreamUnavailable(last_status, last_error)
 
 
-def _may_retry(settings: ProxySettings, status: int) -> bool:
+def timed_out(peer: PeerTarget) -> tuple[int, str]:
+    """proxy_connect_timeout expired: the status and error-log text."""
+    return 504, f"upstream timed out (connect) to {peer.label}"
+
+
+def connect_failure(
+    selector: PeerSelector, peer: PeerTarget, exc: OSError, tls: UpstreamTLS | None
+) -> tuple[int, str]:
+    """connect() failed: the peer is blamed, the status and error-log text;
+    raises UpstreamUnavailable (500, no next peer) when descriptors ran out."""
+    if fd_exhausted(exc):
+        # nginx: socket() failed -> NGX_ERROR -> 500, no next peer,
+        # the peer not blamed (ngx_event_connect_peer)
+        scheme = "https" if tls is not None else "http"
+        raise UpstreamUnavailable(
+            500,
+            f"socket() failed {errno_text(exc)} while connecting to upstream, "
+            f'upstream: "{scheme}://{peer.label}/"',
+            alert=True,
+        ) from None
+    selector.failed(peer)
+    return 502, f"connect() to {peer.label} failed ({exc})"
+
+
+def may_retry(settings: ProxySettings, status: int) -> bool:
+    """proxy_next_upstream: whether a failure of this kind tries the next peer."""
     if "off" in settings.next_upstream:
         return False
     if status == 504:

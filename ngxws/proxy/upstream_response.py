@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -33,6 +33,23 @@ HIDDEN_RESPONSE_HEADERS = frozenset(
         "x-accel-charset",
     }
 )
+
+
+class SwitchHead(Protocol):
+    """What a 101 is read for: the status, reason, headers and the bytes
+    after the head (an ``UpstreamResponse``, or ``head101``'s fast read)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+
+    @property
+    def leftover(self) -> bytes: ...
 
 
 class UpstreamResponse(asyncio.Protocol):

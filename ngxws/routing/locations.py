@@ -99,9 +99,23 @@ def _find(
     return found, False
 
 
+# match_location's recent answers (a function of the config and the URI;
+# a websocket endpoint sees the same few URIs again and again)
+_MATCHES: dict[tuple[int, str], tuple[tuple[Location, ...], LocationMatch | None]] = {}
+_MATCHES_LIMIT = 2048
+
+
 def match_location(locations: tuple[Location, ...], uri: str) -> LocationMatch | None:
     """The location nginx would pick for the normalised ``uri``, or None (404)."""
+    key = (id(locations), uri)
+    hit = _MATCHES.get(key)
+    if hit is not None and hit[0] is locations:
+        return hit[1]
     match, _ = _find(locations, uri)
+    if len(uri) <= 256:  # bounded memory: at most the limit times this
+        if len(_MATCHES) >= _MATCHES_LIMIT:
+            _MATCHES.clear()
+        _MATCHES[key] = (locations, match)
     return match
 
 

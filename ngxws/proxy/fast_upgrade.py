@@ -1,0 +1,422 @@
+"""A websocket upgrade answered by callbacks: no task, no coroutine.
+
+The engine (ngxws.http.engine) runs nginx's phases synchronously for every
+request.  When its action is an upgrade to a ``proxy_pass`` with a fixed
+plain-HTTP address or upstream block (``fast_target``), no request body,
+on a plain listener, below the ``ws_max_connections`` cap, ``start`` drives
+the upgrade as nginx does, event by event:
+
+    head complete -> connect started (one TimerHandle: proxy_connect_timeout)
+    connected     -> the request head written (the timer re-armed:
+                     proxy_read_timeout of the response head)
+    101 read      -> head101's fast read (else UpstreamResponse) -> Tunnel
+
+Any other action, and everything that is not that straight line -- the
+upstream unreachable or timing out (502/504 through error_page), another
+answer than a websocket 101, the cap reached, an internal error --
+continues in a task through the very coroutines the general path uses
+(``ClientConnection._answer`` with the step to resume: ``carry_out`` of
+the action, ``upgrade.upstream_failed``/``upgrade_answered``), so the
+answers, logs and counters are theirs.  The connect walks the peers as
+``upstream.connect_upstream`` does (the same selector calls, messages and
+``proxy_next_upstream`` rule); the loop's ``create_connection`` coroutine
+is stepped by hand on its futures' callbacks instead of by a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ngxws.http.content import Upgrade
+from ngxws.http.engine import Content
+from ngxws.http.engine import start as engine_start
+from ngxws.http.parser import RequestParser, RequestProtocol
+from ngxws.http.realip import ClientAddress
+from ngxws.http.upstream_request import (
+    RequestVariables,
+    build_upstream_head,
+    proxy_host_of,
+    proxy_uri,
+)
+from ngxws.proxy.actions import carry_out
+from ngxws.proxy.context import RequestIO
+from ngxws.proxy.head101 import parse_101
+from ngxws.proxy.request_body import upstream_framing
+from ngxws.proxy.upgrade import asks_websocket, tunnel_now, upgrade_answered, upstream_failed
+from ngxws.proxy.upstream import UpstreamUnavailable, connect_failure, may_retry, timed_out
+from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse
+
+if TYPE_CHECKING:
+    from ngxws.config.model import Location, Server
+    from ngxws.proxy.pending import Pending
+    from ngxws.routing.peers import PeerSelector, PeerTarget
+    from ngxws.routing.servers import VirtualHosts
+
+
+class Cancellable(Protocol):
+    """What a connection keeps of the request it answers: a task, or a ``FastUpgrade``."""
+
+    def cancel(self) -> object: ...
+
+
+class FastConn(RequestIO, Protocol):
+    """The client connection as this module uses it (``ClientConnection``)."""
+
+    task: Cancellable | None
+    vhosts: VirtualHosts
+    address: ClientAddress
+    closed: bool
+    requests: int
+    request_id: str
+    script_vars: dict[str, str]
+    script_named: Any
+    _headless: bool
+    parser: RequestParser
+
+    def _answer(self, pending: Pending, resume: Awaitable[bool] | None = None) -> Coroutine[Any, Any, None]: ...
+
+
+def fast_target(loc: Location) -> bool:
+    """Whether the engine's upgrade can be carried out here: a ``proxy_pass``
+    to a fixed ``http://`` address or upstream block (no name to resolve,
+    no TLS or unix socket to the upstream)."""
+    pp = loc.proxy_pass
+    return pp is not None and not pp.has_variables and pp.unix is None and pp.scheme == "http"
+
+
+def start(conn: FastConn, pending: Pending) -> bool:
+    """Answer ``pending`` (an upgrade request) without a task where it can:
+    the engine (ngxws.http.engine) runs the phases synchronously; an
+    upgrade to a ``fast_target`` below the cap goes on by callbacks, any
+    other action is carried out in a task (``_answer`` resumed with it).
+    False: not taken (a body, HTTP/0.9, a TLS client), the caller starts
+    the general task."""
+    head = pending.head
+    if head is None or pending.error or pending.body is not None or pending.http09 or conn.tls is not None:
+        return False
+    try:
+        action = engine_start(conn.worker.world, conn, conn.vhosts, pending)
+    except Exception as exc:  # as _answer does: 500, logged
+        conn.task = asyncio.ensure_future(conn._answer(pending, _raising(exc)))
+        return True
+    if (
+        isinstance(action, Content)
+        and isinstance(action.handler, Upgrade)
+        and fast_target(action.loc)
+        and not (asks_websocket(head) and conn.worker.counters.at_limit(action.server.ws.max_connections))
+    ):
+        FastUpgrade(conn, pending, action.server, action.loc, action.captures)
+    else:  # anything else (the 1013 refusal too) as the general path does it
+        conn.task = asyncio.ensure_future(conn._answer(pending, carry_out(conn, action)))
+    return True
+
+
+class FastUpgrade:
+    """One upgrade in flight, kept as ``conn.task`` (``cancel``: the client left)."""
+
+    __slots__ = (
+        "conn", "pending", "server", "loc", "v", "timer", "deadline", "connecting", "peers", "selector",
+        "tried", "last", "transport", "addr", "done",
+    )
+
+    def __init__(
+        self, conn: FastConn, pending: Pending, server: Server, loc: Location, captures: tuple[str, ...]
+    ) -> None:
+        self.conn = conn
+        self.pending = pending
+        self.server = server
+        self.loc = loc
+        # one handle: proxy_connect_timeout, then (moved on only when it
+        # fires, or when the head's deadline comes first) proxy_read_timeout
+        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0  # when the response head is late (loop time)
+        self.connecting: _Stepper | None = None
+        self.transport: asyncio.Transport | None = None
+        self.addr = ""
+        self.done = False
+        self.tried = 0
+        self.last = (502, "no live upstreams")
+        conn.task = self
+        try:
+            self.v = self._phases(captures)
+            self._connect_next()
+        except Exception as exc:  # as _answer does: 500, logged
+            self._resume(_raising(exc))
+
+    def _phases(self, captures: tuple[str, ...]) -> RequestVariables:
+        """What ``open_upstream`` sets up before it connects (the engine ran
+        the phases): the request's variables and the peers to try."""
+        conn, pending, server, loc = self.conn, self.pending, self.server, self.loc
+        head = pending.head
+        assert head is not None and loc.proxy_pass is not None
+        conn._headless = False  # not HTTP/0.9: start checked
+        v = conn.variables(head, server, captures)
+        v.limits, v.status = pending.limits, pending.status_override or 0
+        pp = loc.proxy_pass
+        v.proxy_host = proxy_host_of(pp)
+        v.proxy_port = str(pp.port)
+        v.body_length, v.chunked = upstream_framing(head, None)
+        selector: PeerSelector = conn.worker.pools.selector(pp)
+        self.selector = selector
+        key = conn.remote_addr
+        if selector.balance == "hash" and selector.hash_key:
+            key = v.render(selector.hash_key)
+        self.peers: Iterator[PeerTarget] = selector.candidates(key)
+        return v
+
+    # -- connect: upstream.connect_upstream's walk, by callbacks -------------
+
+    def _connect_next(self) -> None:
+        if self.tried and not may_retry(self.loc.proxy, self.last[0]):
+            self._failed(UpstreamUnavailable(*self.last))
+            return
+        peer = next(self.peers, None)
+        if peer is None:
+            self._failed(UpstreamUnavailable(*self.last))
+            return
+        self.tried += 1
+        loop = asyncio.get_running_loop()
+        reader = _HeadReader(self)  # not kept here: no cycle to leave to the collector
+        if peer.conf.unix is not None:  # an upstream block's unix: server
+            coro = loop.create_unix_connection(lambda: reader, peer.conf.unix)
+        else:
+            coro = loop.create_connection(lambda: reader, peer.host, peer.port)
+        if self.timer is not None:
+            self.timer.cancel()  # the previous peer's
+        self.timer = loop.call_later(self.loc.proxy.connect_timeout, self._expired)
+        stepper = self.connecting = _Stepper(coro, lambda result, exc: self._connected(peer, result, exc))
+        stepper.step(None)  # may end at once (a socket() error): _connected runs from here
+
+    def _connected(self, peer: PeerTarget, result: Any, exc: BaseException | None) -> None:
+        self.connecting = None
+        if self.done:  # the client left meanwhile
+            if result is not None:
+                result[0].close()
+            return
+        if exc is not None:
+            if isinstance(exc, asyncio.CancelledError):  # proxy_connect_timeout
+                self.selector.failed(peer)
+                self.last = timed_out(peer)
+                self._connect_next()
+                return
+            if not isinstance(exc, OSError):
+                self._resume(_raising(exc))
+                return
+            try:
+                self.last = connect_failure(self.selector, peer, exc, None)
+            except UpstreamUnavailable as fatal:
+                self._failed(fatal)
+                return
+            self._connect_next()
+            return
+        self.selector.succeeded(peer)
+        transport: asyncio.Transport = result[0]
+        self.addr = peer.label
+        conn = self.conn
+        conn.upstream_transport = self.transport = transport
+        try:
+            head = self.pending.head
+            assert head is not None and self.loc.proxy_pass is not None
+            uri = proxy_uri(self.loc.proxy_pass, self.loc.pattern, self.loc.modifier, self.v)
+            transport.write(build_upstream_head(uri, self.loc.proxy, self.v))
+        except Exception as err:
+            self._resume(_raising(err))
+            return
+        loop = asyncio.get_running_loop()
+        read_timeout = self.loc.proxy.read_timeout
+        self.deadline = loop.time() + read_timeout
+        if self.timer is None or self.deadline < self.timer.when():
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = loop.call_later(read_timeout, self._expired)
+
+    def _expired(self) -> None:
+        """The one timer: the connect is late, or (re-armed) the response head."""
+        self.timer = None
+        if self.done:
+            return
+        if self.connecting is not None:
+            self.connecting.expire()  # proxy_connect_timeout (_connected sees it cancelled)
+            return
+        loop = asyncio.get_running_loop()
+        left = self.deadline - loop.time()
+        if left > 0:
+            self.timer = loop.call_later(left, self._expired)
+            return
+        self._read_timed_out()
+
+    # -- the response head -----------------------------------------------------
+
+    def _read_timed_out(self) -> None:
+        if self.done:
+            return
+        if self.transport is not None:
+            self.transport.close()
+        self._failed(UpstreamUnavailable(504, "upstream timed out while reading response header"))
+
+    def head_read(self, response: SwitchHead) -> None:
+        """The response head is in (a simple 101, or ``UpstreamResponse``'s)."""
+        if self.done:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        conn, pending = self.conn, self.pending
+        try:
+            keep = tunnel_now(conn, pending, self.server, self.loc, response, self.addr)
+        except Exception as exc:
+            self._resume(_raising(exc))
+            return
+        if keep is None:  # another answer, or a switch not tunnelled
+            self._resume(upgrade_answered(conn, pending, self.server, self.loc, response, self.addr))
+            return
+        if not conn.handed_over:  # the cap was reached meanwhile: 1013 sent
+            self._resume(_value(keep))
+            return
+        self.done = True
+        conn.task = None  # _answer's end for a request handed over: nothing else to do
+        # the parser reads nothing more: no conn<->parser cycle left for the
+        # cycle collector (the two go by reference counting)
+        conn.parser.proto = _GONE
+
+    def head_failed(self, exc: ConnectionError) -> None:
+        if self.done:
+            return
+        if self.transport is not None:
+            self.transport.close()
+        self._failed(UpstreamUnavailable(502, str(exc)))
+
+    # -- endings -----------------------------------------------------------------
+
+    def _failed(self, exc: UpstreamUnavailable) -> None:
+        self._resume(upstream_failed(self.conn, self.pending, self.server, self.loc, exc))
+
+    def _resume(self, step: Awaitable[bool]) -> None:
+        """Finish in a task, through ``_answer`` (its logs, limits, keep-alive)."""
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+        conn = self.conn
+        conn.task = None
+        conn.task = asyncio.ensure_future(conn._answer(self.pending, step))
+
+    def cancel(self) -> bool:
+        """The client left while the upgrade waited (``connection_lost``,
+        which closes the upstream connection itself): stop, as the task's
+        cancellation would."""
+        if self.done:
+            return False
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.connecting is not None:
+            self.connecting.expire()
+        self.conn.task = None
+        self.pending.limits.release()
+        return True
+
+
+class _Gone:
+    """The protocol of a parser whose connection was handed over."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError(f"request parser used after its connection was handed over ({name})")
+
+
+_GONE: RequestProtocol = _Gone()  # type: ignore[assignment]
+
+
+async def _raising(exc: BaseException) -> bool:
+    raise exc
+
+
+async def _value(keep: bool) -> bool:
+    return keep
+
+
+class _Stepper:
+    """Runs a coroutine of the loop's (``create_connection``) without a task:
+    steps it whenever the future it awaits is done; ``expire`` cancels that
+    future, as a task's cancellation would (the coroutine closes its socket)."""
+
+    __slots__ = ("coro", "then", "waiting")
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, Any], then: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        self.coro = coro
+        self.then = then
+        self.waiting: asyncio.Future[Any] | None = None
+
+    def step(self, _: object) -> None:
+        """Run the coroutine on to its next wait (or its end)."""
+        self.waiting = None
+        try:
+            fut = self.coro.send(None)
+        except StopIteration as stop:
+            self.then(stop.value, None)
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed on, as a task's result
+            self.then(None, exc)
+            return
+        fut._asyncio_future_blocking = False  # as Task.__step does
+        self.waiting = fut
+        fut.add_done_callback(self.step)
+
+    def expire(self) -> None:
+        if self.waiting is not None:
+            self.waiting.cancel()
+
+
+class _HeadReader(asyncio.Protocol):
+    """The upstream connection's protocol until the response head is in:
+    a simple 101 is read by ``parse_101``; anything else goes, with every
+    byte so far, to an ``UpstreamResponse`` that takes the connection over."""
+
+    __slots__ = ("owner", "transport")
+
+    def __init__(self, owner: FastUpgrade) -> None:
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+
+    def data_received(self, data: bytes) -> None:
+        head = parse_101(data)
+        if head is None:
+            self._general().data_received(data)
+            return
+        assert self.transport is not None
+        self.transport.pause_reading()  # the tunnel reads on (as UpstreamResponse's upgrade)
+        self.owner.head_read(head)
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is None:
+            return  # never connected: the connect's own error (or timeout) says it
+        self._general().connection_lost(exc)
+
+    def _general(self) -> UpstreamResponse:
+        owner = self.owner
+        head = owner.pending.head
+        assert head is not None and self.transport is not None
+        response = UpstreamResponse(head_only=head.method == "HEAD", read_timeout=owner.loc.proxy.read_timeout)
+        response.connection_made(self.transport)
+        self.transport.set_protocol(response)
+        response.head_done.add_done_callback(lambda f: _head_done(owner, response, f))
+        return response
+
+
+def _head_done(owner: FastUpgrade, response: UpstreamResponse, fut: asyncio.Future[None]) -> None:
+    if fut.cancelled():
+        return
+    exc = fut.exception()
+    if exc is None:
+        owner.head_read(response)
+    elif isinstance(exc, ConnectionError):
+        owner.head_failed(exc)

@@ -1,0 +1,69 @@
+"""The upstream's 101, read without the general response reader (pure).
+
+An upstream answers a websocket upgrade with a short head:
+``HTTP/1.1 101 Switching Protocols`` and a few plain ``Name: value`` lines.
+``parse_101`` reads exactly that shape with one regular expression; anything
+else -- another status or version, a folded or empty header value, spaces
+around a value, a control or non-ASCII byte, framing headers, no
+``Upgrade`` header or no ``upgrade`` token in a plain ``Connection`` list
+(llhttp reads such a 101 as no upgrade: "upstream sent invalid response"),
+a head not whole in the first read -- returns None and the caller feeds the bytes to
+``UpstreamResponse`` (httptools/llhttp, what every response went through
+before), so both give the same status, reason, headers and leftover bytes
+wherever this one answers (tests/test_head101.py compares them).
+"""
+
+from __future__ import annotations
+
+import re
+
+# status line and header lines, each value without surrounding blanks
+# (llhttp trims those: such heads go to it instead)
+_VALUE = rb"[!-~](?:[ -~]*[!-~])?"
+_HEAD = re.compile(
+    rb"HTTP/1\.1 101 (" + _VALUE + rb")\r\n((?:[!#$%&'*+.^_`|~0-9A-Za-z-]+: ?" + _VALUE + rb"\r\n)*)\r\n"
+)
+# a Connection value read the same by any tokenizer: ``a, b,c``
+_TOKENS = re.compile(r"[0-9A-Za-z-]+(?:, ?[0-9A-Za-z-]+)*")
+
+
+class Head101:
+    """A 101 read by ``parse_101`` (the ``SwitchHead`` an ``UpstreamResponse`` also is)."""
+
+    __slots__ = ("reason", "headers", "leftover")
+
+    status = 101
+    version = "1.1"
+
+    def __init__(self, reason: str, headers: list[tuple[str, str]], leftover: bytes) -> None:
+        self.reason = reason
+        self.headers = headers
+        self.leftover = leftover
+
+
+def parse_101(data: bytes) -> Head101 | None:
+    """``data`` (the first read from the upstream) as a simple 101, or None."""
+    m = _HEAD.match(data)
+    if m is None:
+        return None
+    block = m.group(2)
+    low = block.lower()
+    if b"content-length" in low or b"transfer-encoding" in low:
+        return None  # llhttp checks the framing headers even on a 101: leave them to it
+    headers = []
+    upgrade = connection_upgrade = False
+    for line in block.split(b"\r\n")[:-1]:
+        name, _, raw = line.partition(b":")
+        key, value = name.decode("ascii"), raw.lstrip(b" ").decode("ascii")
+        low_key = key.lower()
+        if low_key == "upgrade":
+            upgrade = True
+        elif low_key == "connection":
+            if _TOKENS.fullmatch(value) is None:
+                return None
+            if "upgrade" in value.lower().replace(" ", "").split(","):
+                connection_upgrade = True
+        headers.append((key, value))
+    if not (upgrade and connection_upgrade):
+        return None  # llhttp's upgrade needs both (llhttp__before_headers_complete)
+    return Head101(m.group(1).decode("ascii"), headers, data[m.end() :])
