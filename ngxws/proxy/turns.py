@@ -89,19 +89,23 @@ class Waiter(Protocol):
 class RelayTurns:
     """The per-turn allowance of relay work and the sides waiting for one."""
 
-    __slots__ = ("__weakref__", "_armed", "_call_soon", "_queue", "left", "per_turn")
+    __slots__ = ("__weakref__", "_armed", "_call_soon", "_queue", "arm_below", "left", "per_turn")
 
     def __init__(self, call_soon: Callable[[Callable[[], None]], object], per_turn: int = PER_TURN):
         self.per_turn = per_turn
         self.left = per_turn
+        # the refill is armed once ``left`` is down to this (relays that
+        # inline ``spend`` compare against it themselves)
+        self.arm_below = per_turn // 2
         self._call_soon = call_soon
         self._queue: deque[Waiter] = deque()
         self._armed = False
 
     def spend(self, cost: int) -> None:
-        """Charge ``cost`` to this turn (refilled at the start of the next)."""
+        """Charge ``cost`` to this turn (refilled at the start of a next one,
+        once half of it is spent)."""
         self.left -= cost
-        if not self._armed:
+        if self.left <= self.arm_below and not self._armed:
             self._arm()
 
     def wait(self, side: Waiter) -> None:
