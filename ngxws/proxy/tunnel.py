@@ -121,32 +121,34 @@ class _Side(asyncio.Protocol):
 
     def _read_unlogged(self, data: bytes) -> None:
         """``data_received`` of a side that does not log frames: frame scan
-        and counter slot in one C call, forward, charge the turn 1/16 per
-        byte.  Relayed at once, while the bytes are still in the CPU cache
-        (held and scanned a few turns later, they cost twice as much); the
-        rest only when the turn's allowance runs low or the stream is lost."""
+        and counter slot in one C call, then forward.  Relayed at once, while
+        the bytes are still in the CPU cache (held and scanned a few turns
+        later, they cost twice as much).  A read of at most ``SMALL_READ``
+        bytes is not charged to the turn: libuv stops reading a socket after
+        a read that did not fill its buffer, so that is at most one such read
+        per socket per turn (the same bound as the logged path's)."""
         # Methods called on the objects themselves: in CPython 3.11 a
         # ``self.count(...)`` of an instance attribute is an unspecialized
         # LOAD_METHOD, and a cached bound method is one more object to pull
         # into the cache on a read that finds everything else cold (W7).
         lost = self.tracker.count(data)
         self.out.write(data)
-        turns = self.turns
-        turns.left -= len(data) >> UNLOGGED_SHIFT
-        if lost or turns.left <= turns.arm_below:
-            self._unlogged_spent(lost)
+        if lost or len(data) > SMALL_READ:
+            self._unlogged_spent(len(data), lost)
 
-    def _unlogged_spent(self, lost: bool) -> None:
+    def _unlogged_spent(self, size: int, lost: bool) -> None:
+        """The rest of ``_read_unlogged`` for a large read or a lost stream."""
         if lost:
             self.tunnel.closed_by("ngxws_error")
             self.tunnel.close(reason="frame length cannot be followed")
             return
-        self.turns.spend(0)  # arms the refill
-        if self.turns.left <= 0 and not self.queued:
+        turns = self.turns
+        turns.spend(size >> UNLOGGED_SHIFT)
+        if turns.left <= 0 and not self.queued:
             # once the turn's allowance is spent, read no more until a later turn
             self.queued = True
             self.source.pause_reading()
-            self.turns.wait(self)
+            turns.wait(self)
 
     def take_general_path(self) -> None:
         """Leave ``_read_unlogged``: reads go through ``data_received`` and
