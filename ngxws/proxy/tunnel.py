@@ -61,7 +61,7 @@ from ngxws.proxy.turns import (
     relay_turns,
 )
 from ngxws.sinks.wslog import CloseInfo
-from ngxws.ws.frames import FrameTracker, OpcodeTally, encode_close_frame
+from ngxws.ws.frames import CRelay, FrameTracker, OpcodeTally, encode_close_frame
 
 if TYPE_CHECKING:
     from ngxws.proxy.context import WorkerContext
@@ -114,9 +114,19 @@ class _Side(asyncio.Protocol):
         self.eof_pending = False  # our peer closed; close once ``held`` is relayed
         self.read_stopped = False  # for good: a close frame of ours is pending
         self.queued = False  # waiting in ``turns`` for a turn (reading paused)
-        if self.unlogged:
-            # the hot path, one Python frame per read (uvloop takes the
-            # protocol's data_received when it is set, so set before start())
+
+    def take_fast_path(self) -> None:
+        """An unlogged side reads through ``_read_unlogged`` -- in C
+        (``_speedups.Relay``) when the extension is there, so a read runs no
+        Python at all.  Called once ``tracker`` and ``out`` are final; uvloop
+        takes the protocol's data_received when it is set (``Tunnel.start``)."""
+        if not self.unlogged:
+            return
+        if CRelay is not None:
+            self.data_received = CRelay(  # type: ignore[method-assign,assignment]
+                self.tracker, self.out, self._unlogged_spent, SMALL_READ
+            ).feed
+        else:
             self.data_received = self._read_unlogged  # type: ignore[method-assign]
 
     def _read_unlogged(self, data: bytes) -> None:
@@ -371,6 +381,8 @@ class Tunnel:
         self.upstream_side.out = client
         self.client_side.write = upstream.write
         self.upstream_side.write = client.write
+        self.client_side.take_fast_path()
+        self.upstream_side.take_fast_path()
         self.client = client
         self.upstream = upstream
         loop = asyncio.get_running_loop()

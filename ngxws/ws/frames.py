@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 
 __all__ = [
     "CFrameTracker",
+    "CRelay",
     "CloseCode",
     "OPCLASS",
     "MESSAGE_SIZE_BOUNDS",
@@ -423,6 +424,12 @@ except ImportError:  # optional: setup.py builds it when a compiler is there
     CFrameTracker = None
 else:
     CFrameTracker = _speedups.FrameTracker
+
+CRelay: type[_speedups.Relay] | None
+"""The unlogged relay's read handler in C (``tunnel._Side._read_unlogged``
+without a Python frame), or None when the extension is not built or is
+switched off (the relay then runs that method)."""
+CRelay = None if CFrameTracker is None or _speedups_disabled() else _speedups.Relay
 
 if TYPE_CHECKING:
     # For annotations (``tracker: FrameTracker``); the C type has the same interface.
