@@ -74,7 +74,8 @@ LOGGED_CHUNK = 32 * 1024
 hundred lines); the rest of a read waits for the side's next step."""
 
 SMALL_READ = 4096
-"""A read this small is relayed even when the turn's allowance is spent.
+"""A read this small is relayed even when the turn's allowance is spent
+(and, on a tunnel that does not log frames, not charged at all).
 libuv stops reading a socket after a read that did not fill its buffer, so
 this costs at most one small read per socket per turn, and a tunnel that
 carries a few messages is never queued behind flooding ones."""
