@@ -114,20 +114,21 @@ class _Side(asyncio.Protocol):
         self.eof_pending = False  # our peer closed; close once ``held`` is relayed
         self.read_stopped = False  # for good: a close frame of ours is pending
         self.queued = False  # waiting in ``turns`` for a turn (reading paused)
+        self.go_fast = self.unlogged  # take_fast_path at the first read
 
     def take_fast_path(self) -> None:
-        """An unlogged side reads through ``_read_unlogged`` -- in C
-        (``_speedups.Relay``) when the extension is there, so a read runs no
-        Python at all.  Called once ``tracker`` and ``out`` are final; uvloop
-        takes the protocol's data_received when it is set (``Tunnel.start``)."""
-        if not self.unlogged:
-            return
+        """From now on an unlogged side reads through ``_read_unlogged`` -- in
+        C (``_speedups.Relay``) when the extension is there, so a read runs
+        no Python at all.  Taken at the side's first read, so a connection
+        that stays idle holds no handler objects (bench W6)."""
+        self.go_fast = False
         if CRelay is not None:
             self.data_received = CRelay(  # type: ignore[method-assign,assignment]
                 self.tracker, self.out, self._unlogged_spent, SMALL_READ
             ).feed
         else:
             self.data_received = self._read_unlogged  # type: ignore[method-assign]
+        self.source.set_protocol(self)  # uvloop keeps the bound data_received
 
     def _read_unlogged(self, data: bytes) -> None:
         """``data_received`` of a side that does not log frames: frame scan
@@ -163,6 +164,7 @@ class _Side(asyncio.Protocol):
     def take_general_path(self) -> None:
         """Leave ``_read_unlogged``: reads go through ``data_received`` and
         ``_relay`` again, which a pending close of ours needs to watch."""
+        self.go_fast = False
         if self.__dict__.pop("data_received", None) is not None:
             self.source.set_protocol(self)  # uvloop keeps the bound data_received
 
@@ -179,6 +181,8 @@ class _Side(asyncio.Protocol):
                 self.queued = True
                 self.source.pause_reading()
                 self.turns.wait(self)
+            if self.go_fast and not self.tunnel.closed:
+                self.take_fast_path()
             return
         if self.turns.left <= 0 and len(data) > SMALL_READ:
             # this turn's allowance is spent: keep the bytes, stop reading,
@@ -204,7 +208,8 @@ class _Side(asyncio.Protocol):
         # counts at timer time (Tunnel._check_idle).
         if self.unlogged:
             lost = self.count(data)  # frame scan + counter slot, one C call
-            self.spend(len(data) >> UNLOGGED_SHIFT)
+            if len(data) > SMALL_READ:  # as _read_unlogged
+                self.spend(len(data) >> UNLOGGED_SHIFT)
         else:
             t = self.tunnel
             seen = self.tracker.feed_frames(data)
@@ -381,8 +386,6 @@ class Tunnel:
         self.upstream_side.out = client
         self.client_side.write = upstream.write
         self.upstream_side.write = client.write
-        self.client_side.take_fast_path()
-        self.upstream_side.take_fast_path()
         self.client = client
         self.upstream = upstream
         loop = asyncio.get_running_loop()
