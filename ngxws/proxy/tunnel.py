@@ -61,7 +61,7 @@ from ngxws.proxy.turns import (
     relay_turns,
 )
 from ngxws.sinks.wslog import CloseInfo
-from ngxws.ws.frames import FrameTracker, OpcodeTally, encode_close_frame
+from ngxws.ws.frames import CRelay, FrameTracker, OpcodeTally, encode_close_frame
 
 if TYPE_CHECKING:
     from ngxws.proxy.context import WorkerContext
@@ -131,6 +131,59 @@ class _Side(asyncio.Protocol):
         self.read_stopped = False  # for good: a close frame of ours is pending
         self.queued = False  # waiting in ``turns`` for a turn (reading paused)
         self.saw_close = False  # the tunnel has noted this side's first close frame
+        self.go_fast = self.unlogged  # take_fast_path at the first read
+
+    def take_fast_path(self) -> None:
+        """From now on an unlogged side reads through ``_read_unlogged`` -- in
+        C (``_speedups.Relay``) when the extension is there, so a read runs
+        no Python at all.  Taken at the side's first read, so a connection
+        that stays idle holds no handler objects (bench W6)."""
+        self.go_fast = False
+        if CRelay is not None:
+            self.data_received = CRelay(  # type: ignore[method-assign,assignment]
+                self.tracker, self.out, self._unlogged_spent, SMALL_READ
+            ).feed
+        else:
+            self.data_received = self._read_unlogged  # type: ignore[method-assign]
+        self.source.set_protocol(self)  # uvloop keeps the bound data_received
+
+    def _read_unlogged(self, data: bytes) -> None:
+        """``data_received`` of a side that does not log frames: frame scan
+        and counter slot in one C call, then forward.  Relayed at once, while
+        the bytes are still in the CPU cache (held and scanned a few turns
+        later, they cost twice as much).  A read of at most ``SMALL_READ``
+        bytes is not charged to the turn: libuv stops reading a socket after
+        a read that did not fill its buffer, so that is at most one such read
+        per socket per turn (the same bound as the logged path's)."""
+        # Methods called on the objects themselves: in CPython 3.11 a
+        # ``self.count(...)`` of an instance attribute is an unspecialized
+        # LOAD_METHOD, and a cached bound method is one more object to pull
+        # into the cache on a read that finds everything else cold (W7).
+        lost = self.tracker.count(data)
+        self.out.write(data)
+        if lost or len(data) > SMALL_READ:
+            self._unlogged_spent(len(data), lost)
+
+    def _unlogged_spent(self, size: int, lost: bool) -> None:
+        """The rest of ``_read_unlogged`` for a large read or a lost stream."""
+        if lost:  # rare: the stream's first close frame, or a length it cannot follow
+            self.tunnel.noticed(self)
+            if self.tracker.error or size <= SMALL_READ:
+                return
+        turns = self.turns
+        turns.spend(size >> UNLOGGED_SHIFT)
+        if turns.left <= 0 and not self.queued:
+            # once the turn's allowance is spent, read no more until a later turn
+            self.queued = True
+            self.source.pause_reading()
+            turns.wait(self)
+
+    def take_general_path(self) -> None:
+        """Leave ``_read_unlogged``: reads go through ``data_received`` and
+        ``_relay`` again, which a pending close of ours needs to watch."""
+        self.go_fast = False
+        if self.__dict__.pop("data_received", None) is not None:
+            self.source.set_protocol(self)  # uvloop keeps the bound data_received
 
     def data_received(self, data: bytes) -> None:
         if self.held:
@@ -145,6 +198,8 @@ class _Side(asyncio.Protocol):
                 self.queued = True
                 self.source.pause_reading()
                 self.turns.wait(self)
+            if self.go_fast and not self.tunnel.closed:
+                self.take_fast_path()
             return
         if self.turns.left <= 0 and len(data) > SMALL_READ:
             # this turn's allowance is spent: keep the bytes, stop reading,
@@ -170,7 +225,8 @@ class _Side(asyncio.Protocol):
         # counts at timer time (Tunnel._check_idle).
         if self.unlogged:
             lost = self.count(data)  # frame scan + counter slot, one C call
-            self.spend(len(data) >> UNLOGGED_SHIFT)
+            if len(data) > SMALL_READ:  # as _read_unlogged
+                self.spend(len(data) >> UNLOGGED_SHIFT)
         else:
             t = self.tunnel
             seen = self.tracker.feed_frames(data)
@@ -286,8 +342,11 @@ class UpstreamSide(_Side):
     SOURCE = "upstream"
     TIMED_OUT = "upstream timed out"
 
-    def _relay(self, data: bytes) -> None:
-        super()._relay(data)
+    def relay_then_close(self, data: bytes) -> None:
+        """``_relay`` while a close frame of ours waits for the end of the
+        upstream's frame (swapped in by ``Tunnel.close_with``, so no other
+        read pays for the check)."""
+        _Side._relay(self, data)
         t = self.tunnel
         if t.pending_close is not None and self.tracker.at_boundary:
             t.send_close_now()
@@ -421,9 +480,12 @@ class Tunnel:
         self.pending_close = self.sent_close = (code, reason)
         self.client_side.read_stopped = True
         self.client.pause_reading()
-        if self.upstream_side.tracker.at_boundary:
+        up = self.upstream_side
+        if up.tracker.at_boundary:
             self.send_close_now()
         else:
+            up._relay = up.relay_then_close  # type: ignore[method-assign]
+            up.take_general_path()
             self._timers.append(asyncio.get_running_loop().call_later(_CLOSE_GRACE, self.close))
 
     def send_close_now(self) -> None:

@@ -74,7 +74,8 @@ LOGGED_CHUNK = 32 * 1024
 hundred lines); the rest of a read waits for the side's next step."""
 
 SMALL_READ = 4096
-"""A read this small is relayed even when the turn's allowance is spent.
+"""A read this small is relayed even when the turn's allowance is spent
+(and, on a tunnel that does not log frames, not charged at all).
 libuv stops reading a socket after a read that did not fill its buffer, so
 this costs at most one small read per socket per turn, and a tunnel that
 carries a few messages is never queued behind flooding ones."""
@@ -89,19 +90,23 @@ class Waiter(Protocol):
 class RelayTurns:
     """The per-turn allowance of relay work and the sides waiting for one."""
 
-    __slots__ = ("__weakref__", "_armed", "_call_soon", "_queue", "left", "per_turn")
+    __slots__ = ("__weakref__", "_armed", "_call_soon", "_queue", "arm_below", "left", "per_turn")
 
     def __init__(self, call_soon: Callable[[Callable[[], None]], object], per_turn: int = PER_TURN):
         self.per_turn = per_turn
         self.left = per_turn
+        # the refill is armed once ``left`` is down to this (relays that
+        # inline ``spend`` compare against it themselves)
+        self.arm_below = per_turn // 2
         self._call_soon = call_soon
         self._queue: deque[Waiter] = deque()
         self._armed = False
 
     def spend(self, cost: int) -> None:
-        """Charge ``cost`` to this turn (refilled at the start of the next)."""
+        """Charge ``cost`` to this turn (refilled at the start of a next one,
+        once half of it is spent)."""
         self.left -= cost
-        if not self._armed:
+        if self.left <= self.arm_below and not self._armed:
             self._arm()
 
     def wait(self, side: Waiter) -> None:

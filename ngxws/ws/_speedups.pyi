@@ -5,6 +5,8 @@ Same interface as :class:`ngxws.ws.frames.PyFrameTracker`, the reference.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 class FrameTracker:
     """Follows one direction of a websocket byte stream, reading frame headers only."""
 
@@ -18,3 +20,15 @@ class FrameTracker:
     def feed_frames(
         self, data: bytes | bytearray | memoryview, /
     ) -> list[tuple[int, int, bool]]: ...
+
+class Relay:
+    """The read handler of a tunnel side that does not log frames (``tunnel._Side._read_unlogged`` in C)."""
+
+    def __init__(
+        self,
+        tracker: object,
+        out: object,
+        spent: Callable[[int, bool], None],
+        small: int,
+    ) -> None: ...
+    def feed(self, data: bytes, /) -> None: ...

@@ -70,6 +70,7 @@ __all__ = [
     "CLOSE_CODE_BUCKETS",
     "CLOSE_CODE_FIELDS",
     "CLOSE_NONE",
+    "CRelay",
     "CloseCode",
     "DIRECTION_FIELDS",
     "close_code_bucket",
@@ -567,6 +568,12 @@ except ImportError:  # optional: setup.py builds it when a compiler is there
     CFrameTracker = None
 else:
     CFrameTracker = _speedups.FrameTracker
+
+CRelay: type[_speedups.Relay] | None
+"""The unlogged relay's read handler in C (``tunnel._Side._read_unlogged``
+without a Python frame), or None when the extension is not built or is
+switched off (the relay then runs that method)."""
+CRelay = None if CFrameTracker is None or _speedups_disabled() else _speedups.Relay
 
 if TYPE_CHECKING:
     # For annotations (``tracker: FrameTracker``); the C type has the same interface.
