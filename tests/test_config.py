@@ -921,11 +921,20 @@ def test_ipv6only_off_listen_takes_ipv4_clients() -> None:
             try:
                 port = sock.getsockname()[1]
                 assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == int(ipv6only)
+                # whether *this* socket gets the IPv4 client: another process may
+                # listen on 127.0.0.1 at the same port number (it is free in v4)
                 try:
-                    socket.create_connection(("127.0.0.1", port), timeout=2).close()
-                    connected = True
+                    client: socket.socket | None = socket.create_connection(("127.0.0.1", port), timeout=2)
                 except OSError:
-                    connected = False
-                assert connected is reachable, (bind, ipv6only)
+                    client = None
+                sock.settimeout(0.5)
+                try:
+                    sock.accept()[0].close()
+                    accepted = True
+                except OSError:  # timed out: nothing came to this socket
+                    accepted = False
+                if client is not None:
+                    client.close()
+                assert accepted is reachable, (bind, ipv6only)
             finally:
                 sock.close()
