@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BACKEND = ("127.0.0.1", 9001)
@@ -21,8 +22,11 @@ PROXY = "127.0.0.1:8080"
 
 
 async def echo(ws) -> None:  # type: ignore[no-untyped-def]
-    async for message in ws:
-        await ws.send(message)
+    try:
+        async for message in ws:
+            await ws.send(message)
+    except ConnectionClosed:  # a close with an application code (4000...) is no error here
+        pass
 
 
 async def main() -> int:
