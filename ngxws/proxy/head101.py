@@ -46,15 +46,15 @@ def parse_101(data: bytes) -> Head101 | None:
     m = _HEAD.match(data)
     if m is None:
         return None
-    block = m.group(2)
+    block = m.group(2).decode("ascii")  # the pattern admits only ASCII: decoded once, not per line
     low = block.lower()
-    if b"content-length" in low or b"transfer-encoding" in low:
+    if "content-length" in low or "transfer-encoding" in low:
         return None  # llhttp checks the framing headers even on a 101: leave them to it
     headers = []
     upgrade = connection_upgrade = False
-    for line in block.split(b"\r\n")[:-1]:
-        name, _, raw = line.partition(b":")
-        key, value = name.decode("ascii"), raw.lstrip(b" ").decode("ascii")
+    for line in block.split("\r\n")[:-1]:
+        key, _, raw = line.partition(":")
+        value = raw.lstrip(" ")
         low_key = key.lower()
         if low_key == "upgrade":
             upgrade = True
