@@ -43,7 +43,12 @@ class optional_build_ext(build_ext):
 
 setup(
     ext_modules=[
-        Extension("ngxws.ws._speedups", ["ngxws/ws/_speedups.c"], optional=True),
+        Extension(
+            "ngxws.ws._speedups",
+            ["ngxws/ws/_speedups.c"],
+            depends=["ngxws/ws/_splice.c"],
+            optional=True,
+        ),
     ],
     cmdclass={"build_ext": optional_build_ext},
 )

@@ -52,6 +52,7 @@ from ngxws.accounting import breakdown as B
 from ngxws.accounting import counters as C
 from ngxws.accounting.breakdown import record_close
 from ngxws.proxy.close_details import Tally, close_text
+from ngxws.proxy.splice import Spliced, splice_tunnel
 from ngxws.proxy.turns import (
     LINE_COST,
     LOGGED_CHUNK,
@@ -139,6 +140,8 @@ class _Side(asyncio.Protocol):
         no Python at all.  Taken at the side's first read, so a connection
         that stays idle holds no handler objects (bench W6)."""
         self.go_fast = False
+        if splice_tunnel(self.tunnel):
+            return  # both directions now relayed in C, off the transports (splice.py)
         if CRelay is not None:
             self.data_received = CRelay(  # type: ignore[method-assign,assignment]
                 self.tracker, self.out, self._unlogged_spent, SMALL_READ
@@ -385,6 +388,8 @@ class Tunnel:
         self.opened_at = time.monotonic()
         self.on_close: Callable[[], None] | None = None  # what the request holds until the end (limit_conn)
         self.pending_close: tuple[int, str] | None = None
+        self.started = False  # start() relayed the leftovers: the relay may be spliced
+        self.spliced: Spliced | None = None  # relayed in C off the transports (splice.py)
         self.read_timeout = read_timeout
         self.reads_seen = 0  # both trackers' read count at the last idle check
         self.quiet_checks = 0  # consecutive idle checks that saw no read
@@ -427,6 +432,7 @@ class Tunnel:
             self.upstream_side.data_received(upstream_leftover)
         if client_leftover:
             self.client_side.data_received(client_leftover)
+        self.started = True
         self.client_side.resume_if_free()
         self.upstream_side.resume_if_free()
 
@@ -484,6 +490,9 @@ class Tunnel:
         if up.tracker.at_boundary:
             self.send_close_now()
         else:
+            if self.spliced is not None:
+                self.spliced.stop_reading(0)
+                self.spliced.watch_upstream()
             up._relay = up.relay_then_close  # type: ignore[method-assign]
             up.take_general_path()
             self._timers.append(asyncio.get_running_loop().call_later(_CLOSE_GRACE, self.close))
@@ -491,7 +500,9 @@ class Tunnel:
     def send_close_now(self) -> None:
         assert self.pending_close is not None
         code, reason = self.pending_close
-        if not self.client.is_closing():
+        if self.spliced is not None:
+            self.spliced.write_client(encode_close_frame(code, reason))
+        elif not self.client.is_closing():
             self.client.write(encode_close_frame(code, reason))
         self.close()
 
@@ -544,9 +555,11 @@ class Tunnel:
     def stop_reading(self) -> None:
         """Fast stop, first step: read nothing more, so no new line is made
         while the worker writes the lines it holds."""
-        for side in (self.client_side, self.upstream_side):
+        for d, side in enumerate((self.client_side, self.upstream_side)):
             side.read_stopped = True
-            if not side.source.is_closing():
+            if self.spliced is not None:
+                self.spliced.stop_reading(d)
+            elif not side.source.is_closing():
                 side.source.pause_reading()
 
     def close(self, reason: str = "", abort: bool = False) -> None:
@@ -567,10 +580,14 @@ class Tunnel:
             blocked, side.send_timer = side.send_timer, None
             if blocked is not None:
                 blocked.cancel()
+            if self.spliced is not None:
+                continue  # the transports are gone: the sockets are closed below
             if abort or blocked is not None:
                 side.source.abort()
             else:
                 side.source.close()
+        if self.spliced is not None:
+            self.spliced.close(abort)
         self.worker.counters.close(self.slot)
         record_close(
             self.worker.counters.array,

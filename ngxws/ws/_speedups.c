@@ -436,26 +436,13 @@ PyDoc_STRVAR(count_doc,
 "The relay's one call per read: frame scan and this worker's shared-memory\n"
 "slot update together, no result tuple, no Python arithmetic.");
 
-static PyObject *
-FrameTracker_count(FrameTracker *self, PyObject *data)
+/* count() on a raw chunk (also Splice's read, _splice.c): 1 when the relay must look. */
+static int
+count_chunk(FrameTracker *self, const unsigned char *p, size_t n)
 {
     uint64_t frames, payload;
-    Py_ssize_t n;
 
-    if (PyBytes_Check(data)) {
-        n = PyBytes_GET_SIZE(data);
-        scan(self, (const unsigned char *)PyBytes_AS_STRING(data), (size_t)n, &frames,
-             &payload, NULL, self->ops);
-    }
-    else {
-        Py_buffer view;
-
-        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-            return NULL;
-        n = view.len;
-        scan(self, (const unsigned char *)view.buf, (size_t)n, &frames, &payload, NULL, self->ops);
-        PyBuffer_Release(&view);
-    }
+    scan(self, p, n, &frames, &payload, NULL, self->ops);
     if (self->slot != NULL) {
         /* Signed 64-bit like the Python view of the mapping ('q'); the
          * worker owns its slot, so plain adds (no atomics), as the module's. */
@@ -463,11 +450,26 @@ FrameTracker_count(FrameTracker *self, PyObject *data)
         self->slot[1] += (int64_t)payload;
         self->slot[2] += (int64_t)n;
     }
-    if (self->cl_new) { /* rare: the first close frame completed */
-        self->cl_new = 0;
-        Py_RETURN_TRUE;
-    }
-    return PyBool_FromLong(self->error);
+    if (!self->cl_new)
+        return self->error;
+    self->cl_new = 0; /* rare: the first close frame completed */
+    return 1;
+}
+
+static PyObject *
+FrameTracker_count(FrameTracker *self, PyObject *data)
+{
+    Py_buffer view;
+    int lost;
+
+    if (PyBytes_Check(data))
+        return PyBool_FromLong(count_chunk(self, (const unsigned char *)PyBytes_AS_STRING(data),
+                                           (size_t)PyBytes_GET_SIZE(data)));
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    lost = count_chunk(self, (const unsigned char *)view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(lost);
 }
 
 static PyObject *
@@ -756,6 +758,7 @@ static PyType_Spec Relay_spec = {
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = Relay_slots,
 };
+#include "_splice.c" /* Splice (uses count_chunk) */
 
 static int
 speedups_exec(PyObject *module)
@@ -774,7 +777,7 @@ speedups_exec(PyObject *module)
         return -1;
     rc = PyModule_AddObjectRef(module, "Relay", type);
     Py_DECREF(type);
-    return rc;
+    return rc < 0 ? rc : splice_add_type(module);
 }
 
 static PyModuleDef_Slot speedups_slots[] = {

@@ -71,6 +71,7 @@ __all__ = [
     "CLOSE_CODE_FIELDS",
     "CLOSE_NONE",
     "CRelay",
+    "CSplice",
     "CloseCode",
     "DIRECTION_FIELDS",
     "close_code_bucket",
@@ -574,6 +575,11 @@ CRelay: type[_speedups.Relay] | None
 without a Python frame), or None when the extension is not built or is
 switched off (the relay then runs that method)."""
 CRelay = None if CFrameTracker is None or _speedups_disabled() else _speedups.Relay
+
+CSplice: type[_speedups.Splice] | None
+"""Both directions of an unlogged plain tunnel in C (``ngxws.proxy.splice``),
+or None when the extension is not built or is switched off."""
+CSplice = None if CRelay is None else _speedups.Splice
 
 if TYPE_CHECKING:
     # For annotations (``tracker: FrameTracker``); the C type has the same interface.

@@ -1,0 +1,417 @@
+"""The spliced relay (``ngxws.proxy.splice``): an unlogged plain-TCP tunnel
+relayed by ``_speedups.Splice`` on the loop's fd watchers, its transports
+closed at its first read.
+
+Driven on a real ``Tunnel`` over TCP connections on loopback, on uvloop
+(the loop ngxws runs), the test holding the far ends: bytes and counts both
+ways, a slow reader (backpressure: bounded held bytes, the send timeout),
+the end of either side, close frames and who closed first, ngxws's own
+close frames (4001, 1001) between the upstream's frames; the transport path
+kept where it must be (no extension); and a real ngxws whose close line
+shows the close code and closer of a spliced tunnel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from harness import free_port, mask_frame, ngxws, read_head, upgrade_request, wait_for, ws_backend
+from test_tunnel_timeouts import _Held, _run, _small_buffers, _Worker
+
+from ngxws.proxy import splice as splice_module
+from ngxws.proxy.tunnel import Tunnel
+from ngxws.ws.frames import CSplice
+
+pytestmark = pytest.mark.skipif(CSplice is None, reason="C extension not built")
+
+# A masked binary frame header announcing 1 TiB of payload (the trackers skip it).
+HUGE_FRAME = struct.pack("!BBQ", 0x82, 0x80 | 127, 1 << 40) + b"\x01\x02\x03\x04"
+
+
+def _masked(payload: bytes, opcode: int = 0x2) -> bytes:
+    assert len(payload) < 126
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + b"\0\0\0\0" + payload  # zero mask
+
+
+def _unmasked(payload: bytes, opcode: int = 0x2) -> bytes:
+    assert len(payload) < 126
+    return bytes((0x80 | opcode, len(payload))) + payload
+
+
+def _close(code: int, reason: bytes = b"", masked: bool = True) -> bytes:
+    body = code.to_bytes(2, "big") + reason
+    return _masked(body, 0x8) if masked else _unmasked(body, 0x8)
+
+
+async def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """(far, near) ends of one loopback TCP connection, both non-blocking."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    far = socket.create_connection(srv.getsockname())
+    near, _ = srv.accept()
+    srv.close()
+    for s in (far, near):
+        _small_buffers(s)
+        s.setblocking(False)
+    return far, near
+
+
+async def _tunnel(
+    send_timeout: float = 30.0, read_timeout: float = 30.0, conn_age: float | None = None
+) -> tuple[Tunnel, _Worker, socket.socket, socket.socket]:
+    loop = asyncio.get_running_loop()
+    client_far, client_near = await _tcp_pair()
+    upstream_far, upstream_near = await _tcp_pair()
+    client_t, _ = await loop.connect_accepted_socket(_Held, client_near)
+    upstream_t, _ = await loop.connect_accepted_socket(_Held, upstream_near)
+    worker = _Worker()
+    tunnel = Tunnel(
+        cast(Any, worker),
+        0,
+        cast(asyncio.Transport, client_t),
+        cast(asyncio.Transport, upstream_t),
+        None,
+        None,
+        read_timeout,
+        conn_age,
+        send_timeout=send_timeout,
+        client_send_timeout=send_timeout,
+    )
+    tunnel.start(b"", b"")
+    return tunnel, worker, client_far, upstream_far
+
+
+async def _recv(sock: socket.socket, n: int, limit: float = 5.0) -> bytes:
+    loop = asyncio.get_running_loop()
+    got = b""
+    deadline = time.monotonic() + limit
+    while len(got) < n and time.monotonic() < deadline:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, n - len(got)), limit)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+async def _until(cond: Any, limit: float = 5.0) -> None:
+    deadline = time.monotonic() + limit
+    while not cond() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert cond()
+
+
+async def _spliced() -> tuple[Tunnel, _Worker, socket.socket, socket.socket]:
+    """A tunnel whose first read (one client frame) spliced it."""
+    tunnel, worker, client, upstream = await _tunnel()
+    frame = _masked(b"hello")
+    client.send(frame)
+    assert await _recv(upstream, len(frame)) == frame
+    await _until(lambda: tunnel.spliced is not None)
+    assert tunnel.client.is_closing() and tunnel.upstream.is_closing()
+    return tunnel, worker, client, upstream
+
+
+def _eof(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(65536) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_both_ways_relayed_and_counted() -> None:
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _spliced()
+        for i in range(20):
+            a, b = _masked(b"c" * i), _unmasked(b"u" * (i + 1))
+            client.send(a)
+            upstream.send(b)
+            assert await _recv(upstream, len(a)) == a
+            assert await _recv(client, len(b)) == b
+        slots = worker.counters.array.tolist()
+        # client frames / payload / bytes, then upstream's (counters.py order)
+        assert slots[1:4] == [21, 5 + sum(range(20)), len(_masked(b"hello")) + sum(6 + i for i in range(20))]
+        assert slots[4:7] == [20, sum(range(1, 21)), sum(2 + i + 1 for i in range(20))]
+        assert tunnel.client_side.tracker.reads >= 21
+        tunnel.close()
+        assert _eof(client) or await _recv(client, 1) == b""
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+@pytest.mark.parametrize("who", ["client", "upstream"])
+def test_eof_of_either_side_closes_the_tunnel(who: str) -> None:
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _spliced()
+        ending, other = (client, upstream) if who == "client" else (upstream, client)
+        ending.send(_masked(b"last") if who == "client" else _unmasked(b"last"))
+        ending.shutdown(socket.SHUT_WR)
+        await _until(lambda: tunnel.closed)
+        assert tunnel.final_closer() == f"{who}_tcp"
+        assert worker.counters.closed == [0]
+        assert tunnel not in worker.tunnels
+        got = await _recv(other, 1000, limit=2.0)
+        assert got.startswith(_masked(b"last") if who == "client" else _unmasked(b"last"))
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+@pytest.mark.parametrize("first", ["client", "upstream"])
+def test_close_frames_decide_who_closed(first: str) -> None:
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _spliced()
+        c_close, u_close = _close(1000, b"bye"), _close(1001, b"going", masked=False)
+        if first == "client":
+            client.send(c_close[:3])  # split: completes in the next read
+            await asyncio.sleep(0.05)
+            client.send(c_close[3:])
+            assert await _recv(upstream, len(c_close)) == c_close
+            upstream.send(u_close)
+            assert await _recv(client, len(u_close)) == u_close
+        else:
+            upstream.send(u_close)
+            assert await _recv(client, len(u_close)) == u_close
+            client.send(c_close)
+            assert await _recv(upstream, len(c_close)) == c_close
+        upstream.close()
+        await _until(lambda: tunnel.closed)
+        assert tunnel.final_closer() == first
+        assert tunnel.client_side.tracker.close == (1000, b"bye")
+        assert tunnel.upstream_side.tracker.close == (1001, b"going")
+        client.close()
+
+    _run(scenario())
+
+
+def test_slow_reader_backpressure_bounded_then_drained() -> None:
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _spliced()
+        spliced = tunnel.spliced
+        assert spliced is not None
+        # the upstream sends a huge frame's worth while the client reads nothing
+        upstream_huge = struct.pack("!BBQ", 0x82, 127, 1 << 40)
+        sent = bytearray()
+        pending = upstream_huge
+        deadline = time.monotonic() + 10
+        stalled_since = None
+        while time.monotonic() < deadline:
+            try:
+                n = upstream.send(pending or b"\x07" * 65536)
+                sent += (pending or b"\x07" * 65536)[:n]
+                pending = (pending or b"\x07" * 65536)[n:]
+                stalled_since = None
+            except BlockingIOError:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since > 0.5:
+                    break
+                await asyncio.sleep(0.01)
+        assert spliced.blocked[1]  # upstream->client is held back
+        assert spliced.relay.held[1] <= splice_module.BUFFER
+        assert tunnel.upstream_side.send_timer is None and tunnel.client_side.send_timer is not None
+        # the client now reads everything: all bytes arrive, in order, and reading resumes
+        want = bytes(sent)
+        got = await _recv(client, len(want), limit=10)
+        assert got == want
+        await _until(lambda: not spliced.blocked[1])
+        assert tunnel.client_side.send_timer is None
+        upstream.send(b"\x08" * 10)
+        assert await _recv(client, 10) == b"\x08" * 10
+        assert not tunnel.closed
+        tunnel.close()
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+def test_blocked_write_runs_the_send_timeout() -> None:
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _tunnel(send_timeout=0.5)
+        client.send(_masked(b"x"))
+        await _recv(upstream, len(_masked(b"x")))
+        await _until(lambda: tunnel.spliced is not None)
+        data = HUGE_FRAME + b"\0" * (1 << 20)
+        start = time.monotonic()
+        while not tunnel.closed and time.monotonic() - start < 10:
+            try:
+                data = data[client.send(data) :] or b"\0" * 65536
+            except BlockingIOError:
+                await asyncio.sleep(0.02)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        await _until(lambda: tunnel.closed, limit=5)
+        assert tunnel.final_closer() == "ngxws_timeout"
+        assert "websocket tunnel closed: upstream timed out" in worker.info
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+@pytest.mark.parametrize(("code", "closer"), [(4001, "ngxws_age"), (1001, "ngxws_shutdown")])
+def test_own_close_frame_waits_for_the_upstream_frame_end(code: int, closer: str) -> None:
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _spliced()
+        frame = _unmasked(b"z" * 100)
+        upstream.send(frame[:40])  # the upstream is in the middle of a frame
+        assert await _recv(client, 40) == frame[:40]
+        reason = "Connection is Aged" if code == 4001 else "Going Away"
+        tunnel.close_with(code, reason)
+        await asyncio.sleep(0.1)
+        assert not tunnel.closed  # waits for the frame's end
+        upstream.send(frame[40:] + _unmasked(b"after"))
+        want = frame[40:] + _unmasked(b"after")
+        got = await _recv(client, len(want) + 4 + len(reason), limit=3)
+        # the frame's end, then our close frame (maybe after the next whole frame of the same read)
+        close = bytes((0x88, 2 + len(reason))) + code.to_bytes(2, "big") + reason.encode()
+        assert got.startswith(frame[40:])
+        assert close in got + await _recv(client, 100, limit=1)
+        await _until(lambda: tunnel.closed)
+        assert tunnel.final_closer() == closer
+        assert tunnel.sent_close == (code, reason)
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+def test_conn_age_close_frame_at_a_boundary() -> None:
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _tunnel(conn_age=0.5)
+        client.send(_masked(b"x"))
+        await _recv(upstream, len(_masked(b"x")))
+        await _until(lambda: tunnel.spliced is not None)
+        await _until(lambda: tunnel.closed, limit=3)
+        close = bytes((0x88, 20)) + (4001).to_bytes(2, "big") + b"Connection is Aged"
+        assert await _recv(client, len(close)) == close
+        assert tunnel.final_closer() == "ngxws_age"
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+def test_stop_reading_then_close() -> None:
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _spliced()
+        tunnel.stop_reading()
+        client.send(_masked(b"late"))
+        await asyncio.sleep(0.1)
+        with pytest.raises(BlockingIOError):
+            upstream.recv(100)
+        tunnel.close(abort=True)
+        assert tunnel.closed and tunnel.final_closer() == "ngxws_shutdown"
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+def test_transport_path_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(splice_module, "CSplice", None)
+
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _tunnel()
+        frame = _masked(b"hello")
+        client.send(frame)
+        assert await _recv(upstream, len(frame)) == frame
+        await asyncio.sleep(0.05)
+        assert tunnel.spliced is None and not tunnel.client.is_closing()
+        tunnel.close()
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+def _conf(port: int, backend: int, log: Path, conn_age: str) -> str:
+    return f"""
+worker_processes 1;
+events {{ worker_connections 64; }}
+http {{
+    server {{
+        listen 127.0.0.1:{port};
+        ws_log {log};
+        ws_log_format open 'open';
+        ws_log_format close 'close $ws_close_initiator $ws_close_code [$ws_close_reason]';
+        ws_conn_age {conn_age};
+        location / {{
+            proxy_pass http://127.0.0.1:{backend};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+        }}
+    }}
+}}
+"""
+
+
+def _open(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(upgrade_request("/", host="splice.test"))
+    head, rest = read_head(sock)
+    assert head.startswith(b"HTTP/1.1 101") and not rest
+    return sock
+
+
+def test_real_ngxws_close_line_and_conn_age(tmp_path: Path) -> None:
+    """A real worker: a client close (code on the close line) and a 4001 age close."""
+    port = free_port()
+    log = tmp_path / "ws.log"
+    with ws_backend() as backend, ngxws(_conf(port, backend, log, "2s"), tmp_path, port):
+        sock = _open(port)
+        sock.sendall(mask_frame(0x1, b"hi"))
+        assert sock.recv(100) == b"\x81\x02hi"
+        sock.sendall(mask_frame(0x8, (4005).to_bytes(2, "big") + b"done"))
+        got = sock.recv(100)
+        assert got[:1] == b"\x88"
+        sock.close()
+        aged = _open(port)
+        aged.sendall(mask_frame(0x1, b"yo"))
+        assert aged.recv(100) == b"\x81\x02yo"
+        aged.settimeout(6)
+        close = bytes((0x88, 20)) + (4001).to_bytes(2, "big") + b"Connection is Aged"
+        got = b""
+        while len(got) < len(close):
+            chunk = aged.recv(100)
+            if not chunk:
+                break
+            got += chunk
+        assert got == close
+        aged.close()
+        wait_for(lambda: log.exists() and log.read_text().count("close ") == 2, timeout=10)
+        lines = [line for line in log.read_text().splitlines() if line.startswith("close")]
+        assert lines[0] == "close client 4005 [done]", lines
+        assert lines[1].startswith("close ngxws_age"), lines
+
+
+def test_idle_timeout_through_the_splice() -> None:
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _tunnel(read_timeout=0.5)
+        client.send(_masked(b"x"))
+        await _recv(upstream, len(_masked(b"x")))
+        await _until(lambda: tunnel.spliced is not None)
+        for _ in range(3):  # traffic keeps it open past its timeout
+            await asyncio.sleep(0.25)
+            upstream.send(_unmasked(b"tick"))
+        assert not tunnel.closed
+        await _until(lambda: tunnel.closed, limit=3)
+        assert tunnel.final_closer() == "ngxws_timeout"
+        assert "websocket tunnel closed: upstream timed out" in worker.info
+        assert (await _recv(client, 100, limit=1)).startswith(_unmasked(b"tick"))
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
