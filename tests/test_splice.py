@@ -1,6 +1,6 @@
 """The spliced relay (``ngxws.proxy.splice``): an unlogged plain-TCP tunnel
 relayed by ``_speedups.Splice`` on the loop's fd watchers, its transports
-closed at its first read.
+closed once it has lived ``SPLICE_AFTER``.
 
 Driven on a real ``Tunnel`` over TCP connections on loopback, on uvloop
 (the loop ngxws runs), the test holding the far ends: bytes and counts both
@@ -108,7 +108,7 @@ async def _until(cond: Any, limit: float = 5.0) -> None:
 
 
 async def _spliced() -> tuple[Tunnel, _Worker, socket.socket, socket.socket]:
-    """A tunnel whose first read (one client frame) spliced it."""
+    """A tunnel spliced (``SPLICE_AFTER`` after it started)."""
     tunnel, worker, client, upstream = await _tunnel()
     frame = _masked(b"hello")
     client.send(frame)
@@ -144,6 +144,32 @@ def test_both_ways_relayed_and_counted() -> None:
         tunnel.close()
         assert _eof(client) or await _recv(client, 1) == b""
         for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+def test_short_lived_and_idle_tunnels_are_not_spliced_until_due() -> None:
+    """Spliced only once it has lived SPLICE_AFTER (the hand-over costs more
+    than a short tunnel relays: bench W5), and an idle one only at its first
+    read after that (it keeps no C relay or buffers meanwhile: bench W6)."""
+    from ngxws.proxy.tunnel import SPLICE_AFTER
+
+    async def scenario() -> None:
+        tunnel, _, client, upstream = await _tunnel()
+        frame = _masked(b"early")
+        client.send(frame)
+        assert await _recv(upstream, len(frame)) == frame
+        assert tunnel.spliced is None  # relayed on the transports before it is due
+        tunnel.close()
+        idle, _, client2, upstream2 = await _tunnel()
+        await asyncio.sleep(SPLICE_AFTER * 2)
+        assert idle.splice_due and idle.spliced is None  # nothing read yet: not spliced
+        client2.send(frame)
+        assert await _recv(upstream2, len(frame)) == frame
+        await _until(lambda: idle.spliced is not None)  # its first read after it was due
+        idle.close()
+        for s in (client, upstream, client2, upstream2):
             s.close()
 
     _run(scenario())

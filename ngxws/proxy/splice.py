@@ -5,8 +5,9 @@ Why: a tunnel that logs no frames only needs, per read, what nginx's
 on -- plus the frame scan and counter slot.  Through uvloop's transports
 every read also pays a new ``bytes`` object, the stream's read callback and
 the write buffer's bookkeeping (bench/PROFILE.md, "Relay, round 2": more
-user time than nginx's whole relay).  So at a side's first read
-(``_Side.take_fast_path``), a tunnel that can is handed to
+user time than nginx's whole relay).  So once a tunnel has lived
+``tunnel.SPLICE_AFTER`` (0.2 s: the hand-over costs more than a
+short-lived tunnel relays, bench W5), a tunnel that can is handed to
 ``_speedups.Splice``: both sockets are dup'd, their transports closed (the
 dups keep the TCP connections: uvloop's close is a plain ``close(2)``, no
 ``shutdown``), and ``loop.add_reader`` calls the C object's ``read_*`` on

@@ -62,7 +62,7 @@ from ngxws.proxy.turns import (
     relay_turns,
 )
 from ngxws.sinks.wslog import CloseInfo
-from ngxws.ws.frames import CRelay, FrameTracker, OpcodeTally, encode_close_frame
+from ngxws.ws.frames import CRelay, CSplice, FrameTracker, OpcodeTally, encode_close_frame
 
 if TYPE_CHECKING:
     from ngxws.proxy.context import WorkerContext
@@ -78,12 +78,19 @@ _CLOSE_GRACE = 1.0
 # exactly 1; the differential suite sees the same close, to its 0.5 s grain).
 IDLE_CHECKS = 10
 
+# An unlogged tunnel is handed to the C relay (splice.py) once it has lived
+# this long: the hand-over (two dup()s, two transports closed, two fd
+# watchers) costs more than a short-lived tunnel relays (bench W5: upgrade,
+# one frame each way, close), and a long-lived one gains on every read (W7).
+SPLICE_AFTER = 0.2
+
 
 class _Ended:
     """What a side whose socket is gone sees as its tunnel: closed."""
 
     closed = True
     log_each_frame = False
+    splice_due = False  # lived SPLICE_AFTER: splice at the next chance (_splice)
 
     def closed_by(self, closer: str) -> None:
         pass
@@ -140,7 +147,7 @@ class _Side(asyncio.Protocol):
         no Python at all.  Taken at the side's first read, so a connection
         that stays idle holds no handler objects (bench W6)."""
         self.go_fast = False
-        if splice_tunnel(self.tunnel):
+        if self.tunnel.splice_due and splice_tunnel(self.tunnel):
             return  # both directions now relayed in C, off the transports (splice.py)
         if CRelay is not None:
             self.data_received = CRelay(  # type: ignore[method-assign,assignment]
@@ -358,6 +365,8 @@ class UpstreamSide(_Side):
 class Tunnel:
     """One open websocket tunnel and its accounting."""
 
+    splice_due = False  # lived SPLICE_AFTER: splice at the next chance (_splice)
+
     def __init__(
         self,
         worker: WorkerContext,
@@ -418,6 +427,8 @@ class Tunnel:
         ]
         if conn_age is not None:
             self._timers.append(loop.call_later(conn_age, self.close_with, 4001, "Connection is Aged"))
+        if CSplice is not None and not self.log_each_frame:
+            self._timers.append(loop.call_later(SPLICE_AFTER, self._splice))
         worker.tunnels.add(self)
 
     def start(self, client_leftover: bytes, upstream_leftover: bytes) -> None:
@@ -435,6 +446,16 @@ class Tunnel:
         self.started = True
         self.client_side.resume_if_free()
         self.upstream_side.resume_if_free()
+
+    def _splice(self) -> None:
+        """Both directions relayed in C from now on, off the transports, if
+        the tunnel can be (splice.py says; else it stays as it is).  A
+        tunnel that has carried nothing yet waits for its first read
+        (``take_fast_path``): an idle one keeps no C relay and no buffers
+        (bench W6)."""
+        self.splice_due = True
+        if self.client_side.tracker.reads or self.upstream_side.tracker.reads:
+            splice_tunnel(self)
 
     def peer_of(self, side: _Side) -> _Side:
         return self.upstream_side if side is self.client_side else self.client_side
