@@ -18,11 +18,12 @@ import socket
 import struct
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from harness import free_port, mask_frame, ngxws, read_head, upgrade_request, wait_for, ws_backend
-from test_tunnel_timeouts import _Held, _run, _small_buffers, _Worker
+from test_tunnel_timeouts import _run, _small_buffers, _Worker
+from test_tunnel_timeouts import _tunnel as _timeouts_tunnel
 
 from ngxws.proxy import splice as splice_module
 from ngxws.proxy.tunnel import Tunnel
@@ -66,26 +67,8 @@ async def _tcp_pair() -> tuple[socket.socket, socket.socket]:
 async def _tunnel(
     send_timeout: float = 30.0, read_timeout: float = 30.0, conn_age: float | None = None
 ) -> tuple[Tunnel, _Worker, socket.socket, socket.socket]:
-    loop = asyncio.get_running_loop()
-    client_far, client_near = await _tcp_pair()
-    upstream_far, upstream_near = await _tcp_pair()
-    client_t, _ = await loop.connect_accepted_socket(_Held, client_near)
-    upstream_t, _ = await loop.connect_accepted_socket(_Held, upstream_near)
-    worker = _Worker()
-    tunnel = Tunnel(
-        cast(Any, worker),
-        0,
-        cast(asyncio.Transport, client_t),
-        cast(asyncio.Transport, upstream_t),
-        None,
-        None,
-        read_timeout,
-        conn_age,
-        send_timeout=send_timeout,
-        client_send_timeout=send_timeout,
-    )
-    tunnel.start(b"", b"")
-    return tunnel, worker, client_far, upstream_far
+    """A started Tunnel over TCP on loopback (splice takes TCP sockets only)."""
+    return await _timeouts_tunnel(send_timeout, send_timeout, read_timeout, conn_age, pair=_tcp_pair)
 
 
 async def _recv(sock: socket.socket, n: int, limit: float = 5.0) -> bytes:

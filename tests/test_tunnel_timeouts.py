@@ -21,7 +21,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -71,13 +71,22 @@ class _Held(asyncio.Protocol):
         cast(asyncio.Transport, transport).pause_reading()
 
 
+async def _socketpair() -> tuple[socket.socket, socket.socket]:
+    return socket.socketpair()
+
+
 async def _tunnel(
-    send_timeout: float, client_send_timeout: float, read_timeout: float = 30.0
+    send_timeout: float,
+    client_send_timeout: float,
+    read_timeout: float = 30.0,
+    conn_age: float | None = None,
+    pair: Callable[[], Awaitable[tuple[socket.socket, socket.socket]]] = _socketpair,
 ) -> tuple[Tunnel, _Worker, socket.socket, socket.socket]:
-    """A started Tunnel; returns it with the test's ends of the client and upstream sockets."""
+    """A started Tunnel; returns it with the test's ends of the client and
+    upstream sockets (``pair``: how a connection's two ends are made)."""
     loop = asyncio.get_running_loop()
-    client_far, client_near = socket.socketpair()
-    upstream_far, upstream_near = socket.socketpair()
+    client_far, client_near = await pair()
+    upstream_far, upstream_near = await pair()
     for s in (client_far, client_near, upstream_far, upstream_near):
         _small_buffers(s)
         s.setblocking(False)
@@ -92,7 +101,7 @@ async def _tunnel(
         None,
         None,
         read_timeout,
-        None,
+        conn_age,
         send_timeout=send_timeout,
         client_send_timeout=client_send_timeout,
     )

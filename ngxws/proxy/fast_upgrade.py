@@ -33,7 +33,6 @@ from ngxws.http.content import Upgrade
 from ngxws.http.engine import Content
 from ngxws.http.engine import start as engine_start
 from ngxws.http.parser import RequestParser, RequestProtocol
-from ngxws.http.realip import ClientAddress
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
@@ -66,12 +65,6 @@ class FastConn(RequestIO, Protocol):
 
     task: Cancellable | None
     vhosts: VirtualHosts
-    address: ClientAddress
-    closed: bool
-    requests: int
-    request_id: str
-    script_vars: dict[str, str]
-    script_named: Any
     _headless: bool
     parser: RequestParser
 
