@@ -147,6 +147,10 @@ class Worker:
             return None, None
         return FrameLogger(server.ws.effective_templates(), conn()), dest
 
+    def logs_tunnels(self, server: Server) -> bool:
+        """Whether ``server``'s tunnels log lines (``ws_logger`` gives them a logger)."""
+        return self._log_dest.get(id(server)) is not None
+
     def log_error(self, message: str) -> None:
         log.error(message)
 

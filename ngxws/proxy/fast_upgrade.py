@@ -41,14 +41,16 @@ from ngxws.http.upstream_request import (
 )
 from ngxws.proxy.actions import carry_out
 from ngxws.proxy.context import RequestIO
+from ngxws.proxy.dial import Dial, family_of
 from ngxws.proxy.head101 import parse_101
 from ngxws.proxy.request_body import upstream_framing
 from ngxws.proxy.upgrade import asks_websocket, tunnel_now, upgrade_answered, upstream_failed
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_failure, may_retry, timed_out
 from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse
+from ngxws.ws.frames import CSplice
 
 if TYPE_CHECKING:
-    from ngxws.config.model import Location, Server
+    from ngxws.config.model import Listen, Location, Server
     from ngxws.proxy.pending import Pending
     from ngxws.routing.peers import PeerSelector, PeerTarget
     from ngxws.routing.servers import VirtualHosts
@@ -65,10 +67,18 @@ class FastConn(RequestIO, Protocol):
 
     task: Cancellable | None
     vhosts: VirtualHosts
+    listen: Listen
     _headless: bool
     parser: RequestParser
 
     def _answer(self, pending: Pending, resume: Awaitable[bool] | None = None) -> Coroutine[Any, Any, None]: ...
+
+
+def born_spliced(conn: FastConn, server: Server) -> bool:
+    """Whether the tunnel of this upgrade will be relayed in C from its start
+    (splice.py): a server that logs no frames, a plain TCP client."""
+    listen = conn.listen
+    return not (listen.unix or listen.ssl or listen.proxy_protocol or conn.worker.logs_tunnels(server))
 
 
 def fast_target(loc: Location) -> bool:
@@ -111,7 +121,7 @@ class FastUpgrade:
 
     __slots__ = (
         "conn", "pending", "server", "loc", "v", "timer", "deadline", "connecting", "peers", "selector",
-        "tried", "last", "transport", "addr", "done",
+        "tried", "last", "transport", "addr", "done", "dial",
     )
 
     def __init__(
@@ -125,8 +135,11 @@ class FastUpgrade:
         # fires, or when the head's deadline comes first) proxy_read_timeout
         self.timer: asyncio.TimerHandle | None = None
         self.deadline = 0.0  # when the response head is late (loop time)
-        self.connecting: _Stepper | None = None
-        self.transport: asyncio.Transport | None = None
+        self.connecting: _Stepper | Dial | None = None
+        self.transport: asyncio.Transport | Dial | None = None
+        # the upstream a plain socket (dial.py) when the tunnel will be
+        # relayed in C from its start (splice.py): no transport on that side
+        self.dial = CSplice is not None and born_spliced(conn, server)
         self.addr = ""
         self.done = False
         self.tried = 0
@@ -171,16 +184,27 @@ class FastUpgrade:
             return
         self.tried += 1
         loop = asyncio.get_running_loop()
+        if self.timer is not None:
+            self.timer.cancel()  # the previous peer's
+        self.timer = loop.call_later(self.loc.proxy.connect_timeout, self._expired)
+        family = family_of(peer.host) if self.dial and peer.conf.unix is None else None
+        if family is not None:
+            try:
+                self.connecting = Dial(self, peer, family)
+            except OSError as exc:  # socket() failed
+                self.connected(peer, None, exc)
+            return
         reader = _HeadReader(self)  # not kept here: no cycle to leave to the collector
         if peer.conf.unix is not None:  # an upstream block's unix: server
             coro = loop.create_unix_connection(lambda: reader, peer.conf.unix)
         else:
             coro = loop.create_connection(lambda: reader, peer.host, peer.port)
-        if self.timer is not None:
-            self.timer.cancel()  # the previous peer's
-        self.timer = loop.call_later(self.loc.proxy.connect_timeout, self._expired)
         stepper = self.connecting = _Stepper(coro, lambda result, exc: self._connected(peer, result, exc))
         stepper.step(None)  # may end at once (a socket() error): _connected runs from here
+
+    def connected(self, peer: PeerTarget, dial: Dial | None, exc: BaseException | None) -> None:
+        """A ``Dial``'s connect ended (``dial`` None: it failed with ``exc``)."""
+        self._connected(peer, None if dial is None else (dial, None), exc)
 
     def _connected(self, peer: PeerTarget, result: Any, exc: BaseException | None) -> None:
         self.connecting = None
@@ -205,10 +229,10 @@ class FastUpgrade:
             self._connect_next()
             return
         self.selector.succeeded(peer)
-        transport: asyncio.Transport = result[0]
+        transport: asyncio.Transport | Dial = result[0]
         self.addr = peer.label
         conn = self.conn
-        conn.upstream_transport = self.transport = transport
+        conn.upstream_transport = self.transport = transport  # type: ignore[assignment]  # a Dial is one to it
         try:
             head = self.pending.head
             assert head is not None and self.loc.proxy_pass is not None
@@ -280,6 +304,23 @@ class FastUpgrade:
         if self.transport is not None:
             self.transport.close()
         self._failed(UpstreamUnavailable(502, str(exc)))
+
+    def general_response(self, dial: Dial) -> UpstreamResponse:
+        """The reader of an answer a ``Dial`` does not read itself (see dial.py)."""
+        head = self.pending.head
+        assert head is not None
+        response = UpstreamResponse(head_only=head.method == "HEAD", read_timeout=self.loc.proxy.read_timeout)
+        response.head_done.add_done_callback(lambda f: _head_done(self, response, f))
+        return response
+
+    def adopted(self, transport: asyncio.BaseTransport) -> bool:
+        """The loop's transport made of a ``Dial``'s socket reads on; False
+        (and closed) when the request ended meanwhile."""
+        if self.done:
+            transport.close()
+            return False
+        self.conn.upstream_transport = self.transport = transport  # type: ignore[assignment]
+        return True
 
     # -- endings -----------------------------------------------------------------
 

@@ -42,9 +42,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from typing import Any, cast
+import weakref
+from typing import TYPE_CHECKING, Any, cast
 
-from ngxws.ws.frames import CFrameTracker, CSplice
+from ngxws.ws.frames import POLL_READ, POLL_WRITE, CFrameTracker, CPoller, CSplice
+
+if TYPE_CHECKING:
+    from ngxws.ws._speedups import Poller
 
 # tunnel.py imports this module: its Tunnel and _Side are not imported back
 # (no import circle, tests/test_import_graph.py), so they are typed loosely.
@@ -121,13 +125,50 @@ def splice_tunnel(tunnel: Tunnel) -> bool:
     return True
 
 
+def splice_born(tunnel: Tunnel, fd_upstream: int) -> Spliced | None:
+    """Relay ``tunnel`` in C from its start: its upstream is the plain socket
+    ``fd_upstream`` (dial.py: it never had a transport, so it is taken as
+    it is), the client's socket is dup'd off its transport, which has sent
+    nothing of the upgrade's answer yet.  None, ``fd_upstream`` closed, when
+    no descriptor is left for the dup."""
+    assert CSplice is not None
+    fd_c = _plain_tcp_fd(tunnel.client)
+    assert fd_c is not None  # fast_upgrade.born_spliced: a plain TCP client, nothing written
+    try:
+        dup_c = os.dup(fd_c)
+    except OSError:
+        poller().remove(fd_upstream)
+        os.close(fd_upstream)
+        return None
+    spliced = tunnel.spliced = Spliced(tunnel, dup_c, fd_upstream)
+    tunnel.client.set_protocol(_DETACHED)
+    tunnel.client.close()
+    return spliced
+
+
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Poller] = weakref.WeakKeyDictionary()
+
+
+def poller() -> Poller:
+    """The running loop's ``Poller`` (``_poller.c``): made, and its set's
+    descriptor given to the loop to watch, at the first use."""
+    loop = asyncio.get_running_loop()
+    found = _POLLERS.get(loop)
+    if found is None:
+        assert CPoller is not None
+        found = _POLLERS[loop] = CPoller()
+        loop.add_reader(found.fd, found.run)
+    return found
+
+
 class Spliced:
-    """A tunnel's C relay and its two dup'd sockets, driven from the loop's fd watchers."""
+    """A tunnel's C relay and its two dup'd sockets, driven by the worker's ``Poller``."""
 
     def __init__(self, tunnel: Tunnel, fd_client: int, fd_upstream: int) -> None:
         assert CSplice is not None
         self.tunnel = tunnel
         self.loop = asyncio.get_running_loop()
+        self.poller = poller()
         self.fds = (fd_client, fd_upstream)
         self.sides = (tunnel.client_side, tunnel.upstream_side)
         self.relay = CSplice(
@@ -138,13 +179,19 @@ class Spliced:
             self.event,
             BUFFER,
         )
-        self.reads = (self.relay.read_client, self.relay.read_upstream)
-        self.drains = (self.relay.drain_client, self.relay.drain_upstream)
         self.stopped = [False, False]  # direction d reads no more (a close of ours, a stop)
         self.blocked = [False, False]  # direction d holds bytes its destination has not taken
         self.ended = False
         for d in (0, 1):
-            self.loop.add_reader(self.fds[d], self.reads[d])
+            self.poller.set(self.fds[d], POLL_READ, self.relay, d)
+
+    def _watch(self, i: int) -> None:
+        """Socket ``i``'s interest: read it while its direction reads and is
+        not blocked; write to it while the other direction holds bytes."""
+        events = (0 if self.stopped[i] or self.blocked[i] else POLL_READ) | (
+            POLL_WRITE if self.blocked[1 - i] else 0
+        )
+        self.poller.set(self.fds[i], events, self.relay, i)
 
     def event(self, kind: int, n: int) -> None:
         """The C relay's rare news (``_splice.c`` SPLICE_*)."""
@@ -168,8 +215,8 @@ class Spliced:
         """Direction ``d``'s send left bytes: read no more of it, drain to
         the other socket, and give the blocked write its send timeout."""
         self.blocked[d] = True
-        self.loop.remove_reader(self.fds[d])
-        self.loop.add_writer(self.fds[1 - d], self.drains[d])
+        self._watch(d)
+        self._watch(1 - d)
         dest = self.sides[1 - d]  # writes to dest's socket are blocked
         t = self.tunnel
         if dest.send_timer is None and not t.closed:
@@ -177,18 +224,17 @@ class Spliced:
 
     def _unblock(self, d: int) -> None:
         self.blocked[d] = False
-        self.loop.remove_writer(self.fds[1 - d])
+        self._watch(1 - d)
         dest = self.sides[1 - d]
         if dest.send_timer is not None:
             dest.send_timer.cancel()
             dest.send_timer = None
-        if not self.stopped[d]:
-            self.loop.add_reader(self.fds[d], self.reads[d])
+        self._watch(d)
 
     def stop_reading(self, d: int) -> None:
         """Read no more in direction ``d`` (held bytes are still drained)."""
         self.stopped[d] = True
-        self.loop.remove_reader(self.fds[d])
+        self._watch(d)
 
     def watch_upstream(self) -> None:
         """Report (BOUNDARY) each upstream read that ends between frames."""
@@ -196,8 +242,21 @@ class Spliced:
 
     def write_client(self, data: bytes) -> None:
         """A frame of ours to the client, after what the relay holds for it."""
-        if not self.ended and not self.relay.write(1, data) and not self.blocked[1]:
-            self._block(1)
+        self.write(1, data)
+
+    def write(self, d: int, data: bytes) -> None:
+        """``data`` on in direction ``d``, after what the relay holds for it."""
+        if not self.ended and not self.relay.write(d, data) and not self.blocked[d]:
+            self._block(d)
+
+    def relay_first(self, d: int, data: bytes) -> None:
+        """Bytes read with a head (a leftover): counted as a read of
+        direction ``d`` is, then sent on."""
+        side = self.sides[d]
+        lost = side.tracker.count(data)
+        self.write(d, data)
+        if lost:
+            self.tunnel.noticed(side)
 
     def close(self, abort: bool) -> None:
         """Stop watching both sockets, send what is held once more (unless
@@ -206,6 +265,5 @@ class Spliced:
             return
         self.ended = True
         for fd in self.fds:
-            self.loop.remove_reader(fd)
-            self.loop.remove_writer(fd)
+            self.poller.remove(fd)
         self.relay.close(not abort)

@@ -46,13 +46,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ngxws.accounting import breakdown as B
 from ngxws.accounting import counters as C
 from ngxws.accounting.breakdown import record_close
 from ngxws.proxy.close_details import Tally, close_text
-from ngxws.proxy.splice import Spliced, splice_tunnel
+from ngxws.proxy.dial import Dial
+from ngxws.proxy.splice import Spliced, splice_born, splice_tunnel
 from ngxws.proxy.turns import (
     LINE_COST,
     LOGGED_CHUNK,
@@ -372,7 +373,7 @@ class Tunnel:
         worker: WorkerContext,
         slot: int,
         client: asyncio.Transport,
-        upstream: asyncio.Transport,
+        upstream: asyncio.Transport | Dial,
         logger: FrameLogger | None,
         logfile: LogFile | None,
         read_timeout: float,
@@ -413,26 +414,34 @@ class Tunnel:
                 tally = Tally(side.tracker, side.array, side.base + side.FRAMES, side.base + side.OPCODES)
                 side.tracker = tally  # type: ignore[assignment]
                 side.count = tally.count
+        # a Dial (dial.py): the upstream is a plain socket, and the relay is
+        # in C from start() on (splice_born); until then it acts as a transport
+        up = cast(asyncio.Transport, upstream)
         self.client_side.source = client
-        self.client_side.out = upstream
-        self.upstream_side.source = upstream
+        self.client_side.out = up
+        self.upstream_side.source = up
         self.upstream_side.out = client
-        self.client_side.write = upstream.write
+        self.client_side.write = up.write
         self.upstream_side.write = client.write
         self.client = client
-        self.upstream = upstream
+        self.upstream = up
         loop = asyncio.get_running_loop()
         self._timers: list[asyncio.TimerHandle] = [
             loop.call_later(read_timeout / IDLE_CHECKS, self._check_idle),
         ]
         if conn_age is not None:
             self._timers.append(loop.call_later(conn_age, self.close_with, 4001, "Connection is Aged"))
-        if CSplice is not None and not self.log_each_frame:
+        if CSplice is not None and not self.log_each_frame and not isinstance(upstream, Dial):
             self._timers.append(loop.call_later(SPLICE_AFTER, self._splice))
         worker.tunnels.add(self)
 
-    def start(self, client_leftover: bytes, upstream_leftover: bytes) -> None:
-        """Swap the relay protocols in and relay what arrived with the heads."""
+    def start(self, client_leftover: bytes, upstream_leftover: bytes, answer: bytes = b"") -> None:
+        """Swap the relay protocols in and relay what arrived with the heads
+        (after ``answer``, the 101 to the client, when the relay is in C from
+        the start: the client's transport has not sent it)."""
+        if isinstance(self.upstream, Dial):
+            self._start_spliced(answer, client_leftover, upstream_leftover)
+            return
         self.client.set_protocol(self.client_side)
         self.upstream.set_protocol(self.upstream_side)
         if self.logger is not None and self.logfile is not None:
@@ -446,6 +455,24 @@ class Tunnel:
         self.started = True
         self.client_side.resume_if_free()
         self.upstream_side.resume_if_free()
+
+    def _start_spliced(self, answer: bytes, client_leftover: bytes, upstream_leftover: bytes) -> None:
+        """``start`` of a tunnel whose upstream is a plain socket (dial.py):
+        the client's socket joins it in the C relay, which sends the 101 and
+        then relays the leftovers, counted as any read is."""
+        dial = self.upstream
+        assert isinstance(dial, Dial)
+        spliced = splice_born(self, dial.take_socket().detach())
+        self.started = True
+        if spliced is None:  # no descriptor for the client's dup (EMFILE)
+            self.worker.log_error("dup() failed while switching protocols: too many open files")
+            self.closed_by("ngxws_error")
+            self.close(abort=True)
+            return
+        spliced.write(1, answer)
+        for d, leftover in ((1, upstream_leftover), (0, client_leftover)):
+            if leftover and not self.closed:
+                spliced.relay_first(d, leftover)
 
     def _splice(self) -> None:
         """Both directions relayed in C from now on, off the transports, if

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from ngxws.accounting.breakdown import record_upgrade
 from ngxws.config.model import Location, Server
 from ngxws.http.request import RequestHead
+from ngxws.proxy.dial import Dial
 from ngxws.proxy.handshake import conn_info, refusal, switching_head
 from ngxws.proxy.header_phase import filtered
 from ngxws.proxy.response_pass import pass_response
@@ -171,8 +172,11 @@ def tunnel_now(
     record_upgrade(counts, row, 101)
     opened = False
     try:
-        conn.write(switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h)))
+        answer = switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h))
         assert conn.transport is not None and conn.upstream_transport is not None
+        born = isinstance(conn.upstream_transport, Dial)  # relayed in C from the start: it sends the 101
+        if not born:
+            conn.write(answer)
         logger, logfile = worker.ws_logger(server, lambda: conn_info(conn.variables(head, server, ()), upstream_addr))
         tunnel = Tunnel(
             worker,
@@ -194,7 +198,7 @@ def tunnel_now(
         # what the client sent after the request while it waited (an
         # error_page hop runs a copy of the request: the bytes are the held one's)
         held = conn.held if conn.held is not None else pending
-        tunnel.start(held.leftover, response.leftover)
+        tunnel.start(held.leftover, response.leftover, answer if born else b"")
         return False
     finally:
         if not opened:

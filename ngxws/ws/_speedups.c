@@ -759,6 +759,7 @@ static PyType_Spec Relay_spec = {
     .slots = Relay_slots,
 };
 #include "_splice.c" /* Splice (uses count_chunk) */
+#include "_poller.c" /* Poller (dispatches to Splice) */
 
 static int
 speedups_exec(PyObject *module)
@@ -777,7 +778,9 @@ speedups_exec(PyObject *module)
         return -1;
     rc = PyModule_AddObjectRef(module, "Relay", type);
     Py_DECREF(type);
-    return rc < 0 ? rc : splice_add_type(module);
+    if (rc < 0 || (rc = splice_add_type(module)) < 0)
+        return rc;
+    return poller_add_type(module);
 }
 
 static PyModuleDef_Slot speedups_slots[] = {

@@ -17,6 +17,13 @@
  * buffer per direction is ever held, the backpressure nginx has with its
  * one buffer per direction.
  *
+ * A direction has a buffer only while a read is in hand or bytes are held:
+ * it is taken from a small per-process pool of free buffers at a read and
+ * given back as soon as the direction holds nothing.  So an idle tunnel --
+ * and a tunnel relayed in C from its start (a fresh upgrade) -- holds no
+ * buffer at all (bench W6), and a short-lived one (W5) pays no malloc, no
+ * page faults and no heap trim for its buffers: the pool's are warm.
+ *
  * Python is called (event(kind, n)) only for what is rare: a socket's end
  * or error, a blocked or drained direction, a read that completed the
  * stream's first close frame (or lost it), a read that ended at a frame
@@ -41,6 +48,34 @@
  * fewer loop turns per byte while every socket still gets its turn. */
 #define SPLICE_READS 4
 
+/* Free buffers kept for the next reads (all of one size: the module's BUFFER).
+ * One process, one thread holding the GIL: no lock. */
+#define SPLICE_POOL 64
+static unsigned char *splice_pool[SPLICE_POOL];
+static int splice_pooled;
+static size_t splice_pool_size;
+
+static unsigned char *
+splice_take(size_t size)
+{
+    if (splice_pooled && splice_pool_size == size)
+        return splice_pool[--splice_pooled];
+    return malloc(size);
+}
+
+static void
+splice_give(unsigned char *buf, size_t size)
+{
+    if (buf == NULL)
+        return;
+    if (splice_pooled == 0)
+        splice_pool_size = size;
+    if (splice_pooled < SPLICE_POOL && splice_pool_size == size)
+        splice_pool[splice_pooled++] = buf;
+    else
+        free(buf);
+}
+
 typedef struct {
     PyObject_HEAD
     PyObject *trackers[2]; /* FrameTracker of each direction */
@@ -49,8 +84,30 @@ typedef struct {
     int watch[2];          /* report SPLICE_BOUNDARY after a read of this direction */
     size_t off[2], len[2];
     size_t size;
-    unsigned char *buf[2];
+    unsigned char *buf[2]; /* NULL while the direction holds nothing */
 } Splice;
+
+/* Direction d's buffer, taken from the pool if it has none; 0 out of memory. */
+static int
+splice_buffer(Splice *self, int d)
+{
+    if (self->buf[d] == NULL && (self->buf[d] = splice_take(self->size)) == NULL) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    return 1;
+}
+
+/* Direction d holds nothing: its buffer back to the pool. */
+static void
+splice_release(Splice *self, int d)
+{
+    if (self->buf[d] != NULL && self->len[d] == self->off[d]) {
+        splice_give(self->buf[d], self->size);
+        self->buf[d] = NULL;
+        self->off[d] = self->len[d] = 0;
+    }
+}
 
 static int
 splice_event(Splice *self, int kind, int n)
@@ -94,12 +151,6 @@ Splice_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL)
         return NULL;
     self->size = (size_t)size;
-    self->buf[0] = malloc(self->size);
-    self->buf[1] = malloc(self->size);
-    if (self->buf[0] == NULL || self->buf[1] == NULL) {
-        Py_DECREF(self);
-        return PyErr_NoMemory();
-    }
     self->trackers[0] = Py_NewRef(t0);
     self->trackers[1] = Py_NewRef(t1);
     self->event = Py_NewRef(event);
@@ -134,8 +185,8 @@ Splice_dealloc(Splice *self)
 
     PyObject_GC_UnTrack(self);
     Splice_clear(self);
-    free(self->buf[0]);
-    free(self->buf[1]);
+    splice_give(self->buf[0], self->size);
+    splice_give(self->buf[1], self->size);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -159,7 +210,7 @@ splice_push(Splice *self, int d)
 }
 
 static PyObject *
-splice_read(Splice *self, int d)
+splice_read_some(Splice *self, int d)
 {
     ssize_t n;
     int lost, sent, i;
@@ -167,6 +218,8 @@ splice_read(Splice *self, int d)
     for (i = 0; i < SPLICE_READS; i++) {
         if (self->fds[d] < 0 || self->len[d]) /* closed, or still draining: wait */
             Py_RETURN_NONE;
+        if (!splice_buffer(self, d))
+            return NULL;
         do
             n = recv(self->fds[d], self->buf[d], self->size, 0);
         while (n < 0 && errno == EINTR);
@@ -202,6 +255,15 @@ splice_read(Splice *self, int d)
 }
 
 static PyObject *
+splice_read(Splice *self, int d)
+{
+    PyObject *r = splice_read_some(self, d);
+
+    splice_release(self, d); /* sent all (or closed meanwhile): no buffer kept */
+    return r;
+}
+
+static PyObject *
 splice_drain(Splice *self, int d)
 {
     int sent;
@@ -209,6 +271,7 @@ splice_drain(Splice *self, int d)
     if (self->fds[d] < 0 || self->fds[1 - d] < 0)
         Py_RETURN_NONE;
     sent = splice_push(self, d);
+    splice_release(self, d);
     if (sent != 0 && splice_event(self, sent > 0 ? SPLICE_DRAINED : SPLICE_ERROR,
                                   sent > 0 ? d : 1 - d) < 0)
         return NULL;
@@ -244,7 +307,9 @@ Splice_write(Splice *self, PyObject *args)
 {
     int d;
     Py_buffer data;
-    size_t room;
+    const char *src;
+    size_t room, left;
+    int sent;
 
     if (!PyArg_ParseTuple(args, "iy*:write", &d, &data))
         return NULL;
@@ -259,20 +324,50 @@ Splice_write(Splice *self, PyObject *args)
     }
     if (self->off[d] && self->off[d] == self->len[d])
         self->off[d] = self->len[d] = 0;
+    src = data.buf;
+    left = (size_t)data.len;
+    if (self->len[d] == 0) { /* nothing held: send from the caller's bytes, keep only the rest */
+        const char *p = src;
+
+        while (left) {
+            ssize_t w = send(self->fds[1 - d], p, left, MSG_NOSIGNAL);
+
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                    left = 0; /* the peer failed: its read reports it */
+                break;
+            }
+            p += w;
+            left -= (size_t)w;
+        }
+        if (left == 0) {
+            PyBuffer_Release(&data);
+            Py_RETURN_TRUE;
+        }
+        src = p; /* what is left is held below */
+    }
+    if (!splice_buffer(self, d)) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
     if (self->off[d]) { /* make room at the end */
         memmove(self->buf[d], self->buf[d] + self->off[d], self->len[d] - self->off[d]);
         self->len[d] -= self->off[d];
         self->off[d] = 0;
     }
     room = self->size - self->len[d];
-    if ((size_t)data.len > room) {
+    if (left > room) {
         PyBuffer_Release(&data);
         Py_RETURN_FALSE;
     }
-    memcpy(self->buf[d] + self->len[d], data.buf, (size_t)data.len);
-    self->len[d] += (size_t)data.len;
+    memcpy(self->buf[d] + self->len[d], src, left);
+    self->len[d] += left;
     PyBuffer_Release(&data);
-    return PyBool_FromLong(splice_push(self, d) > 0);
+    sent = splice_push(self, d);
+    splice_release(self, d);
+    return PyBool_FromLong(sent > 0);
 }
 
 static PyObject *
@@ -290,7 +385,7 @@ Splice_close(Splice *self, PyObject *arg)
             close(self->fds[d]);
             self->fds[d] = -1; /* no call touches a socket number after this */
         }
-        free(self->buf[d]); /* now, not when a collection breaks the event cycle */
+        splice_give(self->buf[d], self->size); /* now, not when a collection breaks the event cycle */
         self->buf[d] = NULL;
         self->off[d] = self->len[d] = 0;
     }

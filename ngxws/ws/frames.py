@@ -70,8 +70,11 @@ __all__ = [
     "CLOSE_CODE_BUCKETS",
     "CLOSE_CODE_FIELDS",
     "CLOSE_NONE",
+    "CPoller",
     "CRelay",
     "CSplice",
+    "POLL_READ",
+    "POLL_WRITE",
     "CloseCode",
     "DIRECTION_FIELDS",
     "close_code_bucket",
@@ -580,6 +583,12 @@ CSplice: type[_speedups.Splice] | None
 """Both directions of an unlogged plain tunnel in C (``ngxws.proxy.splice``),
 or None when the extension is not built or is switched off."""
 CSplice = None if CRelay is None else _speedups.Splice
+
+CPoller: type[_speedups.Poller] | None
+"""This worker's own epoll set for the sockets without a transport
+(``ngxws.proxy.splice``); there whenever ``CSplice`` is."""
+CPoller = None if CSplice is None else _speedups.Poller
+POLL_READ, POLL_WRITE = 1, 2  # _poller.c POLL_*
 
 if TYPE_CHECKING:
     # For annotations (``tracker: FrameTracker``); the C type has the same interface.

@@ -1,0 +1,270 @@
+"""The upgrade's upstream connection as a plain non-blocking socket.
+
+Why: an upgrade whose tunnel will be relayed in C (``splice.py``) never
+needs an asyncio transport on its upstream side.  Through the loop's
+``create_connection`` a connect costs a coroutine, a ``TCPTransport`` with
+its read buffer and weak-reference registration, and a protocol switch at
+the 101; the tunnel then dup'd the socket off that transport again to
+splice it (bench/PROFILE.md, "W5, round 3").  Here the connect is what
+nginx's ``ngx_event_connect_peer`` does: ``socket``, ``TCP_NODELAY`` (nginx
+sets it on both upgraded connections, ``ngx_http_upstream_upgrade``), a
+non-blocking ``connect``, the loop's write readiness for its outcome
+(``SO_ERROR``), then one ``send`` of the request head and the loop's read
+readiness for the response head.
+
+A simple 101 (``head101.parse_101``) goes to ``FastUpgrade.head_read`` and
+the socket to the tunnel.  Anything else -- another answer, a head not
+whole in the first read, the upstream closing first -- is handed, with
+every byte read so far, to an ``UpstreamResponse`` on a transport the loop
+makes of this very socket (``create_connection(sock=...)``), the reader
+every upstream answer went through before; a read error goes to it as the
+transport's ``connection_lost`` would.
+
+``Dial`` is also what the client connection holds as its
+``upstream_transport`` meanwhile: ``close``, ``abort``, ``write``,
+``is_closing``, ``pause_reading`` and ``resume_reading`` behave as a
+transport's do for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+from typing import TYPE_CHECKING, Protocol, cast
+
+from ngxws.proxy.head101 import parse_101
+from ngxws.proxy.splice import poller
+from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse
+from ngxws.ws.frames import POLL_READ, POLL_WRITE
+
+if TYPE_CHECKING:
+    from ngxws.routing.peers import PeerTarget
+
+__all__ = ["Dial", "DialOwner", "family_of"]
+
+_FAMILIES: dict[str, int | None] = {}
+
+
+def family_of(host: str) -> int | None:
+    """AF_INET / AF_INET6 for a literal address, None for anything else
+    (a name: the loop's resolving connect is used for it)."""
+    family = _FAMILIES.get(host, -1)
+    if family == -1:
+        family = None
+        for candidate in (socket.AF_INET, socket.AF_INET6):
+            try:
+                socket.inet_pton(candidate, host)
+            except OSError:
+                continue
+            family = candidate
+            break
+        if len(_FAMILIES) < 1024:  # the peers of the configuration: few
+            _FAMILIES[host] = family
+    return family
+
+
+class DialOwner(Protocol):
+    """What a ``Dial`` reports to (``FastUpgrade``): typed here, defined there."""
+
+    def connected(self, peer: PeerTarget, dial: Dial | None, exc: BaseException | None) -> None: ...
+
+    def head_read(self, response: SwitchHead) -> None: ...
+
+    def head_failed(self, exc: ConnectionError) -> None: ...
+
+    def general_response(self, dial: Dial) -> UpstreamResponse: ...
+
+    def adopted(self, transport: asyncio.BaseTransport) -> bool: ...
+
+
+_NO_OWNER: DialOwner = cast(DialOwner, None)
+
+
+class Dial:
+    """One upstream connection of an upgrade, until its response head is in."""
+
+    __slots__ = ("owner", "peer", "sock", "fd", "loop", "poller", "closed", "watching", "unsent")
+
+    def __init__(self, owner: DialOwner, peer: PeerTarget, family: int) -> None:
+        """Start connecting; raises OSError when ``socket()`` fails (as the
+        loop's connect does: the caller's connect_failure says what it means)."""
+        self.owner = owner
+        self.peer = peer
+        self.loop = asyncio.get_running_loop()
+        self.poller = poller()
+        self.closed = False
+        self.watching = 0  # POLL_WRITE (connect, head) or POLL_READ (response head)
+        self.unsent = b""
+        sock = self.sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        self.fd = sock.fileno()
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            err = sock.connect_ex((peer.host, peer.port))
+        except OSError:
+            sock.close()
+            raise
+        if err in (0, errno.EINPROGRESS):
+            self._watch(POLL_WRITE)
+        else:  # refused at once (loopback): reported from the loop, as the connect's error
+            self.loop.call_soon(self._failed_connect, err)
+
+    def _watch(self, events: int) -> None:
+        self.watching = events
+        self.poller.set(self.fd, events, self._ready)
+
+    def _ready(self, events: int) -> None:
+        """The poller's news of this socket (what ``watching`` asked for)."""
+        if self.closed:
+            return
+        if self.watching == POLL_READ:
+            self._readable()
+        elif self.unsent:
+            self._send_rest()
+        else:
+            self._connect_done()
+
+    # -- connect ---------------------------------------------------------------
+
+    def _connect_done(self) -> None:
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._failed_connect(err)
+            return
+        # the owner writes the head at once (then reads: one change of interest)
+        self.owner.connected(self.peer, self, None)
+        if not self.closed and self.watching == POLL_WRITE and not self.unsent:
+            self._watch(0)
+
+    def _failed_connect(self, err: int) -> None:
+        if self.closed:
+            return
+        self.close()
+        self.owner.connected(self.peer, None, OSError(err, os.strerror(err)))
+
+    def expire(self) -> None:
+        """proxy_connect_timeout: give the connect up (the owner hears it cancelled)."""
+        if self.closed:
+            return
+        self.close()
+        self.owner.connected(self.peer, None, asyncio.CancelledError())
+
+    # -- the request head --------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (the request head, or a last close frame): what the
+        socket does not take now is sent on its write readiness."""
+        if self.closed:
+            return
+        if not self.unsent:
+            try:
+                sent = self.sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = len(data)  # the read side reports the error
+            data = data[sent:]
+            if not data:
+                if self.watching != POLL_READ:
+                    self._watch(POLL_READ)
+                return
+        self.unsent += data
+        self._watch(POLL_WRITE)
+
+    def _send_rest(self) -> None:
+        data, self.unsent = self.unsent, b""
+        self.write(data)
+
+    # -- the response head ---------------------------------------------------------
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._general(b"", exc)
+            return
+        if data:
+            head = parse_101(data)
+            if head is not None:
+                self.owner.head_read(head)  # the tunnel takes the socket (take_socket) ...
+                if not self.closed:  # ... or not: read nothing more meanwhile
+                    self._watch(0)
+                return
+        self._general(data, None)
+
+    def _general(self, data: bytes, exc: Exception | None) -> None:
+        """Not a simple 101 in one read: the general reader takes over."""
+        self.poller.remove(self.fd)
+        self.watching = 0
+        response = self.owner.general_response(self)
+        if exc is not None:
+            response.connection_made(self)  # type: ignore[arg-type]  # a transport to it
+            response.connection_lost(exc)
+            return
+        sock, self.sock = self.sock, None  # type: ignore[assignment]  # the transport's now
+        self.closed = True
+        adopt = _Adopt(self.owner, response, data)
+
+        def made(fut: asyncio.Future[tuple[asyncio.Transport, _Adopt]]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                sock.close()
+                response.connection_lost(ConnectionResetError("upstream connection lost"))
+
+        # the loop's transport reads on from this socket (no byte is lost:
+        # nothing reads it between these two steps)
+        task = asyncio.ensure_future(self.loop.create_connection(lambda: adopt, sock=sock))
+        task.add_done_callback(made)
+
+    # -- transport-like ------------------------------------------------------------
+
+    def take_socket(self) -> socket.socket:
+        """The connected socket, for the tunnel, still registered with the
+        poller (the tunnel's relay takes the registration over: no system
+        call when it watches what this did)."""
+        sock, self.sock = self.sock, None  # type: ignore[assignment]
+        self.closed = True
+        # the tunnel keeps this object as its upstream: not the request (W6)
+        self.owner = _NO_OWNER
+        return sock
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.poller.remove(self.fd)
+        self.sock.close()
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        if self.watching == POLL_READ:
+            self._watch(0)
+
+    def resume_reading(self) -> None:
+        if not self.closed and self.watching == 0 and not self.unsent:
+            self._watch(POLL_READ)
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self.sock if name == "socket" and not self.closed else default
+
+
+class _Adopt(asyncio.Protocol):
+    """The transport made of a ``Dial``'s socket, handed to the general
+    reader before its first read: the bytes the ``Dial`` read go first."""
+
+    def __init__(self, owner: DialOwner, response: UpstreamResponse, data: bytes) -> None:
+        self.owner = owner
+        self.response = response
+        self.data = data
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.set_protocol(self.response)
+        self.response.connection_made(transport)
+        if self.owner.adopted(transport) and self.data:
+            self.response.data_received(self.data)
