@@ -55,10 +55,18 @@ if TYPE_CHECKING:
 Tunnel = Any
 _Side = Any
 
-__all__ = ["BUFFER", "Spliced", "splice_tunnel"]
+__all__ = ["BUFFER", "BULK", "Spliced", "poller", "splice_born", "splice_tunnel"]
 
 BUFFER = 64 * 1024
-"""Bytes per direction: one read's worth, the most a direction holds."""
+"""Bytes per direction: one read's worth, the most a direction holds ..."""
+
+BULK = 1024 * 1024
+"""... until a read fills a whole buffer (the socket had more): that
+direction reads up to this much from then on, so a bulk tunnel makes one
+``recv`` and one ``send`` (and wakes its peers once) per MiB instead of per
+64 KiB -- the kernel's side is most of a bulk relay's cost (bench W3).
+Buffers of either size come from a small pool (``_splice.c``) and are
+given back whenever the direction holds nothing."""
 
 # Spliced.event kinds (_splice.c SPLICE_*)
 EOF, ERROR, BLOCKED, DRAINED, NOTICED, BOUNDARY = range(6)
@@ -178,6 +186,7 @@ class Spliced:
             fd_upstream,
             self.event,
             BUFFER,
+            BULK,
         )
         self.stopped = [False, False]  # direction d reads no more (a close of ours, a stop)
         self.blocked = [False, False]  # direction d holds bytes its destination has not taken

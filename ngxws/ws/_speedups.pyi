@@ -44,6 +44,7 @@ class Splice:
         fd_upstream: int,
         event: Callable[[int, int], None],
         size: int,
+        bulk: int = 0,
     ) -> None: ...
     @property
     def held(self) -> tuple[int, int]: ...

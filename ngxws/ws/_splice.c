@@ -48,30 +48,54 @@
  * fewer loop turns per byte while every socket still gets its turn. */
 #define SPLICE_READS 4
 
-/* Free buffers kept for the next reads (all of one size: the module's BUFFER).
- * One process, one thread holding the GIL: no lock. */
+/* Free buffers kept for the next reads: one pool per buffer size (the
+ * module's BUFFER, and BULK for directions that fill a whole buffer per
+ * read).  One process, one thread holding the GIL: no lock. */
 #define SPLICE_POOL 64
-static unsigned char *splice_pool[SPLICE_POOL];
-static int splice_pooled;
-static size_t splice_pool_size;
+typedef struct {
+    size_t size; /* 0: not used yet */
+    int n, max;
+    unsigned char *free[SPLICE_POOL];
+} SplicePool;
+
+static SplicePool splice_pools[2] = {{0, 0, SPLICE_POOL, {NULL}}, {0, 0, 4, {NULL}}};
+
+static SplicePool *
+splice_pool_for(size_t size)
+{
+    int i;
+
+    for (i = 0; i < 2; i++)
+        if (splice_pools[i].size == size)
+            return &splice_pools[i];
+    for (i = 0; i < 2; i++)
+        if (splice_pools[i].size == 0) {
+            splice_pools[i].size = size;
+            return &splice_pools[i];
+        }
+    return NULL; /* a third size: malloc and free */
+}
 
 static unsigned char *
 splice_take(size_t size)
 {
-    if (splice_pooled && splice_pool_size == size)
-        return splice_pool[--splice_pooled];
+    SplicePool *pool = splice_pool_for(size);
+
+    if (pool != NULL && pool->n)
+        return pool->free[--pool->n];
     return malloc(size);
 }
 
 static void
 splice_give(unsigned char *buf, size_t size)
 {
+    SplicePool *pool;
+
     if (buf == NULL)
         return;
-    if (splice_pooled == 0)
-        splice_pool_size = size;
-    if (splice_pooled < SPLICE_POOL && splice_pool_size == size)
-        splice_pool[splice_pooled++] = buf;
+    pool = splice_pool_for(size);
+    if (pool != NULL && pool->n < pool->max)
+        pool->free[pool->n++] = buf;
     else
         free(buf);
 }
@@ -83,7 +107,10 @@ typedef struct {
     int fds[2];
     int watch[2];          /* report SPLICE_BOUNDARY after a read of this direction */
     size_t off[2], len[2];
-    size_t size;
+    size_t size;           /* a direction's buffer ... */
+    size_t bulk;           /* ... and once a read filled it, this (0: never) */
+    size_t cap[2];         /* the size of buf[d] while it has one */
+    size_t next[2];        /* the size of the next buffer direction d takes */
     unsigned char *buf[2]; /* NULL while the direction holds nothing */
 } Splice;
 
@@ -91,9 +118,12 @@ typedef struct {
 static int
 splice_buffer(Splice *self, int d)
 {
-    if (self->buf[d] == NULL && (self->buf[d] = splice_take(self->size)) == NULL) {
-        PyErr_NoMemory();
-        return 0;
+    if (self->buf[d] == NULL) {
+        if ((self->buf[d] = splice_take(self->next[d])) == NULL) {
+            PyErr_NoMemory();
+            return 0;
+        }
+        self->cap[d] = self->next[d];
     }
     return 1;
 }
@@ -103,7 +133,7 @@ static void
 splice_release(Splice *self, int d)
 {
     if (self->buf[d] != NULL && self->len[d] == self->off[d]) {
-        splice_give(self->buf[d], self->size);
+        splice_give(self->buf[d], self->cap[d]);
         self->buf[d] = NULL;
         self->off[d] = self->len[d] = 0;
     }
@@ -126,14 +156,14 @@ splice_event(Splice *self, int kind, int n)
 static PyObject *
 Splice_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"client", "upstream", "fd_client", "fd_upstream", "event", "size", NULL};
+    static char *kwlist[] = {"client", "upstream", "fd_client", "fd_upstream", "event", "size", "bulk", NULL};
     PyObject *t0, *t1, *event, *module, *ft;
     int f0, f1;
-    Py_ssize_t size;
+    Py_ssize_t size, bulk = 0;
     Splice *self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOiiOn:Splice", kwlist, &t0, &t1, &f0, &f1,
-                                     &event, &size))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOiiOn|n:Splice", kwlist, &t0, &t1, &f0, &f1,
+                                     &event, &size, &bulk))
         return NULL;
     module = PyType_GetModule(type);
     if (module == NULL)
@@ -151,6 +181,8 @@ Splice_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self == NULL)
         return NULL;
     self->size = (size_t)size;
+    self->bulk = bulk > size ? (size_t)bulk : 0;
+    self->next[0] = self->next[1] = self->size;
     self->trackers[0] = Py_NewRef(t0);
     self->trackers[1] = Py_NewRef(t1);
     self->event = Py_NewRef(event);
@@ -185,8 +217,8 @@ Splice_dealloc(Splice *self)
 
     PyObject_GC_UnTrack(self);
     Splice_clear(self);
-    splice_give(self->buf[0], self->size);
-    splice_give(self->buf[1], self->size);
+    splice_give(self->buf[0], self->cap[0]);
+    splice_give(self->buf[1], self->cap[1]);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
 }
@@ -221,7 +253,7 @@ splice_read_some(Splice *self, int d)
         if (!splice_buffer(self, d))
             return NULL;
         do
-            n = recv(self->fds[d], self->buf[d], self->size, 0);
+            n = recv(self->fds[d], self->buf[d], self->cap[d], 0);
         while (n < 0 && errno == EINTR);
         if (n <= 0) {
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -234,8 +266,13 @@ splice_read_some(Splice *self, int d)
         sent = splice_push(self, d);
         if (lost || sent != 1 || self->watch[d])
             break; /* rare: Python looks (and may close: no more reads here) */
-        if ((size_t)n < self->size)
+        if ((size_t)n < self->cap[d])
             Py_RETURN_NONE; /* the socket is drained for now */
+        if (self->bulk > self->cap[d])
+            /* a full read: the socket had more.  Bigger reads from the
+             * next buffer on (this one goes back once it is sent): one
+             * recv and one send per BULK, not per size (W3) */
+            self->next[d] = self->bulk;
     }
     if (i == SPLICE_READS)
         Py_RETURN_NONE; /* this turn's share: the loop comes back while readable */
@@ -357,7 +394,7 @@ Splice_write(Splice *self, PyObject *args)
         self->len[d] -= self->off[d];
         self->off[d] = 0;
     }
-    room = self->size - self->len[d];
+    room = self->cap[d] - self->len[d];
     if (left > room) {
         PyBuffer_Release(&data);
         Py_RETURN_FALSE;
@@ -385,7 +422,7 @@ Splice_close(Splice *self, PyObject *arg)
             close(self->fds[d]);
             self->fds[d] = -1; /* no call touches a socket number after this */
         }
-        splice_give(self->buf[d], self->size); /* now, not when a collection breaks the event cycle */
+        splice_give(self->buf[d], self->cap[d]); /* now, not when a collection breaks the event cycle */
         self->buf[d] = NULL;
         self->off[d] = self->len[d] = 0;
     }
@@ -440,7 +477,7 @@ static PyGetSetDef Splice_getset[] = {
 };
 
 static PyType_Slot Splice_slots[] = {
-    {Py_tp_doc, "Splice(client, upstream, fd_client, fd_upstream, event, size)\n--\n\n"
+    {Py_tp_doc, "Splice(client, upstream, fd_client, fd_upstream, event, size, bulk=0)\n--\n\n"
                 "Both directions of an unlogged plain tunnel in C (see ngxws.proxy.splice)."},
     {Py_tp_new, Splice_new},
     {Py_tp_dealloc, Splice_dealloc},
