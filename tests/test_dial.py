@@ -36,6 +36,7 @@ from harness import (
     mask_frame,
     ngxws,
     parse_stats,
+    read_at_least,
     read_head,
     switching_protocols,
     upgrade_request,
@@ -99,12 +100,17 @@ def _server_frame(payload: bytes, opcode: int = 0x1) -> bytes:
 
 def _recv_exactly(sock: socket.socket, have: bytes, n: int, timeout: float = 5.0) -> bytes:
     sock.settimeout(timeout)
-    while len(have) < n:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        have += chunk
-    return have
+    return read_at_least(sock, have, n)
+
+
+def _ask(port: int, path: str = "/ws", status: bytes = b"101") -> tuple[socket.socket, bytes]:
+    """A client that sent an upgrade request for ``path`` and got ``status``:
+    (its socket, the bytes after the answer's head)."""
+    c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(upgrade_request(path))
+    head, rest = read_head(c)
+    assert head.startswith(b"HTTP/1.1 " + status + b" "), head
+    return c, rest
 
 
 def _read_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
@@ -170,10 +176,7 @@ def test_a_101_the_simple_reader_does_not_take_still_tunnels(tmp_path: Path, sha
 
     port = free_port()
     with scripted_backend(script) as backend, ngxws(_conf(port, backend), tmp_path, port):
-        c = socket.create_connection(("127.0.0.1", port))
-        c.sendall(upgrade_request("/ws"))
-        head, rest = read_head(c)
-        assert head.startswith(b"HTTP/1.1 101 "), head
+        c, rest = _ask(port)
         frame = mask_frame(0x1, b"abc", mask=b"\0\0\0\0")
         c.sendall(frame)
         assert _recv_exactly(c, rest, 5) == _server_frame(b"abc")
@@ -190,10 +193,7 @@ def test_another_answer_is_passed_on_and_the_connection_goes_on(tmp_path: Path) 
 
     port = free_port()
     with scripted_backend(script) as backend, ngxws(_conf(port, backend), tmp_path, port):
-        c = socket.create_connection(("127.0.0.1", port))
-        c.sendall(upgrade_request("/missing"))
-        head, rest = read_head(c)
-        assert head.startswith(b"HTTP/1.1 404 "), head
+        c, rest = _ask(port, "/missing", b"404")
         assert _recv_exactly(c, rest, 4) == b"nope"
         c.sendall(upgrade_request("/ws"))  # keep-alive: the next request on it
         head, _ = read_head(c)
@@ -210,10 +210,7 @@ def test_an_upstream_that_ends_before_answering_is_502(tmp_path: Path, how: str)
     port = free_port()
     log = tmp_path / "error.log"
     with scripted_backend(script) as backend, ngxws(_conf(port, backend, log=log), tmp_path, port) as nx:
-        c = socket.create_connection(("127.0.0.1", port))
-        c.sendall(upgrade_request("/ws"))
-        head, _ = read_head(c)
-        assert head.startswith(b"HTTP/1.1 502 "), head
+        c, _ = _ask(port, status=b"502")
         c.close()
         assert wait_for(
             lambda: log.exists()
@@ -236,10 +233,7 @@ def test_the_end_of_either_peer_ends_the_tunnel(tmp_path: Path, who: str) -> Non
 
     port = free_port()
     with scripted_backend(script) as backend, ngxws(_conf(port, backend), tmp_path, port):
-        c = socket.create_connection(("127.0.0.1", port))
-        c.sendall(upgrade_request("/ws"))
-        head, _ = read_head(c)
-        assert head.startswith(b"HTTP/1.1 101 ")
+        c, _ = _ask(port)
         if who == "client":
             c.close()
             assert ended.wait(5)
@@ -258,10 +252,7 @@ def test_a_logging_server_keeps_its_lines(tmp_path: Path) -> None:
     wslog = tmp_path / "ws.log"
     extra = f'ws_log {wslog}; ws_log_format "$ws_packet_source $ws_payload_size";'
     with scripted_backend(script) as backend, ngxws(_conf(port, backend, extra), tmp_path, port):
-        c = socket.create_connection(("127.0.0.1", port))
-        c.sendall(upgrade_request("/ws"))
-        head, rest = read_head(c)
-        assert head.startswith(b"HTTP/1.1 101 ")
+        c, rest = _ask(port)
         assert _recv_exactly(c, rest, 4) == _server_frame(b"hi")
         c.sendall(mask_frame(0x1, b"abc"))
         assert wait_for(lambda: wslog.exists() and "client 3" in wslog.read_text()), (
