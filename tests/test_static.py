@@ -161,7 +161,7 @@ LM = "Tue, 02 Jan 2024 03:04:05 GMT"
         ([("Range", "bytes=-3")], 206, 7, 3),
         ([("Range", "bytes=9-")], 206, 9, 1),
         ([("Range", "bytes=10-")], 416, 0, 0),
-        ([("Range", "bytes=0-1,3-4")], 200, 0, 10),  # several: the whole file
+        ([("Range", "bytes=0-6,2-8")], 200, 0, 10),  # several adding up to more: the whole file
         ([("Range", "bytes=1-2"), ("If-Range", '"x"')], 200, 0, 10),
         ([("Range", "bytes=1-2"), ("If-Range", LM)], 206, 1, 2),
     ],
@@ -197,6 +197,45 @@ def test_parse_ranges(spec: str, size: int, result: object) -> None:
     assert parse_ranges(spec, size) == result
 
 
+@pytest.mark.parametrize(
+    ("spec", "max_ranges", "result"),
+    [
+        ("1-2,5-6", 2, [(1, 3), (5, 7)]),
+        ("1-2,5-6,8-8", 2, None),  # one more than max_ranges: the whole file
+        ("1-2", 1, [(1, 3)]),
+        ("1-2,5-6", 1, None),
+        ("0-0,1-1,2-2,3-3", None, [(0, 1), (1, 2), (2, 3), (3, 4)]),  # nginx 1.22: no allowance rule
+    ],
+)
+def test_parse_ranges_max_ranges(spec: str, max_ranges: int | None, result: object) -> None:
+    assert parse_ranges(spec, 10, max_ranges) == result
+
+
+def test_multipart_answer_parts_add_up() -> None:
+    """Several ranges: nginx's multipart/byteranges (ngx_http_range_multipart_header)."""
+    numbers = iter([7])
+    answer = file_answer(TEN, "text/plain", StaticConf(), [("Range", "bytes=0-1,-2")],
+                         part_type="text/plain; charset=utf-8", boundary=numbers.__next__)  # fmt: skip
+    b = "00000000000000000007"
+    assert answer.status == 206 and answer.length == 0
+    names = dict(answer.headers)
+    assert names["Content-Type"] == f"multipart/byteranges; boundary={b}"
+    assert "Content-Range" not in names and "Accept-Ranges" not in names
+    assert answer.parts == (
+        (f"\r\n--{b}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Range: bytes 0-1/10\r\n\r\n".encode(), 0, 2),
+        (f"\r\n--{b}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Range: bytes 8-9/10\r\n\r\n".encode(), 8, 2),
+    )
+    assert answer.tail == f"\r\n--{b}--\r\n".encode()
+    body = sum(len(p) + n for p, _, n in answer.parts) + len(answer.tail)
+    assert names["Content-Length"] == str(body)
+
+
+def test_max_ranges_0_turns_ranges_off() -> None:
+    answer = file_answer(TEN, "text/plain", StaticConf(max_ranges=0), [("Range", "bytes=1-2")])
+    assert (answer.status, answer.offset, answer.length) == (200, 0, 10)
+    assert "Accept-Ranges" not in dict(answer.headers)
+
+
 # --- autoindex ------------------------------------------------------------------------
 
 
@@ -228,6 +267,8 @@ def test_autoindex_html_layout() -> None:
         ("location / { try_files $uri; }", 'invalid number of arguments in "try_files" directive'),
         ("location / { root $document_root/x; }", 'the $document_root variable cannot be used in the "root" directive'),
         ("location / { autoindex maybe; }", 'invalid value "maybe" in "autoindex" directive'),
+        ("location / { max_ranges -1; }", '"max_ranges" directive invalid number'),
+        ("location / { max_ranges 1; max_ranges 2; }", '"max_ranges" directive is duplicate'),
     ],
 )
 def test_bad_static_config_is_refused_with_file_and_line(tmp_path: Path, block: str, message: str) -> None:

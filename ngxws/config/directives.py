@@ -322,7 +322,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "msie_refresh": _harmless(_TUNING),
     "etag": _honoured(unique=True),
     "if_modified_since": _honoured(unique=True),
-    "max_ranges": _harmless(_STATIC),
+    "max_ranges": _honoured(unique=True),
     "disable_symlinks": _harmless(_STATIC),
     # ngx_http_limit_req_module / ngx_http_limit_conn_module (ngxws/limits/)
     "limit_req_zone": _honoured(),

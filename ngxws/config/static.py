@@ -1,5 +1,5 @@
 """Static content directives: ``root``, ``alias``, ``index``, ``try_files``,
-``autoindex*``, ``etag``, ``if_modified_since`` -- their settings, nginx's
+``autoindex*``, ``etag``, ``if_modified_since``, ``max_ranges`` -- their settings, nginx's
 argument checks and inheritance.
 
 ``StaticCore`` is mixed into the loader's ``_Core`` so each directive is
@@ -23,7 +23,7 @@ __all__ = ["StaticConf", "StaticCore", "StaticConfigError", "STATIC_DIRECTIVES",
 
 STATIC_DIRECTIVES = (
     "root", "alias", "index", "try_files", "autoindex", "autoindex_exact_size",
-    "autoindex_localtime", "autoindex_format", "etag", "if_modified_since",
+    "autoindex_localtime", "autoindex_format", "etag", "if_modified_since", "max_ranges",
 )  # fmt: skip
 
 _VAR = re.compile(r"\$(\w+|\{\w+\})")
@@ -48,6 +48,7 @@ class StaticConf:
     autoindex_localtime: bool = False
     etag: bool = True
     if_modified_since: str = "exact"
+    max_ranges: int | None = None  # None: not set (nginx's NGX_MAX_INT32_VALUE)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class StaticCore:
     static_autoindex_localtime: bool = False
     static_etag: bool = True
     static_if_modified_since: str = "exact"
+    static_max_ranges: int | None = None
 
 
 def _flag(name: str, value: str) -> bool:
@@ -121,6 +123,10 @@ def read_static(
                 f'invalid value "{args[0]}" in "if_modified_since" directive'
             )
         return {"static_if_modified_since": args[0]}
+    if name == "max_ranges":  # ngx_conf_set_num_slot
+        if not args[0].isdigit() or int(args[0]) > 2**63 - 1:
+            raise StaticConfigError('"max_ranges" directive invalid number')
+        return {"static_max_ranges": int(args[0])}
     if name == "autoindex_format":
         if args[0] != "html":
             raise StaticConfigError(f'autoindex_format "{args[0]}" is not supported by ngxws')
@@ -146,4 +152,5 @@ def static_conf(core: StaticCore, prefix: str, owner: object, modifier: str) -> 
         autoindex_localtime=core.static_autoindex_localtime,
         etag=core.static_etag,
         if_modified_since=core.static_if_modified_since,
+        max_ranges=core.static_max_ranges,
     )

@@ -302,12 +302,16 @@ def _match_etag(header: str, etag: str | None, weak: bool) -> bool:
 @dataclass(frozen=True)
 class FileAnswer:
     """The status and headers of a file answer, and the part of the file
-    to send (``length`` 0: nothing, as for a 304)."""
+    to send (``length`` 0: nothing, as for a 304).  Several ranges
+    (multipart/byteranges): ``parts`` of (boundary header, offset, length)
+    and the closing ``tail``, instead of ``offset``/``length``."""
 
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     offset: int = 0
     length: int = 0
+    parts: tuple[tuple[bytes, int, int], ...] = ()
+    tail: bytes = b""
 
 
 def file_answer(
@@ -316,10 +320,16 @@ def file_answer(
     conf: StaticConf,
     request_headers: Sequence[tuple[str, str]],
     http10_or_later: bool = True,
+    *,
+    part_type: str | None = None,
+    boundary: Callable[[], int] = lambda: 1,
 ) -> FileAnswer:
     """A 200 for the whole file through not_modified then range: 304, 412,
-    206 (one range), 416, or the 200 with ``Accept-Ranges``.  Several
-    ranges are answered with the whole file (nginx sends multipart)."""
+    206 (one range, or several as multipart/byteranges), 416, or the 200
+    with ``Accept-Ranges``.  ``part_type``: the Content-Type each part of a
+    multipart answer names (the charset filter's, labelled); ``boundary``:
+    the next boundary number (nginx's ngx_next_temp_number), taken only
+    for a multipart answer."""
     h: dict[str, str] = {}
     for name, value in request_headers:
         h.setdefault(name.lower(), value)
@@ -358,6 +368,8 @@ def file_answer(
         0,
         info.size,
     )
+    if conf.max_ranges == 0:  # the range filter is off: no Accept-Ranges either
+        return FileAnswer(200, [*base, ("Content-Length", str(info.size)), *validators], 0, info.size)
     rng = h.get("range")
     if not http10_or_later or rng is None or len(rng) < 7 or rng[:6].lower() != "bytes=":
         return whole
@@ -368,11 +380,14 @@ def file_answer(
                 return whole
         elif parse_http_time(if_range) != info.mtime:
             return whole
-    parsed = parse_ranges(rng[6:], info.size)
+    parsed = parse_ranges(rng[6:], info.size, conf.max_ranges)
     if isinstance(parsed, str):
         return FileAnswer(416, [("Content-Range", f"bytes */{info.size}")])
-    if parsed is None or len(parsed) != 1:
+    if parsed is None:
         return whole
+    if len(parsed) > 1:
+        return _multipart(info.size, parsed, part_type if part_type is not None else content_type,
+                          boundary(), validators)  # fmt: skip
     start, end = parsed[0]
     return FileAnswer(
         206,
@@ -383,16 +398,43 @@ def file_answer(
     )
 
 
+def _multipart(
+    size: int, ranges: list[tuple[int, int]], part_type: str, number: int, validators: list[tuple[str, str]]
+) -> FileAnswer:
+    """ngx_http_range_multipart_header(): each range behind its boundary
+    header, the boundary nginx's 20-digit ``%0muA`` of the number."""
+    boundary = f"{number:020d}"
+    typed = f"Content-Type: {part_type}\r\n" if part_type else ""
+    head = f"\r\n--{boundary}\r\n{typed}Content-Range: bytes "
+    parts = tuple(
+        ((head + f"{start}-{end - 1}/{size}\r\n\r\n").encode("latin-1"), start, end - start)
+        for start, end in ranges
+    )
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    length = sum(len(prefix) + count for prefix, _, count in parts) + len(tail)
+    return FileAnswer(
+        206,
+        [("Content-Type", f"multipart/byteranges; boundary={boundary}"), ("Content-Length", str(length)),
+         *validators],
+        parts=parts,
+        tail=tail,
+    )  # fmt: skip
+
+
 _MAX_OFF = 2**63 - 1
 
 
-def parse_ranges(spec: str, size: int) -> list[tuple[int, int]] | str | None:
-    """ngx_http_range_parse(): the ranges as [start, end), ``"416"`` when
-    none is satisfiable or the header is malformed, None when nginx
-    declines (sends the whole file)."""
+def parse_ranges(spec: str, size: int, max_ranges: int | None = None) -> list[tuple[int, int]] | str | None:
+    """ngx_http_range_parse() of nginx 1.22: the ranges as [start, end),
+    ``"416"`` when none is satisfiable or the header is malformed, None
+    when nginx declines (sends the whole file): more ranges than
+    ``max_ranges``, or several adding up to more than the file.  (Later
+    nginx also declines many small ranges -- 256 bytes each plus the sum
+    over the file's size plus 4 KiB -- when ``max_ranges`` is not set.)"""
     p, n = 0, len(spec)
     out: list[tuple[int, int]] = []
     total = 0
+    left = max_ranges if max_ranges is not None else 2**31 - 1
 
     def skip(i: int) -> int:
         while i < n and spec[i] == " ":
@@ -427,6 +469,9 @@ def parse_ranges(spec: str, size: int) -> list[tuple[int, int]] | str | None:
                 if start < end:
                     out.append((start, end))
                     total += end - start
+                    if left == 0:
+                        return None
+                    left -= 1
                 elif start == 0:
                     return None
                 if p >= n:
@@ -449,6 +494,9 @@ def parse_ranges(spec: str, size: int) -> list[tuple[int, int]] | str | None:
         if start < end:
             out.append((start, end))
             total += end - start
+            if left == 0:
+                return None
+            left -= 1
         elif start == 0:
             return None
         if p >= n:
@@ -456,7 +504,7 @@ def parse_ranges(spec: str, size: int) -> list[tuple[int, int]] | str | None:
         p += 1
     if not out:
         return "416"
-    if len(out) > 1 and (total > size or total + len(out) * 256 > size + 4096):
+    if len(out) > 1 and total > size:
         return None
     return out
 

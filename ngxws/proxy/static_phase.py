@@ -11,12 +11,14 @@ rewrite phase; a status goes through the client's error path (so
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from ngxws.http.headers_filter import labelled
 from ngxws.http.request import BadRequest, RequestHead
 from ngxws.http.responses import build_response
 from ngxws.http.rewrite import content_type_for
@@ -48,6 +50,10 @@ if TYPE_CHECKING:
 __all__ = ["serve_static"]
 
 _URI_SAFE = "/:@!$&'()*+,;=-._~"
+
+# multipart/byteranges boundaries: nginx numbers them from its temp-file
+# counter (ngx_next_temp_number), 1 for the first of a fresh server
+_BOUNDARIES = itertools.count(1)
 
 
 async def serve_static(
@@ -158,7 +164,11 @@ async def _send(
 ) -> bool:
     head = pending.head
     assert head is not None
-    answer = file_answer(info, ctype, loc.static, head.headers, head.version != "0.9")
+    answer = file_answer(
+        info, ctype, loc.static, head.headers, head.version != "0.9",
+        # a part names the type the charset filter labelled (it runs before the range filter)
+        part_type=labelled(loc.headers, 200, ctype), boundary=_BOUNDARIES.__next__,
+    )  # fmt: skip
     if answer.status in (412, 416):
         # the range filter answers 416 after the headers filter saw the file's 200
         # (the precondition check, 412, runs before it)
@@ -174,7 +184,16 @@ async def _send(
     headers = filtered(client, loc, server, head, answer.status, answer.headers)
     client.write(build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
                                  extra_headers=headers, length=-1))
-    if head_only or answer.length == 0 or client.transport is None:
+    if head_only or client.transport is None:
+        return keep
+    if answer.parts:  # multipart/byteranges: each range behind its boundary header
+        for prefix, offset, length in answer.parts:
+            client.write(prefix)
+            if not await send_file(client.transport, client.write_gate, path, offset, length):
+                return False
+        client.write(answer.tail)
+        return keep
+    if answer.length == 0:
         return keep
     ok = await send_file(client.transport, client.write_gate, path, answer.offset, answer.length)
     return keep and ok
