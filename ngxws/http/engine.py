@@ -465,14 +465,17 @@ def on_error(
     page = next((p for p in pages if status in p.codes), None)
     if page is not None and state.redirects < 1:
         state.redirects += 1
-        handled = _error_page(world, conn, page, status, state, server, keep)
+        handled = _error_page(world, conn, page, status, state, server, keep, loc)
         if handled is not None:
             return handled
-    return ErrorPage(state.status_override or status, head, server, loc, keep, conn.error_headers)
+    # ngx_http_special_response_handler() sets err_status to this error: an
+    # error made after an error_page hop answers with its own code
+    return ErrorPage(status, head, server, loc, keep, conn.error_headers)
 
 
 def _error_page(
-    world: World, conn: Connection, page: ErrorPageConf, status: int, state: State, server: Server, keep: bool
+    world: World, conn: Connection, page: ErrorPageConf, status: int, state: State, server: Server,
+    keep: bool, loc: Location | None = None,
 ) -> Action | None:
     """``error_page``: a named location runs from its rewrite phase; a URI
     is an internal redirect (the location is looked up again); a URL is
@@ -491,8 +494,9 @@ def _error_page(
         return at_location(world, conn, state, server, named, (), keep)
     if target.startswith(("http://", "https://")):
         code = page.response if page.response in _REDIRECTS else 302
-        # written as it stands: no headers filter, no charset
-        return Redirect(code, target, head, server, None, keep, conn.error_headers)
+        # ngx_http_send_error_page(): a special response the headers
+        # filter sees with the configuration of the location that erred
+        return Redirect(code, target, head, server, loc, keep, conn.error_headers, charset=True)
     redirected = RequestHead(
         method="HEAD" if head.method == "HEAD" else "GET",
         target=target,
@@ -541,8 +545,9 @@ def answer_return(
         if ret.text is None:
             return on_error(world, conn, ret.code, state, server, loc, keep)
         url = rendered_url if rendered_url is not None else v.render(ret.text)
-        code = state.status_override or ret.code
-        return Redirect(code, url, head, server, loc, keep, conn.error_headers, charset=True)
+        # a redirect is finalized as a special response: its own code even
+        # after an error_page hop (err_status is set to it)
+        return Redirect(ret.code, url, head, server, loc, keep, conn.error_headers, charset=True)
     if ret.text is None and ret.code >= 400:
         return on_error(world, conn, ret.code, state, server, loc, keep)
     body = v.render(ret.text or "").encode("latin-1", "replace")
