@@ -10,12 +10,28 @@ from ngxws.sinks.timefmt import http_date
 NOW = 1_700_000_000.0
 
 
-def test_status_server_date_headers_then_connection() -> None:
-    head = response_head("HTTP/1.1 204 No Content", [("X-A", "1")], connection="close", now=NOW)
+def test_status_server_date_slots_connection_then_the_list() -> None:
+    """ngx_http_header_filter(): its own slots (Content-Type, Content-Length,
+    Last-Modified ...), Connection, then the headers list (add_header's,
+    ETag ...) in order."""
+    head = response_head(
+        "HTTP/1.1 200 OK",
+        [("Content-Type", "text/plain"), ("Content-Length", "2"), ("Last-Modified", "x"), ("ETag", '"e"'),
+         ("X-A", "1")],
+        connection="close", now=NOW,
+    )  # fmt: skip
     assert head == (
-        f"HTTP/1.1 204 No Content\r\nServer: {SERVER}\r\nDate: {http_date(NOW)}\r\n"
-        "X-A: 1\r\nConnection: close\r\n\r\n"
+        f"HTTP/1.1 200 OK\r\nServer: {SERVER}\r\nDate: {http_date(NOW)}\r\n"
+        'Content-Type: text/plain\r\nContent-Length: 2\r\nLast-Modified: x\r\nConnection: close\r\n'
+        'ETag: "e"\r\nX-A: 1\r\n\r\n'
     ).encode()
+
+
+def test_fixed_says_how_many_lead() -> None:
+    """A proxied Last-Modified stays in the list (fixed given), a completed Location leads."""
+    head = response_head("HTTP/1.1 302 Found", [("Location", "http://h/x"), ("Last-Modified", "x")],
+                         connection="close", now=NOW, fixed=1)  # fmt: skip
+    assert head.endswith(b"Location: http://h/x\r\nConnection: close\r\nLast-Modified: x\r\n\r\n")
 
 
 def test_no_connection_line_when_the_caller_places_it() -> None:

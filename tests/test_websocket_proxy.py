@@ -218,6 +218,9 @@ def test_max_connections_closes_1013_without_contacting_upstream(tmp_path: Path)
                 await c.recv()
             assert c.close_code == 1013
             assert c.close_reason == "Try Again Later"
+            # the backend's handler runs after its 101 went out: wait for b's
+            assert wait_for(lambda: len(contacted) >= 2)
+            await asyncio.sleep(0.2)
             assert len(contacted) == 2
             # plain HTTP is never limited
             assert px.get("/websocket_status")[0] == 200

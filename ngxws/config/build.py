@@ -39,6 +39,7 @@ from ngxws.config.model import (
 )
 from ngxws.config.reader import Reader
 from ngxws.config.reading import ConfigError
+from ngxws.config.redirects import RedirectRule, default_rule
 from ngxws.config.rewrite import build_steps
 from ngxws.config.static import static_conf
 
@@ -57,6 +58,7 @@ class _Effective:
     rules: tuple[tuple[str, str], ...]
     error_pages: tuple[ErrorPage, ...] = ()
     auth_request_set: tuple[tuple[str, str], ...] = ()
+    redirects: tuple[RedirectRule, ...] | None = None  # proxy_redirect lines (None: none set)
 
     def below(self, level: Level) -> _Effective:
         # arrays (headers, allow/deny, error_page) are inherited only by a
@@ -70,6 +72,7 @@ class _Effective:
             auth_request_set=tuple(level.auth_request_set)
             if level.auth_request_set
             else self.auth_request_set,
+            redirects=tuple(level.redirects) if level.redirects else self.redirects,
         )
 
     def proxy_settings(self) -> ProxySettings:
@@ -77,7 +80,8 @@ class _Effective:
         # name the config does not set itself.
         names = {name.lower() for name, _ in self.headers}
         defaults = tuple(h for h in _DEFAULT_PROXY_HEADERS if h[0].lower() not in names)
-        return replace(self.proxy, set_headers=self.headers + defaults)
+        redirects = self.redirects if self.proxy.redirect and self.redirects is not None else ()
+        return replace(self.proxy, set_headers=self.headers + defaults, redirects=redirects)
 
     def realip(self) -> RealIP:
         core = self.core
@@ -301,6 +305,13 @@ class Builder:
         self, raw: LocationBlock, parent: _Effective, upstreams: Mapping[str, str]
     ) -> Location:
         eff = parent.below(raw)
+        if eff.proxy.redirect and eff.redirects is None and raw.proxy_pass is not None:
+            # ngx_http_proxy_merge_loc_conf(): no proxy_redirect anywhere
+            # above: "default" for this location's proxy_pass (and its
+            # nested locations inherit it)
+            pp = raw.proxy_pass
+            if not pp.has_variables:
+                eff = replace(eff, redirects=(default_rule(pp.url, pp.uri is not None, raw.pattern),))
         proxy_pass = raw.proxy_pass
         if proxy_pass is not None and not proxy_pass.has_variables and proxy_pass.unix is None:
             name = upstreams.get(proxy_pass.host.lower())

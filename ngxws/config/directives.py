@@ -262,6 +262,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_read_timeout": _honoured(unique=True),
     "proxy_send_timeout": _honoured(unique=True),
     "proxy_next_upstream": _honoured(),
+    "proxy_redirect": _honoured(),
     "proxy_buffering": _honoured(unique=True),
     "proxy_request_buffering": _honoured(unique=True),
     "proxy_ssl_server_name": _honoured(unique=True),
@@ -407,7 +408,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_hide_header": _changes("upstream response headers are passed unfiltered"),
     "proxy_pass_header": _changes("upstream response headers are passed unfiltered"),
     "proxy_ignore_headers": _changes("upstream response headers are passed unfiltered"),
-    "proxy_redirect": _changes("Location headers are not rewritten", ("off",)),
+
     "proxy_cookie_domain": _changes("cookies are not rewritten", ("off",)),
     "proxy_cookie_path": _changes("cookies are not rewritten", ("off",)),
     "proxy_cookie_flags": _changes("cookies are not rewritten", ("off",)),

@@ -21,6 +21,7 @@ from ngxws.config.model import (
     UpstreamPeer,
 )
 from ngxws.config.reading import ConfigError
+from ngxws.config.redirects import RedirectRule
 from ngxws.config.static import StaticCore
 
 __all__ = [
@@ -134,6 +135,7 @@ class Level:
     certificate_keys: list[str] = field(default_factory=list)
     error_pages: list[ErrorPage] = field(default_factory=list)
     auth_request_set: list[tuple[str, str]] = field(default_factory=list)
+    redirects: list[RedirectRule] = field(default_factory=list)  # proxy_redirect
     steps: list[Any] = field(default_factory=list)  # rewrite module, in order (config/rewrite.py)
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ngxws.config.headers import HeadersConf
 from ngxws.config.limits import Limits, LimitZone
+from ngxws.config.redirects import RedirectRule
 from ngxws.config.static import StaticConf
 
 if TYPE_CHECKING:
@@ -191,6 +192,10 @@ class ProxySettings:
     # by proxy_pass with variables): None asks the system (see README)
     resolver: Resolver | None = None
     resolver_timeout: float = 30.0
+    # proxy_redirect: the rules in force (the implicit default included);
+    # ``redirect`` False: "off" (nothing is rewritten)
+    redirect: bool = True
+    redirects: tuple[RedirectRule, ...] = ()
 
 
 class Fork(str, Enum):

@@ -26,10 +26,13 @@ from ngxws.config.directives import Handling, StockRule
 from ngxws.config.headers import HEADER_SETTERS
 from ngxws.config.levels import Level, LocationBlock
 from ngxws.config.reading import Node, ReadingError
+from ngxws.config.redirects import RedirectRule, default_rule
 from ngxws.config.resolver import read_resolver
+from ngxws.config.rewrite import regex_error
 from ngxws.config.units import TimeSlot, atoi, parse_flag, parse_size, parse_time
 from ngxws.config.wiretext import wire
 from ngxws.http.realip import trusted_source
+from ngxws.routing.locations import compile_pcre
 
 __all__ = ["SETTERS", "Setter", "SetterContext", "invalid_value"]
 
@@ -163,6 +166,42 @@ def _proxy_http_version(ctx: SetterContext, node: Node, level: Level) -> None:
 
 def _proxy_next_upstream(ctx: SetterContext, node: Node, level: Level) -> None:
     level.proxy["next_upstream"] = _bitmask(node, level.next_upstream, _NEXT_UPSTREAM)
+
+
+def _proxy_redirect(ctx: SetterContext, node: Node, level: Level) -> None:
+    """ngx_http_proxy_redirect() of nginx 1.22: ``off``, ``default`` (after
+    this block's proxy_pass), or a pattern (``~``/``~*``: a regex) and its
+    replacement; a level's lines replace the inherited ones."""
+    if level.proxy.get("redirect") is False:
+        raise node.error(f'"{node.name}" directive is duplicate')
+    args = node.args
+    if len(args) == 1:
+        if args[0] == "off":
+            if level.redirects:
+                raise node.error(f'"{node.name}" directive is duplicate')
+            level.proxy["redirect"] = False
+            return
+        if args[0] != "default":
+            raise node.error(f'invalid parameter "{args[0]}"')
+        pp = level.proxy_pass if isinstance(level, LocationBlock) else None
+        if pp is not None and pp.has_variables:
+            raise node.error('"proxy_redirect default" cannot be used with "proxy_pass" directive with variables')
+        if pp is None or not isinstance(level, LocationBlock):
+            raise node.error('"proxy_redirect default" should be placed after the "proxy_pass" directive')
+        level.proxy["redirect"] = True
+        level.redirects.append(default_rule(pp.url, pp.uri is not None, level.pattern))
+        return
+    level.proxy["redirect"] = True
+    pattern, replacement = wire(args[0]), wire(args[1])
+    regex = None
+    if pattern.startswith("~"):
+        caseless = pattern.startswith("~*")
+        pattern = pattern[2:] if caseless else pattern[1:]
+        why = regex_error(pattern)
+        if why is not None:
+            raise node.error(why)
+        regex = compile_pcre(pattern, caseless)
+    level.redirects.append(RedirectRule(pattern, replacement, regex))
 
 
 def _proxy_ssl_protocols(ctx: SetterContext, node: Node, level: Level) -> None:
@@ -332,6 +371,7 @@ SETTERS: Mapping[str, Setter] = {
     "proxy_ssl_verify": _proxy_flag("ssl_verify"),
     "proxy_http_version": _proxy_http_version,
     "proxy_next_upstream": _proxy_next_upstream,
+    "proxy_redirect": _proxy_redirect,
     "proxy_ssl_protocols": _proxy_ssl_protocols,
     "proxy_ssl_name": _proxy_word("ssl_name"),
     "proxy_ssl_ciphers": _proxy_word("ssl_ciphers"),

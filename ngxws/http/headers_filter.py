@@ -99,9 +99,14 @@ def apply_headers(
     render: Callable[[str], str],
     *,
     now: float | None = None,
+    slot_last_modified: bool = True,
 ) -> list[tuple[str, str]]:
     """The headers to send: ``headers`` with Expires/Cache-Control set by
-    ``expires`` and ``add_header``'s lines added (empty values add nothing)."""
+    ``expires`` and ``add_header``'s lines added (empty values add nothing).
+    An ``add_header`` ETag or Last-Modified replaces the value where the
+    header stands (ngx_http_set_response_header), except a Last-Modified
+    nginx keeps in its own slot (``slot_last_modified``: a file's, not an
+    upstream's), which becomes a new line of the list."""
     out = list(headers)
     if not conf.active:
         return out
@@ -121,7 +126,12 @@ def apply_headers(
         value = render(template)
         if not value:
             continue
-        if name.lower() in _REPLACING:
-            out = [(n, v) for n, v in out if n.lower() != name.lower()]
+        low = name.lower()
+        if low in _REPLACING:
+            at = next((i for i, (n, _) in enumerate(out) if n.lower() == low), None)
+            if at is not None and not (low == "last-modified" and slot_last_modified):
+                out[at] = (name, value)
+                continue
+            out = [(n, v) for n, v in out if n.lower() != low]
         out.append((name, value))
     return out

@@ -67,21 +67,38 @@ def response_head(
     *,
     connection: str | None = None,
     now: float | None = None,
+    fixed: int | None = None,
 ) -> bytes:
-    """Every response head ngxws writes: the status line, ``Server`` and
-    ``Date`` (nginx's header filter puts them first), ``headers`` in the
-    order given, then ``Connection: <connection>`` when given (last, where
-    ngx_http_header_filter writes it).  A head with its Connection header
-    elsewhere (the 101s) passes it in ``headers`` and ``connection=None``."""
+    """Every response head ngxws writes, in ngx_http_header_filter()'s
+    order: the status line, ``Server``, ``Date``, the headers it writes
+    from its own slots (Content-Type, Content-Length, Last-Modified, a
+    Location it completed, Transfer-Encoding), ``Connection:
+    <connection>`` when given, then the rest of ``headers`` (its list:
+    add_header's, an upstream's, ETag ...) in the order given.  ``fixed``:
+    how many leading ``headers`` are slot headers; None: the leading run
+    named Content-Type, Content-Length, Last-Modified or Transfer-Encoding.
+    A head with its Connection header elsewhere (the 101s) passes it in
+    ``headers`` and ``connection=None``."""
+    listed = list(headers)
+    if fixed is None:
+        fixed = 0
+        while fixed < len(listed) and listed[fixed][0].lower() in _SLOTS:
+            fixed += 1
     lines = [
         first_line,
         f"Server: {SERVER}",
         f"Date: {http_date_now() if now is None else http_date(now)}",
-        *(f"{name}: {value}" for name, value in headers),
+        *(f"{name}: {value}" for name, value in listed[:fixed]),
     ]
     if connection is not None:
         lines.append(f"Connection: {connection}")
+    lines.extend(f"{name}: {value}" for name, value in listed[fixed:])
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+# the headers ngx_http_header_filter() writes from r->headers_out's own
+# fields, before Connection (a completed Location too: the caller says so)
+_SLOTS = frozenset({"content-type", "content-length", "last-modified", "transfer-encoding"})
 
 
 def status_line(status: int) -> str:
@@ -124,9 +141,12 @@ def build_response(
     head_only: bool = False,
     now: float | None = None,
     length: int | None = None,
+    fixed: int | None = None,
 ) -> bytes:
     """A complete response with Content-Length framing (``length``: the
-    length declared when the body goes out apart, -1 for no Content-Length)."""
+    length declared when the body goes out apart, -1 for no Content-Length;
+    ``fixed``: how many of ``extra_headers`` go before Connection, see
+    ``response_head``)."""
     headers: list[tuple[str, str]] = []
     if content_type is not None:
         headers.append(("Content-Type", content_type))
@@ -134,10 +154,12 @@ def build_response(
         headers.append(("Content-Length", str(len(body))))
     elif length >= 0:
         headers.append(("Content-Length", str(length)))
+    own = len(headers)
     headers.extend(extra_headers or ())
     head = response_head(
-        status_line(status), headers, connection="keep-alive" if keep_alive else "close", now=now
-    )
+        status_line(status), headers, connection="keep-alive" if keep_alive else "close", now=now,
+        fixed=None if fixed is None else own + fixed,
+    )  # fmt: skip
     return head if head_only else head + body
 
 
@@ -148,6 +170,7 @@ def error_response(
     extra_headers: list[tuple[str, str]] | None = None,
     head_only: bool = False,
     charset: str | None = None,
+    fixed: int | None = None,
 ) -> bytes:
     """nginx's answer for an error status, body included (``charset``: the
     label the charset filter adds to its text/html)."""
@@ -159,6 +182,7 @@ def error_response(
         keep_alive=keep_alive,
         extra_headers=extra_headers,
         head_only=head_only,
+        fixed=fixed,
     )
 
 
@@ -169,7 +193,17 @@ def redirect_response(
     keep_alive: bool = True,
     extra_headers: list[tuple[str, str]] | None = None,
     charset: str | None = None,
+    completed: bool = False,
+    at: int = 0,
 ) -> bytes:
-    """301/302 with ``Location``, as nginx's auto-redirect and ``return 301 URL``."""
-    headers = [*(extra_headers or ()), ("Location", location)]
-    return error_response(status, keep_alive=keep_alive, extra_headers=headers, charset=charset)
+    """301/302 with ``Location``, as nginx's auto-redirect and ``return 301
+    URL``.  ``completed``: the Location was a path the header filter made
+    absolute -- written in its own slot, before Connection; else it is a
+    line of the list, ``at`` that index of ``extra_headers`` (after the
+    lines that were there when it was pushed, before the headers filter's)."""
+    extra = list(extra_headers or ())
+    if completed:
+        headers, fixed = [("Location", location), *extra], 1
+    else:
+        headers, fixed = [*extra[:at], ("Location", location), *extra[at:]], 0
+    return error_response(status, keep_alive=keep_alive, extra_headers=headers, charset=charset, fixed=fixed)

@@ -33,7 +33,7 @@ from ngxws.http.engine import (
 from ngxws.http.request import RequestHead
 from ngxws.http.responses import build_response, error_response, redirect_response
 from ngxws.proxy.auth_request import auth_subrequest
-from ngxws.proxy.header_phase import charset_of, filtered, redirect_location, typed
+from ngxws.proxy.header_phase import ProxiedHeaders, charset_of, filtered, redirect_location, typed
 from ngxws.proxy.pending import Pending
 from ngxws.proxy.response_pass import pass_response
 from ngxws.proxy.static_phase import serve_static
@@ -73,7 +73,8 @@ async def carry_out(conn: RequestIO, action: Action) -> bool:
             url = redirect_location(conn, head, action.server, loc, url)
         headers = filtered(conn, loc, action.server, head, status, action.headers)
         charset = charset_of(loc, status) if action.charset else None
-        conn.write(redirect_response(status, url, keep_alive=action.keep, extra_headers=headers, charset=charset))
+        conn.write(redirect_response(status, url, keep_alive=action.keep, extra_headers=headers, charset=charset,
+                                     completed=url != action.url, at=len(action.headers)))  # fmt: skip
         return action.keep
     if isinstance(action, Respond):
         head, loc, status = action.head, action.loc, action.status
@@ -120,4 +121,4 @@ async def proxy_http(
     if response.status == 101:  # a switch nobody asked for
         return await refuse_switch(conn, pending, server, loc, response)
     conn.send_timer.seconds = loc.send_timeout
-    return await pass_response(conn, head, pending.status_override, response, keep, lambda c, h: filtered(conn, loc, server, head, c, h))
+    return await pass_response(conn, head, pending.status_override, response, keep, ProxiedHeaders(conn, loc, server, head))

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 
 from ngxws.config.headers import HeadersConf
 from ngxws.http.headers_filter import apply_headers, labelled
+from ngxws.http.proxy_redirect import refresh_url_at, rewrite_redirect
 from ngxws.http.request import RequestHead
 
 if TYPE_CHECKING:
     from ngxws.config.model import Location, Server
     from ngxws.proxy.context import RequestIO
 
-__all__ = ["filtered", "typed"]
+__all__ = ["ProxiedHeaders", "filtered", "typed"]
 
 
 def filtered(
@@ -26,13 +27,16 @@ def filtered(
     head: RequestHead,
     status: int,
     headers: Sequence[tuple[str, str]],
+    *,
+    proxied: bool = False,
 ) -> list[tuple[str, str]]:
-    """``headers`` as the headers filter leaves them for ``status``."""
+    """``headers`` as the headers filter leaves them for ``status``
+    (``proxied``: an upstream's, whose Last-Modified is a list line)."""
     if loc is None or not loc.headers.active:
         return list(headers)
     v = client.variables(head, server, ())
     v.status = status  # $status: the response being sent (ngx_http_variable_status)
-    return apply_headers(loc.headers, status, headers, v.render)
+    return apply_headers(loc.headers, status, headers, v.render, slot_last_modified=not proxied)
 
 
 def typed(loc: Location | None, status: int, content_type: str | None) -> str | None:
@@ -67,3 +71,50 @@ def redirect_location(
     default = 443 if client.scheme == "https" else 80
     port = "" if not conf.port_in_redirect or client.server_port == default else f":{client.server_port}"
     return f"{client.scheme}://{host}{port}{path}"
+
+
+class ProxiedHeaders:
+    """The filters a proxied answer's headers go through: ``proxy_redirect``
+    (ngx_http_upstream_rewrite_location / _refresh), then the headers filter."""
+
+    def __init__(self, client: RequestIO, loc: Location, server: Server, head: RequestHead) -> None:
+        self.client, self.loc, self.server, self.head = client, loc, server, head
+
+    def redirect(self, headers: list[tuple[str, str]]) -> tuple[str, str] | None:
+        """Rewrite Location and Refresh in place by the location's rules;
+        returns the Location nginx's header filter completes (a rewritten
+        path, ``absolute_redirect on``): it is written in its own slot."""
+        rules = self.loc.proxy.redirects
+        if not rules:
+            return None
+        v = self.client.variables(self.head, self.server, ())
+
+        def render(template: str, captures: tuple[str, ...]) -> str:
+            saved, v.captures = v.captures, captures or v.captures
+            try:
+                return v.render(template)
+            finally:
+                v.captures = saved
+
+        completed = None
+        for i, (name, value) in enumerate(headers):
+            low = name.lower()
+            if low == "location":
+                new = rewrite_redirect(rules, value, render)
+                if new is None:
+                    continue
+                if new.startswith("/"):
+                    full = redirect_location(self.client, self.head, self.server, self.loc, new)
+                    if full != new:
+                        headers[i] = completed = (name, full)
+                        continue
+                headers[i] = (name, new)
+            elif low == "refresh":
+                at = refresh_url_at(value)
+                new = rewrite_redirect(rules, value, render, at) if at is not None else None
+                if new is not None:
+                    headers[i] = (name, new)
+        return completed
+
+    def filter(self, status: int, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return filtered(self.client, self.loc, self.server, self.head, status, headers, proxied=True)

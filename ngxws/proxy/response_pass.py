@@ -25,6 +25,7 @@ from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamRespo
 
 if TYPE_CHECKING:
     from ngxws.proxy.context import RequestIO
+    from ngxws.proxy.header_phase import ProxiedHeaders
 
 
 def _status_line(override: int | None, response: UpstreamResponse) -> str:
@@ -33,13 +34,27 @@ def _status_line(override: int | None, response: UpstreamResponse) -> str:
     return f"HTTP/1.1 {response.status} {response.reason}".rstrip()
 
 
+def _slot_first(headers: list[tuple[str, str]]) -> int:
+    """Move the upstream's Content-Type and Content-Length to the front, in
+    that order (ngx_http_upstream copies them into r->headers_out's own
+    fields, which ngx_http_header_filter writes before Connection; the
+    other headers keep their order in its list); returns how many moved."""
+    moved = 0
+    for name in ("content-type", "content-length"):
+        at = next((i for i in range(moved, len(headers)) if headers[i][0].lower() == name), None)
+        if at is not None:
+            headers.insert(moved, headers.pop(at))
+            moved += 1
+    return moved
+
+
 async def pass_response(
     conn: RequestIO,
     head: RequestHead,
     status_override: int | None,
     response: UpstreamResponse,
     keep: bool,
-    headers_filter: Callable[[int, list[tuple[str, str]]], list[tuple[str, str]]] | None = None,
+    proxied: ProxiedHeaders | None = None,
 ) -> bool:
     """Stream the answer to the client; return whether the connection stays open."""
     known_length = response.content_length is not None and not response.chunked
@@ -48,15 +63,25 @@ async def pass_response(
         keep = False  # HTTP/1.0 client, unknown length: close-delimited
     # WWW-Authenticate of a 401/403 that error_page sent here: nginx keeps it in headers_out
     headers = [*conn.error_headers, *((n, v) for n, v in response.headers if n.lower() not in HIDDEN_RESPONSE_HEADERS)]
-    if headers_filter is not None:  # add_header / expires (proxy/header_phase.py)
-        headers = headers_filter(status_override or response.status, headers)
+    completed = None
+    if proxied is not None:  # proxy_redirect, add_header / expires (proxy/header_phase.py)
+        completed = proxied.redirect(headers)
+        headers = proxied.filter(status_override or response.status, headers)
+    slots = _slot_first(headers)
+    if completed is not None:  # a Location the header filter completed: its own slot
+        at = next((i for i, h in enumerate(headers) if h is completed), None)
+        if at is not None:
+            headers.insert(slots, headers.pop(at))
+            slots += 1
     if chunked:
-        headers.append(("Transfer-Encoding", "chunked"))
+        headers.insert(slots, ("Transfer-Encoding", "chunked"))
+        slots += 1
     conn.write(
         response_head(
-            _status_line(status_override, response), headers, connection="keep-alive" if keep else "close"
+            _status_line(status_override, response), headers, connection="keep-alive" if keep else "close",
+            fixed=slots,
         )
-    )
+    )  # fmt: skip
     transport = conn.transport
     assert transport is not None
     if chunked and head.method != "HEAD":

@@ -54,6 +54,7 @@ _URI_SAFE = "/:@!$&'()*+,;=-._~"
 # multipart/byteranges boundaries: nginx numbers them from its temp-file
 # counter (ngx_next_temp_number), 1 for the first of a fresh server
 _BOUNDARIES = itertools.count(1)
+_RANGE_HEADERS = ("Accept-Ranges", "Content-Range")
 
 
 async def serve_static(
@@ -149,7 +150,8 @@ def _redirect(client: RequestIO, head: RequestHead, server: Server, loc: Locatio
               extra: list[tuple[str, str]]) -> bytes:  # fmt: skip
     from ngxws.http.responses import redirect_response
 
-    return redirect_response(301, redirect_location(client, head, server, loc, location), keep_alive=keep, extra_headers=extra)
+    url = redirect_location(client, head, server, loc, location)
+    return redirect_response(301, url, keep_alive=keep, extra_headers=extra, completed=url != location)
 
 
 async def _send(
@@ -172,7 +174,8 @@ async def _send(
     if answer.status in (412, 416):
         # the range filter answers 416 after the headers filter saw the file's 200
         # (the precondition check, 412, runs before it)
-        seen = filtered(client, loc, server, head, 200, answer.headers) if answer.status == 416 else answer.headers
+        # (the range filter adds its Content-Range after the headers filter's lines)
+        seen = [*filtered(client, loc, server, head, 200, []), *answer.headers] if answer.status == 416 else answer.headers
         return await client.answer_error(answer.status, pending, server, loc, keep, seen or None)
     status = pending.status_override or answer.status
     if status != answer.status:  # error_page to a file: the error's code, the whole file
@@ -182,6 +185,9 @@ async def _send(
         answer = type(answer)(status, headers, 0, info.size)
     head_only = head.method == "HEAD" or answer.status == 304
     headers = filtered(client, loc, server, head, answer.status, answer.headers)
+    # the range filter runs after the headers filter: its Accept-Ranges /
+    # Content-Range come after add_header's lines
+    headers = [h for h in headers if h[0] not in _RANGE_HEADERS] + [h for h in headers if h[0] in _RANGE_HEADERS]
     client.write(build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
                                  extra_headers=headers, length=-1))
     if head_only or client.transport is None:

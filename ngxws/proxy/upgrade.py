@@ -33,7 +33,7 @@ from ngxws.config.model import Location, Server
 from ngxws.http.request import RequestHead
 from ngxws.proxy.dial import Dial
 from ngxws.proxy.handshake import conn_info, refusal, switching_head
-from ngxws.proxy.header_phase import filtered
+from ngxws.proxy.header_phase import ProxiedHeaders, filtered
 from ngxws.proxy.response_pass import pass_response
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable
@@ -143,7 +143,7 @@ async def upgrade_answered(
         record_upgrade(conn.worker.counters.array, conn.worker.keys.base(server, loc), response.status)
         conn.send_timer.seconds = loc.send_timeout
         return await pass_response(conn, head, pending.status_override, response, head.keep_alive,
-                                   lambda status, h: filtered(conn, loc, server, head, status, h))
+                                   ProxiedHeaders(conn, loc, server, head))
     record_upgrade(conn.worker.counters.array, conn.worker.keys.base(server, loc), 502)  # a refused switch
     return await refuse_switch(conn, pending, server, loc, response)
 

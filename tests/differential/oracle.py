@@ -159,6 +159,13 @@ class RecordingBackend:
             status = m.group(1).encode() + b" Whatever"
         body = b"backend " + name + b"\n"
         common = b"Content-Type: text/plain\r\nX-Backend: " + name + b"\r\n"
+        # a Location (or Refresh) header, "!" for "/" and "~" for ":" (they
+        # survive nginx's URI normalisation): /location=http~!!backend!x
+        for name in ("location", "refresh"):
+            m = re.search(rf"/{name}=([^/?]+)", path)
+            if m:
+                value = m.group(1).replace("!", "/").replace("~", ":").replace("%20", " ").replace("%3B", ";")
+                common += name.title().encode() + b": " + value.encode() + b"\r\n"
         if "/chunked" in path:
             conn.sendall(
                 b"HTTP/1.1 " + status + b"\r\n" + common + b"Transfer-Encoding: chunked\r\n\r\n"
@@ -704,7 +711,9 @@ def _normalise(resp: Response | None, side: Side, server_made: bool, extra: froz
     ]
     body = resp.body if not (server_made and resp.status >= 300) else b"(server page)"
     body = _ports(body.decode("latin-1"), side).encode("latin-1")
-    return (resp.status, sorted(headers), body, resp.interim)
+    # the order nginx's header filter writes them in (Server and Date lead)
+    order = tuple(n.lower() for n, _ in resp.headers if n.lower() not in ("server", "date"))
+    return (resp.status, sorted(headers), body, resp.interim, order)
 
 
 def _normalise_record(r: Received, side: Side) -> object:

@@ -1,0 +1,50 @@
+"""``proxy_redirect``: the Location (and Refresh ``url=``) of a proxied
+answer rewritten, as ngx_http_proxy_rewrite_redirect() does (pure).
+
+Rules are tried in order; the first that matches rewrites and ends it:
+- a plain rule (``proxy_redirect http://b:8080/two/ /one/``, and the
+  implicit ``default``): its pattern, variables rendered, must begin the
+  value (case-sensitive, ngx_rstrncmp); that prefix is replaced;
+- a regex rule (``~`` / ``~*``): searched in the value; on a match the
+  whole value is replaced by the replacement, its ``$1``... the match's.
+``None`` when no rule matched: the header is passed as it came (and nginx
+does not complete a relative one then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ngxws.config.redirects import RedirectRule
+
+__all__ = ["rewrite_redirect", "refresh_url_at"]
+
+
+def rewrite_redirect(
+    rules: Sequence[RedirectRule],
+    value: str,
+    render: Callable[[str, tuple[str, ...]], str],
+    prefix: int = 0,
+) -> str | None:
+    """``value`` rewritten by the first rule that matches from ``prefix`` on
+    (``render(template, captures)``: the request's variables, ``$1``... the
+    regex's), else None."""
+    rest = value[prefix:]
+    for rule in rules:
+        if rule.regex is not None:
+            m = rule.regex.search(rest)
+            if m is None:
+                continue
+            captures = tuple(g or "" for g in m.groups())
+            return value[:prefix] + render(rule.replacement, captures)
+        pattern = render(rule.pattern, ())
+        if not rest.startswith(pattern):
+            continue
+        return value[:prefix] + render(rule.replacement, ()) + rest[len(pattern):]
+    return None
+
+
+def refresh_url_at(value: str) -> int | None:
+    """Where a Refresh header's URL begins (after ``url=``, any case), else None."""
+    at = value.lower().find("url=")
+    return None if at < 0 else at + 4
