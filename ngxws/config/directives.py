@@ -263,6 +263,8 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_send_timeout": _honoured(unique=True),
     "proxy_next_upstream": _honoured(),
     "proxy_redirect": _honoured(),
+    "proxy_hide_header": _honoured(),
+    "proxy_pass_header": _honoured(),
     "proxy_buffering": _honoured(unique=True),
     "proxy_request_buffering": _honoured(unique=True),
     "proxy_ssl_server_name": _honoured(unique=True),
@@ -405,8 +407,6 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "override_charset": _honoured(),  # "on" refused: it recodes
     "more_set_headers": _changes(_HEADERS),
     "more_clear_headers": _changes(_HEADERS),
-    "proxy_hide_header": _changes("upstream response headers are passed unfiltered"),
-    "proxy_pass_header": _changes("upstream response headers are passed unfiltered"),
     "proxy_ignore_headers": _changes("upstream response headers are passed unfiltered"),
 
     "proxy_cookie_domain": _changes("cookies are not rewritten", ("off",)),

@@ -196,6 +196,9 @@ class ProxySettings:
     # ``redirect`` False: "off" (nothing is rewritten)
     redirect: bool = True
     redirects: tuple[RedirectRule, ...] = ()
+    # proxy_hide_header / proxy_pass_header (each level's list replaces the inherited one)
+    hide_headers: tuple[str, ...] = ()
+    pass_headers: tuple[str, ...] = ()
 
 
 class Fork(str, Enum):

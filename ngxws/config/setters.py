@@ -204,6 +204,16 @@ def _proxy_redirect(ctx: SetterContext, node: Node, level: Level) -> None:
     level.redirects.append(RedirectRule(pattern, replacement, regex))
 
 
+def _proxy_header_list(field: str) -> Setter:
+    """proxy_hide_header / proxy_pass_header (ngx_conf_set_str_array_slot):
+    a level's lines replace the inherited list."""
+
+    def setter(ctx: SetterContext, node: Node, level: Level) -> None:
+        level.proxy[field] = (*level.proxy.get(field, ()), node.args[0])
+
+    return setter
+
+
 def _proxy_ssl_protocols(ctx: SetterContext, node: Node, level: Level) -> None:
     level.proxy["ssl_protocols"] = _bitmask(node, level.proxy_ssl_protocols, SSL_PROTOCOLS)
 
@@ -372,6 +382,8 @@ SETTERS: Mapping[str, Setter] = {
     "proxy_http_version": _proxy_http_version,
     "proxy_next_upstream": _proxy_next_upstream,
     "proxy_redirect": _proxy_redirect,
+    "proxy_hide_header": _proxy_header_list("hide_headers"),
+    "proxy_pass_header": _proxy_header_list("pass_headers"),
     "proxy_ssl_protocols": _proxy_ssl_protocols,
     "proxy_ssl_name": _proxy_word("ssl_name"),
     "proxy_ssl_ciphers": _proxy_word("ssl_ciphers"),

@@ -68,6 +68,7 @@ def response_head(
     connection: str | None = None,
     now: float | None = None,
     fixed: int | None = None,
+    own: bool = True,
 ) -> bytes:
     """Every response head ngxws writes, in ngx_http_header_filter()'s
     order: the status line, ``Server``, ``Date``, the headers it writes
@@ -78,18 +79,21 @@ def response_head(
     how many leading ``headers`` are slot headers; None: the leading run
     named Content-Type, Content-Length, Last-Modified or Transfer-Encoding.
     A head with its Connection header elsewhere (the 101s) passes it in
-    ``headers`` and ``connection=None``."""
+    ``headers`` and ``connection=None``.  ``own`` False: an upstream's
+    Server or Date is among ``headers`` (proxy_pass_header): nginx writes
+    that one, where it stands, instead of its own."""
     listed = list(headers)
     if fixed is None:
         fixed = 0
         while fixed < len(listed) and listed[fixed][0].lower() in _SLOTS:
             fixed += 1
-    lines = [
-        first_line,
-        f"Server: {SERVER}",
-        f"Date: {http_date_now() if now is None else http_date(now)}",
-        *(f"{name}: {value}" for name, value in listed[:fixed]),
-    ]
+    lines = [first_line]
+    names = set() if own else {name.lower() for name, _ in listed}
+    if "server" not in names:
+        lines.append(f"Server: {SERVER}")
+    if "date" not in names:
+        lines.append(f"Date: {http_date_now() if now is None else http_date(now)}")
+    lines.extend(f"{name}: {value}" for name, value in listed[:fixed])
     if connection is not None:
         lines.append(f"Connection: {connection}")
     lines.extend(f"{name}: {value}" for name, value in listed[fixed:])

@@ -29,14 +29,16 @@ __all__ = ["switching_head", "refusal", "conn_info"]
 def switching_head(
     response: SwitchHead,
     headers_filter: Callable[[int, list[tuple[str, str]]], list[tuple[str, str]]] | None = None,
+    hidden: frozenset[str] = HIDDEN_RESPONSE_HEADERS,
 ) -> bytes:
     """The upstream's 101 as nginx passes it: its own Server/Date, Connection:
     upgrade; ``headers_filter``: add_header's ``always`` lines (the headers
-    filter runs on a 101 too)."""
-    headers = [(n, v) for n, v in response.headers if n.lower() == "upgrade" or n.lower() not in HIDDEN_RESPONSE_HEADERS]
+    filter runs on a 101 too); ``hidden``: what it does not pass on."""
+    headers = [(n, v) for n, v in response.headers if n.lower() == "upgrade" or n.lower() not in hidden]
     if headers_filter is not None:
         headers = headers_filter(101, headers)
-    return response_head(f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}", [("Connection", "upgrade"), *headers])
+    return response_head(f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}", [("Connection", "upgrade"), *headers],
+                         own=hidden is HIDDEN_RESPONSE_HEADERS)  # fmt: skip
 
 
 def refusal(key: str) -> bytes:

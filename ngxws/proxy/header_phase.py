@@ -12,6 +12,7 @@ from ngxws.config.headers import HeadersConf
 from ngxws.http.headers_filter import apply_headers, labelled
 from ngxws.http.proxy_redirect import refresh_url_at, rewrite_redirect
 from ngxws.http.request import RequestHead
+from ngxws.proxy.upstream_response import hidden_headers
 
 if TYPE_CHECKING:
     from ngxws.config.model import Location, Server
@@ -115,6 +116,11 @@ class ProxiedHeaders:
                 if new is not None:
                     headers[i] = (name, new)
         return completed
+
+    def hidden(self) -> frozenset[str]:
+        """The upstream headers not passed on (proxy_hide_header / proxy_pass_header)."""
+        proxy = self.loc.proxy
+        return hidden_headers(proxy.hide_headers, proxy.pass_headers)
 
     def filter(self, status: int, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return filtered(self.client, self.loc, self.server, self.head, status, headers, proxied=True)

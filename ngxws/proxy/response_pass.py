@@ -62,7 +62,8 @@ async def pass_response(
     if not known_length and not chunked:
         keep = False  # HTTP/1.0 client, unknown length: close-delimited
     # WWW-Authenticate of a 401/403 that error_page sent here: nginx keeps it in headers_out
-    headers = [*conn.error_headers, *((n, v) for n, v in response.headers if n.lower() not in HIDDEN_RESPONSE_HEADERS)]
+    hidden = proxied.hidden() if proxied is not None else HIDDEN_RESPONSE_HEADERS
+    headers = [*conn.error_headers, *((n, v) for n, v in response.headers if n.lower() not in hidden)]
     completed = None
     if proxied is not None:  # proxy_redirect, add_header / expires (proxy/header_phase.py)
         completed = proxied.redirect(headers)
@@ -79,7 +80,7 @@ async def pass_response(
     conn.write(
         response_head(
             _status_line(status_override, response), headers, connection="keep-alive" if keep else "close",
-            fixed=slots,
+            fixed=slots, own=hidden is HIDDEN_RESPONSE_HEADERS,
         )
     )  # fmt: skip
     transport = conn.transport

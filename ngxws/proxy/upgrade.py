@@ -37,7 +37,7 @@ from ngxws.proxy.header_phase import ProxiedHeaders, filtered
 from ngxws.proxy.response_pass import pass_response
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable
-from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse
+from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse, hidden_headers
 from ngxws.ws.frames import encode_close_frame
 
 if TYPE_CHECKING:
@@ -172,7 +172,8 @@ def tunnel_now(
     record_upgrade(counts, row, 101)
     opened = False
     try:
-        answer = switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h))
+        answer = switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h, proxied=True),
+                                hidden_headers(loc.proxy.hide_headers, loc.proxy.pass_headers))  # fmt: skip
         assert conn.transport is not None and conn.upstream_transport is not None
         born = isinstance(conn.upstream_transport, Dial)  # relayed in C from the start: it sends the 101
         if not born:

@@ -15,17 +15,16 @@ from typing import Protocol, cast
 
 import httptools
 
-# Response headers nginx never passes on from the upstream (it writes its own
-# Server, Date and framing) -- ngx_http_proxy_hide_headers and hop-by-hop ones.
-HIDDEN_RESPONSE_HEADERS = frozenset(
+# Response headers nginx does not pass on from the upstream: the framing
+# and hop-by-hop ones, always (it writes its own) ...
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"})
+# ... and ngx_http_proxy_hide_headers, which proxy_pass_header can let through
+# (and proxy_hide_header adds to)
+HIDDEN_BY_DEFAULT = frozenset(
     {
-        "server",
         "date",
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-connection",
+        "server",
+        "x-pad",
         "x-accel-expires",
         "x-accel-redirect",
         "x-accel-limit-rate",
@@ -33,6 +32,14 @@ HIDDEN_RESPONSE_HEADERS = frozenset(
         "x-accel-charset",
     }
 )
+HIDDEN_RESPONSE_HEADERS = HOP_BY_HOP | HIDDEN_BY_DEFAULT
+
+
+def hidden_headers(hide: tuple[str, ...], passed: tuple[str, ...]) -> frozenset[str]:
+    """ngx_http_upstream_hide_headers_hash(): what a location does not pass on."""
+    if not hide and not passed:
+        return HIDDEN_RESPONSE_HEADERS
+    return HOP_BY_HOP | ((HIDDEN_BY_DEFAULT | {h.lower() for h in hide}) - {p.lower() for p in passed})
 
 
 class SwitchHead(Protocol):

@@ -159,6 +159,9 @@ class RecordingBackend:
             status = m.group(1).encode() + b" Whatever"
         body = b"backend " + name + b"\n"
         common = b"Content-Type: text/plain\r\nX-Backend: " + name + b"\r\n"
+        if "/hdrs" in path:  # headers nginx hides, or passes, by proxy_hide/pass_header
+            common += (b"X-Powered-By: Express\r\nServer: backend-srv\r\nX-Pad: pad\r\n"
+                       b"Date: Mon, 01 Jan 2001 00:00:00 GMT\r\nX-Secret: s\r\n")
         # a Location (or Refresh) header, "!" for "/" and "~" for ":" (they
         # survive nginx's URI normalisation): /location=http~!!backend!x
         for name in ("location", "refresh"):
