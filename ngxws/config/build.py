@@ -342,6 +342,10 @@ class Builder:
             client_body_temp_path=eff.core.client_body_temp_path,
             static=static_conf(eff.core, self.reader.prefix, raw, raw.modifier),
         )
+        if raw.limit_except is not None:
+            methods, block = raw.limit_except
+            limited = self._if_location(block, eff, upstreams, location)
+            location = replace(location, limit_except=(methods, limited))
         if not raw.steps:
             return location
         return replace(
@@ -351,8 +355,8 @@ class Builder:
     def _if_location(
         self, raw: LocationBlock, parent: _Effective, upstreams: Mapping[str, str], enclosing: Location
     ) -> Location:
-        # ngx_http_proxy_merge_loc_conf(): a nameless (if) location without
-        # proxy_pass of its own takes the enclosing one's
+        # ngx_http_proxy_merge_loc_conf(): a nameless (if, limit_except)
+        # location without proxy_pass of its own takes the enclosing one's
         inner = self._location(raw, parent, upstreams)
         if inner.proxy_pass is None and enclosing.proxy_pass is not None:
             inner = replace(inner, proxy_pass=enclosing.proxy_pass)

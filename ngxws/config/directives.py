@@ -263,6 +263,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_send_timeout": _honoured(unique=True),
     "proxy_next_upstream": _honoured(),
     "proxy_redirect": _honoured(),
+    "limit_except": _honoured(unique=True),
     "proxy_hide_header": _honoured(),
     "proxy_pass_header": _honoured(),
     "proxy_buffering": _honoured(unique=True),
@@ -438,7 +439,6 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_ssl_conf_command": _changes("OpenSSL commands are not applied"),
     "limit_rate": _changes(_LIMIT, ("0",)),
     "limit_rate_after": _changes(_LIMIT),
-    "limit_except": _unenforced("method restrictions (the access rules in its block) are not enforced"),
     "sub_filter": _changes("response bodies are passed unchanged"),
     "sub_filter_once": _changes("response bodies are passed unchanged"),
     "sub_filter_types": _changes("response bodies are passed unchanged"),
@@ -536,7 +536,7 @@ DATA_BLOCKS: frozenset[str] = frozenset(
 )
 
 # Blocks ngxws does not implement at all: reported once, contents skipped.
-OPAQUE_BLOCKS: frozenset[str] = frozenset({"if", "limit_except", "stream", "mail"})
+OPAQUE_BLOCKS: frozenset[str] = frozenset({"if", "stream", "mail"})
 
 # A directive crossplane does not know either: nginx would refuse it unless a
 # third-party module provides it, and ngxws cannot tell what that would do.

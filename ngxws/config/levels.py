@@ -168,6 +168,8 @@ class LocationBlock(Level):
     locations: list[LocationBlock] = field(default_factory=list)
     internal: bool = False
     unserved_handler: str | None = None  # uwsgi_pass...: see directives.UNSERVED_HANDLERS
+    # limit_except METHOD ... { }: the methods and the block's own settings
+    limit_except: tuple[frozenset[str], LocationBlock] | None = None
 
     @property
     def name(self) -> str:

@@ -362,6 +362,9 @@ class Location:
     # --allow-unenforced: the location answers 502, as nginx would with its
     # backend unreachable, rather than 404 (no such page)
     unserved_handler: str | None = None
+    # limit_except: the methods allowed, and the configuration a request of
+    # another method runs under (ngx_http_update_location_config)
+    limit_except: tuple[frozenset[str], Location] | None = None
     headers: HeadersConf = field(default_factory=HeadersConf)  # add_header / expires
 
 

@@ -80,6 +80,12 @@ from ngxws.config.wslog_params import (
 )
 from ngxws.sinks.wslog import compile_template, module_reading
 
+# ngx_methods_names: what limit_except may name
+LIMIT_EXCEPT_METHODS = frozenset({
+    "GET", "HEAD", "POST", "PUT", "DELETE", "MKCOL", "COPY", "MOVE", "OPTIONS", "PROPFIND",
+    "PROPPATCH", "LOCK", "UNLOCK", "PATCH",
+})  # fmt: skip
+
 __all__ = ["Reader"]
 
 _Handler = Callable[[Node, Owner], None]
@@ -146,6 +152,7 @@ class Reader:
             "listen": self._listen,
             "server_name": self._server_name,
             "location": self._location,
+            "limit_except": self._limit_except,
             "return": self._return,
             "proxy_pass": self._proxy_pass,
             "error_page": self._error_page,
@@ -590,6 +597,23 @@ class Reader:
     def _rewrite_step(self, node: Node, owner: Owner) -> None:
         if isinstance(owner, (ServerBlock, LocationBlock)):
             read_step(node, owner.steps, node.error)
+
+    def _limit_except(self, node: Node, owner: Owner) -> None:
+        """``limit_except METHOD ... { }`` (ngx_http_core_limit_except): its
+        block is read into a nameless location of the enclosing one."""
+        if not isinstance(owner, LocationBlock) or node.block is None:
+            return
+        methods: set[str] = set()
+        for word in node.args:
+            method = word.upper()
+            if method not in LIMIT_EXCEPT_METHODS:
+                raise node.error(f'invalid method "{word}"')
+            methods.add(method)
+        if "GET" in methods:  # GET allows HEAD
+            methods.add("HEAD")
+        block = LocationBlock(source=node.source, modifier="limit_except", pattern=owner.pattern)
+        self._walk(node.block, block)
+        owner.limit_except = (frozenset(methods), block)
 
     def _internal(self, node: Node, owner: Owner) -> None:
         if isinstance(owner, LocationBlock):

@@ -45,7 +45,7 @@ from ngxws.http.content import Action as Handler
 from ngxws.http.content import Error, decide
 from ngxws.http.realip import ClientAddress
 from ngxws.http.request import RequestHead
-from ngxws.http.rewrite import Stat, content_type_for, route, run_location_script
+from ngxws.http.rewrite import Stat, content_type_for, limited, route, run_location_script
 from ngxws.http.upstream_request import RequestVariables
 from ngxws.limits.preaccess import KeyOf, log_context
 from ngxws.limits.state import RequestLimits
@@ -491,7 +491,7 @@ def _error_page(
         named = find_named(server.locations, target)
         if named is None:
             return None
-        return at_location(world, conn, state, server, named, (), keep)
+        return at_location(world, conn, state, server, limited(named, head.method), (), keep)
     if target.startswith(("http://", "https://")):
         code = page.response if page.response in _REDIRECTS else 302
         # ngx_http_send_error_page(): a special response the headers

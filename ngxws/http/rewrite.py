@@ -76,7 +76,7 @@ def route(server: Server, v: RequestVariables, stat: Stat = no_files, internal: 
         match = match_location(server.locations, head.path)
         if match is None:
             return Routed(status=404)
-        loc = match.location
+        loc = limited(match.location, head.method)
         if loc.internal and not internal:  # a client's own request: 404
             return Routed(location=loc, status=404)
         if match.redirect:
@@ -95,6 +95,17 @@ def route(server: Server, v: RequestVariables, stat: Stat = no_files, internal: 
         if changes == 0:  # "rewrite or internal redirection cycle"
             return Routed(location=script.location, status=500)
         internal = True
+
+
+def limited(loc: Location, method: str) -> Location:
+    """ngx_http_update_location_config(): a method ``limit_except`` does not
+    name runs under the limit_except block's configuration (its access
+    rules, inherited the rest; the location's rewrite directives are not
+    its: they do not run)."""
+    if loc.limit_except is None:
+        return loc
+    methods, inner = loc.limit_except
+    return loc if method in methods else inner
 
 
 def _named(loc: Location, uri: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from ngxws.http.headers_filter import labelled
 from ngxws.http.request import BadRequest, RequestHead
 from ngxws.http.responses import build_response
-from ngxws.http.rewrite import content_type_for
+from ngxws.http.rewrite import content_type_for, limited
 from ngxws.http.static import (
     MAX_URI_CHANGES,
     Continue,
@@ -104,7 +104,8 @@ async def _carry_out(
         named = find_named(server.locations, outcome.name)
         if named is None:
             return await client.answer_error(500, pending, server, None, keep)
-        return await client.run_location(pending, server, named, (), keep)
+        assert pending.head is not None
+        return await client.run_location(pending, server, limited(named, pending.head.method), (), keep)
     return await internal_redirect(client, pending, server, outcome.uri, outcome.args, keep)
 
 
