@@ -112,7 +112,8 @@ TABLE: list[tuple[str, list[tuple[str, str]], int, int | None, str | None, str, 
     ("/intern/", [], 404, None, "/intern/", "/intern/", None, None),
     ("/tointern/", [], 0, 200, "/intern/", "/intern/", None, None),
     ("/slash", [], 301, None, "/slash/", "/slash", None, None),
-    ("/nothing", [], 404, None, None, "/nothing", None, None),
+    # no location matches: the server's own configuration (its static files)
+    ("/nothing", [], 0, None, "", "/nothing", None, None),
 ]
 
 
@@ -388,13 +389,13 @@ _CHALLENGE_R = ("WWW-Authenticate", 'Basic realm="R"')
 PHASE_TABLE: list[tuple[str, str, str, list[tuple[str, str]], dict[str, object], tuple[object, ...]]] = [
     # server rewrite, find config, location rewrite, post-rewrite
     ("server rewrite", "plain", "/srv/a", [], {}, ("content", "ProxyHTTP", "/dest/", 9)),
-    ("no location", "plain", "/nothing", [], {}, ("error", 404, True)),
+    ("no location: the server's own configuration", "plain", "/nothing", [], {}, ("content", "Static", "", None)),
     ("rewrite last cycle", "plain", "/loop/", [], {}, ("error", 500, False)),
     ("rewrite break", "plain", "/brk/p", [], {}, ("content", "ProxyHTTP", "/brk/", 9)),
     ("auto-redirect", "plain", "/slash", [], {}, ("redirect", 301, "/slash/")),
     ("auto-redirect args", "plain", "/slash?a=1", [], {}, ("redirect", 301, "/slash/?a=1")),
     ("413 declared", "plain", "/big/", [], {"error": 413}, ("plain", 413)),
-    ("413 needs a location", "plain", "/nothing", [], {"error": 413}, ("error", 404, True)),
+    ("413 with no location: the server's limit", "plain", "/nothing", [], {"error": 413}, ("plain", 413)),
     # if in location: nginx's nested location
     ("if location", "plain", "/if/?alt=1", [], {}, ("content", "ProxyHTTP", "/if/", 10)),
     ("if not taken", "plain", "/if/", [], {}, ("content", "ProxyHTTP", "/if/", 9)),

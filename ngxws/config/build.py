@@ -246,10 +246,15 @@ class Builder:
         listens = raw.listens or [Listen(host="0.0.0.0", port=80, source=raw.source)]
         if core.http2:
             listens = [replace(listen, http2=True) for listen in listens]
+        # the server's own configuration as a location: what a request no
+        # location matches runs under (its try_files is the server's)
+        own = self._location(LocationBlock(source=raw.source, modifier="", pattern=""), eff, upstreams)
+        own = replace(own, static=static_conf(eff.core, self.reader.prefix, raw, ""))
         return Server(
             listens=tuple(listens),
             server_names=tuple(raw.names) if raw.names else ("",),
             locations=tuple(self._location(loc, eff, upstreams) for loc in raw.locations),
+            fallback=own,
             ws=self._ws_settings(raw),
             proxy=eff.proxy_settings(),
             access=eff.access(),

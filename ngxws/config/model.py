@@ -199,6 +199,7 @@ class ProxySettings:
     # proxy_hide_header / proxy_pass_header (each level's list replaces the inherited one)
     hide_headers: tuple[str, ...] = ()
     pass_headers: tuple[str, ...] = ()
+    intercept_errors: bool = False  # proxy_intercept_errors
 
 
 class Fork(str, Enum):
@@ -377,6 +378,9 @@ class Server:
     listens: tuple[Listen, ...]
     server_names: tuple[str, ...]
     locations: tuple[Location, ...]
+    # a request no location matches runs under the server's own configuration
+    # (ngx_http_core_find_config_phase keeps it): static files from its root
+    fallback: Location | None = None
     ws: WsSettings = field(default_factory=WsSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
     access: Access = field(default_factory=Access)

@@ -382,6 +382,7 @@ SETTERS: Mapping[str, Setter] = {
     "proxy_http_version": _proxy_http_version,
     "proxy_next_upstream": _proxy_next_upstream,
     "proxy_redirect": _proxy_redirect,
+    "proxy_intercept_errors": _proxy_flag("intercept_errors"),
     "proxy_hide_header": _proxy_header_list("hide_headers"),
     "proxy_pass_header": _proxy_header_list("pass_headers"),
     "proxy_ssl_protocols": _proxy_ssl_protocols,

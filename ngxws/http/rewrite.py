@@ -74,8 +74,8 @@ def route(server: Server, v: RequestVariables, stat: Stat = no_files, internal: 
     while True:
         head = v.head
         match = match_location(server.locations, head.path)
-        if match is None:
-            return Routed(status=404)
+        if match is None:  # the server's own configuration
+            return Routed(status=404) if server.fallback is None else Routed(location=server.fallback)
         loc = limited(match.location, head.method)
         if loc.internal and not internal:  # a client's own request: 404
             return Routed(location=loc, status=404)

@@ -35,7 +35,7 @@ from ngxws.http.responses import build_response, error_response, redirect_respon
 from ngxws.proxy.auth_request import auth_subrequest
 from ngxws.proxy.header_phase import ProxiedHeaders, charset_of, filtered, redirect_location, typed
 from ngxws.proxy.pending import Pending
-from ngxws.proxy.response_pass import pass_response
+from ngxws.proxy.response_pass import intercepted, pass_response
 from ngxws.proxy.static_phase import serve_static
 from ngxws.proxy.upgrade import proxy_upgrade, refuse_switch
 from ngxws.proxy.upstream import UpstreamUnavailable
@@ -120,5 +120,8 @@ async def proxy_http(
         return await conn.answer_error(exc.status, pending, server, loc, keep)
     if response.status == 101:  # a switch nobody asked for
         return await refuse_switch(conn, pending, server, loc, response)
+    kept = intercepted(conn, loc, response)
+    if kept is not None:  # proxy_intercept_errors: the location's error_page answers
+        return await conn.answer_error(response.status, pending, server, loc, keep, kept)
     conn.send_timer.seconds = loc.send_timeout
     return await pass_response(conn, head, pending.status_override, response, keep, ProxiedHeaders(conn, loc, server, head))

@@ -24,6 +24,7 @@ from ngxws.http.responses import response_head, status_line
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
 
 if TYPE_CHECKING:
+    from ngxws.config.model import Location
     from ngxws.proxy.context import RequestIO
     from ngxws.proxy.header_phase import ProxiedHeaders
 
@@ -32,6 +33,25 @@ def _status_line(override: int | None, response: UpstreamResponse) -> str:
     if override is not None and override != response.status:
         return status_line(override)
     return f"HTTP/1.1 {response.status} {response.reason}".rstrip()
+
+
+def intercepted(conn: RequestIO, loc: Location, response: UpstreamResponse) -> list[tuple[str, str]] | None:
+    """ngx_http_upstream_intercept_errors(): with ``proxy_intercept_errors
+    on``, an answer of 300 or more that an ``error_page`` of the location
+    names is not passed on (the upstream connection is closed): the caller
+    finalizes the request with its status.  Returns the headers kept for
+    that answer (a 401's WWW-Authenticate), None when not intercepted."""
+    status = response.status
+    if not loc.proxy.intercept_errors or status < 300:
+        return None
+    if not any(status in page.codes for page in loc.error_pages):
+        return None
+    if conn.upstream_transport is not None:
+        conn.upstream_transport.close()
+        conn.upstream_transport = None
+    if status != 401:
+        return []
+    return [(n, v) for n, v in response.headers if n.lower() == "www-authenticate"]
 
 
 def _slot_first(headers: list[tuple[str, str]]) -> int:

@@ -142,8 +142,10 @@ async def internal_redirect(
     inner.body = pending.body
     inner.uri_changes = changes
     match = match_location(server.locations, uri)
-    if match is None:
-        return await client.answer_error(404, inner, server, None, keep)
+    if match is None:  # the server's own configuration
+        if server.fallback is None:
+            return await client.answer_error(404, inner, server, None, keep)
+        return await client.run_location(inner, server, server.fallback, (), keep)
     return await client.run_location(inner, server, match.location, match.captures, keep)
 
 

@@ -34,7 +34,7 @@ from ngxws.http.request import RequestHead
 from ngxws.proxy.dial import Dial
 from ngxws.proxy.handshake import conn_info, refusal, switching_head
 from ngxws.proxy.header_phase import ProxiedHeaders, filtered
-from ngxws.proxy.response_pass import pass_response
+from ngxws.proxy.response_pass import intercepted, pass_response
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable
 from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse, hidden_headers
@@ -141,6 +141,9 @@ async def upgrade_answered(
     if response.status != 101:
         assert isinstance(response, UpstreamResponse)  # a simple 101 is all head101 reads
         record_upgrade(conn.worker.counters.array, conn.worker.keys.base(server, loc), response.status)
+        kept = intercepted(conn, loc, response)
+        if kept is not None:  # proxy_intercept_errors: the location's error_page answers
+            return await conn.answer_error(response.status, pending, server, loc, head.keep_alive, kept)
         conn.send_timer.seconds = loc.send_timeout
         return await pass_response(conn, head, pending.status_override, response, head.keep_alive,
                                    ProxiedHeaders(conn, loc, server, head))
