@@ -51,10 +51,22 @@ from ngxws.ws.frames import CFrameTracker, CSplice
 Tunnel = Any
 _Side = Any
 
-__all__ = ["BUFFER", "Spliced", "splice_tunnel"]
+__all__ = ["BULK_BUFFER", "BULK_READ", "BUFFER", "Spliced", "bulk", "splice_tunnel"]
 
 BUFFER = 64 * 1024
 """Bytes per direction: one read's worth, the most a direction holds."""
+
+BULK_BUFFER = 1024 * 1024
+"""Bytes per direction of a bulk tunnel (``bulk``): one ``recv`` takes what
+the socket holds, and one ``send`` hands it on, so the peers are woken (and
+ACKed) once per MiB rather than once per 64 KiB -- the kernel's side of the
+relay is most of a bulk tunnel's cost (bench/PROFILE.md, "Relay, round 4":
+W3 ~680 -> ~410 us of proxy CPU per MB).  Pages are touched only as reads
+fill them (``malloc`` maps a buffer this size lazily)."""
+
+BULK_READ = 64 * 1024
+"""A direction whose reads on the transport path averaged this much or more
+(uvloop reads up to 256 KiB) is bulk: its tunnel gets ``BULK_BUFFER``."""
 
 # Spliced.event kinds (_splice.c SPLICE_*)
 EOF, ERROR, BLOCKED, DRAINED, NOTICED, BOUNDARY = range(6)
@@ -71,15 +83,18 @@ _DETACHED = _Detached()
 
 def _plain_tcp_fd(transport: asyncio.BaseTransport) -> int | None:
     """The fd of a plain (no TLS) TCP uvloop transport with nothing left to write, else None."""
-    if type(transport).__name__ != "TCPTransport" or transport.get_extra_info("ssl_object") is not None:
+    if not _plain_tcp(transport) or transport.is_closing() or transport.get_write_buffer_size():  # type: ignore[attr-defined]
         return None
-    if transport.is_closing() or transport.get_write_buffer_size():  # type: ignore[attr-defined]
-        return None
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.family not in _TCP:
-        return None
-    fd: int = sock.fileno()
+    fd: int = transport.get_extra_info("socket").fileno()
     return fd if fd >= 0 else None
+
+
+def _plain_tcp(transport: asyncio.BaseTransport) -> bool:
+    """A plain (no TLS) TCP uvloop transport, busy or not."""
+    if type(transport).__name__ != "TCPTransport" or transport.get_extra_info("ssl_object") is not None:
+        return False
+    sock = transport.get_extra_info("socket")
+    return sock is not None and sock.family in _TCP
 
 
 def _c_tracker(tracker: object) -> bool:
@@ -93,17 +108,31 @@ def _idle(side: _Side) -> bool:
     ) and side.send_timer is None
 
 
+def bulk(side: _Side) -> bool:
+    """``side``'s reads so far averaged ``BULK_READ`` or more."""
+    reads: int = side.tracker.reads
+    return reads > 0 and side.array[side.base + side.BYTES] >= reads * BULK_READ
+
+
 def splice_tunnel(tunnel: Tunnel) -> bool:
-    """Hand ``tunnel`` to the C relay if it can be; True when done."""
+    """Hand ``tunnel`` to the C relay if it can be; True when done.
+
+    A tunnel that never can be (a Python tally, TLS, not TCP) gets
+    ``splice_due`` cleared, so the later chances (``_Side.resume_if_free``)
+    do not ask again; one that is only busy now (bytes in flight on the
+    transport path) keeps it."""
     if CSplice is None or tunnel.closed or not tunnel.started or tunnel.pending_close is not None:
         return False
     c, u = tunnel.client_side, tunnel.upstream_side
     if tunnel.log_each_frame or not (_c_tracker(c.tracker) and _c_tracker(u.tracker)):
+        tunnel.splice_due = False
         return False  # a Python tally (close details) counts on the transport path
     if not (_idle(c) and _idle(u)):
         return False
     fd_c, fd_u = _plain_tcp_fd(tunnel.client), _plain_tcp_fd(tunnel.upstream)
     if fd_c is None or fd_u is None:
+        if not (_plain_tcp(tunnel.client) and _plain_tcp(tunnel.upstream)):
+            tunnel.splice_due = False
         return False
     try:
         dup_c = os.dup(fd_c)
@@ -115,6 +144,7 @@ def splice_tunnel(tunnel: Tunnel) -> bool:
         os.close(dup_c)
         return False
     tunnel.spliced = Spliced(tunnel, dup_c, dup_u)
+    tunnel.splice_due = False
     for transport in (tunnel.client, tunnel.upstream):
         transport.set_protocol(_DETACHED)
         transport.close()  # empty write buffer: closes its fd, not the connection
@@ -136,7 +166,7 @@ class Spliced:
             fd_client,
             fd_upstream,
             self.event,
-            BUFFER,
+            BULK_BUFFER if bulk(tunnel.client_side) or bulk(tunnel.upstream_side) else BUFFER,
         )
         self.reads = (self.relay.read_client, self.relay.read_upstream)
         self.drains = (self.relay.drain_client, self.relay.drain_upstream)
