@@ -12,7 +12,11 @@ short-lived tunnel relays, bench W5), a tunnel that can is handed to
 dups keep the TCP connections: uvloop's close is a plain ``close(2)``, no
 ``shutdown``), and ``loop.add_reader`` calls the C object's ``read_*`` on
 readiness: one ``recv`` into the tunnel's own buffer, ``count`` into the
-shared slot, one ``send``.
+shared slot, one ``send``.  A tunnel that is busy when it falls due (a
+flood: waiting for its turn or for a drain nearly all the time) is spliced
+at its next chance, when a side may read again (``_Side.resume_if_free``).
+A tunnel whose reads so far were large (``bulk``) gets ``BULK_BUFFER`` per
+direction instead of ``BUFFER``.
 
 Backpressure as nginx's: what a ``send`` did not take stays in that
 direction's buffer; the reader of that direction is removed and a writer on
@@ -64,9 +68,10 @@ relay is most of a bulk tunnel's cost (bench/PROFILE.md, "Relay, round 4":
 W3 ~680 -> ~410 us of proxy CPU per MB).  Pages are touched only as reads
 fill them (``malloc`` maps a buffer this size lazily)."""
 
-BULK_READ = 64 * 1024
+BULK_READ = 32 * 1024
 """A direction whose reads on the transport path averaged this much or more
-(uvloop reads up to 256 KiB) is bulk: its tunnel gets ``BULK_BUFFER``."""
+is bulk (uvloop reads up to 256 KiB; an interactive read is one message, a
+flood's fills the read buffer): its tunnel gets ``BULK_BUFFER``."""
 
 # Spliced.event kinds (_splice.c SPLICE_*)
 EOF, ERROR, BLOCKED, DRAINED, NOTICED, BOUNDARY = range(6)
@@ -160,13 +165,14 @@ class Spliced:
         self.loop = asyncio.get_running_loop()
         self.fds = (fd_client, fd_upstream)
         self.sides = (tunnel.client_side, tunnel.upstream_side)
+        self.size = BULK_BUFFER if bulk(tunnel.client_side) or bulk(tunnel.upstream_side) else BUFFER
         self.relay = CSplice(
             cast(Any, tunnel.client_side.tracker),  # C FrameTrackers (splice_tunnel checked)
             cast(Any, tunnel.upstream_side.tracker),
             fd_client,
             fd_upstream,
             self.event,
-            BULK_BUFFER if bulk(tunnel.client_side) or bulk(tunnel.upstream_side) else BUFFER,
+            self.size,
         )
         self.reads = (self.relay.read_client, self.relay.read_upstream)
         self.drains = (self.relay.drain_client, self.relay.drain_upstream)
