@@ -38,11 +38,8 @@
 
 /* Full reads per readiness: at most SPLICE_READS * size bytes per direction
  * per loop turn (libuv's own streams read up to 32 times), so a flood gets
- * fewer loop turns per byte while every socket still gets its turn.  A read
- * that brings the readiness's total to SPLICE_SHARE ends it too: a bulk
- * tunnel's 1 MiB buffer (splice.py BULK_BUFFER) reads once per turn. */
+ * fewer loop turns per byte while every socket still gets its turn. */
 #define SPLICE_READS 4
-#define SPLICE_SHARE (256 * 1024)
 
 typedef struct {
     PyObject_HEAD
@@ -165,7 +162,6 @@ static PyObject *
 splice_read(Splice *self, int d)
 {
     ssize_t n;
-    size_t total = 0;
     int lost, sent, i;
 
     for (i = 0; i < SPLICE_READS; i++) {
@@ -187,9 +183,6 @@ splice_read(Splice *self, int d)
             break; /* rare: Python looks (and may close: no more reads here) */
         if ((size_t)n < self->size)
             Py_RETURN_NONE; /* the socket is drained for now */
-        total += (size_t)n;
-        if (total >= SPLICE_SHARE)
-            Py_RETURN_NONE; /* this turn's share: the loop comes back while readable */
     }
     if (i == SPLICE_READS)
         Py_RETURN_NONE; /* this turn's share: the loop comes back while readable */
