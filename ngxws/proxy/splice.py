@@ -23,10 +23,12 @@ direction's buffer; the reader of that direction is removed and a writer on
 the other socket drains it, then reading resumes.  A blocked write runs the
 destination's send timeout (``proxy_send_timeout`` / ``send_timeout``).
 
-At most four full ``recv`` per readiness per loop iteration (4 x
-``BUFFER`` bytes; libuv's streams read up to 32 times): each spliced socket
-does a bounded amount of work per turn, so the turn allowance of
-``turns.py`` is not needed here.
+At most four full ``recv`` per readiness per loop iteration (4 x the
+buffer: 256 KiB, 4 MiB for a bulk tunnel; libuv's streams read up to 32 x
+256 KiB): each spliced socket does a bounded amount of work per turn, so
+the turn allowance of ``turns.py`` is not needed here.  (Capping a bulk
+tunnel at one read per turn cost W1 and W3 a quarter of their throughput:
+bench/PROFILE.md, "Relay, round 4".)
 
 Python runs only for what is rare (``Spliced.event``): a socket's end or
 error (the tunnel's own close path: closers, counters, lines, limit_conn),
