@@ -27,8 +27,8 @@ At most four full ``recv`` per readiness per loop iteration (4 x the
 buffer: 256 KiB, 4 MiB for a bulk tunnel; libuv's streams read up to 32 x
 256 KiB): each spliced socket does a bounded amount of work per turn, so
 the turn allowance of ``turns.py`` is not needed here.  (Capping a bulk
-tunnel at one read per turn cost W1 and W3 a quarter of their throughput:
-bench/PROFILE.md, "Relay, round 4".)
+tunnel at one read per turn cost W1 a quarter more CPU per frame and W3 a
+third more per MB: bench/PROFILE.md, "Relay, round 4".)
 
 Python runs only for what is rare (``Spliced.event``): a socket's end or
 error (the tunnel's own close path: closers, counters, lines, limit_conn),
