@@ -205,7 +205,8 @@ class Worker:
                 start_serving=True,
             )
             self._servers.append(server)
-        self._schedule_flush()
+        if self.logs:  # no ws_log file, nothing to flush: no 10 Hz wake-up (bench W7)
+            self._schedule_flush()
         if self.channel is not None:
             loop.add_reader(self.channel.fileno(), self._read_channel)
             channel_send(self.channel, READY)

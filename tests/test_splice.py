@@ -14,6 +14,7 @@ shows the close code and closer of a spliced tunnel.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 import time
@@ -421,6 +422,125 @@ def test_idle_timeout_through_the_splice() -> None:
         assert "websocket tunnel closed: upstream timed out" in worker.info
         assert (await _recv(client, 100, limit=1)).startswith(_unmasked(b"tick"))
         for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+def _big_buffers(*socks: socket.socket) -> None:
+    for s in socks:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+
+
+def test_busy_bulk_tunnel_spliced_once_free_with_the_bulk_buffer() -> None:
+    """A flood is busy when its splice falls due (here: its write to the
+    upstream blocked, the upstream reads nothing), so it is spliced at its
+    next chance, once the write drained and the side may read again -- and
+    a read that fills its buffer moves that direction to the bulk buffer.
+    Every byte arrives, in order."""
+    from ngxws.proxy.tunnel import SPLICE_AFTER
+
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _tunnel()
+        _big_buffers(client, upstream, tunnel.client.get_extra_info("socket"), tunnel.upstream.get_extra_info("socket"))
+        loop = asyncio.get_running_loop()
+        payload = bytes(range(256)) * (16 * 1024)  # 4 MiB
+        frame = struct.pack("!BBQ", 0x82, 0x80 | 127, len(payload)) + b"\0\0\0\0" + payload
+        sender = asyncio.ensure_future(loop.sock_sendall(client, frame))
+        await _until(lambda: tunnel.client_side.out_blocked)
+        await asyncio.sleep(SPLICE_AFTER * 2)
+        assert tunnel.splice_due and tunnel.spliced is None  # due, but busy: not yet
+        got = await _recv(upstream, len(frame), limit=15)  # the upstream reads: the write drains
+        assert got == frame
+        await sender
+        assert tunnel.spliced is not None and not tunnel.splice_due
+        slots = worker.counters.array.tolist()
+        assert slots[1:4] == [1, len(payload), len(frame)]
+        sender = asyncio.ensure_future(loop.sock_sendall(client, frame))  # a flood, now spliced
+        assert await _recv(upstream, len(frame), limit=15) == frame
+        await sender
+        assert tunnel.spliced.relay.sizes == (splice_module.BULK, splice_module.BUFFER)
+        small = _unmasked(b"back")  # the other direction still relayed, and counted
+        upstream.send(small)
+        assert await _recv(client, len(small)) == small
+        tunnel.close()
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+def test_interactive_tunnel_gets_the_small_buffer() -> None:
+    async def scenario() -> None:
+        tunnel, _, client, upstream = await _spliced()
+        assert tunnel.spliced is not None
+        assert tunnel.spliced.relay.sizes == (splice_module.BUFFER, splice_module.BUFFER)
+        tunnel.close()
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+def test_a_tunnel_that_cannot_be_spliced_stops_asking() -> None:
+    """Not TCP (here a socketpair): the due splice is given up for good, so
+    the later chances (every resume of a flood) ask nothing."""
+    from ngxws.proxy.tunnel import SPLICE_AFTER
+
+    async def scenario() -> None:
+        tunnel, _, client, upstream = await _timeouts_tunnel(30.0, 30.0)
+        frame = _masked(b"unix")
+        client.send(frame)
+        assert await _recv(upstream, len(frame)) == frame
+        await asyncio.sleep(SPLICE_AFTER * 2)
+        assert tunnel.spliced is None and not tunnel.splice_due
+        client.send(frame)
+        assert await _recv(upstream, len(frame)) == frame  # the transport path relays on
+        tunnel.close()
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+@pytest.mark.parametrize("size", [16 * 1024, 64 * 1024])
+def test_reads_per_readiness_bounded(size: int) -> None:
+    """One readiness call reads on while each read fills the buffer and is
+    sent whole, up to 4 reads (_splice.c SPLICE_READS): the rest waits in
+    the socket for the loop's next turn."""
+    per_readiness = 4 * size
+    from ngxws.ws.frames import CFrameTracker
+
+    assert CFrameTracker is not None and CSplice is not None
+
+    async def scenario() -> None:
+        client, near_c = await _tcp_pair()
+        upstream, near_u = await _tcp_pair()
+        _big_buffers(client, near_c, upstream, near_u)
+        events: list[tuple[int, int]] = []
+        relay = CSplice(  # on dups: the relay closes its sockets
+            CFrameTracker(),
+            CFrameTracker(),
+            os.dup(near_c.fileno()),
+            os.dup(near_u.fileno()),
+            lambda kind, n: events.append((kind, n)),
+            size,
+        )
+        data = HUGE_FRAME + b"\x05" * (2 * per_readiness + 4096)
+        client.settimeout(10)  # the near end's receive buffer takes it all, or this fails
+        client.sendall(data)
+        client.setblocking(False)
+        relay.read_client()
+        assert events == [] and relay.held == (0, 0)
+        got = await _recv(upstream, per_readiness)
+        assert got == data[:per_readiness]
+        with pytest.raises(BlockingIOError):
+            upstream.recv(1)  # nothing more was read this time
+        relay.read_client()  # the next readiness: the next share
+        assert await _recv(upstream, per_readiness) == data[per_readiness : 2 * per_readiness]
+        relay.close(False)
+        for s in (client, upstream, near_c, near_u):
             s.close()
 
     _run(scenario())

@@ -5,24 +5,35 @@ Why: a tunnel that logs no frames only needs, per read, what nginx's
 on -- plus the frame scan and counter slot.  Through uvloop's transports
 every read also pays a new ``bytes`` object, the stream's read callback and
 the write buffer's bookkeeping (bench/PROFILE.md, "Relay, round 2": more
-user time than nginx's whole relay).  So once a tunnel has lived
-``tunnel.SPLICE_AFTER`` (0.2 s: the hand-over costs more than a
-short-lived tunnel relays, bench W5), a tunnel that can is handed to
-``_speedups.Splice``: both sockets are dup'd, their transports closed (the
-dups keep the TCP connections: uvloop's close is a plain ``close(2)``, no
-``shutdown``), and ``loop.add_reader`` calls the C object's ``read_*`` on
-readiness: one ``recv`` into the tunnel's own buffer, ``count`` into the
-shared slot, one ``send``.
+user time than nginx's whole relay).
+
+An upgrade of a server without ``ws_log`` on a plain TCP client is relayed
+here from its start (``splice_born``): its upstream connection never had a
+transport (``dial.py``), the client's socket is dup'd off its transport.
+Any other unlogged tunnel is handed over once it has lived
+``tunnel.SPLICE_AFTER`` (``splice_tunnel``): both sockets dup'd, their
+transports closed (the dups keep the TCP connections: uvloop's close is a
+plain ``close(2)``, no ``shutdown``); one that is busy when it falls due (a
+flood: waiting for its turn or for a drain nearly all the time) at its next
+chance, when a side may read again (``_Side.resume_if_free``).
+
+Every spliced socket is in the worker's own epoll set (``poller``,
+``_poller.c``), registered once; on readiness the C object reads: one
+``recv`` into a pooled buffer, ``count`` into the shared slot, one
+``send``.  A direction whose read filled its ``BUFFER`` reads up to
+``BULK`` from then on.
 
 Backpressure as nginx's: what a ``send`` did not take stays in that
 direction's buffer; the reader of that direction is removed and a writer on
 the other socket drains it, then reading resumes.  A blocked write runs the
 destination's send timeout (``proxy_send_timeout`` / ``send_timeout``).
 
-At most four full ``recv`` per readiness per loop iteration (4 x
-``BUFFER`` bytes; libuv's streams read up to 32 times): each spliced socket
-does a bounded amount of work per turn, so the turn allowance of
-``turns.py`` is not needed here.
+At most four full ``recv`` per readiness per loop iteration (4 x the
+buffer: 256 KiB, 4 MiB for a bulk direction; libuv's streams read up to 32
+x 256 KiB): each spliced socket does a bounded amount of work per turn, so
+the turn allowance of ``turns.py`` is not needed here.  (Capping a bulk
+tunnel at one read per turn cost W1 a quarter more CPU per frame and W3 a
+third more per MB: bench/PROFILE.md, "Relay, round 4".)
 
 Python runs only for what is rare (``Spliced.event``): a socket's end or
 error (the tunnel's own close path: closers, counters, lines, limit_conn),
@@ -83,15 +94,18 @@ _DETACHED = _Detached()
 
 def _plain_tcp_fd(transport: asyncio.BaseTransport) -> int | None:
     """The fd of a plain (no TLS) TCP uvloop transport with nothing left to write, else None."""
-    if type(transport).__name__ != "TCPTransport" or transport.get_extra_info("ssl_object") is not None:
+    if not _plain_tcp(transport) or transport.is_closing() or transport.get_write_buffer_size():  # type: ignore[attr-defined]
         return None
-    if transport.is_closing() or transport.get_write_buffer_size():  # type: ignore[attr-defined]
-        return None
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.family not in _TCP:
-        return None
-    fd: int = sock.fileno()
+    fd: int = transport.get_extra_info("socket").fileno()
     return fd if fd >= 0 else None
+
+
+def _plain_tcp(transport: asyncio.BaseTransport) -> bool:
+    """A plain (no TLS) TCP uvloop transport, busy or not."""
+    if type(transport).__name__ != "TCPTransport" or transport.get_extra_info("ssl_object") is not None:
+        return False
+    sock = transport.get_extra_info("socket")
+    return sock is not None and sock.family in _TCP
 
 
 def _c_tracker(tracker: object) -> bool:
@@ -105,17 +119,26 @@ def _idle(side: _Side) -> bool:
     ) and side.send_timer is None
 
 
+
 def splice_tunnel(tunnel: Tunnel) -> bool:
-    """Hand ``tunnel`` to the C relay if it can be; True when done."""
+    """Hand ``tunnel`` to the C relay if it can be; True when done.
+
+    A tunnel that never can be (a Python tally, TLS, not TCP) gets
+    ``splice_due`` cleared, so the later chances (``_Side.resume_if_free``)
+    do not ask again; one that is only busy now (bytes in flight on the
+    transport path) keeps it."""
     if CSplice is None or tunnel.closed or not tunnel.started or tunnel.pending_close is not None:
         return False
     c, u = tunnel.client_side, tunnel.upstream_side
     if tunnel.log_each_frame or not (_c_tracker(c.tracker) and _c_tracker(u.tracker)):
+        tunnel.splice_due = False
         return False  # a Python tally (close details) counts on the transport path
     if not (_idle(c) and _idle(u)):
         return False
     fd_c, fd_u = _plain_tcp_fd(tunnel.client), _plain_tcp_fd(tunnel.upstream)
     if fd_c is None or fd_u is None:
+        if not (_plain_tcp(tunnel.client) and _plain_tcp(tunnel.upstream)):
+            tunnel.splice_due = False
         return False
     try:
         dup_c = os.dup(fd_c)
@@ -127,6 +150,7 @@ def splice_tunnel(tunnel: Tunnel) -> bool:
         os.close(dup_c)
         return False
     tunnel.spliced = Spliced(tunnel, dup_c, dup_u)
+    tunnel.splice_due = False
     for transport in (tunnel.client, tunnel.upstream):
         transport.set_protocol(_DETACHED)
         transport.close()  # empty write buffer: closes its fd, not the connection

@@ -288,7 +288,11 @@ class _Side(asyncio.Protocol):
 
     def resume_if_free(self) -> None:
         """Read again unless something still says stop (bytes waiting for a
-        turn, a full write buffer on the other side, a close frame of ours)."""
+        turn, a full write buffer on the other side, a close frame of ours).
+
+        Also a splice's later chance: a tunnel that was busy when it became
+        due (a flood waits for turns or a drain nearly all the time: bench
+        W1, W3) is spliced when a side is free to read again."""
         if not (
             self.held
             or self.queued
@@ -297,6 +301,8 @@ class _Side(asyncio.Protocol):
             or self.source.is_closing()
         ):
             self.source.resume_reading()
+            if self.tunnel.splice_due:
+                splice_tunnel(self.tunnel)
 
     def eof_received(self) -> bool | None:
         # nginx finalizes the upgraded request when either side closes --

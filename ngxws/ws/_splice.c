@@ -471,8 +471,15 @@ static PyMethodDef Splice_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *
+Splice_get_sizes(Splice *self, void *Py_UNUSED(closure))
+{
+    return Py_BuildValue("(nn)", (Py_ssize_t)self->next[0], (Py_ssize_t)self->next[1]);
+}
+
 static PyGetSetDef Splice_getset[] = {
     {"held", (getter)Splice_get_held, NULL, "Bytes read but not yet sent, per direction.", NULL},
+    {"sizes", (getter)Splice_get_sizes, NULL, "The size of each direction's next read buffer.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
