@@ -387,3 +387,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, interval: floa
             return True
         time.sleep(interval)
     return predicate()
+
+
+def assert_location_refused(tmp_path: Path, block: str, message: str) -> None:
+    """``block`` in a server of an otherwise valid conf (at line 5): ``ngxws
+    check`` exits 1 with ``message`` and that file:line, as ``nginx -t``."""
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:1;\n  {block}\n }}\n}}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "ngxws", "check", "-c", str(conf), "-p", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert message in done.stderr and f"{conf}:5" in done.stderr, done.stderr

@@ -7,11 +7,10 @@ are tests/differential/cases_locations_out.py's."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from harness import assert_location_refused
 
 from ngxws.config.loader import load_config
 from ngxws.config.redirects import RedirectRule, default_rule
@@ -125,11 +124,4 @@ def test_refresh_rewrites_after_url() -> None:
     ],
 )
 def test_refused_as_nginx_refuses(tmp_path: Path, block: str, message: str) -> None:
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(f"events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:1;\n  {block}\n }}\n}}\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "ngxws", "check", "-c", str(conf), "-p", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 1
-    assert message in done.stderr and f"{conf}:5" in done.stderr, done.stderr
+    assert_location_refused(tmp_path, block, message)

@@ -9,14 +9,12 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from harness import Ngxws, free_port, read_head, wait_for
+from harness import Ngxws, assert_location_refused, free_port, read_head, wait_for
 
 from ngxws.config.static import StaticConf
 from ngxws.http.static import (
@@ -272,14 +270,7 @@ def test_autoindex_html_layout() -> None:
     ],
 )
 def test_bad_static_config_is_refused_with_file_and_line(tmp_path: Path, block: str, message: str) -> None:
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(f"events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:1;\n  {block}\n }}\n}}\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "ngxws", "check", "-c", str(conf), "-p", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
-    assert done.returncode == 1
-    assert message in done.stderr and f"{conf}:5" in done.stderr, done.stderr
+    assert_location_refused(tmp_path, block, message)
 
 
 # --- a 1 GiB file: flat memory, the last byte by range -----------------------------------

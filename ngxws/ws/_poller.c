@@ -345,18 +345,9 @@ static PyType_Spec Poller_spec = {
 };
 
 static int
-poller_add_type(PyObject *module)
+poller_constants(PyObject *module)
 {
-    PyObject *type = PyType_FromModuleAndSpec(module, &Poller_spec, NULL);
-    int rc;
-
-    if (type == NULL)
+    if (PyModule_AddIntConstant(module, "POLL_READ", POLL_READ) < 0)
         return -1;
-    rc = PyModule_AddObjectRef(module, "Poller", type);
-    Py_DECREF(type);
-    if (rc == 0)
-        rc = PyModule_AddIntConstant(module, "POLL_READ", POLL_READ);
-    if (rc == 0)
-        rc = PyModule_AddIntConstant(module, "POLL_WRITE", POLL_WRITE);
-    return rc;
+    return PyModule_AddIntConstant(module, "POLL_WRITE", POLL_WRITE);
 }

@@ -502,16 +502,3 @@ static PyType_Spec Splice_spec = {
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC,
     .slots = Splice_slots,
 };
-
-static int
-splice_add_type(PyObject *module)
-{
-    PyObject *type = PyType_FromModuleAndSpec(module, &Splice_spec, NULL);
-    int rc;
-
-    if (type == NULL)
-        return -1;
-    rc = PyModule_AddObjectRef(module, "Splice", type);
-    Py_DECREF(type);
-    return rc;
-}
