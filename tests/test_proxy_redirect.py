@@ -1,4 +1,4 @@
-"""``proxy_redirect`` (ngxws/config/redirects.py, ngxws/http/proxy_redirect.py):
+"""``proxy_redirect`` and ``proxy_cookie_*`` (ngxws/config/redirects.py, ngxws/http/proxy_redirect.py):
 the rules a real conf gives each location, read through crossplane -- the
 implicit ``default``, ``off``, a level's lines replacing the inherited ones,
 a nested location inheriting the outer default -- the rewrite itself as a
@@ -14,7 +14,7 @@ from harness import assert_location_refused
 
 from ngxws.config.loader import load_config
 from ngxws.config.redirects import RedirectRule, default_rule
-from ngxws.http.proxy_redirect import refresh_url_at, rewrite_redirect
+from ngxws.http.proxy_redirect import refresh_url_at, rewrite_cookie, rewrite_redirect
 from ngxws.routing.locations import compile_pcre, match_location
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +110,25 @@ def test_refresh_rewrites_after_url() -> None:
     assert refresh_url_at("5") is None
 
 
+DOMAIN = (RedirectRule("backend.internal", "example.com", domain=True),)
+PATH = (RedirectRule("/", "/app/"),)
+
+
+@pytest.mark.parametrize(
+    ("cookie", "want"),
+    [
+        ("sid=1; Domain=backend.internal; Path=/; HttpOnly", "sid=1; Domain=example.com; Path=/app/; HttpOnly"),
+        ("sid=1;domain=.BACKEND.internal", "sid=1; domain=.example.com"),  # a leading dot kept, any case
+        ("sid=1; Domain=sub.backend.internal", None),  # a domain is compared whole
+        ("a = b ;Path = /x ; Secure", "a=b; Path=/app/x; Secure"),  # written back as nginx does
+        ("sid=1; Path=x", None),
+        ("Secure; Path=/", None),  # no name=value first: not rewritten
+    ],
+)
+def test_cookie_table(cookie: str, want: str | None) -> None:
+    assert rewrite_cookie(cookie, DOMAIN, PATH, _render) == want
+
+
 @pytest.mark.parametrize(
     ("block", "message"),
     [
@@ -121,6 +140,9 @@ def test_refresh_rewrites_after_url() -> None:
         ("location / { proxy_redirect http://a/ /b/; proxy_redirect off; }", '"proxy_redirect" directive is duplicate'),
         ("location / { proxy_redirect off; proxy_redirect http://a/ /b/; }", '"proxy_redirect" directive is duplicate'),
         ("location / { proxy_redirect ~(unclosed /b/; }", "pcre2_compile() failed: missing closing parenthesis"),
+        ("location / { proxy_cookie_path / /a/; proxy_cookie_path off; }", '"proxy_cookie_path" directive is duplicate'),
+        ("location / { proxy_cookie_domain off; proxy_cookie_domain a b; }", '"proxy_cookie_domain" directive is duplicate'),
+        ("location / { proxy_cookie_domain sometimes; }", 'invalid parameter "sometimes"'),
     ],
 )
 def test_refused_as_nginx_refuses(tmp_path: Path, block: str, message: str) -> None:

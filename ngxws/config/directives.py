@@ -263,6 +263,8 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_send_timeout": _honoured(unique=True),
     "proxy_next_upstream": _honoured(),
     "proxy_redirect": _honoured(),
+    "proxy_cookie_domain": _honoured(),
+    "proxy_cookie_path": _honoured(),
     "proxy_intercept_errors": _honoured(unique=True),
     "limit_except": _honoured(unique=True),
     "proxy_hide_header": _honoured(),
@@ -411,8 +413,6 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "more_clear_headers": _changes(_HEADERS),
     "proxy_ignore_headers": _changes("upstream response headers are passed unfiltered"),
 
-    "proxy_cookie_domain": _changes("cookies are not rewritten", ("off",)),
-    "proxy_cookie_path": _changes("cookies are not rewritten", ("off",)),
     "proxy_cookie_flags": _changes("cookies are not rewritten", ("off",)),
     "proxy_set_body": _changes("request bodies are passed unchanged"),
     "proxy_method": _changes("the request method is passed unchanged"),

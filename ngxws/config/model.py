@@ -200,6 +200,10 @@ class ProxySettings:
     hide_headers: tuple[str, ...] = ()
     pass_headers: tuple[str, ...] = ()
     intercept_errors: bool = False  # proxy_intercept_errors
+    # proxy_cookie_domain / proxy_cookie_path rules (a level's lines, or its
+    # "off", replace the inherited ones)
+    cookie_domains: tuple[RedirectRule, ...] = ()
+    cookie_paths: tuple[RedirectRule, ...] = ()
 
 
 class Fork(str, Enum):

@@ -1,5 +1,6 @@
-"""``proxy_redirect`` as configured: its rules (ngx_http_proxy_redirect);
-ngxws.http.proxy_redirect applies them to an answer."""
+"""``proxy_redirect``, ``proxy_cookie_domain`` and ``proxy_cookie_path`` as
+configured: their rules (ngx_http_proxy_redirect, _cookie_domain,
+_cookie_path); ngxws.http.proxy_redirect applies them to an answer."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ class RedirectRule:
     pattern: str
     replacement: str
     regex: re.Pattern[str] | None = None
+    # proxy_cookie_domain's plain rule (ngx_http_proxy_rewrite_domain_handler):
+    # the whole value, a leading "." aside, equal to the pattern in any case
+    domain: bool = False
 
 
 def default_rule(url: str, has_uri: bool, location: str) -> RedirectRule:

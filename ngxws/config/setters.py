@@ -214,6 +214,41 @@ def _proxy_header_list(field: str) -> Setter:
     return setter
 
 
+def _proxy_cookie(field: str) -> Setter:
+    """ngx_http_proxy_cookie_domain() / _cookie_path() of nginx 1.22: ``off``,
+    or a pattern (``~``: a regex; for domains always caseless, a plain one
+    compared whole, any case, leading dots dropped) and its replacement."""
+    domain = field == "cookie_domains"
+
+    def setter(ctx: SetterContext, node: Node, level: Level) -> None:
+        own = level.proxy.get(field)
+        if own == ():  # after this block's "off"
+            raise node.error(f'"{node.name}" directive is duplicate')
+        args = node.args
+        if len(args) == 1:
+            if args[0] != "off":
+                raise node.error(f'invalid parameter "{args[0]}"')
+            if own:
+                raise node.error(f'"{node.name}" directive is duplicate')
+            level.proxy[field] = ()
+            return
+        pattern, replacement = wire(args[0]), wire(args[1])
+        regex = None
+        if pattern.startswith("~"):
+            caseless = domain or pattern.startswith("~*")
+            pattern = pattern[2:] if pattern.startswith("~*") and not domain else pattern[1:]
+            why = regex_error(pattern)
+            if why is not None:
+                raise node.error(why)
+            regex = compile_pcre(pattern, caseless)
+        elif domain:
+            pattern, replacement = pattern.removeprefix("."), replacement.removeprefix(".")
+        rule = RedirectRule(pattern, replacement, regex, domain=domain and regex is None)
+        level.proxy[field] = (*(own or ()), rule)
+
+    return setter
+
+
 def _proxy_ssl_protocols(ctx: SetterContext, node: Node, level: Level) -> None:
     level.proxy["ssl_protocols"] = _bitmask(node, level.proxy_ssl_protocols, SSL_PROTOCOLS)
 
@@ -382,6 +417,8 @@ SETTERS: Mapping[str, Setter] = {
     "proxy_http_version": _proxy_http_version,
     "proxy_next_upstream": _proxy_next_upstream,
     "proxy_redirect": _proxy_redirect,
+    "proxy_cookie_domain": _proxy_cookie("cookie_domains"),
+    "proxy_cookie_path": _proxy_cookie("cookie_paths"),
     "proxy_intercept_errors": _proxy_flag("intercept_errors"),
     "proxy_hide_header": _proxy_header_list("hide_headers"),
     "proxy_pass_header": _proxy_header_list("pass_headers"),

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from ngxws.config.redirects import RedirectRule
 
-__all__ = ["rewrite_redirect", "refresh_url_at"]
+__all__ = ["rewrite_cookie", "rewrite_redirect", "refresh_url_at"]
 
 
 def rewrite_redirect(
@@ -38,10 +38,52 @@ def rewrite_redirect(
             captures = tuple(g or "" for g in m.groups())
             return value[:prefix] + render(rule.replacement, captures)
         pattern = render(rule.pattern, ())
+        if rule.domain:
+            at = prefix + 1 if rest.startswith(".") else prefix
+            if value[at:].lower() != pattern.lower():
+                continue
+            return value[:at] + render(rule.replacement, ())
         if not rest.startswith(pattern):
             continue
         return value[:prefix] + render(rule.replacement, ()) + rest[len(pattern):]
     return None
+
+
+def rewrite_cookie(
+    value: str,
+    domains: Sequence[RedirectRule],
+    paths: Sequence[RedirectRule],
+    render: Callable[[str, tuple[str, ...]], str],
+) -> str | None:
+    """A Set-Cookie value with its ``domain=`` and ``path=`` attributes
+    rewritten (ngx_http_proxy_rewrite_cookie): None when no rule applied;
+    else the cookie as nginx writes it back (attributes joined by "; ",
+    blanks around names and values dropped)."""
+    attrs = _parse_cookie(value)
+    if attrs[0][1] is None:  # no name=value: not a cookie nginx rewrites
+        return None
+    changed = False
+    for i in range(1, len(attrs)):
+        key, val = attrs[i]
+        if val is None:
+            continue
+        rules = domains if key.lower() == "domain" else paths if key.lower() == "path" else ()
+        new = rewrite_redirect(rules, val, render) if rules else None
+        if new is not None:
+            attrs[i] = (key, new)
+            changed = True
+    if not changed:
+        return None
+    return "; ".join(key if val is None else f"{key}={val}" for key, val in attrs)
+
+
+def _parse_cookie(value: str) -> list[tuple[str, str | None]]:
+    """ngx_http_proxy_parse_cookie(): ``name[=value]`` pieces split at ";"."""
+    out: list[tuple[str, str | None]] = []
+    for piece in value.split(";"):
+        name, eq, val = piece.partition("=")
+        out.append((name.strip(" "), val.strip(" ") if eq else None))
+    return out
 
 
 def refresh_url_at(value: str) -> int | None:

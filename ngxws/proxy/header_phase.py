@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ngxws.config.headers import HeadersConf
 from ngxws.http.headers_filter import apply_headers, labelled
-from ngxws.http.proxy_redirect import refresh_url_at, rewrite_redirect
+from ngxws.http.proxy_redirect import refresh_url_at, rewrite_cookie, rewrite_redirect
 from ngxws.http.request import RequestHead
 from ngxws.proxy.upstream_response import hidden_headers
 
@@ -82,11 +82,14 @@ class ProxiedHeaders:
         self.client, self.loc, self.server, self.head = client, loc, server, head
 
     def redirect(self, headers: list[tuple[str, str]]) -> tuple[str, str] | None:
-        """Rewrite Location and Refresh in place by the location's rules;
+        """Rewrite Location and Refresh in place by the location's
+        ``proxy_redirect`` rules, and Set-Cookie's domain and path by its
+        ``proxy_cookie_domain`` / ``proxy_cookie_path``;
         returns the Location nginx's header filter completes (a rewritten
         path, ``absolute_redirect on``): it is written in its own slot."""
-        rules = self.loc.proxy.redirects
-        if not rules:
+        proxy = self.loc.proxy
+        rules = proxy.redirects
+        if not (rules or proxy.cookie_domains or proxy.cookie_paths):
             return None
         v = self.client.variables(self.head, self.server, ())
 
@@ -100,6 +103,13 @@ class ProxiedHeaders:
         completed = None
         for i, (name, value) in enumerate(headers):
             low = name.lower()
+            if low == "set-cookie":
+                cookie = rewrite_cookie(value, proxy.cookie_domains, proxy.cookie_paths, render)
+                if cookie is not None:
+                    headers[i] = (name, cookie)
+                continue
+            if not rules:
+                continue
             if low == "location":
                 new = rewrite_redirect(rules, value, render)
                 if new is None:

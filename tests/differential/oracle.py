@@ -164,9 +164,8 @@ class RecordingBackend:
                        b"Date: Mon, 01 Jan 2001 00:00:00 GMT\r\nX-Secret: s\r\n")
         # a Location (or Refresh) header, "!" for "/" and "~" for ":" (they
         # survive nginx's URI normalisation): /location=http~!!backend!x
-        for name in ("location", "refresh"):
-            m = re.search(rf"/{name}=([^/?]+)", path)
-            if m:
+        for name in ("location", "refresh", "set-cookie"):
+            for m in re.finditer(rf"/{name}=([^/?]+)", path):
                 value = m.group(1).replace("!", "/").replace("~", ":").replace("%20", " ").replace("%3B", ";")
                 common += name.title().encode() + b": " + value.encode() + b"\r\n"
         if "/chunked" in path:
