@@ -13,9 +13,10 @@ import pytest
 from harness import assert_location_refused
 
 from ngxws.config.loader import load_config
+from ngxws.config.pcre import compile_pcre
 from ngxws.config.redirects import RedirectRule, default_rule
 from ngxws.http.proxy_redirect import refresh_url_at, rewrite_cookie, rewrite_redirect
-from ngxws.routing.locations import compile_pcre, match_location
+from ngxws.routing.locations import match_location
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ngxws.config.model import Return, Source
+from ngxws.config.pcre import compile_pcre
 
 if TYPE_CHECKING:
     from ngxws.config.model import Location
@@ -138,15 +139,11 @@ def if_condition_error(args: Sequence[str]) -> str | None:
 def regex_error(regex: str) -> str | None:
     """nginx's words for a regex PCRE2 refuses (the usual cases), None when valid."""
     try:
-        re.compile(_pcre(regex))
+        compile_pcre(regex)
     except re.error as exc:
         why = "missing closing parenthesis" if "missing )" in str(exc) else exc.msg
         return f'pcre2_compile() failed: {why} in "{regex}"'
     return None
-
-
-def _pcre(pattern: str) -> str:
-    return re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", pattern)
 
 
 @dataclass(frozen=True)

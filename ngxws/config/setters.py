@@ -25,6 +25,7 @@ from ngxws.client_certs import VERIFY_CLIENT
 from ngxws.config.directives import Handling, StockRule
 from ngxws.config.headers import HEADER_SETTERS
 from ngxws.config.levels import Level, LocationBlock
+from ngxws.config.pcre import compile_pcre
 from ngxws.config.reading import Node, ReadingError
 from ngxws.config.redirects import RedirectRule, default_rule
 from ngxws.config.resolver import read_resolver
@@ -32,7 +33,6 @@ from ngxws.config.rewrite import regex_error
 from ngxws.config.units import TimeSlot, atoi, parse_flag, parse_size, parse_time
 from ngxws.config.wiretext import wire
 from ngxws.http.realip import trusted_source
-from ngxws.routing.locations import compile_pcre
 
 __all__ = ["SETTERS", "Setter", "SetterContext", "invalid_value"]
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from ngxws.config.model import Map
-from ngxws.routing.locations import compile_pcre
+from ngxws.config.pcre import compile_pcre
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 

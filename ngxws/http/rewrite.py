@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from os import stat_result
 
 from ngxws.config.model import Location, Return, Server
+from ngxws.config.pcre import compile_pcre
 from ngxws.config.rewrite import BreakStep, IfStep, ReturnStep, RewriteStep, SetStep, Step
 from ngxws.http.request import RequestHead
 from ngxws.http.upstream_request import RequestVariables, escape_uri
-from ngxws.routing.locations import compile_pcre, match_location
+from ngxws.routing.locations import match_location
 
 # ngx_http_core_module's NGX_HTTP_MAX_URI_CHANGES: the 11th change is a 500
 MAX_URI_CHANGES = 10

@@ -20,11 +20,10 @@ Named locations (``@name``) never match a URI.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from ngxws.config.model import Location
+from ngxws.config.pcre import compile_pcre
 
 
 @dataclass(frozen=True)
@@ -35,16 +34,6 @@ class LocationMatch:
     location: Location
     captures: tuple[str, ...] = ()
     redirect: bool = False
-
-
-_PCRE_NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")
-
-
-@lru_cache(maxsize=1024)
-def compile_pcre(pattern: str, caseless: bool = False) -> re.Pattern[str]:
-    """nginx regexes are PCRE; Python's ``re`` reads real configs' ones once
-    PCRE's ``(?<name>...)`` is spelled ``(?P<name>...)``."""
-    return re.compile(_PCRE_NAMED_GROUP.sub("(?P<", pattern), re.IGNORECASE if caseless else 0)
 
 
 def _auto_redirects(loc: Location) -> bool:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from ngxws.config.model import Config, Listen, Server
-from ngxws.routing.locations import compile_pcre
+from ngxws.config.pcre import compile_pcre
 
 
 @dataclass
