@@ -13,7 +13,7 @@ answers each upgrade the way the test scripts it:
   usable for the next request;
 - an upstream that closes (or resets) before any answer: 502 and nginx's
   error-log line;
-- the end of either peer ends the tunnel;
+- the end of either peer ends the tunnel; a graceful stop says 1001 on it;
 - a server that logs (ws_log) keeps the transport path: its lines are
   written as before.
 Refused connects and both timeouts on this path are tests/test_fast_upgrade.py's.
@@ -21,6 +21,8 @@ Refused connects and both timeouts on this path are tests/test_fast_upgrade.py's
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import struct
 import threading
@@ -260,3 +262,27 @@ def test_a_logging_server_keeps_its_lines(tmp_path: Path) -> None:
         )
         assert "upstream 2" in wslog.read_text()
         c.close()
+
+
+def test_graceful_stop_says_1001_on_a_tunnel_relayed_in_c(tmp_path: Path) -> None:
+    """SIGQUIT: a tunnel relayed in C from its start (no ws_log) still gets
+    ngxws's own close 1001 between the upstream's frames, and the worker exits."""
+    sent = threading.Event()
+
+    def script(conn: socket.socket, head: bytes, rest: bytes) -> None:
+        conn.sendall(switching_protocols(head) + _server_frame(b"hello"))
+        sent.set()
+        conn.settimeout(10)
+        while conn.recv(65536):
+            pass
+
+    port = free_port()
+    with scripted_backend(script) as backend, ngxws(_conf(port, backend), tmp_path, port) as nx:
+        c, rest = _ask(port)
+        assert _recv_exactly(c, rest, 7) == _server_frame(b"hello")
+        os.kill(nx.proc.pid, signal.SIGQUIT)
+        tail = _read_all(c, timeout=10)
+        assert tail[:2] == b"\x88\x0c" and tail[2:4] == (1001).to_bytes(2, "big"), tail
+        assert tail[4:14] == b"Going Away"
+        c.close()
+        assert nx.proc.wait(15) == 0
