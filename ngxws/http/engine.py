@@ -475,7 +475,7 @@ def on_error(
 
 def _error_page(
     world: World, conn: Connection, page: ErrorPageConf, status: int, state: State, server: Server,
-    keep: bool, loc: Location | None = None,
+    keep: bool, loc: Location | None,
 ) -> Action | None:
     """``error_page``: a named location runs from its rewrite phase; a URI
     is an internal redirect (the location is looked up again); a URL is

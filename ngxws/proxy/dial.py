@@ -23,7 +23,7 @@ transport's ``connection_lost`` would.
 ``Dial`` is also what the client connection holds as its
 ``upstream_transport`` meanwhile: ``close``, ``abort``, ``write``,
 ``is_closing``, ``pause_reading`` and ``resume_reading`` behave as a
-transport's do for it.
+transport's do for it (and for an ``UpstreamResponse`` told of a read error).
 """
 
 from __future__ import annotations
@@ -71,8 +71,6 @@ class DialOwner(Protocol):
     def connected(self, peer: PeerTarget, dial: Dial | None, exc: BaseException | None) -> None: ...
 
     def head_read(self, response: SwitchHead) -> None: ...
-
-    def head_failed(self, exc: ConnectionError) -> None: ...
 
     def general_response(self, dial: Dial) -> UpstreamResponse: ...
 
@@ -249,9 +247,6 @@ class Dial:
     def resume_reading(self) -> None:
         if not self.closed and self.watching == 0 and not self.unsent:
             self._watch(POLL_READ)
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return self.sock if name == "socket" and not self.closed else default
 
 
 class _Adopt(asyncio.Protocol):

@@ -16,7 +16,7 @@ from websockets.utils import accept_key
 
 from ngxws.http.request import valid_websocket_key
 from ngxws.http.responses import error_response, response_head
-from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, SwitchHead
+from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, OWN_HEADERS, SwitchHead
 from ngxws.sinks.wslog import ConnInfo
 from ngxws.ws.frames import encode_close_frame
 
@@ -38,7 +38,7 @@ def switching_head(
     if headers_filter is not None:
         headers = headers_filter(101, headers)
     return response_head(f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}", [("Connection", "upgrade"), *headers],
-                         own=hidden is HIDDEN_RESPONSE_HEADERS)  # fmt: skip
+                         own=OWN_HEADERS <= hidden)  # fmt: skip
 
 
 def refusal(key: str) -> bytes:

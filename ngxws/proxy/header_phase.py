@@ -81,7 +81,7 @@ class ProxiedHeaders:
     def __init__(self, client: RequestIO, loc: Location, server: Server, head: RequestHead) -> None:
         self.client, self.loc, self.server, self.head = client, loc, server, head
 
-    def redirect(self, headers: list[tuple[str, str]]) -> tuple[str, str] | None:
+    def rewrite(self, headers: list[tuple[str, str]]) -> tuple[str, str] | None:
         """Rewrite Location and Refresh in place by the location's
         ``proxy_redirect`` rules, and Set-Cookie's domain and path by its
         ``proxy_cookie_domain`` / ``proxy_cookie_path``;

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ngxws.http.request import RequestHead
 from ngxws.http.responses import response_head, status_line
-from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, UpstreamResponse
+from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, OWN_HEADERS, UpstreamResponse
 
 if TYPE_CHECKING:
     from ngxws.config.model import Location
@@ -86,7 +86,7 @@ async def pass_response(
     headers = [*conn.error_headers, *((n, v) for n, v in response.headers if n.lower() not in hidden)]
     completed = None
     if proxied is not None:  # proxy_redirect, add_header / expires (proxy/header_phase.py)
-        completed = proxied.redirect(headers)
+        completed = proxied.rewrite(headers)
         headers = proxied.filter(status_override or response.status, headers)
     slots = _slot_first(headers)
     if completed is not None:  # a Location the header filter completed: its own slot
@@ -100,7 +100,7 @@ async def pass_response(
     conn.write(
         response_head(
             _status_line(status_override, response), headers, connection="keep-alive" if keep else "close",
-            fixed=slots, own=hidden is HIDDEN_RESPONSE_HEADERS,
+            fixed=slots, own=OWN_HEADERS <= hidden,
         )
     )  # fmt: skip
     transport = conn.transport

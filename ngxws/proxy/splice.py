@@ -273,12 +273,9 @@ class Spliced:
         """Report (BOUNDARY) each upstream read that ends between frames."""
         self.relay.watch(1, True)
 
-    def write_client(self, data: bytes) -> None:
-        """A frame of ours to the client, after what the relay holds for it."""
-        self.write(1, data)
-
     def write(self, d: int, data: bytes) -> None:
-        """``data`` on in direction ``d``, after what the relay holds for it."""
+        """``data`` on in direction ``d``, after what the relay holds for it
+        (a frame of ours to the client: 1)."""
         if not self.ended and not self.relay.write(d, data) and not self.blocked[d]:
             self._block(d)
 

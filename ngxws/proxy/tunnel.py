@@ -555,7 +555,7 @@ class Tunnel:
         assert self.pending_close is not None
         code, reason = self.pending_close
         if self.spliced is not None:
-            self.spliced.write_client(encode_close_frame(code, reason))
+            self.spliced.write(1, encode_close_frame(code, reason))
         elif not self.client.is_closing():
             self.client.write(encode_close_frame(code, reason))
         self.close()

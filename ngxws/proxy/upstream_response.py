@@ -33,6 +33,8 @@ HIDDEN_BY_DEFAULT = frozenset(
     }
 )
 HIDDEN_RESPONSE_HEADERS = HOP_BY_HOP | HIDDEN_BY_DEFAULT
+# what nginx writes of its own unless proxy_pass_header lets the upstream's through
+OWN_HEADERS = frozenset({"server", "date"})
 
 
 def hidden_headers(hide: tuple[str, ...], passed: tuple[str, ...]) -> frozenset[str]:

@@ -5,15 +5,15 @@
  * Why: under uvloop transports every read costs a bytes object, the
  * stream's read callback and the write buffer's bookkeeping -- more user
  * time than nginx's whole relay (bench/PROFILE.md, "Relay, round 2").
- * Here a readiness callback (loop.add_reader) does what nginx's
- * ngx_http_upstream_process_upgraded does: one recv() into this tunnel's
- * own buffer, the frame scan + counter slot (count_chunk), one send() to
- * the other socket.  No Python object is made per read.
+ * Here the worker's Poller (_poller.c) calls splice_read / splice_drain on
+ * readiness, as nginx's ngx_http_upstream_process_upgraded runs: one recv()
+ * into a pooled buffer, the frame scan + counter slot (count_chunk), one
+ * send() to the other socket.  No Python object is made per read.
  *
  * Direction d reads fds[d] and writes fds[1 - d] (0: client -> upstream,
  * 1: upstream -> client).  What send() did not take stays in buf[d]
- * (buf[d][off..len)); the Python side then stops reading fds[d] and
- * watches fds[1 - d] for writing (drain) until it is gone: at most one
+ * (buf[d][off..len)); the Python side then has the Poller stop reading
+ * fds[d] and watch fds[1 - d] for writing (drain) until it is gone: at most one
  * buffer per direction is ever held, the backpressure nginx has with its
  * one buffer per direction.
  *
