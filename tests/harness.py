@@ -259,7 +259,23 @@ def raw_backend(reply_101: bool = True) -> Iterator[tuple[int, list[bytes], thre
     try:
         yield port, received, done
     finally:
-        srv.close()
+        close_listener(srv)
+
+
+def close_listener(sock: socket.socket) -> None:
+    """Stop a listening (or connected) socket that a thread may be blocked on.
+
+    ``close()`` alone is not enough on Linux: a thread blocked in ``accept``
+    keeps the socket's file alive, so the port stays in LISTEN and the next
+    connection to it -- from a later test that reached the port by any path --
+    is accepted and answered by a backend whose test is over.  ``shutdown``
+    wakes the blocked call (EINVAL) and takes the port out of LISTEN first.
+    """
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # never listened, or the peer is gone already
+    sock.close()
 
 
 def accept_in_threads(

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 _LOW, _SPAN = 20000, 12000  # 20000-31999
 _next = _LOW + (os.getpid() * 7919) % _SPAN
+_lock = threading.Lock()  # the corpus starts its cases from several threads
 
 
 def free_port(family: int = socket.AF_INET) -> int:
@@ -21,8 +23,9 @@ def free_port(family: int = socket.AF_INET) -> int:
     global _next
     host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
     for _ in range(_SPAN):
-        port = _next
-        _next = _LOW + (_next - _LOW + 1) % _SPAN
+        with _lock:
+            port = _next
+            _next = _LOW + (_next - _LOW + 1) % _SPAN
         with socket.socket(family) as s:
             try:
                 s.bind((host, port))

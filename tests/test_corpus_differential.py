@@ -356,7 +356,8 @@ class Side:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             _, err = self.proc.communicate(timeout=5)
-        return err.decode(errors="replace")
+        log = self.tmp / "logs" / "stderr.log"  # nginx's -e
+        return err.decode(errors="replace") + (log.read_text(errors="replace") if log.exists() else "")
 
     def close(self) -> None:
         for b in self.backends:
@@ -455,6 +456,12 @@ def run_side(side: Side, probes_for: list[Probe] | None, servers: list[Server]) 
             return result
         for p in probes_for:
             result.answers.append((p.label, side.probe(p)))
+        assert side.proc is not None
+        if side.proc.poll() is not None:
+            # the server died under the probes (nginx gives up a listen port it
+            # could not bind after 2.5 s): whatever answered was not this side
+            problem = f"exited with {side.proc.returncode} while probed"
+            result.error = f"{side.kind} {problem}"
     finally:
         err = side.stop()
         if problem:

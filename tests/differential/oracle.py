@@ -48,7 +48,7 @@ BACKENDS = 4
 
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from harness import accept_in_threads, read_at_least, ws_accept  # noqa: E402  (tests/harness.py: raw-peer helpers)
+from harness import accept_in_threads, close_listener, read_at_least, ws_accept  # noqa: E402  (tests/harness.py: raw-peer helpers)
 from ports import free_port  # noqa: E402  (tests/ports.py: ports outside the ephemeral range)
 
 # -- backends -----------------------------------------------------------------
@@ -97,12 +97,9 @@ class RecordingBackend:
         return out
 
     def close(self) -> None:
-        self.sock.close()
+        close_listener(self.sock)
         for c in self._conns:
-            try:
-                c.close()
-            except OSError:
-                pass
+            close_listener(c)
 
     def _serve(self, conn: socket.socket) -> None:
         try:
