@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg setup.py pyproject.toml ngxws/ws/_speedups.c ngxws/ws/_splice.c
+$(STAMP): setup.cfg setup.py pyproject.toml $(wildcard ngxws/ws/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'

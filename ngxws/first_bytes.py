@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+from ngxws.running import running_loop
+
 __all__ = ["FirstBytesReader"]
 
 
@@ -31,7 +33,7 @@ class FirstBytesReader(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's TCPTransport is not registered as an asyncio.Transport)
         self.transport = cast(asyncio.Transport, transport)
-        self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
+        self._timer = running_loop().call_later(self.timeout, self._expire)
 
     def eof_received(self) -> bool | None:
         self._cancel_timer()

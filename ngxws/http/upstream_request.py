@@ -121,30 +121,9 @@ class RequestVariables:
             return ssl_variable(self.tls, name)
         if name.startswith(("realip_", "proxy_protocol_")) and self.client_address is not None:
             return self.client_address.variable(name) or ""
-        simple = {
-            "proxy_host": self.proxy_host,
-            "remote_addr": self.remote_addr,
-            "remote_port": str(self.remote_port) if self.remote_port else "",  # unix:, realip
-            "server_addr": self.server_addr,
-            "server_port": str(self.server_port),
-            "server_name": self.server_name,
-            "scheme": self.scheme,
-            "request_uri": h.request_uri if h.client_uri is None else h.client_uri,
-            "uri": h.path,
-            "document_uri": h.path,
-            "args": h.args or "",
-            "query_string": h.args or "",
-            "is_args": "?" if h.args else "",
-            "request_method": h.method,
-            "server_protocol": f"HTTP/{h.version}",
-            "remote_user": self.remote_user,
-            "proxy_internal_body_length": ""
-            if self.body_length is None
-            else str(self.body_length),
-            "proxy_internal_chunked": "chunked" if self.chunked else "",
-        }
-        if name in simple:
-            return simple[name]
+        simple = _SIMPLE.get(name)
+        if simple is not None:
+            return simple(self)
         if name == "proxy_add_x_forwarded_for":
             # every X-Forwarded-For line, joined (nginx's headers_in.x_forwarded_for array)
             prior = [v for k, v in h.headers if k.lower() == "x-forwarded-for"]
@@ -192,6 +171,32 @@ class RequestVariables:
         if "$" not in template:
             return template
         return _VAR.sub(lambda m: self.get(m.group(1) or m.group(2)), template)
+
+
+# Variables that are one field of the request or its head, by name (looked up
+# after the ones above, as nginx's own variables come after set/map ones).
+# A table of functions, not a dict built per call: ``get`` runs for every
+# variable of every upstream head.
+_SIMPLE: dict[str, Callable[[RequestVariables], str]] = {
+    "proxy_host": lambda v: v.proxy_host,
+    "remote_addr": lambda v: v.remote_addr,
+    "remote_port": lambda v: str(v.remote_port) if v.remote_port else "",  # unix:, realip
+    "server_addr": lambda v: v.server_addr,
+    "server_port": lambda v: str(v.server_port),
+    "server_name": lambda v: v.server_name,
+    "scheme": lambda v: v.scheme,
+    "request_uri": lambda v: v.head.request_uri if v.head.client_uri is None else v.head.client_uri,
+    "uri": lambda v: v.head.path,
+    "document_uri": lambda v: v.head.path,
+    "args": lambda v: v.head.args or "",
+    "query_string": lambda v: v.head.args or "",
+    "is_args": lambda v: "?" if v.head.args else "",
+    "request_method": lambda v: v.head.method,
+    "server_protocol": lambda v: f"HTTP/{v.head.version}",
+    "remote_user": lambda v: v.remote_user,
+    "proxy_internal_body_length": lambda v: "" if v.body_length is None else str(v.body_length),
+    "proxy_internal_chunked": lambda v: "chunked" if v.chunked else "",
+}
 
 
 def binary_addr(addr: str) -> str:

@@ -55,6 +55,7 @@ from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.proxy_protocol import ProxyHeader
 from ngxws.routing.servers import VirtualHosts
+from ngxws.running import running_loop
 from ngxws.tls import upstream_tls
 
 if TYPE_CHECKING:
@@ -496,7 +497,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _arm_timer(self, seconds: float) -> None:
         self.cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(seconds, self._timeout)
+        self._timer = running_loop().call_later(seconds, self._timeout)
 
     def cancel_timer(self) -> None:
         if self._timer is not None:

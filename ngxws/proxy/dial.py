@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 from ngxws.proxy.head101 import parse_101
 from ngxws.proxy.splice import poller
 from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse
+from ngxws.running import running_loop
 from ngxws.ws.frames import POLL_READ, POLL_WRITE
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class Dial:
         loop's connect does: the caller's connect_failure says what it means)."""
         self.owner = owner
         self.peer = peer
-        self.loop = asyncio.get_running_loop()
+        self.loop = running_loop()
         self.poller = poller()
         self.closed = False
         self.watching = 0  # POLL_WRITE (connect, head) or POLL_READ (response head)

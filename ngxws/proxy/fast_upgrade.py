@@ -47,6 +47,7 @@ from ngxws.proxy.request_body import upstream_framing
 from ngxws.proxy.upgrade import asks_websocket, tunnel_now, upgrade_answered, upstream_failed
 from ngxws.proxy.upstream import UpstreamUnavailable, connect_failure, may_retry, timed_out
 from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse
+from ngxws.running import running_loop
 from ngxws.ws.frames import CSplice
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ class FastUpgrade:
             self._failed(UpstreamUnavailable(*self.last))
             return
         self.tried += 1
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         if self.timer is not None:
             self.timer.cancel()  # the previous peer's
         self.timer = loop.call_later(self.loc.proxy.connect_timeout, self._expired)
@@ -241,7 +242,7 @@ class FastUpgrade:
         except Exception as err:
             self._resume(_raising(err))
             return
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         read_timeout = self.loc.proxy.read_timeout
         self.deadline = loop.time() + read_timeout
         if self.timer is None or self.deadline < self.timer.when():
@@ -257,7 +258,7 @@ class FastUpgrade:
         if self.connecting is not None:
             self.connecting.expire()  # proxy_connect_timeout (_connected sees it cancelled)
             return
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         left = self.deadline - loop.time()
         if left > 0:
             self.timer = loop.call_later(left, self._expired)

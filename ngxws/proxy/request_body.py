@@ -24,6 +24,7 @@ from ngxws.http.body import RequestBody
 from ngxws.http.request import RequestHead
 from ngxws.proxy.deadline import within
 from ngxws.proxy.upstream_response import UpstreamResponse
+from ngxws.running import running_loop
 
 # one read of a temp file / one piece of a streamed body (nginx reads its
 # temp file into client_body_buffer_size buffers; a bigger piece costs
@@ -42,7 +43,7 @@ async def send_body(
 
     Raises ``asyncio.TimeoutError`` (proxy_send_timeout) or
     ``ConnectionError`` (the upstream went away)."""
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     while True:
         data = body.take(_PIECE)
         if data:
@@ -129,7 +130,7 @@ class ReadTimer:
     __slots__ = ("seconds", "last", "_transport", "_expired", "_handle", "_loop")
 
     def __init__(self, transport: asyncio.Transport, seconds: float, expired: Callable[[], None]) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = running_loop()
         self.seconds = seconds
         self.last = self._loop.time()
         self._transport = transport

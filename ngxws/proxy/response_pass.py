@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from ngxws.http.request import RequestHead
 from ngxws.http.responses import response_head, status_line
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, OWN_HEADERS, UpstreamResponse
+from ngxws.running import running_loop
 
 if TYPE_CHECKING:
     from ngxws.config.model import Location
@@ -134,7 +135,7 @@ class SendTimer:
     def start(self, expired: Callable[[], None]) -> None:
         """The write buffer filled: the client has ``seconds`` to drain it."""
         if self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(self.seconds, expired)
+            self._handle = running_loop().call_later(self.seconds, expired)
 
     def stop(self) -> None:
         if self._handle is not None:

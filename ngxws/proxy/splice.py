@@ -56,6 +56,7 @@ import socket
 import weakref
 from typing import TYPE_CHECKING, Any, cast
 
+from ngxws.running import running_loop
 from ngxws.ws.frames import POLL_READ, POLL_WRITE, CFrameTracker, CPoller, CSplice
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Poller] = weakref
 def poller() -> Poller:
     """The running loop's ``Poller`` (``_poller.c``): made, and its set's
     descriptor given to the loop to watch, at the first use."""
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     found = _POLLERS.get(loop)
     if found is None:
         assert CPoller is not None
@@ -199,7 +200,7 @@ class Spliced:
     def __init__(self, tunnel: Tunnel, fd_client: int, fd_upstream: int) -> None:
         assert CSplice is not None
         self.tunnel = tunnel
-        self.loop = asyncio.get_running_loop()
+        self.loop = running_loop()
         self.poller = poller()
         self.fds = (fd_client, fd_upstream)
         self.sides = (tunnel.client_side, tunnel.upstream_side)

@@ -19,6 +19,7 @@ import os
 from typing import Protocol
 
 from ngxws.http.static import FileInfo
+from ngxws.running import running_loop
 
 __all__ = ["WriteGate", "send_file", "stat_path", "CHUNK"]
 
@@ -43,7 +44,7 @@ class WriteGate:
     async def wait(self) -> None:
         if not self.paused:
             return
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = running_loop().create_future()
         try:
             await self._waiter
         finally:

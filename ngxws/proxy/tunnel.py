@@ -62,6 +62,7 @@ from ngxws.proxy.turns import (
     UNLOGGED_SHIFT,
     relay_turns,
 )
+from ngxws.running import running_loop
 from ngxws.sinks.wslog import CloseInfo
 from ngxws.ws.frames import CRelay, CSplice, FrameTracker, OpcodeTally, encode_close_frame
 
@@ -131,7 +132,7 @@ class _Side(asyncio.Protocol):
         # writes *to* this side's socket blocked: (proxy_)send_timeout running
         self.send_timeout = 60.0
         self.send_timer: asyncio.TimerHandle | None = None
-        self.turns = relay_turns(asyncio.get_running_loop())
+        self.turns = relay_turns(running_loop())
         self.spend = self.turns.spend
         self.held = b""  # read but not yet relayed: waiting for a turn (reading paused)
         self.held_at = 0  # where in ``held`` the bytes not yet relayed begin
@@ -329,7 +330,7 @@ class _Side(asyncio.Protocol):
         peer.out_blocked = True
         peer.source.pause_reading()
         if self.send_timer is None and not t.closed:
-            self.send_timer = asyncio.get_running_loop().call_later(
+            self.send_timer = running_loop().call_later(
                 self.send_timeout, t.send_timed_out, self
             )
 
@@ -431,7 +432,7 @@ class Tunnel:
         self.upstream_side.write = client.write
         self.client = client
         self.upstream = up
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         self._timers: list[asyncio.TimerHandle] = [
             loop.call_later(read_timeout / IDLE_CHECKS, self._check_idle),
         ]
@@ -522,7 +523,7 @@ class Tunnel:
                 self.closed_by("ngxws_timeout")
                 self.close(reason="upstream timed out")
                 return
-        self._timers[0] = asyncio.get_running_loop().call_later(
+        self._timers[0] = running_loop().call_later(
             self.read_timeout / IDLE_CHECKS, self._check_idle
         )
 
@@ -549,7 +550,7 @@ class Tunnel:
                 self.spliced.watch_upstream()
             up._relay = up.relay_then_close  # type: ignore[method-assign]
             up.take_general_path()
-            self._timers.append(asyncio.get_running_loop().call_later(_CLOSE_GRACE, self.close))
+            self._timers.append(running_loop().call_later(_CLOSE_GRACE, self.close))
 
     def send_close_now(self) -> None:
         assert self.pending_close is not None

@@ -22,6 +22,7 @@ from ngxws.fdlimits import errno_text, fd_exhausted
 from ngxws.proxy.deadline import within
 from ngxws.proxy.resolver import NameCache, ResolveFailed
 from ngxws.routing.peers import PeerSelector, PeerTarget
+from ngxws.running import running_loop
 from ngxws.tls import UpstreamTLS
 
 
@@ -107,7 +108,7 @@ async def connect_upstream(
     tls: UpstreamTLS | None = None,
 ) -> UpstreamLink:
     """Try peers in the selector's order until one accepts the connection."""
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     last_status = 502
     last_error = "no live upstreams"
     tried = 0

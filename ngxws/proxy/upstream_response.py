@@ -15,6 +15,8 @@ from typing import Protocol, cast
 
 import httptools
 
+from ngxws.running import running_loop
+
 # Response headers nginx does not pass on from the upstream: the framing
 # and hop-by-hop ones, always (it writes its own) ...
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"})
@@ -80,7 +82,7 @@ class UpstreamResponse(asyncio.Protocol):
         self.chunked = False
         self.leftover = b""
         self.upgraded = False
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         self.head_done: asyncio.Future[None] = loop.create_future()
         self.body_done: asyncio.Future[None] = loop.create_future()
         # Set by the client side once the head is sent: where body bytes go.
@@ -142,7 +144,7 @@ class UpstreamResponse(asyncio.Protocol):
             raise ConnectionError("upstream closed the connection")
         if not self._write_paused:
             return
-        waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+        waiter = self._drain_waiter = running_loop().create_future()
         try:
             await waiter
         finally:
@@ -211,7 +213,7 @@ class UpstreamResponse(asyncio.Protocol):
             self.transport.resume_reading()
         if self._read_timeout is not None and not self.body_done.done():
             self._last_read = time.monotonic()
-            timer = asyncio.get_running_loop().call_later(self._read_timeout, self._check_idle)
+            timer = running_loop().call_later(self._read_timeout, self._check_idle)
             self.body_done.add_done_callback(lambda _: timer.cancel())
 
     def _check_idle(self) -> None:
@@ -224,7 +226,7 @@ class UpstreamResponse(asyncio.Protocol):
         if idle >= self._read_timeout:
             self._fail("upstream timed out (110: Connection timed out) while reading upstream")
             return
-        timer = asyncio.get_running_loop().call_later(self._read_timeout - idle, self._check_idle)
+        timer = running_loop().call_later(self._read_timeout - idle, self._check_idle)
         self.body_done.add_done_callback(lambda _: timer.cancel())
 
     def _finish_head(self) -> None:
