@@ -416,3 +416,31 @@ def assert_location_refused(tmp_path: Path, block: str, message: str) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert message in done.stderr and f"{conf}:5" in done.stderr, done.stderr
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a server started with ``start_new_session=True`` and every
+    process of its group: killing the master alone would leave its workers
+    running, still listening and proxying for a test that is over."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate(timeout=5)
+
+
+def wait_pid_file(proc: subprocess.Popen[bytes], pid_file: Path, limit: float = 15.0) -> str:
+    """'' once nginx has written ``pid_file``; else what went wrong.
+
+    nginx writes its pid file only after it has bound every listen (it
+    retries a busy address for 2.5 s first), so a port that answers before
+    that may be somebody else's: a test must not take that for nginx."""
+    deadline = time.monotonic() + limit
+    while not pid_file.exists():
+        if proc.poll() is not None:
+            return f"exited with {proc.returncode} before writing {pid_file.name}"
+        if time.monotonic() > deadline:
+            return f"no {pid_file.name} after {limit:.0f} s"
+        time.sleep(0.02)
+    return ""
+

@@ -69,7 +69,7 @@ from test_corpus import (
 
 sys.path.insert(0, str(Path(__file__).parent / "differential"))
 
-from harness import ROOT, read_at_least  # noqa: E402
+from harness import ROOT, kill_group, read_at_least, wait_pid_file  # noqa: E402
 from oracle import WS_FRAME, RecordingBackend, _read_response, upgrade  # noqa: E402
 
 WORKERS = 6  # cases at a time: mostly waiting on ngxws's start-up
@@ -239,9 +239,10 @@ def probes_of(case: str, servers: list[Server]) -> list[Probe]:
     return out
 
 
-def _for_nginx(conf: Path, tmp: Path) -> None:
+def _for_nginx(conf: Path, tmp: Path) -> Path:
     """What oracle.py gives nginx: foreground, one process, everything it
-    writes inside the case's folder (Debian's defaults live in /run and /var)."""
+    writes inside the case's folder (Debian's defaults live in /run and /var).
+    Returns where its pid file will be."""
     payload = crossplane.parse(
         str(conf), single=True, comments=False, strict=False, check_ctx=False, check_args=False
     )
@@ -256,8 +257,10 @@ def _for_nginx(conf: Path, tmp: Path) -> None:
         {"directive": "master_process", "args": ["off"]},
         {"directive": "worker_processes", "args": ["1"]},
     ]
-    if not any(s["directive"] == "pid" for s in tree):
-        head.append({"directive": "pid", "args": [str(tmp / "logs" / "nginx.pid")]})
+    pid = next((s["args"][0] for s in tree if s["directive"] == "pid"), None)
+    if pid is None:
+        pid = str(tmp / "logs" / "nginx.pid")
+        head.append({"directive": "pid", "args": [pid]})
     for stmt in tree:
         if stmt["directive"] != "http":
             continue
@@ -277,6 +280,7 @@ def _for_nginx(conf: Path, tmp: Path) -> None:
             extra.append({"directive": "access_log", "args": [str(tmp / "logs" / "access.log")]})
         stmt["block"] = extra + stmt["block"]
     conf.write_text(crossplane.build(head + tree, indent=4, header=False) + "\n")
+    return Path(pid) if Path(pid).is_absolute() else tmp / pid
 
 
 def _wait_ports(proc: subprocess.Popen[bytes], addresses: list[tuple[str, int]]) -> str:
@@ -313,8 +317,9 @@ class Side:
             pki,
             for_nginx=kind == "nginx",
         )
+        self.pid_file = self.tmp / "logs" / "nginx.pid"
         if kind == "nginx":
-            _for_nginx(self.local.conf, self.tmp)
+            self.pid_file = _for_nginx(self.local.conf, self.tmp)
         self.proc: subprocess.Popen[bytes] | None = None
         self.client_port = 0
 
@@ -344,7 +349,11 @@ class Side:
             cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        return _wait_ports(self.proc, sorted({self.local.address(s.key[1]) for s in servers}))
+        problem = _wait_ports(self.proc, sorted({self.local.address(s.key[1]) for s in servers}))
+        if not problem and self.kind == "nginx":
+            # the ports answer; nginx's own only once it wrote its pid file
+            problem = wait_pid_file(self.proc, self.pid_file)
+        return problem
 
     def stop(self) -> str:
         if self.proc is None:
@@ -354,8 +363,8 @@ class Side:
         try:
             _, err = self.proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, err = self.proc.communicate(timeout=5)
+            kill_group(self.proc)
+            err = b""
         log = self.tmp / "logs" / "stderr.log"  # nginx's -e
         return err.decode(errors="replace") + (log.read_text(errors="replace") if log.exists() else "")
 

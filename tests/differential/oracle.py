@@ -48,7 +48,14 @@ BACKENDS = 4
 
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from harness import accept_in_threads, close_listener, read_at_least, ws_accept  # noqa: E402  (tests/harness.py: raw-peer helpers)
+from harness import (  # noqa: E402  (tests/harness.py: raw-peer helpers)
+    accept_in_threads,
+    close_listener,
+    kill_group,
+    read_at_least,
+    wait_pid_file,
+    ws_accept,
+)
 from ports import free_port  # noqa: E402  (tests/ports.py: ports outside the ephemeral range)
 
 # -- backends -----------------------------------------------------------------
@@ -348,9 +355,16 @@ class Side:
                 raise RuntimeError(f"{self.kind} did not start on {group.name}: {err.decode()} {out.decode()} {log}")
             try:
                 with socket.create_connection(("127.0.0.1", self.ports[0]), timeout=0.2):
-                    return
+                    pass
             except OSError:
                 time.sleep(0.03)
+                continue
+            # the port answers; nginx's own only once it wrote its pid file
+            problem = wait_pid_file(self.proc, self.dir / "run.pid") if self.kind == "nginx" else ""
+            if not problem:
+                return
+            self.stop()
+            raise RuntimeError(f"{self.kind} did not start on {group.name}: {problem}")
         self.stop()
         raise RuntimeError(f"{self.kind} not listening on {group.name}")
 
@@ -360,8 +374,7 @@ class Side:
             try:
                 self.proc.communicate(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.communicate(timeout=5)
+                kill_group(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def address(self, target: str) -> tuple[int, tuple[object, ...]]:
