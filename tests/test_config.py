@@ -779,14 +779,16 @@ http {
     assert b.error_pages[0].response == 200
 
 
-def test_hash_consistent_is_reported(tmp_path: Path) -> None:
+def test_hash_consistent_is_honoured(tmp_path: Path) -> None:
     conf = tmp_path / "nginx.conf"
     conf.write_text(
         "events {}\nhttp { upstream u { hash $request_uri consistent; server 127.0.0.1:1; server 127.0.0.1:2; }"
         " server { listen 8080; location / { proxy_pass http://u; } } }\n"
     )
     config = load_config(str(conf))
-    assert [(i.name, i.harmless) for i in config.ignored] == [("hash consistent", False)]
+    assert config.ignored == ()
+    (u,) = config.upstreams
+    assert u.hash_consistent and [p.server for p in u.peers] == ["127.0.0.1:1", "127.0.0.1:2"]
 
 
 def test_check_lists_honoured_directives() -> None:

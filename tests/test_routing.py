@@ -7,7 +7,7 @@ import pytest
 from ngxws.config.model import Listen, Location, ProxyPass, Server, Upstream, UpstreamPeer
 from ngxws.http.request import BadRequest, normalise_uri
 from ngxws.routing.locations import match_location
-from ngxws.routing.peers import PeerSelector, PeerTarget
+from ngxws.routing.peers import PeerSelector, PeerTarget, chash_ring
 from ngxws.routing.servers import VirtualHosts, normalise_host
 
 PP = ProxyPass(url="http://b", scheme="http", host="b", port=80, uri=None)
@@ -159,6 +159,59 @@ def test_hash_is_crc32_like_nginx() -> None:
     for key in ("/hashuri/0", "/x", "10.0.0.1"):
         want = ((zlib.crc32(key.encode()) >> 16) & 0x7FFF) % 3
         assert next(iter(sel.candidates(key))).host == "abc"[want]
+
+
+def _line(server: str, weight: int = 1, down: bool = False) -> PeerTarget:
+    return PeerTarget(server, 1, UpstreamPeer(server, 1, weight=weight, down=down, server=server))
+
+
+@pytest.mark.parametrize(
+    ("server", "hashed"),
+    [  # ngx_http_upstream_init_chash(): host NUL port, port = digits after the last ":"
+        ("10.0.0.1:8080", b"10.0.0.1\08080"),
+        ("10.0.0.1", b"10.0.0.1\0"),
+        ("backend", b"backend\0"),
+        ("backend:", b"backend\0"),
+        ("[::1]:9000", b"[::1]\09000"),
+        ("[::1]", b"[::1]\0"),
+        ("unix:/run/app.sock", b"/run/app.sock\0"),
+        ("UNIX:/run/app.sock", b"/run/app.sock\0"),
+    ],
+)
+def test_chash_points_hash_host_nul_port(server: str, hashed: bytes) -> None:
+    import zlib
+
+    ring = chash_ring([_line(server)])
+    first = zlib.crc32(hashed + b"\0\0\0\0")
+    second = zlib.crc32(hashed + first.to_bytes(4, "little"))
+    assert len(ring.hashes) == 160 and ring.hashes == sorted(ring.hashes)
+    assert first in ring.hashes and second in ring.hashes
+
+
+def test_chash_ring_weights_and_wraps() -> None:
+    ring = chash_ring([_line("a:1"), _line("b:1", weight=2)])
+    assert len(ring.hashes) == 480 and ring.servers.count("b:1") == 320
+    assert ring.first_at(0) == 0 and ring.first_at(2**32 - 1) in (479, 480)  # past the last: wraps
+
+
+def test_chash_moves_only_the_removed_lines_keys() -> None:
+    keys = [f"user-{i}" for i in range(300)]
+
+    def owners(lines: list[str]) -> dict[str, str]:
+        sel = PeerSelector([_line(s) for s in lines], balance="hash", hash_key="$k", consistent=True)
+        return {k: next(iter(sel.candidates(k))).host for k in keys}
+
+    before, after = owners(["a:1", "b:1", "c:1", "d:1"]), owners(["a:1", "b:1", "c:1"])
+    moved = [k for k in keys if before[k] != after[k]]
+    assert moved and all(before[k] == "d:1" for k in moved)  # a plain hash would move most keys
+
+
+def test_chash_skips_down_and_tried_then_round_robin() -> None:
+    sel = PeerSelector([_line("a:1", down=True), _line("b:1"), _line("c:1")], "hash", "$k", consistent=True)
+    for key in ("1", "2", "3", "x"):
+        order = [p.host for p in sel.candidates(key)]
+        assert sorted(order) == ["b:1", "c:1"]  # each usable address once, the down one never
+    assert [p.host for p in sel.candidates("")] in (["b:1", "c:1"], ["c:1", "b:1"])  # no key: round robin
 
 
 def test_single_peer_ignores_max_fails_like_nginx() -> None:

@@ -187,6 +187,7 @@ def parse_upstream_server(node: Node, balance: str) -> tuple[UpstreamPeer, int]:
         backup=backup,
         down=down,
         unix=unix,
+        server=node.args[0],
     )
     return peer, max_conns
 

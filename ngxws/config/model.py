@@ -124,6 +124,9 @@ class UpstreamPeer:
     backup: bool = False
     down: bool = False
     unix: str | None = None
+    # the address as written (nginx's peer->server): what ``hash ...
+    # consistent`` places on its ring
+    server: str = ""
 
 
 @dataclass(frozen=True)

@@ -465,10 +465,6 @@ class Reader:
                 if node.args[1] != "consistent":
                     raise node.error(f'invalid parameter "{node.args[1]}"')
                 owner.hash_consistent = True
-                reason = "ketama (consistent) hashing is not implemented; plain hash is used"
-                self.ignore(
-                    node, StockRule(Handling.IGNORED_CHANGES_BEHAVIOUR, reason), "hash consistent"
-                )
 
     def _keepalive(self, node: Node, owner: Owner) -> None:
         assert isinstance(owner, UpstreamBlock)

@@ -12,11 +12,16 @@ request and is told which of them failed; the clock is injectable so the
 - ``ip_hash`` (first three octets, nginx's 113/6271 hash) and ``hash KEY``
   (CRC32, Cache::Memcached-compatible) pick on the weight line exactly as
   nginx does, so both pick the same peer for the same client/key;
-  ``least_conn`` picks the fewest active connections (ties: round robin).
+  ``least_conn`` picks the fewest active connections (ties: round robin);
+- ``hash KEY consistent`` is nginx's ketama ring (``ngx_http_upstream_init_chash``):
+  160 points per unit of weight for every server line, placed by the CRC32
+  of the address as written, so a key reaches the same server as in nginx
+  and a server added or removed moves only its own share of the keys.
 """
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import socket
 import time
@@ -75,6 +80,7 @@ class PeerSelector:
         balance: str = "round_robin",
         hash_key: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        consistent: bool = False,
     ) -> None:
         self.primary = [p for p in peers if not p.conf.backup]
         self.backup = [p for p in peers if p.conf.backup]
@@ -85,6 +91,7 @@ class PeerSelector:
             p.effective_weight = p.conf.weight
         # ip_hash / hash walk the weights of every primary peer, down ones included
         self._total_weight = sum(p.conf.weight for p in self.primary) or 1
+        self._ring = chash_ring(self.primary) if consistent and balance == "hash" else None
 
     @classmethod
     def for_target(cls, upstream: Upstream | None, host: str, port: int) -> PeerSelector:
@@ -93,7 +100,7 @@ class PeerSelector:
         targets: list[PeerTarget] = []
         for peer in upstream.peers:
             targets.extend(_targets_of(peer))
-        return cls(targets, upstream.balance, upstream.hash_key)
+        return cls(targets, upstream.balance, upstream.hash_key, consistent=upstream.hash_consistent)
 
     @classmethod
     def for_unix(cls, path: str) -> PeerSelector:
@@ -199,6 +206,37 @@ class PeerSelector:
                 break
         yield from self._rr_candidates(tried)
 
+    def _chash_candidates(self, ring: Ring, key: str, tried: set[int]) -> Iterator[PeerTarget]:
+        """ngx_http_upstream_get_chash_peer(): from the first point at or
+        after the key's CRC32, the next server line with a usable address
+        (smooth weighted round robin among that line's addresses); up to
+        20 points passed over, then round robin.  A retry starts again at
+        the point the last pick came from."""
+        point = ring.first_at(zlib.crc32(key.encode("latin-1", "replace")))
+        passed = 0
+        while len(self.primary) > 1 and key and passed <= 20:
+            now = self._clock()
+            server = ring.servers[point % len(ring.servers)]
+            best: PeerTarget | None = None
+            total = 0
+            for p in self.primary:
+                if p.conf.server != server or not self._usable(p, tried, now):
+                    continue
+                p.current_weight += p.effective_weight
+                total += p.effective_weight
+                if p.effective_weight < p.conf.weight:
+                    p.effective_weight += 1
+                if best is None or p.current_weight > best.current_weight:
+                    best = p
+            if best is None:
+                point += 1
+                passed += 1
+                continue
+            best.current_weight -= total
+            tried.add(id(best))
+            yield self._chosen(best, now)
+        yield from self._rr_candidates(tried)
+
     def _rr_candidates(self, tried: set[int]) -> Iterator[PeerTarget]:
         for pool in (self.primary, self.backup):
             while True:
@@ -223,6 +261,8 @@ class PeerSelector:
         ``key`` is the client address for ``ip_hash`` and the rendered
         ``hash`` key for ``hash``; other methods ignore it."""
         tried: set[int] = set()
+        if self._ring is not None:
+            return self._chash_candidates(self._ring, key, tried)
         if self.balance in ("ip_hash", "hash"):
             return self._hash_candidates(key, tried)
         return self._rr_candidates(tried)
@@ -241,6 +281,51 @@ class PeerSelector:
     def succeeded(self, p: PeerTarget) -> None:
         if p.accessed < p.checked:
             p.fails = 0
+
+
+class Ring:
+    """``hash ... consistent``'s points: their hashes, ascending, and the
+    server line (as written) each belongs to."""
+
+    __slots__ = ("hashes", "servers")
+
+    def __init__(self, points: list[tuple[int, str]]) -> None:
+        self.hashes = [h for h, _ in points]
+        self.servers = [s for _, s in points]
+
+    def first_at(self, value: int) -> int:
+        """ngx_http_upstream_find_chash_point(): the first point >= value
+        (one past the last when none: the caller wraps around)."""
+        return bisect.bisect_left(self.hashes, value)
+
+
+def chash_ring(peers: list[PeerTarget]) -> Ring:
+    """ngx_http_upstream_init_chash(): for every address of every server
+    line, ``weight * 160`` points; point j hashes the line's host, a NUL,
+    its port (the text after the last ``:`` when only digits follow it;
+    none for ``unix:``) and the previous point's hash (four bytes, little
+    endian; zero for the first) -- Cache::Memcached::Fast's ring.  Sorted,
+    equal hashes kept once."""
+    points: list[tuple[int, str]] = []
+    for p in peers:
+        server = p.conf.server
+        if server[:5].lower() == "unix:":
+            host, port = server[5:], ""
+        else:
+            digits = len(server) - len(server.rstrip("0123456789"))
+            cut = len(server) - digits - 1
+            host, port = (server[:cut], server[cut + 1 :]) if cut >= 0 and server[cut] == ":" else (server, "")
+        base = host.encode("latin-1", "replace") + b"\0" + port.encode("latin-1", "replace")
+        prev = 0
+        for _ in range(p.conf.weight * 160):
+            prev = zlib.crc32(base + prev.to_bytes(4, "little"))
+            points.append((prev, server))
+    points.sort(key=lambda point: point[0])  # nginx's qsort: by hash alone
+    kept: list[tuple[int, str]] = []
+    for point in points:
+        if not kept or kept[-1][0] != point[0]:
+            kept.append(point)
+    return Ring(kept)
 
 
 def _ip_hash_bytes(addr: str) -> bytes:
