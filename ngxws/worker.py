@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from ngxws.access import read_file
 from ngxws.accounting.breakdown import KeyMap
 from ngxws.accounting.breakdown import labels as breakdown_labels
+from ngxws.accounting.connstats import ConnStats
 from ngxws.accounting.counters import SharedCounters
 from ngxws.channel import READY, Command
 from ngxws.channel import send as channel_send
@@ -114,6 +115,7 @@ class Worker:
         self.world = World(stat=stat_file, limiter=self.limiter, read_file=read_file, log_error=self.log_error)
         self.counters = counters
         self.slot = slot
+        self.conn_stats = ConnStats(counters.array, slot)  # stub_status's counters (connstats.py)
         counters.register(breakdown_labels(config))  # a no-op under a master, which did it before forking
         self.keys = KeyMap(config, counters, slot)  # (server, location) -> this worker's counter row
         self.channel = channel
@@ -188,6 +190,7 @@ class Worker:
             ) -> asyncio.Protocol:
                 if cap > 0 and self.open_connections() >= cap:
                     self._log_refused(cap)
+                    self.conn_stats.refused()
                     return _Refused()
                 return ClientConnection(self, listen, vhosts, proxy)  # type: ignore[arg-type]
 

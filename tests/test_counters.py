@@ -145,3 +145,23 @@ def test_at_limit_reads_established_tunnels_only() -> None:
     c.close(other)
     assert not c.at_limit(2)
     assert c.totals().active == 1
+
+
+def test_stub_counters_sum_every_worker_and_die_with_it() -> None:
+    from ngxws.accounting.connstats import READING, WAITING, WRITING, ConnStats, stub_page
+
+    counters = SharedCounters(slots=4, max_keys=4)
+    a, b = counters.allocate_slot(), counters.allocate_slot()
+    one, two = ConnStats(counters.array, a), ConnStats(counters.array, b)
+    s1 = one.opened()  # idle
+    s2 = two.request(two.opened())  # reading a head
+    s3 = two.move(two.request(two.opened()), WRITING)  # a request in progress
+    two.refused()  # over worker_connections: accepted only
+    assert (s1, s2, s3) == (WAITING, READING, WRITING)
+    assert counters.stub_totals() == (4, 3, 2, 3, 1, 1, 1)
+    assert stub_page(counters) == (
+        b"Active connections: 3 \nserver accepts handled requests\n 4 3 2 \nReading: 1 Writing: 1 Waiting: 1 \n"
+    )
+    assert one.closed(one.closed(s1)) == 0  # once only
+    counters.retire_slot(b)  # its worker died: its connections are gone, its totals stay
+    assert counters.stub_totals() == (4, 3, 2, 0, 0, 0, 0)

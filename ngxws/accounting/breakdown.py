@@ -79,8 +79,8 @@ _at = 0
 for _name, _width in LAYOUT:
     AT[_name] = _at
     _at += _width
-ROW_USED = _at  # the row's last counter (counters.KEY_FIELDS - 1) is key 0's slot high-water mark
-assert ROW_USED < C.KEY_FIELDS, "grow counters.KEY_FIELDS"
+ROW_USED = _at  # the row ends with key 0's connection counters (counters.STUB_*) and slot high-water mark
+assert ROW_USED <= C.STUB_FIRST, "grow counters.KEY_FIELDS"
 
 UPGRADED = AT["upgraded"]
 REJECTED_CAP = AT["rejected_cap"]

@@ -57,6 +57,12 @@ SLOT_FIELDS = KEY_FIELDS  # kept for callers indexing one row
 MAX_KEYS = 256
 """Default number of breakdown keys ((server, location) pairs, all reloads together)."""
 _HIGH_WATER = KEY_FIELDS - 1  # in the first row: worker slots handed out so far (master writes)
+# nginx's connection counters (ngx_http_stub_status_module), at the end of
+# key 0's row of every worker slot: the totals carry on in a reused slot,
+# the states (connections, and what each does now) die with the worker
+STUB_ACCEPTED, STUB_HANDLED, STUB_REQUESTS = KEY_FIELDS - 8, KEY_FIELDS - 7, KEY_FIELDS - 6
+STUB_ACTIVE, STUB_READING, STUB_WRITING, STUB_WAITING = KEY_FIELDS - 5, KEY_FIELDS - 4, KEY_FIELDS - 3, KEY_FIELDS - 2
+STUB_FIRST = STUB_ACCEPTED
 
 MAX_SLOTS = 256
 """Default number of slots: live workers at once, draining ones included."""
@@ -153,6 +159,8 @@ class SharedCounters:
         it, its traffic totals stay, and the slot can be reused."""
         for k in range(len(self.keys)):
             self.array[base + k * KEY_FIELDS + ACTIVE] = 0
+        for field in (STUB_ACTIVE, STUB_READING, STUB_WRITING, STUB_WAITING):
+            self.array[base + field] = 0
         if base not in self._free:
             self._free.append(base)
 
@@ -178,6 +186,13 @@ class SharedCounters:
             upstream_payload=sums[UPSTREAM_PAYLOAD],
             upstream_bytes=sums[UPSTREAM_BYTES],
         )
+
+    def stub_totals(self) -> tuple[int, ...]:
+        """accepted, handled, requests, active, reading, writing, waiting:
+        the sums of every worker slot (ngx_http_stub_status_handler's)."""
+        a = self.array
+        rows = self.rows(0)
+        return tuple(sum([a[r + f] for r in rows]) for f in range(STUB_ACCEPTED, STUB_WAITING + 1))
 
     def at_limit(self, limit: int) -> bool:
         """``limit`` tunnels are established (0: no limit).  The early check,

@@ -248,7 +248,9 @@ class Builder:
             listens = [replace(listen, http2=True) for listen in listens]
         # the server's own configuration as a location: what a request no
         # location matches runs under (its try_files is the server's)
-        own = self._location(LocationBlock(source=raw.source, modifier="", pattern=""), eff, upstreams)
+        own = self._location(
+            LocationBlock(source=raw.source, modifier="", pattern="", stub_status=raw.stub_status), eff, upstreams
+        )
         own = replace(own, static=static_conf(eff.core, self.reader.prefix, raw, ""))
         return Server(
             listens=tuple(listens),
@@ -327,6 +329,7 @@ class Builder:
             pattern=raw.pattern,
             proxy_pass=proxy_pass,
             ws_stat=raw.ws_stat,
+            stub_status=raw.stub_status,
             return_=raw.return_,
             proxy=eff.proxy_settings(),
             access=eff.access(),

@@ -453,7 +453,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "alias": _honoured(),
     "try_files": _honoured(unique=True),
     "autoindex": _honoured(unique=True),
-    "stub_status": _changes("the nginx status page is not served (ws_stat is)"),
+    "stub_status": _honoured(),  # the page (accounting/connstats.py)
     "set_real_ip_from": _honoured(),
     "real_ip_header": _honoured(unique=True),
     "real_ip_recursive": _honoured(unique=True),

@@ -156,6 +156,7 @@ class ServerBlock(Level):
     ws_templates: dict[str, str] = field(default_factory=dict)
     ws_max_connections: int = 0
     ws_conn_age: float | None = None
+    stub_status: bool = False  # for requests no location matches
 
 
 @dataclass(kw_only=True)
@@ -164,6 +165,7 @@ class LocationBlock(Level):
     pattern: str
     proxy_pass: ProxyPass | None = None
     ws_stat: bool = False
+    stub_status: bool = False
     return_: Return | None = None
     locations: list[LocationBlock] = field(default_factory=list)
     internal: bool = False

@@ -345,6 +345,7 @@ class Location:
     pattern: str
     proxy_pass: ProxyPass | None = None
     ws_stat: bool = False
+    stub_status: bool = False  # ngx_http_stub_status_module's page
     return_: Return | None = None
     proxy: ProxySettings = field(default_factory=ProxySettings)
     access: Access = field(default_factory=Access)

@@ -158,6 +158,7 @@ class Reader:
             "error_page": self._error_page,
             "types": self._types,
             "internal": self._internal,
+            "stub_status": self._stub_status,
             "include": lambda node, owner: None,  # already inlined by Tree
             **dict.fromkeys(LIMIT_DIRECTIVES, self.limit_reading.directive),
             **dict.fromkeys(STATIC_DIRECTIVES, self._static),
@@ -610,6 +611,12 @@ class Reader:
         block = LocationBlock(source=node.source, modifier="limit_except", pattern=owner.pattern)
         self._walk(node.block, block)
         owner.limit_except = (frozenset(methods), block)
+
+    def _stub_status(self, node: Node, owner: Owner) -> None:
+        # ngx_http_set_stub_status(): the location's (or, in a server, the
+        # server's own) content handler; an argument is accepted and unused
+        if isinstance(owner, (LocationBlock, ServerBlock)):
+            owner.stub_status = True
 
     def _internal(self, node: Node, owner: Owner) -> None:
         if isinstance(owner, LocationBlock):

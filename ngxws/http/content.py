@@ -21,6 +21,11 @@ class StatsPage:
 
 
 @dataclass(frozen=True)
+class StubStatus:
+    """``stub_status``: nginx's connection counters (ngx_http_stub_status_handler)."""
+
+
+@dataclass(frozen=True)
 class Static:
     """No content directive: root/alias, index, try_files (ngx_http_static_module)."""
 
@@ -43,7 +48,7 @@ class Error:
     status: int
 
 
-Action = StatsPage | Static | ProxyHTTP | Upgrade | Error
+Action = StatsPage | StubStatus | Static | ProxyHTTP | Upgrade | Error
 
 
 def decide(loc: Location, upgrade: bool) -> Action:
@@ -51,6 +56,8 @@ def decide(loc: Location, upgrade: bool) -> Action:
     ``Upgrade`` (ngxws.http.parser's UpgradeRequest)."""
     if loc.ws_stat:
         return StatsPage()
+    if loc.stub_status:  # (beside proxy_pass in one location, nginx's last directive wins)
+        return StubStatus()
     if loc.proxy_pass is None:
         if loc.unserved_handler is not None:
             # a content handler ngxws cannot run (uwsgi_pass...): fail closed

@@ -84,6 +84,9 @@ class RequestVariables:
     request_id: str = ""
     clock: Callable[[], float] = time.time
     random_hex: Callable[[], str] = _request_id
+    # stub_status's counters, read when a $connections_* variable is
+    # (SharedCounters.stub_totals: accepted ... waiting)
+    stub: Callable[[], tuple[int, ...]] | None = None
     _depth: int = 0
 
     def get(self, name: str) -> str:
@@ -196,7 +199,16 @@ _SIMPLE: dict[str, Callable[[RequestVariables], str]] = {
     "remote_user": lambda v: v.remote_user,
     "proxy_internal_body_length": lambda v: "" if v.body_length is None else str(v.body_length),
     "proxy_internal_chunked": lambda v: "chunked" if v.chunked else "",
+    # ngx_http_stub_status_variable()
+    "connections_active": lambda v: _stub(v, 3),
+    "connections_reading": lambda v: _stub(v, 4),
+    "connections_writing": lambda v: _stub(v, 5),
+    "connections_waiting": lambda v: _stub(v, 6),
 }
+
+
+def _stub(v: RequestVariables, field: int) -> str:
+    return "0" if v.stub is None else str(v.stub()[field])
 
 
 def binary_addr(addr: str) -> str:

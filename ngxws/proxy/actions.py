@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, cast
 
-from ngxws.http.content import Static, StatsPage, Upgrade
+from ngxws.accounting.connstats import stub_page
+from ngxws.http.content import Static, StatsPage, StubStatus, Upgrade
 from ngxws.http.engine import (
     Action,
     AuthSubrequest,
@@ -56,6 +57,14 @@ async def carry_out(conn: RequestIO, action: Action) -> bool:
         if isinstance(handler, StatsPage):
             assert pending.head is not None
             return answer_stats(conn, pending.head, action.keep)
+        if isinstance(handler, StubStatus):
+            head = pending.head
+            assert head is not None
+            if head.method not in ("GET", "HEAD"):
+                return await conn.answer_error(405, pending, action.server, action.loc, action.keep)
+            page = stub_page(conn.worker.counters)
+            return await carry_out(conn, Respond(200, page, "text/plain", head, action.server, action.loc,
+                                                 action.keep, [], head.method == "HEAD"))  # fmt: skip
         if isinstance(handler, Static):
             return await serve_static(conn, pending, action.server, action.loc, action.captures, action.keep)
         if isinstance(handler, Upgrade):

@@ -11,7 +11,7 @@ head counts (``header_only``): its status, and its headers for
 for ``WWW-Authenticate`` on a 401.
 
 What ngxws runs in that location: ``if``/``return`` (the status is the
-return code), ``ws_stat`` (200), ``proxy_pass`` (the upstream's status; 502
+return code), ``ws_stat`` and ``stub_status`` (200), ``proxy_pass`` (the upstream's status; 502
 when no peer answers, 504 on a timeout, as nginx's upstream module
 finalizes the subrequest); anything else is 404 (nginx would look for a
 static file ngxws does not serve).
@@ -100,7 +100,7 @@ async def _run(
     if script.ret is not None:
         return script.ret.code, None, v
     loc = script.location or loc
-    if loc.ws_stat:
+    if loc.ws_stat or loc.stub_status:
         return 200, None, v
     if loc.proxy_pass is None:
         return 404, None, v

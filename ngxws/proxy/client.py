@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
+from ngxws.accounting.connstats import CLOSED, READING, WAITING, WRITING
 from ngxws.client_certs import ConnectionTLS
 from ngxws.config.model import Listen, Location, ProxyPass, Server
 from ngxws.http.body_plan import body_plan_for, over_declared_length
@@ -114,6 +115,7 @@ class ClientConnection(asyncio.Protocol):
         self.request_id = ""  # $request_id of the current request, made when first read
         self.script_named: Mapping[str, str] = {}  # (?<name>...) of the last regex match
         self._headless = False  # the next _write is a head to drop (HTTP/0.9)
+        self.stat_state = CLOSED  # what stub_status counts it as (connstats.py)
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -124,9 +126,12 @@ class ClientConnection(asyncio.Protocol):
         sslobj = transport.get_extra_info("ssl_object") if self.listen.ssl else None  # none on a plain listener
         self.tls = ConnectionTLS(sslobj) if sslobj is not None else None
         self.worker.connections.add(self)
+        self.stat_state = self.worker.conn_stats.opened()
         self._arm_timer(self.vhosts.default.client_header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self.stat_state == WAITING:  # ngx_http_create_request: a request begins
+            self.stat_state = self.worker.conn_stats.request(WAITING)
         held = self.held
         if held is not None:
             # nginx reads no further than an upgrade request until it is
@@ -189,6 +194,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.stat_state = self.worker.conn_stats.closed(self.stat_state)
         self.cancel_timer()
         self._end_body_timer()
         self.send_timer.stop()
@@ -231,6 +237,8 @@ class ClientConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.cancel_timer()
+        if self.stat_state == READING:  # ngx_http_process_request
+            self.stat_state = self.worker.conn_stats.move(READING, WRITING)
         p = self.parser
         version = p.get_http_version()
         head = RequestHead(
@@ -345,6 +353,14 @@ class ClientConnection(asyncio.Protocol):
         if not keep or (self.eof and not self.queue):
             self._close()
             return
+        # ngx_http_set_keepalive: the request is freed; a next one whose
+        # head is in already begins at once (it is processed: "writing"),
+        # else the connection waits (a head partly in counts from its next bytes)
+        stats = self.worker.conn_stats
+        if self.queue or self._current is not None:
+            self.stat_state = stats.move(stats.request(self.stat_state), WRITING)
+        else:
+            self.stat_state = stats.move(self.stat_state, WAITING)
         self._arm_timer(self.vhosts.default.keepalive_timeout)
         self._resume()
         if pending.leftover:  # an upgrade that did not happen: read on, before anything newer
@@ -421,6 +437,7 @@ class ClientConnection(asyncio.Protocol):
             connection=self.number,
             connection_requests=self.requests,
             random_hex=self.current_request_id,
+            stub=self.worker.counters.stub_totals,
         )
 
     def current_request_id(self) -> str:

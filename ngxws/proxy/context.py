@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from ngxws.accounting.breakdown import KeyMap
+    from ngxws.accounting.connstats import ConnStats
     from ngxws.accounting.counters import SharedCounters
     from ngxws.config.model import Config, Location, ProxyPass, Server
     from ngxws.http.engine import World
@@ -61,6 +62,7 @@ class WorkerContext(Protocol):
 
     config: Config
     counters: SharedCounters
+    conn_stats: ConnStats
     keys: KeyMap
     limiter: Limiter
     maps: dict[str, CompiledMap]
@@ -102,6 +104,7 @@ class RequestIO(Connection, Protocol):
     server_port: int
     scheme: str  # "http" or "https": the listen socket's
     handed_over: bool
+    stat_state: int  # stub_status's count of it (ngxws.accounting.connstats)
     write_gate: WriteGate
     held: Pending | None  # an upgrade request not answered yet
 

@@ -404,6 +404,7 @@ class Tunnel:
         self.sent_close: tuple[int, str] | None = None  # our own close frame to the client
         self.opened_at = time.monotonic()
         self.on_close: Callable[[], None] | None = None  # what the request holds until the end (limit_conn)
+        self.stat_state = 0  # the client connection's stub_status state, while it lasts (connstats.py)
         self.pending_close: tuple[int, str] | None = None
         self.started = False  # start() relayed the leftovers: the relay may be spliced
         self.spliced: Spliced | None = None  # relayed in C off the transports (splice.py)
@@ -644,6 +645,8 @@ class Tunnel:
         if self.spliced is not None:
             self.spliced.close(abort)
         self.worker.counters.close(self.slot)
+        if self.stat_state:
+            self.stat_state = self.worker.conn_stats.closed(self.stat_state)
         record_close(
             self.worker.counters.array,
             self.slot,

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ngxws.accounting.breakdown import record_upgrade
+from ngxws.accounting.connstats import CLOSED
 from ngxws.config.model import Location, Server
 from ngxws.http.request import RequestHead
 from ngxws.proxy.dial import Dial
@@ -195,6 +196,8 @@ def tunnel_now(
             client_send_timeout=loc.send_timeout,
         )
         tunnel.on_close = pending.limits.release
+        # the request lasts as long as its tunnel (stub_status's "writing")
+        tunnel.stat_state, conn.stat_state = conn.stat_state, CLOSED
         conn.handed_over = True
         opened = True
         conn.cancel_timer()
