@@ -940,3 +940,24 @@ def test_ipv6only_off_listen_takes_ipv4_clients() -> None:
                 assert accepted is reachable, (bind, ipv6only)
             finally:
                 sock.close()
+
+
+def test_proxy_method_and_next_upstream_tries(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "events {}\nhttp { proxy_next_upstream_tries 3; server { listen 8080;"
+        " location / { proxy_method $arg_m; proxy_pass http://127.0.0.1:1; }"
+        " location /b/ { proxy_next_upstream_tries 0; proxy_pass http://127.0.0.1:1; } } }\n"
+    )
+    config = load_config(str(conf))
+    a, b = config.servers[0].locations
+    assert (a.proxy.method, a.proxy.next_upstream_tries) == ("$arg_m", 3)
+    assert (b.proxy.method, b.proxy.next_upstream_tries) == (None, 0)
+    assert config.ignored == ()
+    for bad, said in (
+        ("proxy_next_upstream_tries x;", '"proxy_next_upstream_tries" directive invalid number'),
+        ("proxy_method GET; proxy_method POST;", '"proxy_method" directive is duplicate'),
+    ):
+        conf.write_text(f"events {{}}\nhttp {{ server {{ listen 8080; location / {{ {bad} }} }} }}\n")
+        with pytest.raises(ConfigError, match=said):
+            load_config(str(conf))

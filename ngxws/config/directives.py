@@ -415,9 +415,9 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
 
     "proxy_cookie_flags": _changes("cookies are not rewritten", ("off",)),
     "proxy_set_body": _changes("request bodies are passed unchanged"),
-    "proxy_method": _changes("the request method is passed unchanged"),
+    "proxy_method": _honoured(unique=True),
     "proxy_bind": _changes("upstream connections use the default source address", ("off",)),
-    "proxy_next_upstream_tries": _changes("retries are bounded by the peer count only"),
+    "proxy_next_upstream_tries": _honoured(unique=True),
     "proxy_next_upstream_timeout": _changes("retries are bounded by the peer count only"),
     "proxy_limit_rate": _changes(_LIMIT, ("0",)),
     "proxy_store": _changes(_CACHE, ("off",)),

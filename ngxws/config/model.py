@@ -177,6 +177,8 @@ class ProxySettings:
     read_timeout: float = 60.0
     send_timeout: float = 60.0
     next_upstream: tuple[str, ...] = ("error", "timeout")
+    next_upstream_tries: int = 0  # proxy_next_upstream_tries: 0 is no bound
+    method: str | None = None  # proxy_method (may hold variables): None sends the client's
     ssl_server_name: bool = False
     ssl_verify: bool = False
     ssl_trusted_certificate: str | None = None

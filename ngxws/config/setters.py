@@ -105,6 +105,16 @@ def _proxy_flag(field: str) -> Setter:
     return set_
 
 
+def _proxy_number(field: str) -> Setter:
+    def set_(ctx: SetterContext, node: Node, level: Level) -> None:
+        number = atoi(node.args[0])
+        if number is None:
+            raise node.error(f'"{node.name}" directive invalid number')  # ngx_conf_set_num_slot
+        level.proxy[field] = number
+
+    return set_
+
+
 def _proxy_word(field: str) -> Setter:
     def set_(ctx: SetterContext, node: Node, level: Level) -> None:
         level.proxy[field] = node.args[0]
@@ -416,6 +426,8 @@ SETTERS: Mapping[str, Setter] = {
     "proxy_ssl_verify": _proxy_flag("ssl_verify"),
     "proxy_http_version": _proxy_http_version,
     "proxy_next_upstream": _proxy_next_upstream,
+    "proxy_next_upstream_tries": _proxy_number("next_upstream_tries"),
+    "proxy_method": _proxy_word("method"),
     "proxy_redirect": _proxy_redirect,
     "proxy_cookie_domain": _proxy_cookie("cookie_domains"),
     "proxy_cookie_path": _proxy_cookie("cookie_paths"),

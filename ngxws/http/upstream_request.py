@@ -277,6 +277,18 @@ def split_proxy_url(url: str) -> tuple[str, str, int, str | None] | None:
     return scheme, host, port, uri
 
 
+def upstream_method(settings: ProxySettings, v: RequestVariables) -> str:
+    """The upstream request's method: ``proxy_method`` rendered, else the
+    client's (ngx_http_proxy_create_request)."""
+    return v.head.method if settings.method is None else v.render(settings.method)
+
+
+def expects_no_body(settings: ProxySettings, v: RequestVariables) -> bool:
+    """The upstream answers a HEAD (any case: ngx_http_proxy_create_request's
+    ctx->head), so its response has no body whatever it declares."""
+    return upstream_method(settings, v).upper() == "HEAD"
+
+
 def build_upstream_head(
     uri: str,
     settings: ProxySettings,
@@ -286,7 +298,7 @@ def build_upstream_head(
     prepared once (ngxws.http.prepared_head), the variables filled in."""
     p = prepared(settings)
     h = v.head
-    out = [f"{h.method} {uri} HTTP/{p.http_version}"]
+    out = [f"{upstream_method(settings, v)} {uri} HTTP/{p.http_version}"]
     for step in p.steps:
         if isinstance(step, str):
             out.append(step)  # constant lines

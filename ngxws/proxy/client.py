@@ -40,6 +40,7 @@ from ngxws.http.responses import CONTINUE, error_response
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
+    expects_no_body,
     proxy_host_of,
     proxy_uri,
     split_proxy_url,
@@ -464,7 +465,7 @@ class ClientConnection(asyncio.Protocol):
         key = self.remote_addr
         if selector.balance == "hash" and selector.hash_key:
             key = v.render(selector.hash_key)
-        response = UpstreamResponse(head_only=head.method == "HEAD", read_timeout=loc.proxy.read_timeout)
+        response = UpstreamResponse(head_only=expects_no_body(loc.proxy, v), read_timeout=loc.proxy.read_timeout)
         link = await connect_upstream(
             selector, loc.proxy, lambda: response, key, tls=upstream_tls(pp, loc.proxy)
         )

@@ -36,6 +36,7 @@ from ngxws.http.parser import RequestParser, RequestProtocol
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
+    expects_no_body,
     proxy_host_of,
     proxy_uri,
 )
@@ -176,7 +177,7 @@ class FastUpgrade:
     # -- connect: upstream.connect_upstream's walk, by callbacks -------------
 
     def _connect_next(self) -> None:
-        if self.tried and not may_retry(self.loc.proxy, self.last[0]):
+        if self.tried and not may_retry(self.loc.proxy, self.last[0], self.tried):
             self._failed(UpstreamUnavailable(*self.last))
             return
         peer = next(self.peers, None)
@@ -310,7 +311,7 @@ class FastUpgrade:
         """The reader of an answer a ``Dial`` does not read itself (see dial.py)."""
         head = self.pending.head
         assert head is not None
-        response = UpstreamResponse(head_only=head.method == "HEAD", read_timeout=self.loc.proxy.read_timeout)
+        response = UpstreamResponse(head_only=expects_no_body(self.loc.proxy, self.v), read_timeout=self.loc.proxy.read_timeout)
         response.head_done.add_done_callback(lambda f: _head_done(self, response, f))
         return response
 
@@ -440,7 +441,7 @@ class _HeadReader(asyncio.Protocol):
         owner = self.owner
         head = owner.pending.head
         assert head is not None and self.transport is not None
-        response = UpstreamResponse(head_only=head.method == "HEAD", read_timeout=owner.loc.proxy.read_timeout)
+        response = UpstreamResponse(head_only=expects_no_body(owner.loc.proxy, owner.v), read_timeout=owner.loc.proxy.read_timeout)
         response.connection_made(self.transport)
         self.transport.set_protocol(response)
         response.head_done.add_done_callback(lambda f: _head_done(owner, response, f))

@@ -113,7 +113,7 @@ async def connect_upstream(
     last_error = "no live upstreams"
     tried = 0
     for peer in selector.candidates(client_addr):  # ip_hash: client address; hash: the rendered key
-        if tried and not may_retry(settings, last_status):
+        if tried and not may_retry(settings, last_status, tried):
             break
         tried += 1
         try:
@@ -167,9 +167,13 @@ def connect_failure(
     return 502, f"connect() to {peer.label} failed ({exc})"
 
 
-def may_retry(settings: ProxySettings, status: int) -> bool:
-    """proxy_next_upstream: whether a failure of this kind tries the next peer."""
+def may_retry(settings: ProxySettings, status: int, tried: int) -> bool:
+    """proxy_next_upstream: whether a failure of this kind tries the next
+    peer, after ``tried`` peers (proxy_next_upstream_tries bounds them:
+    nginx's u->peer.tries)."""
     if "off" in settings.next_upstream:
+        return False
+    if settings.next_upstream_tries and tried >= settings.next_upstream_tries:
         return False
     if status == 504:
         return "timeout" in settings.next_upstream
