@@ -961,3 +961,21 @@ def test_proxy_method_and_next_upstream_tries(tmp_path: Path) -> None:
         conf.write_text(f"events {{}}\nhttp {{ server {{ listen 8080; location / {{ {bad} }} }} }}\n")
         with pytest.raises(ConfigError, match=said):
             load_config(str(conf))
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
+        ("proxy_cookie_flags a secure httponly samesite=lax nosecure;", 'invalid number of arguments in "proxy_cookie_flags"'),
+        ("proxy_cookie_flags off; proxy_cookie_flags off;", '"proxy_cookie_flags" directive is duplicate'),
+        ("proxy_cookie_flags a secure; proxy_cookie_flags off;", '"proxy_cookie_flags" directive is duplicate'),
+        ("proxy_cookie_flags off; proxy_cookie_flags a secure;", '"proxy_cookie_flags" directive is duplicate'),
+        ("proxy_cookie_flags on;", 'invalid parameter "on"'),
+        ("proxy_cookie_flags ~(a secure;", "pcre2_compile"),
+    ],
+)
+def test_proxy_cookie_flags_refusals(tmp_path: Path, lines: str, said: str) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"events {{}}\nhttp {{ server {{ listen 8080; location / {{ {lines} }} }} }}\n")
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config(str(conf))

@@ -413,7 +413,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "more_clear_headers": _changes(_HEADERS),
     "proxy_ignore_headers": _changes("upstream response headers are passed unfiltered"),
 
-    "proxy_cookie_flags": _changes("cookies are not rewritten", ("off",)),
+    "proxy_cookie_flags": _honoured(),
     "proxy_set_body": _changes("request bodies are passed unchanged"),
     "proxy_method": _honoured(unique=True),
     "proxy_bind": _changes("upstream connections use the default source address", ("off",)),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ngxws.config.headers import HeadersConf
 from ngxws.config.limits import Limits, LimitZone
-from ngxws.config.redirects import RedirectRule
+from ngxws.config.redirects import CookieFlags, RedirectRule
 from ngxws.config.static import StaticConf
 
 if TYPE_CHECKING:
@@ -209,6 +209,9 @@ class ProxySettings:
     # "off", replace the inherited ones)
     cookie_domains: tuple[RedirectRule, ...] = ()
     cookie_paths: tuple[RedirectRule, ...] = ()
+    # proxy_cookie_flags lines (the first whose cookie matches applies); a
+    # level's lines, or its "off", replace the inherited ones
+    cookie_flags: tuple[CookieFlags, ...] = ()
 
 
 class Fork(str, Enum):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["RedirectRule", "default_rule"]
+__all__ = ["CookieFlags", "RedirectRule", "default_rule"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,18 @@ class RedirectRule:
     # proxy_cookie_domain's plain rule (ngx_http_proxy_rewrite_domain_handler):
     # the whole value, a leading "." aside, equal to the pattern in any case
     domain: bool = False
+
+
+@dataclass(frozen=True)
+class CookieFlags:
+    """One ``proxy_cookie_flags`` line: the cookie's name (``regex`` for
+    ``~``, always caseless; else compared whole in any case, ``$variables``
+    kept) and its flags as written (rendered per answer:
+    ngx_http_proxy_cookie_flags)."""
+
+    cookie: str
+    flags: tuple[str, ...]
+    regex: re.Pattern[str] | None = None
 
 
 def default_rule(url: str, has_uri: bool, location: str) -> RedirectRule:

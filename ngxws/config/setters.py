@@ -27,7 +27,7 @@ from ngxws.config.headers import HEADER_SETTERS
 from ngxws.config.levels import Level, LocationBlock
 from ngxws.config.pcre import compile_pcre
 from ngxws.config.reading import Node, ReadingError
-from ngxws.config.redirects import RedirectRule, default_rule
+from ngxws.config.redirects import CookieFlags, RedirectRule, default_rule
 from ngxws.config.resolver import read_resolver
 from ngxws.config.rewrite import regex_error
 from ngxws.config.units import TimeSlot, atoi, parse_flag, parse_size, parse_time
@@ -259,6 +259,34 @@ def _proxy_cookie(field: str) -> Setter:
     return setter
 
 
+def _proxy_cookie_flags(ctx: SetterContext, node: Node, level: Level) -> None:
+    """ngx_http_proxy_cookie_flags() of nginx 1.22: ``off``, or a cookie
+    (``~``: a caseless regex) and its flags, kept as written (variables are
+    rendered, and unknown flags skipped, per answer)."""
+    own = level.proxy.get("cookie_flags")
+    args = node.args
+    if not 1 <= len(args) <= 4:  # NGX_CONF_TAKE1234 (crossplane's table does not know it)
+        raise node.error(f'invalid number of arguments in "{node.name}" directive')
+    if own == ():  # after this block's "off"
+        raise node.error(f'"{node.name}" directive is duplicate')
+    if len(args) == 1:
+        if args[0] != "off":
+            raise node.error(f'invalid parameter "{args[0]}"')
+        if own:
+            raise node.error(f'"{node.name}" directive is duplicate')
+        level.proxy["cookie_flags"] = ()
+        return
+    cookie, regex = wire(args[0]), None
+    if cookie.startswith("~"):
+        cookie = cookie[1:]
+        why = regex_error(cookie)
+        if why is not None:
+            raise node.error(why)
+        regex = compile_pcre(cookie, True)
+    rule = CookieFlags(cookie, tuple(wire(a) for a in args[1:]), regex)
+    level.proxy["cookie_flags"] = (*(own or ()), rule)
+
+
 def _proxy_ssl_protocols(ctx: SetterContext, node: Node, level: Level) -> None:
     level.proxy["ssl_protocols"] = _bitmask(node, level.proxy_ssl_protocols, SSL_PROTOCOLS)
 
@@ -431,6 +459,7 @@ SETTERS: Mapping[str, Setter] = {
     "proxy_redirect": _proxy_redirect,
     "proxy_cookie_domain": _proxy_cookie("cookie_domains"),
     "proxy_cookie_path": _proxy_cookie("cookie_paths"),
+    "proxy_cookie_flags": _proxy_cookie_flags,
     "proxy_intercept_errors": _proxy_flag("intercept_errors"),
     "proxy_hide_header": _proxy_header_list("hide_headers"),
     "proxy_pass_header": _proxy_header_list("pass_headers"),

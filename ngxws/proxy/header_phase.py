@@ -83,13 +83,13 @@ class ProxiedHeaders:
 
     def rewrite(self, headers: list[tuple[str, str]]) -> tuple[str, str] | None:
         """Rewrite Location and Refresh in place by the location's
-        ``proxy_redirect`` rules, and Set-Cookie's domain and path by its
-        ``proxy_cookie_domain`` / ``proxy_cookie_path``;
+        ``proxy_redirect`` rules, and Set-Cookie's domain, path and flags by
+        its ``proxy_cookie_domain`` / ``_path`` / ``_flags``;
         returns the Location nginx's header filter completes (a rewritten
         path, ``absolute_redirect on``): it is written in its own slot."""
         proxy = self.loc.proxy
         rules = proxy.redirects
-        if not (rules or proxy.cookie_domains or proxy.cookie_paths):
+        if not (rules or proxy.cookie_domains or proxy.cookie_paths or proxy.cookie_flags):
             return None
         v = self.client.variables(self.head, self.server, ())
 
@@ -104,7 +104,7 @@ class ProxiedHeaders:
         for i, (name, value) in enumerate(headers):
             low = name.lower()
             if low == "set-cookie":
-                cookie = rewrite_cookie(value, proxy.cookie_domains, proxy.cookie_paths, render)
+                cookie = rewrite_cookie(value, proxy.cookie_domains, proxy.cookie_paths, render, proxy.cookie_flags)
                 if cookie is not None:
                     headers[i] = (name, cookie)
                 continue
