@@ -979,3 +979,40 @@ def test_proxy_cookie_flags_refusals(tmp_path: Path, lines: str, said: str) -> N
     conf.write_text(f"events {{}}\nhttp {{ server {{ listen 8080; location / {{ {lines} }} }} }}\n")
     with pytest.raises(ConfigError, match=re.escape(said)):
         load_config(str(conf))
+
+
+@pytest.mark.parametrize(
+    ("block", "said"),
+    [
+        ("split_clients $a $v { 60% a; 50% b; }", "percent total is greater than 100%"),
+        ("split_clients $a $v { 0.555% a; }", 'invalid percent value "0.555%"'),
+        ("split_clients $a $v { 0% a; }", 'invalid percent value "0%"'),
+        ("split_clients $a $v { 10 a; }", 'invalid percent value "10"'),
+        ("split_clients $a v { 10% a; }", 'invalid variable name "v"'),
+    ],
+)
+def test_split_clients_refusals(tmp_path: Path, block: str, said: str) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"events {{}}\nhttp {{ {block} server {{ listen 8080; }} }}\n")
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config(str(conf))
+
+
+def test_split_clients_shares_as_nginx_sums_them(tmp_path: Path) -> None:
+    from ngxws.http.maps import compile_maps, murmur_hash2
+
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "events {}\nhttp { split_clients $arg_k $v { 0.5% one; 2.% two; .25% three; * rest; }"
+        " server { listen 8080; } }\n"
+    )
+    config = load_config(str(conf))
+    (m,) = config.maps
+    assert m.split == ((50 * 0xFFFFFFFF // 10000, "one"), (50 * 0xFFFFFFFF // 10000 + 200 * 0xFFFFFFFF // 10000, "two"),
+                       (50 * 0xFFFFFFFF // 10000 + 200 * 0xFFFFFFFF // 10000 + 25 * 0xFFFFFFFF // 10000, "three"),
+                       (0, "rest"))  # fmt: skip
+    assert config.ignored == ()
+    # MurmurHash2, seed 0 (Austin Appleby's reference values)
+    assert [murmur_hash2(s) for s in (b"", b"a", b"abc", b"abcd")] == [0, 0x92685F5E, 0x13577C9B, 0x26873021]
+    compiled = compile_maps(config.maps)["v"]
+    assert all(compiled.lookup(k)[0] in ("one", "two", "three", "rest") for k in ("1", "2", "3"))

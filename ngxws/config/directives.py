@@ -462,7 +462,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "chunked_transfer_encoding": _changes(
         "chunked encoding is used as the upstream sends it", ("on",)
     ),
-    "split_clients": _changes(_VARS),
+    "split_clients": _honoured(),
     "ssl_password_file": _changes("encrypted certificate keys are not supported"),
     "stream": _changes(
         "NOT served: the stream module (TCP/UDP proxying, TLS passthrough, ssl_preread) "

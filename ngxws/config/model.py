@@ -465,6 +465,9 @@ class Map:
     volatile: bool = False
     source: Source | None = None
     geo: str = ""  # a geo block: "cidr" or "ranges" (ngxws/config/geo.py)
+    # a split_clients block: (bound, value) per line, bound 0 for "*"
+    # (ngxws/config/split_clients.py)
+    split: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ from ngxws.config.rewrite import (
     read_step,
 )
 from ngxws.config.setters import SETTERS, invalid_value
+from ngxws.config.split_clients import read_split_clients
 from ngxws.config.static import STATIC_DIRECTIVES, StaticConfigError, read_static
 from ngxws.config.units import TimeSlot, atoi, parse_flag, parse_time
 from ngxws.config.wiretext import wire
@@ -149,6 +150,7 @@ class Reader:
             **{name: self._rewrite_step for name in REWRITE_STEP_DIRECTIVES},
             "if": lambda node, owner: None,  # a block _directive() did not take: nginx refuses it
             "geo": lambda node, owner: self.maps.append(read_geo(node, lambda n, m: n.error(m))),
+            "split_clients": lambda node, owner: self.maps.append(read_split_clients(node, lambda n, m: n.error(m))),
             "listen": self._listen,
             "server_name": self._server_name,
             "location": self._location,

@@ -125,7 +125,57 @@ class CompiledGeo(CompiledMap):
         return self.default, (), {}
 
 
+class CompiledSplit(CompiledMap):
+    """A ``split_clients`` block: the first share whose bound the
+    MurmurHash2 of the value stays under (a ``*`` line takes any), else
+    empty (ngx_http_split_clients_variable)."""
+
+    split: tuple[tuple[int, str], ...]
+
+    @classmethod
+    def of_split(cls, m: Map) -> CompiledSplit:
+        out = cls(m.expression, False, "")
+        out.split = m.split
+        return out
+
+    def lookup(self, value: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
+        h = murmur_hash2(value.encode("latin-1", "replace"))
+        for bound, v in self.split:
+            if h < bound or bound == 0:
+                return v, (), {}
+        return "", (), {}
+
+
+def murmur_hash2(data: bytes) -> int:
+    """ngx_murmur_hash2() (Austin Appleby's MurmurHash2, seed 0, little endian)."""
+    m, mask = 0x5BD1E995, 0xFFFFFFFF
+    n = len(data)
+    h = n & mask
+    end = n - n % 4
+    for i in range(0, end, 4):
+        k = int.from_bytes(data[i : i + 4], "little")
+        k = (k * m) & mask
+        k ^= k >> 24
+        k = (k * m) & mask
+        h = ((h * m) & mask) ^ k
+    rest = n - end
+    if rest == 3:
+        h ^= data[end + 2] << 16
+    if rest >= 2:
+        h ^= data[end + 1] << 8
+    if rest >= 1:
+        h ^= data[end]
+        h = (h * m) & mask
+    h ^= h >> 13
+    h = (h * m) & mask
+    return h ^ (h >> 15)
+
+
 def compile_maps(maps: tuple[Map, ...]) -> dict[str, CompiledMap]:
-    """Variable name (without ``$``) -> compiled map (or geo); a later one of
-    the same name replaces an earlier one, as nginx's variable table does."""
-    return {m.variable: CompiledGeo.of_geo(m) if m.geo else CompiledMap.of(m) for m in maps}
+    """Variable name (without ``$``) -> compiled map (or geo, or
+    split_clients); a later one of the same name replaces an earlier one,
+    as nginx's variable table does."""
+    return {
+        m.variable: CompiledSplit.of_split(m) if m.split else CompiledGeo.of_geo(m) if m.geo else CompiledMap.of(m)
+        for m in maps
+    }
