@@ -339,6 +339,7 @@ class Builder:
             source=raw.source,
             default_type=eff.core.default_type,
             error_pages=eff.error_pages,
+            recursive_error_pages=eff.core.recursive_error_pages,
             types=eff.core.types,
             send_timeout=eff.core.send_timeout,
             internal=raw.internal,

@@ -391,7 +391,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "autoindex_format": _honoured(unique=True),
     "autoindex_localtime": _honoured(unique=True),
     "index": _honoured(),
-    "recursive_error_pages": _changes("error_page applies once per request", ("off",)),
+    "recursive_error_pages": _honoured(unique=True),
     "absolute_redirect": _honoured(),  # proxy/header_phase.py redirect_location
     "port_in_redirect": _honoured(),
     "server_name_in_redirect": _honoured(),

@@ -99,6 +99,7 @@ class Core(StaticCore):  # the static directives' slots: config/static.py
     absolute_redirect: bool = True
     port_in_redirect: bool = True
     server_name_in_redirect: bool = False
+    recursive_error_pages: bool = False
 
     def headers_conf(self) -> HeadersConf:
         source = self.hdr_source_charset

@@ -359,6 +359,7 @@ class Location:
     source: Source | None = None
     default_type: str = "text/plain"  # Content-Type of ``return CODE text`` answers
     error_pages: tuple[ErrorPage, ...] = ()
+    recursive_error_pages: bool = False  # an error_page target's own errors use error_page too
     types: tuple[tuple[str, str], ...] = DEFAULT_TYPES  # extension -> MIME type
     rewrites: tuple[Step, ...] = ()  # rewrite/set/break/return/if in config order
     send_timeout: float = 60.0  # ``send_timeout``: a write to the client blocked that long ends it

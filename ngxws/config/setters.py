@@ -508,6 +508,7 @@ SETTERS: Mapping[str, Setter] = {
     "ssl_reject_handshake": _core_flag("ssl_reject_handshake"),
     **HEADER_SETTERS,  # add_header, expires, charset...
     "absolute_redirect": _core_flag("absolute_redirect"),
+    "recursive_error_pages": _core_flag("recursive_error_pages"),
     "port_in_redirect": _core_flag("port_in_redirect"),
     "server_name_in_redirect": _core_flag("server_name_in_redirect"),
 }

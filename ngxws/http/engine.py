@@ -112,6 +112,7 @@ class State(Protocol):
     error: int  # 413: the declared body length is over the limit
     upgrade: bool
     redirects: int  # error_page hops
+    error_page_done: bool  # r->error_page: no error_page applies any more
     status_override: int | None  # error_page's code for the final answer
     limits: RequestLimits
 
@@ -462,15 +463,31 @@ def on_error(
         keep = False  # ngx_http_special_response_handler(), before error_page
     conn.error_headers = [*conn.error_headers, *(extra_headers or ())]
     pages = loc.error_pages if loc is not None else server.error_pages
-    page = next((p for p in pages if status in p.codes), None)
-    if page is not None and state.redirects < 1:
-        state.redirects += 1
-        handled = _error_page(world, conn, page, status, state, server, keep, loc)
-        if handled is not None:
-            return handled
+    if pages and not state.error_page_done:
+        # ngx_http_special_response_handler(): without recursive_error_pages
+        # in the location that erred, this is the request's last error_page
+        own = loc if loc is not None else server.fallback
+        if own is None or not own.recursive_error_pages:
+            state.error_page_done = True
+        page = next((p for p in pages if status in p.codes), None)
+        if page is not None:
+            if state.redirects >= _URI_CHANGES:
+                # r->uri_changes ran out (every hop is an internal redirect)
+                doing = "redirect to named location" if page.target.startswith("@") else "internally redirecting to"
+                world.log_error(f'rewrite or internal redirection cycle while {doing} "{page.target}"')
+                state.error_page_done = True
+                return ErrorPage(500, head, server, loc, False, conn.error_headers)
+            state.redirects += 1
+            handled = _error_page(world, conn, page, status, state, server, keep, loc)
+            if handled is not None:
+                return handled
     # ngx_http_special_response_handler() sets err_status to this error: an
     # error made after an error_page hop answers with its own code
     return ErrorPage(status, head, server, loc, keep, conn.error_headers)
+
+
+# NGX_HTTP_MAX_URI_CHANGES: internal redirects one request may make
+_URI_CHANGES = 10
 
 
 def _error_page(

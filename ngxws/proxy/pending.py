@@ -17,7 +17,7 @@ class Pending:
 
     __slots__ = (
         "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override",
-        "limits", "sender", "http09", "uri_changes",
+        "limits", "sender", "http09", "uri_changes", "error_page_done",
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
@@ -27,7 +27,10 @@ class Pending:
         self.upgrade = False  # carries Upgrade: nothing after it is parsed until it is answered
         self.leftover = b""  # what the client sent after it meanwhile
         self.error = error
-        self.redirects = 0  # error_page hops: one, as nginx with recursive_error_pages off
+        self.redirects = 0  # error_page hops so far
+        # nginx's r->error_page: a hop from a location without
+        # recursive_error_pages was made, no error_page applies any more
+        self.error_page_done = False
         self.complete = False  # answer before the body (declared length over the limit)
         self.status_override: int | None = None  # error_page's code for the final answer
         self.limits = RequestLimits()  # limit_req/limit_conn state, kept across internal redirects
@@ -41,6 +44,7 @@ class Pending:
         inner = Pending(head)
         inner.upgrade = self.upgrade
         inner.redirects = self.redirects
+        inner.error_page_done = self.error_page_done
         inner.status_override = self.status_override
         inner.limits = self.limits
         return inner

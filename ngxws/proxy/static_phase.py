@@ -137,6 +137,7 @@ async def internal_redirect(
     inner = PendingRequest(redirected)
     inner.upgrade = pending.upgrade
     inner.redirects = pending.redirects
+    inner.error_page_done = pending.error_page_done
     inner.status_override = pending.status_override
     inner.limits = pending.limits
     inner.body = pending.body
