@@ -329,12 +329,14 @@ class Req:
         self.head: RequestHead | None = head
         self.error, self.upgrade = error, upgrade
         self.redirects = 0
+        self.error_page_done = False
         self.status_override: int | None = None
         self.limits = RequestLimits()
 
     def redirected(self, head: RequestHead) -> Req:
         inner = Req(head, upgrade=self.upgrade)
         inner.redirects, inner.status_override, inner.limits = self.redirects, self.status_override, self.limits
+        inner.error_page_done = self.error_page_done
         return inner
 
 
