@@ -33,7 +33,7 @@ from ngxws.http.upstream_request import (
     proxy_uri,
 )
 from ngxws.proxy.deadline import within
-from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
+from ngxws.proxy.upstream import Attempts, UpstreamUnavailable, connect_upstream
 from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.routing.locations import match_location
 from ngxws.tls import upstream_tls
@@ -124,7 +124,7 @@ async def _run(
     response = UpstreamResponse(head_only=True)
     try:
         link = await connect_upstream(
-            selector, loc.proxy, lambda: response, key, tls=upstream_tls(pp, loc.proxy)
+            selector, loc.proxy, lambda: response, Attempts(selector, key, loc.proxy), tls=upstream_tls(pp, loc.proxy)
         )
     except UpstreamUnavailable as exc:
         worker.log_error(f"{exc} while sending auth request {sub.path}, request: {head.request_line}")

@@ -21,6 +21,7 @@ Pipelined requests are answered in order, one at a time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import secrets
 from collections import deque
@@ -53,7 +54,14 @@ from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, up
 from ngxws.proxy.response_pass import SendTimer
 from ngxws.proxy.static_send import WriteGate
 from ngxws.proxy.upgrade import EARLY_DATA_LIMIT
-from ngxws.proxy.upstream import UpstreamUnavailable, connect_upstream
+from ngxws.proxy.upstream import (
+    NEXT_STATUSES,
+    Attempts,
+    UpstreamLink,
+    UpstreamUnavailable,
+    connect_upstream,
+    may_go_on,
+)
 from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.proxy_protocol import ProxyHeader
 from ngxws.routing.servers import VirtualHosts
@@ -465,23 +473,52 @@ class ClientConnection(asyncio.Protocol):
         key = self.remote_addr
         if selector.balance == "hash" and selector.hash_key:
             key = v.render(selector.hash_key)
-        response = UpstreamResponse(head_only=expects_no_body(loc.proxy, v), read_timeout=loc.proxy.read_timeout)
-        link = await connect_upstream(
-            selector, loc.proxy, lambda: response, key, tls=upstream_tls(pp, loc.proxy)
-        )
-        self.upstream_transport = link.transport
-        if self.closed:
+        attempts = Attempts(selector, key, loc.proxy)
+        head_only = expects_no_body(loc.proxy, v)
+        raw_head = build_upstream_head(uri, loc.proxy, v)
+        while True:  # a peer whose answer proxy_next_upstream refuses: the next one
+            response = UpstreamResponse(head_only=head_only, read_timeout=loc.proxy.read_timeout)
+            link = await connect_upstream(
+                selector, loc.proxy, functools.partial(_same, response), attempts, tls=upstream_tls(pp, loc.proxy)
+            )
+            self.upstream_transport = link.transport
+            if self.closed:
+                link.transport.close()
+                raise asyncio.CancelledError
+            failure = await self._send_and_read(pending, loc, link, response, raw_head, v.chunked)
+            if failure is None:
+                return response, link.addr
+            word, status, detail = failure
+            if word is None or not may_go_on(loc.proxy, word, head.method, attempts):
+                if status == 0:  # an answer no word sends on: it is passed as it came
+                    return response, link.addr
+                raise UpstreamUnavailable(status, detail)
+            # ngx_http_upstream_next(): the peer blamed (not for a 403/404), the next one tried
             link.transport.close()
-            raise asyncio.CancelledError
-        link.transport.write(build_upstream_head(uri, loc.proxy, v))
+            if word not in ("http_403", "http_404"):
+                selector.failed(link.peer)
+            attempts.last = (status or 502, detail)
+
+    async def _send_and_read(
+        self, pending: _Pending, loc: Location, link: UpstreamLink, response: UpstreamResponse,
+        raw_head: bytes, chunked: bool,
+    ) -> tuple[str | None, int, str] | None:
+        """Send the request (head and body) to ``link`` and wait for the
+        answer's head: None when it is in and proxy_next_upstream has nothing
+        to say about it; else (the proxy_next_upstream word it is, or None
+        when no retry may follow, the status nginx answers -- 0: the
+        upstream's own answer stands -- and the error text)."""
+        link.transport.write(raw_head)
         body = pending.body
-        if body is not None and pending.sender is not None:  # sent once already (error_page)
+        if body is not None and pending.sender is not None:  # sent once already (error_page, a retry)
             forget(pending.sender, None)
             body.rewind()
         if body is not None and (body.size or body.streaming) and loc.proxy.pass_request_body:
             pending.sender = asyncio.ensure_future(
-                send_body(link.transport, response, body, v.chunked, loc.proxy.send_timeout)
+                send_body(link.transport, response, body, chunked, loc.proxy.send_timeout)
             )
+        # a body sent as it came (proxy_request_buffering off) cannot be sent again
+        again = not (body is not None and body.streaming)
         try:
             if pending.sender is not None:
                 # an upstream may answer before it has read the whole body
@@ -489,15 +526,16 @@ class ClientConnection(asyncio.Protocol):
                 if not response.head_done.done() and isinstance(pending.sender.exception(), asyncio.TimeoutError):
                     response.head_done.cancel()  # nobody waits for it any more
                     link.transport.close()
-                    raise UpstreamUnavailable(504, "upstream timed out while sending request to upstream")
+                    return ("timeout" if again else None), 504, "upstream timed out while sending request to upstream"
             await within(response.head_done, loc.proxy.read_timeout)
         except asyncio.TimeoutError:
             link.transport.close()
-            raise UpstreamUnavailable(504, "upstream timed out while reading response header") from None
+            return ("timeout" if again else None), 504, "upstream timed out while reading response header"
         except ConnectionError as exc:
             link.transport.close()
-            raise UpstreamUnavailable(502, str(exc)) from None
-        return response, link.addr
+            return ("error" if again else None), 502, str(exc)
+        word = NEXT_STATUSES.get(response.status)
+        return None if word is None else ((word if again else None), 0, "")
 
     # -- output and lifetime -----------------------------------------------
 
@@ -553,3 +591,8 @@ class ClientConnection(asyncio.Protocol):
         """Worker is stopping: idle keep-alive connections go at once."""
         if self.task is None and not self.handed_over:
             self._close()
+
+
+def _same(protocol: asyncio.Protocol) -> asyncio.Protocol:
+    """A protocol factory handing out one protocol made beforehand."""
+    return protocol

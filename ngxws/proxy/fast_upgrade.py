@@ -26,7 +26,7 @@ is stepped by hand on its futures' callbacks instead of by a task.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ngxws.http.content import Upgrade
@@ -46,7 +46,15 @@ from ngxws.proxy.dial import Dial, family_of
 from ngxws.proxy.head101 import parse_101
 from ngxws.proxy.request_body import upstream_framing
 from ngxws.proxy.upgrade import asks_websocket, tunnel_now, upgrade_answered, upstream_failed
-from ngxws.proxy.upstream import UpstreamUnavailable, connect_failure, may_retry, timed_out
+from ngxws.proxy.upstream import (
+    NEXT_STATUSES,
+    Attempts,
+    UpstreamUnavailable,
+    connect_failure,
+    may_go_on,
+    may_retry,
+    timed_out,
+)
 from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse
 from ngxws.running import running_loop
 from ngxws.ws.frames import CSplice
@@ -122,8 +130,8 @@ class FastUpgrade:
     """One upgrade in flight, kept as ``conn.task`` (``cancel``: the client left)."""
 
     __slots__ = (
-        "conn", "pending", "server", "loc", "v", "timer", "deadline", "connecting", "peers", "selector",
-        "tried", "last", "transport", "addr", "done", "dial",
+        "conn", "pending", "server", "loc", "v", "timer", "deadline", "connecting", "attempts", "selector",
+        "transport", "peer", "addr", "done", "dial",
     )
 
     def __init__(
@@ -144,8 +152,7 @@ class FastUpgrade:
         self.dial = CSplice is not None and born_spliced(conn, server)
         self.addr = ""
         self.done = False
-        self.tried = 0
-        self.last = (502, "no live upstreams")
+        self.peer: PeerTarget | None = None  # the one connected to
         conn.task = self
         try:
             self.v = self._phases(captures)
@@ -171,20 +178,22 @@ class FastUpgrade:
         key = conn.remote_addr
         if selector.balance == "hash" and selector.hash_key:
             key = v.render(selector.hash_key)
-        self.peers: Iterator[PeerTarget] = selector.candidates(key)
+        self.attempts = Attempts(selector, key, self.loc.proxy)
         return v
 
     # -- connect: upstream.connect_upstream's walk, by callbacks -------------
 
-    def _connect_next(self) -> None:
-        if self.tried and not may_retry(self.loc.proxy, self.last[0], self.tried):
-            self._failed(UpstreamUnavailable(*self.last))
+    def _connect_next(self, decided: bool = False) -> None:
+        """The next peer (``decided``: proxy_next_upstream was asked already)."""
+        attempts = self.attempts
+        if attempts.tried and not decided and not may_retry(self.loc.proxy, attempts.last[0], attempts.tried):
+            self._failed(UpstreamUnavailable(*attempts.last))
             return
-        peer = next(self.peers, None)
+        peer = next(attempts.candidates, None)
         if peer is None:
-            self._failed(UpstreamUnavailable(*self.last))
+            self._failed(UpstreamUnavailable(*attempts.last))
             return
-        self.tried += 1
+        attempts.tried += 1
         loop = running_loop()
         if self.timer is not None:
             self.timer.cancel()  # the previous peer's
@@ -217,14 +226,14 @@ class FastUpgrade:
         if exc is not None:
             if isinstance(exc, asyncio.CancelledError):  # proxy_connect_timeout
                 self.selector.failed(peer)
-                self.last = timed_out(peer)
+                self.attempts.last = timed_out(peer)
                 self._connect_next()
                 return
             if not isinstance(exc, OSError):
                 self._resume(_raising(exc))
                 return
             try:
-                self.last = connect_failure(self.selector, peer, exc, None)
+                self.attempts.last = connect_failure(self.selector, peer, exc, None)
             except UpstreamUnavailable as fatal:
                 self._failed(fatal)
                 return
@@ -233,6 +242,7 @@ class FastUpgrade:
         self.selector.succeeded(peer)
         transport: asyncio.Transport | Dial = result[0]
         self.addr = peer.label
+        self.peer = peer
         conn = self.conn
         conn.upstream_transport = self.transport = transport  # type: ignore[assignment]  # a Dial is one to it
         try:
@@ -273,7 +283,27 @@ class FastUpgrade:
             return
         if self.transport is not None:
             self.transport.close()
-        self._failed(UpstreamUnavailable(504, "upstream timed out while reading response header"))
+        detail = "upstream timed out while reading response header"
+        if not self._next_peer("timeout", 504, detail):
+            self._failed(UpstreamUnavailable(504, detail))
+
+    def _next_peer(self, word: str, status: int, detail: str) -> bool:
+        """ngx_http_upstream_next() once the request was sent: the next peer
+        when proxy_next_upstream names ``word`` (the peer blamed, but not
+        for a 403/404); False when the answer stands."""
+        head = self.pending.head
+        assert head is not None
+        if not may_go_on(self.loc.proxy, word, head.method, self.attempts):
+            return False
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.peer is not None and word not in ("http_403", "http_404"):
+            self.selector.failed(self.peer)
+        self.attempts.last = (status, detail)
+        self.transport = self.conn.upstream_transport = None
+        self._connect_next(decided=True)
+        return True
 
     def head_read(self, response: SwitchHead) -> None:
         """The response head is in (a simple 101, or ``UpstreamResponse``'s)."""
@@ -289,6 +319,9 @@ class FastUpgrade:
             self._resume(_raising(exc))
             return
         if keep is None:  # another answer, or a switch not tunnelled
+            word = NEXT_STATUSES.get(response.status)
+            if word is not None and self.transport is not None and self._close_for(word):
+                return
             self._resume(upgrade_answered(conn, pending, self.server, self.loc, response, self.addr))
             return
         if not conn.handed_over:  # the cap was reached meanwhile: 1013 sent
@@ -300,12 +333,23 @@ class FastUpgrade:
         # cycle collector (the two go by reference counting)
         conn.parser.proto = _GONE
 
+    def _close_for(self, word: str) -> bool:
+        """An answer proxy_next_upstream names (``http_502``...): dropped
+        for the next peer when one may be tried."""
+        head = self.pending.head
+        assert head is not None and self.transport is not None
+        if not may_go_on(self.loc.proxy, word, head.method, self.attempts):
+            return False
+        self.transport.close()
+        return self._next_peer(word, 502, "")
+
     def head_failed(self, exc: ConnectionError) -> None:
         if self.done:
             return
         if self.transport is not None:
             self.transport.close()
-        self._failed(UpstreamUnavailable(502, str(exc)))
+        if not self._next_peer("error", 502, str(exc)):
+            self._failed(UpstreamUnavailable(502, str(exc)))
 
     def general_response(self, dial: Dial) -> UpstreamResponse:
         """The reader of an answer a ``Dial`` does not read itself (see dial.py)."""

@@ -100,22 +100,45 @@ class UpstreamPools:
         return sel
 
 
+class Attempts:
+    """One request's walk over its peers: the selector's candidates in
+    order, how many were tried, and nginx's bound on them (u->peer.tries:
+    every peer of the upstream, backups included, at most
+    ``proxy_next_upstream_tries``); ``last`` is the failure to report when
+    the walk ends."""
+
+    __slots__ = ("candidates", "tried", "tries", "last")
+
+    def __init__(self, selector: PeerSelector, key: str, settings: ProxySettings) -> None:
+        self.candidates = selector.candidates(key)  # ip_hash: client address; hash: the rendered key
+        self.tried = 0
+        total = len(selector.primary) + len(selector.backup)
+        bound = settings.next_upstream_tries
+        self.tries = min(total, bound) if bound else total
+        self.last = (502, "no live upstreams")
+
+    @property
+    def more(self) -> bool:
+        """Another peer may be tried (nginx: ``u->peer.tries > 1`` before this one's end)."""
+        return self.tried < self.tries
+
+
 async def connect_upstream(
     selector: PeerSelector,
     settings: ProxySettings,
     protocol_factory: Callable[[], asyncio.Protocol],
-    client_addr: str,
+    attempts: Attempts,
     tls: UpstreamTLS | None = None,
 ) -> UpstreamLink:
-    """Try peers in the selector's order until one accepts the connection."""
+    """Try the next peers of ``attempts`` until one accepts the connection
+    (the first one at once: the caller decided that a peer is tried)."""
     loop = running_loop()
-    last_status = 502
-    last_error = "no live upstreams"
-    tried = 0
-    for peer in selector.candidates(client_addr):  # ip_hash: client address; hash: the rendered key
-        if tried and not may_retry(settings, last_status, tried):
+    first = True
+    for peer in attempts.candidates:
+        if not first and not may_retry(settings, attempts.last[0], attempts.tried):
             break
-        tried += 1
+        first = False
+        attempts.tried += 1
         try:
             if peer.conf.unix is not None:
                 coro = loop.create_unix_connection(protocol_factory, peer.conf.unix)
@@ -130,17 +153,17 @@ async def connect_upstream(
             transport, protocol = await within(coro, settings.connect_timeout)
         except asyncio.TimeoutError:
             selector.failed(peer)
-            last_status, last_error = timed_out(peer)
+            attempts.last = timed_out(peer)
             continue
         except OSError as exc:
-            last_status, last_error = connect_failure(selector, peer, exc, tls)
+            attempts.last = connect_failure(selector, peer, exc, tls)
             continue
         selector.succeeded(peer)
         # uvloop sets TCP_NODELAY on every TCP transport (as nginx's
         # tcp_nodelay on); asking for the socket object would cost a Python
         # socket per connection.
         return UpstreamLink(transport, protocol, peer)
-    raise UpstreamUnavailable(last_status, last_error)
+    raise UpstreamUnavailable(*attempts.last)
 
 
 def timed_out(peer: PeerTarget) -> tuple[int, str]:
@@ -165,6 +188,24 @@ def connect_failure(
         ) from None
     selector.failed(peer)
     return 502, f"connect() to {peer.label} failed ({exc})"
+
+
+# ngx_http_upstream_next_errors: the answers proxy_next_upstream may name
+# (403 and 404 do not count against the peer: NGX_PEER_NEXT)
+NEXT_STATUSES = {500: "http_500", 502: "http_502", 503: "http_503", 504: "http_504",
+                 403: "http_403", 404: "http_404", 429: "http_429"}  # fmt: skip
+_NON_IDEMPOTENT = frozenset({"POST", "LOCK", "PATCH"})
+
+
+def may_go_on(settings: ProxySettings, failure: str, method: str, attempts: Attempts) -> bool:
+    """ngx_http_upstream_next() / _test_next() once the request was sent:
+    whether a ``failure`` (``error``, ``timeout``, ``http_502``...) tries the
+    next peer -- the word in proxy_next_upstream, plus ``non_idempotent``
+    for a POST, LOCK or PATCH, and a peer left to try."""
+    words = settings.next_upstream
+    if "off" in words or not attempts.more or failure not in words:
+        return False
+    return method not in _NON_IDEMPOTENT or "non_idempotent" in words
 
 
 def may_retry(settings: ProxySettings, status: int, tried: int) -> bool:

@@ -75,7 +75,8 @@ class RecordingBackend:
 
     Paths steer the answer: ``/hang`` never answers, ``/slow`` answers after
     1.5 s, ``/chunked`` answers chunked, ``/eof`` close-delimited,
-    ``/status/NNN`` with that status; a websocket upgrade gets a 101 and then
+    ``/status/NNN`` with that status (those two for an upgrade too); any
+    other websocket upgrade gets a 101 and then
     every byte echoed (``/mute``: nothing is ever sent back; ``/deaf``: nothing
     is ever read again).  ``AUTH_PATHS`` answer as an auth service (``_auth``).
     Otherwise a small 200 naming the backend.
@@ -135,7 +136,8 @@ class RecordingBackend:
                     if not _keeps_alive(head, headers):
                         return
                     continue
-                if headers.get("upgrade", "").lower() == "websocket":
+                # /hang and /status/NNN answer an upgrade as any request (no 101)
+                if headers.get("upgrade", "").lower() == "websocket" and not re.search(r"/hang|/status/\d", path):
                     self._upgrade(conn, headers, buf, echo="/mute" not in path, deaf="/deaf" in path)
                     return
                 if not self._answer(conn, path, head):
