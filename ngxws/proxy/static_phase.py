@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from ngxws.http.gzip_filter import GzipStream, compressed_headers, decide
 from ngxws.http.headers_filter import labelled
 from ngxws.http.request import BadRequest, RequestHead
 from ngxws.http.responses import build_response
@@ -39,10 +40,11 @@ from ngxws.http.static import (
     try_files,
 )
 from ngxws.proxy.header_phase import filtered, redirect_location
-from ngxws.proxy.static_send import send_file, stat_path
+from ngxws.proxy.static_send import send_compressed, send_file, stat_path
 from ngxws.routing.locations import find_named, match_location
 
 if TYPE_CHECKING:
+    from ngxws.config.gzip import GzipConf
     from ngxws.config.model import Location, Server
     from ngxws.proxy.context import RequestIO
     from ngxws.proxy.pending import Pending
@@ -55,6 +57,8 @@ _URI_SAFE = "/:@!$&'()*+,;=-._~"
 # counter (ngx_next_temp_number), 1 for the first of a fresh server
 _BOUNDARIES = itertools.count(1)
 _RANGE_HEADERS = ("Accept-Ranges", "Content-Range")
+# what ngx_http_header_filter writes before Connection (Transfer-Encoding goes after them)
+_SLOT_NAMES = ("content-type", "content-length", "last-modified")
 
 
 async def serve_static(
@@ -174,6 +178,14 @@ async def _send(
         # a part names the type the charset filter labelled (it runs before the range filter)
         part_type=labelled(loc.headers, 200, ctype), boundary=_BOUNDARIES.__next__,
     )  # fmt: skip
+    vary, gz = False, None
+    if loc.gzip.enabled and not pending.status_override and answer.status in (200, 206, 416):
+        # the gzip filter sees the file's 200 before the range filter: a
+        # compressed answer is the whole file (its allow_ranges cleared)
+        whole = answer if answer.status == 200 else file_answer(info, ctype, loc.static, _no_range(head.headers))
+        vary, gz = _gzip(client, head, server, loc, whole.status, whole.headers, info.size)
+        if gz is not None:
+            answer = whole
     if answer.status in (412, 416):
         # the range filter answers 416 after the headers filter saw the file's 200
         # (the precondition check, 412, runs before it)
@@ -186,15 +198,29 @@ async def _send(
         # the header filter drops Last-Modified on a non-200, range adds nothing; the ETag stays
         headers = [h for h in answer.headers if h[0] not in ("Accept-Ranges", "Last-Modified")]
         answer = type(answer)(status, headers, 0, info.size)
+        if loc.gzip.enabled:
+            vary, gz = _gzip(client, head, server, loc, status, headers, info.size)
     head_only = head.method == "HEAD" or answer.status == 304
     headers = filtered(client, loc, server, head, answer.status, answer.headers)
+    chunked = False
+    if gz is not None:  # Content-Encoding after add_header's lines; chunked (or close) after the slots
+        headers = compressed_headers(headers)
+        if head.method != "HEAD":
+            chunked = head.version == "1.1"
+            keep = keep and chunked
+            if chunked:
+                slot = next((i for i, h in enumerate(headers) if h[0].lower() not in _SLOT_NAMES), len(headers))
+                headers.insert(slot, ("Transfer-Encoding", "chunked"))
     # the range filter runs after the headers filter: its Accept-Ranges /
     # Content-Range come after add_header's lines
     headers = [h for h in headers if h[0] not in _RANGE_HEADERS] + [h for h in headers if h[0] in _RANGE_HEADERS]
     client.write(build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
-                                 extra_headers=headers, length=-1))
+                                 extra_headers=headers, length=-1, vary=vary))
     if head_only or client.transport is None:
         return keep
+    if gz is not None:  # no sendfile: the file goes through deflate
+        stream = GzipStream(gz, info.size)
+        return await send_compressed(client.transport, client.write_gate, path, info.size, stream, chunked) and keep
     if answer.parts:  # multipart/byteranges: each range behind its boundary header
         for prefix, offset, length in answer.parts:
             client.write(prefix)
@@ -206,6 +232,23 @@ async def _send(
         return keep
     ok = await send_file(client.transport, client.write_gate, path, answer.offset, answer.length)
     return keep and ok
+
+
+def _no_range(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [h for h in headers if h[0].lower() not in ("range", "if-range")]
+
+
+def _gzip(
+    client: RequestIO, head: RequestHead, server: Server, loc: Location, status: int,
+    headers: list[tuple[str, str]], size: int,
+) -> tuple[bool, GzipConf | None]:
+    """The gzip filter's verdict on the file's answer (ngx_http_gzip_ok()
+    sees the headers the headers filter left: expires, add_header)."""
+    listed = filtered(client, loc, server, head, status, headers)
+    # a file's Last-Modified is r->headers_out's time, not a list element
+    # (gzip_proxied no_last_modified does not see it); an add_header one is
+    at = next((i for i, h in enumerate(listed) if h[0] == "Last-Modified"), None)
+    return decide(loc.gzip, head, status, listed if at is None else listed[:at] + listed[at + 1 :], size)
 
 
 def _listing(
