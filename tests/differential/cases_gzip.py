@@ -52,7 +52,7 @@ add_group(Group("gzip", docroot=DOCROOT, http=f"""
         location = /r403 {{ return 403; }}
         location /lvl9/ {{ alias @ROOT@/; gzip_comp_level 9; }}
         location /lvl5/ {{ alias @ROOT@/; gzip_comp_level 5; }}
-        location /min/ {{ alias @ROOT@/; gzip_min_length 1000; }}
+        location /min/ {{ alias @ROOT@/; gzip_min_length 4000; }}
         location /min0/ {{ alias @ROOT@/; gzip_min_length 0; }}
         location /css/ {{ alias @ROOT@/; gzip_types text/css; }}
         location /any/ {{ alias @ROOT@/; gzip_types *; }}
@@ -69,6 +69,19 @@ add_group(Group("gzip", docroot=DOCROOT, http=f"""
         location /p/ {{ proxy_pass http://127.0.0.1:@B0@; gzip_min_length 1; gzip_vary on; }}
         location /poff/ {{ proxy_pass http://127.0.0.1:@B0@; gzip off; }}
         location /pmin/ {{ proxy_pass http://127.0.0.1:@B0@; }}
+        # a large answer from this side's own file server (L1): many reads, streamed
+        location /self/ {{ proxy_pass http://127.0.0.1:@L1@/; gzip_vary on; }}
+        location /selfnolm/ {{ proxy_pass http://127.0.0.1:@L1@/; gzip_proxied no_last_modified; }}
+        location /selfetag/ {{ proxy_pass http://127.0.0.1:@L1@/; gzip_proxied no_etag expired; }}
+        location /selfcc/ {{ proxy_pass http://127.0.0.1:@L1@/cc/; gzip_proxied no-cache; }}
+        location /selfenc/ {{ proxy_pass http://127.0.0.1:@L1@/enc/; }}
+        location = /if.txt {{ if ($arg_plain) {{ gzip off; }} alias @ROOT@/a.txt; }}
+    }}
+    server {{
+        listen 127.0.0.1:@L1@;
+        root @ROOT@;
+        location /cc/ {{ alias @ROOT@/; add_header Cache-Control "private, no-cache"; }}
+        location /enc/ {{ alias @ROOT@/; add_header Content-Encoding br; }}
     }}
 """))
 
@@ -91,7 +104,7 @@ gz("x-gzip is not gzip", get("/a.txt", extra="Accept-Encoding: x-gzip\r\n"), 200
 gz("a type not in gzip_types", get("/img.png", extra=AE), 200)
 gz("application/json in gzip_types", get("/data.json", extra=AE), 200)
 gz("shorter than gzip_min_length 20", get("/small.txt", extra=AE), 200)
-gz("gzip_min_length 1000 misses", get("/min/a.txt", extra=AE), 200)
+gz("gzip_min_length 4000 misses", get("/min/a.txt", extra=AE), 200)
 gz("gzip_min_length 0, a tiny file", get("/min0/small.txt", extra=AE), 200)
 gz("gzip_types text/css: text/html still", get("/css/page.html", extra=AE), 200)
 gz("gzip_types text/css: text/plain no longer", get("/css/a.txt", extra=AE), 200)
@@ -145,3 +158,61 @@ gz("proxied chunked, no minimum for an unknown length", get("/pmin/chunked", ext
 gz("proxied HEAD", req("HEAD", "/p/x", headers=AE), 200)
 gz("proxied HTTP/1.0", get("/p/chunked", extra=AE, version="1.0"), 200)
 gz("proxied with Via, gzip_proxied off", get("/p/x", extra=AE + "Via: 1.0 cdn\r\n"), 200)
+gz("proxied large file: compressed as it streams", get("/self/big.txt", extra=AE), 200)
+gz("proxied file: upstream ETag weakened, Accept-Ranges cleared", get("/self/a.txt", extra=AE), 200)
+gz("proxied file, HTTP/1.0 client with gzip_http_version 1.1", get("/self/a.txt", extra=AE, version="1.0"), 200)
+gz("proxied, a Range passed to the upstream", req("GET", "/self/a.txt", headers=AE + "Range: bytes=0-99\r\n"), 206)
+gz("Via, gzip_proxied no_last_modified, an upstream Last-Modified", get("/selfnolm/a.txt", extra=AE + "Via: x\r\n"), 200)
+gz("Via, gzip_proxied no_etag expired, an upstream ETag", get("/selfetag/a.txt", extra=AE + "Via: x\r\n"), 200)
+gz("Via, gzip_proxied no-cache, Cache-Control: private, no-cache", get("/selfcc/a.txt", extra=AE + "Via: x\r\n"), 200)
+gz("an upstream Content-Encoding: passed as it is", get("/selfenc/a.txt", extra=AE), 200)
+gz("gzip off in an if block", get("/if.txt?plain=1", extra=AE), 200)
+gz("gzip on outside the if block", get("/if.txt", extra=AE), 200)
+
+# inheritance: http -> server -> location, each directive on its own
+add_group(Group("gzip_inherit", docroot=DOCROOT, http="""
+    types { text/html html; text/plain txt; application/json json; image/png png; }
+    default_type text/plain;
+    gzip on;
+    gzip_types text/plain;
+    gzip_vary on;
+    gzip_comp_level 6;
+    gzip_disable "bot";
+    gzip_proxied any;
+    server {
+        listen 127.0.0.1:@L0@;
+        root @ROOT@;
+        gzip_min_length 3000;
+        location / { }
+        location /json/ { alias @ROOT@/; gzip_types application/json; gzip_min_length 1; }
+        location /nobot/ { alias @ROOT@/; gzip_disable msie6; }
+        location /nested/ {
+            gzip_min_length 1;
+            location /nested/deep/ { alias @ROOT@/; gzip_comp_level 2; }
+        }
+    }
+    server {
+        listen 127.0.0.1:@L1@;
+        root @ROOT@;
+        gzip off;
+        location / { }
+        location /on/ { alias @ROOT@/; gzip on; }
+    }
+"""))
+
+
+def gi(id: str, data: bytes, expect: int, target: str = "L0") -> None:
+    case(id, "gzip_inherit", data, expect=(expect,), fields=FIELDS, body=True, target=target)
+
+
+gi("http's settings, level 6", get("/big.txt", extra=AE), 200)
+gi("the server's gzip_min_length 3000: a 3341-byte file", get("/a.txt", extra=AE), 200)
+gi("the server's gzip_min_length: a shorter file", get("/data.json", extra=AE), 200)
+gi("a location's gzip_types replaces http's", get("/json/a.txt", extra=AE), 200)
+gi("a location's gzip_types, its own type", get("/json/data.json", extra=AE + "User-Agent: x\r\n"), 200)
+gi("http's gzip_disable regex", req("GET", "/big.txt", headers=AE + "User-Agent: a bot\r\n"), 200)
+gi("gzip_disable msie6 alone drops the inherited regexes", req("GET", "/nobot/big.txt", headers=AE + "User-Agent: a bot\r\n"), 200)
+gi("http's gzip_proxied any with Via", get("/big.txt", extra=AE + "Via: 1.1 x\r\n"), 200)
+gi("nested location: its own level, its parent's minimum", get("/nested/deep/small.txt", extra=AE), 200)
+gi("a server with gzip off", get("/big.txt", extra=AE), 200, target="L1")
+gi("gzip on again in its location", get("/on/big.txt", extra=AE), 200, target="L1")
