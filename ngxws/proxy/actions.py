@@ -63,7 +63,7 @@ async def carry_out(conn: RequestIO, action: Action) -> bool:
         handler = action.handler
         if isinstance(handler, StatsPage):
             assert pending.head is not None
-            return answer_stats(conn, pending.head, action.keep)
+            return answer_stats(conn, pending.head, action.keep, action.loc)
         if isinstance(handler, Static):
             return await serve_static(conn, pending, action.server, action.loc, action.captures, action.keep)
         if isinstance(handler, Upgrade):
@@ -111,13 +111,16 @@ async def carry_out(conn: RequestIO, action: Action) -> bool:
     return False
 
 
-def answer_stats(conn: RequestIO, head: RequestHead, keep: bool) -> bool:
-    """``ws_stat``: the module's page (text, ?format=prometheus|json|html)."""
+def answer_stats(conn: RequestIO, head: RequestHead, keep: bool, loc: Location | None = None) -> bool:
+    """``ws_stat``: the module's page (text, ?format=prometheus|json|html),
+    through nginx's output filters (gzip) like any content handler's."""
     if head.method not in ("GET", "HEAD"):
         conn.write(error_response(405, keep_alive=keep))
         return keep
     body, ctype = stats_body(conn.worker.counters, head.args, head.header("accept"))
-    conn.write(build_response(200, body, content_type=ctype, keep_alive=keep, head_only=head.method == "HEAD"))
+    vary, gz, chunked, keep = gzip_plan(loc, head, 200, ctype, len(body), [], keep)
+    conn.write(build_response(200, body, content_type=ctype, keep_alive=keep, head_only=head.method == "HEAD",
+                              vary=vary, gzip=gz, chunked=chunked))  # fmt: skip
     return keep
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from ngxws.config.gzip import GzipConf
 from ngxws.http.gzip_filter import GzipStream, compressed_headers, decide
 from ngxws.http.headers_filter import labelled
 from ngxws.http.request import BadRequest, RequestHead
@@ -44,7 +45,6 @@ from ngxws.proxy.static_send import send_compressed, send_file, stat_path
 from ngxws.routing.locations import find_named, match_location
 
 if TYPE_CHECKING:
-    from ngxws.config.gzip import GzipConf
     from ngxws.config.model import Location, Server
     from ngxws.proxy.context import RequestIO
     from ngxws.proxy.pending import Pending
@@ -87,7 +87,7 @@ async def serve_static(
         return await _send(client, pending, server, loc, outcome.path, outcome.info, ctype, keep)
     if isinstance(outcome, Listing):
         return _listing(client, head, uri, outcome.path, conf.autoindex_exact_size, conf.autoindex_localtime, keep,
-                        lambda h: filtered(client, loc, server, head, 200, h))
+                        lambda h: filtered(client, loc, server, head, 200, h), loc.gzip)
     if isinstance(outcome, Redirect):
         client.write(_redirect(client, head, server, loc, outcome.location, keep, filtered(client, loc, server, head, 301, [])))
         return keep
@@ -253,7 +253,7 @@ def _gzip(
 
 def _listing(
     client: RequestIO, head: RequestHead, uri: str, path: str, exact: bool, localtime: bool, keep: bool,
-    headers_filter: Callable[[list[tuple[str, str]]], list[tuple[str, str]]],
+    headers_filter: Callable[[list[tuple[str, str]]], list[tuple[str, str]]], gzip: GzipConf,
 ) -> bool:
     entries: list[tuple[str, FileInfo]] = []
     try:
@@ -275,6 +275,14 @@ def _listing(
         framed = (b"%x\r\n" % len(body)) + body + b"\r\n0\r\n\r\n" if body else b"0\r\n\r\n"
     else:
         framed, keep = body, False
-    data = build_response(200, content_type=None, keep_alive=keep, head_only=True, extra_headers=headers_filter(headers), length=-1)
+    listed, vary = headers_filter(headers), False
+    if gzip.enabled:  # the page's length is unknown to the gzip filter: no minimum, the full window
+        vary, gz = decide(gzip, head, 200, listed, -1)
+        if gz is not None:
+            listed = compressed_headers(listed)
+            stream = GzipStream(gz, -1)
+            body = stream.compress(body) + stream.finish()
+            framed = (b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)) if head.version == "1.1" else body
+    data = build_response(200, content_type=None, keep_alive=keep, head_only=True, extra_headers=listed, length=-1, vary=vary)
     client.write(data if head.method == "HEAD" else data + framed)
     return keep

@@ -76,6 +76,7 @@ add_group(Group("gzip", docroot=DOCROOT, http=f"""
         location /selfcc/ {{ proxy_pass http://127.0.0.1:@L1@/cc/; gzip_proxied no-cache; }}
         location /selfenc/ {{ proxy_pass http://127.0.0.1:@L1@/enc/; }}
         location = /if.txt {{ if ($arg_plain) {{ gzip off; }} alias @ROOT@/a.txt; }}
+        location /list/ {{ alias @ROOT@/; autoindex on; gzip_vary on; }}
     }}
     server {{
         listen 127.0.0.1:@L1@;
@@ -166,6 +167,14 @@ gz("Via, gzip_proxied no_last_modified, an upstream Last-Modified", get("/selfno
 gz("Via, gzip_proxied no_etag expired, an upstream ETag", get("/selfetag/a.txt", extra=AE + "Via: x\r\n"), 200)
 gz("Via, gzip_proxied no-cache, Cache-Control: private, no-cache", get("/selfcc/a.txt", extra=AE + "Via: x\r\n"), 200)
 gz("an upstream Content-Encoding: passed as it is", get("/selfenc/a.txt", extra=AE), 200)
+gz("autoindex page compressed", get("/list/", extra=AE), 200)
+gz("autoindex page, HTTP/1.0 with gzip_http_version 1.1", get("/list/", extra=AE, version="1.0"), 200)
+gz("autoindex page, HEAD", req("HEAD", "/list/", headers=AE), 200)
+case("two compressed answers on one connection", "gzip",
+     req("GET", "/a.txt", headers=AE, close=False), req("GET", "/ret", headers=AE), expect=(200, 200), fields=FIELDS, body=True)
+case("HTTP/1.0 keep-alive: a compressed answer closes", "gzip",
+     req("GET", "/v10/a.txt", headers=AE + "Connection: keep-alive\r\n", version="1.0", close=False),
+     expect=(200,), fields=FIELDS, body=True)  # fmt: skip
 gz("gzip off in an if block", get("/if.txt?plain=1", extra=AE), 200)
 gz("gzip on outside the if block", get("/if.txt", extra=AE), 200)
 
