@@ -266,3 +266,68 @@ def test_gzip_is_honoured_in_the_report(tmp_path: Path) -> None:
     config = load_config(str(conf))
     assert [i.name for i in config.ignored] == ["gzip_buffers"]
     assert config.ignored[0].harmless
+
+
+# -- ngxws's own answers: its error page and the ws_stat page --------------------------
+
+
+def _raw_get(port: int, path: str, extra: str = "") -> tuple[str, bytes]:
+    import socket
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from harness import read_until_closed
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\n{extra}Connection: close\r\n\r\n".encode())
+        data = read_until_closed(sock)
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1") + "\r\n", body
+
+
+def _dechunk(body: bytes) -> bytes:
+    out, at = b"", 0
+    for _ in range(10_000):
+        end = body.index(b"\r\n", at)
+        size = int(body[at:end], 16)
+        if size == 0:
+            return out
+        out += body[end + 2 : end + 2 + size]
+        at = end + 2 + size + 2
+    raise AssertionError("too many chunks")
+
+
+def test_own_pages_compressed(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from harness import ngxws
+    from ports import free_port
+
+    from ngxws.http.responses import error_body
+
+    port = free_port()
+    conf = f"""
+events {{}}
+http {{
+    gzip on;
+    gzip_types text/plain;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /websocket_status {{ ws_stat; gzip_vary on; }}
+        location /nothing/ {{ return 404; }}
+    }}
+}}
+"""
+    with ngxws(conf, tmp_path, port):
+        head, body = _raw_get(port, "/nothing/x", "Accept-Encoding: gzip\r\n")
+        assert head.startswith("HTTP/1.1 404 ")
+        assert "\r\nContent-Encoding: gzip" in head and "Transfer-Encoding: chunked" in head
+        assert "Content-Length" not in head
+        assert gzip_module.decompress(_dechunk(body)) == error_body(404)
+        head, body = _raw_get(port, "/websocket_status", "Accept-Encoding: gzip\r\n")
+        assert "\r\nContent-Encoding: gzip" in head and "\r\nVary: Accept-Encoding\r\n" in head
+        assert gzip_module.decompress(_dechunk(body)).startswith(b"WebSocket connections:")
+        head, body = _raw_get(port, "/websocket_status")  # no Accept-Encoding: plain, Vary all the same
+        assert "Content-Encoding" not in head and "\r\nVary: Accept-Encoding\r\n" in head
+        assert body.startswith(b"WebSocket connections:")
