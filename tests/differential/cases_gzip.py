@@ -69,6 +69,7 @@ add_group(Group("gzip", docroot=DOCROOT, http=f"""
         location /p/ {{ proxy_pass http://127.0.0.1:@B0@; gzip_min_length 1; gzip_vary on; }}
         location /poff/ {{ proxy_pass http://127.0.0.1:@B0@; gzip off; }}
         location /pmin/ {{ proxy_pass http://127.0.0.1:@B0@; }}
+        location /pnb/ {{ proxy_pass http://127.0.0.1:@B0@; proxy_buffering off; gzip_min_length 1; }}
         # a large answer from this side's own file server (L1): many reads, streamed
         location /self/ {{ proxy_pass http://127.0.0.1:@L1@/; gzip_vary on; }}
         location /selfnolm/ {{ proxy_pass http://127.0.0.1:@L1@/; gzip_proxied no_last_modified; }}
@@ -158,6 +159,8 @@ gz("proxied shorter than gzip_min_length", get("/pmin/x", extra=AE), 200)
 gz("proxied chunked, no minimum for an unknown length", get("/pmin/chunked", extra=AE), 200)
 gz("proxied HEAD", req("HEAD", "/p/x", headers=AE), 200)
 gz("proxied HTTP/1.0", get("/p/chunked", extra=AE, version="1.0"), 200)
+gz("proxy_buffering off: flushed per read", get("/pnb/x", extra=AE), 200)
+gz("proxy_buffering off, chunked", get("/pnb/chunked", extra=AE), 200)
 gz("proxied with Via, gzip_proxied off", get("/p/x", extra=AE + "Via: 1.0 cdn\r\n"), 200)
 gz("proxied large file: compressed as it streams", get("/self/big.txt", extra=AE), 200)
 gz("proxied file: upstream ETag weakened, Accept-Ranges cleared", get("/self/a.txt", extra=AE), 200)
