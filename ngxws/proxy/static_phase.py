@@ -191,6 +191,8 @@ async def _send(
         # (the precondition check, 412, runs before it)
         # (the range filter adds its Content-Range after the headers filter's lines)
         seen = [*filtered(client, loc, server, head, 200, []), *answer.headers] if answer.status == 416 else answer.headers
+        if vary:  # r->gzip_vary stays set for the 416: its line leads the list, right after Connection
+            seen = [("Vary", "Accept-Encoding"), *seen]
         return await client.answer_error(answer.status, pending, server, loc, keep, seen or None)
     status = pending.status_override or answer.status
     if status != answer.status:  # error_page to a file: the error's code, the whole file

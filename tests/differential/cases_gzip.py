@@ -228,3 +228,6 @@ gi("http's gzip_proxied any with Via", get("/big.txt", extra=AE + "Via: 1.1 x\r\
 gi("nested location: its own level, its parent's minimum", get("/nested/deep/small.txt", extra=AE), 200)
 gi("a server with gzip off", get("/big.txt", extra=AE), 200, target="L1")
 gi("gzip on again in its location", get("/on/big.txt", extra=AE), 200, target="L1")
+gz("gzip_vary on, a Range without Accept-Encoding: 206 with Vary", req("GET", "/vary/a.txt", headers="Range: bytes=0-9\r\n"), 206)
+gz("gzip_vary on, an unsatisfiable Range without Accept-Encoding", req("GET", "/vary/a.txt", headers="Range: bytes=99999-\r\n"), 416, body=False)
+gz("an unsatisfiable Range with Accept-Encoding: the whole file compressed", req("GET", "/vary/a.txt", headers=AE + "Range: bytes=99999-\r\n"), 200)
