@@ -97,6 +97,11 @@ def test_eligible() -> None:
     assert not eligible(ON, 200, "text/html", 100, encoded=True)
     assert not eligible(GzipConf(), 200, "text/html", 100)
     assert eligible(GzipConf(enabled=True, types=None), 200, None, 100)  # gzip_types *
+    # the type is cut only at a charset parameter (ngx_http_upstream_copy_content_type)
+    assert eligible(ON, 200, 'text/html;  Charset="utf-8"', 100)
+    assert not eligible(ON, 200, "text/html; level=1", 100)
+    assert not eligible(ON, 200, "text/html; level=1; charset=utf-8", 100)
+    assert not eligible(ON, 200, "text/html;", 100)
 
 
 def _head(*headers: tuple[str, str], version: str = "1.1") -> RequestHead:

@@ -49,10 +49,21 @@ _VERSIONS = {"0.9": 9, "1.0": 1000, "1.1": 1001}
 
 
 def _content_type(value: str | None) -> str:
-    """r->headers_out.content_type_len's part: up to a ``;``, lower case."""
+    """The type ngx_http_test_content_type() looks up, lower case: the
+    value up to the ``;`` of a ``charset=`` parameter (content_type_len as
+    ngx_http_upstream_copy_content_type() and the charset filter leave
+    it), else the whole value."""
     if not value:
         return ""
-    return value.split(";", 1)[0].lower()
+    at = value.find(";")
+    while at >= 0:
+        rest = value[at + 1 :].lstrip(" ")
+        if not rest:
+            break
+        if rest[:8].lower() == "charset=":
+            return value[:at].lower()
+        at = value.find(";", at + 1)
+    return value.lower()
 
 
 def eligible(conf: GzipConf, status: int, content_type: str | None, length: int, encoded: bool = False) -> bool:

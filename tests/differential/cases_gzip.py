@@ -76,6 +76,8 @@ add_group(Group("gzip", docroot=DOCROOT, http=f"""
         location /selfetag/ {{ proxy_pass http://127.0.0.1:@L1@/; gzip_proxied no_etag expired; }}
         location /selfcc/ {{ proxy_pass http://127.0.0.1:@L1@/cc/; gzip_proxied no-cache; }}
         location /selfenc/ {{ proxy_pass http://127.0.0.1:@L1@/enc/; }}
+        location = /selfparam {{ proxy_pass http://127.0.0.1:@L1@/param; }}
+        location = /selfcs {{ proxy_pass http://127.0.0.1:@L1@/cs; }}
         location = /if.txt {{ if ($arg_plain) {{ gzip off; }} alias @ROOT@/a.txt; }}
         location /list/ {{ alias @ROOT@/; autoindex on; gzip_vary on; }}
     }}
@@ -83,6 +85,8 @@ add_group(Group("gzip", docroot=DOCROOT, http=f"""
         listen 127.0.0.1:@L1@;
         root @ROOT@;
         location /cc/ {{ alias @ROOT@/; add_header Cache-Control "private, no-cache"; }}
+        location = /param {{ default_type "text/plain; format=flowed"; return 200 "{LONG}"; }}
+        location = /cs {{ default_type "text/plain; charset=utf-8"; return 200 "{LONG}"; }}
         location /enc/ {{ alias @ROOT@/; add_header Content-Encoding br; }}
     }}
 """))
@@ -231,3 +235,5 @@ gi("gzip on again in its location", get("/on/big.txt", extra=AE), 200, target="L
 gz("gzip_vary on, a Range without Accept-Encoding: 206 with Vary", req("GET", "/vary/a.txt", headers="Range: bytes=0-9\r\n"), 206)
 gz("gzip_vary on, an unsatisfiable Range without Accept-Encoding", req("GET", "/vary/a.txt", headers="Range: bytes=99999-\r\n"), 416, body=False)
 gz("an unsatisfiable Range with Accept-Encoding: the whole file compressed", req("GET", "/vary/a.txt", headers=AE + "Range: bytes=99999-\r\n"), 200)
+gz("an upstream type with a parameter other than charset: not in gzip_types", get("/selfparam", extra=AE), 200)
+gz("an upstream type with a charset: its type matches", get("/selfcs", extra=AE), 200)
