@@ -58,6 +58,7 @@ ON = GzipConf(enabled=True)
         ("x-gzip", False),
         ("gzipx", False),
         ("x-gzip, gzip", True),
+        ("x-gzipgzip", True),  # nginx searches on right after a "gzip" that did not start a token
         ("deflate", False),
         ("gz", False),
         ("", False),

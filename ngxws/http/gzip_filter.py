@@ -92,7 +92,7 @@ def accepts_gzip(value: str) -> bool:
         p = low.find("gzip", start)
         if p < 0:
             return False
-        if p == 0 or low[p - 1] in ", ":
+        if p == start or low[p - 1] in ", ":  # at the start of what is left to search, as nginx
             break
         start = p + 4
     i, last = p + 4, len(value)

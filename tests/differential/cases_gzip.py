@@ -237,3 +237,6 @@ gz("gzip_vary on, an unsatisfiable Range without Accept-Encoding", req("GET", "/
 gz("an unsatisfiable Range with Accept-Encoding: the whole file compressed", req("GET", "/vary/a.txt", headers=AE + "Range: bytes=99999-\r\n"), 200)
 gz("an upstream type with a parameter other than charset: not in gzip_types", get("/selfparam", extra=AE), 200)
 gz("an upstream type with a charset: its type matches", get("/selfcs", extra=AE), 200)
+gz("Accept-Encoding x-gzipgzip: nginx searches on", get("/a.txt", extra="Accept-Encoding: x-gzipgzip\r\n"), 200)
+gz("Accept-Encoding GZIP, deflate", get("/a.txt", extra="Accept-Encoding: GZIP, deflate\r\n"), 200)
+gz("Accept-Encoding gzip;q=1.5", get("/a.txt", extra="Accept-Encoding: gzip;q=1.5\r\n"), 200)
