@@ -469,14 +469,11 @@ MIGRATION_IGNORED = [
     ("ssl_prefer_server_ciphers", "nginx.conf", 25, True),
     ("log_format", "nginx.conf", 27, True),
     ("access_log", "nginx.conf", 28, True),
-    ("gzip", "nginx.conf", 30, False),
-    ("gzip_types", "nginx.conf", 31, True),
     ("proxy_cache_path", "nginx.conf", 34, False),
     ("proxy_buffers", "sites-enabled/websocket", 19, True),
     ("access_log", "sites-enabled/websocket", 20, True),
     ("more_set_headers", "sites-enabled/websocket", 21, False),  # unknown to nginx
     ("proxy_cache", "sites-enabled/websocket", 26, False),
-    ("gzip", "sites-enabled/websocket", 28, True),  # "gzip off"
     ("chunked_transfer_encoding", "sites-enabled/websocket", 29, True),  # "on" is the default
 ]
 

@@ -345,6 +345,7 @@ class Builder:
             internal=raw.internal,
             unserved_handler=raw.unserved_handler,
             headers=eff.core.headers_conf(),
+            gzip=eff.core.gzip_conf(),
             limits=limits(eff.core),
             client_body_timeout=eff.core.client_body_timeout,
             client_body_buffer_size=eff.core.client_body_buffer_size,

@@ -133,7 +133,7 @@ class StockRule:
 
     ``reason``: one line for the migration report (why it is ignored, or
     what ngxws does instead).  ``harmless_args``: argument lists for which an
-    otherwise behaviour-changing directive is harmless (``gzip off``).
+    otherwise behaviour-changing directive is harmless (``ssi off``).
     ``unique``: nginx refuses a second one in the same block with
     ``"X" directive is duplicate`` (its ``*_slot`` setters do), so ngxws does.
     """
@@ -168,7 +168,7 @@ def _unenforced(reason: str, *harmless_args: tuple[str, ...]) -> StockRule:
 _TUNING = "performance tuning; ngxws manages its own I/O"
 _STATIC = "this part of static file serving is not implemented"
 _CACHE = "proxy caching is not implemented; every request goes to the upstream"
-_GZIP_SUB = "only matters when gzip is on (gzip itself is reported)"
+_GZIP_SUB = "output buffer sizes: the compressed bytes are the same"
 _HEADERS = "response header manipulation is not implemented"
 _LIMIT = "rate limiting of responses is not implemented"
 _VARS = "defines variables ngxws does not evaluate"
@@ -377,13 +377,14 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "charset_map": _harmless(_STATIC),
     "source_charset": _honoured(),  # only where it names the charset (config/headers.py)
     "gzip_buffers": _harmless(_GZIP_SUB),
-    "gzip_comp_level": _harmless(_GZIP_SUB),
-    "gzip_disable": _harmless(_GZIP_SUB),
-    "gzip_http_version": _harmless(_GZIP_SUB),
-    "gzip_min_length": _harmless(_GZIP_SUB),
-    "gzip_proxied": _harmless(_GZIP_SUB),
-    "gzip_types": _harmless(_GZIP_SUB),
-    "gzip_vary": _harmless(_GZIP_SUB),
+    # gzip (config/gzip.py, applied by http/gzip_filter.py)
+    "gzip_comp_level": _honoured(unique=True),
+    "gzip_disable": _honoured(),
+    "gzip_http_version": _honoured(unique=True),
+    "gzip_min_length": _honoured(unique=True),
+    "gzip_proxied": _honoured(),
+    "gzip_types": _honoured(),
+    "gzip_vary": _honoured(unique=True),
     "zone": _harmless("upstream state is per ngxws worker"),
     "keepalive_timeout_upstream": _harmless(_TUNING),
     "random_index": _harmless(_STATIC),
@@ -396,7 +397,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "port_in_redirect": _honoured(),
     "server_name_in_redirect": _honoured(),
     # --- ignored, changes behaviour -----------------------------------------
-    "gzip": _changes("responses are not compressed", ("off",)),
+    "gzip": _honoured(unique=True),
     "gzip_static": _changes(_STATIC, ("off",)),
     "gunzip": _changes("responses are not decompressed", ("off",)),
     "rewrite": _honoured(),  # ngxws/config/rewrite.py, run by ngxws/http/rewrite.py

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from ngxws.config.gzip import GzipCore
 from ngxws.config.headers import CHARSET_TYPES, Expires, HeadersConf
 from ngxws.config.limits import LimitConn, LimitReq, Limits
 from ngxws.config.model import (
@@ -40,7 +41,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Core(StaticCore):  # the static directives' slots: config/static.py
+class Core(StaticCore, GzipCore):  # the static directives' slots: config/static.py; gzip's: config/gzip.py
     """Non-proxy settings that nginx inherits individually (http -> server ->
     location); a level's own values are stored as ``replace()`` overrides."""
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ngxws.config.gzip import GzipConf
 from ngxws.config.headers import HeadersConf
 from ngxws.config.limits import Limits, LimitZone
 from ngxws.config.redirects import CookieFlags, RedirectRule
@@ -381,6 +382,7 @@ class Location:
     # another method runs under (ngx_http_update_location_config)
     limit_except: tuple[frozenset[str], Location] | None = None
     headers: HeadersConf = field(default_factory=HeadersConf)  # add_header / expires
+    gzip: GzipConf = field(default_factory=GzipConf)  # gzip, gzip_types... (config/gzip.py)
 
 
 @dataclass(frozen=True)

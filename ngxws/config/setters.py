@@ -23,6 +23,7 @@ from typing import Protocol
 
 from ngxws.client_certs import VERIFY_CLIENT
 from ngxws.config.directives import Handling, StockRule
+from ngxws.config.gzip import GZIP_SETTERS
 from ngxws.config.headers import HEADER_SETTERS
 from ngxws.config.levels import Level, LocationBlock
 from ngxws.config.pcre import compile_pcre
@@ -507,6 +508,7 @@ SETTERS: Mapping[str, Setter] = {
     "ssl_crl": _core_file,
     "ssl_reject_handshake": _core_flag("ssl_reject_handshake"),
     **HEADER_SETTERS,  # add_header, expires, charset...
+    **GZIP_SETTERS,  # gzip, gzip_types... (config/gzip.py)
     "absolute_redirect": _core_flag("absolute_redirect"),
     "recursive_error_pages": _core_flag("recursive_error_pages"),
     "port_in_redirect": _core_flag("port_in_redirect"),

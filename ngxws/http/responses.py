@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from http import HTTPStatus
 
 from ngxws import __version__
+from ngxws.config.gzip import GzipConf
+from ngxws.http.gzip_filter import compressed_headers, gzip_body
 from ngxws.sinks.timefmt import http_date, http_date_now
 
 SERVER = f"ngxws/{__version__}"
@@ -69,12 +71,14 @@ def response_head(
     now: float | None = None,
     fixed: int | None = None,
     own: bool = True,
+    vary: bool = False,
 ) -> bytes:
     """Every response head ngxws writes, in ngx_http_header_filter()'s
     order: the status line, ``Server``, ``Date``, the headers it writes
     from its own slots (Content-Type, Content-Length, Last-Modified, a
     Location it completed, Transfer-Encoding), ``Connection:
-    <connection>`` when given, then the rest of ``headers`` (its list:
+    <connection>`` when given, ``Vary: Accept-Encoding`` when ``vary``
+    (r->gzip_vary under ``gzip_vary on``), then the rest of ``headers`` (its list:
     add_header's, an upstream's, ETag ...) in the order given.  ``fixed``:
     how many leading ``headers`` are slot headers; None: the leading run
     named Content-Type, Content-Length, Last-Modified or Transfer-Encoding.
@@ -96,6 +100,8 @@ def response_head(
     lines.extend(f"{name}: {value}" for name, value in listed[:fixed])
     if connection is not None:
         lines.append(f"Connection: {connection}")
+    if vary:
+        lines.append("Vary: Accept-Encoding")
     lines.extend(f"{name}: {value}" for name, value in listed[fixed:])
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -146,11 +152,16 @@ def build_response(
     now: float | None = None,
     length: int | None = None,
     fixed: int | None = None,
+    vary: bool = False,
+    gzip: GzipConf | None = None,
+    chunked: bool = False,
 ) -> bytes:
     """A complete response with Content-Length framing (``length``: the
     length declared when the body goes out apart, -1 for no Content-Length;
     ``fixed``: how many of ``extra_headers`` go before Connection, see
-    ``response_head``)."""
+    ``response_head``).  ``gzip``: the body compressed (see
+    ``ngxws.http.gzip_filter``), ``chunked`` framed so (else it ends with
+    the connection, the caller closes); ``vary``: gzip_vary's line."""
     headers: list[tuple[str, str]] = []
     if content_type is not None:
         headers.append(("Content-Type", content_type))
@@ -160,11 +171,33 @@ def build_response(
         headers.append(("Content-Length", str(length)))
     own = len(headers)
     headers.extend(extra_headers or ())
+    slots = None if fixed is None else own + fixed
+    if gzip is not None:
+        body, headers, slots = _gzipped(gzip, body, headers, slots, chunked and not head_only)
     head = response_head(
         status_line(status), headers, connection="keep-alive" if keep_alive else "close", now=now,
-        fixed=None if fixed is None else own + fixed,
+        fixed=slots, vary=vary,
     )  # fmt: skip
     return head if head_only else head + body
+
+
+def _gzipped(
+    conf: GzipConf, body: bytes, headers: list[tuple[str, str]], slots: int | None, chunked: bool
+) -> tuple[bytes, list[tuple[str, str]], int]:
+    """The compressed body and its head: Content-Length cleared (and
+    Transfer-Encoding in its slot when ``chunked``), see ``compressed_headers``."""
+    if slots is None:
+        slots = 0
+        while slots < len(headers) and headers[slots][0].lower() in _SLOTS:
+            slots += 1
+    slots -= sum(1 for name, _ in headers[:slots] if name.lower() == "content-length")
+    out = compressed_headers(headers)
+    data = gzip_body(conf, body)
+    if chunked:
+        out.insert(slots, ("Transfer-Encoding", "chunked"))
+        slots += 1
+        data = b"%x\r\n%b\r\n0\r\n\r\n" % (len(data), data)
+    return data, out, slots
 
 
 def error_response(
@@ -175,19 +208,33 @@ def error_response(
     head_only: bool = False,
     charset: str | None = None,
     fixed: int | None = None,
+    vary: bool = False,
+    gzip: GzipConf | None = None,
+    chunked: bool = False,
 ) -> bytes:
     """nginx's answer for an error status, body included (``charset``: the
-    label the charset filter adds to its text/html)."""
+    label the charset filter adds to its text/html; ``vary``, ``gzip``,
+    ``chunked``: see ``build_response``)."""
     paged = status in _PAGED
     return build_response(
         400 if status in _AS_400 else status,
         error_body(status) if paged else b"",
-        content_type=(f"text/html; charset={charset}" if charset else "text/html") if paged else None,
+        content_type=error_type(status, charset),
         keep_alive=keep_alive,
         extra_headers=extra_headers,
         head_only=head_only,
         fixed=fixed,
+        vary=vary,
+        gzip=gzip,
+        chunked=chunked,
     )
+
+
+def error_type(status: int, charset: str | None = None) -> str | None:
+    """The Content-Type of nginx's page for ``status`` (None: no page)."""
+    if status not in _PAGED:
+        return None
+    return f"text/html; charset={charset}" if charset else "text/html"
 
 
 def redirect_response(

@@ -32,8 +32,16 @@ from ngxws.http.engine import (
     after_delay,
 )
 from ngxws.http.request import RequestHead
-from ngxws.http.responses import build_response, error_response, redirect_response
+from ngxws.http.responses import (
+    build_response,
+    error_body,
+    error_response,
+    error_type,
+    has_page,
+    redirect_response,
+)
 from ngxws.proxy.auth_request import auth_subrequest
+from ngxws.proxy.gzip_phase import gzip_plan
 from ngxws.proxy.header_phase import ProxiedHeaders, charset_of, filtered, redirect_location, typed
 from ngxws.proxy.pending import Pending
 from ngxws.proxy.response_pass import intercepted, pass_response
@@ -56,7 +64,7 @@ async def carry_out(conn: RequestIO, action: Action) -> bool:
         handler = action.handler
         if isinstance(handler, StatsPage):
             assert pending.head is not None
-            return answer_stats(conn, pending.head, action.keep)
+            return answer_stats(conn, pending.head, action.keep, action.loc)
         if isinstance(handler, StubStatus):
             head = pending.head
             assert head is not None
@@ -73,8 +81,12 @@ async def carry_out(conn: RequestIO, action: Action) -> bool:
     if isinstance(action, ErrorPage):
         head, loc, status = action.head, action.loc, action.status
         headers = filtered(conn, loc, action.server, head, status, action.headers)
-        conn.write(error_response(status, keep_alive=action.keep, extra_headers=headers, head_only=head.method == "HEAD", charset=charset_of(loc, status)))
-        return action.keep
+        charset = charset_of(loc, status)
+        length = len(error_body(status)) if has_page(status) else 0
+        vary, gz, chunked, keep = gzip_plan(loc, head, status, error_type(status, charset), length, headers, action.keep)
+        conn.write(error_response(status, keep_alive=keep, extra_headers=headers, head_only=head.method == "HEAD", charset=charset,
+                                  vary=vary, gzip=gz, chunked=chunked))  # fmt: skip
+        return keep
     if isinstance(action, Redirect):
         head, loc, status = action.head, action.loc, action.status
         url = action.url
@@ -89,8 +101,11 @@ async def carry_out(conn: RequestIO, action: Action) -> bool:
         head, loc, status = action.head, action.loc, action.status
         headers = filtered(conn, loc, action.server, head, status, action.headers)
         ctype = None if action.content_type is None else typed(loc, status, action.content_type)
-        conn.write(build_response(status, action.body, content_type=ctype, keep_alive=action.keep, head_only=action.head_only, extra_headers=headers, length=action.length))
-        return action.keep
+        length = len(action.body) if action.length is None else action.length
+        vary, gz, chunked, keep = gzip_plan(loc, head, status, ctype, length, headers, action.keep)
+        conn.write(build_response(status, action.body, content_type=ctype, keep_alive=keep, head_only=action.head_only, extra_headers=headers, length=action.length,
+                                  vary=vary, gzip=gz, chunked=chunked))  # fmt: skip
+        return keep
     if isinstance(action, Delay):
         await asyncio.sleep(action.ms / 1000)  # a client that goes away meanwhile cancels it
         return await carry_out(conn, after_delay(conn.worker.world, conn, action.paused))
@@ -105,13 +120,16 @@ async def carry_out(conn: RequestIO, action: Action) -> bool:
     return False
 
 
-def answer_stats(conn: RequestIO, head: RequestHead, keep: bool) -> bool:
-    """``ws_stat``: the module's page (text, ?format=prometheus|json|html)."""
+def answer_stats(conn: RequestIO, head: RequestHead, keep: bool, loc: Location | None = None) -> bool:
+    """``ws_stat``: the module's page (text, ?format=prometheus|json|html),
+    through nginx's output filters (gzip) like any content handler's."""
     if head.method not in ("GET", "HEAD"):
         conn.write(error_response(405, keep_alive=keep))
         return keep
     body, ctype = stats_body(conn.worker.counters, head.args, head.header("accept"))
-    conn.write(build_response(200, body, content_type=ctype, keep_alive=keep, head_only=head.method == "HEAD"))
+    vary, gz, chunked, keep = gzip_plan(loc, head, 200, ctype, len(body), [], keep)
+    conn.write(build_response(200, body, content_type=ctype, keep_alive=keep, head_only=head.method == "HEAD",
+                              vary=vary, gzip=gz, chunked=chunked))  # fmt: skip
     return keep
 
 

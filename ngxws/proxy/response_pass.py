@@ -19,8 +19,10 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ngxws.http.gzip_filter import GzipStream, compressed_headers, decide
 from ngxws.http.request import RequestHead
 from ngxws.http.responses import response_head, status_line
+from ngxws.proxy.gzip_phase import compressing, finished
 from ngxws.proxy.upstream_response import HIDDEN_RESPONSE_HEADERS, OWN_HEADERS, UpstreamResponse
 from ngxws.running import running_loop
 
@@ -86,9 +88,23 @@ async def pass_response(
     hidden = proxied.hidden() if proxied is not None else HIDDEN_RESPONSE_HEADERS
     headers = [*conn.error_headers, *((n, v) for n, v in response.headers if n.lower() not in hidden)]
     completed = None
+    zipping = proxied is not None and proxied.loc.gzip.enabled
+    encoded = zipping and any(n.lower() == "content-encoding" and v for n, v in headers)
     if proxied is not None:  # proxy_redirect, add_header / expires (proxy/header_phase.py)
         completed = proxied.rewrite(headers)
         headers = proxied.filter(status_override or response.status, headers)
+    vary, gz = False, None
+    if zipping:  # the gzip filter, after the headers filter (http/gzip_filter.py)
+        assert proxied is not None
+        # r->headers_out.content_length_n: the upstream's Content-Length (a HEAD's too)
+        length = next((int(v) for n, v in headers if n.lower() == "content-length" and v.isdigit()), -1)
+        vary, gz = decide(proxied.loc.gzip, head, status_override or response.status, headers, length, encoded)
+        if gz is not None:
+            headers = compressed_headers(headers)
+            stream = GzipStream(gz, length, flush=not proxied.loc.proxy.buffering)
+            # the length cleared: chunked (ngx_http_chunked_header_filter leaves a HEAD alone) or close-delimited
+            chunked = head.version == "1.1" and head.method != "HEAD"
+            keep = keep and (chunked or head.method == "HEAD")
     slots = _slot_first(headers)
     if completed is not None:  # a Location the header filter completed: its own slot
         at = next((i for i, h in enumerate(headers) if h is completed), None)
@@ -101,17 +117,21 @@ async def pass_response(
     conn.write(
         response_head(
             _status_line(status_override, response), headers, connection="keep-alive" if keep else "close",
-            fixed=slots, own=OWN_HEADERS <= hidden,
+            fixed=slots, own=OWN_HEADERS <= hidden, vary=vary,
         )
     )  # fmt: skip
     transport = conn.transport
     assert transport is not None
-    if chunked and head.method != "HEAD":
+    if gz is not None and head.method != "HEAD":
+        response.start_body(compressing(stream, transport.write, chunked))
+    elif chunked and head.method != "HEAD":
         response.start_body(lambda b: transport.write(b"%x\r\n%b\r\n" % (len(b), b)))
     else:
         response.start_body(transport.write)
     await response.body_done
-    if chunked and head.method != "HEAD" and response.error is None:
+    if gz is not None and head.method != "HEAD" and response.error is None:
+        conn.write(finished(stream, chunked))
+    elif chunked and head.method != "HEAD" and response.error is None:
         # an upstream error (proxy_read_timeout...) leaves the answer truncated
         conn.write(b"0\r\n\r\n")
     if conn.upstream_transport is not None:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from ngxws.config.gzip import GzipConf
+from ngxws.http.gzip_filter import GzipStream, compressed_headers, decide
 from ngxws.http.headers_filter import labelled
 from ngxws.http.request import BadRequest, RequestHead
 from ngxws.http.responses import build_response
@@ -39,7 +41,7 @@ from ngxws.http.static import (
     try_files,
 )
 from ngxws.proxy.header_phase import filtered, redirect_location
-from ngxws.proxy.static_send import send_file, stat_path
+from ngxws.proxy.static_send import send_compressed, send_file, stat_path
 from ngxws.routing.locations import find_named, match_location
 
 if TYPE_CHECKING:
@@ -55,6 +57,8 @@ _URI_SAFE = "/:@!$&'()*+,;=-._~"
 # counter (ngx_next_temp_number), 1 for the first of a fresh server
 _BOUNDARIES = itertools.count(1)
 _RANGE_HEADERS = ("Accept-Ranges", "Content-Range")
+# what ngx_http_header_filter writes before Connection (Transfer-Encoding goes after them)
+_SLOT_NAMES = ("content-type", "content-length", "last-modified")
 
 
 async def serve_static(
@@ -83,7 +87,7 @@ async def serve_static(
         return await _send(client, pending, server, loc, outcome.path, outcome.info, ctype, keep)
     if isinstance(outcome, Listing):
         return _listing(client, head, uri, outcome.path, conf.autoindex_exact_size, conf.autoindex_localtime, keep,
-                        lambda h: filtered(client, loc, server, head, 200, h))
+                        lambda h: filtered(client, loc, server, head, 200, h), loc.gzip)
     if isinstance(outcome, Redirect):
         client.write(_redirect(client, head, server, loc, outcome.location, keep, filtered(client, loc, server, head, 301, [])))
         return keep
@@ -175,11 +179,21 @@ async def _send(
         # a part names the type the charset filter labelled (it runs before the range filter)
         part_type=labelled(loc.headers, 200, ctype), boundary=_BOUNDARIES.__next__,
     )  # fmt: skip
+    vary, gz = False, None
+    if loc.gzip.enabled and not pending.status_override and answer.status in (200, 206, 416):
+        # the gzip filter sees the file's 200 before the range filter: a
+        # compressed answer is the whole file (its allow_ranges cleared)
+        whole = answer if answer.status == 200 else file_answer(info, ctype, loc.static, _no_range(head.headers))
+        vary, gz = _gzip(client, head, server, loc, whole.status, whole.headers, info.size)
+        if gz is not None:
+            answer = whole
     if answer.status in (412, 416):
         # the range filter answers 416 after the headers filter saw the file's 200
         # (the precondition check, 412, runs before it)
         # (the range filter adds its Content-Range after the headers filter's lines)
         seen = [*filtered(client, loc, server, head, 200, []), *answer.headers] if answer.status == 416 else answer.headers
+        if vary:  # r->gzip_vary stays set for the 416: its line leads the list, right after Connection
+            seen = [("Vary", "Accept-Encoding"), *seen]
         return await client.answer_error(answer.status, pending, server, loc, keep, seen or None)
     status = pending.status_override or answer.status
     if status != answer.status:  # error_page to a file: the error's code, the whole file
@@ -187,15 +201,29 @@ async def _send(
         # the header filter drops Last-Modified on a non-200, range adds nothing; the ETag stays
         headers = [h for h in answer.headers if h[0] not in ("Accept-Ranges", "Last-Modified")]
         answer = type(answer)(status, headers, 0, info.size)
+        if loc.gzip.enabled:
+            vary, gz = _gzip(client, head, server, loc, status, headers, info.size)
     head_only = head.method == "HEAD" or answer.status == 304
     headers = filtered(client, loc, server, head, answer.status, answer.headers)
+    chunked = False
+    if gz is not None:  # Content-Encoding after add_header's lines; chunked (or close) after the slots
+        headers = compressed_headers(headers)
+        if head.method != "HEAD":
+            chunked = head.version == "1.1"
+            keep = keep and chunked
+            if chunked:
+                slot = next((i for i, h in enumerate(headers) if h[0].lower() not in _SLOT_NAMES), len(headers))
+                headers.insert(slot, ("Transfer-Encoding", "chunked"))
     # the range filter runs after the headers filter: its Accept-Ranges /
     # Content-Range come after add_header's lines
     headers = [h for h in headers if h[0] not in _RANGE_HEADERS] + [h for h in headers if h[0] in _RANGE_HEADERS]
     client.write(build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
-                                 extra_headers=headers, length=-1))
+                                 extra_headers=headers, length=-1, vary=vary))
     if head_only or client.transport is None:
         return keep
+    if gz is not None:  # no sendfile: the file goes through deflate
+        stream = GzipStream(gz, info.size)
+        return await send_compressed(client.transport, client.write_gate, path, info.size, stream, chunked) and keep
     if answer.parts:  # multipart/byteranges: each range behind its boundary header
         for prefix, offset, length in answer.parts:
             client.write(prefix)
@@ -209,9 +237,26 @@ async def _send(
     return keep and ok
 
 
+def _no_range(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [h for h in headers if h[0].lower() not in ("range", "if-range")]
+
+
+def _gzip(
+    client: RequestIO, head: RequestHead, server: Server, loc: Location, status: int,
+    headers: list[tuple[str, str]], size: int,
+) -> tuple[bool, GzipConf | None]:
+    """The gzip filter's verdict on the file's answer (ngx_http_gzip_ok()
+    sees the headers the headers filter left: expires, add_header)."""
+    listed = filtered(client, loc, server, head, status, headers)
+    # a file's Last-Modified is r->headers_out's time, not a list element
+    # (gzip_proxied no_last_modified does not see it); an add_header one is
+    at = next((i for i, h in enumerate(listed) if h[0] == "Last-Modified"), None)
+    return decide(loc.gzip, head, status, listed if at is None else listed[:at] + listed[at + 1 :], size)
+
+
 def _listing(
     client: RequestIO, head: RequestHead, uri: str, path: str, exact: bool, localtime: bool, keep: bool,
-    headers_filter: Callable[[list[tuple[str, str]]], list[tuple[str, str]]],
+    headers_filter: Callable[[list[tuple[str, str]]], list[tuple[str, str]]], gzip: GzipConf,
 ) -> bool:
     entries: list[tuple[str, FileInfo]] = []
     try:
@@ -233,6 +278,14 @@ def _listing(
         framed = (b"%x\r\n" % len(body)) + body + b"\r\n0\r\n\r\n" if body else b"0\r\n\r\n"
     else:
         framed, keep = body, False
-    data = build_response(200, content_type=None, keep_alive=keep, head_only=True, extra_headers=headers_filter(headers), length=-1)
+    listed, vary = headers_filter(headers), False
+    if gzip.enabled:  # the page's length is unknown to the gzip filter: no minimum, the full window
+        vary, gz = decide(gzip, head, 200, listed, -1)
+        if gz is not None:
+            listed = compressed_headers(listed)
+            stream = GzipStream(gz, -1)
+            body = stream.compress(body) + stream.finish()
+            framed = (b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)) if head.version == "1.1" else body
+    data = build_response(200, content_type=None, keep_alive=keep, head_only=True, extra_headers=listed, length=-1, vary=vary)
     client.write(data if head.method == "HEAD" else data + framed)
     return keep

@@ -18,10 +18,11 @@ import errno
 import os
 from typing import Protocol
 
+from ngxws.http.gzip_filter import GzipStream
 from ngxws.http.static import FileInfo
 from ngxws.running import running_loop
 
-__all__ = ["WriteGate", "send_file", "stat_path", "CHUNK"]
+__all__ = ["WriteGate", "send_compressed", "send_file", "stat_path", "CHUNK"]
 
 CHUNK = 256 * 1024  # one read when the socket is full (nginx's output_buffers are 2 x 32k)
 
@@ -122,6 +123,39 @@ async def send_file(transport: _Transport, gate: WriteGate, path: str, offset: i
             await gate.wait()
             if raw >= 0 and transport.get_write_buffer_size() > 0:
                 await asyncio.sleep(0)  # let the loop flush before sendfile again
+        return True
+    finally:
+        os.close(fd)
+
+
+GZIP_CHUNK = 64 * 1024  # one read fed to deflate (nginx's output_buffers are 2 x 32k)
+
+
+async def send_compressed(
+    transport: _Transport, gate: WriteGate, path: str, length: int, stream: GzipStream, chunked: bool
+) -> bool:
+    """Send the file's ``length`` bytes through ``stream`` (gzip on: no
+    sendfile), each piece of output as one chunk when ``chunked``, then the
+    last chunk; False as ``send_file``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        offset = 0
+        while offset < length:
+            if transport.is_closing():
+                return False
+            data = os.pread(fd, min(GZIP_CHUNK, length - offset), offset)
+            if not data:
+                return False
+            offset += len(data)
+            out = stream.compress(data)
+            if out:
+                transport.write(b"%x\r\n%b\r\n" % (len(out), out) if chunked else out)
+                await gate.wait()
+        out = stream.finish()
+        transport.write((b"%x\r\n%b\r\n0\r\n\r\n" % (len(out), out)) if chunked else out)
         return True
     finally:
         os.close(fd)
