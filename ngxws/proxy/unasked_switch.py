@@ -14,9 +14,11 @@ client's later bytes are never relayed) -- then the client connection is
 closed.  Until ``postpone_output`` bytes (1460) are there, or the upstream
 has closed, ngx_http_write_filter holds the output back: a backend that
 switches and then waits for frames that never come leaves the client
-without a byte, the head included, until it closes.  Nothing goes from the client to the upstream after the request,
-so this is not the h2c smuggling ``upgrade.refuse_switch`` guards against
-(that is a 101 to a request that did carry ``Upgrade``).
+without a byte, the head included, until it closes.
+
+Nothing goes from the client to the upstream after the request, so this
+is not the h2c smuggling ``upgrade.refuse_switch`` guards against (that is
+a 101 to a request that did carry ``Upgrade``).
 """
 
 from __future__ import annotations
