@@ -88,6 +88,8 @@ async def carry_out(conn: RequestIO, action: Action) -> bool:
         return await carry_out(conn, after_delay(conn.worker.world, conn, action.paused))
     if isinstance(action, AuthSubrequest):
         sub = await auth_subrequest(conn, action.head, action.server, action.uri, action.sets)
+        if sub.terminated:  # no answer: the connection is closed
+            return False
         resumed = after_auth(conn.worker.world, conn, action.paused, sub.status, sub.variables, sub.challenges())
         return await carry_out(conn, resumed)
     if isinstance(action, Plain):
