@@ -5,7 +5,9 @@
   with their client: the worker's fds return to their baseline and the
   stats page still answers;
 - a 101 to anything but websocket is answered 502 with both sides closed
-  (ngxws deliberately differs from nginx: h2c smuggling);
+  (ngxws deliberately differs from nginx: h2c smuggling); a 101 to a
+  request that carried no Upgrade is no tunnel in nginx either: it is
+  passed on as an ordinary answer, and nothing more reaches the backend;
 - ``ws_max_connections`` and the gauge count established tunnels, not
   upgrades waiting for a silent upstream; a 101 that comes when the cap is
   full is refused with 1013 on both sides;
@@ -53,12 +55,16 @@ PROXY = """
 """
 
 
+UNASKED_BODY = b"bytes after the switch"
+
+
 class HeldBackend:
     """A raw upstream whose answer the test controls, recording each connection.
 
     ``mode``: ``"silent"`` never answers; ``"gate"`` answers a websocket 101
     once ``release`` is set; ``"h2c"`` at once answers a 101 to h2c;
-    ``"ws"`` at once answers a websocket 101.  After any 101 every byte is
+    ``"ws"`` at once answers a websocket 101; ``"unasked"`` answers a 101
+    to h2c and a few bytes, then shuts its sending side.  After any 101 every byte is
     recorded until the proxy closes the connection (``closed`` counts those).
     """
 
@@ -87,6 +93,9 @@ class HeldBackend:
                 self._wait_or_eof(conn, self.release)
             if self.mode == "h2c":
                 conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+            elif self.mode == "unasked":
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n" + UNASKED_BODY)
+                conn.shutdown(socket.SHUT_WR)
             elif self.mode in ("gate", "ws"):
                 conn.sendall(switching_protocols(head))
             got = rest + read_until_closed(conn, timeout=20)
@@ -192,7 +201,6 @@ H2C_CASES = [
     # (client's Upgrade, Connection, location): what nginx would tunnel
     ("h2c", "Upgrade, HTTP2-Settings", "/"),
     ("websocket, h2c", "Upgrade", "/"),  # the client offered both, the upstream chose h2c
-    (None, None, "/"),  # no upgrade asked for, a 101 anyway
     ("h2c", "Upgrade", "/forced/"),  # the upstream was told websocket: the client did not ask for it
 ]
 
@@ -222,6 +230,30 @@ def test_a_101_to_another_protocol_is_a_502_and_both_sides_close(
                     c.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")  # nothing reaches the backend
                 except OSError:
                     pass
+            assert wait_for(lambda: backend.closed == 1, timeout=15)
+            assert backend.after == [b""]
+            assert parse_stats(px.stats())["active"] == 0
+
+
+def test_a_101_to_a_request_without_upgrade_is_passed_on_as_an_answer(tmp_path: Path) -> None:
+    """nginx tunnels only when the request carried Upgrade; otherwise the
+    101 is an ordinary answer, close-delimited (the differential half is
+    tests/differential/cases_corpus2.py).  The client's later bytes go
+    nowhere: nothing reaches the backend after the request."""
+    with held_backend("unasked") as backend:
+        locations = f"location / {{ {PROXY} proxy_pass http://127.0.0.1:{backend.port}; }}"
+        port = free_port()  # after the backend's: never the same
+        with ngxws(ws_conf(port, backend.port, locations=locations), tmp_path, port) as px:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.sendall(spelled("/", None, None))
+                head, rest = read_head(c)
+                assert head.startswith(b"HTTP/1.1 101 "), head
+                assert b"\r\nConnection: upgrade" in head and b"\r\nUpgrade: h2c" in head
+                try:
+                    c.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                except OSError:
+                    pass
+                assert rest + read_until_closed(c, timeout=10) == UNASKED_BODY  # then ngxws closed
             assert wait_for(lambda: backend.closed == 1, timeout=15)
             assert backend.after == [b""]
             assert parse_stats(px.stats())["active"] == 0

@@ -45,7 +45,7 @@ from ngxws.http.content import Action as Handler
 from ngxws.http.content import Error, decide
 from ngxws.http.realip import ClientAddress
 from ngxws.http.request import RequestHead
-from ngxws.http.rewrite import Stat, content_type_for, limited, route, run_location_script
+from ngxws.http.rewrite import Routed, Stat, content_type_for, limited, route, run_location_script
 from ngxws.http.upstream_request import RequestVariables
 from ngxws.limits.preaccess import KeyOf, log_context
 from ngxws.limits.state import RequestLimits
@@ -264,6 +264,13 @@ def start(world: World, conn: Connection, vhosts: VirtualHosts, state: State) ->
     conn.script_vars = {}
     v = conn.variables(head, server, captures)
     routed = route(server, v, world.stat)  # rewrite phases + find config (http/rewrite.py)
+    return _routed(world, conn, state, server, v, routed, keep)
+
+
+def _routed(
+    world: World, conn: Connection, state: State, server: Server, v: RequestVariables, routed: Routed, keep: bool
+) -> Action:
+    """Where the rewrite phases and find config led the request ``v.head``."""
     state.head = head = v.head
     conn.script_named = v.named
     loc = routed.location
@@ -309,8 +316,15 @@ def at_location(
         script = run_location_script(loc, v, world.stat)
         if script.ret is not None:
             return answer_return(world, conn, script.ret, state, server, loc, v, keep, script.redirect_url)
+        if script.uri_changed:  # the post-rewrite phase finds the location again
+            return _routed(world, conn, state, server, v, route(server, v, world.stat, True, from_find=True), keep)
         assert script.location is not None
         loc, captures = script.location, v.captures
+        # a rewrite here changes r->uri for the phases that follow (Jitsi's
+        # "location @root_path { rewrite ^/(.*)$ /$custom_index break; }"
+        # serves the index of "/"), as route() does for a found location
+        # (proxy_pass has no URI part there: nothing else to adjust)
+        state.head = head = v.head
     else:
         v = routed
     addr = conn.address.run(loc.realip, head.headers)  # PREACCESS: the location's realip
@@ -377,7 +391,7 @@ def _access(
     (ngxws.http.access_phase.Verdicts)."""
     access = loc.access
     if access.restricted:
-        head = state.head  # the shell's head: a named location's rewrite does not replace it
+        head = state.head  # as the rewrite phases left it (a named location's too)
         assert head is not None
         verdicts = Verdicts(access.satisfy_any)
         if access.rules:

@@ -48,6 +48,9 @@ class Routed:
     status: int = 0
     valid_location: bool = True
     redirect_url: str | None = None  # ret's URL, already rendered
+    # run_location_script(): a rewrite without "break" changed the URI, so
+    # the location is to be found again (ngx_http_core_post_rewrite_phase)
+    uri_changed: bool = False
 
 
 @dataclass
@@ -62,10 +65,14 @@ class _Script:
     valid_location: bool = True
 
 
-def route(server: Server, v: RequestVariables, stat: Stat = no_files, internal: bool = False) -> Routed:
+def route(
+    server: Server, v: RequestVariables, stat: Stat = no_files, internal: bool = False, from_find: bool = False
+) -> Routed:
     """nginx's server rewrite, find config, location rewrite and post
-    rewrite phases for the request ``v.head`` (which rewrites replace)."""
-    if server.rewrites:
+    rewrite phases for the request ``v.head`` (which rewrites replace);
+    ``from_find``: from the find-config phase on (after a named location's
+    rewrite changed the URI), the server's rewrites not run again."""
+    if server.rewrites and not from_find:
         script = _Script(None)
         _run(server.rewrites, v, script, stat)
         if script.stop == "return":
@@ -124,7 +131,7 @@ def run_location_script(loc: Location, v: RequestVariables, stat: Stat = no_file
     _run(loc.rewrites, v, script, stat)
     if script.stop == "return":
         return Routed(location=script.location, ret=script.ret, redirect_url=script.redirect_url)
-    return Routed(location=script.location, valid_location=script.valid_location)
+    return Routed(location=script.location, valid_location=script.valid_location, uri_changed=script.uri_changed)
 
 
 def _run(steps: tuple[Step, ...], v: RequestVariables, script: _Script, stat: Stat) -> None:

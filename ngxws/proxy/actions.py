@@ -46,6 +46,7 @@ from ngxws.proxy.header_phase import ProxiedHeaders, charset_of, filtered, redir
 from ngxws.proxy.pending import Pending
 from ngxws.proxy.response_pass import intercepted, pass_response
 from ngxws.proxy.static_phase import serve_static
+from ngxws.proxy.unasked_switch import pass_unasked_switch, unasked
 from ngxws.proxy.upgrade import proxy_upgrade, refuse_switch
 from ngxws.proxy.upstream import UpstreamUnavailable
 from ngxws.sinks.statsformats import stats_body
@@ -111,6 +112,8 @@ async def carry_out(conn: RequestIO, action: Action) -> bool:
         return await carry_out(conn, after_delay(conn.worker.world, conn, action.paused))
     if isinstance(action, AuthSubrequest):
         sub = await auth_subrequest(conn, action.head, action.server, action.uri, action.sets)
+        if sub.terminated:  # no answer: the connection is closed
+            return False
         resumed = after_auth(conn.worker.world, conn, action.paused, sub.status, sub.variables, sub.challenges())
         return await carry_out(conn, resumed)
     if isinstance(action, Plain):
@@ -145,7 +148,9 @@ async def proxy_http(
     except UpstreamUnavailable as exc:
         conn.worker.log_upstream_failure(exc, head.request_line)
         return await conn.answer_error(exc.status, pending, server, loc, keep)
-    if response.status == 101:  # a switch nobody asked for
+    if unasked(head, response):  # nginx passes it on as an answer
+        return await pass_unasked_switch(conn, head, server, loc, response)
+    if response.status == 101:  # a switch to a request that carried Upgrade
         return await refuse_switch(conn, pending, server, loc, response)
     kept = intercepted(conn, loc, response)
     if kept is not None:  # proxy_intercept_errors: the location's error_page answers

@@ -14,7 +14,9 @@ What ngxws runs in that location: ``if``/``return`` (the status is the
 return code), ``ws_stat`` and ``stub_status`` (200), ``proxy_pass`` (the upstream's status; 502
 when no peer answers, 504 on a timeout, as nginx's upstream module
 finalizes the subrequest); anything else is 404 (nginx would look for a
-static file ngxws does not serve).
+static file ngxws does not serve).  A 101 ends the client's request when
+that carried ``Upgrade`` (``SubrequestResult.terminated``); otherwise it is
+a status like any other (the module's "unexpected status": 500).
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class SubrequestResult:
     status: int
     headers: tuple[tuple[str, str], ...] = ()
     variables: tuple[tuple[str, str], ...] = ()
+    # the upstream switched protocols for a client request that carried
+    # Upgrade: ngx_http_upstream_upgrade() refuses that in a subrequest
+    # ("connection upgrade in subrequest") and finalizes it with NGX_ERROR,
+    # which terminates the client's request: its connection is closed
+    # without an answer
+    terminated: bool = False
 
     def challenges(self) -> list[tuple[str, str]]:
         """Its ``WWW-Authenticate``, which nginx copies onto a 401: the first
@@ -82,6 +90,9 @@ async def auth_subrequest(
     v.upstream_status = str(status) if headers is not None else ""
     v.upstream_headers = headers or ()
     variables = tuple((name, v.render(value)) for name, value in sets)
+    if status == 101 and headers is not None and head.header("upgrade") is not None:
+        conn.worker.log_error(f'connection upgrade in subrequest, request: "{head.request_line}"')
+        return SubrequestResult(status, headers, variables, terminated=True)
     return SubrequestResult(status, headers or (), variables)
 
 

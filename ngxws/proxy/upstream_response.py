@@ -94,6 +94,8 @@ class UpstreamResponse(asyncio.Protocol):
         self._write_paused = False
         self._lost = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        # a 101 passed on as an answer (unasked_switch): raw bytes until EOF
+        self._raw = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -101,6 +103,9 @@ class UpstreamResponse(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_read = time.monotonic()
+        if self._raw:
+            self.on_body(data)
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -122,7 +127,7 @@ class UpstreamResponse(asyncio.Protocol):
             self._fail("upstream prematurely closed connection while reading response header")
             return
         if not self.body_done.done():
-            if self.content_length is None and not self.chunked:
+            if self._raw or (self.content_length is None and not self.chunked):
                 # close-delimited body: EOF is its end
                 self.body_done.set_result(None)
             else:
@@ -202,6 +207,20 @@ class UpstreamResponse(asyncio.Protocol):
             return  # the upgrade exception follows
         if not self.body_done.done():
             self.body_done.set_result(None)
+
+    def read_rest_as_body(self) -> None:
+        """After a 101 the parser stops: what follows the head, and every
+        later read until the upstream closes, is the body (unasked_switch)."""
+        self._raw = True
+        self.content_length = None
+        self.chunked = False
+        if self.leftover:
+            self._pending_body.append(self.leftover)
+            self.leftover = b""
+        if self._lost:  # it closed already: that was the end, not an error
+            self.error = None
+            if not self.body_done.done():
+                self.body_done.set_result(None)
 
     def start_body(self, sink: Callable[[bytes], None]) -> None:
         """Client has the head: stream the body to ``sink`` from now on."""
