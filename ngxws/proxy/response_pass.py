@@ -134,13 +134,19 @@ async def pass_response(
     elif chunked and head.method != "HEAD" and response.error is None:
         # an upstream error (proxy_read_timeout...) leaves the answer truncated
         conn.write(b"0\r\n\r\n")
+    return release_upstream(conn, response) and keep
+
+
+def release_upstream(conn: RequestIO, response: UpstreamResponse) -> bool:
+    """The answer is passed on: its upstream connection closed, a read error
+    logged; whether it went well."""
     if conn.upstream_transport is not None:
         conn.upstream_transport.close()
         conn.upstream_transport = None
     if response.error is not None:
         conn.worker.log_error(response.error)
         return False
-    return keep
+    return True
 
 
 class SendTimer:

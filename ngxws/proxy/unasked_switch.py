@@ -30,6 +30,7 @@ from ngxws.config.model import Location, Server
 from ngxws.http.request import RequestHead
 from ngxws.proxy.handshake import switching_head
 from ngxws.proxy.header_phase import filtered
+from ngxws.proxy.response_pass import release_upstream
 from ngxws.proxy.upstream_response import UpstreamResponse, hidden_headers
 
 if TYPE_CHECKING:
@@ -88,9 +89,5 @@ async def pass_unasked_switch(
         response.start_body(out)
         await response.body_done
     out.flush()
-    if conn.upstream_transport is not None:
-        conn.upstream_transport.close()
-        conn.upstream_transport = None
-    if response.error is not None:
-        conn.worker.log_error(response.error)
+    release_upstream(conn, response)
     return False

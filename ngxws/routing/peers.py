@@ -217,24 +217,13 @@ class PeerSelector:
         while len(self.primary) > 1 and key and passed <= 20:
             now = self._clock()
             server = ring.servers[point % len(ring.servers)]
-            best: PeerTarget | None = None
-            total = 0
-            for p in self.primary:
-                if p.conf.server != server or not self._usable(p, tried, now):
-                    continue
-                p.current_weight += p.effective_weight
-                total += p.effective_weight
-                if p.effective_weight < p.conf.weight:
-                    p.effective_weight += 1
-                if best is None or p.current_weight > best.current_weight:
-                    best = p
+            best = self._pick_rr([p for p in self.primary if p.conf.server == server], tried, now)
             if best is None:
                 point += 1
                 passed += 1
                 continue
-            best.current_weight -= total
             tried.add(id(best))
-            yield self._chosen(best, now)
+            yield best
         yield from self._rr_candidates(tried)
 
     def _rr_candidates(self, tried: set[int]) -> Iterator[PeerTarget]:
