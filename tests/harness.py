@@ -259,23 +259,30 @@ def raw_backend(reply_101: bool = True) -> Iterator[tuple[int, list[bytes], thre
     try:
         yield port, received, done
     finally:
-        close_listener(srv)
+        srv.close()
 
 
-def close_listener(sock: socket.socket) -> None:
-    """Stop a listening (or connected) socket that a thread may be blocked on.
+def tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """(far, near): both ends of one loopback TCP connection, blocking."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        far = socket.create_connection(srv.getsockname())
+        near, _ = srv.accept()
+    return far, near
 
-    ``close()`` alone is not enough on Linux: a thread blocked in ``accept``
-    keeps the socket's file alive, so the port stays in LISTEN and the next
-    connection to it -- from a later test that reached the port by any path --
-    is accepted and answered by a backend whose test is over.  ``shutdown``
-    wakes the blocked call (EINVAL) and takes the port out of LISTEN first.
-    """
+
+def shut(sock: socket.socket) -> None:
+    """Close a connection a thread may be blocked reading: ``shutdown`` first
+    wakes that ``recv`` (``close()`` alone leaves it waiting on the file)."""
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
-        pass  # never listened, or the peer is gone already
+        pass  # the peer is gone already
     sock.close()
+
+
+_ACCEPT_WAIT = 0.2  # s: how soon an accept thread notices its socket was closed
 
 
 def accept_in_threads(
@@ -284,12 +291,22 @@ def accept_in_threads(
     on_accept: Callable[[socket.socket], None] | None = None,
 ) -> None:
     """Accept on ``srv`` in a daemon thread until it is closed; each connection is
-    given to ``on_accept`` (if any) and then served by ``serve`` in its own daemon thread."""
+    given to ``on_accept`` (if any) and then served by ``serve`` in its own daemon thread.
+
+    The thread waits in bounded steps: one parked in ``accept()`` keeps a
+    closed socket's file alive on Linux, the port stays in LISTEN, and a
+    later test's connection to that port would be accepted and answered by
+    a backend whose test is over (CI saw nginx answered by the differential
+    suite's ``b1`` in the corpus run).  Waiting with a timeout, the thread
+    holds the socket only for a step and then finds it closed."""
+    srv.settimeout(_ACCEPT_WAIT)  # accepted connections stay blocking (socket.accept)
 
     def loop() -> None:
         while True:
             try:
                 conn, _ = srv.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             if on_accept is not None:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from harness import tcp_pair
 
 from ngxws.ws.frames import POLL_READ, POLL_WRITE, CPoller
 
@@ -28,12 +29,7 @@ pytestmark = pytest.mark.skipif(CPoller is None, reason="C extension not built")
 @contextmanager
 def _pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     """(near, far) ends of one loopback TCP connection; near is non-blocking."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    far = socket.create_connection(srv.getsockname())
-    near, _ = srv.accept()
-    srv.close()
+    far, near = tcp_pair()
     near.setblocking(False)
     try:
         yield near, far

@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import free_port, mask_frame, ngxws, read_head, upgrade_request, wait_for, ws_backend
+from harness import (
+    free_port,
+    mask_frame,
+    ngxws,
+    read_head,
+    tcp_pair,
+    upgrade_request,
+    wait_for,
+    ws_backend,
+)
 from test_tunnel_timeouts import _run, _small_buffers, _Worker
 from test_tunnel_timeouts import _tunnel as _timeouts_tunnel
 
@@ -53,12 +62,7 @@ def _close(code: int, reason: bytes = b"", masked: bool = True) -> bytes:
 
 async def _tcp_pair() -> tuple[socket.socket, socket.socket]:
     """(far, near) ends of one loopback TCP connection, both non-blocking."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    far = socket.create_connection(srv.getsockname())
-    near, _ = srv.accept()
-    srv.close()
+    far, near = tcp_pair()
     for s in (far, near):
         _small_buffers(s)
         s.setblocking(False)

@@ -27,8 +27,8 @@ def _hundredths(text: str) -> int | None:
     """ngx_atofp(text, len, 2): a fixed-point number with at most two
     decimals, in hundredths; None where nginx says NGX_ERROR."""
     m = _PERCENT.fullmatch(text)
-    if not text or m is None or len(m.group(2) or "") > 2 or text == ".":
-        return None
+    if m is None or len(m.group(2) or "") > 2:
+        return None  # "", "." and the like come out 0: refused as nginx refuses 0
     whole, frac = m.group(1) or "0", (m.group(2) or "").ljust(2, "0")
     return int(whole) * 100 + int(frac)
 

@@ -60,7 +60,6 @@ from ngxws.proxy.upstream import (
     UpstreamLink,
     UpstreamUnavailable,
     connect_upstream,
-    may_go_on,
 )
 from ngxws.proxy.upstream_response import UpstreamResponse
 from ngxws.proxy_protocol import ProxyHeader
@@ -489,15 +488,12 @@ class ClientConnection(asyncio.Protocol):
             if failure is None:
                 return response, link.addr
             word, status, detail = failure
-            if word is None or not may_go_on(loc.proxy, word, head.method, attempts):
+            if word is None or not attempts.may_go_on(loc.proxy, word, head.method):
                 if status == 0:  # an answer no word sends on: it is passed as it came
                     return response, link.addr
                 raise UpstreamUnavailable(status, detail)
-            # ngx_http_upstream_next(): the peer blamed (not for a 403/404), the next one tried
             link.transport.close()
-            if word not in ("http_403", "http_404"):
-                selector.failed(link.peer)
-            attempts.last = (status or 502, detail)
+            attempts.move_on(selector, link.peer, word, status or 502, detail)
 
     async def _send_and_read(
         self, pending: _Pending, loc: Location, link: UpstreamLink, response: UpstreamResponse,

@@ -51,8 +51,7 @@ from ngxws.proxy.upstream import (
     Attempts,
     UpstreamUnavailable,
     connect_failure,
-    may_go_on,
-    may_retry,
+    connect_failure_word,
     timed_out,
 )
 from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse
@@ -186,7 +185,7 @@ class FastUpgrade:
     def _connect_next(self, decided: bool = False) -> None:
         """The next peer (``decided``: proxy_next_upstream was asked already)."""
         attempts = self.attempts
-        if attempts.tried and not decided and not may_retry(self.loc.proxy, attempts.last[0], attempts.tried):
+        if attempts.tried and not decided and not attempts.may_go_on(self.loc.proxy, connect_failure_word(attempts.last[0])):
             self._failed(UpstreamUnavailable(*attempts.last))
             return
         peer = next(attempts.candidates, None)
@@ -288,19 +287,19 @@ class FastUpgrade:
             self._failed(UpstreamUnavailable(504, detail))
 
     def _next_peer(self, word: str, status: int, detail: str) -> bool:
-        """ngx_http_upstream_next() once the request was sent: the next peer
-        when proxy_next_upstream names ``word`` (the peer blamed, but not
-        for a 403/404); False when the answer stands."""
+        """ngx_http_upstream_next() once the request was sent: the upstream
+        connection closed and the next peer tried when proxy_next_upstream
+        names ``word``; False when the answer stands."""
         head = self.pending.head
-        assert head is not None
-        if not may_go_on(self.loc.proxy, word, head.method, self.attempts):
+        assert head is not None and self.peer is not None
+        if not self.attempts.may_go_on(self.loc.proxy, word, head.method):
             return False
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.peer is not None and word not in ("http_403", "http_404"):
-            self.selector.failed(self.peer)
-        self.attempts.last = (status, detail)
+        if self.transport is not None:
+            self.transport.close()
+        self.attempts.move_on(self.selector, self.peer, word, status, detail)
         self.transport = self.conn.upstream_transport = None
         self._connect_next(decided=True)
         return True
@@ -320,7 +319,7 @@ class FastUpgrade:
             return
         if keep is None:  # another answer, or a switch not tunnelled
             word = NEXT_STATUSES.get(response.status)
-            if word is not None and self.transport is not None and self._close_for(word):
+            if word is not None and self._next_peer(word, 502, ""):
                 return
             self._resume(upgrade_answered(conn, pending, self.server, self.loc, response, self.addr))
             return
@@ -332,16 +331,6 @@ class FastUpgrade:
         # the parser reads nothing more: no conn<->parser cycle left for the
         # cycle collector (the two go by reference counting)
         conn.parser.proto = _GONE
-
-    def _close_for(self, word: str) -> bool:
-        """An answer proxy_next_upstream names (``http_502``...): dropped
-        for the next peer when one may be tried."""
-        head = self.pending.head
-        assert head is not None and self.transport is not None
-        if not may_go_on(self.loc.proxy, word, head.method, self.attempts):
-            return False
-        self.transport.close()
-        return self._next_peer(word, 502, "")
 
     def head_failed(self, exc: ConnectionError) -> None:
         if self.done:

@@ -117,10 +117,28 @@ class Attempts:
         self.tries = min(total, bound) if bound else total
         self.last = (502, "no live upstreams")
 
-    @property
-    def more(self) -> bool:
-        """Another peer may be tried (nginx: ``u->peer.tries > 1`` before this one's end)."""
-        return self.tried < self.tries
+    def may_go_on(self, settings: ProxySettings, failure: str, method: str = "") -> bool:
+        """ngx_http_upstream_next() / _test_next(): whether a ``failure``
+        (``error``, ``timeout``, ``http_502``...) tries the next peer -- the
+        word in proxy_next_upstream, a peer left to try (``u->peer.tries``),
+        and for a request sent (``method``; "" for a connect that failed)
+        that is a POST, LOCK or PATCH, ``non_idempotent`` too."""
+        words = settings.next_upstream
+        if "off" in words or self.tried >= self.tries or failure not in words:
+            return False
+        return method not in _NON_IDEMPOTENT or "non_idempotent" in words
+
+    def move_on(self, selector: PeerSelector, peer: PeerTarget, failure: str, status: int, detail: str) -> None:
+        """The walk goes on past ``peer``: blamed (not for a 403/404:
+        NGX_PEER_NEXT), its failure kept for the walk's end."""
+        if failure not in ("http_403", "http_404"):
+            selector.failed(peer)
+        self.last = (status, detail)
+
+
+def connect_failure_word(status: int) -> str:
+    """The proxy_next_upstream word of a failed connect (``Attempts.last``)."""
+    return "timeout" if status == 504 else "error"
 
 
 async def connect_upstream(
@@ -135,7 +153,7 @@ async def connect_upstream(
     loop = running_loop()
     first = True
     for peer in attempts.candidates:
-        if not first and not may_retry(settings, attempts.last[0], attempts.tried):
+        if not first and not attempts.may_go_on(settings, connect_failure_word(attempts.last[0])):
             break
         first = False
         attempts.tried += 1
@@ -195,27 +213,3 @@ def connect_failure(
 NEXT_STATUSES = {500: "http_500", 502: "http_502", 503: "http_503", 504: "http_504",
                  403: "http_403", 404: "http_404", 429: "http_429"}  # fmt: skip
 _NON_IDEMPOTENT = frozenset({"POST", "LOCK", "PATCH"})
-
-
-def may_go_on(settings: ProxySettings, failure: str, method: str, attempts: Attempts) -> bool:
-    """ngx_http_upstream_next() / _test_next() once the request was sent:
-    whether a ``failure`` (``error``, ``timeout``, ``http_502``...) tries the
-    next peer -- the word in proxy_next_upstream, plus ``non_idempotent``
-    for a POST, LOCK or PATCH, and a peer left to try."""
-    words = settings.next_upstream
-    if "off" in words or not attempts.more or failure not in words:
-        return False
-    return method not in _NON_IDEMPOTENT or "non_idempotent" in words
-
-
-def may_retry(settings: ProxySettings, status: int, tried: int) -> bool:
-    """proxy_next_upstream: whether a failure of this kind tries the next
-    peer, after ``tried`` peers (proxy_next_upstream_tries bounds them:
-    nginx's u->peer.tries)."""
-    if "off" in settings.next_upstream:
-        return False
-    if settings.next_upstream_tries and tried >= settings.next_upstream_tries:
-        return False
-    if status == 504:
-        return "timeout" in settings.next_upstream
-    return "error" in settings.next_upstream

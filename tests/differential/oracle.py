@@ -50,9 +50,9 @@ BACKENDS = 4
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from harness import (  # noqa: E402  (tests/harness.py: raw-peer helpers)
     accept_in_threads,
-    close_listener,
     kill_group,
     read_at_least,
+    shut,
     wait_pid_file,
     ws_accept,
 )
@@ -105,9 +105,9 @@ class RecordingBackend:
         return out
 
     def close(self) -> None:
-        close_listener(self.sock)
+        self.sock.close()
         for c in self._conns:
-            close_listener(c)
+            shut(c)
 
     def _serve(self, conn: socket.socket) -> None:
         try:
