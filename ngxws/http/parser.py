@@ -41,25 +41,20 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-from ngxws.http.request import BadRequest, normalise_uri, valid_host
+from ngxws.http.fast_head import read_head
+from ngxws.http.head_facts import (  # noqa: F401 (the parser's names, re-exported)
+    MAX_OFF_T,
+    UNIQUE_HEADERS,
+    WATCHED,
+    HeadFacts,
+    content_length_value,
+    head_verdict,
+    keep_alive,
+)
+from ngxws.http.request import BadRequest, RequestHead, normalise_uri, valid_host
 
 AGAIN = -1  # the line is a valid prefix: more bytes are needed
 DONE = 1  # scan_header_line: the empty line that ends the head
-
-# ngx_off_t's maximum: Content-Length and chunk sizes above it are refused.
-MAX_OFF_T = (1 << 63) - 1
-
-# Headers nginx keeps one of (ngx_http_process_unique_header_line; Host has
-# its own handler with the same rule).
-UNIQUE_HEADERS = frozenset({
-    b"host", b"if-modified-since", b"if-unmodified-since", b"if-match", b"if-none-match",
-    b"content-length", b"content-range", b"if-range", b"transfer-encoding", b"expect",
-    b"authorization",
-})
-
-
-# Header names HeadFacts.add acts on (any other valid line is just passed on).
-_WATCHED = UNIQUE_HEADERS | {b"connection", b"upgrade"}
 
 
 class ParseError(BadRequest):
@@ -81,6 +76,14 @@ class RequestProtocol(Protocol):
     def on_headers_complete(self) -> None: ...
     def on_body(self, body: bytes) -> None: ...
     def on_message_complete(self) -> None: ...
+
+
+class HeadProtocol(RequestProtocol, Protocol):
+    """A protocol given a head of the common shape whole (``RequestParser(heads=True)``):
+    ``on_request_head`` stands for on_message_begin, on_url, on_header... and
+    on_headers_complete; ``plain``: no Content-Length, no Expect."""
+
+    def on_request_head(self, head: RequestHead, plain: bool) -> None: ...
 
 
 # -- the request line -------------------------------------------------------
@@ -397,92 +400,6 @@ def scan_header_line(buf: bytes, start: int, underscores: bool = False) -> tuple
     return AGAIN, start, b"", b"", False
 
 
-# -- ngx_http_process_request_header() ------------------------------------------
-
-
-def content_length_value(value: bytes) -> int:
-    """ngx_atoof(): decimal digits only, at most ngx_off_t; -1 when invalid."""
-    if not value or not value.isdigit() or not value.isascii():
-        return -1
-    n = int(value)
-    return n if n <= MAX_OFF_T else -1
-
-
-class HeadFacts:
-    """What the checks at the end of a head need, gathered line by line."""
-
-    __slots__ = ("host", "content_length", "transfer_encoding", "connection", "upgrade", "seen")
-
-    def __init__(self) -> None:
-        self.host: bytes | None = None
-        self.content_length: bytes | None = None
-        self.transfer_encoding: bytes | None = None
-        self.connection = 0  # 0 none, 1 close, 2 keep-alive (ngx_http_process_connection)
-        self.upgrade = False
-        self.seen: set[bytes] = set()
-
-    def add(self, name: bytes, value: bytes) -> int:
-        """One valid header line, as ngx_http_process_request_headers()
-        hands it to its handler; a status when nginx refuses it here."""
-        key = name.lower()
-        if key in UNIQUE_HEADERS:
-            if key in self.seen:
-                return 400  # "client sent duplicate header line" / "duplicate host header"
-            self.seen.add(key)
-            if key == b"host":
-                if not valid_host(value.decode("latin-1")):
-                    return 400
-                self.host = value
-            elif key == b"content-length":
-                self.content_length = value
-            elif key == b"transfer-encoding":
-                self.transfer_encoding = value
-        elif key == b"connection":
-            low = value.lower()
-            if b"close" in low:
-                self.connection = 1
-            elif b"keep-alive" in low:
-                self.connection = 2
-        elif key == b"upgrade":
-            self.upgrade = True
-        return 0
-
-
-def head_verdict(line: RequestLine, facts: HeadFacts) -> tuple[int, int, bool]:
-    """ngx_http_process_request_header(): (status, body framing, chunked).
-
-    Body framing is the Content-Length (0 without one)."""
-    version = line.version
-    if facts.host is None and version > 1000:
-        return 400, 0, False  # HTTP/1.1 request without "Host" header
-    length = 0
-    if facts.content_length is not None:
-        length = content_length_value(facts.content_length)
-        if length < 0:
-            return 400, 0, False  # invalid "Content-Length" header
-    chunked = False
-    if facts.transfer_encoding is not None:
-        if version < 1001:
-            return 400, 0, False  # HTTP/1.0 request with "Transfer-Encoding"
-        if facts.transfer_encoding.lower() != b"chunked":
-            return 501, 0, False  # unknown "Transfer-Encoding"
-        if facts.content_length is not None:
-            return 400, 0, False  # "Content-Length" and "Transfer-Encoding" at the same time
-        chunked = True
-    if line.method in (b"CONNECT", b"TRACE"):
-        return 405, 0, False
-    return 0, length, chunked
-
-
-def keep_alive(line: RequestLine, facts: HeadFacts) -> bool:
-    """ngx_http_handler(): Connection: close/keep-alive, else by version."""
-    if facts.connection == 1:
-        return False
-    if facts.connection == 2:
-        return True
-    return line.version > 1000
-
-
 # -- chunked bodies -------------------------------------------------------------
 
 
@@ -603,16 +520,21 @@ class RequestParser:
 
     __slots__ = (
         "proto", "underscores", "_buf", "_state", "_line", "_facts", "_keep",
-        "_remaining", "_chunked",
+        "_remaining", "_chunked", "_heads", "_upgrade",
     )
+    _facts: HeadFacts  # the head being read line by line: made by _begin, before any line
 
-    def __init__(self, proto: RequestProtocol, underscores: bool = False) -> None:
+
+    def __init__(self, proto: RequestProtocol, underscores: bool = False, heads: bool = False) -> None:
+        """``heads``: ``proto`` is a ``HeadProtocol``, given a head of the
+        common shape whole (``fast_head``) instead of line by line."""
         self.proto = proto
         self.underscores = underscores
         self._buf = b""
         self._state = "request_line"
         self._line: RequestLine | None = None
-        self._facts = HeadFacts()
+        self._heads = heads
+        self._upgrade = False  # the request read last asked for an upgrade (HTTP/1.x)
         self._keep = False
         self._remaining = 0
         self._chunked: ChunkedReader | None = None
@@ -659,6 +581,18 @@ class RequestParser:
                     pos += 1  # nginx skips empty lines before a request
                 if pos == n:
                     break
+                fast = read_head(buf, pos) if self._heads else None
+                if fast is not None:
+                    head, pos, self._remaining, self._upgrade, plain = fast
+                    self._line, self._keep = None, head.keep_alive
+                    proto.on_request_head(head, plain)  # type: ignore[attr-defined]
+                    if self._remaining:
+                        self._state = "length"
+                    else:
+                        self._finish()
+                        if self._upgrade_after(pos, base):
+                            return
+                    continue
                 self._line = None
                 status, line = scan_request_line(buf, pos)
                 if status == AGAIN:
@@ -685,7 +619,7 @@ class RequestParser:
                     on_header = proto.on_header
                     for name, value in _FAST_HEADER_PAIRS.findall(buf, pos, block.end()):
                         value = value.strip(b" ")
-                        if name.lower() in _WATCHED:
+                        if name.lower() in WATCHED:
                             refused = facts.add(name, value)
                             if refused:
                                 self._fail(refused)
@@ -767,6 +701,7 @@ class RequestParser:
         if status:
             self._fail(status)
         self._keep = keep_alive(line, self._facts) and line.major > 0
+        self._upgrade = self._facts.upgrade and line.major > 0
         self.proto.on_headers_complete()
         if chunked:
             self._chunked = ChunkedReader()
@@ -785,8 +720,7 @@ class RequestParser:
 
     def _upgrade_after(self, pos: int, base: int) -> bool:
         """After a complete request with ``Upgrade``: hand the rest over."""
-        line = self._line
-        if not self._facts.upgrade or line is None or line.major == 0:
+        if not self._upgrade:
             return False
         self._buf = b""
         raise UpgradeRequest(max(pos - base, 0))

@@ -89,7 +89,7 @@ class ClientConnection(asyncio.Protocol):
         self.vhosts = vhosts
         self.scheme = "https" if listen.ssl else "http"
         self.transport: asyncio.Transport | None = None
-        self.parser = RequestParser(self)
+        self.parser = RequestParser(self, heads=True)
         self.queue: deque[_Pending] = deque()
         self.task: fast_upgrade.Cancellable | None = None  # a Task, or a FastUpgrade
         self.remote_addr = ""
@@ -256,11 +256,33 @@ class ClientConnection(asyncio.Protocol):
             headers=self._headers,
             keep_alive=p.should_keep_alive(),
         )
+        self._queue_head(head, False)
+
+    def on_request_head(self, head: RequestHead, plain: bool) -> None:
+        """A head of the common shape, read whole (http.fast_head): on_message_begin
+        to on_headers_complete in one call."""
+        self._body_size = 0
+        if self._timer is not None:  # cancel_timer()
+            self._timer.cancel()
+            self._timer = None
+        if self.stat_state == READING:  # ngx_http_process_request
+            self.stat_state = self.worker.conn_stats.move(READING, WRITING)
+        self._queue_head(head, plain)
+
+    def _queue_head(self, head: RequestHead, plain: bool) -> None:
+        """``plain``: no Content-Length, Transfer-Encoding or Expect -- no
+        body to plan for, no 100 to send (``complete`` is read only while
+        the request is ``_current``, and a bodyless one is not after its head)."""
         # nginx's checks on the head (Host, versions, Transfer-Encoding...)
         # were made by the parser
         self._current = _Pending(head)
-        self._current.http09 = version == "0.9"
+        self._current.http09 = head.version == "0.9"
         self.queue.append(self._current)
+        if plain:
+            if len(self.queue) > 1:
+                self._pause()
+            return
+        version = head.version
         plan, scope = body_plan_for(self.vhosts, head)
         self._max_body = plan.limit
         # a body nginx discards (the answer does not wait for it) is not stored
@@ -309,7 +331,9 @@ class ClientConnection(asyncio.Protocol):
         cur, self._current = self._current, None
         if cur is not None and cur.body is not None:
             cur.body.finish()
-        self._end_body_timer()
+        if self._body_timer is not None:  # _end_body_timer()
+            self._body_timer.cancel()
+            self._body_timer = None
         self._head_buffers.reset()
 
     # -- request processing ---------------------------------------------
