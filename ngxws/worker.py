@@ -188,11 +188,12 @@ class Worker:
             def factory(
                 listen: object = listen, vhosts: object = vhosts, proxy: ProxyHeader | None = None
             ) -> asyncio.Protocol:
-                if cap > 0 and self.open_connections() >= cap:
+                # open_connections(), inline: one call less per connection
+                if cap > 0 and len(self.connections) + 2 * len(self.tunnels) >= cap:
                     self._log_refused(cap)
                     self.conn_stats.refused()
                     return _Refused()
-                return ClientConnection(self, listen, vhosts, proxy)  # type: ignore[arg-type]
+                return ClientConnection(self, listen, vhosts, proxy, loop)  # type: ignore[arg-type]
 
             # TLS sockets get a TLSAcceptor in front: a ClientHello goes to the
             # loop's SSL protocol, plain HTTP gets nginx's 400 (not a reset);

@@ -69,8 +69,13 @@ class ConnStats:
 
     def request(self, state: int) -> int:
         """A request begins (its first bytes are read): reading its head."""
-        self.a[self.base + STUB_REQUESTS] += 1
-        return self.move(state, READING)
+        a, b = self.a, self.base
+        a[b + STUB_REQUESTS] += 1
+        if state != READING:  # move(state, READING), without the call
+            if state:
+                a[b + state] -= 1
+            a[b + READING] += 1
+        return READING
 
     def closed(self, state: int) -> int:
         """The connection is closed (once: a closed one is not counted again)."""

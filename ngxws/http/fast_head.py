@@ -23,7 +23,7 @@ import re
 from operator import itemgetter
 
 from ngxws.http.head_facts import content_length_value
-from ngxws.http.request import BadRequest, RequestHead, normalise_uri, valid_host
+from ngxws.http.request import _PLAIN_HOST, BadRequest, RequestHead, normalise_uri, valid_host
 
 # The parser's _FAST_REQUEST_LINE, then _FAST_HEADER_BLOCK, then the empty
 # line: the lines the parser accepts whole without its per-byte scans.
@@ -43,6 +43,10 @@ _UNIQUE_PLAIN = frozenset({  # UNIQUE_HEADERS whose one occurrence is just passe
     "authorization",
 })
 _LOOKED_AT = _HANDLED | _UNIQUE_PLAIN | {"transfer-encoding", "expect"}
+
+# the common methods and Connection values, without a decode or lower()
+_METHODS = {m.encode(): m for m in ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")}
+_CONNECTION = {"close": 1, "Close": 1, "keep-alive": 2, "Keep-Alive": 2, "upgrade": 0, "Upgrade": 0}
 
 _value = itemgetter(1)
 _new = object.__new__
@@ -72,7 +76,8 @@ def read_head(buf: bytes, pos: int) -> tuple[RequestHead, int, int, bool, bool] 
     host = False
     for key in _LOOKED_AT.intersection(index):
         if key == "host":
-            if not valid_host(index[key]):
+            value = index[key]
+            if not (_PLAIN_HOST.fullmatch(value) or valid_host(value)):  # valid_host()'s own first test
                 return None  # "client sent invalid host header"
             host = True
         elif key == "content-length":
@@ -81,11 +86,10 @@ def read_head(buf: bytes, pos: int) -> tuple[RequestHead, int, int, bool, bool] 
             if length < 0:
                 return None  # invalid "Content-Length" header
         elif key == "connection":
-            low = index[key].lower()
-            if "close" in low:
-                keep = False
-            elif "keep-alive" in low:
-                keep = True
+            value = index[key]
+            said = _CONNECTION[value] if value in _CONNECTION else _connection(value)
+            if said:
+                keep = said == 2
         elif key == "upgrade":
             upgrade = True
         elif key == "expect":
@@ -95,14 +99,17 @@ def read_head(buf: bytes, pos: int) -> tuple[RequestHead, int, int, bool, bool] 
     if (not host and minor == b"1") or method in (b"CONNECT", b"TRACE"):
         return None  # a 400 or a 405
     uri = target.decode("latin-1")
-    raw_path, sep, query = uri.partition("?")
-    try:
-        path = normalise_uri(raw_path)
-    except BadRequest:
-        return None  # ngx_http_process_request_uri(): a 400
+    raw_path, sep, query = uri.partition("?") if "?" in uri else (uri, "", "")
+    if "%" in raw_path or "//" in raw_path or "/." in raw_path:
+        try:
+            path = normalise_uri(raw_path)
+        except BadRequest:
+            return None  # ngx_http_process_request_uri(): a 400
+    else:
+        path = raw_path  # what normalise_uri() answers for it: a "/" first, no NUL (_HEAD)
     # the RequestHead __post_init__ makes of an origin-form target, made here
     head: RequestHead = _new(RequestHead)
-    head.method = method.decode("latin-1")
+    head.method = _METHODS[method] if method in _METHODS else method.decode("latin-1")
     head.target = head.request_uri = uri
     head.version = "1.1" if minor == b"1" else "1.0"
     head.headers = headers
@@ -112,3 +119,9 @@ def read_head(buf: bytes, pos: int) -> tuple[RequestHead, int, int, bool, bool] 
     head.uri_host = head.client_uri = None
     head._index = index
     return head, m.end(), length, upgrade, plain
+
+
+def _connection(value: str) -> int:
+    """HeadFacts' reading of Connection: 1 close, 2 keep-alive, else 0."""
+    low = value.lower()
+    return 1 if "close" in low else 2 if "keep-alive" in low else 0

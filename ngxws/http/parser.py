@@ -588,10 +588,11 @@ class RequestParser:
                     proto.on_request_head(head, plain)  # type: ignore[attr-defined]
                     if self._remaining:
                         self._state = "length"
-                    else:
-                        self._finish()
-                        if self._upgrade_after(pos, base):
-                            return
+                        continue
+                    proto.on_message_complete()  # _finish(): the state is request_line, no chunks
+                    if self._upgrade:  # _upgrade_after()
+                        self._buf = b""
+                        raise UpgradeRequest(pos - base if pos > base else 0)
                     continue
                 self._line = None
                 status, line = scan_request_line(buf, pos)

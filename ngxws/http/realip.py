@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 UNIX = "unix:"
+_new = object.__new__
 _Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network | str, ...]
 
 
@@ -195,11 +196,15 @@ class ClientAddress:
     def of(cls, transport: BaseTransport, proxy: ProxyHeader | None) -> ClientAddress:
         """The peer and local addresses of a connection (``"unix:"``, port 0
         on a unix socket, as nginx prints them)."""
-        ends = []
-        for key in ("peername", "sockname"):
-            value = transport.get_extra_info(key)
-            ends.append((str(value[0]), int(value[1])) if isinstance(value, tuple) else (UNIX, 0))
-        return cls(ends[0][0], ends[0][1], proxy, ends[1])
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        # what __init__ makes, without its call (one per connection)
+        self = _new(cls)
+        self.peer = self.addr, self.port = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else (UNIX, 0)
+        self.local = (str(local[0]), int(local[1])) if isinstance(local, tuple) else (UNIX, 0)
+        self.proxy = proxy
+        self.changed = False
+        return self
 
     @property
     def ends(self) -> tuple[tuple[str, int], tuple[str, int]]:

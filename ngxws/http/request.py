@@ -85,7 +85,11 @@ class HeadBuffers:
     def __init__(self, num: int, size: int, first: int = 1024) -> None:
         self.num = num
         self.size = size
-        self.reset(first)
+        # reset(first), without the call (one per connection)
+        self.cap = first
+        self.used = self.line = self.busy = self.at = 0
+        self.request_line = self._blank = True
+        self.done = False
 
     def reset(self, first: int = 1024) -> None:
         self.cap = first
@@ -172,6 +176,15 @@ def valid_host(host: str) -> bool:
     return host_len > 0
 
 
+# names header() is asked for in lower case: no lower() needed
+_LOWER_NAMES = frozenset({
+    "host", "content-length", "transfer-encoding", "expect", "upgrade", "connection", "content-type",
+    "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions",
+    "authorization", "cookie", "user-agent", "referer", "x-forwarded-for", "x-real-ip", "accept-encoding",
+    "if-modified-since", "if-unmodified-since", "if-match", "if-none-match", "if-range", "range",
+})
+
+
 @dataclass
 class RequestHead:
     """One parsed request head.  ``headers`` keep their order and spelling:
@@ -214,6 +227,8 @@ class RequestHead:
 
     def header(self, name: str) -> str | None:
         """Case-insensitive header value (first occurrence)."""
+        if name in _LOWER_NAMES:  # the names ngxws asks for, lower-cased already
+            return self._index.get(name)
         return self._index.get(name.lower())
 
     @property

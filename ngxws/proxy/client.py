@@ -27,7 +27,7 @@ import secrets
 from collections import deque
 from collections.abc import Awaitable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from ngxws.accounting.connstats import CLOSED, READING, WAITING, WRITING
 from ngxws.client_certs import ConnectionTLS
@@ -80,10 +80,18 @@ _Pending = Pending  # the name client.py's code uses
 class ClientConnection(asyncio.Protocol):
     """HTTP phase of a client connection (the tunnel phase is ``Tunnel``'s)."""
 
+    address: ClientAddress  # made by connection_made
+
     def __init__(
-        self, worker: WorkerContext, listen: Listen, vhosts: VirtualHosts, proxy: ProxyHeader | None = None
+        self,
+        worker: WorkerContext,
+        listen: Listen,
+        vhosts: VirtualHosts,
+        proxy: ProxyHeader | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        self.address = ClientAddress("", 0, proxy)  # proxy: a PROXY protocol preface's addresses
+        self._preface = proxy  # a PROXY protocol preface's addresses
+        self._loop = loop  # the worker's (running_loop() without it)
         self.worker = worker
         self.listen = listen
         self.vhosts = vhosts
@@ -110,7 +118,7 @@ class ClientConnection(asyncio.Protocol):
         self._max_body = 1024 * 1024
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
         self._body_timer: ReadTimer | None = None  # client_body_timeout
-        self.send_timer = SendTimer(vhosts.default.send_timeout)
+        self._send_timer: SendTimer | None = None  # made when first used (send_timer)
         self.write_gate = WriteGate()  # pause/resume_writing, for files sent (static_send)
         self.remote_user = ""  # $remote_user: the Basic user name of the request
         self.tls: ConnectionTLS | None = None  # $ssl_* and client certificate checks
@@ -128,14 +136,16 @@ class ClientConnection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        self.address = ClientAddress.of(transport, self.address.proxy)  # realip's, per request
-        (self.remote_addr, self.remote_port), (self.server_addr, self.server_port) = self.address.ends
-        sslobj = transport.get_extra_info("ssl_object") if self.listen.ssl else None  # none on a plain listener
-        self.tls = ConnectionTLS(sslobj) if sslobj is not None else None
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport subclass
+        address = self.address = ClientAddress.of(transport, self._preface)  # realip's, per request
+        (self.remote_addr, self.remote_port), (self.server_addr, self.server_port) = address.peer, address.local
+        if self.listen.ssl:  # no ssl_object on a plain listener
+            sslobj = transport.get_extra_info("ssl_object")
+            self.tls = ConnectionTLS(sslobj) if sslobj is not None else None
         self.worker.connections.add(self)
         self.stat_state = self.worker.conn_stats.opened()
-        self._arm_timer(self.vhosts.default.client_header_timeout)
+        loop = self._loop or running_loop()  # _arm_timer(), no timer to cancel yet
+        self._timer = loop.call_later(self.vhosts.default.client_header_timeout, self._timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.stat_state == WAITING:  # ngx_http_create_request: a request begins
@@ -205,7 +215,8 @@ class ClientConnection(asyncio.Protocol):
         self.stat_state = self.worker.conn_stats.closed(self.stat_state)
         self.cancel_timer()
         self._end_body_timer()
-        self.send_timer.stop()
+        if self._send_timer is not None:
+            self._send_timer.stop()
         for p in (self._current, *self.queue):
             if p is not None:
                 forget(None, p.body)
@@ -215,6 +226,14 @@ class ClientConnection(asyncio.Protocol):
         if self.upstream_transport is not None and not self.handed_over:
             self.upstream_transport.close()
 
+    @property
+    def send_timer(self) -> SendTimer:
+        """send_timeout for blocked writes; made when first needed."""
+        timer = self._send_timer
+        if timer is None:
+            timer = self._send_timer = SendTimer(self.vhosts.default.send_timeout)
+        return timer
+
     def pause_writing(self) -> None:
         if self.upstream_transport is not None:
             self.upstream_transport.pause_reading()
@@ -222,7 +241,8 @@ class ClientConnection(asyncio.Protocol):
         self.write_gate.pause()
 
     def resume_writing(self) -> None:
-        self.send_timer.stop()
+        if self._send_timer is not None:
+            self._send_timer.stop()
         self.write_gate.resume()
         if self.upstream_transport is not None and not self.upstream_transport.is_closing():
             self.upstream_transport.resume_reading()
@@ -267,7 +287,15 @@ class ClientConnection(asyncio.Protocol):
             self._timer = None
         if self.stat_state == READING:  # ngx_http_process_request
             self.stat_state = self.worker.conn_stats.move(READING, WRITING)
-        self._queue_head(head, plain)
+        if not plain:
+            self._queue_head(head, False)
+            return
+        # _queue_head's plain case
+        cur = self._current = _Pending(head)  # HTTP/1.x: not http09
+        queue = self.queue
+        queue.append(cur)
+        if len(queue) > 1:
+            self._pause()
 
     def _queue_head(self, head: RequestHead, plain: bool) -> None:
         """``plain``: no Content-Length, Transfer-Encoding or Expect -- no
