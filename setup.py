@@ -49,6 +49,8 @@ setup(
             depends=["ngxws/ws/_relay.c", "ngxws/ws/_splice.c", "ngxws/ws/_poller.c"],
             optional=True,
         ),
+        # fast_head's scan of a whole request head (fast_head.py_scan_head in C)
+        Extension("ngxws.http._head", ["ngxws/http/_head.c"], optional=True),
     ],
     cmdclass={"build_ext": optional_build_ext},
 )

@@ -3,6 +3,10 @@ of the common shape in a few regex calls -- delivers what the parser's line
 walk (the ports of ngx_http_parse_request_line / _header_line and
 ngx_http_process_request_header) delivers from the same bytes.
 
+The C scan (``_head.scan_head``) is checked against its Python reference
+``py_scan_head`` over the same corpus, every prefix and random mutations,
+and the whole comparison runs with each of them.
+
 Every input is read three ways: by a parser with the fast reader
 (``heads=True``, as the client connection reads), by one without it (the
 line walk alone: the oracle), and by the line walk fed in two pieces.  The
@@ -18,7 +22,8 @@ import random
 
 import pytest
 
-from ngxws.http.fast_head import read_head
+from ngxws.http import fast_head
+from ngxws.http.fast_head import py_scan_head, read_head
 from ngxws.http.parser import ParseError, RequestParser, UpgradeRequest
 from ngxws.http.request import RequestHead
 
@@ -155,6 +160,44 @@ def random_heads(rng: random.Random, count: int) -> list[bytes]:
         head = b"".join(x + (rng.choice(ENDS) if rng.random() < 0.1 else end) for x in lines)
         out.append(head + end + rng.choice(BODIES))
     return out
+
+
+@pytest.fixture(params=["c", "python"], autouse=True)
+def scanner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs with the C scan (when built: it is, by ``make``) and with the Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(fast_head, "scan_head", py_scan_head)
+    return str(request.param)
+
+
+def test_c_scan_is_built(scanner: str) -> None:
+    from ngxws.http import _head
+
+    assert fast_head.scan_head is (_head.scan_head if scanner == "c" else py_scan_head)
+
+
+def test_c_scan_equals_python_scan(scanner: str) -> None:
+    """Over the corpus, every prefix of the common heads, and random byte
+    changes: the C scan answers what the regexes answer."""
+    from ngxws.http._head import scan_head
+
+    rng = random.Random(99)
+    corpus = common_heads() + random_heads(rng, 1500)
+    for data in common_heads():
+        corpus += [data[:i] for i in range(len(data))]
+    for _ in range(3000):  # bounded
+        data = bytearray(rng.choice(corpus) or b"GET / HTTP/1.1\r\n\r\n")
+        for _ in range(rng.randrange(1, 4)):
+            at = rng.randrange(len(data))
+            data[at] = rng.choice(b"\x00\r\n :/-_\t\x7f\x80\xffAaZz09H.?%")
+        corpus.append(bytes(data))
+    hits = 0
+    for data in corpus:
+        for pos in (0, 2) if len(data) > 2 else (0,):
+            want = py_scan_head(data, pos)
+            assert scan_head(data, pos) == want, (data[:200], pos)
+            hits += want is not None
+    assert hits > 500
 
 
 def test_common_heads_read_fast_and_equal() -> None:

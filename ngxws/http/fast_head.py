@@ -5,9 +5,10 @@ and ngx_http_parse_header_line() do, and calls the protocol once per line:
 some 80 Python calls for a browser's upgrade request.  Most heads have one
 shape: an origin-form request line of HTTP/1.0 or 1.1 and header lines of
 token names whose values hold no NUL, all in the data at hand.  For those,
-``read_head`` does what the line walk would do with a handful of regex
-calls and one decode of the header block, and builds the ``RequestHead``
-and the facts of ngx_http_process_request_header() itself.
+``read_head`` does what the line walk would do with one call of
+``scan_head`` (``_head.c``; ``py_scan_head``, a few regexes and one decode
+of the header block, without the extension), and builds the
+``RequestHead`` and the facts of ngx_http_process_request_header() itself.
 
 It answers only what it is sure of: anything else -- another shape, a head
 not complete yet, a name twice, Transfer-Encoding, a head nginx refuses
@@ -19,7 +20,9 @@ every head read here is the one the line walk delivers.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
 from operator import itemgetter
 
 from ngxws.http.head_facts import content_length_value
@@ -60,16 +63,11 @@ def read_head(buf: bytes, pos: int) -> tuple[RequestHead, int, int, bool, bool] 
     ``head.keep_alive`` is what ngx_http_handler() decides.  ``plain``: no
     Content-Length and no Expect -- no body, no ``100 Continue``, so the
     body plan (``body_plan_for``) has nothing to decide."""
-    m = _HEAD.match(buf, pos)
-    if m is None:
-        return None
-    method, target, minor, block = m.groups()
-    text = block.decode("latin-1")
-    headers: list[tuple[str, str]] = _PAIR.findall(text)
-    index = dict(zip(_NAME.findall(text.lower()), map(_value, headers), strict=True))
-    if len(index) != len(headers):
-        return None  # a name twice: the line walk judges it (a unique one is a 400)
-    keep = minor == b"1"  # ngx_http_handler(): by the version, unless Connection says
+    got = scan_head(buf, pos)
+    if got is None:
+        return None  # another shape, not complete, or a name twice (a unique one is a 400)
+    method, uri, http11, headers, index, end = got
+    keep = http11  # ngx_http_handler(): by the version, unless Connection says
     length = 0
     plain = True
     upgrade = False
@@ -96,9 +94,8 @@ def read_head(buf: bytes, pos: int) -> tuple[RequestHead, int, int, bool, bool] 
             plain = False
         elif key not in _UNIQUE_PLAIN:
             return None  # Transfer-Encoding
-    if (not host and minor == b"1") or method in (b"CONNECT", b"TRACE"):
+    if (not host and http11) or method in ("CONNECT", "TRACE"):
         return None  # a 400 or a 405
-    uri = target.decode("latin-1")
     raw_path, sep, query = uri.partition("?") if "?" in uri else (uri, "", "")
     if "%" in raw_path or "//" in raw_path or "/." in raw_path:
         try:
@@ -109,16 +106,44 @@ def read_head(buf: bytes, pos: int) -> tuple[RequestHead, int, int, bool, bool] 
         path = raw_path  # what normalise_uri() answers for it: a "/" first, no NUL (_HEAD)
     # the RequestHead __post_init__ makes of an origin-form target, made here
     head: RequestHead = _new(RequestHead)
-    head.method = _METHODS[method] if method in _METHODS else method.decode("latin-1")
+    head.method = method
     head.target = head.request_uri = uri
-    head.version = "1.1" if minor == b"1" else "1.0"
+    head.version = "1.1" if http11 else "1.0"
     head.headers = headers
     head.keep_alive = keep
     head.path = path
     head.args = query if sep else None
     head.uri_host = head.client_uri = None
     head._index = index
-    return head, m.end(), length, upgrade, plain
+    return head, end, length, upgrade, plain
+
+
+def py_scan_head(buf: bytes, pos: int) -> tuple[str, str, bool, list[tuple[str, str]], dict[str, str], int] | None:
+    """The common shape at ``buf[pos:]``: (method, target, HTTP/1.1?, the
+    header pairs, {lower-cased name: value}, index after the head); None for
+    another shape, a head not complete, or a name that comes twice.  The
+    reference of ``_head.scan_head`` (C), and what runs without it."""
+    m = _HEAD.match(buf, pos)
+    if m is None:
+        return None
+    method, target, minor, block = m.groups()
+    text = block.decode("latin-1")
+    headers: list[tuple[str, str]] = _PAIR.findall(text)
+    index = dict(zip(_NAME.findall(text.lower()), map(_value, headers), strict=True))
+    if len(index) != len(headers):
+        return None
+    meth = _METHODS[method] if method in _METHODS else method.decode("latin-1")
+    return meth, target.decode("latin-1"), minor == b"1", headers, index, m.end()
+
+
+scan_head: Callable[[bytes, int], tuple[str, str, bool, list[tuple[str, str]], dict[str, str], int] | None]
+try:
+    from ngxws.http._head import scan_head
+except ImportError:  # optional: setup.py builds it when a compiler is there
+    scan_head = py_scan_head
+else:
+    if os.environ.get("NGXWS_NO_SPEEDUPS", "") not in ("", "0"):  # as ngxws.ws.frames
+        scan_head = py_scan_head
 
 
 def _connection(value: str) -> int:
