@@ -82,6 +82,35 @@ class ClientConnection(asyncio.Protocol):
 
     address: ClientAddress  # made by connection_made
 
+    # Immutable starting values, kept on the class: an instance sets its own
+    # when it changes one (nothing here is changed in place).  Fewer stores
+    # per connection; what is mutable is made in __init__.
+    transport: asyncio.Transport | None = None
+    task: fast_upgrade.Cancellable | None = None  # a Task, or a FastUpgrade
+    remote_addr = ""
+    remote_port = 0
+    server_addr = ""
+    server_port = 0
+    closed = False
+    eof = False
+    handed_over = False
+    upstream_transport: asyncio.Transport | None = None
+    # request being parsed
+    _url = b""
+    _body_size = 0
+    _current: _Pending | None = None
+    held: _Pending | None = None  # an upgrade request not answered yet
+    _timer: asyncio.TimerHandle | None = None
+    _max_body = 1024 * 1024
+    _body_timer: ReadTimer | None = None  # client_body_timeout
+    _send_timer: SendTimer | None = None  # made when first used (send_timer)
+    remote_user = ""  # $remote_user: the Basic user name of the request
+    tls: ConnectionTLS | None = None  # $ssl_* and client certificate checks
+    requests = 0  # $connection_requests
+    request_id = ""  # $request_id of the current request, made when first read
+    _headless = False  # the next _write is a head to drop (HTTP/0.9)
+    stat_state = CLOSED  # what stub_status counts it as (connstats.py)
+
     def __init__(
         self,
         worker: WorkerContext,
@@ -96,42 +125,17 @@ class ClientConnection(asyncio.Protocol):
         self.listen = listen
         self.vhosts = vhosts
         self.scheme = "https" if listen.ssl else "http"
-        self.transport: asyncio.Transport | None = None
         self.parser = RequestParser(self, heads=True)
         self.queue: deque[_Pending] = deque()
-        self.task: fast_upgrade.Cancellable | None = None  # a Task, or a FastUpgrade
-        self.remote_addr = ""
-        self.remote_port = 0
-        self.server_addr = ""
-        self.server_port = 0
-        self.closed = False
-        self.eof = False
-        self.handed_over = False
-        self.upstream_transport: asyncio.Transport | None = None
-        # request being parsed
-        self._url = b""
         self._headers: list[tuple[str, str]] = []
-        self._body_size = 0
-        self._current: _Pending | None = None
-        self.held: _Pending | None = None  # an upgrade request not answered yet
-        self._timer: asyncio.TimerHandle | None = None
-        self._max_body = 1024 * 1024
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
-        self._body_timer: ReadTimer | None = None  # client_body_timeout
-        self._send_timer: SendTimer | None = None  # made when first used (send_timer)
         self.write_gate = WriteGate()  # pause/resume_writing, for files sent (static_send)
-        self.remote_user = ""  # $remote_user: the Basic user name of the request
-        self.tls: ConnectionTLS | None = None  # $ssl_* and client certificate checks
         self.auth_vars: dict[str, str] = {}  # auth_request_set's variables
         # WWW-Authenticate of a 401/403: nginx keeps it in headers_out through error_page
         self.error_headers: list[tuple[str, str]] = []
         self.script_vars: dict[str, str] = {}  # set $name (the rewrite module)
         self.number = next(_CONNECTIONS)  # $connection
-        self.requests = 0  # $connection_requests
-        self.request_id = ""  # $request_id of the current request, made when first read
         self.script_named: Mapping[str, str] = {}  # (?<name>...) of the last regex match
-        self._headless = False  # the next _write is a head to drop (HTTP/0.9)
-        self.stat_state = CLOSED  # what stub_status counts it as (connstats.py)
 
     # -- asyncio.Protocol -------------------------------------------------
 
