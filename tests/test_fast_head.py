@@ -65,6 +65,8 @@ class Recorder:
         bodyless = all(head.header(n) is None for n in ("content-length", "transfer-encoding", "expect"))
         assert plain is bodyless, head
         self.events.append(("head", head))
+        if plain:  # the request is complete with its head: no on_message_complete follows
+            self.events.append(("complete", None))
 
     def on_body(self, body: bytes) -> None:
         if self.events and self.events[-1][0] == "body":

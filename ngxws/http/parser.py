@@ -81,7 +81,8 @@ class RequestProtocol(Protocol):
 class HeadProtocol(RequestProtocol, Protocol):
     """A protocol given a head of the common shape whole (``RequestParser(heads=True)``):
     ``on_request_head`` stands for on_message_begin, on_url, on_header... and
-    on_headers_complete; ``plain``: no Content-Length, no Expect."""
+    on_headers_complete; ``plain``: no Content-Length, no Expect -- the
+    request has no body and is complete: no on_message_complete follows."""
 
     def on_request_head(self, head: RequestHead, plain: bool) -> None: ...
 
@@ -589,7 +590,8 @@ class RequestParser:
                     if self._remaining:
                         self._state = "length"
                         continue
-                    proto.on_message_complete()  # _finish(): the state is request_line, no chunks
+                    if not plain:  # (a plain head is complete with on_request_head)
+                        proto.on_message_complete()  # _finish(): the state is request_line, no chunks
                     if self._upgrade:  # _upgrade_after()
                         self._buf = b""
                         raise UpgradeRequest(pos - base if pos > base else 0)

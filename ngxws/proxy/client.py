@@ -129,7 +129,7 @@ class ClientConnection(asyncio.Protocol):
         self.queue: deque[_Pending] = deque()
         self._headers: list[tuple[str, str]] = []
         self._head_buffers = HeadBuffers(*vhosts.default.large_client_header_buffers)
-        self.write_gate = WriteGate()  # pause/resume_writing, for files sent (static_send)
+        self._write_gate: WriteGate | None = None  # made when first used (write_gate)
         self.auth_vars: dict[str, str] = {}  # auth_request_set's variables
         # WWW-Authenticate of a 401/403: nginx keeps it in headers_out through error_page
         self.error_headers: list[tuple[str, str]] = []
@@ -238,16 +238,29 @@ class ClientConnection(asyncio.Protocol):
             timer = self._send_timer = SendTimer(self.vhosts.default.send_timeout)
         return timer
 
+    @property
+    def write_gate(self) -> WriteGate:
+        """pause/resume_writing, for files sent (static_send); made when first needed."""
+        gate = self._write_gate
+        if gate is None:
+            gate = self._write_gate = WriteGate()
+        return gate
+
+    @write_gate.setter
+    def write_gate(self, gate: WriteGate) -> None:
+        self._write_gate = gate
+
     def pause_writing(self) -> None:
         if self.upstream_transport is not None:
             self.upstream_transport.pause_reading()
         self.send_timer.start(self._send_timed_out)
-        self.write_gate.pause()
+        self.write_gate.pause()  # (made here if not yet)
 
     def resume_writing(self) -> None:
         if self._send_timer is not None:
             self._send_timer.stop()
-        self.write_gate.resume()
+        if self._write_gate is not None:  # none made: nothing waits on it
+            self._write_gate.resume()
         if self.upstream_transport is not None and not self.upstream_transport.is_closing():
             self.upstream_transport.resume_reading()
 
@@ -294,12 +307,17 @@ class ClientConnection(asyncio.Protocol):
         if not plain:
             self._queue_head(head, False)
             return
-        # _queue_head's plain case
-        cur = self._current = _Pending(head)  # HTTP/1.x: not http09
+        # _queue_head's plain case, then on_message_complete's (no body: the
+        # request is complete; the parser calls no on_message_complete)
         queue = self.queue
-        queue.append(cur)
+        queue.append(_Pending(head))  # HTTP/1.x: not http09
         if len(queue) > 1:
             self._pause()
+        self._current = None
+        if self._body_timer is not None:  # _end_body_timer()
+            self._body_timer.cancel()
+            self._body_timer = None
+        self._head_buffers.reset()
 
     def _queue_head(self, head: RequestHead, plain: bool) -> None:
         """``plain``: no Content-Length, Transfer-Encoding or Expect -- no
