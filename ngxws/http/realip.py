@@ -216,6 +216,8 @@ class ClientAddress:
         it); then the POST_READ run with the server's ``conf``."""
         self.addr, self.port = self.peer
         self.changed = False
+        if not conf.trusted:  # run()'s answer without it: no set_real_ip_from
+            return self.peer
         return self.run(conf, headers)
 
     def run(self, conf: RealIP, headers: Sequence[tuple[str, str]]) -> tuple[str, int]:
