@@ -293,11 +293,14 @@ class ClientConnection(asyncio.Protocol):
             headers=self._headers,
             keep_alive=p.should_keep_alive(),
         )
-        self._queue_head(head, False)
+        self._queue_head(head)
 
     def on_request_head(self, head: RequestHead, plain: bool) -> None:
         """A head of the common shape, read whole (http.fast_head): on_message_begin
-        to on_headers_complete in one call."""
+        to on_headers_complete in one call.  ``plain``: no Content-Length,
+        Transfer-Encoding or Expect -- no body to plan for, no 100 to send
+        (``Pending.complete`` is read only while the request is ``_current``,
+        and a bodyless one is not after its head), and the request is complete."""
         self._body_size = 0
         if self._timer is not None:  # cancel_timer()
             self._timer.cancel()
@@ -305,7 +308,7 @@ class ClientConnection(asyncio.Protocol):
         if self.stat_state == READING:  # ngx_http_process_request
             self.stat_state = self.worker.conn_stats.move(READING, WRITING)
         if not plain:
-            self._queue_head(head, False)
+            self._queue_head(head)
             return
         # _queue_head's plain case, then on_message_complete's (no body: the
         # request is complete; the parser calls no on_message_complete)
@@ -319,20 +322,14 @@ class ClientConnection(asyncio.Protocol):
             self._body_timer = None
         self._head_buffers.reset()
 
-    def _queue_head(self, head: RequestHead, plain: bool) -> None:
-        """``plain``: no Content-Length, Transfer-Encoding or Expect -- no
-        body to plan for, no 100 to send (``complete`` is read only while
-        the request is ``_current``, and a bodyless one is not after its head)."""
+    def _queue_head(self, head: RequestHead) -> None:
+        """The rest of on_headers_complete: the request queued, its body planned."""
         # nginx's checks on the head (Host, versions, Transfer-Encoding...)
         # were made by the parser
-        self._current = _Pending(head)
-        self._current.http09 = head.version == "0.9"
-        self.queue.append(self._current)
-        if plain:
-            if len(self.queue) > 1:
-                self._pause()
-            return
         version = head.version
+        self._current = _Pending(head)
+        self._current.http09 = version == "0.9"
+        self.queue.append(self._current)
         plan, scope = body_plan_for(self.vhosts, head)
         self._max_body = plan.limit
         # a body nginx discards (the answer does not wait for it) is not stored
