@@ -32,7 +32,7 @@ import asyncio
 import errno
 import os
 import socket
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ngxws.proxy.head101 import parse_101
 from ngxws.proxy.splice import poller
@@ -42,6 +42,7 @@ from ngxws.ws.frames import POLL_READ, POLL_WRITE
 
 if TYPE_CHECKING:
     from ngxws.routing.peers import PeerTarget
+    from ngxws.ws._speedups import Poller
 
 __all__ = ["Dial", "DialOwner", "family_of"]
 
@@ -66,6 +67,17 @@ def family_of(host: str) -> int | None:
     return family
 
 
+# the loop last asked for and its Poller (splice.poller(): a weak mapping
+# looked up by the running loop): one loop per worker, so nearly always this
+_LAST: list[Any] = [None, None]
+
+
+def _poller_for(loop: asyncio.AbstractEventLoop) -> Poller:
+    found = poller()  # the running loop's: ``loop``
+    _LAST[0], _LAST[1] = loop, found
+    return found
+
+
 class DialOwner(Protocol):
     """What a ``Dial`` reports to (``FastUpgrade``): typed here, defined there."""
 
@@ -86,13 +98,18 @@ class Dial:
 
     __slots__ = ("owner", "peer", "sock", "fd", "loop", "poller", "closed", "watching", "unsent")
 
-    def __init__(self, owner: DialOwner, peer: PeerTarget, family: int) -> None:
+    def __init__(
+        self, owner: DialOwner, peer: PeerTarget, family: int, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         """Start connecting; raises OSError when ``socket()`` fails (as the
-        loop's connect does: the caller's connect_failure says what it means)."""
+        loop's connect does: the caller's connect_failure says what it means).
+        ``loop``: the running loop (the caller has it at hand)."""
         self.owner = owner
         self.peer = peer
-        self.loop = running_loop()
-        self.poller = poller()
+        if loop is None:
+            loop = running_loop()
+        self.loop = loop
+        self.poller = _LAST[1] if _LAST[0] is loop else _poller_for(loop)
         self.closed = False
         self.watching = 0  # POLL_WRITE (connect, head) or POLL_READ (response head)
         self.unsent = b""

@@ -47,14 +47,20 @@ class PeerTarget:
     accessed: float = 0.0
     effective_weight: int = 1
     active: int = field(default=0)
+    # the socket family of ``host`` for a plain connect (dial.family_of),
+    # noted by the first connect; -1: not known yet
+    family: int | None = field(default=-1, repr=False)
+    # ``$upstream_addr`` and the error log's name of it, made once: the
+    # address never changes (set in __post_init__)
+    label: str = field(default="", init=False)
 
-    @property
-    def label(self) -> str:
+    def __post_init__(self) -> None:
         if self.conf.unix is not None:
-            return f"unix:{self.conf.unix}"
-        if ":" in self.host:
-            return f"[{self.host}]:{self.port}"
-        return f"{self.host}:{self.port}"
+            self.label = f"unix:{self.conf.unix}"
+        elif ":" in self.host:
+            self.label = f"[{self.host}]:{self.port}"
+        else:
+            self.label = f"{self.host}:{self.port}"
 
 
 def _resolve(host: str, port: int) -> list[tuple[str, int]]:
