@@ -182,3 +182,28 @@ def test_plan_is_kept_per_location_and_worker(world) -> None:  # type: ignore[no
     other = UpstreamPools(config)
     assert plan_of(loc, other, maps).pools is other
     assert plan_of(loc, pools, maps).selector is pools.selector(loc.proxy_pass)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("balance,key,consistent", [
+    ("round_robin", None, False), ("least_conn", None, False), ("ip_hash", None, False),
+    ("hash", "$x", False), ("hash", "$x", True), ("hash", "", False),
+])
+@pytest.mark.parametrize("down", [False, True])
+def test_a_single_peer_is_the_walk_of_one(balance: str, key: str | None, consistent: bool, down: bool) -> None:
+    """PeerSelector.candidates of one server and no backup (nginx's "single"
+    peer, any balancing) is what the general walk yields for it."""
+    from ngxws.config.model import UpstreamPeer
+    from ngxws.routing.peers import PeerSelector, PeerTarget
+
+    def selector() -> PeerSelector:
+        peer = PeerTarget("127.0.0.1", 9001, UpstreamPeer("127.0.0.1", 9001, down=down, max_fails=1))
+        return PeerSelector([peer], balance, key, clock=lambda: 5.0, consistent=consistent)
+
+    fast, general = selector(), selector()
+    general._single = None  # the walk as it is for several peers
+    for client in ("10.0.0.1", "k", ""):
+        assert [p.label for p in fast.candidates(client)] == [p.label for p in general.candidates(client)]
+        for sel in (fast, general):  # a failure changes nothing of a single peer's walk
+            for p in list(sel.candidates(client)):
+                sel.failed(p)
+    assert fast.total == general.total == 1

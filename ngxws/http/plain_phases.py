@@ -77,7 +77,8 @@ def plain_request(
     assert head is not None
     if conn.tls is not None or state.error or vhosts.regexes:  # 421/495/496, 413, server name captures
         return None
-    server = vhosts.select(head.uri_host or head.host)
+    index = head.header_map
+    server = vhosts.select(head.uri_host or index.get("host"))
     if server.rewrites:
         return None
     match = match_location(server.locations, head.path)
@@ -93,7 +94,7 @@ def plain_request(
         return None
     # engine.start's values for the request (realip of the server; the
     # location's declines: no realip there)
-    auth = head.header("authorization")
+    auth = index.get("authorization")
     conn.remote_user = basic_user(auth) if auth is not None else ""
     conn.remote_addr, conn.remote_port = conn.address.begin_request(server.realip, head.headers)
     conn.auth_vars, conn.error_headers = {}, []

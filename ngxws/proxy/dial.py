@@ -122,7 +122,8 @@ class Dial:
             sock.close()
             raise
         if err in (0, errno.EINPROGRESS):
-            self._watch(POLL_WRITE)
+            self.watching = POLL_WRITE  # _watch(), inline: once per upgrade
+            self.poller.set(self.fd, POLL_WRITE, self._ready)
         else:  # refused at once (loopback): reported from the loop, as the connect's error
             self.loop.call_soon(self._failed_connect, err)
 
@@ -183,7 +184,8 @@ class Dial:
             data = data[sent:]
             if not data:
                 if self.watching != POLL_READ:
-                    self._watch(POLL_READ)
+                    self.watching = POLL_READ  # _watch(), inline: once per upgrade
+                    self.poller.set(self.fd, POLL_READ, self._ready)
                 return
         self.unsent += data
         self._watch(POLL_WRITE)

@@ -88,11 +88,19 @@ class FastConn(RequestIO, Protocol):
     def _answer(self, pending: Pending, resume: Awaitable[bool] | None = None) -> Coroutine[Any, Any, None]: ...
 
 
-def born_spliced(conn: FastConn, server: Server) -> bool:
+def born_spliced(conn: FastConn, server: Server, plan: UpgradePlan | None = None) -> bool:
     """Whether the tunnel of this upgrade will be relayed in C from its start
-    (splice.py): a server that logs no frames, a plain TCP client."""
+    (splice.py): a server that logs no frames, a plain TCP client (``plan``:
+    the location's, which notes whether its server logs)."""
     listen = conn.listen
-    return not (listen.unix or listen.ssl or listen.proxy_protocol or conn.worker.logs_tunnels(server))
+    if listen.unix or listen.ssl or listen.proxy_protocol:
+        return False
+    if plan is None:
+        return not conn.worker.logs_tunnels(server)
+    logs = plan.logs
+    if logs is None or logs[0] is not server:  # a location of one server: noted once
+        logs = plan.logs = (server, conn.worker.logs_tunnels(server))
+    return not logs[1]
 
 
 def fast_target(loc: Location) -> bool:
@@ -134,7 +142,7 @@ class FastUpgrade:
 
     __slots__ = (
         "conn", "pending", "server", "loc", "captures", "plan", "_v", "timer", "deadline", "connecting",
-        "attempts", "selector", "transport", "peer", "addr", "done", "dial",
+        "attempts", "selector", "transport", "peer", "addr", "done", "dial", "loop",
     )
 
     def __init__(
@@ -154,7 +162,8 @@ class FastUpgrade:
         self.transport: asyncio.Transport | Dial | None = None
         # the upstream a plain socket (dial.py) when the tunnel will be
         # relayed in C from its start (splice.py): no transport on that side
-        self.dial = CSplice is not None and born_spliced(conn, server)
+        self.dial = False  # _phases() says
+        self.loop = running_loop()
         self.addr = ""
         self.done = False
         self.peer: PeerTarget | None = None  # the one connected to
@@ -173,6 +182,7 @@ class FastUpgrade:
         worker = conn.worker
         plan: UpgradePlan = plan_of(self.loc, worker.pools, worker.maps)
         self.plan = plan
+        self.dial = CSplice is not None and born_spliced(conn, self.server, plan)
         selector: PeerSelector = plan.selector
         self.selector = selector
         key = self.variables().render(selector.hash_key or "") if plan.hashed else conn.remote_addr
@@ -206,7 +216,7 @@ class FastUpgrade:
             self._failed(UpstreamUnavailable(*attempts.last))
             return
         attempts.tried += 1
-        loop = running_loop()
+        loop = self.loop
         if self.timer is not None:
             self.timer.cancel()  # the previous peer's
         self.timer = loop.call_later(self.loc.proxy.connect_timeout, self._expired)
@@ -261,6 +271,7 @@ class FastUpgrade:
         self.peer = peer
         conn = self.conn
         conn.upstream_transport = self.transport = transport  # type: ignore[assignment]  # a Dial is one to it
+        loop = self.loop
         try:
             head = self.pending.head
             assert head is not None
@@ -278,7 +289,6 @@ class FastUpgrade:
         except Exception as err:
             self._resume(_raising(err))
             return
-        loop = running_loop()
         read_timeout = self.loc.proxy.read_timeout
         self.deadline = loop.time() + read_timeout
         if self.timer is None or self.deadline < self.timer.when():

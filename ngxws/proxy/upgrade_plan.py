@@ -65,7 +65,7 @@ class UpgradePlan:
 
     __slots__ = (
         "loc", "pools", "maps", "selector", "proxy_host", "proxy_port", "hashed", "head_nobody", "head_zero",
-        "hidden", "pass_headers", "version", "plain_uri", "passing", "dropped",
+        "hidden", "pass_headers", "version", "plain_uri", "passing", "dropped", "logs",
     )
 
     def __init__(self, loc: Location, pools: UpstreamPools, maps: Mapping[str, object]) -> None:
@@ -79,6 +79,8 @@ class UpgradePlan:
         self.proxy_port = str(pp.port)
         self.hashed = self.selector.balance == "hash" and bool(self.selector.hash_key)
         self.plain_uri = pp.uri is None
+        # (server, whether the worker logs its tunnels' frames): born_spliced()
+        self.logs: tuple[Server, bool] | None = None
         settings = loc.proxy
         self.version = f" HTTP/{settings.http_version}"
         self.pass_headers = settings.pass_request_headers

@@ -98,6 +98,11 @@ class PeerSelector:
         # ip_hash / hash walk the weights of every primary peer, down ones included
         self._total_weight = sum(p.conf.weight for p in self.primary) or 1
         self._ring = chash_ring(self.primary) if consistent and balance == "hash" else None
+        self.total = len(self.primary) + len(self.backup)
+        # nginx's "single" peer (one server, no backup; _rr_candidates),
+        # whatever the balancing: every request's one candidate, no walk
+        only = self.primary[0] if len(self.primary) == 1 and not self.backup else None
+        self._single = None if only is None else (() if only.conf.down else (only,))
 
     @classmethod
     def for_target(cls, upstream: Upstream | None, host: str, port: int) -> PeerSelector:
@@ -255,6 +260,8 @@ class PeerSelector:
 
         ``key`` is the client address for ``ip_hash`` and the rendered
         ``hash`` key for ``hash``; other methods ignore it."""
+        if self._single is not None:
+            return iter(self._single)
         tried: set[int] = set()
         if self._ring is not None:
             return self._chash_candidates(self._ring, key, tried)
