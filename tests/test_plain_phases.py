@@ -230,3 +230,16 @@ def test_the_plain_requests_are_taken(world) -> None:  # type: ignore[no-untyped
     for target in ["/rw/a", "/le/", "/realip/", "/lim/", "/deny/", "/basic/", "/authreq/", "/named/x", "/internal/",
                    "/slash", "/uwsgi/", "/set/", "/if/", "/ret/"]:  # realip of a server is its locations' too
         assert plain_request(Conn("127.0.0.1"), table[1], Req(_head("GET", target, "plain.test", []), 0, True)) is None, target
+
+
+def test_select_remembers_what_it_chose(world) -> None:  # type: ignore[no-untyped-def]
+    """VirtualHosts.select's answers kept per Host are the lookup's, every
+    time, also once the bounded memory was emptied."""
+    _, table = world
+    names = [h for h in HOSTS if h] + ["a.regex.test", "B.Regex.Test:2", "other.test.", "[::1]:1", "x" * 300]
+    names += [f"n{i}.test" for i in range(300)]
+    for vhosts in table.values():
+        for _ in range(2):
+            for name in names:
+                assert vhosts.select(name) is vhosts._select(name)
+        assert vhosts.select("") is vhosts.select(None) is vhosts.default
