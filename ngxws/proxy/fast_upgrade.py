@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ngxws.http.content import Upgrade
 from ngxws.http.engine import Content
-from ngxws.http.engine import start as engine_start
+from ngxws.http.engine import phases as engine_phases
 from ngxws.http.parser import RequestParser, RequestProtocol
+from ngxws.http.plain_phases import plain_request
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
@@ -122,16 +123,25 @@ def start(conn: FastConn, pending: Pending) -> bool:
     if head is None or pending.error or pending.body is not None or pending.http09 or conn.tls is not None:
         return False
     try:
-        action = engine_start(conn.worker.world, conn, conn.vhosts, pending)
+        # engine.start: a request no phase acts on (its Content not made
+        # when the upgrade goes on here), else the phases
+        plain = plain_request(conn, conn.vhosts, pending)
+        action = None if plain is not None else engine_phases(conn.worker.world, conn, conn.vhosts, pending)
     except Exception as exc:  # as _answer does: 500, logged
         conn.task = asyncio.ensure_future(conn._answer(pending, _raising(exc)))
         return True
-    if isinstance(action, Content) and isinstance(action.handler, Upgrade) and fast_target(action.loc):
-        limit = action.server.ws.max_connections
+    content = plain if action is None else (
+        (action.handler, action.server, action.loc, action.captures) if isinstance(action, Content) else None
+    )
+    if content is not None and isinstance(content[0], Upgrade) and fast_target(content[2]):
+        limit = content[1].ws.max_connections
         # at_limit() of no limit (0) is False: the Upgrade header is not read for it
         if not (limit and asks_websocket(head) and conn.worker.counters.at_limit(limit)):
-            FastUpgrade(conn, pending, action.server, action.loc, action.captures)
+            FastUpgrade(conn, pending, content[1], content[2], content[3])
             return True
+    if action is None:
+        assert content is not None
+        action = Content(content[0], pending, content[1], content[2], content[3], head.keep_alive)
     # anything else (the 1013 refusal too) as the general path does it
     conn.task = asyncio.ensure_future(conn._answer(pending, carry_out(conn, action)))
     return True
