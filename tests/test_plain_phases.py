@@ -243,3 +243,17 @@ def test_select_remembers_what_it_chose(world) -> None:  # type: ignore[no-untyp
             for name in names:
                 assert vhosts.select(name) is vhosts._select(name)
         assert vhosts.select("") is vhosts.select(None) is vhosts.default
+
+
+def test_a_copy_of_the_hosts_remembers_its_own(world) -> None:  # type: ignore[no-untyped-def]
+    """A copy with another default (client_certs' probe for SNI) has its own
+    remembered answers: neither sees the other's default."""
+    from dataclasses import replace
+
+    _, table = world
+    vhosts = table[1]
+    other = next(s for s in vhosts.exact.values() if s is not vhosts.default)
+    probe = replace(vhosts, default=other)
+    for _ in range(2):
+        assert vhosts.select("nobody.test") is vhosts.default
+        assert probe.select("nobody.test") is other

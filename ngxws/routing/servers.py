@@ -33,7 +33,7 @@ class VirtualHosts:
     regexes: list[tuple[re.Pattern[str], Server]] = field(default_factory=list)
     # select()'s recent answers by Host as it came (a websocket endpoint
     # sees the same few again and again); bounded, emptied by add()
-    _chosen: dict[str, Server] = field(default_factory=dict, repr=False, compare=False)
+    _chosen: dict[str, Server] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def add(self, server: Server) -> None:
         self._chosen.clear()
