@@ -10,7 +10,9 @@ nginx's ``ngx_event_connect_peer`` does: ``socket``, ``TCP_NODELAY`` (nginx
 sets it on both upgraded connections, ``ngx_http_upstream_upgrade``), a
 non-blocking ``connect``, the loop's write readiness for its outcome
 (``SO_ERROR``), then one ``send`` of the request head and the loop's read
-readiness for the response head.
+readiness for the response head.  To a loopback peer the handshake is over
+when ``connect`` returns (``TCP_INFO``'s state says so): the head goes at
+once, as on the write readiness that would follow (``at_once``).
 
 A simple 101 (``head101.parse_101``) goes to ``FastUpgrade.head_read`` and
 the socket to the tunnel.  Anything else -- another answer, a head not
@@ -78,6 +80,14 @@ def _poller_for(loop: asyncio.AbstractEventLoop) -> Poller:
     return found
 
 
+def _established(sock: socket.socket) -> bool:
+    """The connection is up (TCP_INFO's tcpi_state is TCP_ESTABLISHED)."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == 1
+    except OSError:
+        return False
+
+
 class DialOwner(Protocol):
     """What a ``Dial`` reports to (``FastUpgrade``): typed here, defined there."""
 
@@ -96,7 +106,7 @@ _NO_OWNER: DialOwner = cast(DialOwner, None)
 class Dial:
     """One upstream connection of an upgrade, until its response head is in."""
 
-    __slots__ = ("owner", "peer", "sock", "fd", "loop", "poller", "closed", "watching", "unsent")
+    __slots__ = ("owner", "peer", "sock", "fd", "loop", "poller", "closed", "watching", "unsent", "at_once")
 
     def __init__(
         self, owner: DialOwner, peer: PeerTarget, family: int, loop: asyncio.AbstractEventLoop | None = None
@@ -113,6 +123,7 @@ class Dial:
         self.closed = False
         self.watching = 0  # POLL_WRITE (connect, head) or POLL_READ (response head)
         self.unsent = b""
+        self.at_once = False  # connected when connect() returned: the owner calls connect_done()
         sock = self.sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         self.fd = sock.fileno()
         try:
@@ -122,6 +133,11 @@ class Dial:
             sock.close()
             raise
         if err in (0, errno.EINPROGRESS):
+            if err == 0 or (peer.host.startswith("127.") or peer.host == "::1") and _established(sock):
+                # a loopback connect's handshake is over when connect()
+                # returns: the write readiness nginx waits for is there
+                self.at_once = True
+                return
             self.watching = POLL_WRITE  # _watch(), inline: once per upgrade
             self.poller.set(self.fd, POLL_WRITE, self._ready)
         else:  # refused at once (loopback): reported from the loop, as the connect's error
@@ -153,6 +169,12 @@ class Dial:
         self.owner.connected(self.peer, self, None)
         if not self.closed and self.watching == POLL_WRITE and not self.unsent:
             self._watch(0)
+
+    def connect_done(self) -> None:
+        """The connect ended in ``connect()`` itself (``at_once``): the owner
+        goes on as on the write readiness (nothing registered with the
+        poller yet: the head's send registers the read)."""
+        self.owner.connected(self.peer, self, None)
 
     def _failed_connect(self, err: int) -> None:
         if self.closed:

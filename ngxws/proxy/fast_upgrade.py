@@ -237,9 +237,12 @@ class FastUpgrade:
                 family = peer.family = family_of(peer.host)
         if family is not None:
             try:
-                self.connecting = Dial(self, peer, family, loop)
+                dial = self.connecting = Dial(self, peer, family, loop)
             except OSError as exc:  # socket() failed
                 self.connected(peer, None, exc)
+                return
+            if dial.at_once:  # connected already (loopback): on at once
+                dial.connect_done()
             return
         reader = _HeadReader(self)  # not kept here: no cycle to leave to the collector
         if peer.conf.unix is not None:  # an upstream block's unix: server
