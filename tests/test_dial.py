@@ -286,3 +286,38 @@ def test_graceful_stop_says_1001_on_a_tunnel_relayed_in_c(tmp_path: Path) -> Non
         assert tail[4:14] == b"Going Away"
         c.close()
         assert nx.proc.wait(15) == 0
+
+
+def test_a_loopback_connect_is_up_when_connect_returns() -> None:
+    """Why a loopback Dial goes on at once (``at_once``): its handshake is
+    over when the non-blocking connect() returns; a connect whose SYN gets no
+    answer (a full accept queue) is not up, and waits for the write readiness."""
+    from ngxws.proxy.dial import _established
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    port = int(lsock.getsockname()[1])
+    held: list[socket.socket] = []
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        held.append(sock)
+        assert sock.connect_ex(("127.0.0.1", port)) in (0, 115)  # EINPROGRESS
+        assert _established(sock)
+        full = socket.socket()
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        held.append(full)
+        waiting = None
+        for _ in range(8):  # bounded: a backlog of 0 queues one or two
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            held.append(s)
+            s.connect_ex(full.getsockname())
+            if not _established(s):
+                waiting = s
+                break
+        assert waiting is not None
+    finally:
+        for s in held:
+            s.close()
+        lsock.close()

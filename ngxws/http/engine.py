@@ -43,6 +43,7 @@ from ngxws.config.model import Location, Return, Server
 from ngxws.http.access_phase import OK, Verdicts
 from ngxws.http.content import Action as Handler
 from ngxws.http.content import Error, decide
+from ngxws.http.plain_phases import plain_request
 from ngxws.http.realip import ClientAddress
 from ngxws.http.request import RequestHead
 from ngxws.http.rewrite import Routed, Stat, content_type_for, limited, route, run_location_script
@@ -55,7 +56,7 @@ from ngxws.routing.servers import VirtualHosts
 __all__ = [
     "Action", "AuthSubrequest", "Close", "Connection", "Content", "Delay", "ErrorPage", "LimitCheck",
     "Paused", "Plain", "Redirect", "Respond", "State", "World", "after_auth", "after_delay", "at_location",
-    "on_error", "start",
+    "on_error", "phases", "start",
 ]
 
 # ngx_http_special_response_handler() drops keep-alive after these.
@@ -246,7 +247,19 @@ Action = Close | Plain | ErrorPage | Redirect | Respond | Content | Delay | Auth
 
 
 def start(world: World, conn: Connection, vhosts: VirtualHosts, state: State) -> Action:
-    """One request from its head: every phase up to the action that answers it."""
+    """One request from its head: every phase up to the action that answers it
+    (a request no phase can act on goes straight to its content handler:
+    ngxws.http.plain_phases)."""
+    plain = plain_request(conn, vhosts, state)
+    if plain is not None:
+        head = state.head
+        assert head is not None
+        return Content(plain[0], state, plain[1], plain[2], plain[3], head.keep_alive)
+    return phases(world, conn, vhosts, state)
+
+
+def phases(world: World, conn: Connection, vhosts: VirtualHosts, state: State) -> Action:
+    """Every phase of a request up to its action (the oracle of plain_phases)."""
     head = state.head
     assert head is not None
     host = head.uri_host or head.host

@@ -235,6 +235,11 @@ def proxy_uri(pp: ProxyPass, location_pattern: str, location_modifier: str, v: R
     if pp.has_variables:
         target = split_proxy_url(v.render(pp.url))
         return target[3] if target is not None and target[3] else h.request_uri
+    return proxy_uri_of(pp, location_pattern, location_modifier, h)
+
+
+def proxy_uri_of(pp: ProxyPass, location_pattern: str, location_modifier: str, h: RequestHead) -> str:
+    """``proxy_uri`` of a ``proxy_pass`` without variables: the head alone decides."""
     if pp.uri is None:
         return h.request_uri
     if location_modifier in ("", "^~", "=") and h.path.startswith(location_pattern):

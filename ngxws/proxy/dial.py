@@ -10,7 +10,9 @@ nginx's ``ngx_event_connect_peer`` does: ``socket``, ``TCP_NODELAY`` (nginx
 sets it on both upgraded connections, ``ngx_http_upstream_upgrade``), a
 non-blocking ``connect``, the loop's write readiness for its outcome
 (``SO_ERROR``), then one ``send`` of the request head and the loop's read
-readiness for the response head.
+readiness for the response head.  To a loopback peer the handshake is over
+when ``connect`` returns (``TCP_INFO``'s state says so): the head goes at
+once, as on the write readiness that would follow (``at_once``).
 
 A simple 101 (``head101.parse_101``) goes to ``FastUpgrade.head_read`` and
 the socket to the tunnel.  Anything else -- another answer, a head not
@@ -32,7 +34,7 @@ import asyncio
 import errno
 import os
 import socket
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ngxws.proxy.head101 import parse_101
 from ngxws.proxy.splice import poller
@@ -42,6 +44,7 @@ from ngxws.ws.frames import POLL_READ, POLL_WRITE
 
 if TYPE_CHECKING:
     from ngxws.routing.peers import PeerTarget
+    from ngxws.ws._speedups import Poller
 
 __all__ = ["Dial", "DialOwner", "family_of"]
 
@@ -66,6 +69,25 @@ def family_of(host: str) -> int | None:
     return family
 
 
+# the loop last asked for and its Poller (splice.poller(): a weak mapping
+# looked up by the running loop): one loop per worker, so nearly always this
+_LAST: list[Any] = [None, None]
+
+
+def _poller_for(loop: asyncio.AbstractEventLoop) -> Poller:
+    found = poller()  # the running loop's: ``loop``
+    _LAST[0], _LAST[1] = loop, found
+    return found
+
+
+def _established(sock: socket.socket) -> bool:
+    """The connection is up (TCP_INFO's tcpi_state is TCP_ESTABLISHED)."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == 1
+    except OSError:
+        return False
+
+
 class DialOwner(Protocol):
     """What a ``Dial`` reports to (``FastUpgrade``): typed here, defined there."""
 
@@ -84,18 +106,24 @@ _NO_OWNER: DialOwner = cast(DialOwner, None)
 class Dial:
     """One upstream connection of an upgrade, until its response head is in."""
 
-    __slots__ = ("owner", "peer", "sock", "fd", "loop", "poller", "closed", "watching", "unsent")
+    __slots__ = ("owner", "peer", "sock", "fd", "loop", "poller", "closed", "watching", "unsent", "at_once")
 
-    def __init__(self, owner: DialOwner, peer: PeerTarget, family: int) -> None:
+    def __init__(
+        self, owner: DialOwner, peer: PeerTarget, family: int, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         """Start connecting; raises OSError when ``socket()`` fails (as the
-        loop's connect does: the caller's connect_failure says what it means)."""
+        loop's connect does: the caller's connect_failure says what it means).
+        ``loop``: the running loop (the caller has it at hand)."""
         self.owner = owner
         self.peer = peer
-        self.loop = running_loop()
-        self.poller = poller()
+        if loop is None:
+            loop = running_loop()
+        self.loop = loop
+        self.poller = _LAST[1] if _LAST[0] is loop else _poller_for(loop)
         self.closed = False
         self.watching = 0  # POLL_WRITE (connect, head) or POLL_READ (response head)
         self.unsent = b""
+        self.at_once = False  # connected when connect() returned: the owner calls connect_done()
         sock = self.sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         self.fd = sock.fileno()
         try:
@@ -105,7 +133,13 @@ class Dial:
             sock.close()
             raise
         if err in (0, errno.EINPROGRESS):
-            self._watch(POLL_WRITE)
+            if err == 0 or (peer.host.startswith("127.") or peer.host == "::1") and _established(sock):
+                # a loopback connect's handshake is over when connect()
+                # returns: the write readiness nginx waits for is there
+                self.at_once = True
+                return
+            self.watching = POLL_WRITE  # _watch(), inline: once per upgrade
+            self.poller.set(self.fd, POLL_WRITE, self._ready)
         else:  # refused at once (loopback): reported from the loop, as the connect's error
             self.loop.call_soon(self._failed_connect, err)
 
@@ -135,6 +169,12 @@ class Dial:
         self.owner.connected(self.peer, self, None)
         if not self.closed and self.watching == POLL_WRITE and not self.unsent:
             self._watch(0)
+
+    def connect_done(self) -> None:
+        """The connect ended in ``connect()`` itself (``at_once``): the owner
+        goes on as on the write readiness (nothing registered with the
+        poller yet: the head's send registers the read)."""
+        self.owner.connected(self.peer, self, None)
 
     def _failed_connect(self, err: int) -> None:
         if self.closed:
@@ -166,7 +206,8 @@ class Dial:
             data = data[sent:]
             if not data:
                 if self.watching != POLL_READ:
-                    self._watch(POLL_READ)
+                    self.watching = POLL_READ  # _watch(), inline: once per upgrade
+                    self.poller.set(self.fd, POLL_READ, self._ready)
                 return
         self.unsent += data
         self._watch(POLL_WRITE)

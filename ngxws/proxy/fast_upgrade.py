@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ngxws.http.content import Upgrade
 from ngxws.http.engine import Content
-from ngxws.http.engine import start as engine_start
+from ngxws.http.engine import phases as engine_phases
 from ngxws.http.parser import RequestParser, RequestProtocol
+from ngxws.http.plain_phases import plain_request
 from ngxws.http.upstream_request import (
     RequestVariables,
     build_upstream_head,
     expects_no_body,
-    proxy_host_of,
     proxy_uri,
 )
 from ngxws.proxy.actions import carry_out
@@ -46,6 +46,7 @@ from ngxws.proxy.dial import Dial, family_of
 from ngxws.proxy.head101 import parse_101
 from ngxws.proxy.request_body import upstream_framing
 from ngxws.proxy.upgrade import asks_websocket, tunnel_now, upgrade_answered, upstream_failed
+from ngxws.proxy.upgrade_plan import UpgradePlan, plan_of
 from ngxws.proxy.upstream import (
     NEXT_STATUSES,
     Attempts,
@@ -59,6 +60,8 @@ from ngxws.running import running_loop
 from ngxws.ws.frames import CSplice
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ngxws.config.model import Listen, Location, Server
     from ngxws.proxy.pending import Pending
     from ngxws.routing.peers import PeerSelector, PeerTarget
@@ -79,15 +82,26 @@ class FastConn(RequestIO, Protocol):
     listen: Listen
     _headless: bool
     parser: RequestParser
+    script_vars: dict[str, str]
+    script_named: Mapping[str, str]
+    auth_vars: dict[str, str]
 
     def _answer(self, pending: Pending, resume: Awaitable[bool] | None = None) -> Coroutine[Any, Any, None]: ...
 
 
-def born_spliced(conn: FastConn, server: Server) -> bool:
+def born_spliced(conn: FastConn, server: Server, plan: UpgradePlan | None = None) -> bool:
     """Whether the tunnel of this upgrade will be relayed in C from its start
-    (splice.py): a server that logs no frames, a plain TCP client."""
+    (splice.py): a server that logs no frames, a plain TCP client (``plan``:
+    the location's, which notes whether its server logs)."""
     listen = conn.listen
-    return not (listen.unix or listen.ssl or listen.proxy_protocol or conn.worker.logs_tunnels(server))
+    if listen.unix or listen.ssl or listen.proxy_protocol:
+        return False
+    if plan is None:
+        return not conn.worker.logs_tunnels(server)
+    logs = plan.logs
+    if logs is None or logs[0] is not server:  # a location of one server: noted once
+        logs = plan.logs = (server, conn.worker.logs_tunnels(server))
+    return not logs[1]
 
 
 def fast_target(loc: Location) -> bool:
@@ -109,19 +123,27 @@ def start(conn: FastConn, pending: Pending) -> bool:
     if head is None or pending.error or pending.body is not None or pending.http09 or conn.tls is not None:
         return False
     try:
-        action = engine_start(conn.worker.world, conn, conn.vhosts, pending)
+        # engine.start: a request no phase acts on (its Content not made
+        # when the upgrade goes on here), else the phases
+        plain = plain_request(conn, conn.vhosts, pending)
+        action = None if plain is not None else engine_phases(conn.worker.world, conn, conn.vhosts, pending)
     except Exception as exc:  # as _answer does: 500, logged
         conn.task = asyncio.ensure_future(conn._answer(pending, _raising(exc)))
         return True
-    if (
-        isinstance(action, Content)
-        and isinstance(action.handler, Upgrade)
-        and fast_target(action.loc)
-        and not (asks_websocket(head) and conn.worker.counters.at_limit(action.server.ws.max_connections))
-    ):
-        FastUpgrade(conn, pending, action.server, action.loc, action.captures)
-    else:  # anything else (the 1013 refusal too) as the general path does it
-        conn.task = asyncio.ensure_future(conn._answer(pending, carry_out(conn, action)))
+    content = plain if action is None else (
+        (action.handler, action.server, action.loc, action.captures) if isinstance(action, Content) else None
+    )
+    if content is not None and isinstance(content[0], Upgrade) and fast_target(content[2]):
+        limit = content[1].ws.max_connections
+        # at_limit() of no limit (0) is False: the Upgrade header is not read for it
+        if not (limit and asks_websocket(head) and conn.worker.counters.at_limit(limit)):
+            FastUpgrade(conn, pending, content[1], content[2], content[3])
+            return True
+    if action is None:
+        assert content is not None
+        action = Content(content[0], pending, content[1], content[2], content[3], head.keep_alive)
+    # anything else (the 1013 refusal too) as the general path does it
+    conn.task = asyncio.ensure_future(conn._answer(pending, carry_out(conn, action)))
     return True
 
 
@@ -129,8 +151,8 @@ class FastUpgrade:
     """One upgrade in flight, kept as ``conn.task`` (``cancel``: the client left)."""
 
     __slots__ = (
-        "conn", "pending", "server", "loc", "v", "timer", "deadline", "connecting", "attempts", "selector",
-        "transport", "peer", "addr", "done", "dial",
+        "conn", "pending", "server", "loc", "captures", "plan", "_v", "timer", "deadline", "connecting",
+        "attempts", "selector", "transport", "peer", "addr", "done", "dial", "loop",
     )
 
     def __init__(
@@ -140,6 +162,8 @@ class FastUpgrade:
         self.pending = pending
         self.server = server
         self.loc = loc
+        self.captures = captures
+        self._v: RequestVariables | None = None  # made when something reads it (variables())
         # one handle: proxy_connect_timeout, then (moved on only when it
         # fires, or when the head's deadline comes first) proxy_read_timeout
         self.timer: asyncio.TimerHandle | None = None
@@ -148,36 +172,45 @@ class FastUpgrade:
         self.transport: asyncio.Transport | Dial | None = None
         # the upstream a plain socket (dial.py) when the tunnel will be
         # relayed in C from its start (splice.py): no transport on that side
-        self.dial = CSplice is not None and born_spliced(conn, server)
+        self.dial = False  # _phases() says
+        self.loop = running_loop()
         self.addr = ""
         self.done = False
         self.peer: PeerTarget | None = None  # the one connected to
         conn.task = self
         try:
-            self.v = self._phases(captures)
+            self._phases()
             self._connect_next()
         except Exception as exc:  # as _answer does: 500, logged
             self._resume(_raising(exc))
 
-    def _phases(self, captures: tuple[str, ...]) -> RequestVariables:
+    def _phases(self) -> None:
         """What ``open_upstream`` sets up before it connects (the engine ran
-        the phases): the request's variables and the peers to try."""
-        conn, pending, server, loc = self.conn, self.pending, self.server, self.loc
-        head = pending.head
-        assert head is not None and loc.proxy_pass is not None
+        the phases): the peers to try (the location's plan: upgrade_plan.py)."""
+        conn = self.conn
         conn._headless = False  # not HTTP/0.9: start checked
-        v = conn.variables(head, server, captures)
-        v.limits, v.status = pending.limits, pending.status_override or 0
-        pp = loc.proxy_pass
-        v.proxy_host = proxy_host_of(pp)
-        v.proxy_port = str(pp.port)
-        v.body_length, v.chunked = upstream_framing(head, None)
-        selector: PeerSelector = conn.worker.pools.selector(pp)
+        worker = conn.worker
+        plan: UpgradePlan = plan_of(self.loc, worker.pools, worker.maps)
+        self.plan = plan
+        self.dial = CSplice is not None and born_spliced(conn, self.server, plan)
+        selector: PeerSelector = plan.selector
         self.selector = selector
-        key = conn.remote_addr
-        if selector.balance == "hash" and selector.hash_key:
-            key = v.render(selector.hash_key)
+        key = self.variables().render(selector.hash_key or "") if plan.hashed else conn.remote_addr
         self.attempts = Attempts(selector, key, self.loc.proxy)
+
+    def variables(self) -> RequestVariables:
+        """The request's variables as ``open_upstream`` sets them up, made
+        on first use (the plan's head needs none)."""
+        v = self._v
+        if v is None:
+            pending = self.pending
+            head = pending.head
+            assert head is not None
+            v = self._v = self.conn.variables(head, self.server, self.captures)
+            v.limits, v.status = pending.limits, pending.status_override or 0
+            v.proxy_host = self.plan.proxy_host
+            v.proxy_port = self.plan.proxy_port
+            v.body_length, v.chunked = upstream_framing(head, None)
         return v
 
     # -- connect: upstream.connect_upstream's walk, by callbacks -------------
@@ -193,16 +226,23 @@ class FastUpgrade:
             self._failed(UpstreamUnavailable(*attempts.last))
             return
         attempts.tried += 1
-        loop = running_loop()
+        loop = self.loop
         if self.timer is not None:
             self.timer.cancel()  # the previous peer's
         self.timer = loop.call_later(self.loc.proxy.connect_timeout, self._expired)
-        family = family_of(peer.host) if self.dial and peer.conf.unix is None else None
+        family = None
+        if self.dial and peer.conf.unix is None:
+            family = peer.family
+            if family == -1:  # not known yet
+                family = peer.family = family_of(peer.host)
         if family is not None:
             try:
-                self.connecting = Dial(self, peer, family)
+                dial = self.connecting = Dial(self, peer, family, loop)
             except OSError as exc:  # socket() failed
                 self.connected(peer, None, exc)
+                return
+            if dial.at_once:  # connected already (loopback): on at once
+                dial.connect_done()
             return
         reader = _HeadReader(self)  # not kept here: no cycle to leave to the collector
         if peer.conf.unix is not None:  # an upstream block's unix: server
@@ -244,15 +284,24 @@ class FastUpgrade:
         self.peer = peer
         conn = self.conn
         conn.upstream_transport = self.transport = transport  # type: ignore[assignment]  # a Dial is one to it
+        loop = self.loop
         try:
             head = self.pending.head
-            assert head is not None and self.loc.proxy_pass is not None
-            uri = proxy_uri(self.loc.proxy_pass, self.loc.pattern, self.loc.modifier, self.v)
-            transport.write(build_upstream_head(uri, self.loc.proxy, self.v))
+            assert head is not None
+            data = None
+            # set, named captures and auth_request_set values come before
+            # the names the plan reads (RequestVariables.get)
+            if not (conn.script_vars or conn.script_named or conn.auth_vars):
+                data = self.plan.head(head, self.server)
+            if data is None:
+                v = self.variables()
+                assert self.loc.proxy_pass is not None
+                uri = proxy_uri(self.loc.proxy_pass, self.loc.pattern, self.loc.modifier, v)
+                data = build_upstream_head(uri, self.loc.proxy, v)
+            transport.write(data)
         except Exception as err:
             self._resume(_raising(err))
             return
-        loop = running_loop()
         read_timeout = self.loc.proxy.read_timeout
         self.deadline = loop.time() + read_timeout
         if self.timer is None or self.deadline < self.timer.when():
@@ -344,7 +393,7 @@ class FastUpgrade:
         """The reader of an answer a ``Dial`` does not read itself (see dial.py)."""
         head = self.pending.head
         assert head is not None
-        response = UpstreamResponse(head_only=expects_no_body(self.loc.proxy, self.v), read_timeout=self.loc.proxy.read_timeout)
+        response = UpstreamResponse(head_only=expects_no_body(self.loc.proxy, self.variables()), read_timeout=self.loc.proxy.read_timeout)
         response.head_done.add_done_callback(lambda f: _head_done(self, response, f))
         return response
 
@@ -474,7 +523,7 @@ class _HeadReader(asyncio.Protocol):
         owner = self.owner
         head = owner.pending.head
         assert head is not None and self.transport is not None
-        response = UpstreamResponse(head_only=expects_no_body(owner.loc.proxy, owner.v), read_timeout=owner.loc.proxy.read_timeout)
+        response = UpstreamResponse(head_only=expects_no_body(owner.loc.proxy, owner.variables()), read_timeout=owner.loc.proxy.read_timeout)
         response.connection_made(self.transport)
         self.transport.set_protocol(response)
         response.head_done.add_done_callback(lambda f: _head_done(owner, response, f))

@@ -112,9 +112,8 @@ class Attempts:
     def __init__(self, selector: PeerSelector, key: str, settings: ProxySettings) -> None:
         self.candidates = selector.candidates(key)  # ip_hash: client address; hash: the rendered key
         self.tried = 0
-        total = len(selector.primary) + len(selector.backup)
         bound = settings.next_upstream_tries
-        self.tries = min(total, bound) if bound else total
+        self.tries = min(selector.total, bound) if bound else selector.total
         self.last = (502, "no live upstreams")
 
     def may_go_on(self, settings: ProxySettings, failure: str, method: str = "") -> bool:

@@ -47,14 +47,20 @@ class PeerTarget:
     accessed: float = 0.0
     effective_weight: int = 1
     active: int = field(default=0)
+    # the socket family of ``host`` for a plain connect (dial.family_of),
+    # noted by the first connect; -1: not known yet
+    family: int | None = field(default=-1, repr=False)
+    # ``$upstream_addr`` and the error log's name of it, made once: the
+    # address never changes (set in __post_init__)
+    label: str = field(default="", init=False)
 
-    @property
-    def label(self) -> str:
+    def __post_init__(self) -> None:
         if self.conf.unix is not None:
-            return f"unix:{self.conf.unix}"
-        if ":" in self.host:
-            return f"[{self.host}]:{self.port}"
-        return f"{self.host}:{self.port}"
+            self.label = f"unix:{self.conf.unix}"
+        elif ":" in self.host:
+            self.label = f"[{self.host}]:{self.port}"
+        else:
+            self.label = f"{self.host}:{self.port}"
 
 
 def _resolve(host: str, port: int) -> list[tuple[str, int]]:
@@ -92,6 +98,11 @@ class PeerSelector:
         # ip_hash / hash walk the weights of every primary peer, down ones included
         self._total_weight = sum(p.conf.weight for p in self.primary) or 1
         self._ring = chash_ring(self.primary) if consistent and balance == "hash" else None
+        self.total = len(self.primary) + len(self.backup)
+        # nginx's "single" peer (one server, no backup; _rr_candidates),
+        # whatever the balancing: every request's one candidate, no walk
+        only = self.primary[0] if len(self.primary) == 1 and not self.backup else None
+        self._single = None if only is None else (() if only.conf.down else (only,))
 
     @classmethod
     def for_target(cls, upstream: Upstream | None, host: str, port: int) -> PeerSelector:
@@ -249,6 +260,8 @@ class PeerSelector:
 
         ``key`` is the client address for ``ip_hash`` and the rendered
         ``hash`` key for ``hash``; other methods ignore it."""
+        if self._single is not None:
+            return iter(self._single)
         tried: set[int] = set()
         if self._ring is not None:
             return self._chash_candidates(self._ring, key, tried)

@@ -31,8 +31,12 @@ class VirtualHosts:
     leading: list[tuple[str, Server]] = field(default_factory=list)  # suffix incl. dot
     trailing: list[tuple[str, Server]] = field(default_factory=list)  # prefix incl. dot
     regexes: list[tuple[re.Pattern[str], Server]] = field(default_factory=list)
+    # select()'s recent answers by Host as it came (a websocket endpoint
+    # sees the same few again and again); bounded, emptied by add()
+    _chosen: dict[str, Server] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def add(self, server: Server) -> None:
+        self._chosen.clear()
         for name in server.server_names:
             n = name.lower()
             if n.startswith("~"):
@@ -53,6 +57,17 @@ class VirtualHosts:
     def select(self, host: str | None) -> Server:
         if not host:
             return self.default
+        chosen = self._chosen.get(host)
+        if chosen is not None:
+            return chosen
+        chosen = self._select(host)
+        if len(host) <= 256:  # bounded: clients choose Host
+            if len(self._chosen) >= 256:
+                self._chosen.clear()
+            self._chosen[host] = chosen
+        return chosen
+
+    def _select(self, host: str) -> Server:
         name = normalise_host(host)
         server = self.exact.get(name)
         if server is not None:

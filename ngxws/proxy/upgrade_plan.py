@@ -1,0 +1,196 @@
+"""What an upgrade's ``proxy_pass`` location decides once: its peers and
+the upstream request head as literal text with slots (pure but for the
+selector the worker's pools keep).
+
+nginx compiles a location's ``proxy_set_header`` list at configuration
+time (``ngx_http_proxy_init_headers``: constant lines copied, variables run
+per request) and ``$proxy_host`` is the ``proxy_pass`` target's, fixed
+for a target without variables.  ``FastUpgrade`` (fast_upgrade.py) made a
+``RequestVariables`` per upgrade to fill four slots of that head; here the
+head of a location is split once into text and the few slots that change
+per request -- a client header (``$http_NAME``), ``$host`` -- with
+``$proxy_host`` and the body framing of a request without body
+(``$proxy_internal_body_length``/``_chunked``) folded in.  Anything this
+does not read itself (a ``proxy_method``, a value of several parts or
+other variables, a ``hash`` key, a ``map`` or ``set`` of one of these
+names, captures named like them) leaves ``head`` None and the caller uses
+``build_upstream_head`` with the request's variables, as before.
+tests/test_upgrade_plan.py compares the two byte for byte over a table
+of locations and requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ngxws.http.prepared_head import DEFAULT_HEADERS
+from ngxws.http.request import RequestHead
+from ngxws.http.upstream_request import proxy_host_of, proxy_uri_of
+from ngxws.routing.servers import normalise_host
+
+if TYPE_CHECKING:
+    from ngxws.config.model import Location, Server
+    from ngxws.proxy.upstream import UpstreamPools
+    from ngxws.routing.peers import PeerSelector
+
+__all__ = ["UpgradePlan", "plan_of"]
+
+# slot kinds: a client header's first value (by lower-cased name), $host
+_HEADER = 1
+_HOST = 2
+
+_Step = str | tuple[str, int, str]
+
+_ONE_VAR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+# names RequestVariables.get finds before the ones read here when they are
+# set (``set``, named captures, auth_request_set): checked per request
+_FOLDED = ("proxy_host", "proxy_internal_body_length", "proxy_internal_chunked")
+
+
+def _one_var(value: str) -> str | None:
+    """The variable name when ``value`` is exactly ``$name`` or ``${name}``."""
+    if value.startswith("${") and value.endswith("}"):
+        name = value[2:-1]
+    elif value.startswith("$"):
+        name = value[1:]
+    else:
+        return None
+    return name if name and all(c in _ONE_VAR_CHARS for c in name) else None
+
+
+class UpgradePlan:
+    """One location's upgrade, as far as it is the same for every request."""
+
+    __slots__ = (
+        "loc", "pools", "maps", "selector", "proxy_host", "proxy_port", "hashed", "head_nobody", "head_zero",
+        "hidden", "pass_headers", "version", "plain_uri", "passing", "dropped", "logs",
+    )
+
+    def __init__(self, loc: Location, pools: UpstreamPools, maps: Mapping[str, object]) -> None:
+        pp = loc.proxy_pass
+        assert pp is not None and not pp.has_variables and pp.unix is None
+        self.loc = loc
+        self.pools = pools
+        self.maps = maps
+        self.selector: PeerSelector = pools.selector(pp)
+        self.proxy_host = proxy_host_of(pp)
+        self.proxy_port = str(pp.port)
+        self.hashed = self.selector.balance == "hash" and bool(self.selector.hash_key)
+        self.plain_uri = pp.uri is None
+        # (server, whether the worker logs its tunnels' frames): born_spliced()
+        self.logs: tuple[Server, bool] | None = None
+        settings = loc.proxy
+        self.version = f" HTTP/{settings.http_version}"
+        self.pass_headers = settings.pass_request_headers
+        # exact spellings of client header names seen passed / hidden
+        # (bounded: a name not in either is lower-cased and looked up)
+        self.passing: set[str] = set()
+        self.dropped: set[str] = set()
+        merged = list(settings.set_headers)
+        named = {name.lower() for name, _ in merged}
+        for name, value in DEFAULT_HEADERS:
+            if name.lower() not in named:
+                merged.append((name, value))
+                named.add(name.lower())
+        self.hidden = frozenset(named)
+        foldable = settings.method is None and not self.hashed and not any(name in maps for name in _FOLDED)
+        self.head_nobody = self._steps(merged, None) if foldable else None
+        self.head_zero = self._steps(merged, "0") if foldable else None
+
+    def _steps(self, merged: list[tuple[str, str]], length: str | None) -> tuple[_Step, ...] | None:
+        """The lines as constant text and slots; None when one needs the
+        whole variable machinery."""
+        steps: list[_Step] = []
+        const = ""
+        for name, value in merged:
+            if "$" in value:
+                var = _one_var(value)
+                if var == "proxy_host":
+                    value = self.proxy_host
+                elif var == "proxy_internal_body_length":
+                    value = length or ""
+                elif var == "proxy_internal_chunked":
+                    value = ""  # no body: never chunked
+                elif var is not None and var.startswith("http_"):
+                    if const:
+                        steps.append(const)
+                        const = ""
+                    steps.append((f"\r\n{name}: ", _HEADER, var[5:].replace("_", "-").lower()))
+                    continue
+                elif var == "host":
+                    if const:
+                        steps.append(const)
+                        const = ""
+                    steps.append((f"\r\n{name}: ", _HOST, ""))
+                    continue
+                else:
+                    return None
+            if value:  # an empty value sends no line
+                const += f"\r\n{name}: {value}"
+        if const:
+            steps.append(const)
+        return tuple(steps)
+
+    def head(self, request: RequestHead, server: Server) -> bytes | None:
+        """The upstream request head of ``request`` (no body), or None when
+        the request's own variables are needed (``set``, named captures,
+        auth_request_set values may stand for a name read here)."""
+        index = request.header_map
+        steps = (
+            self.head_zero if "content-length" in index or index.get("transfer-encoding") else self.head_nobody
+        )
+        if steps is None:
+            return None
+        if self.plain_uri:
+            uri = request.request_uri
+        else:
+            pp = self.loc.proxy_pass
+            assert pp is not None
+            uri = proxy_uri_of(pp, self.loc.pattern, self.loc.modifier, request)
+        out = [request.method, " ", uri, self.version]
+        for step in steps:
+            if isinstance(step, str):
+                out.append(step)
+                continue
+            prefix, kind, name = step
+            if kind == _HEADER:
+                value = index.get(name)
+            else:
+                host = request.uri_host or index.get("host")
+                value = normalise_host(host) if host else (server.server_names[0] if server.server_names else "")
+            if value:
+                out.append(prefix)
+                out.append(value)
+        if self.pass_headers:
+            passing, dropped = self.passing, self.dropped
+            for name, value in request.headers:
+                if name in passing:
+                    out.append(f"\r\n{name}: {value}")
+                elif name not in dropped:
+                    if name.lower() in self.hidden:
+                        if len(dropped) < 64:
+                            dropped.add(name)
+                    else:
+                        if len(passing) < 64:
+                            passing.add(name)
+                        out.append(f"\r\n{name}: {value}")
+        out.append("\r\n\r\n")
+        return "".join(out).encode("latin-1", "replace")
+
+
+_PLANS: dict[int, UpgradePlan] = {}
+_PLANS_LIMIT = 4096  # locations of every config loaded so far (a rewrite ... break makes one per request)
+
+
+def plan_of(loc: Location, pools: UpstreamPools, maps: Mapping[str, object]) -> UpgradePlan:
+    """The plan of ``loc`` for the worker whose pools and maps these are
+    (made on first use, kept while the location lives)."""
+    plan = _PLANS.get(id(loc))
+    if plan is not None and plan.loc is loc and plan.pools is pools and plan.maps is maps:
+        return plan
+    if len(_PLANS) >= _PLANS_LIMIT:
+        _PLANS.clear()
+    plan = _PLANS[id(loc)] = UpgradePlan(loc, pools, maps)
+    return plan
