@@ -25,6 +25,11 @@ _HEAD = re.compile(
 )
 # a Connection value read the same by any tokenizer: ``a, b,c``
 _TOKENS = re.compile(r"[0-9A-Za-z-]+(?:, ?[0-9A-Za-z-]+)*")
+# within a block ``_HEAD`` matched: its lines as (name, value), the one
+# optional blank after the colon dropped (a value starts with no blank);
+# the values of its Connection lines, in the lower-cased block
+_LINE = re.compile(r"([^:]+): ?([^\r]*)\r\n")
+_CONNECTION = re.compile(r"^connection: ?([^\r]*)", re.M)
 
 
 class Head101:
@@ -50,20 +55,16 @@ def parse_101(data: bytes) -> Head101 | None:
     low = block.lower()
     if "content-length" in low or "transfer-encoding" in low:
         return None  # llhttp checks the framing headers even on a 101: leave them to it
-    headers = []
-    upgrade = connection_upgrade = False
-    for line in block.split("\r\n")[:-1]:
-        key, _, raw = line.partition(":")
-        value = raw.lstrip(" ")
-        low_key = key.lower()
-        if low_key == "upgrade":
-            upgrade = True
-        elif low_key == "connection":
-            if _TOKENS.fullmatch(value) is None:
-                return None
-            if "upgrade" in value.lower().replace(" ", "").split(","):
-                connection_upgrade = True
-        headers.append((key, value))
-    if not (upgrade and connection_upgrade):
-        return None  # llhttp's upgrade needs both (llhttp__before_headers_complete)
-    return Head101(m.group(1).decode("ascii"), headers, data[m.end() :])
+    # llhttp's upgrade needs both (llhttp__before_headers_complete): an
+    # Upgrade header, and an ``upgrade`` token in a plain Connection list
+    if not (low.startswith("upgrade:") or "\nupgrade:" in low):
+        return None
+    connection_upgrade = False
+    for value in _CONNECTION.findall(low):
+        if _TOKENS.fullmatch(value) is None:
+            return None
+        if "upgrade" in value.replace(" ", "").split(","):
+            connection_upgrade = True
+    if not connection_upgrade:
+        return None
+    return Head101(m.group(1).decode("ascii"), _LINE.findall(block), data[m.end() :])
