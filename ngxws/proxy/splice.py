@@ -37,9 +37,12 @@ third more per MB: bench/PROFILE.md, "Relay, round 4".)
 
 Python runs only for what is rare (``Spliced.event``): a socket's end or
 error (the tunnel's own close path: closers, counters, lines, limit_conn),
-a blocked or drained direction, a read that completed a first close frame
+a blocked or drained direction, a read that lost the stream
 (``Tunnel.noticed``), and, while a close frame of ours waits
 (``Tunnel.close_with``), a read of the upstream that ends between frames.
+A read that completes a direction's first close frame runs none: the relay
+notes which direction's came first (``first_close``), which the tunnel
+reads when it decides who closed (``Tunnel.closed_by``, ``final_closer``).
 
 Not spliced (the transport path stays): tunnels that log frames or close
 details (a Python tally), TLS on either socket, a socket that is not TCP,
@@ -88,6 +91,11 @@ _TCP = (socket.AF_INET, socket.AF_INET6)
 
 class _Detached(asyncio.Protocol):
     """What a closed transport's last callbacks reach: nothing (the tunnel lives on the dups)."""
+
+    # The closed transport's one certain call, ``connection_lost(exc)``,
+    # answered by a builtin that ignores its argument: no Python frame per
+    # tunnel (a builtin in a class is not bound: ``id(exc)``, result dropped).
+    connection_lost = id  # type: ignore[assignment]
 
 
 _DETACHED = _Detached()

@@ -452,9 +452,9 @@ class Tunnel:
         self.slot = slot
         self.opened_at = time.monotonic()
         self.read_timeout = read_timeout
-        loop = running_loop()
         self.client = client
         if isinstance(upstream, Dial):
+            loop = upstream.loop  # the running loop (no running_loop() call)
             # relayed in C from start() on (splice_born): lean sides, the
             # upstream a plain socket that acts as a transport until then
             self.upstream = upstream  # type: ignore[assignment]
@@ -476,6 +476,7 @@ class Tunnel:
             self.log_each_frame = logger.wants_frames
         self.client_side = ClientSide(self)
         self.upstream_side = UpstreamSide(self)
+        loop = running_loop()
         self.client_side.send_timeout = client_send_timeout
         self.upstream_side.send_timeout = send_timeout
         if self.logger is not None and self.logger.wants_close_details:
@@ -535,10 +536,12 @@ class Tunnel:
             self.closed_by("ngxws_error")
             self.close(abort=True)
             return
-        spliced.write(1, answer)
-        for d, leftover in ((1, upstream_leftover), (0, client_leftover)):
-            if leftover and not self.closed:
-                spliced.relay_first(d, leftover)
+        if not spliced.relay.write(1, answer):  # spliced.write() of a relay that holds nothing yet
+            spliced._block(1)
+        if upstream_leftover and not self.closed:
+            spliced.relay_first(1, upstream_leftover)
+        if client_leftover and not self.closed:
+            spliced.relay_first(0, client_leftover)
 
     def _splice(self) -> None:
         """Both directions relayed in C from now on, off the transports, if
@@ -623,9 +626,19 @@ class Tunnel:
 
     def closed_by(self, closer: str) -> None:
         """Note who closed first: a side's close frame or ngxws's own reason
-        (the first call wins)."""
+        (the first call wins; a close frame the C relay read counts as a
+        call made when it was read)."""
         if not self.closer:
-            self.closer = closer
+            self.closer = self._spliced_closer() or closer
+
+    def _spliced_closer(self) -> str:
+        """The side whose first close frame the C relay read first (it notes
+        it instead of reporting it: _splice.c), '' when it read none."""
+        spliced = self.spliced
+        if spliced is None:
+            return ""
+        d = spliced.relay.first_close
+        return "" if d < 0 else spliced.sides[d].SOURCE
 
     def tcp_ended(self, source: str) -> None:
         """``source``'s TCP connection ended (what decides only when no
@@ -638,8 +651,7 @@ class Tunnel:
         side's first close frame completed, or its stream cannot be followed."""
         if not side.saw_close and side.tracker.close is not None:
             side.saw_close = True
-            if not self.closer:  # closed_by(side.SOURCE), without the call
-                self.closer = side.SOURCE
+            self.closed_by(side.SOURCE)
         if side.tracker.error:
             self.closed_by("ngxws_error")
             self.close(reason="frame length cannot be followed")
@@ -649,6 +661,9 @@ class Tunnel:
         whose TCP ended first, else a fast stop (it aborts without a reason)."""
         if self.closer:
             return self.closer
+        closer = self._spliced_closer()
+        if closer:
+            return closer
         return f"{self.tcp_closer}_tcp" if self.tcp_closer else "ngxws_shutdown"
 
     def _close_info(self) -> CloseInfo:
