@@ -9,7 +9,8 @@ equals the general one it stands in for, over tables of inputs.
   Server/Date passed);
 - ``upgrade.switched_to_websocket``'s usual-pair shortcut against the
   tokenizing rule it short-cuts;
-- ``head101.parse_101`` (findall of lines) against the line loop it replaced,
+- ``head101.py_parse_101`` (findall of lines) against the line loop it
+  replaced, and the extension's ``parse_101`` (C) against ``py_parse_101``,
   over the heads of tests/test_head101.py and random mutations of them;
 - ``breakdown.record_close`` (a closer's field by dict, the duration bucket by
   bisect) against the linear searches it replaced.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,12 @@ from ngxws.config.loader import load_config
 from ngxws.config.model import Location, Server
 from ngxws.http.request import RequestHead
 from ngxws.proxy.handshake import switching_head
-from ngxws.proxy.head101 import Head101, parse_101
+from ngxws.proxy.head101 import Head101, parse_101, py_parse_101
 from ngxws.proxy.header_phase import filtered
 from ngxws.proxy.switch101 import plain_answer, plain_hidden
 from ngxws.proxy.upgrade import switched_to_websocket, tokens
 from ngxws.proxy.upstream_response import hidden_headers
+from ngxws.ws.frames import CRelay
 
 # -- the client's 101 --------------------------------------------------------
 
@@ -205,9 +207,13 @@ def _reference_parse_101(data: bytes) -> tuple[str, list[tuple[str, str]], bytes
     return m.group(1).decode("ascii"), headers, data[m.end() :]
 
 
-def _fast(data: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
-    head = parse_101(data)
-    return None if head is None else (head.reason, list(head.headers), head.leftover)
+def _read(parse: Callable[[bytes], Head101 | None], data: bytes) -> tuple[str, list[tuple[str, str]], bytes] | None:
+    head = parse(data)
+    if head is None:
+        return None
+    assert type(head) is Head101 and head.status == 101 and head.version == "1.1"
+    assert all(type(n) is str and type(v) is str for n, v in head.headers)
+    return head.reason, list(head.headers), head.leftover
 
 
 EXTRA_HEADS = [
@@ -224,7 +230,7 @@ EXTRA_HEADS = [
     b"HTTP/1.1 101 S\r\nX: content-length\r\nUpgrade: a\r\nConnection: upgrade\r\n\r\n",
 ]
 
-_ALPHABET = b"ab:, \r\nUuCcpgrdeo-\t\x7f\xe9"
+_ALPHABET = b"ab:, \r\nUuCcpgrdeo-\t\x00\x7f\xe9"
 
 
 def _mutations(seed: int, count: int) -> list[bytes]:
@@ -246,14 +252,53 @@ def _mutations(seed: int, count: int) -> list[bytes]:
     return out
 
 
+def _heads() -> list[bytes]:
+    return [h + t for h in SIMPLE + DECLINED + EXTRA_HEADS for t in TAILS] + _mutations(13, 20000)
+
+
 def test_parse_101_as_before() -> None:
-    heads = [h + t for h in SIMPLE + DECLINED + EXTRA_HEADS for t in TAILS] + _mutations(13, 20000)
+    """py_parse_101 (findall) is the line loop it replaced."""
     answered = 0
-    for data in heads:
+    for data in _heads():
         want = _reference_parse_101(data)
-        assert _fast(data) == want, data
+        assert _read(py_parse_101, data) == want, data
         answered += want is not None
     assert answered > 500  # the mutations keep many heads readable
+
+
+@pytest.mark.skipif(CRelay is None, reason="the extension is not built or is switched off")
+def test_c_parse_101_is_py_parse_101() -> None:
+    """The extension's parse_101 (what parse_101 is when it is built) reads
+    every head as py_parse_101 does, the nasty ones included."""
+    assert parse_101 is not py_parse_101
+    extra = [
+        b"HTTP/1.1 101 ",
+        b"HTTP/1.1 101 x\r",
+        b"HTTP/1.1 101 x\r\n",
+        b"HTTP/1.1 101 x\r\n\r",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: upgrade\r\n\r",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: upgrade\r\n\r\n",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: upgrade\r\nX:\r\n\r\n",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: upgrade,\r\n\r\n",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: ,upgrade\r\n\r\n",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: x,  upgrade\r\n\r\n",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: x, upgrade\r\n\r\n",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: UpGrAdE-x, upgrade\r\n\r\n",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: upgrade\r\nX: Transfer-Encodin\r\n\r\n",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: upgrade\r\nX: TRANSFER-ENCODING\r\n\r\n",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: upgrade\r\nX\x00: y\r\n\r\n",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: upgrade\r\n: y\r\n\r\n",
+        b"HTTP/1.1 101 \xe9\r\nUpgrade: a\r\nConnection: upgrade\r\n\r\n",
+        b"HTTP/1.1 101 x\r\nUpgrade: a\r\nConnection: upgrade\r\n\r\n" + bytes(range(256)),
+    ]
+    readable = 0
+    for data in _heads() + _mutations(31, 30000) + extra:
+        want = _read(py_parse_101, data)
+        assert _read(parse_101, data) == want, data
+        readable += want is not None
+    assert readable > 1000
+    with pytest.raises(TypeError):
+        parse_101(bytearray(b"HTTP/1.1 101 x\r\n\r\n"))  # type: ignore[arg-type]  # bytes only (a recv's)
 
 
 # -- record_close ------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 An upstream answers a websocket upgrade with a short head:
 ``HTTP/1.1 101 Switching Protocols`` and a few plain ``Name: value`` lines.
-``parse_101`` reads exactly that shape with one regular expression; anything
+``parse_101`` reads exactly that shape (``py_parse_101``: one regular
+expression; the extension's ``parse_101`` the same in C); anything
 else -- another status or version, a folded or empty header value, spaces
 around a value, a control or non-ASCII byte, framing headers, no
 ``Upgrade`` header or no ``upgrade`` token in a plain ``Connection`` list
@@ -16,6 +17,10 @@ wherever this one answers (tests/test_head101.py compares them).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
+
+from ngxws.ws import frames
 
 # status line and header lines, each value without surrounding blanks
 # (llhttp trims those: such heads go to it instead)
@@ -46,7 +51,7 @@ class Head101:
         self.leftover = leftover
 
 
-def parse_101(data: bytes) -> Head101 | None:
+def py_parse_101(data: bytes) -> Head101 | None:
     """``data`` (the first read from the upstream) as a simple 101, or None."""
     m = _HEAD.match(data)
     if m is None:
@@ -68,3 +73,12 @@ def parse_101(data: bytes) -> Head101 | None:
     if not connection_upgrade:
         return None
     return Head101(m.group(1).decode("ascii"), _LINE.findall(block), data[m.end() :])
+
+
+parse_101: Callable[[bytes], Head101 | None] = py_parse_101
+"""``py_parse_101``, in C (``_head101.c``: the same grammar, a tenth of the
+time) when the extension is built and not switched off."""
+if frames.CRelay is not None:
+    from ngxws.ws._speedups import parse_101 as _c_parse_101
+
+    parse_101 = partial(_c_parse_101, Head101)
