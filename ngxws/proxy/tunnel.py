@@ -381,26 +381,23 @@ class _BornSide:
     the splice's events read of a side -- no relay state, no per-opcode
     tally, no turn allowance (the C relay needs none of them)."""
 
-    __slots__ = ("tracker", "source", "send_timeout", "send_timer", "read_stopped", "saw_close")
-
-    def __init__(self, tracker: FrameTracker, source: asyncio.Transport, send_timeout: float) -> None:
-        self.tracker = tracker
-        self.source = source  # closed by the splice; aborted only if that failed (EMFILE)
-        self.send_timeout = send_timeout
-        self.send_timer: asyncio.TimerHandle | None = None
-        self.read_stopped = False
-        self.saw_close = False
+    # set by Tunnel.__init__ (no __init__ here: no Python frame per side)
+    tracker: FrameTracker
+    source: asyncio.Transport  # closed by the splice; aborted only if that failed (EMFILE)
+    send_timeout: float
+    # what every side starts with
+    send_timer: asyncio.TimerHandle | None = None
+    read_stopped = False
+    saw_close = False
 
 
 class _BornClient(_BornSide):
-    __slots__ = ()
     FRAMES = ClientSide.FRAMES
     SOURCE = ClientSide.SOURCE
     TIMED_OUT = ClientSide.TIMED_OUT
 
 
 class _BornUpstream(_BornSide):
-    __slots__ = ()
     FRAMES = UpstreamSide.FRAMES
     SOURCE = UpstreamSide.SOURCE
     TIMED_OUT = UpstreamSide.TIMED_OUT
@@ -459,12 +456,16 @@ class Tunnel:
             # upstream a plain socket that acts as a transport until then
             self.upstream = upstream  # type: ignore[assignment]
             array = worker.counters.array
-            self.client_side = _BornClient(  # type: ignore[assignment]
-                FrameTracker(array, slot + ClientSide.FRAMES, slot + ClientSide.OPCODES), client, client_send_timeout
-            )
-            self.upstream_side = _BornUpstream(  # type: ignore[assignment]
-                FrameTracker(array, slot + UpstreamSide.FRAMES, slot + UpstreamSide.OPCODES), self.upstream, send_timeout
-            )
+            c = _BornClient()
+            c.tracker = FrameTracker(array, slot + ClientSide.FRAMES, slot + ClientSide.OPCODES)
+            c.source = client
+            c.send_timeout = client_send_timeout
+            u = _BornUpstream()
+            u.tracker = FrameTracker(array, slot + UpstreamSide.FRAMES, slot + UpstreamSide.OPCODES)
+            u.source = self.upstream
+            u.send_timeout = send_timeout
+            self.client_side = c  # type: ignore[assignment]
+            self.upstream_side = u  # type: ignore[assignment]
             self._timers = [loop.call_later(read_timeout / IDLE_CHECKS, self._check_idle)]
             if conn_age is not None:
                 self._timers.append(loop.call_later(conn_age, self.close_with, 4001, "Connection is Aged"))
@@ -661,9 +662,9 @@ class Tunnel:
         whose TCP ended first, else a fast stop (it aborts without a reason)."""
         if self.closer:
             return self.closer
-        closer = self._spliced_closer()
-        if closer:
-            return closer
+        spliced = self.spliced
+        if spliced is not None and spliced.relay.first_close >= 0:  # _spliced_closer(), without the call
+            return spliced.sides[spliced.relay.first_close].SOURCE  # type: ignore[no-any-return]
         return f"{self.tcp_closer}_tcp" if self.tcp_closer else "ngxws_shutdown"
 
     def _close_info(self) -> CloseInfo:
