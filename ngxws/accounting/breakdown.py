@@ -20,6 +20,7 @@ either.  Nothing here runs per read.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -169,21 +170,20 @@ def record_upgrade(array: memoryview, base: int, status: int, *, unavailable: bo
     array[base + field] += 1
 
 
+_CLOSER_AT = {closer: CLOSER_BASE + i for i, closer in enumerate(CLOSERS)}  # a closer's field
+
+
 def record_close(
     array: memoryview, base: int, closer: str, seconds: float, *, silent: tuple[str, ...] = ()
 ) -> None:
     """A tunnel on row ``base`` ended after ``seconds``; ``closer`` is one of
     CLOSERS; ``silent``: the directions (``client``, ``upstream``) from which
     no close frame came (their trackers counted the code of those that did)."""
-    array[base + CLOSER_BASE + CLOSERS.index(closer)] += 1
+    array[base + _CLOSER_AT[closer]] += 1
     for direction in silent:
         array[base + AT[direction] + OPCODE_FIELDS + CLOSE_NONE] += 1
-    for i, bound in enumerate(DURATION_BOUNDS):
-        if seconds <= bound:
-            array[base + DURATION_BASE + i] += 1
-            break
-    else:
-        array[base + DURATION_BASE + len(DURATION_BOUNDS)] += 1
+    # the first bucket whose bound holds ``seconds`` (<=), else the one above the last
+    array[base + DURATION_BASE + bisect_left(DURATION_BOUNDS, seconds)] += 1
     array[base + DURATION_SUM_MS] += int(seconds * 1000)
     array[base + CLOSED] += 1
 

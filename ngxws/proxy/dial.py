@@ -30,6 +30,7 @@ transport's do for it (and for an ``UpstreamResponse`` told of a read error).
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import os
@@ -260,15 +261,18 @@ class Dial:
 
     # -- transport-like ------------------------------------------------------------
 
-    def take_socket(self) -> socket.socket:
-        """The connected socket, for the tunnel, still registered with the
-        poller (the tunnel's relay takes the registration over: no system
-        call when it watches what this did)."""
+    def take_fd(self) -> int:
+        """The connected socket's descriptor, for the tunnel (the socket
+        object lets go of it), still registered with the poller (the
+        tunnel's relay takes the registration over: no system call when it
+        watches what this did)."""
         sock, self.sock = self.sock, None  # type: ignore[assignment]
         self.closed = True
         # the tunnel keeps this object as its upstream: not the request (W6)
         self.owner = _NO_OWNER
-        return sock
+        # _socket's own detach: socket.socket's adds a Python frame only to
+        # mark the object closed for its makefile() streams (it has none)
+        return _socket.socket.detach(sock)
 
     def close(self) -> None:
         if self.closed:

@@ -2,7 +2,8 @@
 
 An upstream answers a websocket upgrade with a short head:
 ``HTTP/1.1 101 Switching Protocols`` and a few plain ``Name: value`` lines.
-``parse_101`` reads exactly that shape with one regular expression; anything
+``parse_101`` reads exactly that shape (``py_parse_101``: one regular
+expression; the extension's ``parse_101`` the same in C); anything
 else -- another status or version, a folded or empty header value, spaces
 around a value, a control or non-ASCII byte, framing headers, no
 ``Upgrade`` header or no ``upgrade`` token in a plain ``Connection`` list
@@ -16,6 +17,10 @@ wherever this one answers (tests/test_head101.py compares them).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
+
+from ngxws.ws import frames
 
 # status line and header lines, each value without surrounding blanks
 # (llhttp trims those: such heads go to it instead)
@@ -25,6 +30,11 @@ _HEAD = re.compile(
 )
 # a Connection value read the same by any tokenizer: ``a, b,c``
 _TOKENS = re.compile(r"[0-9A-Za-z-]+(?:, ?[0-9A-Za-z-]+)*")
+# within a block ``_HEAD`` matched: its lines as (name, value), the one
+# optional blank after the colon dropped (a value starts with no blank);
+# the values of its Connection lines, in the lower-cased block
+_LINE = re.compile(r"([^:]+): ?([^\r]*)\r\n")
+_CONNECTION = re.compile(r"^connection: ?([^\r]*)", re.M)
 
 
 class Head101:
@@ -41,7 +51,7 @@ class Head101:
         self.leftover = leftover
 
 
-def parse_101(data: bytes) -> Head101 | None:
+def py_parse_101(data: bytes) -> Head101 | None:
     """``data`` (the first read from the upstream) as a simple 101, or None."""
     m = _HEAD.match(data)
     if m is None:
@@ -50,20 +60,25 @@ def parse_101(data: bytes) -> Head101 | None:
     low = block.lower()
     if "content-length" in low or "transfer-encoding" in low:
         return None  # llhttp checks the framing headers even on a 101: leave them to it
-    headers = []
-    upgrade = connection_upgrade = False
-    for line in block.split("\r\n")[:-1]:
-        key, _, raw = line.partition(":")
-        value = raw.lstrip(" ")
-        low_key = key.lower()
-        if low_key == "upgrade":
-            upgrade = True
-        elif low_key == "connection":
-            if _TOKENS.fullmatch(value) is None:
-                return None
-            if "upgrade" in value.lower().replace(" ", "").split(","):
-                connection_upgrade = True
-        headers.append((key, value))
-    if not (upgrade and connection_upgrade):
-        return None  # llhttp's upgrade needs both (llhttp__before_headers_complete)
-    return Head101(m.group(1).decode("ascii"), headers, data[m.end() :])
+    # llhttp's upgrade needs both (llhttp__before_headers_complete): an
+    # Upgrade header, and an ``upgrade`` token in a plain Connection list
+    if not (low.startswith("upgrade:") or "\nupgrade:" in low):
+        return None
+    connection_upgrade = False
+    for value in _CONNECTION.findall(low):
+        if _TOKENS.fullmatch(value) is None:
+            return None
+        if "upgrade" in value.replace(" ", "").split(","):
+            connection_upgrade = True
+    if not connection_upgrade:
+        return None
+    return Head101(m.group(1).decode("ascii"), _LINE.findall(block), data[m.end() :])
+
+
+parse_101: Callable[[bytes], Head101 | None] = py_parse_101
+"""``py_parse_101``, in C (``_head101.c``: the same grammar, a tenth of the
+time) when the extension is built and not switched off."""
+if frames.CRelay is not None:
+    from ngxws.ws._speedups import parse_101 as _c_parse_101
+
+    parse_101 = partial(_c_parse_101, Head101)

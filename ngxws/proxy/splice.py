@@ -37,9 +37,12 @@ third more per MB: bench/PROFILE.md, "Relay, round 4".)
 
 Python runs only for what is rare (``Spliced.event``): a socket's end or
 error (the tunnel's own close path: closers, counters, lines, limit_conn),
-a blocked or drained direction, a read that completed a first close frame
+a blocked or drained direction, a read that lost the stream
 (``Tunnel.noticed``), and, while a close frame of ours waits
 (``Tunnel.close_with``), a read of the upstream that ends between frames.
+A read that completes a direction's first close frame runs none: the relay
+notes which direction's came first (``first_close``), which the tunnel
+reads when it decides who closed (``Tunnel.closed_by``, ``final_closer``).
 
 Not spliced (the transport path stays): tunnels that log frames or close
 details (a Python tally), TLS on either socket, a socket that is not TCP,
@@ -54,7 +57,7 @@ import asyncio
 import os
 import socket
 import weakref
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ngxws.running import running_loop
 from ngxws.ws.frames import POLL_READ, POLL_WRITE, CFrameTracker, CPoller, CSplice
@@ -88,6 +91,11 @@ _TCP = (socket.AF_INET, socket.AF_INET6)
 
 class _Detached(asyncio.Protocol):
     """What a closed transport's last callbacks reach: nothing (the tunnel lives on the dups)."""
+
+    # The closed transport's one certain call, ``connection_lost(exc)``,
+    # answered by a builtin that ignores its argument: no Python frame per
+    # tunnel (a builtin in a class is not bound: ``id(exc)``, result dropped).
+    connection_lost = id  # type: ignore[assignment]
 
 
 _DETACHED = _Detached()
@@ -158,24 +166,27 @@ def splice_tunnel(tunnel: Tunnel) -> bool:
     return True
 
 
-def splice_born(tunnel: Tunnel, fd_upstream: int) -> Spliced | None:
+def splice_born(tunnel: Tunnel, fd_upstream: int, the_poller: Poller) -> Spliced | None:
     """Relay ``tunnel`` in C from its start: its upstream is the plain socket
     ``fd_upstream`` (dial.py: it never had a transport, so it is taken as
     it is), the client's socket is dup'd off its transport, which has sent
-    nothing of the upgrade's answer yet.  None, ``fd_upstream`` closed, when
+    nothing of the upgrade's answer yet; ``the_poller``: the loop's (``poller()``,
+    which the Dial watched the socket with).  None, ``fd_upstream`` closed, when
     no descriptor is left for the dup."""
     assert CSplice is not None
-    fd_c = _plain_tcp_fd(tunnel.client)
-    assert fd_c is not None  # fast_upgrade.born_spliced: a plain TCP client, nothing written
+    client = tunnel.client
+    # fast_upgrade.born_spliced: a plain TCP client (no TLS, unix or PROXY
+    # listener); nothing written to it yet
+    assert not client.is_closing() and not client.get_write_buffer_size()
     try:
-        dup_c = os.dup(fd_c)
+        dup_c = os.dup(client.get_extra_info("socket").fileno())
     except OSError:
-        poller().remove(fd_upstream)
+        the_poller.remove(fd_upstream)
         os.close(fd_upstream)
         return None
-    spliced = tunnel.spliced = Spliced(tunnel, dup_c, fd_upstream)
-    tunnel.client.set_protocol(_DETACHED)
-    tunnel.client.close()
+    spliced = tunnel.spliced = Spliced(tunnel, dup_c, fd_upstream, the_poller)
+    client.set_protocol(_DETACHED)
+    client.close()
     return spliced
 
 
@@ -197,27 +208,21 @@ def poller() -> Poller:
 class Spliced:
     """A tunnel's C relay and its two dup'd sockets, driven by the worker's ``Poller``."""
 
-    def __init__(self, tunnel: Tunnel, fd_client: int, fd_upstream: int) -> None:
+    ended = False  # closed (close()): the relay's late news is ignored
+
+    def __init__(self, tunnel: Tunnel, fd_client: int, fd_upstream: int, the_poller: Poller | None = None) -> None:
+        """``the_poller``: the loop's ``poller()`` when the caller has it at hand."""
         assert CSplice is not None
         self.tunnel = tunnel
-        self.loop = running_loop()
-        self.poller = poller()
+        self.poller = p = the_poller if the_poller is not None else poller()
         self.fds = (fd_client, fd_upstream)
-        self.sides = (tunnel.client_side, tunnel.upstream_side)
-        self.relay = CSplice(
-            cast(Any, tunnel.client_side.tracker),  # C FrameTrackers (splice_tunnel checked)
-            cast(Any, tunnel.upstream_side.tracker),
-            fd_client,
-            fd_upstream,
-            self.event,
-            BUFFER,
-            BULK,
-        )
+        c, u = self.sides = (tunnel.client_side, tunnel.upstream_side)
+        # C FrameTrackers (splice_tunnel checked; a born tunnel's are)
+        relay = self.relay = CSplice(c.tracker, u.tracker, fd_client, fd_upstream, self.event, BUFFER, BULK)
         self.stopped = [False, False]  # direction d reads no more (a close of ours, a stop)
         self.blocked = [False, False]  # direction d holds bytes its destination has not taken
-        self.ended = False
-        for d in (0, 1):
-            self.poller.set(self.fds[d], POLL_READ, self.relay, d)
+        p.set(fd_client, POLL_READ, relay, 0)
+        p.set(fd_upstream, POLL_READ, relay, 1)
 
     def _watch(self, i: int) -> None:
         """Socket ``i``'s interest: read it while its direction reads and is
@@ -229,11 +234,15 @@ class Spliced:
 
     def event(self, kind: int, n: int) -> None:
         """The C relay's rare news (``_splice.c`` SPLICE_*)."""
-        t = self.tunnel
         if self.ended:
             return
+        t = self.tunnel
         if kind == NOTICED:
             t.noticed(self.sides[n])
+        elif kind <= ERROR:  # EOF or ERROR of socket n: nginx finalizes the upgraded request
+            if not t.tcp_closer:  # t.tcp_ended(...), without the call
+                t.tcp_closer = self.sides[n].SOURCE
+            t.close()
         elif kind == BLOCKED:
             self._block(n)
         elif kind == DRAINED:
@@ -241,9 +250,6 @@ class Spliced:
         elif kind == BOUNDARY:
             if t.pending_close is not None:
                 t.send_close_now()
-        else:  # EOF or ERROR of socket n: nginx finalizes the upgraded request
-            t.tcp_ended(self.sides[n].SOURCE)
-            t.close()
 
     def _block(self, d: int) -> None:
         """Direction ``d``'s send left bytes: read no more of it, drain to
@@ -254,7 +260,7 @@ class Spliced:
         dest = self.sides[1 - d]  # writes to dest's socket are blocked
         t = self.tunnel
         if dest.send_timer is None and not t.closed:
-            dest.send_timer = self.loop.call_later(dest.send_timeout, t.send_timed_out, dest)
+            dest.send_timer = running_loop().call_later(dest.send_timeout, t.send_timed_out, dest)
 
     def _unblock(self, d: int) -> None:
         self.blocked[d] = False

@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from ngxws.accounting import breakdown as B
 from ngxws.accounting import counters as C
@@ -102,6 +102,11 @@ class _Ended:
 
 
 _ENDED = _Ended()
+
+# record_close's ``silent`` (the sides' SOURCE)
+_CLIENT = ("client",)
+_UPSTREAM = ("upstream",)
+_BOTH = ("client", "upstream")
 
 
 class _Side(asyncio.Protocol):
@@ -370,10 +375,58 @@ class UpstreamSide(_Side):
             t.send_close_now()
 
 
+class _BornSide:
+    """A side of a tunnel relayed in C from its start (``splice_born``): what
+    the tunnel's one close/accounting path, ``noticed``, ``close_with`` and
+    the splice's events read of a side -- no relay state, no per-opcode
+    tally, no turn allowance (the C relay needs none of them)."""
+
+    # set by Tunnel.__init__ (no __init__ here: no Python frame per side)
+    tracker: FrameTracker
+    source: asyncio.Transport  # closed by the splice; aborted only if that failed (EMFILE)
+    send_timeout: float
+    # what every side starts with
+    send_timer: asyncio.TimerHandle | None = None
+    read_stopped = False
+    saw_close = False
+
+
+class _BornClient(_BornSide):
+    FRAMES = ClientSide.FRAMES
+    SOURCE = ClientSide.SOURCE
+    TIMED_OUT = ClientSide.TIMED_OUT
+
+
+class _BornUpstream(_BornSide):
+    FRAMES = UpstreamSide.FRAMES
+    SOURCE = UpstreamSide.SOURCE
+    TIMED_OUT = UpstreamSide.TIMED_OUT
+
+
 class Tunnel:
     """One open websocket tunnel and its accounting."""
 
     splice_due = False  # lived SPLICE_AFTER: splice at the next chance (_splice)
+    # what every tunnel starts with (class defaults: no store per tunnel)
+    logger: FrameLogger | None = None
+    logfile: LogFile | None = None
+    log_each_frame = False  # per-frame tuples are only built when a template consumes them
+    closed = False
+    closer = ""  # who closed first: a close frame's sender or ngxws_* (breakdown.CLOSERS)
+    tcp_closer = ""  # whose TCP connection ended first (counts only without the above)
+    sent_close: tuple[int, str] | None = None  # our own close frame to the client
+    on_close: Callable[[], None] | None = None  # what the request holds until the end (limit_conn)
+    stat_state = 0  # the client connection's stub_status state, while it lasts (connstats.py)
+    pending_close: tuple[int, str] | None = None
+    started = False  # start() relayed the leftovers: the relay may be spliced
+    spliced: Spliced | None = None  # relayed in C off the transports (splice.py)
+    reads_seen = 0  # both trackers' read count at the last idle check
+    quiet_checks = 0  # consecutive idle checks that saw no read
+    client_side: ClientSide
+    upstream_side: UpstreamSide
+    client: asyncio.Transport
+    upstream: asyncio.Transport  # or a Dial (a born tunnel's, until start_born): one to it
+    _timers: list[asyncio.TimerHandle]
 
     def __init__(
         self,
@@ -394,25 +447,37 @@ class Tunnel:
         (writes to the client)."""
         self.worker = worker
         self.slot = slot
-        self.logger = logger if logger is not None and logfile is not None else None
-        self.logfile = logfile
-        # Per-frame tuples are only built when a template consumes them.
-        self.log_each_frame = self.logger is not None and self.logger.wants_frames
-        self.closed = False
-        self.closer = ""  # who closed first: a close frame's sender or ngxws_* (breakdown.CLOSERS)
-        self.tcp_closer = ""  # whose TCP connection ended first (counts only without the above)
-        self.sent_close: tuple[int, str] | None = None  # our own close frame to the client
         self.opened_at = time.monotonic()
-        self.on_close: Callable[[], None] | None = None  # what the request holds until the end (limit_conn)
-        self.stat_state = 0  # the client connection's stub_status state, while it lasts (connstats.py)
-        self.pending_close: tuple[int, str] | None = None
-        self.started = False  # start() relayed the leftovers: the relay may be spliced
-        self.spliced: Spliced | None = None  # relayed in C off the transports (splice.py)
         self.read_timeout = read_timeout
-        self.reads_seen = 0  # both trackers' read count at the last idle check
-        self.quiet_checks = 0  # consecutive idle checks that saw no read
+        self.client = client
+        if isinstance(upstream, Dial):
+            loop = upstream.loop  # the running loop (no running_loop() call)
+            # relayed in C from start() on (splice_born): lean sides, the
+            # upstream a plain socket that acts as a transport until then
+            self.upstream = upstream  # type: ignore[assignment]
+            array = worker.counters.array
+            c = _BornClient()
+            c.tracker = FrameTracker(array, slot + ClientSide.FRAMES, slot + ClientSide.OPCODES)
+            c.source = client
+            c.send_timeout = client_send_timeout
+            u = _BornUpstream()
+            u.tracker = FrameTracker(array, slot + UpstreamSide.FRAMES, slot + UpstreamSide.OPCODES)
+            u.source = self.upstream
+            u.send_timeout = send_timeout
+            self.client_side = c  # type: ignore[assignment]
+            self.upstream_side = u  # type: ignore[assignment]
+            self._timers = [loop.call_later(read_timeout / IDLE_CHECKS, self._check_idle)]
+            if conn_age is not None:
+                self._timers.append(loop.call_later(conn_age, self.close_with, 4001, "Connection is Aged"))
+            worker.tunnels.add(self)
+            return
+        if logger is not None and logfile is not None:
+            self.logger = logger
+            self.logfile = logfile
+            self.log_each_frame = logger.wants_frames
         self.client_side = ClientSide(self)
         self.upstream_side = UpstreamSide(self)
+        loop = running_loop()
         self.client_side.send_timeout = client_send_timeout
         self.upstream_side.send_timeout = send_timeout
         if self.logger is not None and self.logger.wants_close_details:
@@ -424,22 +489,18 @@ class Tunnel:
                 side.count = tally.count
         # a Dial (dial.py): the upstream is a plain socket, and the relay is
         # in C from start() on (splice_born); until then it acts as a transport
-        up = cast(asyncio.Transport, upstream)
+        up = upstream
         self.client_side.source = client
         self.client_side.out = up
         self.upstream_side.source = up
         self.upstream_side.out = client
         self.client_side.write = up.write
         self.upstream_side.write = client.write
-        self.client = client
         self.upstream = up
-        loop = running_loop()
-        self._timers: list[asyncio.TimerHandle] = [
-            loop.call_later(read_timeout / IDLE_CHECKS, self._check_idle),
-        ]
+        self._timers = [loop.call_later(read_timeout / IDLE_CHECKS, self._check_idle)]
         if conn_age is not None:
             self._timers.append(loop.call_later(conn_age, self.close_with, 4001, "Connection is Aged"))
-        if CSplice is not None and not self.log_each_frame and not isinstance(upstream, Dial):
+        if CSplice is not None and not self.log_each_frame:
             self._timers.append(loop.call_later(SPLICE_AFTER, self._splice))
         worker.tunnels.add(self)
 
@@ -448,7 +509,7 @@ class Tunnel:
         (after ``answer``, the 101 to the client, when the relay is in C from
         the start: the client's transport has not sent it)."""
         if isinstance(self.upstream, Dial):
-            self._start_spliced(answer, client_leftover, upstream_leftover)
+            self.start_born(answer, client_leftover, upstream_leftover)
             return
         self.client.set_protocol(self.client_side)
         self.upstream.set_protocol(self.upstream_side)
@@ -464,23 +525,24 @@ class Tunnel:
         self.client_side.resume_if_free()
         self.upstream_side.resume_if_free()
 
-    def _start_spliced(self, answer: bytes, client_leftover: bytes, upstream_leftover: bytes) -> None:
+    def start_born(self, answer: bytes, client_leftover: bytes, upstream_leftover: bytes) -> None:
         """``start`` of a tunnel whose upstream is a plain socket (dial.py):
         the client's socket joins it in the C relay, which sends the 101 and
         then relays the leftovers, counted as any read is."""
-        dial = self.upstream
-        assert isinstance(dial, Dial)
-        spliced = splice_born(self, dial.take_socket().detach())
+        dial: Dial = self.upstream  # type: ignore[assignment]  # a born tunnel's (upgrade.tunnel_now)
+        spliced = splice_born(self, dial.take_fd(), dial.poller)
         self.started = True
         if spliced is None:  # no descriptor for the client's dup (EMFILE)
             self.worker.log_error("dup() failed while switching protocols: too many open files")
             self.closed_by("ngxws_error")
             self.close(abort=True)
             return
-        spliced.write(1, answer)
-        for d, leftover in ((1, upstream_leftover), (0, client_leftover)):
-            if leftover and not self.closed:
-                spliced.relay_first(d, leftover)
+        if not spliced.relay.write(1, answer):  # spliced.write() of a relay that holds nothing yet
+            spliced._block(1)
+        if upstream_leftover and not self.closed:
+            spliced.relay_first(1, upstream_leftover)
+        if client_leftover and not self.closed:
+            spliced.relay_first(0, client_leftover)
 
     def _splice(self) -> None:
         """Both directions relayed in C from now on, off the transports, if
@@ -546,11 +608,12 @@ class Tunnel:
         if up.tracker.at_boundary:
             self.send_close_now()
         else:
-            if self.spliced is not None:
+            if self.spliced is not None:  # the relay in C reports the boundary (BOUNDARY)
                 self.spliced.stop_reading(0)
                 self.spliced.watch_upstream()
-            up._relay = up.relay_then_close  # type: ignore[method-assign]
-            up.take_general_path()
+            else:
+                up._relay = up.relay_then_close  # type: ignore[method-assign]
+                up.take_general_path()
             self._timers.append(running_loop().call_later(_CLOSE_GRACE, self.close))
 
     def send_close_now(self) -> None:
@@ -564,9 +627,19 @@ class Tunnel:
 
     def closed_by(self, closer: str) -> None:
         """Note who closed first: a side's close frame or ngxws's own reason
-        (the first call wins)."""
+        (the first call wins; a close frame the C relay read counts as a
+        call made when it was read)."""
         if not self.closer:
-            self.closer = closer
+            self.closer = self._spliced_closer() or closer
+
+    def _spliced_closer(self) -> str:
+        """The side whose first close frame the C relay read first (it notes
+        it instead of reporting it: _splice.c), '' when it read none."""
+        spliced = self.spliced
+        if spliced is None:
+            return ""
+        d = spliced.relay.first_close
+        return "" if d < 0 else spliced.sides[d].SOURCE
 
     def tcp_ended(self, source: str) -> None:
         """``source``'s TCP connection ended (what decides only when no
@@ -589,6 +662,9 @@ class Tunnel:
         whose TCP ended first, else a fast stop (it aborts without a reason)."""
         if self.closer:
             return self.closer
+        spliced = self.spliced
+        if spliced is not None and spliced.relay.first_close >= 0:  # _spliced_closer(), without the call
+            return spliced.sides[spliced.relay.first_close].SOURCE  # type: ignore[no-any-return]
         return f"{self.tcp_closer}_tcp" if self.tcp_closer else "ngxws_shutdown"
 
     def _close_info(self) -> CloseInfo:
@@ -632,29 +708,39 @@ class Tunnel:
         self.closed = True
         for timer in self._timers:
             timer.cancel()
-        for side in (self.client_side, self.upstream_side):
-            blocked, side.send_timer = side.send_timer, None
+        c, u = self.client_side, self.upstream_side
+        spliced = self.spliced
+        for side in (c, u):
+            blocked = side.send_timer
             if blocked is not None:
+                side.send_timer = None
                 blocked.cancel()
-            if self.spliced is not None:
+            if spliced is not None:
                 continue  # the transports are gone: the sockets are closed below
             if abort or blocked is not None:
                 side.source.abort()
             else:
                 side.source.close()
-        if self.spliced is not None:
-            self.spliced.close(abort)
-        self.worker.counters.close(self.slot)
+        if spliced is not None:
+            spliced.close(abort)
+        worker = self.worker
+        worker.counters.close(self.slot)
         if self.stat_state:
-            self.stat_state = self.worker.conn_stats.closed(self.stat_state)
+            self.stat_state = worker.conn_stats.closed(self.stat_state)
+        # the directions from which no close frame came
+        silent: tuple[str, ...]
+        if c.tracker.close is None:
+            silent = _BOTH if u.tracker.close is None else _CLIENT
+        else:
+            silent = _UPSTREAM if u.tracker.close is None else ()
         record_close(
-            self.worker.counters.array,
+            worker.counters.array,
             self.slot,
             self.final_closer(),
             time.monotonic() - self.opened_at,
-            silent=tuple(s.SOURCE for s in (self.client_side, self.upstream_side) if s.tracker.close is None),
+            silent=silent,
         )
-        self.worker.tunnels.discard(self)
+        worker.tunnels.discard(self)
         if self.on_close is not None:
             self.on_close()
         if self.logger is not None and self.logfile is not None:

@@ -36,6 +36,7 @@ from ngxws.proxy.dial import Dial
 from ngxws.proxy.handshake import conn_info, refusal, switching_head
 from ngxws.proxy.header_phase import ProxiedHeaders, filtered
 from ngxws.proxy.response_pass import intercepted, pass_response
+from ngxws.proxy.switch101 import plain_answer, plain_hidden
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable
 from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse, hidden_headers
@@ -76,10 +77,16 @@ def switched_to_websocket(head: RequestHead, response_headers: Sequence[tuple[st
     The 101's own ``Upgrade`` names the protocol (RFC 9110 7.8); an upstream
     that omits it switched to what the client asked for, which must then be
     websocket alone.  Anything else is refused (h2c smuggling)."""
-    if not asks_websocket(head):
+    offered = head.header("upgrade")
+    said = []
+    for name, value in response_headers:
+        if name.lower() == "upgrade":
+            said.append(value)
+    if offered is not None and len(said) == 1 and offered.lower() == "websocket" == said[0].lower():
+        return True  # the usual pair (tokens() reads it so), without the tokenizing
+    if "websocket" not in tokens(offered):  # asks_websocket
         return False
-    said = [v for n, v in response_headers if n.lower() == "upgrade"]
-    chosen = tokens(", ".join(said)) if said else tokens(head.header("upgrade"))
+    chosen = tokens(", ".join(said)) if said else tokens(offered)
     return chosen == ["websocket"]
 
 
@@ -176,13 +183,19 @@ def tunnel_now(
     record_upgrade(counts, row, 101)
     opened = False
     try:
-        answer = switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h, proxied=True),
-                                hidden_headers(loc.proxy.hide_headers, loc.proxy.pass_headers))  # fmt: skip
+        plain = plain_hidden(loc)  # no headers filter to run: the one-step answer (switch101.py)
+        if plain is not None:
+            answer = plain_answer(response, plain)
+        else:
+            answer = switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h, proxied=True),
+                                    hidden_headers(loc.proxy.hide_headers, loc.proxy.pass_headers))  # fmt: skip
         assert conn.transport is not None and conn.upstream_transport is not None
         born = isinstance(conn.upstream_transport, Dial)  # relayed in C from the start: it sends the 101
-        if not born:
+        if born:  # a server that logs no tunnel (fast_upgrade.born_spliced)
+            logger, logfile = None, None
+        else:
             conn.write(answer)
-        logger, logfile = worker.ws_logger(server, lambda: conn_info(conn.variables(head, server, ()), upstream_addr))
+            logger, logfile = worker.ws_logger(server, lambda: conn_info(conn.variables(head, server, ()), upstream_addr))
         tunnel = Tunnel(
             worker,
             row,
@@ -205,7 +218,10 @@ def tunnel_now(
         # what the client sent after the request while it waited (an
         # error_page hop runs a copy of the request: the bytes are the held one's)
         held = conn.held if conn.held is not None else pending
-        tunnel.start(held.leftover, response.leftover, answer if born else b"")
+        if born:
+            tunnel.start_born(answer, held.leftover, response.leftover)
+        else:
+            tunnel.start(held.leftover, response.leftover)
         return False
     finally:
         if not opened:

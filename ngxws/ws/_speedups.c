@@ -618,6 +618,12 @@ add_type(PyObject *module, PyType_Spec *spec, const char *name)
 
 #include "_splice.c" /* Splice (uses count_chunk) */
 #include "_poller.c" /* Poller (dispatches to Splice) */
+#include "_head101.c" /* parse_101 (the upgrade's 101, head101.py's reader) */
+
+static PyMethodDef speedups_methods[] = {
+    {"parse_101", (PyCFunction)(void (*)(void))speedups_parse_101, METH_FASTCALL, parse_101_doc},
+    {NULL, NULL, 0, NULL},
+};
 
 static int
 speedups_exec(PyObject *module)
@@ -638,6 +644,7 @@ static struct PyModuleDef speedups_module = {
     .m_name = "ngxws.ws._speedups",
     .m_doc = "C speedups for ngxws.ws.frames (optional; frames.py falls back to Python).",
     .m_size = 0,
+    .m_methods = speedups_methods,
     .m_slots = speedups_slots,
 };
 

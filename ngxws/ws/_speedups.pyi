@@ -6,6 +6,12 @@ Same interface as :class:`ngxws.ws.frames.PyFrameTracker`, the reference.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
+
+_T = TypeVar("_T")
+
+def parse_101(make: Callable[[str, list[tuple[str, str]], bytes], _T], data: bytes, /) -> _T | None:
+    """head101.py's simple 101 read: make(reason, headers, leftover), or None."""
 
 class FrameTracker:
     """Follows one direction of a websocket byte stream, reading frame headers only."""
@@ -50,6 +56,8 @@ class Splice:
     def held(self) -> tuple[int, int]: ...
     @property
     def sizes(self) -> tuple[int, int]: ...
+    @property
+    def first_close(self) -> int: ...
     def read_client(self) -> None: ...
     def read_upstream(self) -> None: ...
     def drain_client(self) -> None: ...

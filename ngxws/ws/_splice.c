@@ -25,9 +25,13 @@
  * page faults and no heap trim for its buffers: the pool's are warm.
  *
  * Python is called (event(kind, n)) only for what is rare: a socket's end
- * or error, a blocked or drained direction, a read that completed the
- * stream's first close frame (or lost it), a read that ended at a frame
- * boundary while Python watches for one (a close frame of ours waits).
+ * or error, a blocked or drained direction, a read that lost the stream
+ * (its length cannot be followed), a read that ended at a frame boundary
+ * while Python watches for one (a close frame of ours waits).  A read that
+ * completed a direction's first close frame calls nothing: the direction
+ * whose first close frame came first is noted (first_close), which the
+ * tunnel reads when it decides who closed (Tunnel.closed_by, final_closer)
+ * -- the W5 connection's two close frames cost no Python call.
  */
 
 #include <errno.h>
@@ -112,6 +116,7 @@ typedef struct {
     size_t cap[2];         /* the size of buf[d] while it has one */
     size_t next[2];        /* the size of the next buffer direction d takes */
     unsigned char *buf[2]; /* NULL while the direction holds nothing */
+    int first_close;       /* the direction whose first close frame completed first; -1 none yet */
 } Splice;
 
 /* Direction d's buffer, taken from the pool if it has none; 0 out of memory. */
@@ -188,6 +193,7 @@ Splice_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->event = Py_NewRef(event);
     self->fds[0] = f0;
     self->fds[1] = f1;
+    self->first_close = -1;
     return (PyObject *)self;
 }
 
@@ -262,6 +268,12 @@ splice_read_some(Splice *self, int d)
                        ? NULL : Py_NewRef(Py_None);
         }
         lost = count_chunk((FrameTracker *)self->trackers[d], self->buf[d], (size_t)n);
+        if (lost && !((FrameTracker *)self->trackers[d])->error) {
+            /* the direction's first close frame completed: noted, not reported */
+            if (self->first_close < 0)
+                self->first_close = d;
+            lost = 0;
+        }
         self->len[d] = (size_t)n;
         sent = splice_push(self, d);
         if (lost || sent != 1 || self->watch[d])
@@ -477,7 +489,15 @@ Splice_get_sizes(Splice *self, void *Py_UNUSED(closure))
     return Py_BuildValue("(nn)", (Py_ssize_t)self->next[0], (Py_ssize_t)self->next[1]);
 }
 
+static PyObject *
+Splice_get_first_close(Splice *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromLong(self->first_close);
+}
+
 static PyGetSetDef Splice_getset[] = {
+    {"first_close", (getter)Splice_get_first_close, NULL,
+     "The direction (0 client, 1 upstream) whose first close frame a read here completed first; -1 none.", NULL},
     {"held", (getter)Splice_get_held, NULL, "Bytes read but not yet sent, per direction.", NULL},
     {"sizes", (getter)Splice_get_sizes, NULL, "The size of each direction's next read buffer.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
