@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ngxws.access import basic_user
+from ngxws.config.memo import PerObject
 from ngxws.http.content import Action as Handler
 from ngxws.http.content import Error, decide
 from ngxws.routing.locations import match_location
@@ -36,8 +37,6 @@ __all__ = ["plain_request"]
 # before the content can act on its requests; None: the phases run
 _Handlers = tuple[Handler | None, Handler | None] | None
 
-_PLAIN: dict[int, tuple[Location, _Handlers]] = {}
-_PLAIN_LIMIT = 4096  # locations of every config loaded so far
 
 
 def _handlers(loc: Location) -> _Handlers:
@@ -55,16 +54,8 @@ def _handlers(loc: Location) -> _Handlers:
     return found[0], found[1]
 
 
-def handlers_of(loc: Location) -> _Handlers:
-    """``_handlers`` of ``loc``, noted once per location."""
-    known = _PLAIN.get(id(loc))
-    if known is not None and known[0] is loc:
-        return known[1]
-    if len(_PLAIN) >= _PLAIN_LIMIT:
-        _PLAIN.clear()
-    handlers = _handlers(loc)
-    _PLAIN[id(loc)] = (loc, handlers)
-    return handlers
+handlers_of: PerObject[Location, _Handlers] = PerObject(_handlers)
+"""``_handlers`` of a location, noted once per location."""
 
 
 def plain_request(
@@ -85,8 +76,7 @@ def plain_request(
     if match is None or match.redirect:  # 404 / the server's own, the auto-redirect
         return None
     loc = match.location
-    known = _PLAIN.get(id(loc))
-    handlers = known[1] if known is not None and known[0] is loc else handlers_of(loc)
+    handlers = handlers_of(loc)
     if handlers is None:
         return None
     handler = handlers[1] if state.upgrade else handlers[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from ngxws.config.memo import PerObject
 from ngxws.config.model import ProxySettings
 
 # nginx's ngx_http_proxy_headers: defaults, empty ones only hide the client's.
@@ -73,17 +74,5 @@ class PreparedHead:
         self.pass_headers = settings.pass_request_headers
 
 
-_CACHE: dict[int, tuple[ProxySettings, PreparedHead]] = {}
-_CACHE_LIMIT = 4096  # settings objects of every config loaded so far: reloads make new ones
-
-
-def prepared(settings: ProxySettings) -> PreparedHead:
-    """The ``PreparedHead`` of ``settings`` (made on first use, kept while it lives)."""
-    hit = _CACHE.get(id(settings))
-    if hit is not None and hit[0] is settings:
-        return hit[1]
-    if len(_CACHE) >= _CACHE_LIMIT:
-        _CACHE.clear()
-    head = PreparedHead(settings)
-    _CACHE[id(settings)] = (settings, head)
-    return head
+prepared: PerObject[ProxySettings, PreparedHead] = PerObject(PreparedHead)
+"""The ``PreparedHead`` of a location's settings (made on first use, kept while they live)."""

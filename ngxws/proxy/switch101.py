@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ngxws.config.memo import PerObject
 from ngxws.http.responses import SERVER
 from ngxws.proxy.upstream_response import OWN_HEADERS, SwitchHead, hidden_headers
 from ngxws.sinks.timefmt import http_date_now
@@ -27,26 +28,18 @@ if TYPE_CHECKING:
 
 __all__ = ["plain_answer", "plain_hidden"]
 
-# id(location) -> (the location, its hidden set when its 101 is plain, else None);
-# the location is kept so that an id reused after a reload is not mistaken for it
-_PLANS: dict[int, tuple[Location, frozenset[str] | None]] = {}
-_MAX_PLANS = 4096  # locations of the configuration: few
-
 _AFTER_STATUS = f"\r\nServer: {SERVER}\r\nDate: "
 
 
-def plain_hidden(loc: Location) -> frozenset[str] | None:
-    """What ``loc`` hides of an upstream's 101 when its answer is plain
-    (``plain_answer`` writes it), else None (``switching_head`` does)."""
-    plan = _PLANS.get(id(loc))
-    if plan is not None and plan[0] is loc:
-        return plan[1]
+def _plain_hidden(loc: Location) -> frozenset[str] | None:
     hidden = hidden_headers(loc.proxy.hide_headers, loc.proxy.pass_headers)
-    plain = None if loc.headers.active or not OWN_HEADERS <= hidden else hidden
-    if len(_PLANS) >= _MAX_PLANS:
-        _PLANS.clear()
-    _PLANS[id(loc)] = (loc, plain)
-    return plain
+    return None if loc.headers.active or not OWN_HEADERS <= hidden else hidden
+
+
+plain_hidden: PerObject[Location, frozenset[str] | None] = PerObject(_plain_hidden)
+"""What a location hides of an upstream's 101 when its answer is plain
+(``plain_answer`` writes it), else None (``switching_head`` does); noted
+once per location."""
 
 
 def plain_answer(response: SwitchHead, hidden: frozenset[str]) -> bytes:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ngxws.config.memo import PerObject
 from ngxws.http.prepared_head import DEFAULT_HEADERS
 from ngxws.http.request import RequestHead
 from ngxws.http.upstream_request import proxy_host_of, proxy_uri_of
@@ -180,17 +181,13 @@ class UpgradePlan:
         return "".join(out).encode("latin-1", "replace")
 
 
-_PLANS: dict[int, UpgradePlan] = {}
-_PLANS_LIMIT = 4096  # locations of every config loaded so far (a rewrite ... break makes one per request)
+_PLANS: PerObject[Location, UpgradePlan] = PerObject()  # a rewrite ... break makes a location per request
 
 
 def plan_of(loc: Location, pools: UpstreamPools, maps: Mapping[str, object]) -> UpgradePlan:
     """The plan of ``loc`` for the worker whose pools and maps these are
     (made on first use, kept while the location lives)."""
-    plan = _PLANS.get(id(loc))
-    if plan is not None and plan.loc is loc and plan.pools is pools and plan.maps is maps:
+    plan = _PLANS.get(loc)
+    if plan is not None and plan.pools is pools and plan.maps is maps:
         return plan
-    if len(_PLANS) >= _PLANS_LIMIT:
-        _PLANS.clear()
-    plan = _PLANS[id(loc)] = UpgradePlan(loc, pools, maps)
-    return plan
+    return _PLANS.put(loc, UpgradePlan(loc, pools, maps))
