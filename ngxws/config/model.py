@@ -206,6 +206,7 @@ class ProxySettings:
     hide_headers: tuple[str, ...] = ()
     pass_headers: tuple[str, ...] = ()
     intercept_errors: bool = False  # proxy_intercept_errors
+    ignore_x_accel_redirect: bool = False  # proxy_ignore_headers X-Accel-Redirect
     # proxy_cookie_domain / proxy_cookie_path rules (a level's lines, or its
     # "off", replace the inherited ones)
     cookie_domains: tuple[RedirectRule, ...] = ()

@@ -25,6 +25,7 @@ from ngxws.client_certs import VERIFY_CLIENT
 from ngxws.config.directives import Handling, StockRule
 from ngxws.config.gzip import GZIP_SETTERS
 from ngxws.config.headers import HEADER_SETTERS
+from ngxws.config.ignore_headers import set_ignore_headers
 from ngxws.config.levels import Level, LocationBlock
 from ngxws.config.pcre import compile_pcre
 from ngxws.config.reading import Node, ReadingError
@@ -462,6 +463,7 @@ SETTERS: Mapping[str, Setter] = {
     "proxy_cookie_path": _proxy_cookie("cookie_paths"),
     "proxy_cookie_flags": _proxy_cookie_flags,
     "proxy_intercept_errors": _proxy_flag("intercept_errors"),
+    "proxy_ignore_headers": set_ignore_headers,  # X-Accel-Redirect (config/ignore_headers.py)
     "proxy_hide_header": _proxy_header_list("hide_headers"),
     "proxy_pass_header": _proxy_header_list("pass_headers"),
     "proxy_ssl_protocols": _proxy_ssl_protocols,

@@ -56,7 +56,7 @@ from ngxws.routing.servers import VirtualHosts
 __all__ = [
     "Action", "AuthSubrequest", "Close", "Connection", "Content", "Delay", "ErrorPage", "LimitCheck",
     "Paused", "Plain", "Redirect", "Respond", "State", "World", "after_auth", "after_delay", "at_location",
-    "on_error", "phases", "start",
+    "internal_redirect", "on_error", "phases", "start",
 ]
 
 # ngx_http_special_response_handler() drops keep-alive after these.
@@ -541,21 +541,7 @@ def _error_page(
         # ngx_http_send_error_page(): a special response the headers
         # filter sees with the configuration of the location that erred
         return Redirect(code, target, head, server, loc, keep, conn.error_headers, charset=True)
-    redirected = RequestHead(
-        method="HEAD" if head.method == "HEAD" else "GET",
-        target=target,
-        version=head.version,
-        headers=head.headers,
-        keep_alive=head.keep_alive,
-        client_uri=head.client_uri or head.request_uri,
-    )
-    inner = state.redirected(redirected)
-    # ngx_http_internal_redirect(): from the server rewrite phase on,
-    # through the same bounded loop as rewrites (ngxws.http.rewrite)
-    v = conn.variables(redirected, server, ())
-    v.status = state.status_override or 0  # $status: nginx's err_status
-    routed = route(server, v, world.stat, internal=True)
-    inner.head = v.head
+    inner, v, routed = _redirect_route(world, conn, state, server, target)
     if routed.ret is not None:
         return answer_return(world, conn, routed.ret, inner, server, routed.location, v, keep, routed.redirect_url)
     if routed.location is None or routed.status == 500:
@@ -565,6 +551,56 @@ def _error_page(
     fresh = conn.variables(v.head, server, v.captures)
     fresh.status = v.status
     return at_location(world, conn, inner, server, routed.location, v.captures, keep, fresh)
+
+
+def _redirect_route(
+    world: World, conn: Connection, state: State, server: Server, target: str
+) -> tuple[State, RequestVariables, Routed]:
+    """ngx_http_internal_redirect() to ``target`` (a URI and its args): the
+    method becomes GET unless it is HEAD; from the server rewrite phase on,
+    through the same bounded loop as rewrites (ngxws.http.rewrite)."""
+    head = state.head
+    assert head is not None
+    redirected = RequestHead(
+        method="HEAD" if head.method == "HEAD" else "GET",
+        target=target,
+        version=head.version,
+        headers=head.headers,
+        keep_alive=head.keep_alive,
+        client_uri=head.client_uri or head.request_uri,
+    )
+    inner = state.redirected(redirected)
+    v = conn.variables(redirected, server, ())
+    v.status = state.status_override or 0  # $status: nginx's err_status
+    routed = route(server, v, world.stat, internal=True)
+    inner.head = v.head
+    return inner, v, routed
+
+
+def internal_redirect(
+    world: World, conn: Connection, state: State, server: Server, loc: Location, target: str, keep: bool
+) -> Action:
+    """An internal redirect the request itself asks for (an upstream's
+    X-Accel-Redirect: ngxws.http.x_accel): ``target`` a URI (and args) or
+    ``@name``, counted against NGX_HTTP_MAX_URI_CHANGES with error_page's
+    hops; an error on the way is finalized as a new one."""
+    head = state.head
+    assert head is not None
+    named = target.startswith("@")
+    if state.redirects >= _URI_CHANGES:
+        doing = "redirect to named location" if named else "internally redirecting to"
+        world.log_error(f'rewrite or internal redirection cycle while {doing} "{target}"')
+        state.error_page_done = True  # r->uri_changes is 0: no error_page applies
+        return ErrorPage(500, head, server, loc, False, conn.error_headers)
+    state.redirects += 1
+    if named:  # ngx_http_named_location(): the method is kept
+        found = find_named(server.locations, target)
+        if found is None:
+            world.log_error(f'could not find named location "{target}"')
+            return on_error(world, conn, 500, state, server, loc, keep)
+        return at_location(world, conn, state, server, limited(found, head.method), (), keep)
+    inner, v, routed = _redirect_route(world, conn, state, server, target)
+    return _routed(world, conn, inner, server, v, routed, keep)
 
 
 def answer_return(

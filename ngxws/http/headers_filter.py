@@ -65,6 +65,22 @@ def _next_time(seconds: int, now: float) -> int:
                             seconds // 60 % 60, seconds % 60, 0, 0, -1)))  # fmt: skip
 
 
+def _set_expires(out: list[tuple[str, str]], pair: tuple[str, str]) -> list[tuple[str, str]]:
+    """ngx_http_set_expires(): the Expires r->headers_out points to (the
+    last one copied) and the first Cache-Control take the new values where
+    they stand, the other Cache-Control lines go; missing ones are added."""
+    exp = next((i for i in range(len(out) - 1, -1, -1) if out[i][0].lower() == "expires"), None)
+    if exp is None:
+        out.append(("Expires", pair[0]))
+    else:
+        out[exp] = ("Expires", pair[0])
+    cc = next((i for i, (n, _) in enumerate(out) if n.lower() == "cache-control"), None)
+    if cc is None:
+        return [*out, ("Cache-Control", pair[1])]
+    out[cc] = ("Cache-Control", pair[1])
+    return [h for i, h in enumerate(out) if i == cc or h[0].lower() != "cache-control"]
+
+
 def _expires(conf: Expires, render: Callable[[str], str], now: float,
              last_modified: float | None) -> tuple[str, str] | None:  # fmt: skip
     """ngx_http_set_expires(): (Expires, Cache-Control), None to add nothing."""
@@ -118,8 +134,7 @@ def apply_headers(
         lm = next((parse_http_date(v) for n, v in out if n.lower() == "last-modified"), None)
         pair = _expires(conf.expires, render, clock, lm)
         if pair is not None:
-            out = [(n, v) for n, v in out if n.lower() not in ("expires", "cache-control")]
-            out += [("Expires", pair[0]), ("Cache-Control", pair[1])]
+            out = _set_expires(out, pair)
     for name, template, always in conf.add:
         if not safe and not always:
             continue

@@ -9,6 +9,7 @@ import asyncio
 
 from ngxws.http.body import RequestBody
 from ngxws.http.request import RequestHead
+from ngxws.http.x_accel import Copied
 from ngxws.limits.state import RequestLimits
 
 
@@ -17,7 +18,7 @@ class Pending:
 
     __slots__ = (
         "head", "body", "upgrade", "leftover", "error", "redirects", "complete", "status_override",
-        "limits", "sender", "http09", "uri_changes", "error_page_done",
+        "limits", "sender", "http09", "uri_changes", "error_page_done", "accel",
     )
 
     def __init__(self, head: RequestHead | None, error: int = 0) -> None:
@@ -36,6 +37,7 @@ class Pending:
         self.limits = RequestLimits()  # limit_req/limit_conn state, kept across internal redirects
         self.http09 = False  # an HTTP/0.9 request: answered without status line and headers
         self.uri_changes = 0  # internal redirects so far (static_phase: index, try_files)
+        self.accel: Copied | None = None  # what an X-Accel-Redirect copied (proxy/x_accel.py)
 
     def redirected(self, head: RequestHead) -> Pending:
         """The request after ``error_page``'s internal redirect to a URI: the
@@ -47,4 +49,9 @@ class Pending:
         inner.error_page_done = self.error_page_done
         inner.status_override = self.status_override
         inner.limits = self.limits
+        inner.accel = self.accel
+        if self.accel is not None:
+            # an X-Accel-Redirect's request keeps its body (nginx sends it
+            # again); error_page's was discarded (ngx_http_special_response_handler)
+            inner.body, inner.sender = self.body, self.sender
         return inner

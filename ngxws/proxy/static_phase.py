@@ -174,6 +174,9 @@ async def _send(
 ) -> bool:
     head = pending.head
     assert head is not None
+    accel = pending.accel  # an X-Accel-Redirect's copied head (proxy/x_accel.py)
+    if accel is not None and accel.content_type is not None:
+        ctype = accel.content_type  # ngx_http_set_content_type() keeps r->headers_out's
     answer = file_answer(
         info, ctype, loc.static, head.headers, head.version != "0.9",
         # a part names the type the charset filter labelled (it runs before the range filter)
@@ -204,7 +207,11 @@ async def _send(
         if loc.gzip.enabled:
             vary, gz = _gzip(client, head, server, loc, status, headers, info.size)
     head_only = head.method == "HEAD" or answer.status == 304
-    headers = filtered(client, loc, server, head, answer.status, answer.headers)
+    listed = answer.headers
+    if accel is not None:  # r->headers_out's list held them before the file's ETag
+        at = next((i for i, h in enumerate(listed) if h[0].lower() not in _SLOT_NAMES), len(listed))
+        listed = [*listed[:at], *accel.headers, *listed[at:]]
+    headers = filtered(client, loc, server, head, answer.status, listed)
     chunked = False
     if gz is not None:  # Content-Encoding after add_header's lines; chunked (or close) after the slots
         headers = compressed_headers(headers)
@@ -216,7 +223,10 @@ async def _send(
                 headers.insert(slot, ("Transfer-Encoding", "chunked"))
     # the range filter runs after the headers filter: its Accept-Ranges /
     # Content-Range come after add_header's lines
-    headers = [h for h in headers if h[0] not in _RANGE_HEADERS] + [h for h in headers if h[0] in _RANGE_HEADERS]
+    # (an Accept-Ranges an X-Accel-Redirect copied stays where it was)
+    copied = {id(h) for h in accel.headers} if accel is not None else set()
+    last = [h for h in headers if h[0] in _RANGE_HEADERS and id(h) not in copied]
+    headers = [h for h in headers if h[0] not in _RANGE_HEADERS or id(h) in copied] + last
     client.write(build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
                                  extra_headers=headers, length=-1, vary=vary))
     if head_only or client.transport is None:

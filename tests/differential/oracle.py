@@ -170,9 +170,11 @@ class RecordingBackend:
                        b"Date: Mon, 01 Jan 2001 00:00:00 GMT\r\nX-Secret: s\r\n")
         # a Location (or Refresh) header, "!" for "/" and "~" for ":" (they
         # survive nginx's URI normalisation): /location=http~!!backend!x
-        for name in ("location", "refresh", "set-cookie"):
+        # (and the headers an X-Accel-Redirect carries: "%3F" for "?")
+        for name in ("location", "refresh", "set-cookie", *_ACCEL_HEADERS):
             for m in re.finditer(rf"/{name}=([^/?]+)", path):
                 value = m.group(1).replace("!", "/").replace("~", ":").replace("%20", " ").replace("%3B", ";")
+                value = value.replace("%3F", "?").replace("%2C", ",").replace("%25", "%")
                 common += name.title().encode() + b": " + value.encode() + b"\r\n"
         if "/chunked" in path:
             conn.sendall(
@@ -242,6 +244,11 @@ class RecordingBackend:
 
 # Paths RecordingBackend answers as an auth service (Authelia's, oauth2-proxy's).
 AUTH_PATHS = ("/api/authz/", "/oauth2/auth")
+
+
+# headers a backend route may add (cases_x_accel.py): /x-accel-redirect=!protected!f
+_ACCEL_HEADERS = ("x-accel-redirect", "content-disposition", "cache-control", "expires", "etag", "last-modified",
+                  "accept-ranges", "x-extra")
 
 
 def _header_dict(head: bytes) -> dict[str, str]:
