@@ -49,7 +49,7 @@ from ngxws.proxy.static_phase import serve_static
 from ngxws.proxy.unasked_switch import pass_unasked_switch, unasked
 from ngxws.proxy.upgrade import proxy_upgrade, refuse_switch
 from ngxws.proxy.upstream import UpstreamUnavailable
-from ngxws.proxy.x_accel import follow, release, target_of
+from ngxws.proxy.x_accel import accel_redirect
 from ngxws.sinks.statsformats import stats_body
 
 if TYPE_CHECKING:
@@ -156,12 +156,8 @@ async def proxy_http(
     kept = intercepted(conn, loc, response)
     if kept is not None:  # proxy_intercept_errors: the location's error_page answers
         return await conn.answer_error(response.status, pending, server, loc, keep, kept)
-    accel = target_of(loc, response)
-    if accel is not None:  # X-Accel-Redirect: an internal redirect (proxy/x_accel.py)
-        action = follow(conn, pending, server, loc, response, accel)
-        try:
-            return await carry_out(conn, action)
-        finally:
-            release(pending, action)
+    followed = await accel_redirect(conn, pending, server, loc, response)
+    if followed is not None:  # X-Accel-Redirect: an internal redirect (proxy/x_accel.py)
+        return followed
     conn.send_timer.seconds = loc.send_timeout
     return await pass_response(conn, head, pending.status_override, response, keep, ProxiedHeaders(conn, loc, server, head))

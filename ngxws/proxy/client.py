@@ -33,7 +33,7 @@ from ngxws.accounting.connstats import CLOSED, READING, WAITING, WRITING
 from ngxws.client_certs import ConnectionTLS
 from ngxws.config.model import Listen, Location, ProxyPass, Server
 from ngxws.http.body_plan import body_plan_for, over_declared_length
-from ngxws.http.engine import at_location, on_error, start
+from ngxws.http.engine import Action, at_location, on_error, start
 from ngxws.http.parser import RequestParser, UpgradeRequest
 from ngxws.http.realip import ClientAddress
 from ngxws.http.request import BadRequest, HeadBuffers, RequestHead
@@ -474,6 +474,10 @@ class ClientConnection(asyncio.Protocol):
     ) -> bool:
         """An error nginx generates itself (error_page, else its own page)."""
         action = on_error(self.worker.world, self, status, pending, server, loc, keep, extra_headers)
+        return await carry_out(self, action)
+
+    async def carry(self, action: Action) -> bool:
+        """Carry out an engine action (an X-Accel-Redirect's: proxy/x_accel.py)."""
         return await carry_out(self, action)
 
     def proxy_target(self, pp: ProxyPass, v: RequestVariables) -> ProxyPass:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ngxws.accounting.connstats import ConnStats
     from ngxws.accounting.counters import SharedCounters
     from ngxws.config.model import Config, Location, ProxyPass, Server
-    from ngxws.http.engine import World
+    from ngxws.http.engine import Action, World
     from ngxws.http.maps import CompiledMap
     from ngxws.http.upstream_request import RequestVariables
     from ngxws.limits.preaccess import Limiter
@@ -136,3 +136,5 @@ class RequestIO(Connection, Protocol):
         keep: bool,
         extra_headers: list[tuple[str, str]] | None = None,
     ) -> bool: ...
+
+    async def carry(self, action: Action) -> bool: ...

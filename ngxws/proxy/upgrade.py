@@ -40,6 +40,7 @@ from ngxws.proxy.switch101 import plain_answer, plain_hidden
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable
 from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse, hidden_headers
+from ngxws.proxy.x_accel import accel_redirect
 from ngxws.ws.frames import encode_close_frame
 
 if TYPE_CHECKING:
@@ -152,6 +153,9 @@ async def upgrade_answered(
         kept = intercepted(conn, loc, response)
         if kept is not None:  # proxy_intercept_errors: the location's error_page answers
             return await conn.answer_error(response.status, pending, server, loc, head.keep_alive, kept)
+        followed = await accel_redirect(conn, pending, server, loc, response)
+        if followed is not None:  # X-Accel-Redirect (proxy/x_accel.py)
+            return followed
         conn.send_timer.seconds = loc.send_timeout
         return await pass_response(conn, head, pending.status_override, response, head.keep_alive,
                                    ProxiedHeaders(conn, loc, server, head))

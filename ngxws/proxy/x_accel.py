@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ngxws.proxy.context import RequestIO
     from ngxws.proxy.upstream_response import UpstreamResponse
 
-__all__ = ["follow", "release", "target_of"]
+__all__ = ["accel_redirect", "follow", "release", "target_of"]
 
 
 def target_of(loc: Location, response: UpstreamResponse) -> str | None:
@@ -64,3 +64,19 @@ def release(pending: Pending, action: Action) -> None:
     to the new upstream (the client connection forgets the original)."""
     if isinstance(action, Content) and isinstance(action.state, Pending) and action.state is not pending:
         forget(action.state.sender, None)
+
+
+async def accel_redirect(
+    conn: RequestIO, pending: Pending, server: Server, loc: Location, response: UpstreamResponse
+) -> bool | None:
+    """ngx_http_upstream_process_headers()'s redirect for an answer that is
+    not a 101 (proxy_http, and a request that asked to upgrade): whether
+    the connection stays open, None when the answer is passed on."""
+    target = target_of(loc, response)
+    if target is None:
+        return None
+    action = follow(conn, pending, server, loc, response, target)
+    try:
+        return await conn.carry(action)
+    finally:
+        release(pending, action)

@@ -14,8 +14,8 @@ header (oracle.py).
 
 from __future__ import annotations
 
-from cases import case, group
-from oracle import Group, get, req
+from cases import UPGRADE_LOC, case, group
+from oracle import Group, get, req, upgrade
 
 _H = frozenset({"set-cookie", "content-disposition", "cache-control", "expires", "etag", "last-modified",
                 "x-extra", "x-accel-redirect", "accept-ranges"})
@@ -33,6 +33,7 @@ group(Group("x_accel", """
         location = /loop { proxy_pass http://127.0.0.1:@B0@/x-accel-redirect=!loop; }
         location = /echo { internal; return 200 "echo $request_method $uri $args\\n"; }
         location @named { return 200 "named $request_method $uri $args\\n"; }
+        location /wsapp/ { proxy_pass http://127.0.0.1:@B0@;@UP@}
     }
     server {
         listen 127.0.0.1:@L1@;
@@ -46,7 +47,7 @@ group(Group("x_accel", """
         location /protected/ { internal; alias @ROOT@/files/; expires epoch; add_header X-Prot p; }
         location = /err500 { return 200 "err500\\n"; }
     }
-""", docroot={"index.html": b"home\n", "files/a.html": b"<p>protected</p>\n", "files/b.bin": b"binary\n"}))
+""".replace("@UP@", UPGRADE_LOC), docroot={"index.html": b"home\n", "files/a.html": b"<p>protected</p>\n", "files/b.bin": b"binary\n"}))
 
 _F = "/x-accel-redirect=!protected!a.html"
 _ALL = "/set-cookie=s=1/content-disposition=attachment/cache-control=no-store/expires=0/etag=%22e%22" \
@@ -95,6 +96,8 @@ for name, request, expect in [
     ("chunked upstream body", get("/app/chunked" + _F), 200),
     ("status 302 with Location", get("/app/status/302/location=!elsewhere" + _F), 200),
     ("named location, HEAD", req("HEAD", "/app/x-accel-redirect=@named"), 200),
+    ("an upgrade answered 200", upgrade("/wsapp/status/200" + _F), 200),
+    ("an upgrade answered 200, proxied target", upgrade("/wsapp/status/200/x-accel-redirect=!inner!w"), 200),
     ("upstream Accept-Ranges", get("/app/accept-ranges=none" + _F), 200),
     ("upstream Accept-Ranges, a range", get("/app/accept-ranges=none" + _F, extra="Range: bytes=0-2\r\n"), 206),
 ]:
