@@ -12,25 +12,22 @@ import inspect
 import os
 import socket
 import stat as stat_module
-from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
 import pytest
 import trustme
+from engine_fakes import Conn, Req
 
-from ngxws.client_certs import ConnectionTLS
 from ngxws.config.loader import load_config
 from ngxws.config.model import Config, Location, Server
 from ngxws.http import engine
 from ngxws.http.body_plan import body_plan_for, over_declared_length
 from ngxws.http.engine import World
-from ngxws.http.realip import ClientAddress
 from ngxws.http.request import RequestHead
 from ngxws.http.rewrite import MAX_URI_CHANGES, Routed, route
 from ngxws.http.upstream_request import RequestVariables
 from ngxws.limits.preaccess import Limiter
-from ngxws.limits.state import RequestLimits
 from ngxws.limits.zones import LimitZones
 from ngxws.routing.locations import match_location
 from ngxws.routing.servers import VirtualHosts, virtual_hosts
@@ -296,48 +293,6 @@ class FakeTLS:
 
     def verify_result(self) -> int:
         return self.verify
-
-
-class Conn:
-    """The engine's ``Connection``: a client at ``remote``, no socket."""
-
-    def __init__(self, remote: str = "127.0.0.1", tls: FakeTLS | None = None) -> None:
-        self.address = ClientAddress(remote, 40000, None, ("127.0.0.1", 80))
-        self.tls = cast(ConnectionTLS | None, tls)
-        self.remote_addr, self.remote_port = remote, 40000
-        self.remote_user = ""
-        self.auth_vars: dict[str, str] = {}
-        self.error_headers: list[tuple[str, str]] = []
-        self.script_vars: dict[str, str] = {}
-        self.script_named: Mapping[str, str] = {}
-        self.requests = 0
-        self.request_id = ""
-
-    def variables(self, head: RequestHead, server: Server, captures: tuple[str, ...]) -> RequestVariables:
-        return RequestVariables(
-            head=head, remote_addr=self.remote_addr, remote_port=self.remote_port, server_addr="127.0.0.1",
-            server_port=80, server_name=server.server_names[0] if server.server_names else "", captures=captures,
-            remote_user=self.remote_user, auth_set=self.auth_vars, client_address=self.address,
-            variables=self.script_vars, named=self.script_named, clock=lambda: 0.0, random_hex=lambda: "0" * 32,
-        )
-
-
-class Req:
-    """The engine's ``State``: one request across its internal redirects."""
-
-    def __init__(self, head: RequestHead, error: int = 0, upgrade: bool = False) -> None:
-        self.head: RequestHead | None = head
-        self.error, self.upgrade = error, upgrade
-        self.redirects = 0
-        self.error_page_done = False
-        self.status_override: int | None = None
-        self.limits = RequestLimits()
-
-    def redirected(self, head: RequestHead) -> Req:
-        inner = Req(head, upgrade=self.upgrade)
-        inner.redirects, inner.status_override, inner.limits = self.redirects, self.status_override, self.limits
-        inner.error_page_done = self.error_page_done
-        return inner
 
 
 class Files:

@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import base64
 import itertools
-from collections.abc import Mapping
 from pathlib import Path
 
+import engine_fakes
 import pytest
+from engine_fakes import Req
 
 from ngxws.config.loader import load_config
-from ngxws.config.model import Config, Server
+from ngxws.config.model import Config
 from ngxws.http import engine
 from ngxws.http.engine import World
 from ngxws.http.plain_phases import plain_request
-from ngxws.http.realip import ClientAddress
 from ngxws.http.request import RequestHead
 from ngxws.http.rewrite import no_files
-from ngxws.http.upstream_request import RequestVariables
 from ngxws.limits.preaccess import Limiter
-from ngxws.limits.state import RequestLimits
 from ngxws.limits.zones import LimitZones
 from ngxws.routing.servers import VirtualHosts, virtual_hosts
 
@@ -119,28 +117,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, dict[int, V
     return config, {listen.port: vh for listen, vh in virtual_hosts(config).values()}
 
 
-class Conn:
-    """The engine's ``Connection`` on a plain listener, no socket."""
+class Conn(engine_fakes.Conn):
+    """The engine's ``Connection`` on a plain listener, holding a previous
+    request's values (the shortcut must set them as the phases do)."""
 
     def __init__(self, remote: str) -> None:
-        self.address = ClientAddress(remote, 40000, None, ("127.0.0.1", 1))
-        self.tls = None
-        self.remote_addr, self.remote_port = remote, 40000
+        super().__init__(remote, server_port=1)
         self.remote_user = "previous"
-        self.auth_vars: dict[str, str] = {"previous": "1"}
-        self.error_headers: list[tuple[str, str]] = [("Previous", "1")]
-        self.script_vars: dict[str, str] = {"previous": "1"}
-        self.script_named: Mapping[str, str] = {"previous": "1"}
+        self.auth_vars = {"previous": "1"}
+        self.error_headers = [("Previous", "1")]
+        self.script_vars = {"previous": "1"}
+        self.script_named = {"previous": "1"}
         self.requests = 3
         self.request_id = "previous"
-
-    def variables(self, head: RequestHead, server: Server, captures: tuple[str, ...]) -> RequestVariables:
-        return RequestVariables(
-            head=head, remote_addr=self.remote_addr, remote_port=self.remote_port, server_addr="127.0.0.1",
-            server_port=1, server_name=server.server_names[0] if server.server_names else "", captures=captures,
-            remote_user=self.remote_user, auth_set=self.auth_vars, client_address=self.address,
-            variables=self.script_vars, named=self.script_named, clock=lambda: 0.0, random_hex=lambda: "0" * 32,
-        )
 
     def facts(self) -> tuple[object, ...]:
         a = self.address
@@ -148,24 +137,6 @@ class Conn:
             self.remote_addr, self.remote_port, self.remote_user, self.auth_vars, self.error_headers,
             self.script_vars, dict(self.script_named), self.requests, self.request_id, a.addr, a.port, a.changed,
         )
-
-
-class Req:
-    """The engine's ``State``."""
-
-    def __init__(self, head: RequestHead, error: int, upgrade: bool) -> None:
-        self.head: RequestHead | None = head
-        self.error, self.upgrade = error, upgrade
-        self.redirects = 0
-        self.error_page_done = False
-        self.status_override: int | None = None
-        self.limits = RequestLimits()
-
-    def redirected(self, head: RequestHead) -> Req:
-        inner = Req(head, 0, self.upgrade)
-        inner.redirects, inner.status_override, inner.limits = self.redirects, self.status_override, self.limits
-        inner.error_page_done = self.error_page_done
-        return inner
 
 
 def _world(config: Config) -> World:
