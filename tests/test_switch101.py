@@ -1,8 +1,8 @@
 """Issue 13, W5 (the upgrade's 101 to the tunnel's end): each fast step
 equals the general one it stands in for, over tables of inputs.
 
-- ``switch101.plain_answer`` (a location whose 101 runs no headers filter)
-  against ``handshake.switching_head`` through the headers filter and
+- ``switching_head`` without a filter where ``switch101.plain_hidden``
+  says none can act, against ``handshake.switching_head`` through the headers filter and
   ``response_head``, for every location of a real configuration (crossplane)
   and a table of upstream 101s; locations it does not take are the ones
   that need the general path (add_header, expires, charset, an upstream
@@ -35,7 +35,7 @@ from ngxws.http.request import RequestHead
 from ngxws.proxy.handshake import switching_head
 from ngxws.proxy.head101 import Head101, parse_101, py_parse_101
 from ngxws.proxy.header_phase import filtered
-from ngxws.proxy.switch101 import plain_answer, plain_hidden
+from ngxws.proxy.switch101 import plain_hidden
 from ngxws.proxy.upgrade import switched_to_websocket, tokens
 from ngxws.proxy.upstream_response import hidden_headers
 from ngxws.ws.frames import CRelay
@@ -119,7 +119,7 @@ def test_plain_answer_is_switching_head(tmp_path: Path) -> None:
         if plain is None:
             continue
         for response in RESPONSES:
-            assert _undated(plain_answer(response, plain)) == _undated(_general(server, loc, response)), (
+            assert _undated(switching_head(response, None, plain)) == _undated(_general(server, loc, response)), (
                 loc.pattern, response.headers)  # fmt: skip
             compared += 1
     assert compared == sum(plain for _, plain in LOCATIONS.values()) * len(RESPONSES)

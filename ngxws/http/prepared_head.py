@@ -1,4 +1,4 @@
-"""The upstream request head, prepared once per ``ProxySettings`` (pure).
+"""The upstream request head, prepared once per ``ProxySettings``.
 
 ``ngx_http_proxy_create_request`` sends, after the request line, the
 ``proxy_set_header`` list in effect merged with nginx's defaults, then the
@@ -41,7 +41,7 @@ _Slot = tuple[str, str, str]
 class PreparedHead:
     """One settings object's header list, split into constant text and slots."""
 
-    __slots__ = ("http_version", "steps", "hidden", "pass_headers")
+    __slots__ = ("http_version", "steps", "hidden", "pass_headers", "passing", "dropped")
 
     def __init__(self, settings: ProxySettings) -> None:
         self.http_version = settings.http_version
@@ -72,6 +72,30 @@ class PreparedHead:
         self.steps = tuple(steps)
         self.hidden = frozenset(named)
         self.pass_headers = settings.pass_request_headers
+        # exact spellings of client header names seen passed / hidden, so
+        # that most lines need no lower() (bounded: a name in neither is
+        # lower-cased and looked up, as every name would be)
+        self.passing: set[str] = set()
+        self.dropped: set[str] = set()
+
+    def client_lines(self, headers: list[tuple[str, str]], out: list[str]) -> None:
+        """The client's header lines the list does not name, in their order
+        (ngx_http_proxy_create_request), appended to ``out``; none when
+        ``proxy_pass_request_headers off``."""
+        if not self.pass_headers:
+            return
+        passing, dropped, hidden = self.passing, self.dropped, self.hidden
+        for name, value in headers:
+            if name in passing:
+                out.append(f"\r\n{name}: {value}")
+            elif name not in dropped:
+                if name.lower() in hidden:
+                    if len(dropped) < 64:
+                        dropped.add(name)
+                else:
+                    if len(passing) < 64:
+                        passing.add(name)
+                    out.append(f"\r\n{name}: {value}")
 
 
 prepared: PerObject[ProxySettings, PreparedHead] = PerObject(PreparedHead)

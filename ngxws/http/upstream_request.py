@@ -313,11 +313,7 @@ def build_upstream_head(
         if rendered:  # a header whose value renders empty is not sent
             out.append(prefix)
             out.append(rendered)
-    if p.pass_headers:
-        hidden = p.hidden
-        for name, value in h.headers:
-            if name.lower() not in hidden:
-                out.append(f"\r\n{name}: {value}")
+    p.client_lines(h.headers, out)
     out.append("\r\n\r\n")
     return "".join(out).encode("latin-1", "replace")
 

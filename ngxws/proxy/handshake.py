@@ -34,11 +34,12 @@ def switching_head(
     """The upstream's 101 as nginx passes it: its own Server/Date, Connection:
     upgrade; ``headers_filter``: add_header's ``always`` lines (the headers
     filter runs on a 101 too); ``hidden``: what it does not pass on."""
-    headers = [(n, v) for n, v in response.headers if n.lower() == "upgrade" or n.lower() not in hidden]
+    headers = [(n, v) for n, v in response.headers if (low := n.lower()) == "upgrade" or low not in hidden]
     if headers_filter is not None:
         headers = headers_filter(101, headers)
+    # fixed=0: no slot header leads (Connection comes first)
     return response_head(f"HTTP/1.1 101 {response.reason or 'Switching Protocols'}", [("Connection", "upgrade"), *headers],
-                         own=OWN_HEADERS <= hidden)  # fmt: skip
+                         own=OWN_HEADERS <= hidden, fixed=0)  # fmt: skip
 
 
 def refusal(key: str) -> bytes:

@@ -466,41 +466,34 @@ class Tunnel:
             u.send_timeout = send_timeout
             self.client_side = c  # type: ignore[assignment]
             self.upstream_side = u  # type: ignore[assignment]
-            self._timers = [loop.call_later(read_timeout / IDLE_CHECKS, self._check_idle)]
-            if conn_age is not None:
-                self._timers.append(loop.call_later(conn_age, self.close_with, 4001, "Connection is Aged"))
-            worker.tunnels.add(self)
-            return
-        if logger is not None and logfile is not None:
-            self.logger = logger
-            self.logfile = logfile
-            self.log_each_frame = logger.wants_frames
-        self.client_side = ClientSide(self)
-        self.upstream_side = UpstreamSide(self)
-        loop = running_loop()
-        self.client_side.send_timeout = client_send_timeout
-        self.upstream_side.send_timeout = send_timeout
-        if self.logger is not None and self.logger.wants_close_details:
-            # the close line wants this tunnel's own totals / close frames:
-            # only such a tunnel's sides feed through a tally (close_details.py)
-            for side in (self.client_side, self.upstream_side):
-                tally = Tally(side.tracker, side.array, side.base + side.FRAMES, side.base + side.OPCODES)
-                side.tracker = tally  # type: ignore[assignment]
-                side.count = tally.count
-        # a Dial (dial.py): the upstream is a plain socket, and the relay is
-        # in C from start() on (splice_born); until then it acts as a transport
-        up = upstream
-        self.client_side.source = client
-        self.client_side.out = up
-        self.upstream_side.source = up
-        self.upstream_side.out = client
-        self.client_side.write = up.write
-        self.upstream_side.write = client.write
-        self.upstream = up
+        else:
+            loop = running_loop()
+            if logger is not None and logfile is not None:
+                self.logger = logger
+                self.logfile = logfile
+                self.log_each_frame = logger.wants_frames
+            self.client_side = ClientSide(self)
+            self.upstream_side = UpstreamSide(self)
+            self.client_side.send_timeout = client_send_timeout
+            self.upstream_side.send_timeout = send_timeout
+            if self.logger is not None and self.logger.wants_close_details:
+                # the close line wants this tunnel's own totals / close frames:
+                # only such a tunnel's sides feed through a tally (close_details.py)
+                for side in (self.client_side, self.upstream_side):
+                    tally = Tally(side.tracker, side.array, side.base + side.FRAMES, side.base + side.OPCODES)
+                    side.tracker = tally  # type: ignore[assignment]
+                    side.count = tally.count
+            self.client_side.source = client
+            self.client_side.out = upstream
+            self.upstream_side.source = upstream
+            self.upstream_side.out = client
+            self.client_side.write = upstream.write
+            self.upstream_side.write = client.write
+            self.upstream = upstream
         self._timers = [loop.call_later(read_timeout / IDLE_CHECKS, self._check_idle)]
         if conn_age is not None:
             self._timers.append(loop.call_later(conn_age, self.close_with, 4001, "Connection is Aged"))
-        if CSplice is not None and not self.log_each_frame:
+        if CSplice is not None and not self.log_each_frame and not isinstance(upstream, Dial):
             self._timers.append(loop.call_later(SPLICE_AFTER, self._splice))
         worker.tunnels.add(self)
 

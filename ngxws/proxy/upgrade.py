@@ -36,7 +36,7 @@ from ngxws.proxy.dial import Dial
 from ngxws.proxy.handshake import conn_info, refusal, switching_head
 from ngxws.proxy.header_phase import ProxiedHeaders, filtered
 from ngxws.proxy.response_pass import intercepted, pass_response
-from ngxws.proxy.switch101 import plain_answer, plain_hidden
+from ngxws.proxy.switch101 import plain_hidden
 from ngxws.proxy.tunnel import Tunnel
 from ngxws.proxy.upstream import UpstreamUnavailable
 from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse, hidden_headers
@@ -187,9 +187,9 @@ def tunnel_now(
     record_upgrade(counts, row, 101)
     opened = False
     try:
-        plain = plain_hidden(loc)  # no headers filter to run: the one-step answer (switch101.py)
+        plain = plain_hidden(loc)  # no headers filter to run (switch101.py)
         if plain is not None:
-            answer = plain_answer(response, plain)
+            answer = switching_head(response, None, plain)
         else:
             answer = switching_head(response, lambda status, h: filtered(conn, loc, server, head, status, h, proxied=True),
                                     hidden_headers(loc.proxy.hide_headers, loc.proxy.pass_headers))  # fmt: skip

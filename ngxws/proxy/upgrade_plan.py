@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ngxws.config.memo import PerObject
-from ngxws.http.prepared_head import DEFAULT_HEADERS
+from ngxws.http.prepared_head import PreparedHead, prepared
 from ngxws.http.request import RequestHead
 from ngxws.http.upstream_request import proxy_host_of, proxy_uri_of
 from ngxws.routing.servers import normalise_host
@@ -43,22 +43,9 @@ _HOST = 2
 
 _Step = str | tuple[str, int, str]
 
-_ONE_VAR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-
 # names RequestVariables.get finds before the ones read here when they are
 # set (``set``, named captures, auth_request_set): checked per request
 _FOLDED = ("proxy_host", "proxy_internal_body_length", "proxy_internal_chunked")
-
-
-def _one_var(value: str) -> str | None:
-    """The variable name when ``value`` is exactly ``$name`` or ``${name}``."""
-    if value.startswith("${") and value.endswith("}"):
-        name = value[2:-1]
-    elif value.startswith("$"):
-        name = value[1:]
-    else:
-        return None
-    return name if name and all(c in _ONE_VAR_CHARS for c in name) else None
 
 
 class UpgradePlan:
@@ -66,7 +53,7 @@ class UpgradePlan:
 
     __slots__ = (
         "loc", "pools", "maps", "selector", "proxy_host", "proxy_port", "hashed", "head_nobody", "head_zero",
-        "hidden", "pass_headers", "version", "plain_uri", "passing", "dropped", "logs",
+        "prepared", "version", "plain_uri", "logs",
     )
 
     def __init__(self, loc: Location, pools: UpstreamPools, maps: Mapping[str, object]) -> None:
@@ -84,52 +71,41 @@ class UpgradePlan:
         self.logs: tuple[Server, bool] | None = None
         settings = loc.proxy
         self.version = f" HTTP/{settings.http_version}"
-        self.pass_headers = settings.pass_request_headers
-        # exact spellings of client header names seen passed / hidden
-        # (bounded: a name not in either is lower-cased and looked up)
-        self.passing: set[str] = set()
-        self.dropped: set[str] = set()
-        merged = list(settings.set_headers)
-        named = {name.lower() for name, _ in merged}
-        for name, value in DEFAULT_HEADERS:
-            if name.lower() not in named:
-                merged.append((name, value))
-                named.add(name.lower())
-        self.hidden = frozenset(named)
+        # the location's header list as build_upstream_head sends it
+        # (ngxws.http.prepared_head), its slots narrowed down here
+        p = self.prepared = prepared(settings)
         foldable = settings.method is None and not self.hashed and not any(name in maps for name in _FOLDED)
-        self.head_nobody = self._steps(merged, None) if foldable else None
-        self.head_zero = self._steps(merged, "0") if foldable else None
+        self.head_nobody = self._steps(p, None) if foldable else None
+        self.head_zero = self._steps(p, "0") if foldable else None
 
-    def _steps(self, merged: list[tuple[str, str]], length: str | None) -> tuple[_Step, ...] | None:
-        """The lines as constant text and slots; None when one needs the
-        whole variable machinery."""
+    def _steps(self, p: PreparedHead, length: str | None) -> tuple[_Step, ...] | None:
+        """The prepared lines with $proxy_host and the body framing folded
+        into the constant text, a client header or $host as a slot; None
+        when a line needs the whole variable machinery."""
+        # no body: never chunked, a Content-Length only when the client sent one
+        folded = dict(zip(_FOLDED, (self.proxy_host, length or "", ""), strict=True))
         steps: list[_Step] = []
         const = ""
-        for name, value in merged:
-            if "$" in value:
-                var = _one_var(value)
-                if var == "proxy_host":
-                    value = self.proxy_host
-                elif var == "proxy_internal_body_length":
-                    value = length or ""
-                elif var == "proxy_internal_chunked":
-                    value = ""  # no body: never chunked
-                elif var is not None and var.startswith("http_"):
-                    if const:
-                        steps.append(const)
-                        const = ""
-                    steps.append((f"\r\n{name}: ", _HEADER, var[5:].replace("_", "-").lower()))
-                    continue
-                elif var == "host":
-                    if const:
-                        steps.append(const)
-                        const = ""
-                    steps.append((f"\r\n{name}: ", _HOST, ""))
-                    continue
-                else:
-                    return None
-            if value:  # an empty value sends no line
-                const += f"\r\n{name}: {value}"
+        for step in p.steps:
+            if isinstance(step, str):
+                const += step
+                continue
+            prefix, _template, var = step
+            value = folded.get(var)
+            if value is not None:
+                if value:  # an empty value sends no line
+                    const += prefix + value
+                continue
+            if var.startswith("http_"):
+                slot: _Step = (prefix, _HEADER, var[5:].replace("_", "-").lower())
+            elif var == "host":
+                slot = (prefix, _HOST, "")
+            else:
+                return None
+            if const:
+                steps.append(const)
+                const = ""
+            steps.append(slot)
         if const:
             steps.append(const)
         return tuple(steps)
@@ -164,19 +140,7 @@ class UpgradePlan:
             if value:
                 out.append(prefix)
                 out.append(value)
-        if self.pass_headers:
-            passing, dropped = self.passing, self.dropped
-            for name, value in request.headers:
-                if name in passing:
-                    out.append(f"\r\n{name}: {value}")
-                elif name not in dropped:
-                    if name.lower() in self.hidden:
-                        if len(dropped) < 64:
-                            dropped.add(name)
-                    else:
-                        if len(passing) < 64:
-                            passing.add(name)
-                        out.append(f"\r\n{name}: {value}")
+        self.prepared.client_lines(request.headers, out)
         out.append("\r\n\r\n")
         return "".join(out).encode("latin-1", "replace")
 
