@@ -1,6 +1,9 @@
 """The spliced relay (``ngxws.proxy.splice``): an unlogged plain-TCP tunnel
-relayed by ``_speedups.Splice`` on the loop's fd watchers, its transports
-closed once it has lived ``SPLICE_AFTER``.
+relayed by ``_speedups.Splice``, its transports closed once it has lived
+``SPLICE_AFTER``; its sockets watched by the worker's ``Poller``, then,
+once read ``STEADY_AFTER`` times, by the loop's own set (``LoopWatch``).
+Every test here runs both ways: with the module's ``STEADY_AFTER`` (the
+tunnels stay on the Poller) and with 1 (they move at their first read).
 
 Driven on a real ``Tunnel`` over TCP connections on loopback, on uvloop
 (the loop ngxws runs), the test holding the far ends: bytes and counts both
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 import struct
 import time
@@ -40,6 +44,14 @@ from ngxws.proxy.tunnel import Tunnel
 from ngxws.ws.frames import CSplice
 
 pytestmark = pytest.mark.skipif(CSplice is None, reason="C extension not built")
+
+
+@pytest.fixture(autouse=True, params=["poller", "loop"])
+def steady_after(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Which set the tunnels' sockets are in for the test: "loop" moves them at the first read."""
+    if request.param == "loop":
+        monkeypatch.setattr(splice_module, "STEADY_AFTER", 1)
+    return splice_module.STEADY_AFTER
 
 # A masked binary frame header announcing 1 TiB of payload (the trackers skip it).
 HUGE_FRAME = struct.pack("!BBQ", 0x82, 0x80 | 127, 1 << 40) + b"\x01\x02\x03\x04"
@@ -548,3 +560,155 @@ def test_reads_per_readiness_bounded(size: int) -> None:
             s.close()
 
     _run(scenario())
+
+
+def _registered(fd: int) -> bool:
+    """Whether ``fd`` is in the running loop's set (uvloop's poll handles) or the worker's."""
+    return fd in splice_module.loop_watch().events or _in_poller(fd)
+
+
+def _in_poller(fd: int) -> bool:
+    """Whether the worker's epoll set holds ``fd`` (its ``tfd:`` lines in /proc)."""
+    info = Path(f"/proc/self/fdinfo/{splice_module.poller().fd}").read_text()
+    return any(line.split()[1] == str(fd) for line in info.splitlines() if line.startswith("tfd:"))
+
+
+def test_a_tunnel_moves_to_the_loops_set_once_steady(steady_after: int) -> None:
+    """Read STEADY_AFTER times, both sockets leave the worker's epoll set for
+    the loop's, once; the relay, its counts and its end go on as before."""
+
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _spliced()
+        spliced = tunnel.spliced
+        assert spliced is not None
+        fds = spliced.fds
+        rounds = steady_after + 5
+        for i in range(rounds):
+            a, b = _masked(bytes([i % 256]) * 3), _unmasked(b"u" * 4)
+            client.send(a)
+            assert await _recv(upstream, len(a)) == a
+            upstream.send(b)
+            assert await _recv(client, len(b)) == b
+        watch = splice_module.loop_watch()
+        assert spliced.poller is watch
+        assert all(watch.events[fd] == splice_module.POLL_READ for fd in fds)
+        assert not any(_in_poller(fd) for fd in fds)
+        slots = worker.counters.array.tolist()
+        assert slots[1] == rounds + 1 and slots[4] == rounds  # frames each way (hello first)
+        upstream.close()
+        await _until(lambda: tunnel.closed)
+        assert not any(_registered(fd) for fd in fds)
+        assert _eof(client) or await _recv(client, 1) == b""
+        client.close()
+
+    _run(scenario())
+
+
+def _steady_news(steady: int, reads: int) -> list[tuple[int, int]]:
+    """What a bare Splice(steady=...) reports over ``reads`` reads of one small frame each."""
+    from ngxws.ws.frames import CFrameTracker
+
+    assert CSplice is not None and CFrameTracker is not None
+    heard: list[tuple[int, int]] = []
+    a_far, a_near = tcp_pair()
+    b_far, b_near = tcp_pair()
+    try:
+        for s in (a_near, b_near):
+            s.setblocking(False)
+        relay = CSplice(
+            CFrameTracker(),
+            CFrameTracker(),
+            a_near.fileno(),
+            b_near.fileno(),
+            lambda kind, n: heard.append((kind, n)),
+            1024,
+            0,
+            steady,
+        )
+        for _ in range(reads):
+            a_far.sendall(_masked(b"x"))
+            select.select([a_near], [], [], 1.0)
+            relay.read_client()
+            assert b_far.recv(64) == _masked(b"x")
+    finally:
+        for s in (a_far, a_near, b_far, b_near):
+            s.close()
+    return heard
+
+
+def test_steady_is_reported_once_after_that_many_reads() -> None:
+    """The C side: SPLICE_STEADY (6) once, at the read that makes the count; never with steady=0."""
+    assert _steady_news(3, 2) == []
+    assert _steady_news(3, 6) == [(splice_module.STEADY, 0)]
+    assert _steady_news(0, 6) == []
+
+
+def test_a_tunnel_that_blocks_goes_back_to_the_workers_set_for_good(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A direction that blocks (a slow reader) takes its tunnel from the
+    loop's set back to the worker's, and it never moves again: its changes
+    of interest cost one epoll_ctl there."""
+    monkeypatch.setattr(splice_module, "STEADY_AFTER", 1)
+
+    async def scenario() -> None:
+        tunnel, worker, client, upstream = await _spliced()
+        spliced = tunnel.spliced
+        assert spliced is not None
+        client.send(_masked(b"first"))  # its first read: steady (1)
+        assert await _recv(upstream, len(_masked(b"first"))) == _masked(b"first")
+        assert spliced.poller is splice_module.loop_watch()
+        chunk = struct.pack("!BBQ", 0x82, 127, 1 << 40) + b"\x07" * 65536
+        sent = 0
+        deadline = time.monotonic() + 10
+        while not spliced.blocked[1] and time.monotonic() < deadline:
+            try:
+                sent += upstream.send(chunk if sent == 0 else b"\x07" * 65536)
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+        assert spliced.blocked[1] and spliced.has_blocked
+        assert spliced.poller is splice_module.poller()
+        assert not any(fd in splice_module.loop_watch().events for fd in spliced.fds)
+        assert len(await _recv(client, sent, limit=10)) == sent  # all of it, once the client reads
+        await _until(lambda: not spliced.blocked[1])
+        for _ in range(5):  # more reads: STEADY is not reported again, and would not move it
+            client.send(_masked(b"again"))
+            assert await _recv(upstream, len(_masked(b"again"))) == _masked(b"again")
+        assert spliced.poller is splice_module.poller() and all(_in_poller(fd) for fd in spliced.fds)
+        tunnel.close()
+        for s in (client, upstream):
+            s.close()
+
+    _run(scenario())
+
+
+def test_a_read_that_fills_the_buffer_means_never_steady() -> None:
+    """A flood or a bulk transfer (a read fills the buffer) is never reported steady."""
+    from ngxws.ws.frames import CFrameTracker
+
+    assert CSplice is not None and CFrameTracker is not None
+    heard: list[tuple[int, int]] = []
+    a_far, a_near = tcp_pair()
+    b_far, b_near = tcp_pair()
+    try:
+        for s in (a_near, b_near):
+            s.setblocking(False)
+        relay = CSplice(
+            CFrameTracker(),
+            CFrameTracker(),
+            a_near.fileno(),
+            b_near.fileno(),
+            lambda kind, n: heard.append((kind, n)),
+            16,
+            0,
+            3,
+        )
+        a_far.sendall(HUGE_FRAME + b"\x01" * 20)  # more than the 16-byte buffer
+        select.select([a_near], [], [], 1.0)
+        relay.read_client()
+        for _ in range(5):
+            a_far.sendall(b"\x01")
+            select.select([a_near], [], [], 1.0)
+            relay.read_client()
+        assert heard == []
+    finally:
+        for s in (a_far, a_near, b_far, b_near):
+            s.close()

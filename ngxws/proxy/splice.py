@@ -17,11 +17,32 @@ plain ``close(2)``, no ``shutdown``); one that is busy when it falls due (a
 flood: waiting for its turn or for a drain nearly all the time) at its next
 chance, when a side may read again (``_Side.resume_if_free``).
 
-Every spliced socket is in the worker's own epoll set (``poller``,
+A spliced socket starts in the worker's own epoll set (``poller``,
 ``_poller.c``), registered once; on readiness the C object reads: one
 ``recv`` into a pooled buffer, ``count`` into the shared slot, one
 ``send``.  A direction whose read filled its ``BUFFER`` reads up to
 ``BULK`` from then on.
+
+A tunnel of small messages (none of its reads filled the buffer) that has
+been read ``STEADY_AFTER`` times moves its two sockets into the loop's own
+epoll set (``LoopWatch``: ``add_reader`` with the C
+object's bound methods, which uvloop calls without a Python frame), the one
+set nginx's worker has too.  Why two sets: the worker's set is itself a
+descriptor in the loop's, so every byte a peer sends into a socket of it
+runs two epoll wake-up callbacks in the peer's ``send`` (the inner set's,
+then the loop's) where one set runs one -- about 2 % of a saturated echo
+load's CPU (bench W4; bench/PROFILE.md, "W4, round 4").  A socket in the
+loop's set, though, costs uvloop a poll handle and libuv several
+``epoll_ctl`` per change of interest, which a short tunnel (an upgrade, a
+frame, a close: bench W5) would pay on every connection ("W5, round 3");
+after ``STEADY_AFTER`` reads that one-time move is paid for.  Idle
+tunnels never move (bench W6: no poll handle per idle connection), nor do
+floods and bulk transfers (bench W1, W3), which gain nothing there -- the
+per-send cost is per message, theirs are few and large -- and whose
+interest keeps changing: a change is one ``epoll_ctl`` and no Python
+object in the worker's set.  So a tunnel whose read fills its buffer is
+never reported steady, and one that blocks in the loop's set goes back to
+the worker's for good.
 
 Backpressure as nginx's: what a ``send`` did not take stays in that
 direction's buffer; the reader of that direction is removed and a writer on
@@ -63,14 +84,14 @@ from ngxws.running import running_loop
 from ngxws.ws.frames import POLL_READ, POLL_WRITE, CFrameTracker, CPoller, CSplice
 
 if TYPE_CHECKING:
-    from ngxws.ws._speedups import Poller
+    from ngxws.ws._speedups import Poller, Splice
 
 # tunnel.py imports this module: its Tunnel and _Side are not imported back
 # (no import circle, tests/test_import_graph.py), so they are typed loosely.
 Tunnel = Any
 _Side = Any
 
-__all__ = ["BUFFER", "BULK", "Spliced", "poller", "splice_born", "splice_tunnel"]
+__all__ = ["BUFFER", "BULK", "STEADY_AFTER", "LoopWatch", "Spliced", "loop_watch", "poller", "splice_born", "splice_tunnel"]
 
 BUFFER = 64 * 1024
 """Bytes per direction: one read's worth, the most a direction holds ..."""
@@ -83,8 +104,13 @@ direction reads up to this much from then on, so a bulk tunnel makes one
 Buffers of either size come from a small pool (``_splice.c``) and are
 given back whenever the direction holds nothing."""
 
+STEADY_AFTER = 64
+"""Reads (readinesses, either direction, none filling its buffer) after
+which a tunnel's sockets move to the loop's set: a W5 connection has about
+six, a W4 echo tunnel reaches it in a tenth of a second."""
+
 # Spliced.event kinds (_splice.c SPLICE_*)
-EOF, ERROR, BLOCKED, DRAINED, NOTICED, BOUNDARY = range(6)
+EOF, ERROR, BLOCKED, DRAINED, NOTICED, BOUNDARY, STEADY = range(7)
 
 _TCP = (socket.AF_INET, socket.AF_INET6)
 
@@ -205,8 +231,57 @@ def poller() -> Poller:
     return found
 
 
+class LoopWatch:
+    """``Poller``'s ``set``/``remove`` for a Splice's sockets, over the loop's
+    own epoll set: a readable socket ``which`` calls the relay's read of
+    it, a writable one the drain of the direction that writes to it (what
+    ``_poller.c``'s dispatch does)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.events: dict[int, int] = {}  # fd -> POLL_READ | POLL_WRITE it is watched for
+
+    def set(self, fd: int, events: int, relay: Splice, which: int) -> None:
+        was = self.events.get(fd, 0)
+        if events == was:
+            return
+        loop = self.loop
+        if (events ^ was) & POLL_READ:
+            if events & POLL_READ:
+                loop.add_reader(fd, relay.read_upstream if which else relay.read_client)
+            else:
+                loop.remove_reader(fd)
+        if (events ^ was) & POLL_WRITE:
+            if events & POLL_WRITE:
+                loop.add_writer(fd, relay.drain_client if which else relay.drain_upstream)
+            else:
+                loop.remove_writer(fd)
+        self.events[fd] = events
+
+    def remove(self, fd: int) -> None:
+        """Watch ``fd`` no more (before it is closed)."""
+        was = self.events.pop(fd, 0)
+        if was & POLL_READ:
+            self.loop.remove_reader(fd)
+        if was & POLL_WRITE:
+            self.loop.remove_writer(fd)
+
+
+_LOOP_WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWatch] = weakref.WeakKeyDictionary()
+
+
+def loop_watch() -> LoopWatch:
+    """The running loop's ``LoopWatch``."""
+    loop = running_loop()
+    found = _LOOP_WATCHES.get(loop)
+    if found is None:
+        found = _LOOP_WATCHES[loop] = LoopWatch(loop)
+    return found
+
+
 class Spliced:
-    """A tunnel's C relay and its two dup'd sockets, driven by the worker's ``Poller``."""
+    """A tunnel's C relay and its two dup'd sockets, driven by the worker's
+    ``Poller``, then, once steady, by the loop (``LoopWatch``)."""
 
     ended = False  # closed (close()): the relay's late news is ignored
 
@@ -214,12 +289,16 @@ class Spliced:
         """``the_poller``: the loop's ``poller()`` when the caller has it at hand."""
         assert CSplice is not None
         self.tunnel = tunnel
+        self.poller: Poller | LoopWatch
         self.poller = p = the_poller if the_poller is not None else poller()
         self.fds = (fd_client, fd_upstream)
         c, u = self.sides = (tunnel.client_side, tunnel.upstream_side)
         # C FrameTrackers (splice_tunnel checked; a born tunnel's are)
-        relay = self.relay = CSplice(c.tracker, u.tracker, fd_client, fd_upstream, self.event, BUFFER, BULK)
+        relay = self.relay = CSplice(
+            c.tracker, u.tracker, fd_client, fd_upstream, self.event, BUFFER, BULK, STEADY_AFTER
+        )
         self.stopped = [False, False]  # direction d reads no more (a close of ours, a stop)
+        self.has_blocked = False  # some direction blocked once: the tunnel stays in the worker's set
         self.blocked = [False, False]  # direction d holds bytes its destination has not taken
         p.set(fd_client, POLL_READ, relay, 0)
         p.set(fd_upstream, POLL_READ, relay, 1)
@@ -250,11 +329,24 @@ class Spliced:
         elif kind == BOUNDARY:
             if t.pending_close is not None:
                 t.send_close_now()
+        elif kind == STEADY and not self.has_blocked:
+            self._move(loop_watch())
+
+    def _move(self, to: Poller | LoopWatch) -> None:
+        """Both sockets into the set of ``to``, with the interest they have now."""
+        was, self.poller = self.poller, to
+        for i, fd in enumerate(self.fds):
+            was.remove(fd)
+            self._watch(i)
 
     def _block(self, d: int) -> None:
         """Direction ``d``'s send left bytes: read no more of it, drain to
         the other socket, and give the blocked write its send timeout."""
         self.blocked[d] = True
+        if not self.has_blocked:
+            self.has_blocked = True
+            if type(self.poller) is LoopWatch:
+                self._move(poller())
         self._watch(d)
         self._watch(1 - d)
         dest = self.sides[1 - d]  # writes to dest's socket are blocked

@@ -51,6 +51,7 @@ class Splice:
         event: Callable[[int, int], None],
         size: int,
         bulk: int = 0,
+        steady: int = 0,
     ) -> None: ...
     @property
     def held(self) -> tuple[int, int]: ...

@@ -5,8 +5,8 @@
  * Why: under uvloop transports every read costs a bytes object, the
  * stream's read callback and the write buffer's bookkeeping -- more user
  * time than nginx's whole relay (bench/PROFILE.md, "Relay, round 2").
- * Here the worker's Poller (_poller.c) calls splice_read / splice_drain on
- * readiness, as nginx's ngx_http_upstream_process_upgraded runs: one recv()
+ * Here the worker's Poller (_poller.c), or the loop for a steady tunnel,
+ * calls splice_read / splice_drain on readiness, as nginx's ngx_http_upstream_process_upgraded runs: one recv()
  * into a pooled buffer, the frame scan + counter slot (count_chunk), one
  * send() to the other socket.  No Python object is made per read.
  *
@@ -31,7 +31,10 @@
  * completed a direction's first close frame calls nothing: the direction
  * whose first close frame came first is noted (first_close), which the
  * tunnel reads when it decides who closed (Tunnel.closed_by, final_closer)
- * -- the W5 connection's two close frames cost no Python call.
+ * -- the W5 connection's two close frames cost no Python call.  Once, after
+ * `steady` reads none of which filled its buffer, SPLICE_STEADY: a tunnel of
+ * small messages has lived long enough for its sockets to move into the
+ * loop's own epoll set (ngxws.proxy.splice).
  */
 
 #include <errno.h>
@@ -46,6 +49,7 @@
 #define SPLICE_DRAINED 3  /* n: the direction whose held bytes are all sent */
 #define SPLICE_NOTICED 4  /* n: the direction whose tracker said "look" */
 #define SPLICE_BOUNDARY 5 /* n: the direction (watched) that is between frames */
+#define SPLICE_STEADY 6   /* n: the direction whose read made the tunnel steady (once) */
 
 /* Full reads per readiness: at most SPLICE_READS * size bytes per direction
  * per loop turn (libuv's own streams read up to 32 times), so a flood gets
@@ -117,6 +121,8 @@ typedef struct {
     size_t next[2];        /* the size of the next buffer direction d takes */
     unsigned char *buf[2]; /* NULL while the direction holds nothing */
     int first_close;       /* the direction whose first close frame completed first; -1 none yet */
+    Py_ssize_t steady;     /* reads (readinesses) left before SPLICE_STEADY; 0: reported, or never
+                            * (0 too once a read filled its buffer) */
 } Splice;
 
 /* Direction d's buffer, taken from the pool if it has none; 0 out of memory. */
@@ -161,14 +167,15 @@ splice_event(Splice *self, int kind, int n)
 static PyObject *
 Splice_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"client", "upstream", "fd_client", "fd_upstream", "event", "size", "bulk", NULL};
+    static char *kwlist[] = {"client", "upstream", "fd_client", "fd_upstream", "event", "size", "bulk", "steady",
+                             NULL};
     PyObject *t0, *t1, *event, *module, *ft;
     int f0, f1;
-    Py_ssize_t size, bulk = 0;
+    Py_ssize_t size, bulk = 0, steady = 0;
     Splice *self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOiiOn|n:Splice", kwlist, &t0, &t1, &f0, &f1,
-                                     &event, &size, &bulk))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOiiOn|nn:Splice", kwlist, &t0, &t1, &f0, &f1,
+                                     &event, &size, &bulk, &steady))
         return NULL;
     module = PyType_GetModule(type);
     if (module == NULL)
@@ -194,6 +201,7 @@ Splice_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->fds[0] = f0;
     self->fds[1] = f1;
     self->first_close = -1;
+    self->steady = steady > 0 ? steady : 0;
     return (PyObject *)self;
 }
 
@@ -280,6 +288,7 @@ splice_read_some(Splice *self, int d)
             break; /* rare: Python looks (and may close: no more reads here) */
         if ((size_t)n < self->cap[d])
             Py_RETURN_NONE; /* the socket is drained for now */
+        self->steady = 0; /* a full read: a flood or a bulk transfer, never reported steady */
         if (self->bulk > self->cap[d])
             /* a full read: the socket had more.  Bigger reads from the
              * next buffer on (this one goes back once it is sent): one
@@ -309,6 +318,8 @@ splice_read(Splice *self, int d)
     PyObject *r = splice_read_some(self, d);
 
     splice_release(self, d); /* sent all (or closed meanwhile): no buffer kept */
+    if (self->steady && --self->steady == 0 && r != NULL && splice_event(self, SPLICE_STEADY, d) < 0)
+        Py_CLEAR(r);
     return r;
 }
 
@@ -504,8 +515,9 @@ static PyGetSetDef Splice_getset[] = {
 };
 
 static PyType_Slot Splice_slots[] = {
-    {Py_tp_doc, "Splice(client, upstream, fd_client, fd_upstream, event, size, bulk=0)\n--\n\n"
-                "Both directions of an unlogged plain tunnel in C (see ngxws.proxy.splice)."},
+    {Py_tp_doc, "Splice(client, upstream, fd_client, fd_upstream, event, size, bulk=0, steady=0)\n--\n\n"
+                "Both directions of an unlogged plain tunnel in C (see ngxws.proxy.splice);\n"
+                "steady: report SPLICE_STEADY once after that many reads, unless one filled its buffer (0: never)."},
     {Py_tp_new, Splice_new},
     {Py_tp_dealloc, Splice_dealloc},
     {Py_tp_traverse, Splice_traverse},
