@@ -56,7 +56,9 @@ def _us(value: float | None) -> str:
 
 
 def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    # three places: a ratio a hair under its target (0.996 against >= 1)
+    # must not read as the target itself
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _load_flag(sides: dict[str, Any]) -> str:
