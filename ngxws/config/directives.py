@@ -400,7 +400,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "server_name_in_redirect": _honoured(),
     # --- ignored, changes behaviour -----------------------------------------
     "gzip": _honoured(unique=True),
-    "gzip_static": _changes(_STATIC, ("off",)),
+    "gzip_static": _honoured(unique=True),  # config/gzip.py, http/static.py precompressed
     "gunzip": _changes("responses are not decompressed", ("off",)),
     "rewrite": _honoured(),  # ngxws/config/rewrite.py, run by ngxws/http/rewrite.py
     "if": _honoured(),

@@ -1,7 +1,8 @@
 """``gzip`` and its settings: ngx_http_gzip_filter_module's directives
-(``gzip``, ``gzip_types``, ``gzip_min_length``, ``gzip_comp_level``) and
-the core module's (``gzip_vary``, ``gzip_http_version``, ``gzip_proxied``,
-``gzip_disable``), with nginx's argument checks and messages.
+(``gzip``, ``gzip_types``, ``gzip_min_length``, ``gzip_comp_level``),
+ngx_http_gzip_static_module's ``gzip_static`` and the core module's
+(``gzip_vary``, ``gzip_http_version``, ``gzip_proxied``, ``gzip_disable``),
+with nginx's argument checks and messages.
 
 ``GzipCore`` is mixed into the loader's ``Core`` so that each directive is
 inherited on its own (http -> server -> location), as
@@ -10,7 +11,8 @@ ngx_http_gzip_merge_conf() and ngx_http_core_merge_loc_conf() merge them:
 text/html; ``*`` is any type) and the ``gzip_disable`` regexes are arrays a
 level replaces as a whole, its ``msie6`` flag is inherited apart;
 ``gzip_proxied`` words are ORed within a block (ngx_conf_set_bitmask_slot).
-The decisions made per response are in ``ngxws.http.gzip_filter``.
+The decisions made per response are in ``ngxws.http.gzip_filter`` (and,
+for ``gzip_static``, ``ngxws.http.static.precompressed``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class GzipConf:
     proxied: frozenset[str] = frozenset({"off"})
     disable_msie6: bool = False
     disable: tuple[re.Pattern[str], ...] = ()
+    static: str = "off"  # gzip_static: "off", "on" or "always"
 
 
 @dataclass(frozen=True)
@@ -69,12 +72,14 @@ class GzipCore:
     gzip_proxied: frozenset[str] = frozenset({"off"})
     gzip_disable: tuple[re.Pattern[str], ...] = ()
     gzip_disable_msie6: bool = False
+    gzip_static: str = "off"
 
     def gzip_conf(self) -> GzipConf:
         return GzipConf(
             enabled=self.gzip, types=self.gzip_types, min_length=self.gzip_min_length,
             level=self.gzip_comp_level, vary=self.gzip_vary, http_version=self.gzip_http_version,
             proxied=self.gzip_proxied, disable_msie6=self.gzip_disable_msie6, disable=self.gzip_disable,
+            static=self.gzip_static,
         )  # fmt: skip
 
 
@@ -136,6 +141,14 @@ def _gzip_http_version(ctx: SetterContext, node: Node, level: Level) -> None:
     level.core["gzip_http_version"] = node.args[0]
 
 
+def _gzip_static(ctx: SetterContext, node: Node, level: Level) -> None:
+    # ngx_conf_set_enum_slot (ngx_http_gzip_static): names compared caseless
+    value = node.args[0].lower()
+    if value not in ("off", "on", "always"):
+        raise node.error(f'invalid value "{node.args[0]}"')
+    level.core["gzip_static"] = value
+
+
 def _gzip_proxied(ctx: SetterContext, node: Node, level: Level) -> None:
     # ngx_conf_set_bitmask_slot: ORed with the block's earlier gzip_proxied
     words: set[str] = set(level.core.get("gzip_proxied", ()))
@@ -175,4 +188,5 @@ GZIP_SETTERS: dict[str, Setter] = {
     "gzip_http_version": _gzip_http_version,
     "gzip_proxied": _gzip_proxied,
     "gzip_disable": _gzip_disable,
+    "gzip_static": _gzip_static,
 }

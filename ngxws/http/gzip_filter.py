@@ -287,12 +287,15 @@ def gzip_body(conf: GzipConf, body: bytes) -> bytes:
 
 def decide(
     conf: GzipConf, head: RequestHead, status: int, headers: Sequence[tuple[str, str]], length: int,
-    encoded: bool = False,
+    encoded: bool = False, tested: bool | None = None,
 ) -> tuple[bool, GzipConf | None]:
     """The header filter's verdict on a response (its Content-Type is the
     first in ``headers``): whether ``Vary: Accept-Encoding`` is written, and
-    the settings to compress it with (None: sent as it is)."""
+    the settings to compress it with (None: sent as it is).  ``tested``:
+    ngx_http_gzip_ok()'s answer when it was asked before (by gzip_static:
+    nginx keeps the first answer, r->gzip_tested)."""
     ctype = next((value for name, value in headers if name.lower() == "content-type"), None)
     if not eligible(conf, status, ctype, length, encoded):
         return False, None
-    return conf.vary, conf if accepted(conf, head, headers) else None
+    ok = accepted(conf, head, headers) if tested is None else tested
+    return conf.vary, conf if ok else None

@@ -50,6 +50,7 @@ __all__ = [
     "parse_ranges",
     "try_files",
     "content",
+    "precompressed",
     "FileAnswer",
     "file_answer",
     "etag_of",
@@ -158,6 +159,35 @@ class Continue:
 
 
 Outcome = Serve | Internal | Named | Status | Redirect | Listing
+
+
+def precompressed(
+    mode: str, method: str, uri: str, path: str, accepted: Callable[[], bool], gzip_vary: bool, stat: Stat
+) -> tuple[Serve | Status | None, bool]:
+    """ngx_http_gzip_static_handler(), which runs before the static module:
+    ``path`` + ".gz" to send with ``Content-Encoding: gzip`` (a Serve of
+    it), a Status, or None (declined: the static module goes on); and
+    whether r->gzip_vary is set (``Vary: Accept-Encoding`` under
+    ``gzip_vary on``, whichever file goes out).  ``mode``: gzip_static's
+    value; ``accepted``: ngx_http_gzip_ok() (asked for ``on`` only);
+    ``gzip_vary``: the location's gzip_vary.  A .gz nginx cannot open for
+    any reason but its absence is declined too (nginx logs it).  The .gz
+    goes out whole, without Accept-Ranges: nginx 1.22, the oracle, sets no
+    allow_ranges for it (1.23.4 does)."""
+    if mode == "off" or method not in ("GET", "HEAD") or uri.endswith("/"):
+        return None, False
+    ok = mode == "always" or accepted()
+    if not gzip_vary and not ok:
+        return None, False
+    info = stat(path + ".gz")
+    if isinstance(info, int):
+        return None, False
+    vary = mode == "on"  # the .gz exists: the answer depends on Accept-Encoding
+    if not ok or info.kind == "dir":
+        return None, vary
+    if info.kind != "file":  # "... is not a regular file"
+        return Status(404), vary
+    return Serve(path + ".gz", info), vary
 
 
 def _error_status(err: int) -> int:

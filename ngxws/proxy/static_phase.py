@@ -15,11 +15,12 @@ import itertools
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ngxws.config.gzip import GzipConf
-from ngxws.http.gzip_filter import GzipStream, compressed_headers, decide
+from ngxws.http.gzip_filter import GzipStream, accepted, compressed_headers, decide
 from ngxws.http.headers_filter import labelled
 from ngxws.http.request import BadRequest, RequestHead
 from ngxws.http.responses import build_response
@@ -27,6 +28,7 @@ from ngxws.http.rewrite import content_type_for, limited
 from ngxws.http.static import (
     MAX_URI_CHANGES,
     Continue,
+    FileAnswer,
     FileInfo,
     Internal,
     Listing,
@@ -38,6 +40,7 @@ from ngxws.http.static import (
     content,
     file_answer,
     map_uri_to_path,
+    precompressed,
     try_files,
 )
 from ngxws.proxy.header_phase import filtered, redirect_location
@@ -81,10 +84,19 @@ async def serve_static(
         else:
             return await _carry_out(client, pending, server, loc, tried, keep)
     path = map_uri_to_path(uri, conf, loc.pattern, loc.modifier, v.render, add_uri_to_alias)
+    gz = GzipStatic()
+    if loc.gzip.static != "off":  # its handler runs before the static module's
+        found, gz.vary = precompressed(loc.gzip.static, head.method, uri, path, gz.ok_for(loc.gzip, head),
+                                       loc.gzip.vary, stat_path)  # fmt: skip
+        if isinstance(found, Serve):
+            ctype = content_type_for(uri, loc.types, loc.default_type)
+            return await _send(client, pending, server, loc, found.path, found.info, ctype, keep, gz, encoded=True)
+        if found is not None:
+            return await _carry_out(client, pending, server, loc, found, keep)
     outcome = content(head.method, uri, head.args, path, conf, stat_path)
     if isinstance(outcome, Serve):
         ctype = content_type_for(uri, loc.types, loc.default_type)
-        return await _send(client, pending, server, loc, outcome.path, outcome.info, ctype, keep)
+        return await _send(client, pending, server, loc, outcome.path, outcome.info, ctype, keep, gz)
     if isinstance(outcome, Listing):
         return _listing(client, head, uri, outcome.path, conf.autoindex_exact_size, conf.autoindex_localtime, keep,
                         lambda h: filtered(client, loc, server, head, 200, h), loc.gzip)
@@ -92,6 +104,26 @@ async def serve_static(
         client.write(_redirect(client, head, server, loc, outcome.location, keep, filtered(client, loc, server, head, 301, [])))
         return keep
     return await _carry_out(client, pending, server, loc, outcome, keep)
+
+
+class GzipStatic:
+    """What gzip_static's handler leaves on the request for the filters:
+    r->gzip_vary, and ngx_http_gzip_ok()'s answer (r->gzip_tested /
+    r->gzip_ok): asked with no response headers yet, it is the one the gzip
+    filter then uses."""
+
+    vary = False
+    tested: bool | None = None
+
+    def ok_for(self, conf: GzipConf, head: RequestHead) -> Callable[[], bool]:
+        def ok() -> bool:
+            self.tested = accepted(conf, head, ())
+            return self.tested
+
+        return ok
+
+
+_NO_GZIP_STATIC = GzipStatic()
 
 
 async def _carry_out(
@@ -171,23 +203,32 @@ async def _send(
     info: FileInfo,
     ctype: str,
     keep: bool,
+    gz_static: GzipStatic = _NO_GZIP_STATIC,
+    *,
+    encoded: bool = False,
 ) -> bool:
+    """The file's answer; ``encoded``: gzip_static's .gz (Content-Encoding
+    pushed after its ETag, the gzip filter passing it by)."""
     head = pending.head
     assert head is not None
     accel = pending.accel  # an X-Accel-Redirect's copied head (proxy/x_accel.py)
     if accel is not None and accel.content_type is not None:
         ctype = accel.content_type  # ngx_http_set_content_type() keeps r->headers_out's
     answer = file_answer(
-        info, ctype, loc.static, head.headers, head.version != "0.9",
+        info, ctype, replace(loc.static, max_ranges=0) if encoded else loc.static, head.headers,
+        head.version != "0.9",
         # a part names the type the charset filter labelled (it runs before the range filter)
         part_type=labelled(loc.headers, 200, ctype), boundary=_BOUNDARIES.__next__,
     )  # fmt: skip
-    vary, gz = False, None
-    if loc.gzip.enabled and not pending.status_override and answer.status in (200, 206, 416):
+    if encoded:
+        answer = _encoded(answer)
+    vary, gz = gz_static.vary and loc.gzip.vary, None
+    if loc.gzip.enabled and not encoded and not pending.status_override and answer.status in (200, 206, 416):
         # the gzip filter sees the file's 200 before the range filter: a
         # compressed answer is the whole file (its allow_ranges cleared)
         whole = answer if answer.status == 200 else file_answer(info, ctype, loc.static, _no_range(head.headers))
-        vary, gz = _gzip(client, head, server, loc, whole.status, whole.headers, info.size)
+        filter_vary, gz = _gzip(client, head, server, loc, whole.status, whole.headers, info.size, gz_static.tested)
+        vary = vary or filter_vary
         if gz is not None:
             answer = whole
     if answer.status in (412, 416):
@@ -201,11 +242,14 @@ async def _send(
     status = pending.status_override or answer.status
     if status != answer.status:  # error_page to a file: the error's code, the whole file
         answer = file_answer(info, ctype, loc.static, [], True)
+        if encoded:
+            answer = _encoded(answer)
         # the header filter drops Last-Modified on a non-200, range adds nothing; the ETag stays
         headers = [h for h in answer.headers if h[0] not in ("Accept-Ranges", "Last-Modified")]
         answer = type(answer)(status, headers, 0, info.size)
-        if loc.gzip.enabled:
-            vary, gz = _gzip(client, head, server, loc, status, headers, info.size)
+        if loc.gzip.enabled and not encoded:
+            filter_vary, gz = _gzip(client, head, server, loc, status, headers, info.size, gz_static.tested)
+            vary = vary or filter_vary
     head_only = head.method == "HEAD" or answer.status == 304
     listed = answer.headers
     if accel is not None:  # r->headers_out's list held them before the file's ETag
@@ -247,21 +291,36 @@ async def _send(
     return keep and ok
 
 
+def _encoded(answer: FileAnswer) -> FileAnswer:
+    """gzip_static's ``Content-Encoding: gzip``, pushed onto r->headers_out's
+    list after the file's ETag (ngx_http_set_etag pushed it first), on its
+    200; a 304 drops it (ngx_http_not_modified_header_filter), a 412 is an
+    error page.  nginx 1.22 serves no range of a .gz (allow_ranges came in
+    1.23.4), so the file's answer is made with the range filter off."""
+    if answer.status != 200:
+        return answer
+    headers = list(answer.headers)
+    at = max((i + 1 for i, h in enumerate(headers) if h[0] in ("ETag", "Last-Modified")), default=len(headers))
+    headers.insert(at, ("Content-Encoding", "gzip"))
+    return replace(answer, headers=headers)
+
+
 def _no_range(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [h for h in headers if h[0].lower() not in ("range", "if-range")]
 
 
 def _gzip(
     client: RequestIO, head: RequestHead, server: Server, loc: Location, status: int,
-    headers: list[tuple[str, str]], size: int,
+    headers: list[tuple[str, str]], size: int, tested: bool | None = None,
 ) -> tuple[bool, GzipConf | None]:
     """The gzip filter's verdict on the file's answer (ngx_http_gzip_ok()
-    sees the headers the headers filter left: expires, add_header)."""
+    sees the headers the headers filter left: expires, add_header; unless
+    gzip_static asked it first: ``tested``)."""
     listed = filtered(client, loc, server, head, status, headers)
     # a file's Last-Modified is r->headers_out's time, not a list element
     # (gzip_proxied no_last_modified does not see it); an add_header one is
     at = next((i for i, h in enumerate(listed) if h[0] == "Last-Modified"), None)
-    return decide(loc.gzip, head, status, listed if at is None else listed[:at] + listed[at + 1 :], size)
+    return decide(loc.gzip, head, status, listed if at is None else listed[:at] + listed[at + 1 :], size, tested=tested)
 
 
 def _listing(
