@@ -22,6 +22,7 @@ from ngxws.http.upstream_request import (
     build_upstream_head,
     proxy_host_of,
     proxy_uri,
+    sends_client_body,
 )
 from ngxws.proxy.request_body import upstream_framing
 from ngxws.proxy.upgrade_plan import plan_of
@@ -53,6 +54,7 @@ LOCATIONS: list[tuple[str, str]] = [
                 "proxy_set_header X-PH $proxy_host; proxy_pass http://127.0.0.1:9001;"),
     ("no-pass", f"{UP} proxy_pass_request_headers off; proxy_pass http://127.0.0.1:9001;"),
     ("method", f"{UP} proxy_method POST; proxy_pass http://127.0.0.1:9001;"),
+    ("setbody", f"{UP} proxy_set_body \"hello $uri\"; proxy_pass http://127.0.0.1:9001;"),
     ("http10", "proxy_set_header Upgrade $http_upgrade; proxy_pass http://127.0.0.1:9001;"),
     ("const", "proxy_http_version 1.1; proxy_set_header Upgrade websocket; proxy_set_header Connection Upgrade; "
               "proxy_set_header X-Const \"a b\"; proxy_pass http://127.0.0.1:9001;"),
@@ -168,7 +170,7 @@ def test_what_the_plan_makes_and_leaves(world) -> None:  # type: ignore[no-untyp
         assert match is not None
         head = RequestHead(method="GET", target=f"/{name}/x", version="1.1", headers=[("Host", "h")], keep_alive=True)
         (made if plan_of(match.location, pools, maps).head(head, server) is not None else general).append(name)
-    assert general == ["hashed", "full", "composite", "method", "mapped", "capture", "dollar", "reqid"]
+    assert general == ["hashed", "full", "composite", "method", "setbody", "mapped", "capture", "dollar", "reqid"]
     assert "bench" in made and "host" in made and "lengths" in made and "no-pass" in made
 
 
@@ -207,3 +209,20 @@ def test_a_single_peer_is_the_walk_of_one(balance: str, key: str | None, consist
             for p in list(sel.candidates(client)):
                 sel.failed(p)
     assert fast.total == general.total == 1
+
+
+def test_proxy_set_body_follows_the_head(world) -> None:  # type: ignore[no-untyped-def]
+    """proxy_set_body: its rendered text after the head, its length the
+    Content-Length even for a client's chunked body (never chunked)."""
+    config, maps, pools = world
+    server = config.servers[0]
+    match = match_location(server.locations, "/setbody/x")
+    assert match is not None
+    head = RequestHead(method="POST", target="/setbody/x", version="1.1",
+                       headers=[("Host", "h"), ("Transfer-Encoding", "chunked")], keep_alive=True)  # fmt: skip
+    made = reference(head, server, match.location, match.captures, maps)
+    top, _, body = made.partition(b"\r\n\r\n")
+    assert body == b"hello /setbody/x"
+    assert b"\r\nContent-Length: 16" in top and b"chunked" not in top.lower()
+    assert not sends_client_body(match.location.proxy)
+    assert sends_client_body(match_location(server.locations, "/bench/x").location.proxy)  # type: ignore[union-attr]

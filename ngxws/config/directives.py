@@ -416,7 +416,7 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "more_clear_headers": _changes(_HEADERS),
 
     "proxy_cookie_flags": _honoured(),
-    "proxy_set_body": _changes("request bodies are passed unchanged"),
+    "proxy_set_body": _honoured(unique=True),  # http/upstream_request.py build_upstream_head
     "proxy_method": _honoured(unique=True),
     "proxy_bind": _changes("upstream connections use the default source address", ("off",)),
     "proxy_next_upstream_tries": _honoured(unique=True),

@@ -180,6 +180,7 @@ class ProxySettings:
     next_upstream: tuple[str, ...] = ("error", "timeout")
     next_upstream_tries: int = 0  # proxy_next_upstream_tries: 0 is no bound
     method: str | None = None  # proxy_method (may hold variables): None sends the client's
+    set_body: str | None = None  # proxy_set_body (may hold variables): sent instead of the client's body
     ssl_server_name: bool = False
     ssl_verify: bool = False
     ssl_trusted_certificate: str | None = None

@@ -458,6 +458,7 @@ SETTERS: Mapping[str, Setter] = {
     "proxy_next_upstream": _proxy_next_upstream,
     "proxy_next_upstream_tries": _proxy_number("next_upstream_tries"),
     "proxy_method": _proxy_word("method"),
+    "proxy_set_body": _proxy_word("set_body"),
     "proxy_redirect": _proxy_redirect,
     "proxy_cookie_domain": _proxy_cookie("cookie_domains"),
     "proxy_cookie_path": _proxy_cookie("cookie_paths"),

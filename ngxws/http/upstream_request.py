@@ -299,10 +299,18 @@ def build_upstream_head(
     settings: ProxySettings,
     v: RequestVariables,
 ) -> bytes:
-    """Serialise the upstream request head (no body): the settings' lines
-    prepared once (ngxws.http.prepared_head), the variables filled in."""
+    """Serialise the upstream request head: the settings' lines prepared
+    once (ngxws.http.prepared_head), the variables filled in.  With
+    ``proxy_set_body`` its rendered text follows the head, in the same
+    buffer, and is the body's length ($proxy_internal_body_length, never
+    chunked: ngx_http_proxy_create_request evaluates it first); the
+    client's body is not sent (``sends_client_body``)."""
     p = prepared(settings)
     h = v.head
+    body = b""
+    if settings.set_body is not None:
+        body = v.render(settings.set_body).encode("latin-1", "replace")
+        v.body_length, v.chunked = len(body), False
     out = [f"{upstream_method(settings, v)} {uri} HTTP/{p.http_version}"]
     for step in p.steps:
         if isinstance(step, str):
@@ -315,7 +323,15 @@ def build_upstream_head(
             out.append(rendered)
     p.client_lines(h.headers, out)
     out.append("\r\n\r\n")
-    return "".join(out).encode("latin-1", "replace")
+    return "".join(out).encode("latin-1", "replace") + body
+
+
+def sends_client_body(settings: ProxySettings) -> bool:
+    """Whether the client's body goes upstream after the head: not with
+    ``proxy_pass_request_body off`` nor with ``proxy_set_body`` (its text
+    replaces it; the client's is still read, and nginx then reads it whole
+    first, whatever ``proxy_request_buffering`` says)."""
+    return settings.pass_request_body and settings.set_body is None
 
 
 def proxy_host_of(pp: ProxyPass) -> str:

@@ -44,6 +44,7 @@ from ngxws.http.upstream_request import (
     expects_no_body,
     proxy_host_of,
     proxy_uri,
+    sends_client_body,
     split_proxy_url,
 )
 from ngxws.proxy import fast_upgrade
@@ -584,7 +585,7 @@ class ClientConnection(asyncio.Protocol):
         if body is not None and pending.sender is not None:  # sent once already (error_page, a retry)
             forget(pending.sender, None)
             body.rewind()
-        if body is not None and (body.size or body.streaming) and loc.proxy.pass_request_body:
+        if body is not None and (body.size or body.streaming) and sends_client_body(loc.proxy):
             pending.sender = asyncio.ensure_future(
                 send_body(link.transport, response, body, chunked, loc.proxy.send_timeout)
             )

@@ -85,7 +85,8 @@ def open_body(head: RequestHead, scope: Location | Server, proxied: bool) -> Req
     length = declared.strip() if declared is not None else ""
     if not chunked and not (length.isdigit() and int(length) > 0):
         return None
-    streaming = proxied and not scope.proxy.request_buffering and (
+    # (nor with proxy_set_body: its text is sent, the client's body read whole first)
+    streaming = proxied and not scope.proxy.request_buffering and scope.proxy.set_body is None and (
         not chunked or scope.proxy.http_version == "1.1"
     )
     return RequestBody(scope.client_body_buffer_size, scope.client_body_temp_path, streaming)

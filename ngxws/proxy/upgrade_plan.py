@@ -74,7 +74,10 @@ class UpgradePlan:
         # the location's header list as build_upstream_head sends it
         # (ngxws.http.prepared_head), its slots narrowed down here
         p = self.prepared = prepared(settings)
-        foldable = settings.method is None and not self.hashed and not any(name in maps for name in _FOLDED)
+        foldable = (
+            settings.method is None and settings.set_body is None and not self.hashed
+            and not any(name in maps for name in _FOLDED)
+        )  # fmt: skip
         self.head_nobody = self._steps(p, None) if foldable else None
         self.head_zero = self._steps(p, "0") if foldable else None
 
