@@ -508,6 +508,39 @@ def test_ignored_directive(
     assert reason in ignored.reason
 
 
+def _cache_report(tmp_path: Path, http: str) -> dict[str, bool]:
+    (tmp_path / "nginx.conf").write_text(f"events {{}}\nhttp {{\n{http}\n}}\n")
+    return {i.name: i.harmless for i in load_config(str(tmp_path / "nginx.conf")).ignored}
+
+
+def test_cache_directives_harmless_only_where_no_cache_is_on(tmp_path: Path) -> None:
+    """The usual websocket snippet's ``proxy_cache_bypass $http_upgrade``
+    and an unused ``proxy_cache_path`` change nothing when no
+    ``proxy_cache`` is on anywhere (nginx caches nothing either); one
+    ``proxy_cache`` zone anywhere (another location, a variable), and they
+    are reported as changing behaviour again."""
+    snippet = """
+    proxy_cache_path /tmp/cache keys_zone=one:1m;
+    server {
+        listen 8080;
+        location / {
+            proxy_pass http://127.0.0.1:9000;
+            proxy_cache_bypass $http_upgrade;
+            proxy_cache_valid 200 1m;
+            proxy_cache off;
+            proxy_store off;
+            %s
+        }
+    }"""
+    plain = _cache_report(tmp_path, snippet % "")
+    assert plain == {"proxy_cache_path": True, "proxy_cache_bypass": True, "proxy_cache_valid": True,
+                     "proxy_cache": True, "proxy_store": True}  # fmt: skip
+    for on in ("proxy_cache one;", "proxy_cache $zone;", "} location /cached/ { proxy_cache one;"):
+        report = _cache_report(tmp_path, "map $uri $zone { default one; }" + snippet % on)
+        assert report["proxy_cache_bypass"] is False and report["proxy_cache_path"] is False, on
+        assert report["proxy_cache_valid"] is False
+
+
 def test_migration_config_model() -> None:
     config = load("migration")
     assert config.worker_processes == (os.cpu_count() or 1)  # "auto"

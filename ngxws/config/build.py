@@ -145,7 +145,7 @@ class Builder:
             pid_path=self.main.pid,
             error_log=self.main.error_log,
             error_log_level=self.main.error_log_level,
-            ignored=tuple(self.reader.ignored),
+            ignored=self.reader.settled_ignored(),
             maps=tuple(self.reader.maps),
             warnings=tuple(self.warnings),
             notices=tuple(self.reader.notices),

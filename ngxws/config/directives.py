@@ -42,6 +42,7 @@ __all__ = [
     "CONTEXT_NAMES",
     "context_name",
     "stock_rule",
+    "CACHE_DIRECTIVES",
     "UNKNOWN_RULE",
     "UNLISTED_RULE",
     "NEWER_STOCK_DIRECTIVES",
@@ -436,6 +437,9 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "proxy_cache_revalidate": _changes(_CACHE),
     "proxy_cache_background_update": _changes(_CACHE),
     "proxy_cache_convert_head": _changes(_CACHE),
+    "proxy_cache_lock_timeout": _changes(_CACHE),
+    "proxy_cache_lock_age": _changes(_CACHE),
+    "proxy_cache_max_range_offset": _changes(_CACHE),
     "proxy_ssl_crl": _unenforced("upstream certificate revocation is not checked"),
     "proxy_ssl_password_file": _changes("encrypted client keys are not supported"),
     "proxy_ssl_conf_command": _changes("OpenSSL commands are not applied"),
@@ -499,6 +503,15 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "auth_jwt_claim_set": _harmless(_ONLY_WITH.format("auth_jwt")),
     "auth_jwt_header_set": _harmless(_ONLY_WITH.format("auth_jwt")),
 }
+
+CACHE_DIRECTIVES = frozenset(
+    name for name, rule in STOCK_DIRECTIVES.items() if rule.reason == _CACHE and name != "proxy_store"
+)
+"""The proxy cache's directives: they act only where a ``proxy_cache``
+zone is in force.  A config with no ``proxy_cache`` other than ``off``
+anywhere caches nothing in nginx either, so there they are reported as
+harmless (``Reader.cache_on``; ``proxy_store`` stores files on its own
+and stays reported)."""
 
 # Third-party modules' access handlers (nginx without the module would say
 # "unknown directive"; a config written for OpenResty or with such a module

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from crossplane.analyzer import DIRECTIVES as _CROSSPLANE_DIRECTIVES
 
@@ -26,6 +27,7 @@ from ngxws.config.addresses import (
     split_listen_address,
 )
 from ngxws.config.directives import (
+    CACHE_DIRECTIVES,
     CHECKED_NOT_ACTED_ON,
     DATA_BLOCKS,
     NEWER_STOCK_DIRECTIVES,
@@ -118,6 +120,8 @@ class Reader:
         self.main = MainBlock()
         self.ignored: list[Ignored] = []
         self.unenforced: list[Ignored] = []
+        # a "proxy_cache" other than "off" anywhere, skipped blocks too (settled_ignored)
+        self.cache_on = False
         # every "set $name" (also in skipped blocks), for enforcement.py, and
         # the reading position of each directive's place
         self.warnings: list[str] = []
@@ -223,6 +227,7 @@ class Reader:
 
     def ignore(self, node: Node, rule: StockRule, name: str | None = None) -> None:
         args = tuple(a.lower() for a in node.args)
+        self._note_cache(node)
         reason = rule.reason
         harmless = rule.handling is Handling.IGNORED_HARMLESS
         if not harmless and args in rule.harmless_args:
@@ -234,6 +239,24 @@ class Reader:
         else:
             self.ignored.append(item)
 
+    def _note_cache(self, node: Node) -> None:
+        if node.name == "proxy_cache" and [a.lower() for a in node.args] != ["off"]:
+            self.cache_on = True
+
+    def settled_ignored(self) -> tuple[Ignored, ...]:
+        """The ignored directives for the report, once everything is read:
+        with no ``proxy_cache`` on anywhere, the cache's other directives
+        (``proxy_cache_bypass $http_upgrade`` of the usual websocket
+        snippet, an unused ``proxy_cache_path``) change nothing nginx does
+        either (CACHE_DIRECTIVES)."""
+        if self.cache_on:
+            return tuple(self.ignored)
+        return tuple(
+            replace(i, harmless=True, reason="no proxy_cache is on in this config: nginx caches nothing either")
+            if i.name in CACHE_DIRECTIVES and not i.harmless else i
+            for i in self.ignored
+        )
+
     def _check_skipped(self, nodes: Iterable[Node]) -> None:
         """Inside a block ngxws skips (``if``, ``limit_except``, ``stream``...),
         still refuse what nginx would: a ``ws_*`` directive there is "not
@@ -241,6 +264,7 @@ class Reader:
         for node in nodes:
             if node.name in (";", "{"):
                 raise node.error(f'unexpected "{node.name}"')
+            self._note_cache(node)
             if node.name.startswith("ws_"):
                 self._ws_rule(node)
             if node.name in UNSERVED_HANDLERS and node.ctx[:1] == ("http",):
