@@ -62,9 +62,11 @@ def test_precompressed(
         asked.append(ok)
         return ok
 
-    assert precompressed(mode, method, uri, "/r" + uri, accepted, vary, _stat) == (outcome, gzip_vary)
+    found, made_vary, tested = precompressed(mode, method, uri, "/r" + uri, accepted, vary, _stat)
+    assert (found, made_vary) == (outcome, gzip_vary)
     # ngx_http_gzip_ok() is asked for "on" only, after the method and URI tests
     assert asked == ([ok] if mode == "on" and method in ("GET", "HEAD") and not uri.endswith("/") else [])
+    assert tested == (asked[0] if asked else None)  # the answer kept for the gzip filter
 
 
 def test_directive_inherited_and_caseless(tmp_path: Path) -> None:

@@ -163,31 +163,34 @@ Outcome = Serve | Internal | Named | Status | Redirect | Listing
 
 def precompressed(
     mode: str, method: str, uri: str, path: str, accepted: Callable[[], bool], gzip_vary: bool, stat: Stat
-) -> tuple[Serve | Status | None, bool]:
+) -> tuple[Serve | Status | None, bool, bool | None]:
     """ngx_http_gzip_static_handler(), which runs before the static module:
     ``path`` + ".gz" to send with ``Content-Encoding: gzip`` (a Serve of
-    it), a Status, or None (declined: the static module goes on); and
-    whether r->gzip_vary is set (``Vary: Accept-Encoding`` under
-    ``gzip_vary on``, whichever file goes out).  ``mode``: gzip_static's
+    it), a Status, or None (declined: the static module goes on); whether
+    r->gzip_vary is set (``Vary: Accept-Encoding`` under ``gzip_vary on``,
+    whichever file goes out); and ngx_http_gzip_ok()'s answer if it was
+    asked (None if not): nginx keeps it (r->gzip_tested) for the gzip
+    filter, though no response header existed yet.  ``mode``: gzip_static's
     value; ``accepted``: ngx_http_gzip_ok() (asked for ``on`` only);
     ``gzip_vary``: the location's gzip_vary.  A .gz nginx cannot open for
     any reason but its absence is declined too (nginx logs it).  The .gz
     goes out whole, without Accept-Ranges: nginx 1.22, the oracle, sets no
     allow_ranges for it (1.23.4 does)."""
     if mode == "off" or method not in ("GET", "HEAD") or uri.endswith("/"):
-        return None, False
-    ok = mode == "always" or accepted()
+        return None, False, None
+    tested = accepted() if mode == "on" else None
+    ok = tested is not False
     if not gzip_vary and not ok:
-        return None, False
+        return None, False, tested
     info = stat(path + ".gz")
     if isinstance(info, int):
-        return None, False
+        return None, False, tested
     vary = mode == "on"  # the .gz exists: the answer depends on Accept-Encoding
     if not ok or info.kind == "dir":
-        return None, vary
+        return None, vary, tested
     if info.kind != "file":  # "... is not a regular file"
-        return Status(404), vary
-    return Serve(path + ".gz", info), vary
+        return Status(404), vary, tested
+    return Serve(path + ".gz", info), vary, tested
 
 
 def _error_status(err: int) -> int:

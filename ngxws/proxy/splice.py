@@ -106,8 +106,8 @@ given back whenever the direction holds nothing."""
 
 STEADY_AFTER = 64
 """Reads (readinesses, either direction, none filling its buffer) after
-which a tunnel's sockets move to the loop's set: a W5 connection has about
-six, a W4 echo tunnel reaches it in a tenth of a second."""
+which a tunnel's sockets move to the loop's set: a W5 connection has a
+handful, a W4 echo tunnel reaches it in a tenth of a second."""
 
 # Spliced.event kinds (_splice.c SPLICE_*)
 EOF, ERROR, BLOCKED, DRAINED, NOTICED, BOUNDARY, STEADY = range(7)

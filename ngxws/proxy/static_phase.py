@@ -84,19 +84,21 @@ async def serve_static(
         else:
             return await _carry_out(client, pending, server, loc, tried, keep)
     path = map_uri_to_path(uri, conf, loc.pattern, loc.modifier, v.render, add_uri_to_alias)
-    gz = GzipStatic()
+    vary, tested = False, None  # what gzip_static leaves on the request: r->gzip_vary, r->gzip_tested
     if loc.gzip.static != "off":  # its handler runs before the static module's
-        found, gz.vary = precompressed(loc.gzip.static, head.method, uri, path, gz.ok_for(loc.gzip, head),
-                                       loc.gzip.vary, stat_path)  # fmt: skip
+        found, vary, tested = precompressed(loc.gzip.static, head.method, uri, path,
+                                            lambda: accepted(loc.gzip, head, ()), loc.gzip.vary, stat_path)  # fmt: skip
         if isinstance(found, Serve):
             ctype = content_type_for(uri, loc.types, loc.default_type)
-            return await _send(client, pending, server, loc, found.path, found.info, ctype, keep, gz, encoded=True)
+            return await _send(client, pending, server, loc, found.path, found.info, ctype, keep,
+                               static_vary=vary, tested=tested, encoded=True)  # fmt: skip
         if found is not None:
             return await _carry_out(client, pending, server, loc, found, keep)
     outcome = content(head.method, uri, head.args, path, conf, stat_path)
     if isinstance(outcome, Serve):
         ctype = content_type_for(uri, loc.types, loc.default_type)
-        return await _send(client, pending, server, loc, outcome.path, outcome.info, ctype, keep, gz)
+        return await _send(client, pending, server, loc, outcome.path, outcome.info, ctype, keep,
+                           static_vary=vary, tested=tested)  # fmt: skip
     if isinstance(outcome, Listing):
         return _listing(client, head, uri, outcome.path, conf.autoindex_exact_size, conf.autoindex_localtime, keep,
                         lambda h: filtered(client, loc, server, head, 200, h), loc.gzip)
@@ -104,26 +106,6 @@ async def serve_static(
         client.write(_redirect(client, head, server, loc, outcome.location, keep, filtered(client, loc, server, head, 301, [])))
         return keep
     return await _carry_out(client, pending, server, loc, outcome, keep)
-
-
-class GzipStatic:
-    """What gzip_static's handler leaves on the request for the filters:
-    r->gzip_vary, and ngx_http_gzip_ok()'s answer (r->gzip_tested /
-    r->gzip_ok): asked with no response headers yet, it is the one the gzip
-    filter then uses."""
-
-    vary = False
-    tested: bool | None = None
-
-    def ok_for(self, conf: GzipConf, head: RequestHead) -> Callable[[], bool]:
-        def ok() -> bool:
-            self.tested = accepted(conf, head, ())
-            return self.tested
-
-        return ok
-
-
-_NO_GZIP_STATIC = GzipStatic()
 
 
 async def _carry_out(
@@ -203,12 +185,14 @@ async def _send(
     info: FileInfo,
     ctype: str,
     keep: bool,
-    gz_static: GzipStatic = _NO_GZIP_STATIC,
     *,
+    static_vary: bool = False,
+    tested: bool | None = None,
     encoded: bool = False,
 ) -> bool:
     """The file's answer; ``encoded``: gzip_static's .gz (Content-Encoding
-    pushed after its ETag, the gzip filter passing it by)."""
+    pushed after its ETag, the gzip filter passing it by); ``static_vary``,
+    ``tested``: what gzip_static left (``precompressed``)."""
     head = pending.head
     assert head is not None
     accel = pending.accel  # an X-Accel-Redirect's copied head (proxy/x_accel.py)
@@ -222,12 +206,12 @@ async def _send(
     )  # fmt: skip
     if encoded:
         answer = _encoded(answer)
-    vary, gz = gz_static.vary and loc.gzip.vary, None
+    vary, gz = static_vary and loc.gzip.vary, None
     if loc.gzip.enabled and not encoded and not pending.status_override and answer.status in (200, 206, 416):
         # the gzip filter sees the file's 200 before the range filter: a
         # compressed answer is the whole file (its allow_ranges cleared)
         whole = answer if answer.status == 200 else file_answer(info, ctype, loc.static, _no_range(head.headers))
-        filter_vary, gz = _gzip(client, head, server, loc, whole.status, whole.headers, info.size, gz_static.tested)
+        filter_vary, gz = _gzip(client, head, server, loc, whole.status, whole.headers, info.size, tested)
         vary = vary or filter_vary
         if gz is not None:
             answer = whole
@@ -248,7 +232,7 @@ async def _send(
         headers = [h for h in answer.headers if h[0] not in ("Accept-Ranges", "Last-Modified")]
         answer = type(answer)(status, headers, 0, info.size)
         if loc.gzip.enabled and not encoded:
-            filter_vary, gz = _gzip(client, head, server, loc, status, headers, info.size, gz_static.tested)
+            filter_vary, gz = _gzip(client, head, server, loc, status, headers, info.size, tested)
             vary = vary or filter_vary
     head_only = head.method == "HEAD" or answer.status == 304
     listed = answer.headers

@@ -6,9 +6,10 @@
  * stream's read callback and the write buffer's bookkeeping -- more user
  * time than nginx's whole relay (bench/PROFILE.md, "Relay, round 2").
  * Here the worker's Poller (_poller.c), or the loop for a steady tunnel,
- * calls splice_read / splice_drain on readiness, as nginx's ngx_http_upstream_process_upgraded runs: one recv()
- * into a pooled buffer, the frame scan + counter slot (count_chunk), one
- * send() to the other socket.  No Python object is made per read.
+ * calls splice_read / splice_drain on readiness, as nginx's
+ * ngx_http_upstream_process_upgraded runs: one recv() into a pooled buffer,
+ * the frame scan + counter slot (count_chunk), one send() to the other
+ * socket.  No Python object is made per read.
  *
  * Direction d reads fds[d] and writes fds[1 - d] (0: client -> upstream,
  * 1: upstream -> client).  What send() did not take stays in buf[d]
