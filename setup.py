@@ -46,7 +46,7 @@ setup(
         Extension(
             "ngxws.ws._speedups",
             ["ngxws/ws/_speedups.c"],
-            depends=["ngxws/ws/_relay.c", "ngxws/ws/_splice.c", "ngxws/ws/_poller.c", "ngxws/ws/_head101.c"],
+            depends=["ngxws/ws/_relay.c", "ngxws/ws/_loglines.c", "ngxws/ws/_splice.c", "ngxws/ws/_poller.c", "ngxws/ws/_head101.c"],
             optional=True,
         ),
         # fast_head's scan of a whole request head (fast_head.py_scan_head in C)

@@ -266,3 +266,105 @@ def test_extend_is_append_per_line(tmp_path: Path) -> None:
     log.extend(["x" * 1023] * (MAX_BUFFER // 1024 + 1))  # past MAX_BUFFER: written at once
     assert log.pending == 0 and path.stat().st_size > MAX_BUFFER
     log.close()
+
+
+# --- encoded lines (FrameTracker.log's, through write_lines) ------------------
+
+
+class CountingWritev:
+    """Stands in for os.writev: counts calls, optionally writes short."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.calls = 0
+        self.limit = limit
+
+    def __call__(self, fd: int, parts: list[bytes]) -> int:
+        self.calls += 1
+        data = b"".join(parts)
+        return os.write(fd, data if self.limit is None else data[: self.limit])
+
+
+def test_encoded_and_text_lines_go_out_in_one_writev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ws.log"
+    f = LogFile(str(path))
+    writev = CountingWritev()
+    monkeypatch.setattr(os, "writev", writev)
+    f.append("open")
+    for i in range(5):
+        f.write_lines(f"frame {i}a\nframe {i}b\n".encode())
+    f.append("close")
+    f.flush()
+    assert writev.calls == 1 and f.pending == 0
+    expected = ["open", *(f"frame {i}{s}" for i in range(5) for s in "ab"), "close"]
+    assert path.read_text().splitlines() == expected
+    f.close()
+
+
+def test_partial_writev_is_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ws.log"
+    f = LogFile(str(path))
+    monkeypatch.setattr(os, "writev", CountingWritev(limit=11))
+    write = CountingWrite(limit=5)
+    monkeypatch.setattr(os, "write", write)
+    for i in range(20):
+        f.write_lines(f"frame {i}\n".encode())
+        f.append(f"text {i}")
+    f.flush()
+    assert path.read_text() == "".join(f"frame {i}\ntext {i}\n" for i in range(20))
+    assert write.calls > 10
+
+
+def test_more_chunks_than_writev_takes(tmp_path: Path) -> None:
+    from ngxws.sinks import logfile
+
+    path = tmp_path / "ws.log"
+    f = LogFile(str(path))
+    n = logfile._IOV_MAX + 10
+    for i in range(n):
+        f.write_lines(b"%d\n" % i)
+    f.flush()
+    assert path.read_bytes() == b"".join(b"%d\n" % i for i in range(n))
+    f.close()
+
+
+def test_would_block_keeps_encoded_chunks_for_next_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    f = LogFile("/dev/stdout")
+    monkeypatch.setattr(f, "_fd", w)
+    try:
+        chunk = b"x" * 999 + b"\n"
+        n = 65536 // len(chunk) + 30
+        for i in range(n):
+            f.write_lines(chunk)
+            f.append(f"t{i}")
+        f.flush()  # fills the pipe; the rest stays buffered
+        assert f.pending > 0
+        got = b""
+        while f.pending:
+            got += os.read(r, 1 << 20)
+            f.flush()
+        got += os.read(r, 1 << 20)
+        assert got == b"".join(chunk + b"t%d\n" % i for i in range(n))
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_syslog_sink_sends_a_datagram_per_encoded_line(tmp_path: Path) -> None:
+    import socket
+
+    from ngxws.sinks.syslog import SyslogSink
+
+    addr = str(tmp_path / "log.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(addr)
+    try:
+        sink = SyslogSink(f"syslog:server=unix:{addr},tag=ws")
+        sink.write_lines("one\ntwo é\n".encode())
+        sink.flush()
+        got = [server.recv(4096) for _ in range(2)]
+        assert [g.rsplit(b": ", 1)[1] for g in got] == [b"one", "two é".encode()]
+        sink.close()
+    finally:
+        server.close()

@@ -8,16 +8,20 @@ split), for every tunnel; ``close_text`` turns it into the close line's
 Only a tunnel whose close template uses the per-direction
 ``$ws_frames_*``/``$ws_payload_*`` pays for its own totals: ``Tally`` then
 stands in for the side's frame tracker (same interface: ``count``, ``feed``,
-``feed_frames``, ``error``, ``at_boundary``, ``close``, ``reads``) and adds
+``feed_frames``, ``log``, ``error``, ``at_boundary``, ``close``, ``reads``) and adds
 the frames of each read to the tunnel's own totals.  Every other tunnel
 keeps the bare tracker, so the relay's per-read work is unchanged for them.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from ngxws.ws.frames import OpcodeTally
+
+if TYPE_CHECKING:
+    from ngxws.ws._speedups import FrameTracker as CFrameTracker
+    from ngxws.ws._speedups import LineFormat
 
 
 class Tracker(Protocol):
@@ -92,6 +96,16 @@ class Tally:
             self.seen_close = True
             return True
         return self.tracker.error
+
+    def log(
+        self, data: bytes | bytearray | memoryview, fmt: LineFormat | None, now: float
+    ) -> tuple[bytes, int, int]:
+        """``FrameTracker.log`` (the C tracker's: it adds to the shared slot
+        itself), tallied here too."""
+        lines, frames, payload = cast("CFrameTracker", self.tracker).log(data, fmt, now)
+        self.frames += frames
+        self.payload += payload
+        return lines, frames, payload
 
     def feed_frames(self, data: bytes | bytearray | memoryview) -> list[tuple[int, int, bool]]:
         frames = self.tracker.feed_frames(data)

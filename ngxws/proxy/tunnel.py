@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ngxws.accounting import breakdown as B
 from ngxws.accounting import counters as C
@@ -64,12 +64,20 @@ from ngxws.proxy.turns import (
 )
 from ngxws.running import running_loop
 from ngxws.sinks.wslog import CloseInfo
-from ngxws.ws.frames import CRelay, CSplice, FrameTracker, OpcodeTally, encode_close_frame
+from ngxws.ws.frames import (
+    CLineFormat,
+    CRelay,
+    CSplice,
+    FrameTracker,
+    OpcodeTally,
+    encode_close_frame,
+)
 
 if TYPE_CHECKING:
     from ngxws.proxy.context import WorkerContext
     from ngxws.sinks.logfile import LogFile
     from ngxws.sinks.wslog import FrameLogger
+    from ngxws.ws._speedups import FrameTracker as CFrameTracker
 
 # How long a pending close waits for the upstream to finish the frame it is
 # in the middle of, before the tunnel is closed without a close frame.
@@ -129,6 +137,12 @@ class _Side(asyncio.Protocol):
         self.count = self.tracker.count
         self.opcodes = OpcodeTally(tunnel.worker.counters.array, tunnel.slot + self.OPCODES)  # logged path
         self.unlogged = not tunnel.log_each_frame  # fixed for the tunnel's life
+        # a logged side's lines rendered in C by its tracker's log() (None: no
+        # line this way); without the extension, lines_for_frames renders them
+        c_log = not self.unlogged and CLineFormat is not None
+        logger = tunnel.logger
+        self.line_format = logger.line_format(self.SOURCE) if c_log and logger is not None else None
+        self.log_read = cast("CFrameTracker", self.tracker).log if c_log else None  # Tally's when it stands in
         self.array = tunnel.worker.counters.array
         self.base = tunnel.slot
         self.out: asyncio.Transport = None  # type: ignore[assignment]  # set by Tunnel
@@ -246,15 +260,20 @@ class _Side(asyncio.Protocol):
                 self.spend(len(data) >> UNLOGGED_SHIFT)
         else:
             t = self.tunnel
-            seen = self.tracker.feed_frames(data)
-            self.opcodes.add(seen)
-            frames, payload = t.log_frames(seen, self.SOURCE)
+            if self.log_read is not None:  # scan, counter slot and lines in one C call
+                lines, frames, _ = self.log_read(data, self.line_format, time.time())
+                if lines:
+                    t.logfile.write_lines(lines)  # type: ignore[union-attr]  # a logged side's tunnel has one
+            else:
+                seen = self.tracker.feed_frames(data)
+                self.opcodes.add(seen)
+                frames, payload = t.log_frames(seen, self.SOURCE)
+                a = self.array
+                b = self.base
+                a[b + self.FRAMES] += frames
+                a[b + self.PAYLOAD] += payload
+                a[b + self.BYTES] += len(data)
             self.spend(len(data) + LINE_COST * frames)
-            a = self.array
-            b = self.base
-            a[b + self.FRAMES] += frames
-            a[b + self.PAYLOAD] += payload
-            a[b + self.BYTES] += len(data)
             lost = self.tracker.error or (not self.saw_close and self.tracker.close is not None)
         self.write(data)
         if lost:  # rare: the stream's first close frame, or a length it cannot follow
@@ -483,6 +502,8 @@ class Tunnel:
                     tally = Tally(side.tracker, side.array, side.base + side.FRAMES, side.base + side.OPCODES)
                     side.tracker = tally  # type: ignore[assignment]
                     side.count = tally.count
+                    if side.log_read is not None:
+                        side.log_read = tally.log
             self.client_side.source = client
             self.client_side.out = upstream
             self.upstream_side.source = upstream

@@ -58,7 +58,11 @@ PER_TURN = 64 * 1024
 
 LINE_COST = 128
 """Extra cost of one rendered ws_log line: a logged 64 B frame (70 bytes on
-the wire) costs about 200 units, and about 1.2 us of CPU (bench W2)."""
+the wire) costs about 200 units.  Set when a line took about 1.2 us in
+Python; rendered in C (``FrameTracker.log``) a logged frame now takes about
+0.3 us, most of it the kernel copying its line into the file (bench W2), so
+a turn of logged relaying is ~0.1 ms.  16 was tried: W2 no faster, W8's
+probes no quicker."""
 
 UNLOGGED_SHIFT = 4
 """A read relayed without per-frame logging costs ``len >> UNLOGGED_SHIFT``

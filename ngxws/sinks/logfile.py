@@ -2,13 +2,13 @@
 
 nginx's module calls ``write(2)`` twice per frame (line, then ``\\n``).  At
 per-frame rates that is the proxy's main cost, so ngxws buffers lines in
-memory and writes them in one ``os.write`` when the worker's 100 ms timer
+memory and writes them in one ``os.writev`` when the worker's 100 ms timer
 calls ``LogFiles.flush_all()`` -- or at once when a buffer passes
 ``MAX_BUFFER`` (bounded memory, bounded loss on a crash).
 
-One ``write`` per flush also keeps workers from interleaving inside a line:
+One ``writev`` per flush also keeps workers from interleaving inside a line:
 every worker opens the file with ``O_APPEND``, and on Linux one ``write``
-to a regular file lands contiguously at the end.
+or ``writev`` to a regular file lands contiguously at the end.
 
 No asyncio here: the worker owns the timer and the signal handling
 (SIGUSR1 -> ``reopen_all()``, like ``nginx -s reopen``).
@@ -32,7 +32,16 @@ MAX_BUFFER = 256 * 1024
 # logrotate would be meaningless.
 _STDIO = {"/dev/stdout": 1, "/dev/stderr": 2, "/dev/fd/1": 1, "/dev/fd/2": 2}
 
+# writev's limit on buffers per call (Linux: 1024); more are joined first
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
+
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
+def _encode(lines: list[str]) -> bytes:
+    """Lines as the file gets them: a newline after each, UTF-8 with
+    surrogateescape (the bytes a header carried, written back as they came)."""
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
 
 
 class LogFile:
@@ -51,6 +60,7 @@ class LogFile:
     __slots__ = (
         "_buffer",
         "_carry",
+        "_chunks",
         "_closed",
         "_fd",
         "_owned",
@@ -62,8 +72,9 @@ class LogFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self._buffer: list[str] = []  # lines, newlines added at flush
+        self._chunks: list[bytes] = []  # encoded lines (write_lines), before _buffer's
         self._carry = b""  # what a would-block flush left unwritten
-        self._pending = 0  # characters in _buffer (newlines included) + len(_carry)
+        self._pending = 0  # characters in _buffer (newlines included), bytes in _chunks + len(_carry)
         self._closed = False
         self.dropped_bytes = 0  # lost to write errors since start, for diagnostics
         stdio = _STDIO.get(path)
@@ -101,9 +112,24 @@ class LogFile:
         if self._pending > MAX_BUFFER:
             self.flush()
 
+    def write_lines(self, data: bytes) -> None:
+        """Buffer lines already encoded, each ending in a newline (a logged
+        tunnel side's read: ``FrameTracker.log``); kept in order with
+        ``append``'s."""
+        if self._closed:
+            raise ValueError(f"append to closed log file {self.path!r}")
+        if self._buffer:
+            self._chunks.append(_encode(self._buffer))
+            self._buffer.clear()
+        self._chunks.append(data)
+        self._pending += len(data)
+        if self._pending > MAX_BUFFER:
+            self.flush()
+
     def flush(self) -> None:
-        """Write everything buffered with one ``os.write`` (more only if the
-        kernel takes part of it).
+        """Write everything buffered with one ``os.writev`` (more only if the
+        kernel takes part of it): the encoded chunks as they are, not joined
+        into one more copy first.
 
         If the fd would block (a non-blocking pipe on stdout), what is left
         stays buffered for the next flush, up to ``MAX_BUFFER`` bytes.  Any
@@ -112,31 +138,37 @@ class LogFile:
         """
         if self._closed:
             return
+        parts = self._chunks
         if self._buffer:
-            data = ("\n".join(self._buffer) + "\n").encode("utf-8", "surrogateescape")
+            parts.append(_encode(self._buffer))
             self._buffer.clear()
-            if self._carry:
-                data = self._carry + data
-        elif self._carry:
-            data = self._carry
-        else:
+        if self._carry:
+            parts.insert(0, self._carry)
+        if not parts:
             return
+        self._chunks = []
         self._carry = b""
         self._pending = 0
-        view = memoryview(data)
+        if len(parts) > _IOV_MAX:
+            parts = [b"".join(parts)]
+        total = sum(map(len, parts))
+        rest: memoryview | None = None  # what is left once the kernel took part of it
         try:
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            written = os.write(self._fd, parts[0]) if len(parts) == 1 else os.writev(self._fd, parts)
+            if written < total:
+                rest = memoryview(b"".join(parts))[written:]
+                while rest:
+                    rest = rest[os.write(self._fd, rest) :]
         except BlockingIOError:
-            if len(view) > MAX_BUFFER:  # the reader is stuck: bound memory
-                self.dropped_bytes += len(view)
-                log.error('write() to "%s" would block, %d bytes dropped', self.path, len(view))
+            left = rest if rest is not None else memoryview(b"".join(parts))
+            if len(left) > MAX_BUFFER:  # the reader is stuck: bound memory
+                self.dropped_bytes += len(left)
+                log.error('write() to "%s" would block, %d bytes dropped', self.path, len(left))
                 return
-            self._carry = bytes(view)
+            self._carry = bytes(left)
             self._pending = len(self._carry)
         except OSError as exc:
-            self.dropped_bytes += len(view)
+            self.dropped_bytes += len(rest) if rest is not None else total
             log.error('write() to "%s" failed (%d: %s)', self.path, exc.errno, exc.strerror)
 
     def reopen(self) -> None:

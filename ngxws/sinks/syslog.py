@@ -116,6 +116,7 @@ class SyslogSink(LogFile):
     def __init__(self, path: str) -> None:  # noqa: D107 -- does not call LogFile's (no file)
         self.path = path
         self._buffer: list[str] = []
+        self._chunks: list[bytes] = []  # unused: write_lines splits into _buffer
         self._carry = b""
         self._pending = 0
         self._closed = False
@@ -134,6 +135,11 @@ class SyslogSink(LogFile):
             self._sock = socket.socket(info[0], socket.SOCK_DGRAM)
             self._addr = info[4]
         self._sock.setblocking(False)
+
+    def write_lines(self, data: bytes) -> None:
+        """A datagram per line: the encoded lines back into ``append``'s."""
+        for line in data.decode("utf-8", "surrogateescape").split("\n")[:-1]:
+            self.append(line)
 
     def flush(self) -> None:
         if self._closed or not self._buffer:

@@ -77,12 +77,15 @@ from ngxws.config.model import WsLogTemplates
 from ngxws.sinks import timefmt
 from ngxws.sinks.logescape import escape
 from ngxws.sinks.timefmt import TimeCache
+from ngxws.ws.frames import CLineFormat
 
 if TYPE_CHECKING:
     from ngxws.http.upstream_request import RequestVariables
+    from ngxws.ws._speedups import LineFormat
 
 __all__ = [
     "CLIENT",
+    "C_SLOTS",
     "KNOWN_VARIABLES",
     "UNKNOWN",
     "UPSTREAM",
@@ -280,6 +283,12 @@ FrameLineFn = Callable[[int, int, int, str, float], str]
 EventLineFn = Callable[[float], str]
 """``event_line(now) -> line``."""
 
+# _loglines.c's slot codes, in its order (SL_*)
+C_SLOTS = (
+    "ws_opcode", "ws_payload_size", "ws_message_size", "ws_opcode_name", "ws_packet_source",
+    "ws_conn_age", "ws_conn_duration", "time_local", "time_iso8601", "msec",
+)  # fmt: skip
+
 _FRAME_PARAMS = "opcode, payload, message, source, now"
 _EVENT_PARAMS = "now"
 
@@ -321,7 +330,7 @@ class BoundTemplate:
     """
 
     __slots__ = (
-        "_clock", "_close_pieces", "_escape", "_event_slots", "_opened_at",
+        "_clock", "_close_pieces", "_escape", "_event_slots", "_frame_pieces", "_opened_at",
         "event_line", "frame_line", "template",
     )
 
@@ -348,15 +357,19 @@ class BoundTemplate:
         event_slots: list[str] = []
         # the close line's format, with CLOSE_ONLY names still to fill in
         close_pieces: list[str | Variable] = []
+        # the frame line as text and slot names, for the C renderer (c_format)
+        frame_pieces: list[str | Variable] = []
         for part in template.parts:
             if isinstance(part, str):
                 text = part.replace("%", "%%")
                 frame_fmt.append(text)
                 event_fmt.append(text)
                 close_pieces.append(text)
+                frame_pieces.append(part)
             elif part.name in _SLOT_EXPR:
                 frame_fmt.append(_SLOT_FORMAT[part.name])
                 frame_slots.append(part.name)
+                frame_pieces.append(part)
                 if part.name in _FRAME_ONLY:
                     event_fmt.append(UNKNOWN)
                 else:
@@ -367,11 +380,14 @@ class BoundTemplate:
                 frame_fmt.append(UNKNOWN)
                 event_fmt.append(UNKNOWN)
                 close_pieces.append(part)
+                frame_pieces.append(UNKNOWN)
             else:
-                text = escape(values.get(part.name), escape_mode).replace("%", "%%")
+                value = escape(values.get(part.name), escape_mode)
+                text = value.replace("%", "%%")
                 frame_fmt.append(text)
                 event_fmt.append(text)
                 close_pieces.append(text)
+                frame_pieces.append(value)
         self.frame_line = _line_function(
             _FRAME_PARAMS, tuple(frame_slots), _finish(frame_fmt, frame_slots), opened_at, clock
         )
@@ -380,6 +396,31 @@ class BoundTemplate:
         )
         self._event_slots = tuple(event_slots)
         self._close_pieces = close_pieces if any(isinstance(p, Variable) for p in close_pieces) else None
+        self._frame_pieces = tuple(frame_pieces)
+
+    def c_format(self, source: str, every: bool) -> LineFormat:
+        """``frame_line`` for one direction as the C renderer's ``LineFormat``
+        (``FrameTracker.log``): literal text encoded as the log file encodes
+        it, the slots as ``C_SLOTS`` codes.  ``every``: a line per frame
+        (the frame template), else per data message at its FIN."""
+        pieces: list[bytes | int] = []
+        text = ""
+        for part in self._frame_pieces:
+            if isinstance(part, str):
+                text += part
+                continue
+            if text:
+                pieces.append(text.encode("utf-8", "surrogateescape"))
+                text = ""
+            pieces.append(C_SLOTS.index(part.name))
+        if text:
+            pieces.append(text.encode("utf-8", "surrogateescape"))
+        assert CLineFormat is not None
+        clock = self._clock
+        return CLineFormat(
+            tuple(pieces), source.encode("ascii"), every, self._opened_at,
+            clock.http_date, clock.iso8601_local, clock.msec,
+        )  # fmt: skip
 
     @property
     def uses_close_details(self) -> bool:
@@ -599,6 +640,16 @@ class FrameLogger:
         self._close = bind(templates.close, "close")
         self._msg_client = 0
         self._msg_upstream = 0
+
+    def line_format(self, source: str) -> LineFormat | None:
+        """``lines_for_frames`` of one direction for ``FrameTracker.log``:
+        the frame template's line for every frame, else this direction's
+        message template's at a data message's FIN; None: no line either
+        way (the C renderer must be there: ``CLineFormat``)."""
+        if self._frame is not None:
+            return self._frame.c_format(source, True)
+        message_t = self._client if source == CLIENT else self._server
+        return None if message_t is None else message_t.c_format(source, False)
 
     @property
     def wants_frames(self) -> bool:

@@ -217,9 +217,25 @@ parse_header(const unsigned char *p, size_t avail, uint64_t *length)
     return (int)hdr;
 }
 
-/* Append (opcode, length, fin) to list; feed_frames only. */
+/*
+ * What scan() does with each frame completed, besides counting it: nothing
+ * (emit NULL: feed, count), a tuple appended to a list (feed_frames), a
+ * ws_log line rendered (log, _loglines.c).  Returns -1 with a Python
+ * exception set to stop the scan.
+ */
+typedef struct Emit Emit;
+struct Emit {
+    int (*frame)(Emit *emit, unsigned char b0, uint64_t length);
+};
+
+typedef struct {
+    Emit base;
+    PyObject *list;
+} ListEmit;
+
+/* Append (opcode, length, fin) to the list; feed_frames only. */
 static int
-append_frame(PyObject *list, unsigned char b0, uint64_t length)
+append_frame(Emit *emit, unsigned char b0, uint64_t length)
 {
     PyObject *item;
     int rc;
@@ -228,7 +244,7 @@ append_frame(PyObject *list, unsigned char b0, uint64_t length)
                          (b0 & 0x80) ? Py_True : Py_False);
     if (item == NULL)
         return -1;
-    rc = PyList_Append(list, item);
+    rc = PyList_Append(((ListEmit *)emit)->list, item);
     Py_DECREF(item);
     return rc;
 }
@@ -246,8 +262,8 @@ hold(FrameTracker *self, unsigned char b0, uint64_t length, uint64_t missing)
  * Scan one chunk, updating the tracker state; count the frames completed in
  * it (last payload byte in this chunk, as the module's
  * frame_counter_process_message reports them) into *frames / *payload and,
- * if list is not NULL, append one tuple per frame.
- * Returns -1 only if appending to list failed (a Python exception is set).
+ * if emit is not NULL, hand each frame to it.
+ * Returns -1 only if emit failed (a Python exception is set).
  *
  * *payload cannot overflow: only the first frame of a chunk (the one that was
  * in flight) may have a payload longer than the chunk, and that one is below
@@ -255,7 +271,7 @@ hold(FrameTracker *self, unsigned char b0, uint64_t length, uint64_t missing)
  */
 static int
 scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
-     uint64_t *payload_out, PyObject *list, int64_t *ops)
+     uint64_t *payload_out, Emit *emit, int64_t *ops)
 {
     uint64_t frames = 0, payload = 0, len = 0;
     size_t pos = 0, avail;
@@ -278,7 +294,7 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         OPCOUNT(self->pending_b0, self->pending_len);
         if (self->cl_state == CL_TAKING)
             close_end(self);
-        if (list != NULL && append_frame(list, self->pending_b0, self->pending_len) < 0)
+        if (emit != NULL && emit->frame(emit, self->pending_b0, self->pending_len) < 0)
             return -1;
     }
     else if (self->head_len) {
@@ -315,7 +331,7 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         OPCOUNT(buf[0], len);
         if (self->cl_state == CL_TAKING)
             close_end(self);
-        if (list != NULL && append_frame(list, buf[0], len) < 0)
+        if (emit != NULL && emit->frame(emit, buf[0], len) < 0)
             return -1;
         pos += (size_t)len;
     }
@@ -345,7 +361,7 @@ scan(FrameTracker *self, const unsigned char *p, size_t n, uint64_t *frames_out,
         frames++;
         payload += len;
         FRAME_DONE(p + pos, (size_t)hdr, len);
-        if (list != NULL && append_frame(list, p[pos], len) < 0)
+        if (emit != NULL && emit->frame(emit, p[pos], len) < 0)
             return -1;
         pos += (size_t)hdr + (size_t)len;
     }
@@ -361,17 +377,17 @@ done:
  */
 static int
 scan_object(FrameTracker *self, PyObject *data, uint64_t *frames, uint64_t *payload,
-            PyObject *list)
+            Emit *emit)
 {
     Py_buffer view;
     int rc;
 
     if (PyBytes_Check(data))
         return scan(self, (const unsigned char *)PyBytes_AS_STRING(data),
-                    (size_t)PyBytes_GET_SIZE(data), frames, payload, list, NULL);
+                    (size_t)PyBytes_GET_SIZE(data), frames, payload, emit, NULL);
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return -1;
-    rc = scan(self, (const unsigned char *)view.buf, (size_t)view.len, frames, payload, list, NULL);
+    rc = scan(self, (const unsigned char *)view.buf, (size_t)view.len, frames, payload, emit, NULL);
     PyBuffer_Release(&view);
     return rc;
 }
@@ -416,15 +432,15 @@ static PyObject *
 FrameTracker_feed_frames(FrameTracker *self, PyObject *data)
 {
     uint64_t frames, payload;
-    PyObject *list = PyList_New(0);
+    ListEmit emit = {{append_frame}, PyList_New(0)};
 
-    if (list == NULL)
+    if (emit.list == NULL)
         return NULL;
-    if (scan_object(self, data, &frames, &payload, list) < 0) {
-        Py_DECREF(list);
+    if (scan_object(self, data, &frames, &payload, &emit.base) < 0) {
+        Py_DECREF(emit.list);
         return NULL;
     }
-    return list;
+    return emit.list;
 }
 
 PyDoc_STRVAR(count_doc,
@@ -436,13 +452,18 @@ PyDoc_STRVAR(count_doc,
 "The relay's one call per read: frame scan and this worker's shared-memory\n"
 "slot update together, no result tuple, no Python arithmetic.");
 
-/* count() on a raw chunk (also Splice's read, _splice.c): 1 when the relay must look. */
+/* count() on a raw chunk, each frame also handed to emit when not NULL (log(),
+ * _loglines.c): 1 when the relay must look, -1 when emit failed. */
 static int
-count_chunk(FrameTracker *self, const unsigned char *p, size_t n)
+count_emit(FrameTracker *self, const unsigned char *p, size_t n, Emit *emit,
+           uint64_t *frames_out, uint64_t *payload_out)
 {
     uint64_t frames, payload;
 
-    scan(self, p, n, &frames, &payload, NULL, self->ops);
+    if (scan(self, p, n, &frames, &payload, emit, self->ops) < 0)
+        return -1;
+    *frames_out = frames;
+    *payload_out = payload;
     if (self->slot != NULL) {
         /* Signed 64-bit like the Python view of the mapping ('q'); the
          * worker owns its slot, so plain adds (no atomics), as the module's. */
@@ -454,6 +475,15 @@ count_chunk(FrameTracker *self, const unsigned char *p, size_t n)
         return self->error;
     self->cl_new = 0; /* rare: the first close frame completed */
     return 1;
+}
+
+/* count() on a raw chunk (also Splice's read, _splice.c): 1 when the relay must look. */
+static int
+count_chunk(FrameTracker *self, const unsigned char *p, size_t n)
+{
+    uint64_t frames, payload;
+
+    return count_emit(self, p, n, NULL, &frames, &payload);
 }
 
 static PyObject *
@@ -557,10 +587,13 @@ FrameTracker_dealloc(FrameTracker *self)
     Py_DECREF(tp); /* instances of heap types own a reference to their type */
 }
 
+#include "_loglines.c" /* LineFormat and FrameTracker.log (use count_emit) */
+
 static PyMethodDef FrameTracker_methods[] = {
     {"feed", (PyCFunction)FrameTracker_feed, METH_O, feed_doc},
     {"feed_frames", (PyCFunction)FrameTracker_feed_frames, METH_O, feed_frames_doc},
     {"count", (PyCFunction)FrameTracker_count, METH_O, count_doc},
+    {"log", (PyCFunction)(void (*)(void))FrameTracker_log, METH_FASTCALL, log_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -628,9 +661,17 @@ static PyMethodDef speedups_methods[] = {
 static int
 speedups_exec(PyObject *module)
 {
+    PyObject *lf;
+
     if (add_type(module, &FrameTracker_spec, "FrameTracker") < 0 || add_type(module, &Relay_spec, "Relay") < 0 ||
-        add_type(module, &Splice_spec, "Splice") < 0 || add_type(module, &Poller_spec, "Poller") < 0)
+        add_type(module, &Splice_spec, "Splice") < 0 || add_type(module, &Poller_spec, "Poller") < 0 ||
+        add_type(module, &LineFormat_spec, "LineFormat") < 0)
         return -1;
+    lf = PyObject_GetAttrString(module, "LineFormat");
+    if (lf == NULL)
+        return -1;
+    LineFormatType = (PyTypeObject *)lf; /* the module holds it for the process's life */
+    Py_DECREF(lf);
     return poller_constants(module);
 }
 

@@ -26,6 +26,23 @@ class FrameTracker:
     def feed_frames(
         self, data: bytes | bytearray | memoryview, /
     ) -> list[tuple[int, int, bool]]: ...
+    def log(
+        self, data: bytes | bytearray | memoryview, fmt: LineFormat | None, now: float, /
+    ) -> tuple[bytes, int, int]: ...
+
+class LineFormat:
+    """One direction's ws_log line, for ``FrameTracker.log`` (``_loglines.c``)."""
+
+    def __init__(
+        self,
+        pieces: tuple[bytes | int, ...],
+        source: bytes,
+        every: bool,
+        opened_at: float,
+        http_date: Callable[[float], str] | None,
+        iso8601: Callable[[float], str] | None,
+        msec: Callable[[float], str] | None,
+    ) -> None: ...
 
 class Relay:
     """The read handler of a tunnel side that does not log frames (``tunnel._Side._read_unlogged`` in C)."""

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING
 
 __all__ = [
     "CFrameTracker",
+    "CLineFormat",
     "CLOSE_CODE_BUCKETS",
     "CLOSE_CODE_FIELDS",
     "CLOSE_NONE",
@@ -583,6 +584,12 @@ CSplice: type[_speedups.Splice] | None
 """Both directions of an unlogged plain tunnel in C (``ngxws.proxy.splice``),
 or None when the extension is not built or is switched off."""
 CSplice = None if CRelay is None else _speedups.Splice
+
+CLineFormat: type[_speedups.LineFormat] | None
+"""A logged side's ws_log line in C (``FrameTracker.log``, ``_loglines.c``),
+or None when the extension is not built or is switched off (the side then
+renders with ``wslog.FrameLogger.lines_for_frames``, the reference)."""
+CLineFormat = None if CRelay is None else _speedups.LineFormat
 
 CPoller: type[_speedups.Poller] | None
 """This worker's own epoll set for the sockets without a transport
