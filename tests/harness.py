@@ -156,11 +156,13 @@ class Ngxws:
 
 
 @contextmanager
-def ngxws(conf_text: str, tmp_path: Path, port: int, name: str = "nginx.conf") -> Iterator[Ngxws]:
+def ngxws(
+    conf_text: str, tmp_path: Path, port: int, name: str = "nginx.conf", extra_env: dict[str, str] | None = None
+) -> Iterator[Ngxws]:
     """Write ``conf_text`` and run ngxws on it for the duration of the block."""
     conf = tmp_path / name
     conf.write_text(conf_text)
-    server = Ngxws(conf, tmp_path, port)
+    server = Ngxws(conf, tmp_path, port, extra_env=extra_env)
     try:
         yield server
     finally:

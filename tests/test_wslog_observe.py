@@ -55,7 +55,10 @@ CLOSE_VARS = (
 )
 
 
-def test_close_line_variables(tmp_path: Path) -> None:
+# the frame lines from the C renderer (FrameTracker.log) and from the Python
+# one it falls back to without the extension (FrameLogger.lines_for_frames)
+@pytest.mark.parametrize("env", [{}, {"NGXWS_NO_SPEEDUPS": "1"}], ids=["c", "python"])
+def test_close_line_variables(tmp_path: Path, env: dict[str, str]) -> None:
     log = tmp_path / "ws.log"
     port = free_port()
     extra = (
@@ -64,7 +67,7 @@ def test_close_line_variables(tmp_path: Path) -> None:
         f"ws_log_format close 'close {CLOSE_VARS}';\n"
         "ws_log_format '$ws_opcode_name $ws_opcode $ws_packet_source $ws_close_initiator';\n"
     )
-    with ws_backend() as backend, ngxws(_conf(port, backend, extra), tmp_path, port):
+    with ws_backend() as backend, ngxws(_conf(port, backend, extra), tmp_path, port, extra_env=env):
 
         async def talk() -> None:
             async with connect(f"ws://127.0.0.1:{port}/", compression=None, ping_interval=None) as ws:
