@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -179,17 +180,16 @@ def test_write_errors_drop_lines_and_do_not_raise(caplog: pytest.LogCaptureFixtu
     f.close()
 
 
-def test_would_block_keeps_the_rest_for_next_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+def _through_a_full_pipe(monkeypatch: pytest.MonkeyPatch, fill: Callable[[LogFile], bytes]) -> None:
+    """``fill`` buffers more than a pipe holds (returning the bytes it
+    buffered); the first flush fills the non-blocking pipe, the rest stays
+    buffered and goes out, in order, as the reader drains it."""
     r, w = os.pipe()
     os.set_blocking(w, False)
     f = LogFile("/dev/stdout")
     monkeypatch.setattr(f, "_fd", w)
     try:
-        pipe_size = 65536
-        line = "é" * 100  # two bytes each: a short write may cut one in half
-        n = pipe_size // 201 + 50
-        for _ in range(n):
-            f.append(line)
+        expected = fill(f)
         f.flush()  # fills the pipe; the rest stays buffered
         assert f.pending > 0
         got = b""
@@ -197,10 +197,22 @@ def test_would_block_keeps_the_rest_for_next_flush(monkeypatch: pytest.MonkeyPat
             got += os.read(r, 1 << 20)
             f.flush()
         got += os.read(r, 1 << 20)
-        assert got == ((line + "\n") * n).encode()
+        assert got == expected
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_would_block_keeps_the_rest_for_next_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    line = "é" * 100  # two bytes each: a short write may cut one in half
+    n = 65536 // 201 + 50
+
+    def fill(f: LogFile) -> bytes:
+        for _ in range(n):
+            f.append(line)
+        return ((line + "\n") * n).encode()
+
+    _through_a_full_pipe(monkeypatch, fill)
 
 
 def test_bytes_round_trip_through_surrogateescape(tmp_path: Path) -> None:
@@ -328,27 +340,16 @@ def test_more_chunks_than_writev_takes(tmp_path: Path) -> None:
 
 
 def test_would_block_keeps_encoded_chunks_for_next_flush(monkeypatch: pytest.MonkeyPatch) -> None:
-    r, w = os.pipe()
-    os.set_blocking(w, False)
-    f = LogFile("/dev/stdout")
-    monkeypatch.setattr(f, "_fd", w)
-    try:
-        chunk = b"x" * 999 + b"\n"
-        n = 65536 // len(chunk) + 30
+    chunk = b"x" * 999 + b"\n"
+    n = 65536 // len(chunk) + 30
+
+    def fill(f: LogFile) -> bytes:
         for i in range(n):
             f.write_lines(chunk)
             f.append(f"t{i}")
-        f.flush()  # fills the pipe; the rest stays buffered
-        assert f.pending > 0
-        got = b""
-        while f.pending:
-            got += os.read(r, 1 << 20)
-            f.flush()
-        got += os.read(r, 1 << 20)
-        assert got == b"".join(chunk + b"t%d\n" % i for i in range(n))
-    finally:
-        os.close(r)
-        os.close(w)
+        return b"".join(chunk + b"t%d\n" % i for i in range(n))
+
+    _through_a_full_pipe(monkeypatch, fill)
 
 
 def test_syslog_sink_sends_a_datagram_per_encoded_line(tmp_path: Path) -> None:
