@@ -393,3 +393,59 @@ def test_symlinked_root_and_no_escape_through_the_uri(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert os.path.exists(tmp_path / "secret.txt")
+
+
+def test_read_small_reads_what_is_there(tmp_path: Path) -> None:
+    """A short answer's body read to go out with its head in one write: the
+    range asked, fewer bytes when the file was cut meanwhile (the caller
+    then closes, as nginx does when sendfile comes up short), None when it
+    cannot be opened."""
+    from ngxws.proxy.static_send import SMALL_FILE, read_small
+
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"0123456789")
+    assert read_small(str(f), 0, 10) == b"0123456789"
+    assert read_small(str(f), 3, 4) == b"3456"
+    assert read_small(str(f), 6, 10) == b"6789"  # truncated after the stat
+    assert read_small(str(tmp_path / "gone.txt"), 0, 10) is None
+    assert SMALL_FILE >= 1024  # bench W9's 1 KiB file goes this way
+
+
+def test_small_and_large_files_over_keep_alive_http_0_9_and_head(tmp_path: Path) -> None:
+    """Head and body of a short file in one write, of a longer one by
+    sendfile: the same bytes on one keep-alive connection, a HEAD gets the
+    head alone, HTTP/0.9 the body alone."""
+    docroot = tmp_path / "www"
+    docroot.mkdir()
+    small = bytes(range(256)) * 4  # 1 KiB, with \r\n\r\n-free binary bytes
+    large = b"L" * (64 * 1024 + 3)
+    (docroot / "small.bin").write_bytes(small)
+    (docroot / "large.bin").write_bytes(large)
+    (docroot / "crlf.txt").write_bytes(b"a\r\n\r\nb")
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"worker_processes 1;\nevents {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:{port};\n"
+        f"  root {docroot};\n  location / {{ }}\n }}\n}}\n"
+    )
+    server = Ngxws(conf, tmp_path, port)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            for name, body in (("small.bin", small), ("large.bin", large), ("small.bin", small)):
+                s.sendall(f"GET /{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                head, rest = read_head(s)
+                assert head.startswith(b"HTTP/1.1 200 OK\r\n") and f"Content-Length: {len(body)}".encode() in head
+                while len(rest) < len(body):
+                    rest += s.recv(1 << 16)
+                assert rest == body
+            s.sendall(b"HEAD /small.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head, rest = read_head(s)
+            assert b"Content-Length: 1024" in head and rest == b"" and s.recv(100) == b""
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /crlf.txt\r\n")  # HTTP/0.9: no head, the body as it is
+            got = b""
+            while chunk := s.recv(100):
+                got += chunk
+            assert got == b"a\r\n\r\nb"
+    finally:
+        server.stop()

@@ -44,7 +44,7 @@ from ngxws.http.static import (
     try_files,
 )
 from ngxws.proxy.header_phase import filtered, redirect_location
-from ngxws.proxy.static_send import send_compressed, send_file, stat_path
+from ngxws.proxy.static_send import SMALL_FILE, read_small, send_compressed, send_file, stat_path
 from ngxws.routing.locations import find_named, match_location
 
 if TYPE_CHECKING:
@@ -255,8 +255,13 @@ async def _send(
     copied = {id(h) for h in accel.headers} if accel is not None else set()
     last = [h for h in headers if h[0] in _RANGE_HEADERS and id(h) not in copied]
     headers = [h for h in headers if h[0] not in _RANGE_HEADERS or id(h) in copied] + last
-    client.write(build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
-                                 extra_headers=headers, length=-1, vary=vary))
+    answer_head = build_response(answer.status, content_type=None, keep_alive=keep, head_only=True,
+                                 extra_headers=headers, length=-1, vary=vary)  # fmt: skip
+    if not head_only and gz is None and not answer.parts and 0 < answer.length <= SMALL_FILE and client.transport:
+        body = read_small(path, answer.offset, answer.length)  # with its head, one write
+        client.write(answer_head + body if body else answer_head)
+        return keep and body is not None and len(body) == answer.length
+    client.write(answer_head)
     if head_only or client.transport is None:
         return keep
     if gz is not None:  # no sendfile: the file goes through deflate
