@@ -57,9 +57,32 @@ def test_proxy_ignore_headers_inheritance(tmp_path: Path) -> None:
     assert locs["/a"].proxy.ignore_x_accel_redirect  # inherited
     assert locs["/b"].proxy.ignore_x_accel_redirect  # a block's lines add up
     assert not locs["/c"].proxy.ignore_x_accel_redirect  # replaced
-    # X-Accel-Redirect alone is honoured; a line naming others says what is not
-    assert len(ignored) == 2
-    assert all(line.startswith("proxy_ignore_headers: only X-Accel-Redirect is acted on") for line in ignored)
+    # X-Accel-Redirect alone is honoured; the cache's headers are reported,
+    # harmless here since no proxy_cache is on (nginx acts on them for it only)
+    assert ignored == ["proxy_ignore_headers: no proxy_cache is on in this config: nginx caches nothing either"] * 2
+
+
+def test_proxy_ignore_headers_report(tmp_path: Path) -> None:
+    """Per value, as nginx 1.22 acts on them: the X-Accel- headers ngxws never
+    acts on are harmless to ignore; the cache's change behaviour only where a
+    proxy_cache is on."""
+    conf = tmp_path / "nginx.conf"
+
+    def report(http: str) -> list[tuple[str, bool]]:
+        conf.write_text(f"events {{}}\nhttp {{\n{http}\n}}\n")
+        return [(i.reason, i.harmless) for i in load_config(str(conf)).ignored if i.name == "proxy_ignore_headers"]
+
+    assert report("proxy_ignore_headers X-Accel-Buffering x-accel-limit-rate X-Accel-Charset;") == [
+        ("ngxws does not act on X-Accel-Limit-Rate, X-Accel-Buffering or X-Accel-Charset either", True)
+    ]
+    cache_headers = "proxy_ignore_headers X-Accel-Expires Expires Cache-Control Set-Cookie Vary;"
+    (when_off,) = report(cache_headers)
+    assert when_off == ("no proxy_cache is on in this config: nginx caches nothing either", True)
+    zone = "proxy_cache_path /tmp/c keys_zone=z:1m;\nserver { listen 8080; location / { proxy_cache z; } }\n"
+    (when_on,) = report(cache_headers + "\n" + zone)
+    assert not when_on[1] and "for its proxy cache only" in when_on[0]
+    assert [h for _, h in report("proxy_ignore_headers X-Accel-Buffering Vary;\n" + zone)] == [True, False]
+    assert report("proxy_ignore_headers X-Accel-Redirect;") == []
 
 
 def test_proxy_ignore_headers_invalid_value(tmp_path: Path) -> None:

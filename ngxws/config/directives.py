@@ -43,6 +43,7 @@ __all__ = [
     "context_name",
     "stock_rule",
     "CACHE_DIRECTIVES",
+    "CACHE_HEADERS_REASON",
     "UNKNOWN_RULE",
     "UNLISTED_RULE",
     "NEWER_STOCK_DIRECTIVES",
@@ -512,6 +513,13 @@ zone is in force.  A config with no ``proxy_cache`` other than ``off``
 anywhere caches nothing in nginx either, so there they are reported as
 harmless (``Reader.cache_on``; ``proxy_store`` stores files on its own
 and stays reported)."""
+
+CACHE_HEADERS_REASON = (
+    "nginx acts on X-Accel-Expires, Expires, Cache-Control, Set-Cookie and Vary for its proxy cache only; "
+    + _CACHE
+)
+"""``proxy_ignore_headers`` naming those (config/ignore_headers.py): reported
+with the cache's directives, harmless where no ``proxy_cache`` is on."""
 
 # Third-party modules' access handlers (nginx without the module would say
 # "unknown directive"; a config written for OpenResty or with such a module

@@ -28,6 +28,7 @@ from ngxws.config.addresses import (
 )
 from ngxws.config.directives import (
     CACHE_DIRECTIVES,
+    CACHE_HEADERS_REASON,
     CHECKED_NOT_ACTED_ON,
     DATA_BLOCKS,
     NEWER_STOCK_DIRECTIVES,
@@ -248,12 +249,13 @@ class Reader:
         with no ``proxy_cache`` on anywhere, the cache's other directives
         (``proxy_cache_bypass $http_upgrade`` of the usual websocket
         snippet, an unused ``proxy_cache_path``) change nothing nginx does
-        either (CACHE_DIRECTIVES)."""
+        either (CACHE_DIRECTIVES), nor does proxy_ignore_headers' Expires,
+        Cache-Control... (CACHE_HEADERS_REASON)."""
         if self.cache_on:
             return tuple(self.ignored)
         return tuple(
             replace(i, harmless=True, reason="no proxy_cache is on in this config: nginx caches nothing either")
-            if i.name in CACHE_DIRECTIVES and not i.harmless else i
+            if (i.name in CACHE_DIRECTIVES or i.reason == CACHE_HEADERS_REASON) and not i.harmless else i
             for i in self.ignored
         )
 
