@@ -93,8 +93,9 @@ _STDIO_PATHS = ("/dev/stdout", "/dev/stderr", "/dev/fd/1", "/dev/fd/2")
 
 
 def _warn_unenforced(config: Config) -> None:
-    """Access control the operator allowed to go unenforced: said at every
-    start and reload, in the error log."""
+    """Access control the operator allowed to go unenforced, blocks not
+    served, directives ignored where nginx acts (``start_warnings``): said
+    at every start and reload, in the error log."""
     from ngxws.config.report import start_warnings
 
     for warning in start_warnings(config):

@@ -187,3 +187,35 @@ def test_set_tested_by_a_return_is_run(tmp_path: Path) -> None:
         v = RequestVariables(head, addr, 1, "127.0.0.1", 1, "")
         routed = route(server, v)
         assert routed.ret is not None and routed.ret.code == code
+
+
+def test_directives_nginx_would_act_on_are_said_at_every_start(tmp_path: Path) -> None:
+    """A config that runs is not different from nginx in silence: each
+    directive ngxws ignores where nginx acts ("changes behaviour" in the
+    migration report) is a [warn] line with file:line at every start, on the
+    terminal and in the error log; harmless ones are not."""
+    from harness import ngxws
+
+    port = free_port()
+    log = tmp_path / "error.log"
+    conf = (
+        f"error_log {log} warn;\nevents {{}}\nhttp {{\n    server {{\n        listen 127.0.0.1:{port};\n"
+        "        ssi on;\n"  # line 6
+        "        sub_filter 'a' 'b';\n"  # line 7
+        "        ssi_types text/plain;\n"  # harmless: only with ssi
+        "        sendfile on;\n"
+        '        location / { return 200 "ok\\n"; }\n    }\n}\n'
+    )
+    with ngxws(conf, tmp_path, port) as srv:
+        assert srv.get("/")[2] == b"ok\n"
+        assert wait_for(lambda: log.exists() and "sub_filter" in log.read_text(), timeout=10)
+    _code, _out, err = srv.stop()
+    path = tmp_path / "nginx.conf"
+    expected = [
+        f'[warn] "ssi" in {path}:6 is ignored, nginx would act on it (SSI is not implemented)',
+        f'[warn] "sub_filter" in {path}:7 is ignored, nginx would act on it (response bodies are passed unchanged)',
+    ]
+    for line in expected:
+        assert line in err
+        assert line.split("] ", 1)[1] in log.read_text()
+    assert '"sendfile"' not in err and '"ssi_types"' not in err

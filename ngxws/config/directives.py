@@ -176,6 +176,7 @@ _LIMIT = "rate limiting of responses is not implemented"
 _VARS = "defines variables ngxws does not evaluate"
 _NO_ACCESS_LOG = "ngxws writes no access log (ws_log and the error log are written)"
 _ONLY_WITH = "only acts with {} (which is refused unless allowed)"
+_ONLY_BESIDE = "only acts with {}, reported on its own where it is"
 _SECURE_LINK = "secure links are not checked ($secure_link is empty)"
 _LUA = "Lua access handlers do not run"
 
@@ -447,14 +448,20 @@ STOCK_DIRECTIVES: Mapping[str, StockRule] = {
     "limit_rate": _changes(_LIMIT, ("0",)),
     "limit_rate_after": _changes(_LIMIT),
     "sub_filter": _changes("response bodies are passed unchanged"),
-    "sub_filter_once": _changes("response bodies are passed unchanged"),
-    "sub_filter_types": _changes("response bodies are passed unchanged"),
-    "sub_filter_last_modified": _changes("response bodies are passed unchanged"),
-    "addition_types": _changes("response bodies are passed unchanged"),
+    "sub_filter_once": _harmless(_ONLY_BESIDE.format("sub_filter")),
+    "sub_filter_types": _harmless(_ONLY_BESIDE.format("sub_filter")),
+    "sub_filter_last_modified": _harmless(_ONLY_BESIDE.format("sub_filter")),
+    "addition_types": _harmless(_ONLY_BESIDE.format("add_before_body or add_after_body")),
     "add_before_body": _changes("response bodies are passed unchanged"),
     "add_after_body": _changes("response bodies are passed unchanged"),
     "ssi": _changes("SSI is not implemented", ("off",)),
+    "ssi_types": _harmless(_ONLY_BESIDE.format("ssi on")),
+    "ssi_silent_errors": _harmless(_ONLY_BESIDE.format("ssi on")),
+    "ssi_value_length": _harmless(_ONLY_BESIDE.format("ssi on")),
+    "ssi_min_file_chunk": _harmless(_ONLY_BESIDE.format("ssi on")),
+    "ssi_last_modified": _harmless(_ONLY_BESIDE.format("ssi on")),
     "mirror": _changes("requests are not mirrored", ("off",)),
+    "mirror_request_body": _harmless(_ONLY_BESIDE.format("mirror")),
     "error_page": _honoured(),
     "root": _honoured(),
     "alias": _honoured(),

@@ -285,14 +285,20 @@ def unenforced_warnings(config: Config) -> list[str]:
 
 def start_warnings(config: Config) -> list[str]:
     """What is said at every start and reload, on the terminal and in the
-    error log: access control let through unenforced, and ``stream {}``
-    blocks (and their listens) that are not served."""
-    not_served = [
-        f'"{i.name}" in {i.source.file}:{i.source.line} is NOT served ({i.reason.split(": ", 1)[-1]})'
-        for i in config.ignored
-        if i.name == "stream" or i.name.startswith("stream listen ")
-    ]
-    return unenforced_warnings(config) + not_served
+    error log: access control let through unenforced, ``stream {}``
+    blocks (and their listens) that are not served, and every other
+    directive ngxws ignores where nginx would act (``ngxws check``'s
+    "changes behaviour"): a config that runs must not be different from
+    nginx in silence."""
+    not_served, changing = [], []
+    for i in config.ignored:
+        if i.name == "stream" or i.name.startswith("stream listen "):
+            not_served.append(
+                f'"{i.name}" in {i.source.file}:{i.source.line} is NOT served ({i.reason.split(": ", 1)[-1]})'
+            )
+        elif not i.harmless:
+            changing.append(f'"{i.name}" in {i.source.file}:{i.source.line} is ignored, nginx would act on it ({i.reason})')
+    return unenforced_warnings(config) + not_served + changing
 
 
 # -- small formatting helpers -------------------------------------------------
