@@ -64,10 +64,15 @@ def frames(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def streams(draw: st.DrawFn) -> list[bytes]:
-    """A stream cut into chunks anywhere (headers split too), at most one big frame."""
-    parts = draw(st.lists(frames(), max_size=10))
-    big = [i for i, p in enumerate(parts) if len(p) > 60000]
-    data = b"".join(p for i, p in enumerate(parts) if i not in big[1:])
+    """A stream cut into chunks anywhere (headers split too), at most one big
+    frame -- or any bytes at all (garbage must be followed as the reference
+    follows it, never crash)."""
+    if draw(st.integers(0, 4)) == 0:
+        data = draw(st.binary(max_size=400))
+    else:
+        parts = draw(st.lists(frames(), max_size=10))
+        big = [i for i, p in enumerate(parts) if len(p) > 60000]
+        data = b"".join(p for i, p in enumerate(parts) if i not in big[1:])
     if draw(st.booleans()):  # then a length the stream cannot follow
         data += b"\x82\x7f\xff" + b"\x00" * 7 + b"\x81\x00"
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=8)))
