@@ -300,6 +300,17 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+def serve_root(tmp_path: Path, docroot: Path) -> tuple[Ngxws, int]:
+    """ngxws, one worker, serving ``docroot`` as its root on a free port."""
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"worker_processes 1;\nevents {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:{port};\n"
+        f"  root {docroot};\n  location / {{ }}\n }}\n}}\n"
+    )
+    return Ngxws(conf, tmp_path, port), port
+
+
 def test_one_gib_file_with_flat_memory_and_its_last_byte(tmp_path: Path) -> None:
     docroot = tmp_path / "www"
     docroot.mkdir()
@@ -308,13 +319,7 @@ def test_one_gib_file_with_flat_memory_and_its_last_byte(tmp_path: Path) -> None
         f.truncate(GiB - 1)
         f.seek(GiB - 1)
         f.write(b"Z")
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        f"worker_processes 1;\nevents {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:{port};\n"
-        f"  root {docroot};\n  location / {{ }}\n }}\n}}\n"
-    )
-    server = Ngxws(conf, tmp_path, port)
+    server, port = serve_root(tmp_path, docroot)
     try:
         pid = worker_pid(server)
         # one small request first, so the baseline has the code paths loaded
@@ -422,13 +427,7 @@ def test_small_and_large_files_over_keep_alive_http_0_9_and_head(tmp_path: Path)
     (docroot / "small.bin").write_bytes(small)
     (docroot / "large.bin").write_bytes(large)
     (docroot / "crlf.txt").write_bytes(b"a\r\n\r\nb")
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        f"worker_processes 1;\nevents {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:{port};\n"
-        f"  root {docroot};\n  location / {{ }}\n }}\n}}\n"
-    )
-    server = Ngxws(conf, tmp_path, port)
+    server, port = serve_root(tmp_path, docroot)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             for name, body in (("small.bin", small), ("large.bin", large), ("small.bin", small)):

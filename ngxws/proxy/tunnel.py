@@ -126,6 +126,7 @@ class _Side(asyncio.Protocol):
     BYTES = 0
     SOURCE = ""
     TIMED_OUT = ""
+    opcodes: OpcodeTally  # the Python logged path's only (no extension)
 
     def __init__(self, tunnel: Tunnel) -> None:
         self.tunnel = tunnel
@@ -135,14 +136,16 @@ class _Side(asyncio.Protocol):
             tunnel.worker.counters.array, tunnel.slot + self.FRAMES, tunnel.slot + self.OPCODES
         )
         self.count = self.tracker.count
-        self.opcodes = OpcodeTally(tunnel.worker.counters.array, tunnel.slot + self.OPCODES)  # logged path
         self.unlogged = not tunnel.log_each_frame  # fixed for the tunnel's life
         # a logged side's lines rendered in C by its tracker's log() (None: no
         # line this way); without the extension, lines_for_frames renders them
+        # and this side's per-opcode counters are kept in Python (opcodes)
         c_log = not self.unlogged and CLineFormat is not None
         logger = tunnel.logger
         self.line_format = logger.line_format(self.SOURCE) if c_log and logger is not None else None
         self.log_read = cast("CFrameTracker", self.tracker).log if c_log else None  # Tally's when it stands in
+        if not self.unlogged and not c_log:
+            self.opcodes = OpcodeTally(tunnel.worker.counters.array, tunnel.slot + self.OPCODES)
         self.array = tunnel.worker.counters.array
         self.base = tunnel.slot
         self.out: asyncio.Transport = None  # type: ignore[assignment]  # set by Tunnel

@@ -87,14 +87,13 @@ decimal(char *end, uint64_t v)
     return end;
 }
 
-static int
+static void
 set_decimal(LogEmit *le, int slot, char *buf, uint64_t v)
 {
     char *start = decimal(buf + 24, v);
 
     le->val[slot] = start;
     le->vlen[slot] = buf + 24 - start;
-    return 0;
 }
 
 /*
@@ -153,6 +152,7 @@ static const char *const OPNAMES[16] = {
     "continuation", "text", "binary", NULL, NULL, NULL, NULL, NULL,
     "close", "ping", "pong", NULL, NULL, NULL, NULL, NULL,
 };
+static const unsigned char OPNAME_LEN[16] = {12, 4, 6, 0, 0, 0, 0, 0, 5, 4, 4, 0, 0, 0, 0, 0};
 
 /*
  * scan()'s emitter: the frame's line, if it gets one (lines_for_frames: a
@@ -216,7 +216,7 @@ log_frame(Emit *emit, unsigned char b0, uint64_t len)
         case SL_OPNAME: /* opnames.get(opcode) or str(opcode) */
             if (OPNAMES[op] != NULL) {
                 text = OPNAMES[op];
-                n = (Py_ssize_t)strlen(text);
+                n = OPNAME_LEN[op];
             }
             else {
                 text = decimal(num + 24, op);
@@ -389,11 +389,17 @@ FrameTracker_log(FrameTracker *self, PyObject *const *args, Py_ssize_t nargs)
     le.now = PyFloat_AsDouble(args[2]);
     if (le.now == -1.0 && PyErr_Occurred())
         return NULL;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+    view.obj = NULL;
+    if (PyBytes_Check(args[0])) { /* the common case, read in place as count() does */
+        view.buf = PyBytes_AS_STRING(args[0]);
+        view.len = PyBytes_GET_SIZE(args[0]);
+    }
+    else if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
     rc = count_emit(self, (const unsigned char *)view.buf, (size_t)view.len,
                     args[1] == Py_None ? NULL : &le.base, &frames, &payload);
-    PyBuffer_Release(&view);
+    if (view.obj != NULL)
+        PyBuffer_Release(&view);
     for (i = 0; i < N_SLOTS - FIRST_CLOCK; i++)
         Py_XDECREF(le.keep[i]);
     if (rc < 0)
