@@ -22,13 +22,31 @@ class FirstBytesReader(asyncio.Protocol):
     """A protocol under ``client_header_timeout`` until it hands the connection over.
 
     A subclass sets ``timeout`` and calls ``_cancel_timer()`` once it has seen
-    enough; ``_handed_over`` marks a connection another protocol now owns.
+    enough; ``_next`` is the protocol it handed the connection to.
     """
 
     timeout: float
     transport: asyncio.Transport | None = None
     _timer: asyncio.TimerHandle | None = None
-    _handed_over: bool = False
+    _next: asyncio.Protocol | None = None
+
+    def arriving(self) -> bool:
+        """Accepted, still open, and not yet a connection the worker serves.
+
+        A reload's drain waits for these as for served connections: nginx's
+        old worker exits only once no timer of a connection is left, the
+        PROXY-preface, handshake and first-request timers included.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        after = self._next
+        if after is None:
+            return True  # still reading the first bytes
+        if isinstance(after, FirstBytesReader):
+            return after.arriving()  # a PROXY preface read, a ClientHello next
+        # handed to TLS: the serving protocol is made once the handshake ends
+        return getattr(after, "transport", None) is None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's TCPTransport is not registered as an asyncio.Transport)
@@ -46,7 +64,7 @@ class FirstBytesReader(asyncio.Protocol):
         # client_header_timeout before a byte, a whole preface or a whole head:
         # nginx closes silently.
         self._timer = None
-        if self.transport is not None and not self._handed_over:
+        if self.transport is not None and self._next is None:
             self.transport.abort()
 
     def _cancel_timer(self) -> None:

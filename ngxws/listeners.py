@@ -212,7 +212,6 @@ class TLSAcceptor(FirstBytesReader):
         self._plain = bytearray()
         self._hello = bytearray()  # a ClientHello read whole for ssl_reject_handshake
         self._refuses = handshake_refuser(context)
-        self._handed_over = False
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
@@ -246,15 +245,15 @@ class TLSAcceptor(FirstBytesReader):
 
     def _hand_over(self, transport: asyncio.Transport, first: bytes) -> None:
         loop = asyncio.get_running_loop()
+        self._next = app = self.factory()
         tls = _ssl_protocol_class(loop)(
             loop,
-            self.factory(),
+            app,
             self.context,
             None,  # no waiter: the app protocol's connection_made is the signal
             server_side=True,
             ssl_handshake_timeout=self.timeout,
         )
-        self._handed_over = True
         transport.set_protocol(tls)
         tls.connection_made(transport)
         data = memoryview(first)

@@ -26,6 +26,7 @@ import gc
 import logging
 import signal
 import socket
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,7 @@ from ngxws.channel import send as channel_send
 from ngxws.config.model import Config, Server
 from ngxws.errorlog import ALERT, NOTICE, reopen_error_log, setup_error_log
 from ngxws.fdlimits import apply_rlimit_nofile
+from ngxws.first_bytes import FirstBytesReader
 from ngxws.http.engine import World
 from ngxws.http.maps import compile_maps
 from ngxws.limits.preaccess import Limiter
@@ -123,6 +125,9 @@ class Worker:
         self.logs = LogFiles()
         self.tunnels: set[HeldTunnel] = set()
         self.connections: set[HeldConnection] = set()
+        # connections still reading a PROXY preface or a TLS handshake (not
+        # yet in ``connections``): weak, a closed one is simply gone
+        self.arrivals: weakref.WeakSet[FirstBytesReader] = weakref.WeakSet()
         self.draining = False
         self._servers: list[asyncio.AbstractServer] = []
         self._stopped: asyncio.Event | None = None
@@ -203,7 +208,7 @@ class Worker:
             if listen.proxy_protocol:
                 accept = preface_factory(factory, ctx, timeout)
             server = await loop.create_server(
-                accept,
+                accept if accept is factory else self._arrival_factory(accept),
                 sock=sockets[key],
                 backlog=listen.options.backlog,  # (the loop calls listen() again)
                 start_serving=True,
@@ -215,6 +220,20 @@ class Worker:
             loop.add_reader(self.channel.fileno(), self._read_channel)
             channel_send(self.channel, READY)
         await self._stopped.wait()
+
+    def _arrival_factory(self, accept: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+        """``accept``, its protocols (first-bytes readers) kept in ``arrivals``."""
+
+        def arrival() -> asyncio.Protocol:
+            reader = accept()
+            if isinstance(reader, FirstBytesReader):
+                self.arrivals.add(reader)
+            return reader
+
+        return arrival
+
+    def _arriving(self) -> list[FirstBytesReader]:
+        return [reader for reader in self.arrivals if reader.arriving()]
 
     def _log_refused(self, cap: int) -> None:
         # nginx logs this per refused connection; once a second is enough to see it.
@@ -341,12 +360,16 @@ class Worker:
         self.draining = True
         log.log(NOTICE, "gracefully shutting down")
         self._close_listeners()
+        # A connection the loop accepted in this same turn has its
+        # connection_made() queued, not run: one turn more and it is in
+        # ``connections`` (exiting now would close it unanswered).
+        await asyncio.sleep(0)
         loop = asyncio.get_running_loop()
         close_idle_at = loop.time() + DRAIN_IDLE_GRACE
         deadline = (
             loop.time() + WORKER_SHUTDOWN_TIMEOUT if WORKER_SHUTDOWN_TIMEOUT is not None else None
         )
-        while self.tunnels or self.connections:
+        while self.tunnels or self.connections or self._arriving():
             if self._stopping:
                 return  # stop() finishes
             now = loop.time()
@@ -356,6 +379,9 @@ class Worker:
             if now >= close_idle_at:
                 for conn in list(self.connections):
                     conn.shutdown()
+                for reader in self._arriving():
+                    if reader.transport is not None:
+                        reader.transport.abort()  # still no request: closed as an idle one
             await asyncio.sleep(0.05)
         if not self._stopping:
             self._finish()

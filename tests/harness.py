@@ -96,6 +96,33 @@ def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
+def owners(port: int, pids: set[int]) -> dict[int, int]:
+    """client port -> pid of the worker holding the server side of that connection."""
+    inode_pid: dict[int, int] = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inode_pid[int(link[8:-1])] = pid
+    out: dict[int, int] = {}
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            local_port = int(parts[1].split(":")[1], 16)
+            remote_port = int(parts[2].split(":")[1], 16)
+            inode = int(parts[9])
+            if local_port == port and parts[3] == "01" and inode in inode_pid:
+                out[remote_port] = inode_pid[inode]
+    return out
+
+
 class Ngxws:
     """``python -m ngxws run -c CONF -p PREFIX`` as a child process."""
 

@@ -23,6 +23,7 @@ from harness import (
     Ngxws,
     free_port,
     live_children,
+    owners,
     parse_stats,
     run,
     upgrade_request,
@@ -61,33 +62,6 @@ def start(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> tuple
 
 
 # --- /proc: which process holds what -----------------------------------------
-
-
-def owners(port: int, pids: set[int]) -> dict[int, int]:
-    """client port -> pid of the worker holding the server side of that connection."""
-    inode_pid: dict[int, int] = {}
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                inode_pid[int(link[8:-1])] = pid
-    out: dict[int, int] = {}
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            parts = line.split()
-            local_port = int(parts[1].split(":")[1], 16)
-            remote_port = int(parts[2].split(":")[1], 16)
-            inode = int(parts[9])
-            if local_port == port and parts[3] == "01" and inode in inode_pid:
-                out[remote_port] = inode_pid[inode]
-    return out
 
 
 def owner_of(ws: ClientConnection, port: int, pids: set[int]) -> int | None:

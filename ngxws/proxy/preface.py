@@ -67,7 +67,7 @@ class PrefaceReader(FirstBytesReader):
             return
         rest = self._buf[verdict.length :]
         self._buf = b""
-        protocol = self.next_protocol(verdict.header)
+        self._next = protocol = self.next_protocol(verdict.header)
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         if rest and not transport.is_closing():

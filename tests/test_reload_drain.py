@@ -1,0 +1,143 @@
+"""Reload loses no connection: what an old worker accepted, it serves.
+
+On ``nginx -s reload`` nginx's old workers close their listening sockets
+and serve what they already accepted until it ends (a request waiting for
+its head or a TLS handshake included: the worker exits only once no
+timer of such a connection is left).  These tests open connections at the
+moment of the drain, on real worker processes, and check each one is
+answered -- by the old config or the new one, never with a bare close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+import trustme
+from harness import Ngxws, free_port, live_children, owners, wait_for
+
+
+def conf(port: int, tag: str, tls: tuple[Path, Path] | None = None, params: str = "") -> str:
+    ssl_lines = f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};" if tls else ""
+    return f"""
+worker_processes 2;
+pid ngxws.pid;
+error_log error.log notice;
+events {{ worker_connections 1024; }}
+http {{
+    server {{
+        listen 127.0.0.1:{port} {params};
+        {ssl_lines}
+        location / {{ return 200 "{tag}"; }}
+    }}
+}}
+"""
+
+
+def start(tmp_path: Path, text: str, port: int) -> Ngxws:
+    (tmp_path / "nginx.conf").write_text(text)
+    server = Ngxws(tmp_path / "nginx.conf", tmp_path, port)
+    assert wait_for(lambda: len(live_children(server.proc.pid)) == 2)
+    return server
+
+
+def answer_of(data: bytes) -> str:
+    """The body of a whole 200 response, or what came instead."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        return f"not a 200: {data[:80]!r}"
+    return body.decode()
+
+
+async def get_tag(port: int) -> str:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return answer_of(await asyncio.wait_for(reader.read(), 10))
+    except OSError as exc:
+        return f"{exc!r}"
+    finally:
+        writer.close()
+
+
+def test_connections_opened_while_workers_are_replaced_are_all_answered(tmp_path: Path) -> None:
+    # An old worker may have accepted a connection in the very loop turn its
+    # drain began: it must still answer it (before, it could exit at once).
+    port = free_port()
+    server = start(tmp_path, conf(port, "A"), port)
+    try:
+
+        async def scenario() -> list[str]:
+            answers: list[str] = []
+            done = asyncio.Event()
+
+            async def client() -> None:
+                while not done.is_set():
+                    answers.append(await get_tag(port))
+
+            clients = [asyncio.ensure_future(client()) for _ in range(2)]
+            for tag in "BABABABABABA":
+                (tmp_path / "nginx.conf").write_text(conf(port, tag))
+                os.kill(server.proc.pid, signal.SIGHUP)
+                deadline = time.monotonic() + 10
+                while answers[-4:] != [tag] * 4:  # the new config serves
+                    assert time.monotonic() < deadline, answers[-4:]
+                    await asyncio.sleep(0.02)
+            done.set()
+            await asyncio.gather(*clients)
+            return answers
+
+        answers = asyncio.run(asyncio.wait_for(scenario(), 60))
+        wrong = [a for a in answers if a not in ("A", "B")]
+        assert not wrong, f"{len(wrong)} of {len(answers)} connections not answered: {wrong[:3]}"
+        assert len(answers) > 100
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("params", ["ssl", "proxy_protocol", "proxy_protocol ssl"])
+def test_a_connection_still_in_its_preface_or_handshake_is_served_by_the_old_worker(
+    tmp_path: Path, params: str
+) -> None:
+    # Accepted before the reload, nothing read yet: the old worker waits for
+    # it (it would have exited at once, closing it) and serves it.
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "leaf.crt", tmp_path / "leaf.key"
+    cert.write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(key))
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    port = free_port()
+    server = start(tmp_path, conf(port, "A", (cert, key), params), port)
+    try:
+        old = live_children(server.proc.pid)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        mine = raw.getsockname()[1]
+        assert wait_for(lambda: mine in owners(port, old))  # accepted by a worker
+        holder = owners(port, old)[mine]
+        (tmp_path / "nginx.conf").write_text(conf(port, "B", (cert, key), params))
+        os.kill(server.proc.pid, signal.SIGHUP)
+        log = tmp_path / "error.log"
+        drain = re.compile(rf"\[notice\] {holder}#\d+: gracefully shutting down")
+        assert wait_for(lambda: log.exists() and drain.search(log.read_text()) is not None, 10)
+        if "proxy_protocol" in params:
+            raw.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 4000 80\r\n")
+        conn = client_ctx.wrap_socket(raw, server_hostname="127.0.0.1") if "ssl" in params else raw
+        with conn:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        assert answer_of(data) == "A"
+        assert wait_for(lambda: holder not in live_children(server.proc.pid), 10)
+    finally:
+        server.stop()
