@@ -60,7 +60,10 @@ log = logging.getLogger("ngxws")
 
 FLUSH_INTERVAL = 0.1  # ws_log lines reach the disk at least this often
 SHUTDOWN_GRACE = 5.0  # graceful stop: how long tunnels get to finish after 1001
-DRAIN_IDLE_GRACE = 1.0  # drain: a connection still idle this long after it began is closed
+# stop or drain: a connection still waiting for a request this long after it
+# began is closed (nginx waits for its timers; one between keep-alive
+# requests goes at once)
+DRAIN_IDLE_GRACE = 1.0
 # nginx's worker_shutdown_timeout (not in the config model yet): how long a
 # draining worker waits for its tunnels before closing them with 1001.
 # None = until they end, nginx's default.
@@ -321,20 +324,33 @@ class Worker:
                 tunnel.close_with(1001, "Going Away")
         else:
             self._close_tunnels_now()
+        await asyncio.sleep(0)  # connections accepted in this turn: see drain()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
+        close_waiting_at = loop.time() + DRAIN_IDLE_GRACE
         while (
-            (self.tunnels or self.connections)
+            (self.tunnels or self.connections or self._arriving())
             and loop.time() < deadline
             and not (self._fast and not self.tunnels)
         ):
-            for conn in list(self.connections):
-                conn.shutdown()  # idle keep-alive connections, also once a request is answered
+            self._close_idle(loop.time() >= close_waiting_at)
             await asyncio.sleep(_POLL)
         for tunnel in list(self.tunnels):
             tunnel.close("shutdown grace expired")
         await asyncio.sleep(0)  # let transports flush their close
         self._finish()
+
+    def _close_idle(self, waiting_too: bool) -> None:
+        """Close the connections a stopping worker closes now: those between
+        keep-alive requests (also once a request is answered), and with
+        ``waiting_too`` those still waiting for a request or in their PROXY
+        preface or TLS handshake (``ClientConnection.shutdown``)."""
+        for conn in list(self.connections):
+            conn.shutdown(waiting_too)
+        if waiting_too:
+            for reader in self._arriving():
+                if reader.transport is not None:
+                    reader.transport.abort()
 
     def _close_tunnels_now(self) -> None:
         """Fast stop: every tunnel stops reading first (no new line is made),
@@ -350,10 +366,12 @@ class Worker:
         """Reload: stop accepting; let tunnels and requests in progress end on their own.
 
         No 1001 is sent (nginx's old workers keep upgraded connections
-        until they close).  Idle keep-alive connections are closed after
-        ``DRAIN_IDLE_GRACE`` -- not at once, so a connection accepted just
-        before the drain still gets its first request answered.  The worker
-        exits when nothing is left; a stop command during a drain wins.
+        until they close).  Connections between keep-alive requests are
+        closed at once; those still waiting for a request (or in a PROXY
+        preface or TLS handshake) after ``DRAIN_IDLE_GRACE`` -- not at once,
+        so a connection accepted just before the drain still gets its first
+        request answered.  The worker exits when nothing is left; a stop
+        command during a drain wins.
         """
         if self._stopping or self.draining:
             return
@@ -376,12 +394,7 @@ class Worker:
             if deadline is not None and now >= deadline:
                 await self.stop(True)
                 return
-            if now >= close_idle_at:
-                for conn in list(self.connections):
-                    conn.shutdown()
-                for reader in self._arriving():
-                    if reader.transport is not None:
-                        reader.transport.abort()  # still no request: closed as an idle one
+            self._close_idle(now >= close_idle_at)
             await asyncio.sleep(0.05)
         if not self._stopping:
             self._finish()

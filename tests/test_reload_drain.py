@@ -1,11 +1,13 @@
-"""Reload loses no connection: what an old worker accepted, it serves.
+"""Reload and graceful stop lose no connection: what a worker accepted, it serves.
 
-On ``nginx -s reload`` nginx's old workers close their listening sockets
-and serve what they already accepted until it ends (a request waiting for
-its head or a TLS handshake included: the worker exits only once no
-timer of such a connection is left).  These tests open connections at the
-moment of the drain, on real worker processes, and check each one is
-answered -- by the old config or the new one, never with a bare close.
+On ``nginx -s reload`` (and ``quit``) nginx's workers close their listening
+sockets and serve what they already accepted until it ends (a request
+waiting for its head or a TLS handshake included: the worker exits only
+once no timer of such a connection is left); only connections between
+keep-alive requests are closed at once (ngx_close_idle_connections()).
+These tests open connections at the moment of the drain, on real worker
+processes, and check each one is answered -- by the old config or the new
+one, never with a bare close.
 """
 
 from __future__ import annotations
@@ -13,21 +15,26 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import trustme
-from harness import Ngxws, free_port, live_children, owners, wait_for
+from harness import Ngxws, free_port, live_children, owners, wait_for, wait_port
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+DAEMON_OFF = "daemon off;\n"  # nginx in the foreground (ngxws never forks away)
 
 
-def conf(port: int, tag: str, tls: tuple[Path, Path] | None = None, params: str = "") -> str:
+def conf(port: int, tag: str, tls: tuple[Path, Path] | None = None, params: str = "", workers: int = 2) -> str:
     ssl_lines = f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};" if tls else ""
     return f"""
-worker_processes 2;
+worker_processes {workers};
 pid ngxws.pid;
 error_log error.log notice;
 events {{ worker_connections 1024; }}
@@ -41,10 +48,38 @@ http {{
 """
 
 
-def start(tmp_path: Path, text: str, port: int) -> Ngxws:
+def start(tmp_path: Path, text: str, port: int, workers: int = 2) -> Ngxws:
     (tmp_path / "nginx.conf").write_text(text)
     server = Ngxws(tmp_path / "nginx.conf", tmp_path, port)
-    assert wait_for(lambda: len(live_children(server.proc.pid)) == 2)
+    assert wait_for(lambda: len(live_children(server.proc.pid)) == workers)
+    return server
+
+
+class NginxProc:
+    """Debian's nginx on the same conf (``daemon off``), the oracle."""
+
+    def __init__(self, prefix: Path, port: int) -> None:
+        argv = [NGINX, "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "error.log")]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_port(port)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate(timeout=5)
+
+
+def serve(kind: str, tmp_path: Path, text: str, port: int, workers: int = 2) -> Ngxws | NginxProc:
+    """ngxws, or nginx on the same conf, with its workers up."""
+    if kind == "ngxws":
+        return start(tmp_path, text + DAEMON_OFF, port, workers)
+    (tmp_path / "nginx.conf").write_text(text + DAEMON_OFF)
+    server = NginxProc(tmp_path, port)
+    assert wait_for(lambda: len(live_children(server.proc.pid)) == workers)
     return server
 
 
@@ -102,9 +137,10 @@ def test_connections_opened_while_workers_are_replaced_are_all_answered(tmp_path
         server.stop()
 
 
+@pytest.mark.parametrize("kind", ["ngxws", "nginx"])
 @pytest.mark.parametrize("params", ["ssl", "proxy_protocol", "proxy_protocol ssl"])
 def test_a_connection_still_in_its_preface_or_handshake_is_served_by_the_old_worker(
-    tmp_path: Path, params: str
+    tmp_path: Path, params: str, kind: str
 ) -> None:
     # Accepted before the reload, nothing read yet: the old worker waits for
     # it (it would have exited at once, closing it) and serves it.
@@ -117,14 +153,14 @@ def test_a_connection_still_in_its_preface_or_handshake_is_served_by_the_old_wor
     ca.configure_trust(client_ctx)
 
     port = free_port()
-    server = start(tmp_path, conf(port, "A", (cert, key), params), port)
+    server = serve(kind, tmp_path, conf(port, "A", (cert, key), params), port)
     try:
         old = live_children(server.proc.pid)
         raw = socket.create_connection(("127.0.0.1", port), timeout=5)
         mine = raw.getsockname()[1]
         assert wait_for(lambda: mine in owners(port, old))  # accepted by a worker
         holder = owners(port, old)[mine]
-        (tmp_path / "nginx.conf").write_text(conf(port, "B", (cert, key), params))
+        (tmp_path / "nginx.conf").write_text(conf(port, "B", (cert, key), params) + DAEMON_OFF)
         os.kill(server.proc.pid, signal.SIGHUP)
         log = tmp_path / "error.log"
         drain = re.compile(rf"\[notice\] {holder}#\d+: gracefully shutting down")
@@ -139,5 +175,35 @@ def test_a_connection_still_in_its_preface_or_handshake_is_served_by_the_old_wor
                 data += chunk
         assert answer_of(data) == "A"
         assert wait_for(lambda: holder not in live_children(server.proc.pid), 10)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("kind", ["ngxws", "nginx"])
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT], ids=["reload", "quit"])
+def test_a_keep_alive_connection_goes_at_once_a_fresh_one_is_still_served(
+    tmp_path: Path, sig: int, kind: str
+) -> None:
+    port = free_port()
+    server = serve(kind, tmp_path, conf(port, "A", workers=1), port, workers=1)
+    try:
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        kept = socket.create_connection(("127.0.0.1", port), timeout=5)
+        kept.sendall(request)
+        assert kept.recv(65536).startswith(b"HTTP/1.1 200")  # answered; now between requests
+        fresh = socket.create_connection(("127.0.0.1", port), timeout=5)
+        [worker] = live_children(server.proc.pid)
+        assert wait_for(lambda: fresh.getsockname()[1] in owners(port, {worker}))
+        (tmp_path / "nginx.conf").write_text(conf(port, "B", workers=1) + DAEMON_OFF)
+        os.kill(server.proc.pid, sig)
+        assert kept.recv(65536) == b""  # closed at once, as nginx's c->idle ones
+        # ... while the one accepted before the signal still gets its first request served
+        fresh.sendall(request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        data = b""
+        while chunk := fresh.recv(65536):
+            data += chunk
+        assert answer_of(data) == "A"
+        kept.close()
+        fresh.close()
     finally:
         server.stop()

@@ -659,10 +659,15 @@ class ClientConnection(asyncio.Protocol):
         if self.task is None and not self.handed_over:
             self._close()
 
-    def shutdown(self) -> None:
-        """Worker is stopping: idle keep-alive connections go at once."""
+    def shutdown(self, waiting_too: bool) -> None:
+        """Worker is stopping: a connection between keep-alive requests goes
+        at once (nginx's ``c->idle``, closed by ngx_close_idle_connections());
+        one with no request in progress otherwise -- none yet, or a head
+        partly in -- only with ``waiting_too``: nginx serves those, the worker
+        waiting for their timers, and ngxws gives them DRAIN_IDLE_GRACE."""
         if self.task is None and not self.handed_over:
-            self._close()
+            if waiting_too or (self.requests and self.stat_state == WAITING):
+                self._close()
 
 
 def _same(protocol: asyncio.Protocol) -> asyncio.Protocol:

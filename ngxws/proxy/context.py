@@ -41,10 +41,11 @@ if TYPE_CHECKING:
 
 class HeldConnection(Protocol):
     """What the worker does to a client connection it holds: on stop or
-    drain, idle keep-alive connections are closed (nginx's
-    ngx_close_idle_connections)."""
+    drain, idle keep-alive connections are closed at once (nginx's
+    ngx_close_idle_connections); with ``waiting_too``, also those still
+    waiting for (the rest of) a request head."""
 
-    def shutdown(self) -> None: ...
+    def shutdown(self, waiting_too: bool) -> None: ...
 
 
 class HeldTunnel(Protocol):
