@@ -11,11 +11,12 @@ have seen enough; when it expires nginx closes silently
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import cast
 
 from ngxws.running import running_loop
 
-__all__ = ["FirstBytesReader"]
+__all__ = ["Arrivals", "FirstBytesReader"]
 
 
 class FirstBytesReader(asyncio.Protocol):
@@ -29,28 +30,13 @@ class FirstBytesReader(asyncio.Protocol):
     transport: asyncio.Transport | None = None
     _timer: asyncio.TimerHandle | None = None
     _next: asyncio.Protocol | None = None
-
-    def arriving(self) -> bool:
-        """Accepted, still open, and not yet a connection the worker serves.
-
-        A reload's drain waits for these as for served connections: nginx's
-        old worker exits only once no timer of a connection is left, the
-        PROXY-preface, handshake and first-request timers included.
-        """
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return False
-        after = self._next
-        if after is None:
-            return True  # still reading the first bytes
-        if isinstance(after, FirstBytesReader):
-            return after.arriving()  # a PROXY preface read, a ClientHello next
-        # handed to TLS: the serving protocol is made once the handshake ends
-        return getattr(after, "transport", None) is None
+    arrivals: Arrivals | None = None  # the worker's, shared by a connection's readers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's TCPTransport is not registered as an asyncio.Transport)
         self.transport = cast(asyncio.Transport, transport)
+        if self.arrivals is not None:
+            self.arrivals.begun(transport)
         self._timer = running_loop().call_later(self.timeout, self._expire)
 
     def eof_received(self) -> bool | None:
@@ -71,3 +57,44 @@ class FirstBytesReader(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+class Arrivals:
+    """A worker's connections that no protocol serves yet: reading a PROXY
+    preface or the first bytes of an ``ssl`` port, or in the TLS handshake.
+
+    A stopping or draining worker waits for them as for served connections:
+    nginx's old worker exits only once no timer of a connection is left,
+    the preface, handshake and first-request timers included.  Weak both
+    ways: keyed by the connection's transport, with a weak reference to the
+    protocol its TLS handshake will hand it to (the reader that made that
+    hand-over is gone by then); nothing here keeps anything alive.
+    """
+
+    def __init__(self) -> None:
+        self._by_transport: weakref.WeakKeyDictionary[
+            asyncio.BaseTransport, weakref.ref[asyncio.Protocol] | None
+        ] = weakref.WeakKeyDictionary()
+
+    def begun(self, transport: asyncio.BaseTransport) -> None:
+        self._by_transport[transport] = None
+
+    def handshaking(self, transport: asyncio.BaseTransport, served: asyncio.Protocol) -> None:
+        """``served`` gets the connection once its TLS handshake is over."""
+        self._by_transport[transport] = weakref.ref(served)
+
+    def pending(self) -> list[asyncio.BaseTransport]:
+        """The transports of the connections still arriving."""
+        out = []
+        for transport, served in list(self._by_transport.items()):
+            if transport.is_closing():
+                continue
+            protocol = transport.get_protocol()
+            if isinstance(protocol, FirstBytesReader):
+                if protocol._next is None:  # still reading the first bytes
+                    out.append(transport)
+            elif served is not None:
+                app = served()  # in the handshake until the app protocol has its transport
+                if app is not None and getattr(app, "transport", None) is None:
+                    out.append(transport)
+        return out

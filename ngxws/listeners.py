@@ -246,6 +246,8 @@ class TLSAcceptor(FirstBytesReader):
     def _hand_over(self, transport: asyncio.Transport, first: bytes) -> None:
         loop = asyncio.get_running_loop()
         self._next = app = self.factory()
+        if self.arrivals is not None:
+            self.arrivals.handshaking(transport, app)
         tls = _ssl_protocol_class(loop)(
             loop,
             app,

@@ -26,9 +26,8 @@ import gc
 import logging
 import signal
 import socket
-import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ngxws.access import read_file
 from ngxws.accounting.breakdown import KeyMap
@@ -40,7 +39,7 @@ from ngxws.channel import send as channel_send
 from ngxws.config.model import Config, Server
 from ngxws.errorlog import ALERT, NOTICE, reopen_error_log, setup_error_log
 from ngxws.fdlimits import apply_rlimit_nofile
-from ngxws.first_bytes import FirstBytesReader
+from ngxws.first_bytes import Arrivals, FirstBytesReader
 from ngxws.http.engine import World
 from ngxws.http.maps import compile_maps
 from ngxws.limits.preaccess import Limiter
@@ -128,9 +127,8 @@ class Worker:
         self.logs = LogFiles()
         self.tunnels: set[HeldTunnel] = set()
         self.connections: set[HeldConnection] = set()
-        # connections still reading a PROXY preface or a TLS handshake (not
-        # yet in ``connections``): weak, a closed one is simply gone
-        self.arrivals: weakref.WeakSet[FirstBytesReader] = weakref.WeakSet()
+        # connections in a PROXY preface or TLS handshake: not yet in ``connections``
+        self.arrivals = Arrivals()
         self.draining = False
         self._servers: list[asyncio.AbstractServer] = []
         self._stopped: asyncio.Event | None = None
@@ -225,18 +223,18 @@ class Worker:
         await self._stopped.wait()
 
     def _arrival_factory(self, accept: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
-        """``accept``, its protocols (first-bytes readers) kept in ``arrivals``."""
+        """``accept``, its protocols (first-bytes readers) telling ``arrivals``."""
 
         def arrival() -> asyncio.Protocol:
             reader = accept()
             if isinstance(reader, FirstBytesReader):
-                self.arrivals.add(reader)
+                reader.arrivals = self.arrivals
             return reader
 
         return arrival
 
-    def _arriving(self) -> list[FirstBytesReader]:
-        return [reader for reader in self.arrivals if reader.arriving()]
+    def _arriving(self) -> list[asyncio.BaseTransport]:
+        return self.arrivals.pending()
 
     def _log_refused(self, cap: int) -> None:
         # nginx logs this per refused connection; once a second is enough to see it.
@@ -348,9 +346,8 @@ class Worker:
         for conn in list(self.connections):
             conn.shutdown(waiting_too)
         if waiting_too:
-            for reader in self._arriving():
-                if reader.transport is not None:
-                    reader.transport.abort()
+            for transport in self._arriving():
+                cast(asyncio.Transport, transport).abort()
 
     def _close_tunnels_now(self) -> None:
         """Fast stop: every tunnel stops reading first (no new line is made),

@@ -83,6 +83,47 @@ def serve(kind: str, tmp_path: Path, text: str, port: int, workers: int = 2) -> 
     return server
 
 
+def slow_tls_exchange(raw: socket.socket, ctx: ssl.SSLContext, request: bytes) -> bytes:
+    """``request`` over TLS on ``raw``, the handshake paused after the
+    ClientHello (the server then holds a connection in its handshake, past
+    the protocol that read the first bytes); the whole answer."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    paused = False
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pass
+        raw.sendall(outgoing.read())
+        if not paused:
+            paused = True
+            time.sleep(0.3)  # several of a draining worker's polls
+        data = raw.recv(65536)
+        if not data:
+            return b""
+        incoming.write(data)
+    tls.write(request)
+    raw.sendall(outgoing.read())
+    answer = b""
+    while True:
+        try:
+            chunk = tls.read(65536)
+            if not chunk:  # the server's close_notify
+                return answer
+            answer += chunk
+            continue
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            return answer
+        data = raw.recv(65536)
+        if not data:
+            return answer
+        incoming.write(data)
+
+
 def answer_of(data: bytes) -> str:
     """The body of a whole 200 response, or what came instead."""
     head, _, body = data.partition(b"\r\n\r\n")
@@ -167,12 +208,15 @@ def test_a_connection_still_in_its_preface_or_handshake_is_served_by_the_old_wor
         assert wait_for(lambda: log.exists() and drain.search(log.read_text()) is not None, 10)
         if "proxy_protocol" in params:
             raw.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 4000 80\r\n")
-        conn = client_ctx.wrap_socket(raw, server_hostname="127.0.0.1") if "ssl" in params else raw
-        with conn:
-            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := conn.recv(65536):
-                data += chunk
+        request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        with raw:
+            if "ssl" in params:
+                data = slow_tls_exchange(raw, client_ctx, request)
+            else:
+                raw.sendall(request)
+                data = b""
+                while chunk := raw.recv(65536):
+                    data += chunk
         assert answer_of(data) == "A"
         assert wait_for(lambda: holder not in live_children(server.proc.pid), 10)
     finally:

@@ -68,6 +68,8 @@ class PrefaceReader(FirstBytesReader):
         rest = self._buf[verdict.length :]
         self._buf = b""
         self._next = protocol = self.next_protocol(verdict.header)
+        if isinstance(protocol, FirstBytesReader):  # a TLSAcceptor next
+            protocol.arrivals = self.arrivals
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         if rest and not transport.is_closing():
