@@ -55,25 +55,17 @@ def start(tmp_path: Path, text: str, port: int, workers: int = 2) -> Ngxws:
     return server
 
 
-class NginxProc:
-    """Debian's nginx on the same conf (``daemon off``), the oracle."""
+class NginxProc(Ngxws):
+    """Debian's nginx on the same conf (``daemon off``), the oracle; stopped as ngxws is."""
 
-    def __init__(self, prefix: Path, port: int) -> None:
-        argv = [NGINX, "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "error.log")]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    def __init__(self, prefix: Path, port: int) -> None:  # (not super().__init__: that starts ngxws)
+        self.conf, self.prefix, self.port = prefix / "nginx.conf", prefix, port
+        argv = [NGINX, "-p", f"{prefix}/", "-c", str(self.conf), "-e", str(prefix / "error.log")]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_port(port)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate(timeout=5)
 
-
-def serve(kind: str, tmp_path: Path, text: str, port: int, workers: int = 2) -> Ngxws | NginxProc:
+def serve(kind: str, tmp_path: Path, text: str, port: int, workers: int = 2) -> Ngxws:
     """ngxws, or nginx on the same conf, with its workers up."""
     if kind == "ngxws":
         return start(tmp_path, text + DAEMON_OFF, port, workers)
