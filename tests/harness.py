@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -180,6 +181,19 @@ class Ngxws:
         status, _, body = self.get("/websocket_status")
         assert status == 200, status
         return body.decode()
+
+
+def start_workers(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> tuple[Ngxws, int]:
+    """``text`` as tmp_path/nginx.conf, ngxws running it until its
+    ``worker_processes`` workers are up; the server and the port of its
+    first ``listen 127.0.0.1:PORT``."""
+    found = re.search(r"listen 127\.0\.0\.1:(\d+)", text)
+    workers = re.search(r"worker_processes (\d+);", text)
+    assert found is not None and workers is not None
+    (tmp_path / "nginx.conf").write_text(text)
+    server = Ngxws(tmp_path / "nginx.conf", tmp_path, int(found.group(1)), extra_env=env)
+    assert wait_for(lambda: len(live_children(server.proc.pid)) == int(workers.group(1)))
+    return server, int(found.group(1))
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from harness import Ngxws, free_port, live_children, owners, wait_for, wait_port
+from harness import Ngxws, free_port, live_children, owners, start_workers, wait_for, wait_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 DAEMON_OFF = "daemon off;\n"  # nginx in the foreground (ngxws never forks away)
@@ -48,13 +48,6 @@ http {{
 """
 
 
-def start(tmp_path: Path, text: str, port: int, workers: int = 2) -> Ngxws:
-    (tmp_path / "nginx.conf").write_text(text)
-    server = Ngxws(tmp_path / "nginx.conf", tmp_path, port)
-    assert wait_for(lambda: len(live_children(server.proc.pid)) == workers)
-    return server
-
-
 class NginxProc(Ngxws):
     """Debian's nginx on the same conf (``daemon off``), the oracle; stopped as ngxws is."""
 
@@ -68,7 +61,7 @@ class NginxProc(Ngxws):
 def serve(kind: str, tmp_path: Path, text: str, port: int, workers: int = 2) -> Ngxws:
     """ngxws, or nginx on the same conf, with its workers up."""
     if kind == "ngxws":
-        return start(tmp_path, text + DAEMON_OFF, port, workers)
+        return start_workers(tmp_path, text + DAEMON_OFF)[0]
     (tmp_path / "nginx.conf").write_text(text + DAEMON_OFF)
     server = NginxProc(tmp_path, port)
     assert wait_for(lambda: len(live_children(server.proc.pid)) == workers)
@@ -139,7 +132,7 @@ def test_connections_opened_while_workers_are_replaced_are_all_answered(tmp_path
     # An old worker may have accepted a connection in the very loop turn its
     # drain began: it must still answer it (before, it could exit at once).
     port = free_port()
-    server = start(tmp_path, conf(port, "A"), port)
+    server, _ = start_workers(tmp_path, conf(port, "A"))
     try:
 
         async def scenario() -> list[str]:

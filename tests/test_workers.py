@@ -20,12 +20,12 @@ from pathlib import Path
 
 from harness import (
     ROOT,
-    Ngxws,
     free_port,
     live_children,
     owners,
     parse_stats,
     run,
+    start_workers,
     upgrade_request,
     wait_for,
     ws_backend,
@@ -51,14 +51,6 @@ def conf(
 def source_log(log: Path) -> str:
     """ws_log lines that tell each frame's direction, plus open/close lines."""
     return f'ws_log {log}; ws_log_format "$ws_packet_source"; ws_log_format open "open"; ws_log_format close "close";'
-
-
-def start(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> tuple[Ngxws, int]:
-    port = int(text.split("listen 127.0.0.1:", 1)[1].split(";", 1)[0])
-    (tmp_path / "nginx.conf").write_text(text)
-    server = Ngxws(tmp_path / "nginx.conf", tmp_path, port, extra_env=env)
-    assert wait_for(lambda: len(live_children(server.proc.pid)) == 2 or "worker_processes 1" in text)
-    return server, port
 
 
 # --- /proc: which process holds what -----------------------------------------
@@ -138,7 +130,7 @@ def test_traffic_spreads_over_both_workers_and_page_totals_are_the_sum(tmp_path:
     clients = 40
     with ws_backend() as backend:
         port = free_port()
-        server, _ = start(tmp_path, conf(port, backend))
+        server, _ = start_workers(tmp_path, conf(port, backend))
         try:
             pids = live_children(server.proc.pid)
 
@@ -188,7 +180,7 @@ def test_connection_cap_holds_across_workers_under_a_burst(tmp_path: Path) -> No
     limit, burst = 10, 30
     with ws_backend() as backend:
         port = free_port()
-        server, _ = start(tmp_path, conf(port, backend, f"ws_max_connections {limit};"))
+        server, _ = start_workers(tmp_path, conf(port, backend, f"ws_max_connections {limit};"))
         try:
             pids = live_children(server.proc.pid)
 
@@ -257,7 +249,7 @@ def test_reload_keeps_open_tunnel_while_new_connections_get_the_new_config(tmp_p
             new_backend,
             f'ws_log {log}; ws_log_format open "B-open"; ws_log_format close "B-close";',
         )
-        server, _ = start(tmp_path, old_conf)
+        server, _ = start_workers(tmp_path, old_conf)
         try:
             old_pids = live_children(server.proc.pid)
 
@@ -322,7 +314,7 @@ def test_bad_config_on_reload_keeps_the_old_one_and_logs_why(tmp_path: Path) -> 
     with ws_backend() as backend:
         port = free_port()
         good = conf(port, backend)
-        server, _ = start(tmp_path, good)
+        server, _ = start_workers(tmp_path, good)
         try:
             pids = live_children(server.proc.pid)
             (tmp_path / "nginx.conf").write_text(
@@ -363,7 +355,7 @@ def test_usr1_after_rename_writes_to_the_new_file_and_loses_no_line(tmp_path: Pa
     messages, clients = 150, 4
     with ws_backend() as backend:
         port = free_port()
-        server, _ = start(tmp_path, conf(port, backend, source_log(log)))
+        server, _ = start_workers(tmp_path, conf(port, backend, source_log(log)))
         try:
 
             async def talk(ws: ClientConnection, rotate_at: int | None) -> None:
@@ -414,7 +406,7 @@ def test_quit_sends_1001_to_open_clients_and_loses_no_log_line(tmp_path: Path) -
     clients, messages = 8, 20
     with ws_backend() as backend:
         port = free_port()
-        server, _ = start(tmp_path, conf(port, backend, source_log(log)))
+        server, _ = start_workers(tmp_path, conf(port, backend, source_log(log)))
         pids = live_children(server.proc.pid)
 
         async def scenario() -> list[tuple[int | None, str | None]]:
@@ -463,7 +455,7 @@ def test_killed_worker_is_replaced_and_the_page_corrected(tmp_path: Path) -> Non
     clients = 12
     with ws_backend() as backend:
         port = free_port()
-        server, _ = start(tmp_path, conf(port, backend))
+        server, _ = start_workers(tmp_path, conf(port, backend))
         try:
             pids = live_children(server.proc.pid)
 
@@ -540,7 +532,7 @@ def test_signal_commands_use_the_pid_file_and_systemd_hears_of_it(tmp_path: Path
 
     with ws_backend() as backend, notify:
         port = free_port()
-        server, _ = start(
+        server, _ = start_workers(
             tmp_path,
             conf(port, backend, f'ws_log {log}; ws_log_format open "open";'),
             env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")},
@@ -580,7 +572,7 @@ def test_signal_commands_use_the_pid_file_and_systemd_hears_of_it(tmp_path: Path
 def test_worker_connections_caps_each_worker(tmp_path: Path) -> None:
     with ws_backend() as backend:
         port = free_port()
-        server, _ = start(tmp_path, conf(port, backend, workers=1, worker_connections=5))
+        server, _ = start_workers(tmp_path, conf(port, backend, workers=1, worker_connections=5))
         try:
 
             async def scenario() -> None:

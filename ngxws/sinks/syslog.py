@@ -116,7 +116,6 @@ class SyslogSink(LogFile):
     def __init__(self, path: str) -> None:  # noqa: D107 -- does not call LogFile's (no file)
         self.path = path
         self._buffer: list[str] = []
-        self._chunks: list[bytes] = []  # unused: write_lines splits into _buffer
         self._carry = b""
         self._pending = 0
         self._closed = False

@@ -243,6 +243,7 @@ LineFormat_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     int every;
     double opened_at;
     Py_ssize_t i, n;
+    unsigned int used = 0; /* bit k: slot k is in the line */
     LineFormat *self;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!pdOOO:LineFormat", kwlist, &PyTuple_Type, &pieces,
@@ -287,17 +288,11 @@ LineFormat_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             PyErr_Format(PyExc_ValueError, "piece %zd: no slot %d (or no clock for it)", i, p->kind);
             return NULL;
         }
+        used |= 1u << p->kind;
     }
-    /* a clock no piece uses is not called */
-    for (i = 0; i < 3; i++) {
-        Py_ssize_t j;
-        int used = 0;
-
-        for (j = 0; j < n; j++)
-            used |= self->piece[j].kind == FIRST_CLOCK + i;
-        if (!used)
+    for (i = 0; i < 3; i++) /* a clock no piece uses is not called */
+        if (!(used & (1u << (FIRST_CLOCK + i))))
             Py_SETREF(self->clock[i], Py_NewRef(Py_None));
-    }
     return (PyObject *)self;
 }
 
