@@ -395,4 +395,8 @@ class Spliced:
         self.ended = True
         for fd in self.fds:
             self.poller.remove(fd)
-        self.relay.close(not abort)
+        self.relay.close(not abort)  # drops its event callback: no Splice <-> Spliced cycle
+        # nothing reads the tunnel once ended (event() returns first): no
+        # Tunnel <-> Spliced cycle either, so a tunnel's objects go by
+        # reference counting, not by the cycle collector
+        del self.tunnel

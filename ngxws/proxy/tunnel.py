@@ -345,8 +345,14 @@ class _Side(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.tunnel.tcp_ended(self.SOURCE)
         self.tunnel.close()
-        # our socket is gone: no tunnel<->side cycle left for the collector
+        self.let_go()
+
+    def let_go(self) -> None:
+        """Our socket is gone: no cycle left for the collector -- the
+        side<->tunnel one, and the side<->C relay one of ``take_fast_path``
+        (its ``feed`` is our ``data_received``, ours its callback)."""
         self.tunnel = _ENDED  # type: ignore[assignment]
+        self.__dict__.pop("data_received", None)
 
     def pause_writing(self) -> None:
         # our *write* side (self.source is what we read; writes to us come
@@ -733,7 +739,11 @@ class Tunnel:
                 side.send_timer = None
                 blocked.cancel()
             if spliced is not None:
-                continue  # the transports are gone: the sockets are closed below
+                # the transports are gone (the sockets are closed below): no
+                # connection_lost comes to a side, it lets go here
+                if isinstance(side, _Side):  # a born side holds nothing of ours
+                    side.let_go()
+                continue
             if abort or blocked is not None:
                 side.source.abort()
             else:
