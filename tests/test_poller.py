@@ -6,7 +6,8 @@ asked for and nothing else; an interest change or a removal takes effect
 at once; a socket left readable is reported again (level-triggered); a
 hung-up socket nobody watches does not keep the set readable; an event of
 a registration removed and replaced earlier in the same batch is not
-delivered to the new one; a target's exception comes out of ``run``.
+delivered to the new one; a forgotten one's close takes it out of the set;
+a target's exception comes out of ``run``.
 The Splice targets are driven through real tunnels in tests/test_splice.py
 and end to end in tests/test_dial.py.
 """
@@ -131,6 +132,41 @@ def test_an_event_of_a_replaced_registration_is_not_delivered() -> None:
         poller.run()  # the new registration hears b's data from now on
         assert newcomer == [POLL_READ]
         b.recv(10)
+
+
+def test_forget_leaves_the_set_to_the_close() -> None:
+    """``forget`` drops a registration without the epoll_ctl: the close of
+    the socket's last descriptor takes it out of the set; while another
+    descriptor of it is open its events are still in the set, but carry the
+    forgotten registration's number, so nothing is delivered -- not to a
+    new registration under that number either."""
+    import os
+
+    assert CPoller is not None
+    poller = CPoller()
+    heard: list[int] = []
+    with _pair() as (near, far), _pair() as (near2, far2):
+        fd = os.dup(near.fileno())
+        poller.set(fd, POLL_READ, heard.append)
+        far.sendall(b"x")
+        _settle(poller)
+        poller.forget(fd)
+        os.close(fd)  # near's own descriptor still open: the file stays in the set
+        poller.run()
+        assert heard == []
+        fd2 = os.dup2(near2.fileno(), fd)  # the number again, another socket
+        poller.set(fd2, POLL_READ, heard.append)
+        poller.run()
+        assert heard == []  # the old file's readiness is not the new one's
+        far2.sendall(b"y")
+        _settle(poller)
+        poller.run()
+        assert heard == [POLL_READ]
+        poller.forget(fd2)
+        os.close(fd2)
+        near.close()  # the last descriptor of each: both out of the set
+        near2.close()
+        assert not _set_readable(poller)
 
 
 def test_a_target_error_comes_out_of_run() -> None:

@@ -266,6 +266,8 @@ class LoopWatch:
         if was & POLL_WRITE:
             self.loop.remove_writer(fd)
 
+    forget = remove  # ``Poller.forget``'s: the loop's handles must go whatever the close does
+
 
 _LOOP_WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWatch] = weakref.WeakKeyDictionary()
 
@@ -394,7 +396,7 @@ class Spliced:
             return
         self.ended = True
         for fd in self.fds:
-            self.poller.remove(fd)
+            self.poller.forget(fd)  # the relay's close of the fds takes them out of the set
         self.relay.close(not abort)  # drops its event callback: no Splice <-> Spliced cycle
         # nothing reads the tunnel once ended (event() returns first): no
         # Tunnel <-> Spliced cycle either, so a tunnel's objects go by

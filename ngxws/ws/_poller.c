@@ -201,8 +201,9 @@ Poller_set(Poller *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Drop fd's registration; ``apply``: take it out of the epoll set too. */
 static PyObject *
-Poller_remove(Poller *self, PyObject *arg)
+poller_drop(Poller *self, PyObject *arg, int apply)
 {
     long v = PyLong_AsLong(arg);
     int fd = (int)v;
@@ -217,12 +218,30 @@ Poller_remove(Poller *self, PyObject *arg)
         Py_RETURN_NONE;
     e = &self->entries[fd];
     e->events = 0;
-    if (poller_apply(self, fd) < 0)
+    if (!apply)
+        e->in_set = 0;
+    else if (poller_apply(self, fd) < 0)
         PyErr_Clear(); /* the socket is being closed: its close takes it out anyway */
     old = e->target;
     e->target = NULL;
     Py_DECREF(old);
     Py_RETURN_NONE;
+}
+
+static PyObject *
+Poller_remove(Poller *self, PyObject *arg)
+{
+    return poller_drop(self, arg, 1);
+}
+
+/* Without the epoll_ctl: the close of the socket's last descriptor, which
+ * the caller makes before the loop runs again, takes it out of the set
+ * (epoll(7)).  Should another descriptor of it still be open, its events
+ * carry this registration's number (gen), which no new one has: skipped. */
+static PyObject *
+Poller_forget(Poller *self, PyObject *arg)
+{
+    return poller_drop(self, arg, 0);
 }
 
 /* One ready socket to its target; -1 with an exception set. */
@@ -314,6 +333,8 @@ static PyMethodDef Poller_methods[] = {
      "set(fd, events, target, which=0): watch fd for READ|WRITE (0: registered, not watched);\n"
      "a Splice target reads (READ) or drains (WRITE) its socket `which`, a callable gets events."},
     {"remove", (PyCFunction)Poller_remove, METH_O, "remove(fd): watch fd no more (before it is closed)."},
+    {"forget", (PyCFunction)Poller_forget, METH_O,
+     "forget(fd): remove(fd) without the system call, for a socket whose last descriptor is closed next."},
     {"run", (PyCFunction)Poller_run, METH_NOARGS,
      "The set's descriptor is readable: hand every ready socket to its target."},
     {NULL, NULL, 0, NULL},
