@@ -170,8 +170,8 @@ def _sees_close(sock: socket.socket, timeout: float = 2.0) -> bool:
 def test_idle_tunnel_is_closed_after_proxy_read_timeout_and_traffic_keeps_it() -> None:
     """proxy_read_timeout counts from the last read either way.  The relay
     reads no clock: the trackers count reads and the idle check compares the
-    count IDLE_CHECKS times per timeout, so an idle tunnel closes between one
-    and 1 + 1/IDLE_CHECKS timeouts after its last byte."""
+    count IDLE_CHECKS times per timeout (ngxws/proxy/idle.py), so an idle
+    tunnel closes between one and 1 + 2/IDLE_CHECKS timeouts after its last byte."""
 
     async def scenario() -> None:
         tunnel, worker, client, upstream = await _tunnel(30, 30, read_timeout=0.4)

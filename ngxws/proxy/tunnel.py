@@ -53,6 +53,7 @@ from ngxws.accounting import counters as C
 from ngxws.accounting.breakdown import record_close
 from ngxws.proxy.close_details import Tally, close_text
 from ngxws.proxy.dial import Dial
+from ngxws.proxy.idle import IDLE_CHECKS, IdleWatch, idle_watch
 from ngxws.proxy.splice import Spliced, splice_born, splice_tunnel
 from ngxws.proxy.turns import (
     LINE_COST,
@@ -82,11 +83,6 @@ if TYPE_CHECKING:
 # How long a pending close waits for the upstream to finish the frame it is
 # in the middle of, before the tunnel is closed without a close frame.
 _CLOSE_GRACE = 1.0
-
-# proxy_read_timeout is checked this many times per timeout period (see
-# Tunnel._check_idle): an idle tunnel closes within 1.1 timeouts (nginx:
-# exactly 1; the differential suite sees the same close, to its 0.5 s grain).
-IDLE_CHECKS = 10
 
 # An unlogged tunnel is handed to the C relay (splice.py) once it has lived
 # this long: the hand-over (two dup()s, two transports closed, two fd
@@ -256,7 +252,7 @@ class _Side(asyncio.Protocol):
     def _relay(self, data: bytes) -> None:
         """Track, count, log and forward ``data``."""
         # No clock read here: the idle check compares the trackers' read
-        # counts at timer time (Tunnel._check_idle).
+        # counts at timer time (Tunnel.check_idle).
         if self.unlogged:
             lost = self.count(data)  # frame scan + counter slot, one C call
             if len(data) > SMALL_READ:  # as _read_unlogged
@@ -449,12 +445,13 @@ class Tunnel:
     started = False  # start() relayed the leftovers: the relay may be spliced
     spliced: Spliced | None = None  # relayed in C off the transports (splice.py)
     reads_seen = 0  # both trackers' read count at the last idle check
-    quiet_checks = 0  # consecutive idle checks that saw no read
+    quiet_checks = -1  # consecutive idle checks that saw no read (the first only notes the count: idle.py)
     client_side: ClientSide
     upstream_side: UpstreamSide
     client: asyncio.Transport
     upstream: asyncio.Transport  # or a Dial (a born tunnel's, until start_born): one to it
-    _timers: list[asyncio.TimerHandle]
+    _timers: tuple[asyncio.TimerHandle, ...] = ()  # conn_age, the splice, a close's grace (_arm)
+    idle: IdleWatch  # proxy_read_timeout (idle.py)
 
     def __init__(
         self,
@@ -520,11 +517,12 @@ class Tunnel:
             self.client_side.write = upstream.write
             self.upstream_side.write = client.write
             self.upstream = upstream
-        self._timers = [loop.call_later(read_timeout / IDLE_CHECKS, self._check_idle)]
+        self.idle = idle_watch(loop, read_timeout)
+        self.idle.add(self)
         if conn_age is not None:
-            self._timers.append(loop.call_later(conn_age, self.close_with, 4001, "Connection is Aged"))
+            self._arm(loop.call_later(conn_age, self.close_with, 4001, "Connection is Aged"))
         if CSplice is not None and not self.log_each_frame and not isinstance(upstream, Dial):
-            self._timers.append(loop.call_later(SPLICE_AFTER, self._splice))
+            self._arm(loop.call_later(SPLICE_AFTER, self._splice))
         worker.tunnels.add(self)
 
     def start(self, client_leftover: bytes, upstream_leftover: bytes, answer: bytes = b"") -> None:
@@ -589,14 +587,14 @@ class Tunnel:
         self.logfile.extend(self.logger.lines_for_frames(frames, source, time.time()))
         return len(frames), payload
 
-    def _check_idle(self) -> None:
-        """``proxy_read_timeout``: close after that long without a read either way.
+    def _arm(self, timer: asyncio.TimerHandle) -> None:
+        """Keep ``timer`` for ``close`` to cancel (a tuple: most tunnels arm none)."""
+        self._timers += (timer,)
 
-        nginx re-arms its timer on every event; a clock read per read costs
-        the relay, so instead the trackers count reads and this check, run
-        ``IDLE_CHECKS`` times per timeout, closes the tunnel once a whole
-        timeout's worth of checks saw the count unchanged: between 1 and
-        1 + 1/IDLE_CHECKS timeouts after the last byte."""
+    def check_idle(self) -> None:
+        """``proxy_read_timeout`` (its watch runs this ``IDLE_CHECKS`` times
+        per timeout: idle.py): close once a whole timeout's worth of checks
+        saw neither tracker's read count change."""
         if self.closed:
             return
         reads = self.client_side.tracker.reads + self.upstream_side.tracker.reads
@@ -608,10 +606,6 @@ class Tunnel:
             if self.quiet_checks >= IDLE_CHECKS:
                 self.closed_by("ngxws_timeout")
                 self.close(reason="upstream timed out")
-                return
-        self._timers[0] = running_loop().call_later(
-            self.read_timeout / IDLE_CHECKS, self._check_idle
-        )
 
     def send_timed_out(self, side: _Side) -> None:
         """A write to ``side``'s socket stayed blocked for its send timeout
@@ -637,7 +631,7 @@ class Tunnel:
             else:
                 up._relay = up.relay_then_close  # type: ignore[method-assign]
                 up.take_general_path()
-            self._timers.append(running_loop().call_later(_CLOSE_GRACE, self.close))
+            self._arm(running_loop().call_later(_CLOSE_GRACE, self.close))
 
     def send_close_now(self) -> None:
         assert self.pending_close is not None
@@ -729,6 +723,7 @@ class Tunnel:
         if self.closed:
             return
         self.closed = True
+        self.idle.discard(self)
         for timer in self._timers:
             timer.cancel()
         c, u = self.client_side, self.upstream_side
