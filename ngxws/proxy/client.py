@@ -50,6 +50,7 @@ from ngxws.http.upstream_request import (
 from ngxws.proxy import fast_upgrade
 from ngxws.proxy.actions import carry_out
 from ngxws.proxy.deadline import within
+from ngxws.proxy.fifo_timers import FifoTimers, fifo_timers
 from ngxws.proxy.pending import Pending
 from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
 from ngxws.proxy.response_pass import SendTimer
@@ -101,7 +102,7 @@ class ClientConnection(asyncio.Protocol):
     _body_size = 0
     _current: _Pending | None = None
     held: _Pending | None = None  # an upgrade request not answered yet
-    _timer: asyncio.TimerHandle | None = None
+    _timer: FifoTimers | None = None  # client_header_timeout / keepalive_timeout's, while armed
     _max_body = 1024 * 1024
     _body_timer: ReadTimer | None = None  # client_body_timeout
     _send_timer: SendTimer | None = None  # made when first used (send_timer)
@@ -149,8 +150,9 @@ class ClientConnection(asyncio.Protocol):
             self.tls = ConnectionTLS(sslobj) if sslobj is not None else None
         self.worker.connections.add(self)
         self.stat_state = self.worker.conn_stats.opened()
-        loop = self._loop or running_loop()  # _arm_timer(), no timer to cancel yet
-        self._timer = loop.call_later(self.vhosts.default.client_header_timeout, self._timeout)
+        # _arm_timer(), no timer to cancel yet
+        timer = self._timer = fifo_timers(self._loop or running_loop(), self.vhosts.default.client_header_timeout)
+        timer.arm(self, self._timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.stat_state == WAITING:  # ngx_http_create_request: a request begins
@@ -304,7 +306,7 @@ class ClientConnection(asyncio.Protocol):
         and a bodyless one is not after its head), and the request is complete."""
         self._body_size = 0
         if self._timer is not None:  # cancel_timer()
-            self._timer.cancel()
+            self._timer.cancel(self)
             self._timer = None
         if self.stat_state == READING:  # ngx_http_process_request
             self.stat_state = self.worker.conn_stats.move(READING, WRITING)
@@ -625,11 +627,12 @@ class ClientConnection(asyncio.Protocol):
 
     def _arm_timer(self, seconds: float) -> None:
         self.cancel_timer()
-        self._timer = running_loop().call_later(seconds, self._timeout)
+        timer = self._timer = fifo_timers(running_loop(), seconds)
+        timer.arm(self, self._timeout)
 
     def cancel_timer(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            self._timer.cancel(self)
             self._timer = None
 
     def _end_body_timer(self) -> None:
