@@ -43,6 +43,7 @@ from ngxws.http.upstream_request import (
 from ngxws.proxy.actions import carry_out
 from ngxws.proxy.context import RequestIO
 from ngxws.proxy.dial import Dial, family_of
+from ngxws.proxy.fifo_timers import FifoTimers, fifo_timers
 from ngxws.proxy.head101 import parse_101
 from ngxws.proxy.request_body import upstream_framing
 from ngxws.proxy.upgrade import asks_websocket, tunnel_now, upgrade_answered, upstream_failed
@@ -166,7 +167,9 @@ class FastUpgrade:
         self._v: RequestVariables | None = None  # made when something reads it (variables())
         # one handle: proxy_connect_timeout, then (moved on only when it
         # fires, or when the head's deadline comes first) proxy_read_timeout
-        self.timer: asyncio.TimerHandle | None = None
+        # (a FifoTimers queue holds it by this object: fifo_timers.py; a
+        # handle of its own only for a re-arming for the rest of a deadline)
+        self.timer: FifoTimers | asyncio.TimerHandle | None = None
         self.deadline = 0.0  # when the response head is late (loop time)
         self.connecting: _Stepper | Dial | None = None
         self.transport: asyncio.Transport | Dial | None = None
@@ -227,9 +230,9 @@ class FastUpgrade:
             return
         attempts.tried += 1
         loop = self.loop
-        if self.timer is not None:
-            self.timer.cancel()  # the previous peer's
-        self.timer = loop.call_later(self.loc.proxy.connect_timeout, self._expired)
+        self._stop_timer()  # the previous peer's
+        timers = self.timer = fifo_timers(loop, self.loc.proxy.connect_timeout)
+        timers.arm(self, self._expired)
         family = None
         if self.dial and peer.conf.unix is None:
             family = peer.family
@@ -304,10 +307,22 @@ class FastUpgrade:
             return
         read_timeout = self.loc.proxy.read_timeout
         self.deadline = loop.time() + read_timeout
-        if self.timer is None or self.deadline < self.timer.when():
-            if self.timer is not None:
-                self.timer.cancel()
-            self.timer = loop.call_later(read_timeout, self._expired)
+        timer = self.timer
+        if isinstance(timer, FifoTimers):
+            when = timer.armed[self][0]
+        else:
+            when = timer.when() if timer is not None else 0.0
+        if timer is None or self.deadline < when:
+            self._stop_timer()
+            timers = self.timer = fifo_timers(loop, read_timeout)
+            timers.arm(self, self._expired)
+
+    def _stop_timer(self) -> None:
+        timer, self.timer = self.timer, None
+        if isinstance(timer, FifoTimers):
+            timer.cancel(self)
+        elif timer is not None:
+            timer.cancel()
 
     def _expired(self) -> None:
         """The one timer: the connect is late, or (re-armed) the response head."""
@@ -343,9 +358,7 @@ class FastUpgrade:
         assert head is not None and self.peer is not None
         if not self.attempts.may_go_on(self.loc.proxy, word, head.method):
             return False
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._stop_timer()
         if self.transport is not None:
             self.transport.close()
         self.attempts.move_on(self.selector, self.peer, word, status, detail)
@@ -357,9 +370,7 @@ class FastUpgrade:
         """The response head is in (a simple 101, or ``UpstreamResponse``'s)."""
         if self.done:
             return
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._stop_timer()
         conn, pending = self.conn, self.pending
         try:
             keep = tunnel_now(conn, pending, self.server, self.loc, response, self.addr)
@@ -414,8 +425,7 @@ class FastUpgrade:
     def _resume(self, step: Awaitable[bool]) -> None:
         """Finish in a task, through ``_answer`` (its logs, limits, keep-alive)."""
         self.done = True
-        if self.timer is not None:
-            self.timer.cancel()
+        self._stop_timer()
         conn = self.conn
         conn.task = None
         conn.task = asyncio.ensure_future(conn._answer(self.pending, step))
@@ -427,8 +437,7 @@ class FastUpgrade:
         if self.done:
             return False
         self.done = True
-        if self.timer is not None:
-            self.timer.cancel()
+        self._stop_timer()
         if self.connecting is not None:
             self.connecting.expire()
         self.conn.task = None
