@@ -290,34 +290,59 @@ def test_graceful_stop_says_1001_on_a_tunnel_relayed_in_c(tmp_path: Path) -> Non
 
 def test_a_loopback_connect_is_up_when_connect_returns() -> None:
     """Why a loopback Dial goes on at once (``at_once``): its handshake is
-    over when the non-blocking connect() returns; a connect whose SYN gets no
-    answer (a full accept queue) is not up, and waits for the write readiness."""
-    from ngxws.proxy.dial import _established
+    over when the non-blocking connect() returns, which ``dial`` (_dial.c)
+    says with err 0; a connect whose SYN gets no answer (a full accept queue)
+    is not up (EINPROGRESS: it waits for the write readiness); a refused one
+    is refused, at once or on its write readiness.  The socket is non-blocking, with TCP_NODELAY."""
+    import errno
+    import fcntl
+    import select
 
+    from ngxws.ws.frames import c_dial
+
+    if c_dial is None:
+        pytest.skip("C extension not built")
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(16)
     port = int(lsock.getsockname()[1])
-    held: list[socket.socket] = []
+    fds: list[int] = []
+    held: list[socket.socket] = [lsock]
     try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
-        held.append(sock)
-        assert sock.connect_ex(("127.0.0.1", port)) in (0, 115)  # EINPROGRESS
-        assert _established(sock)
+        fd, err = c_dial(socket.AF_INET, "127.0.0.1", port)
+        fds.append(fd)
+        assert err == 0
+        up = socket.socket(fileno=os.dup(fd))
+        held.append(up)
+        assert up.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+        assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        assert up.getpeername() == ("127.0.0.1", port)
         full = socket.socket()
         full.bind(("127.0.0.1", 0))
         full.listen(0)
         held.append(full)
         waiting = None
         for _ in range(8):  # bounded: a backlog of 0 queues one or two
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
-            held.append(s)
-            s.connect_ex(full.getsockname())
-            if not _established(s):
-                waiting = s
+            fd, err = c_dial(socket.AF_INET, "127.0.0.1", int(full.getsockname()[1]))
+            fds.append(fd)
+            if err != 0:
+                waiting = err
                 break
-        assert waiting is not None
+        assert waiting == errno.EINPROGRESS
+        closed_port = free_port()
+        fd, err = c_dial(socket.AF_INET, "127.0.0.1", closed_port)
+        fds.append(fd)
+        if err == errno.EINPROGRESS:  # the reset is the write readiness's news (Dial._connect_done)
+            select.select([], [fd], [], 5.0)
+            refused = socket.socket(fileno=os.dup(fd))
+            held.append(refused)
+            err = refused.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        assert err == errno.ECONNREFUSED
+        with pytest.raises(ValueError):
+            c_dial(socket.AF_INET, "::1", port)  # not an address of its family
     finally:
+        for fd in fds:
+            os.close(fd)
         for s in held:
             s.close()
-        lsock.close()

@@ -30,7 +30,6 @@ transport's do for it (and for an ``UpstreamResponse`` told of a read error).
 
 from __future__ import annotations
 
-import _socket
 import asyncio
 import errno
 import os
@@ -41,7 +40,7 @@ from ngxws.proxy.head101 import parse_101
 from ngxws.proxy.splice import poller
 from ngxws.proxy.upstream_response import SwitchHead, UpstreamResponse
 from ngxws.running import running_loop
-from ngxws.ws.frames import POLL_READ, POLL_WRITE
+from ngxws.ws.frames import POLL_READ, POLL_WRITE, c_dial
 
 if TYPE_CHECKING:
     from ngxws.routing.peers import PeerTarget
@@ -81,14 +80,6 @@ def _poller_for(loop: asyncio.AbstractEventLoop) -> Poller:
     return found
 
 
-def _established(sock: socket.socket) -> bool:
-    """The connection is up (TCP_INFO's tcpi_state is TCP_ESTABLISHED)."""
-    try:
-        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == 1
-    except OSError:
-        return False
-
-
 class DialOwner(Protocol):
     """What a ``Dial`` reports to (``FastUpgrade``): typed here, defined there."""
 
@@ -107,7 +98,7 @@ _NO_OWNER: DialOwner = cast(DialOwner, None)
 class Dial:
     """One upstream connection of an upgrade, until its response head is in."""
 
-    __slots__ = ("owner", "peer", "sock", "fd", "loop", "poller", "closed", "watching", "unsent", "at_once")
+    __slots__ = ("owner", "peer", "fd", "loop", "poller", "closed", "watching", "unsent", "at_once")
 
     def __init__(
         self, owner: DialOwner, peer: PeerTarget, family: int, loop: asyncio.AbstractEventLoop | None = None
@@ -125,20 +116,14 @@ class Dial:
         self.watching = 0  # POLL_WRITE (connect, head) or POLL_READ (response head)
         self.unsent = b""
         self.at_once = False  # connected when connect() returned: the owner calls connect_done()
-        sock = self.sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
-        self.fd = sock.fileno()
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            err = sock.connect_ex((peer.host, peer.port))
-        except OSError:
-            sock.close()
-            raise
-        if err in (0, errno.EINPROGRESS):
-            if err == 0 or (peer.host.startswith("127.") or peer.host == "::1") and _established(sock):
-                # a loopback connect's handshake is over when connect()
-                # returns: the write readiness nginx waits for is there
-                self.at_once = True
-                return
+        # socket, TCP_NODELAY, connect, in C (_dial.c); a loopback connect's
+        # handshake is over when connect() returns, which it says with err 0:
+        # the write readiness nginx waits for is there
+        assert c_dial is not None  # a Dial is made only where the relay is in C
+        self.fd, err = c_dial(family, peer.host, peer.port)
+        if err == 0:
+            self.at_once = True
+        elif err == errno.EINPROGRESS:
             self.watching = POLL_WRITE  # _watch(), inline: once per upgrade
             self.poller.set(self.fd, POLL_WRITE, self._ready)
         else:  # refused at once (loopback): reported from the loop, as the connect's error
@@ -162,7 +147,11 @@ class Dial:
     # -- connect ---------------------------------------------------------------
 
     def _connect_done(self) -> None:
-        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        sock = socket.socket(fileno=self.fd)  # for getsockopt only (a connect that waited: rare)
+        try:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        finally:
+            sock.detach()
         if err:
             self._failed_connect(err)
             return
@@ -199,7 +188,7 @@ class Dial:
             return
         if not self.unsent:
             try:
-                sent = self.sock.send(data)
+                sent = os.write(self.fd, data)
             except BlockingIOError:
                 sent = 0
             except OSError:
@@ -221,7 +210,7 @@ class Dial:
 
     def _readable(self) -> None:
         try:
-            data = self.sock.recv(65536)
+            data = os.read(self.fd, 65536)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -245,7 +234,7 @@ class Dial:
             response.connection_made(self)  # type: ignore[arg-type]  # a transport to it
             response.connection_lost(exc)
             return
-        sock, self.sock = self.sock, None  # type: ignore[assignment]  # the transport's now
+        sock = socket.socket(fileno=self.fd)  # the transport's now
         self.closed = True
         adopt = _Adopt(self.owner, response, data)
 
@@ -266,20 +255,17 @@ class Dial:
         object lets go of it), still registered with the poller (the
         tunnel's relay takes the registration over: no system call when it
         watches what this did)."""
-        sock, self.sock = self.sock, None  # type: ignore[assignment]
         self.closed = True
         # the tunnel keeps this object as its upstream: not the request (W6)
         self.owner = _NO_OWNER
-        # _socket's own detach: socket.socket's adds a Python frame only to
-        # mark the object closed for its makefile() streams (it has none)
-        return _socket.socket.detach(sock)
+        return self.fd
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         self.poller.remove(self.fd)
-        self.sock.close()
+        os.close(self.fd)
 
     abort = close
 

@@ -652,9 +652,11 @@ add_type(PyObject *module, PyType_Spec *spec, const char *name)
 #include "_splice.c" /* Splice (uses count_chunk) */
 #include "_poller.c" /* Poller (dispatches to Splice) */
 #include "_head101.c" /* parse_101 (the upgrade's 101, head101.py's reader) */
+#include "_dial.c"    /* dial (the upgrade's upstream connect, dial.py) */
 
 static PyMethodDef speedups_methods[] = {
     {"parse_101", (PyCFunction)(void (*)(void))speedups_parse_101, METH_FASTCALL, parse_101_doc},
+    {"dial", (PyCFunction)(void (*)(void))speedups_dial, METH_FASTCALL, dial_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 _T = TypeVar("_T")
 
+def dial(family: int, host: str, port: int, /) -> tuple[int, int]: ...
 def parse_101(make: Callable[[str, list[tuple[str, str]], bytes], _T], data: bytes, /) -> _T | None:
     """head101.py's simple 101 read: make(reason, headers, leftover), or None."""
 

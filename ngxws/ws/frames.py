@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "CLOSE_CODE_FIELDS",
     "CLOSE_NONE",
     "CPoller",
+    "c_dial",
     "CRelay",
     "CSplice",
     "POLL_READ",
@@ -595,6 +597,10 @@ CPoller: type[_speedups.Poller] | None
 """This worker's own epoll set for the sockets without a transport
 (``ngxws.proxy.splice``); there whenever ``CSplice`` is."""
 CPoller = None if CSplice is None else _speedups.Poller
+c_dial: Callable[[int, str, int], tuple[int, int]] | None
+"""An upgrade's upstream connect in one call (``_dial.c``, ngxws.proxy.dial);
+there whenever ``CSplice`` is (a Dial is made only for a tunnel relayed in C)."""
+c_dial = None if CSplice is None else _speedups.dial
 POLL_READ, POLL_WRITE = 1, 2  # _poller.c POLL_*
 
 if TYPE_CHECKING:
