@@ -9,10 +9,13 @@ splice it (bench/PROFILE.md, "W5, round 3").  Here the connect is what
 nginx's ``ngx_event_connect_peer`` does: ``socket``, ``TCP_NODELAY`` (nginx
 sets it on both upgraded connections, ``ngx_http_upstream_upgrade``), a
 non-blocking ``connect``, the loop's write readiness for its outcome
-(``SO_ERROR``), then one ``send`` of the request head and the loop's read
+(``SO_ERROR``), then one ``write`` of the request head and the loop's read
 readiness for the response head.  To a loopback peer the handshake is over
 when ``connect`` returns (``TCP_INFO``'s state says so): the head goes at
-once, as on the write readiness that would follow (``at_once``).
+once, as on the write readiness that would follow (``at_once``).  The first
+three steps are one C call (``_speedups.dial``, ``_dial.c``) and the socket
+stays a bare descriptor: a Python socket object per connection cost W5 ~9 %
+of the proxy's CPU (bench/PROFILE.md, "W5, round 6").
 
 A simple 101 (``head101.parse_101``) goes to ``FastUpgrade.head_read`` and
 the socket to the tunnel.  Anything else -- another answer, a head not
