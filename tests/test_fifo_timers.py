@@ -11,10 +11,13 @@ are tested end to end against nginx in the differential suites.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+import pytest
 import uvloop
 
 from ngxws.proxy.fifo_timers import fifo_timers
+from ngxws.proxy.idle import idle_watch
 
 
 def test_each_runs_when_its_own_timer_would_in_arming_order() -> None:
@@ -72,11 +75,14 @@ def test_the_loop_timer_goes_with_the_last_and_callbacks_may_arm() -> None:
     uvloop.run(asyncio.wait_for(scenario(), 10))
 
 
-def test_timers_belong_to_their_loop() -> None:
+@pytest.mark.parametrize("registry", [fifo_timers, idle_watch])
+def test_each_loop_has_its_own(registry: Callable[[asyncio.AbstractEventLoop, float], object]) -> None:
+    """The per-duration registries (these timers, idle.py's watches) hand a
+    new loop -- a test's next one -- its own, not an earlier loop's."""
     seen = []
 
     async def scenario() -> None:
-        seen.append(fifo_timers(asyncio.get_running_loop(), 7.0))
+        seen.append(registry(asyncio.get_running_loop(), 7.0))
 
     uvloop.run(scenario())
     uvloop.run(scenario())

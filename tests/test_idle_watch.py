@@ -3,7 +3,8 @@
 One timer checks every tunnel of a timeout ``IDLE_CHECKS`` times per
 timeout; it stops with the last tunnel and starts again with the next; a
 check that closes its tunnel (and so leaves the watch) does not disturb the
-others' checks; each loop and timeout has its own watch.  The close of a
+others' checks; each timeout has its own watch (each loop too:
+tests/test_fifo_timers.py).  The close of a
 real idle tunnel within its bound is tests/test_tunnel_timeouts.py's.
 """
 
@@ -61,14 +62,3 @@ def test_one_timer_checks_every_tunnel_and_stops_with_the_last() -> None:
 
     uvloop.run(asyncio.wait_for(scenario(), 10))
 
-
-def test_a_watch_belongs_to_its_loop() -> None:
-    watches = []
-
-    async def scenario() -> None:
-        watches.append(idle_watch(asyncio.get_running_loop(), 5.0))
-
-    uvloop.run(scenario())
-    uvloop.run(scenario())
-    assert watches[0] is not watches[1]
-    assert watches[0].loop is not watches[1].loop
