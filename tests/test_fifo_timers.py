@@ -16,15 +16,15 @@ from collections.abc import Callable
 import pytest
 import uvloop
 
-from ngxws.proxy.fifo_timers import fifo_timers
-from ngxws.proxy.idle import idle_watch
+from ngxws.proxy.fifo_timers import FifoTimers
+from ngxws.proxy.idle import IdleWatch
 
 
 def test_each_runs_when_its_own_timer_would_in_arming_order() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        timers = fifo_timers(loop, 0.05)
-        assert fifo_timers(loop, 0.05) is timers and fifo_timers(loop, 0.06) is not timers
+        timers = FifoTimers.of(loop, 0.05)
+        assert FifoTimers.of(loop, 0.05) is timers and FifoTimers.of(loop, 0.06) is not timers
         ran: list[tuple[str, float]] = []
         armed_at: dict[str, float] = {}
 
@@ -53,7 +53,7 @@ def test_each_runs_when_its_own_timer_would_in_arming_order() -> None:
 def test_the_loop_timer_goes_with_the_last_and_callbacks_may_arm() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        timers = fifo_timers(loop, 0.02)
+        timers = FifoTimers.of(loop, 0.02)
         ran: list[str] = []
         timers.arm("x", lambda: ran.append("x"))
         assert timers.timer is not None
@@ -75,7 +75,7 @@ def test_the_loop_timer_goes_with_the_last_and_callbacks_may_arm() -> None:
     uvloop.run(asyncio.wait_for(scenario(), 10))
 
 
-@pytest.mark.parametrize("registry", [fifo_timers, idle_watch])
+@pytest.mark.parametrize("registry", [FifoTimers.of, IdleWatch.of])
 def test_each_loop_has_its_own(registry: Callable[[asyncio.AbstractEventLoop, float], object]) -> None:
     """The per-duration registries (these timers, idle.py's watches) hand a
     new loop -- a test's next one -- its own, not an earlier loop's."""

@@ -14,7 +14,7 @@ import asyncio
 
 import uvloop
 
-from ngxws.proxy.idle import IDLE_CHECKS, IdleWatch, idle_watch
+from ngxws.proxy.idle import IDLE_CHECKS, IdleWatch
 
 
 class _Tunnel:
@@ -33,9 +33,9 @@ def test_one_timer_checks_every_tunnel_and_stops_with_the_last() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         timeout = 0.2  # a check every 0.01 s
-        watch = idle_watch(loop, timeout)
+        watch = IdleWatch.of(loop, timeout)
         assert watch.period == timeout / IDLE_CHECKS
-        assert idle_watch(loop, timeout) is watch and idle_watch(loop, 0.3) is not watch
+        assert IdleWatch.of(loop, timeout) is watch and IdleWatch.of(loop, 0.3) is not watch
         assert watch.timer is None
         leaving = _Tunnel(watch, close_at=2)
         staying = [_Tunnel(watch) for _ in range(3)]

@@ -50,7 +50,7 @@ from ngxws.http.upstream_request import (
 from ngxws.proxy import fast_upgrade
 from ngxws.proxy.actions import carry_out
 from ngxws.proxy.deadline import within
-from ngxws.proxy.fifo_timers import FifoTimers, fifo_timers
+from ngxws.proxy.fifo_timers import FifoTimers
 from ngxws.proxy.pending import Pending
 from ngxws.proxy.request_body import ReadTimer, forget, open_body, send_body, upstream_framing
 from ngxws.proxy.response_pass import SendTimer
@@ -151,7 +151,7 @@ class ClientConnection(asyncio.Protocol):
         self.worker.connections.add(self)
         self.stat_state = self.worker.conn_stats.opened()
         # _arm_timer(), no timer to cancel yet
-        timer = self._timer = fifo_timers(self._loop or running_loop(), self.vhosts.default.client_header_timeout)
+        timer = self._timer = FifoTimers.of(self._loop or running_loop(), self.vhosts.default.client_header_timeout)
         timer.arm(self, self._timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -627,7 +627,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _arm_timer(self, seconds: float) -> None:
         self.cancel_timer()
-        timer = self._timer = fifo_timers(running_loop(), seconds)
+        timer = self._timer = FifoTimers.of(running_loop(), seconds)
         timer.arm(self, self._timeout)
 
     def cancel_timer(self) -> None:

@@ -6,8 +6,8 @@ plain-HTTP address or upstream block (``fast_target``), no request body,
 on a plain listener, below the ``ws_max_connections`` cap, ``start`` drives
 the upgrade as nginx does, event by event:
 
-    head complete -> connect started (one TimerHandle: proxy_connect_timeout)
-    connected     -> the request head written (the timer re-armed:
+    head complete -> connect started (timer: proxy_connect_timeout)
+    connected     -> the request head written (timer re-armed:
                      proxy_read_timeout of the response head)
     101 read      -> head101's fast read (else UpstreamResponse) -> Tunnel
 
@@ -43,7 +43,7 @@ from ngxws.http.upstream_request import (
 from ngxws.proxy.actions import carry_out
 from ngxws.proxy.context import RequestIO
 from ngxws.proxy.dial import Dial, family_of
-from ngxws.proxy.fifo_timers import FifoTimers, fifo_timers
+from ngxws.proxy.fifo_timers import FifoTimers
 from ngxws.proxy.head101 import parse_101
 from ngxws.proxy.request_body import upstream_framing
 from ngxws.proxy.upgrade import asks_websocket, tunnel_now, upgrade_answered, upstream_failed
@@ -152,7 +152,7 @@ class FastUpgrade:
     """One upgrade in flight, kept as ``conn.task`` (``cancel``: the client left)."""
 
     __slots__ = (
-        "conn", "pending", "server", "loc", "captures", "plan", "_v", "timer", "deadline", "connecting",
+        "conn", "pending", "server", "loc", "captures", "plan", "_v", "timer", "connecting",
         "attempts", "selector", "transport", "peer", "addr", "done", "dial", "loop",
     )
 
@@ -165,12 +165,9 @@ class FastUpgrade:
         self.loc = loc
         self.captures = captures
         self._v: RequestVariables | None = None  # made when something reads it (variables())
-        # one handle: proxy_connect_timeout, then (moved on only when it
-        # fires, or when the head's deadline comes first) proxy_read_timeout
-        # (a FifoTimers queue holds it by this object: fifo_timers.py; a
-        # handle of its own only for a re-arming for the rest of a deadline)
-        self.timer: FifoTimers | asyncio.TimerHandle | None = None
-        self.deadline = 0.0  # when the response head is late (loop time)
+        # proxy_connect_timeout's queue, then proxy_read_timeout's (which
+        # holds this object's timer: fifo_timers.py, re-arming is cheap)
+        self.timer: FifoTimers | None = None
         self.connecting: _Stepper | Dial | None = None
         self.transport: asyncio.Transport | Dial | None = None
         # the upstream a plain socket (dial.py) when the tunnel will be
@@ -231,7 +228,7 @@ class FastUpgrade:
         attempts.tried += 1
         loop = self.loop
         self._stop_timer()  # the previous peer's
-        timers = self.timer = fifo_timers(loop, self.loc.proxy.connect_timeout)
+        timers = self.timer = FifoTimers.of(loop, self.loc.proxy.connect_timeout)
         timers.arm(self, self._expired)
         family = None
         if self.dial and peer.conf.unix is None:
@@ -305,37 +302,22 @@ class FastUpgrade:
         except Exception as err:
             self._resume(_raising(err))
             return
-        read_timeout = self.loc.proxy.read_timeout
-        self.deadline = loop.time() + read_timeout
-        timer = self.timer
-        if isinstance(timer, FifoTimers):
-            when = timer.armed[self][0]
-        else:
-            when = timer.when() if timer is not None else 0.0
-        if timer is None or self.deadline < when:
-            self._stop_timer()
-            timers = self.timer = fifo_timers(loop, read_timeout)
-            timers.arm(self, self._expired)
+        self._stop_timer()
+        timers = self.timer = FifoTimers.of(loop, self.loc.proxy.read_timeout)
+        timers.arm(self, self._expired)
 
     def _stop_timer(self) -> None:
-        timer, self.timer = self.timer, None
-        if isinstance(timer, FifoTimers):
-            timer.cancel(self)
-        elif timer is not None:
-            timer.cancel()
+        if self.timer is not None:
+            self.timer.cancel(self)
+            self.timer = None
 
     def _expired(self) -> None:
-        """The one timer: the connect is late, or (re-armed) the response head."""
+        """The timer: the connect is late, or (re-armed) the response head."""
         self.timer = None
         if self.done:
             return
         if self.connecting is not None:
             self.connecting.expire()  # proxy_connect_timeout (_connected sees it cancelled)
-            return
-        loop = running_loop()
-        left = self.deadline - loop.time()
-        if left > 0:
-            self.timer = loop.call_later(left, self._expired)
             return
         self._read_timed_out()
 

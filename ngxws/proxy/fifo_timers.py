@@ -18,16 +18,18 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-__all__ = ["FifoTimers", "fifo_timers"]
+from ngxws.running import PerLoop
+
+__all__ = ["FifoTimers"]
 
 
-class FifoTimers:
+class FifoTimers(PerLoop):
     """The armed timers of ``seconds`` on ``loop``, by owner (one each)."""
 
-    __slots__ = ("loop", "seconds", "armed", "timer")
+    __slots__ = ("seconds", "armed", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-        self.loop = loop
+        super().__init__(loop, seconds)
         self.seconds = seconds
         # owner -> (when, callback), in arming order (= expiry order)
         self.armed: OrderedDict[Hashable, tuple[float, Callable[[], object]]] = OrderedDict()
@@ -68,17 +70,3 @@ class FifoTimers:
 # the loop's timers run in whole milliseconds: one due within that is due
 # (not re-armed for the rest, which would run the loop for nothing)
 _GRAIN = 0.001
-
-# seconds -> the running loop's timers (one loop per worker; a test's
-# earlier loop's are replaced)
-_TIMERS: dict[float, FifoTimers] = {}
-
-
-def fifo_timers(loop: asyncio.AbstractEventLoop, seconds: float) -> FifoTimers:
-    """``loop``'s timers of ``seconds``."""
-    timers = _TIMERS.get(seconds)
-    if timers is None or timers.loop is not loop:
-        if len(_TIMERS) >= 256:  # the configuration's durations: few
-            _TIMERS.clear()
-        timers = _TIMERS[seconds] = FifoTimers(loop, seconds)
-    return timers

@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-__all__ = ["IDLE_CHECKS", "IdleWatch", "idle_watch"]
+from ngxws.running import PerLoop
+
+__all__ = ["IDLE_CHECKS", "IdleWatch"]
 
 IDLE_CHECKS = 20
 
@@ -31,13 +33,13 @@ class Watched(Protocol):
     def check_idle(self) -> None: ...
 
 
-class IdleWatch:
+class IdleWatch(PerLoop):
     """The tunnels of one loop with one read timeout, checked together."""
 
-    __slots__ = ("loop", "period", "tunnels", "timer")
+    __slots__ = ("period", "tunnels", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        self.loop = loop
+        super().__init__(loop, timeout)
         self.period = timeout / IDLE_CHECKS
         self.tunnels: dict[Watched, None] = {}  # in joining order
         self.timer: asyncio.TimerHandle | None = None  # armed while a tunnel is watched
@@ -60,18 +62,3 @@ class IdleWatch:
             tunnel.check_idle()
         if self.tunnels and self.timer is None:
             self.timer = self.loop.call_later(self.period, self._tick)
-
-
-# timeout -> the running loop's watch (one loop per worker; a watch of
-# another loop, a test's earlier one, is replaced)
-_WATCHES: dict[float, IdleWatch] = {}
-
-
-def idle_watch(loop: asyncio.AbstractEventLoop, timeout: float) -> IdleWatch:
-    """The watch of ``loop``'s tunnels whose read timeout is ``timeout``."""
-    watch = _WATCHES.get(timeout)
-    if watch is None or watch.loop is not loop:
-        if len(_WATCHES) >= 256:  # the configuration's timeouts: few (a test's loops: dropped)
-            _WATCHES.clear()
-        watch = _WATCHES[timeout] = IdleWatch(loop, timeout)
-    return watch

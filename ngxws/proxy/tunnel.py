@@ -53,7 +53,7 @@ from ngxws.accounting import counters as C
 from ngxws.accounting.breakdown import record_close
 from ngxws.proxy.close_details import Tally, close_text
 from ngxws.proxy.dial import Dial
-from ngxws.proxy.idle import IDLE_CHECKS, IdleWatch, idle_watch
+from ngxws.proxy.idle import IDLE_CHECKS, IdleWatch
 from ngxws.proxy.splice import Spliced, splice_born, splice_tunnel
 from ngxws.proxy.turns import (
     LINE_COST,
@@ -517,7 +517,7 @@ class Tunnel:
             self.client_side.write = upstream.write
             self.upstream_side.write = client.write
             self.upstream = upstream
-        self.idle = idle_watch(loop, read_timeout)
+        self.idle = IdleWatch.of(loop, read_timeout)
         self.idle.add(self)
         if conn_age is not None:
             self._arm(loop.call_later(conn_age, self.close_with, 4001, "Connection is Aged"))
