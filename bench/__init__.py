@@ -12,4 +12,9 @@ Module map, in data-flow order:
 - ``probe.py``: W8's latency probes (stat GET, upgrade + echo), in their own process.
 - ``driver.py``: rounds A B A B ..., cells, timeouts.
 - ``report.py``: medians, ratios, targets; the table and the JSON file.
+
+Tools beside ``make bench`` (bench/PROFILE.md says what each found): ``ab.py``
+(two ngxws trees on W5, CPU per connection), ``callcount.py`` (calls per W5
+connection), ``fixed_rate.py`` (ngxws and nginx at a fixed offered rate, CPU
+per W5 connection or W4 round trip).
 """
