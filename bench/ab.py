@@ -79,6 +79,26 @@ async def _cell(port: int, count: int) -> int:
     return done
 
 
+def start_backend(stats: Path, cpus: set[int] | None = None, cwd: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """``bench.backend`` (sink and echo), its counters in ``stats``, pinned to
+    ``cpus`` when given; (the process, its port)."""
+    backend = subprocess.Popen(
+        [sys.executable, "-m", "bench.backend", "--stats", str(stats)],
+        stdout=subprocess.PIPE, stdin=subprocess.PIPE, cwd=cwd,
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+    )  # fmt: skip
+    assert backend.stdout is not None
+    return backend, int(backend.stdout.readline().split()[1])
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate every process, then wait for each (at most 10 s apiece)."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(10)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,12 +124,7 @@ def main(argv: list[str]) -> int:
     rounds = int(argv[2]) if len(argv) > 2 else 5
     count = int(argv[3]) if len(argv) > 3 else 3000
     tmp = Path(tempfile.mkdtemp(prefix="ngxws-ab-"))
-    backend = subprocess.Popen(
-        [sys.executable, "-m", "bench.backend", "--stats", str(tmp / "backend.stats")],
-        stdout=subprocess.PIPE, stdin=subprocess.PIPE, preexec_fn=lambda: os.sched_setaffinity(0, {1}),
-    )  # fmt: skip
-    assert backend.stdout is not None
-    backend_port = int(backend.stdout.readline().split()[1])
+    backend, backend_port = start_backend(tmp / "backend.stats", {1})
     proxies: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
         for name, tree in trees.items():
@@ -138,12 +153,7 @@ def main(argv: list[str]) -> int:
         for name, values in results.items():
             print(f"{name}: median {statistics.median(values):.0f} us/connection, cells {[round(v) for v in values]}")
     finally:
-        for proc, _ in proxies.values():
-            proc.terminate()
-        backend.terminate()
-        for proc, _ in proxies.values():
-            proc.wait(10)
-        backend.wait(10)
+        stop_all([proc for proc, _ in proxies.values()] + [backend])
     return 0
 
 

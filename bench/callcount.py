@@ -25,7 +25,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench.ab import _cell, _free_port, _wait_listening
+from bench.ab import _cell, _free_port, _wait_listening, start_backend, stop_all
 from bench.proxies import ConfSpec, render_conf
 
 _RUN = "        uvloop.run(main())\n"
@@ -49,12 +49,7 @@ def main(argv: list[str]) -> int:
         "        _prof.runcall(uvloop.run, main())\n"
         f"        _prof.dump_stats({str(stats)!r})\n"
     )))  # fmt: skip
-    backend = subprocess.Popen(
-        [sys.executable, "-m", "bench.backend", "--stats", str(tmp / "backend.stats")],
-        stdout=subprocess.PIPE, stdin=subprocess.PIPE, cwd=here,
-    )  # fmt: skip
-    assert backend.stdout is not None
-    backend_port = int(backend.stdout.readline().split()[1])
+    backend, backend_port = start_backend(tmp / "backend.stats", cwd=here)
     port = _free_port()
     conf = tmp / "nginx.conf"
     conf.write_text(render_conf(ConfSpec(port, backend_port, 1, tmp)))
@@ -65,10 +60,7 @@ def main(argv: list[str]) -> int:
         _wait_listening(port)
         done = uvloop.run(_cell(port, conns))
     finally:
-        proxy.terminate()
-        proxy.wait(10)
-        backend.terminate()
-        backend.wait(10)
+        stop_all([proxy, backend])
     for _ in range(50):  # the worker writes its profile as it exits
         if stats.exists():
             break

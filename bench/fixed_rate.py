@@ -37,7 +37,7 @@ from pathlib import Path
 
 import uvloop
 
-from bench.ab import _cpu_seconds, _free_port, _one, _wait_listening
+from bench.ab import _cpu_seconds, _free_port, _one, _wait_listening, start_backend, stop_all
 from bench.loadgen import IdleClient, abort_all, open_clients, tick_frames
 from bench.proxies import NGINX, NGXWS, ConfSpec, proxy_command, render_conf
 from bench.wire import Opcode, client_frame, close_payload, server_frame, upgrade_request
@@ -136,12 +136,7 @@ def main(argv: list[str]) -> int:
     rounds = int(argv[3]) if len(argv) > 3 else 4
     unit = "connection" if kind == "churn" else "round trip"
     tmp = Path(tempfile.mkdtemp(prefix="ngxws-fixed-rate-"))
-    backend = subprocess.Popen(
-        [sys.executable, "-m", "bench.backend", "--stats", str(tmp / "backend.stats")],
-        stdout=subprocess.PIPE, stdin=subprocess.PIPE, preexec_fn=lambda: os.sched_setaffinity(0, {1}),
-    )  # fmt: skip
-    assert backend.stdout is not None
-    backend_port = int(backend.stdout.readline().split()[1])
+    backend, backend_port = start_backend(tmp / "backend.stats", {1})
     proxies: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
         for side in (NGXWS, NGINX):
@@ -165,12 +160,7 @@ def main(argv: list[str]) -> int:
         print(f"medians: ngxws {medians[NGXWS]:.2f}, nginx {medians[NGINX]:.2f} us per {unit}; "
               f"ngxws / nginx {medians[NGXWS] / medians[NGINX]:.2f}")  # fmt: skip
     finally:
-        for proc, _ in proxies.values():
-            proc.terminate()
-        backend.terminate()
-        for proc, _ in proxies.values():
-            proc.wait(10)
-        backend.wait(10)
+        stop_all([proc for proc, _ in proxies.values()] + [backend])
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
