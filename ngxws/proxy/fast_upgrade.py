@@ -227,9 +227,8 @@ class FastUpgrade:
             return
         attempts.tried += 1
         loop = self.loop
-        self._stop_timer()  # the previous peer's
-        timers = self.timer = FifoTimers.of(loop, self.loc.proxy.connect_timeout)
-        timers.arm(self, self._expired)
+        if self.timer is not None:
+            self._stop_timer()  # the previous peer's
         family = None
         if self.dial and peer.conf.unix is None:
             family = peer.family
@@ -241,9 +240,18 @@ class FastUpgrade:
             except OSError as exc:  # socket() failed
                 self.connected(peer, None, exc)
                 return
-            if dial.at_once:  # connected already (loopback): on at once
+            if dial.at_once:
+                # connected already (loopback): on at once, with no connect
+                # timer -- ngx_http_upstream_connect() arms proxy_connect_timeout
+                # only when the connect returned NGX_AGAIN
                 dial.connect_done()
+                return
+            self.timer = FifoTimers.of(loop, self.loc.proxy.connect_timeout)
+            self.timer.arm(self, self._expired)
             return
+        # the loop's connect may end inside step(): its timer is armed first
+        timers = self.timer = FifoTimers.of(loop, self.loc.proxy.connect_timeout)
+        timers.arm(self, self._expired)
         reader = _HeadReader(self)  # not kept here: no cycle to leave to the collector
         if peer.conf.unix is not None:  # an upstream block's unix: server
             coro = loop.create_unix_connection(lambda: reader, peer.conf.unix)
@@ -302,7 +310,8 @@ class FastUpgrade:
         except Exception as err:
             self._resume(_raising(err))
             return
-        self._stop_timer()
+        if self.timer is not None:  # none after a connect that ended in connect()
+            self._stop_timer()
         timers = self.timer = FifoTimers.of(loop, self.loc.proxy.read_timeout)
         timers.arm(self, self._expired)
 
