@@ -39,7 +39,7 @@ import uvloop
 
 from bench.ab import _cpu_seconds, _free_port, _one, _wait_listening, start_backend, stop_all
 from bench.loadgen import IdleClient, abort_all, open_clients, tick_frames
-from bench.proxies import NGINX, NGXWS, ConfSpec, proxy_command, render_conf
+from bench.proxies import DEFAULT_NGXWS_CMD, NGINX, NGXWS, ConfSpec, proxy_command, render_conf
 from bench.wire import Opcode, client_frame, close_payload, server_frame, upgrade_request
 
 ECHO_CONNS = 100
@@ -120,7 +120,7 @@ def _start(side: str, tmp: Path, backend_port: int) -> tuple[subprocess.Popen[by
     conf.write_text(render_conf(ConfSpec(port, backend_port, 1, prefix)))
     argv = proxy_command(
         side, conf, prefix, nginx_bin=shutil.which(NGINX) or "/usr/sbin/nginx",
-        ngxws_cmd="{python} -m ngxws run -c {conf} -p {prefix}",
+        ngxws_cmd=DEFAULT_NGXWS_CMD,
     )  # fmt: skip
     proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
     _wait_listening(port)

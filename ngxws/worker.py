@@ -233,9 +233,6 @@ class Worker:
 
         return arrival
 
-    def _arriving(self) -> list[asyncio.BaseTransport]:
-        return self.arrivals.pending()
-
     def _log_refused(self, cap: int) -> None:
         # nginx logs this per refused connection; once a second is enough to see it.
         now = asyncio.get_running_loop().time()
@@ -327,7 +324,7 @@ class Worker:
         deadline = loop.time() + SHUTDOWN_GRACE
         close_waiting_at = loop.time() + DRAIN_IDLE_GRACE
         while (
-            (self.tunnels or self.connections or self._arriving())
+            (self.tunnels or self.connections or self.arrivals.pending())
             and loop.time() < deadline
             and not (self._fast and not self.tunnels)
         ):
@@ -346,7 +343,7 @@ class Worker:
         for conn in list(self.connections):
             conn.shutdown(waiting_too)
         if waiting_too:
-            for transport in self._arriving():
+            for transport in self.arrivals.pending():
                 cast(asyncio.Transport, transport).abort()
 
     def _close_tunnels_now(self) -> None:
@@ -384,7 +381,7 @@ class Worker:
         deadline = (
             loop.time() + WORKER_SHUTDOWN_TIMEOUT if WORKER_SHUTDOWN_TIMEOUT is not None else None
         )
-        while self.tunnels or self.connections or self._arriving():
+        while self.tunnels or self.connections or self.arrivals.pending():
             if self._stopping:
                 return  # stop() finishes
             now = loop.time()

@@ -689,7 +689,6 @@ def test_a_read_that_fills_the_buffer_means_never_steady() -> None:
     assert _steady_news(3, [HUGE_FRAME + b"\x01" * 20] + [b"\x01"] * 5, size=16) == []
 
 
-
 @pytest.mark.parametrize("path", ["spliced", "transports"])
 def test_a_closed_tunnel_goes_by_reference_counting(path: str) -> None:
     """Nothing of a closed tunnel is left for the cycle collector: the

@@ -227,8 +227,7 @@ class FastUpgrade:
             return
         attempts.tried += 1
         loop = self.loop
-        if self.timer is not None:
-            self._stop_timer()  # the previous peer's
+        self._stop_timer()  # the previous peer's
         family = None
         if self.dial and peer.conf.unix is None:
             family = peer.family
@@ -246,12 +245,9 @@ class FastUpgrade:
                 # only when the connect returned NGX_AGAIN
                 dial.connect_done()
                 return
-            self.timer = FifoTimers.of(loop, self.loc.proxy.connect_timeout)
-            self.timer.arm(self, self._expired)
+            self._arm_timer(self.loc.proxy.connect_timeout)
             return
-        # the loop's connect may end inside step(): its timer is armed first
-        timers = self.timer = FifoTimers.of(loop, self.loc.proxy.connect_timeout)
-        timers.arm(self, self._expired)
+        self._arm_timer(self.loc.proxy.connect_timeout)  # first: the loop's connect may end inside step()
         reader = _HeadReader(self)  # not kept here: no cycle to leave to the collector
         if peer.conf.unix is not None:  # an upstream block's unix: server
             coro = loop.create_unix_connection(lambda: reader, peer.conf.unix)
@@ -292,7 +288,6 @@ class FastUpgrade:
         self.peer = peer
         conn = self.conn
         conn.upstream_transport = self.transport = transport  # type: ignore[assignment]  # a Dial is one to it
-        loop = self.loop
         try:
             head = self.pending.head
             assert head is not None
@@ -310,9 +305,12 @@ class FastUpgrade:
         except Exception as err:
             self._resume(_raising(err))
             return
-        if self.timer is not None:  # none after a connect that ended in connect()
-            self._stop_timer()
-        timers = self.timer = FifoTimers.of(loop, self.loc.proxy.read_timeout)
+        self._arm_timer(self.loc.proxy.read_timeout)
+
+    def _arm_timer(self, seconds: float) -> None:
+        """This upgrade's one timer, now ``seconds``'s (the one armed before stopped)."""
+        self._stop_timer()
+        timers = self.timer = FifoTimers.of(self.loop, seconds)
         timers.arm(self, self._expired)
 
     def _stop_timer(self) -> None:
